@@ -1,0 +1,1 @@
+"""The running bot: configuration, platform adapters, the web server and the CLI."""

@@ -1,0 +1,45 @@
+"""The one internal message and reply type every platform adapter translates to and from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Platform = Literal["console", "wecom", "dingtalk"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with a message (a photo of a hazard or of its fix)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message addressed to the bot, already stripped of its @mention."""
+
+    platform: Platform
+    msg_id: str
+    chat_id: str
+    sender_id: str  # platform user id (WeCom userid, DingTalk staff id, console person key)
+    text: str
+    received_at: datetime  # zone-aware
+    sender_name: str = ""
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the bot answers: text, optionally an image or a file, and people to @-mention."""
+
+    text: str
+    mentions: tuple[str, ...] = ()  # person keys to @-mention
+    image_png: bytes | None = None
+    file_name: str | None = None
+    file_data: bytes | None = None
+    kind: Literal["text", "markdown"] = "text"
+    extras: dict[str, str] = field(default_factory=dict)

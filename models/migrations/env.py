@@ -1,0 +1,23 @@
+"""Alembic environment: runs against the connection handed over by models.db.upgrade."""
+
+from alembic import context
+
+import models.tables  # noqa: F401  (registers every table on the metadata)
+from models.tables import metadata
+
+config = context.config
+connection = config.attributes.get("connection")
+
+if connection is None:  # `alembic` CLI use: take the URL from -x url=...
+    from models.db import make_engine
+
+    url = context.get_x_argument(as_dictionary=True).get("url", "sqlite:///data/safetybot.db")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+else:
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()

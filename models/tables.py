@@ -1,0 +1,241 @@
+"""Table definitions. Nothing in the ledger is edited without an event row saying who and when.
+
+Note: no `from __future__ import annotations` here (SQLModel relationships break with it).
+"""
+
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Optional
+
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Named constraints so Alembic batch migrations on SQLite can alter them later.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class HazardStatus(StrEnum):
+    """The closed loop 排查 → 整改 → 验收 → 销号 (plus a withdrawn report)."""
+
+    RECTIFYING = "rectifying"  # 整改中 (found, waiting for the fix)
+    RECTIFIED = "rectified"  # 已整改，待验收
+    CLOSED = "closed"  # 已销号
+    WITHDRAWN = "withdrawn"  # 已撤销
+
+    @property
+    def label(self) -> str:
+        return {"rectifying": "整改中", "rectified": "待验收", "closed": "已销号", "withdrawn": "已撤销"}[
+            self.value
+        ]
+
+
+OPEN_STATUSES = (HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value)
+
+
+class CampaignRow(SQLModel, table=True):
+    """A campaign as configured, plus the state the bot keeps (the next hazard number)."""
+
+    __tablename__ = "campaign"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    start: date
+    end: date
+    timezone: str = "Asia/Shanghai"
+    report_every_days: Optional[int] = None
+    report_first: Optional[date] = None
+    report_at: Optional[str] = Field(default=None, max_length=5)  # "HH:MM" local time
+    next_number: int = 1
+
+
+class PhaseRow(SQLModel, table=True):
+    __tablename__ = "phase"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
+    seq: int
+    name: str
+    start: date
+    end: date
+    deliverable: str = ""
+
+
+class MilestoneRow(SQLModel, table=True):
+    __tablename__ = "milestone"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
+    name: str
+    due: date
+
+
+class UnitRow(SQLModel, table=True):
+    """A unit (school, department …); units nest through `parent_id`."""
+
+    __tablename__ = "unit"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    parent_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    aliases: str = ""  # "|"-separated other names people type
+    active: bool = True
+
+
+class PersonRow(SQLModel, table=True):
+    __tablename__ = "person"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(index=True)
+    unit_id: str = Field(foreign_key="unit.id", index=True, max_length=64)
+    roles: str = "teacher"  # comma-separated roles
+    wecom_userid: Optional[str] = Field(default=None, index=True, max_length=128)
+    dingtalk_staff_id: Optional[str] = Field(default=None, index=True, max_length=128)
+    mobile: Optional[str] = Field(default=None, max_length=20)
+    active: bool = True
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(",") if r)
+
+
+class GroupRow(SQLModel, table=True):
+    """A chat group the bot lives in."""
+
+    __tablename__ = "chat_group"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    platform: str = Field(max_length=16)
+    kind: str = Field(default="staff", max_length=16)
+    chat_id: Optional[str] = Field(default=None, max_length=128, index=True)
+    campaign_id: Optional[str] = Field(default=None, max_length=64)
+
+
+class GroupUnit(SQLModel, table=True):
+    __tablename__ = "group_unit"
+    group_id: str = Field(foreign_key="chat_group.id", primary_key=True, max_length=64)
+    unit_id: str = Field(foreign_key="unit.id", primary_key=True, max_length=64)
+
+
+class Hazard(SQLModel, table=True):
+    """One row of the ledger (seed 003 附件2), numbered per campaign (序号 #N)."""
+
+    __tablename__ = "hazard"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number"),
+        Index("ix_hazard_campaign_status_unit", "campaign_id", "status", "unit_id"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
+    number: int  # 序号
+    unit_id: str = Field(foreign_key="unit.id", index=True, max_length=64)
+    location: str  # 部位
+    check_item: str = ""  # 检查内容
+    problem: str = Field(sa_column=Column(Text, nullable=False))  # 存在隐患问题
+    measure: str = ""  # 整改措施
+    completion: str = ""  # 整改完成情况
+    responsible_name: str = ""  # 责任人 as shown in the ledger
+    responsible_id: Optional[str] = Field(default=None, foreign_key="person.id", max_length=64)
+    reporter_id: str = Field(foreign_key="person.id", max_length=64)
+    category: str = Field(default="其他", max_length=32)
+    level: str = Field(default="一般", max_length=8)  # 一般 / 重大
+    building_id: Optional[str] = Field(default=None, max_length=64)
+    immediate: bool = False  # 能立即整改
+    closed_building: bool = False  # 停用
+    deadline: date  # 整改期限
+    status: str = Field(default=HazardStatus.RECTIFYING.value, sa_type=String(16))
+    found_at: datetime = Field(sa_column=_ts())  # 检查时间
+    rectified_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    closed_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))  # 销号时间
+    remark: str = ""  # 备注
+    source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")
+
+    @property
+    def status_label(self) -> str:
+        return HazardStatus(self.status).label
+
+    def is_overdue(self, today: date) -> bool:
+        """Past its deadline and not yet rectified."""
+        return self.status == HazardStatus.RECTIFYING.value and self.deadline < today
+
+
+class HazardEvent(SQLModel, table=True):
+    """Append-only audit trail (整改一项，签字备书): who did what to which hazard, when."""
+
+    __tablename__ = "hazard_event"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    hazard_id: int = Field(foreign_key="hazard.id", index=True)
+    at: datetime = Field(sa_column=_ts())
+    actor_id: str = Field(foreign_key="person.id", max_length=64)
+    action: str = Field(max_length=16)  # report, rectify, progress, close, reject, extend, withdraw
+    from_status: Optional[str] = Field(default=None, max_length=16)
+    to_status: Optional[str] = Field(default=None, max_length=16)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class AttachmentFile(SQLModel, table=True):
+    """A photo stored under the data dir by content hash."""
+
+    __tablename__ = "attachment"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    hazard_id: int = Field(foreign_key="hazard.id", index=True)
+    event_id: Optional[int] = Field(default=None, foreign_key="hazard_event.id")
+    sha256: str = Field(max_length=64, index=True)
+    filename: str = ""
+    content_type: str = Field(default="application/octet-stream", max_length=64)
+    size: int = 0
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class InboundMessage(SQLModel, table=True):
+    """Every message the bot received, keyed by the platform's message id (platforms retry)."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (UniqueConstraint("platform", "platform_msg_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    platform_msg_id: str = Field(max_length=128)
+    chat_id: str = Field(max_length=128)
+    sender_id: str = Field(max_length=128)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(sa_column=_ts())
+    state: str = Field(default="received", max_length=16)  # received, handled, failed
+    reply_text: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class CheckRecord(SQLModel, table=True):
+    """A place checked and found without hazard (coverage: 不漏一楼一房)."""
+
+    __tablename__ = "check_record"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", index=True, max_length=64)
+    unit_id: str = Field(foreign_key="unit.id", max_length=64)
+    person_id: str = Field(foreign_key="person.id", max_length=64)
+    location: str
+    check_item: str = ""
+    result: str = "无隐患"
+    building_id: Optional[str] = Field(default=None, max_length=64)
+    at: datetime = Field(sa_column=_ts())
+
+
+class Submission(SQLModel, table=True):
+    """A unit's 报送 for one reporting period, with the figures it submitted."""
+
+    __tablename__ = "submission"
+    __table_args__ = (UniqueConstraint("campaign_id", "unit_id", "period_start"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
+    unit_id: str = Field(foreign_key="unit.id", max_length=64)
+    period_start: date
+    person_id: str = Field(foreign_key="person.id", max_length=64)
+    at: datetime = Field(sa_column=_ts())
+    figures: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))

@@ -6,19 +6,94 @@ Secrets never live here: groups name the *environment variables* that hold their
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 Role = Literal["teacher", "unit_head", "safety_officer", "leader", "admin"]
 PlatformName = Literal["console", "wecom", "dingtalk"]
+ROLES: tuple[str, ...] = get_args(Role)
+PLATFORMS: tuple[str, ...] = get_args(PlatformName)
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+
+
+def _mask(value: str) -> str:
+    """Show only the start of a value that may be a secret."""
+    return f"{value[:4]}…" if len(value) > 4 else "…"
+
+
+def _looks_like_secret(value: str) -> bool:
+    """Heuristic: random-looking strings, URLs and known key prefixes are secrets, not env-var names."""
+    if "://" in value or "key=" in value or "access_token=" in value:
+        return True
+    if re.match(r"^SEC[0-9a-f]{16,}$", value):  # a DingTalk robot signing secret
+        return True
+    if len(value) >= 16 and "_" not in value:
+        return True
+    digits = sum(ch.isdigit() for ch in value)
+    return digits >= 6 and digits * 3 >= len(value)
+
+
+def _check_env_name(value: str) -> str:
+    """Accept an environment variable NAME; refuse (without echoing it) anything that looks like a secret."""
+    if _ENV_NAME.match(value) and not _looks_like_secret(value):
+        return value
+    if _looks_like_secret(value) or not _ENV_NAME.match(value.upper()):
+        raise PydanticCustomError(
+            "secret_in_config",
+            "this looks like a secret ({masked}), not an environment variable name: put the secret "
+            "in an environment variable and write its NAME here, e.g. SAFETYBOT_WECOM_WEBHOOK_KEY",
+            {"masked": _mask(value)},
+        )
+    raise PydanticCustomError(
+        "env_var_name",
+        "{value} is not an environment variable name: use UPPER_CASE letters, digits and _, "
+        "e.g. SAFETYBOT_WECOM_WEBHOOK_KEY",
+        {"value": repr(value)},
+    )
+
+
+def _normalize_mobile(value: Any) -> Any:
+    """Turn 13800000001 (unquoted), '138-0000-0001' or '+86 138…' into '13800000001'."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str):
+        value = re.sub(r"[\s-]", "", value)
+        value = re.sub(r"^(\+86|0086)", "", value)
+    return value
+
+
+def _check_mobile(value: str | None) -> str | None:
+    """Accept an 11-digit mainland mobile number."""
+    if value is not None and not _MOBILE.match(value):
+        raise PydanticCustomError(
+            "mobile", "{value} is not an 11-digit mobile number like 13800000001", {"value": repr(value)}
+        )
+    return value
+
+
+Id = Annotated[str, Field(pattern=_ID_PATTERN, min_length=1, max_length=64)]
+EnvVarName = Annotated[str, AfterValidator(_check_env_name)]
+Mobile = Annotated[str | None, BeforeValidator(_normalize_mobile), AfterValidator(_check_mobile)]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class _Model(BaseModel):
@@ -26,14 +101,14 @@ class _Model(BaseModel):
 
 
 class Phase(_Model):
-    name: str
+    name: NonEmpty
     start: date
     end: date
     deliverable: str = ""
 
 
 class Milestone(_Model):
-    name: str
+    name: NonEmpty
     date: date
 
 
@@ -49,13 +124,15 @@ class Reporting(_Model):
     def _parse_at(cls, value: Any) -> Any:
         if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
             hour, minute = value.strip().split(":")
+            if int(hour) > 23 or int(minute) > 59:
+                raise PydanticCustomError("time_of_day", "{value} is not a time of day (HH:MM)", {"value": repr(value)})
             return time(int(hour), int(minute))
         return value
 
 
 class Campaign(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str
+    id: Id
+    name: NonEmpty
     start: date
     end: date
     units: list[str] = Field(default_factory=list)  # empty: every configured unit
@@ -67,48 +144,37 @@ class Campaign(_Model):
 
 
 class Unit(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str
+    id: Id
+    name: NonEmpty
     parent: str | None = None
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[NonEmpty] = Field(default_factory=list)
 
 
 class Person(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str
+    id: Id
+    name: NonEmpty
     unit: str
     roles: list[Role] = Field(default_factory=lambda: ["teacher"])
-    wecom_userid: str | None = None
-    dingtalk_staff_id: str | None = None
-    mobile: str | None = Field(default=None, pattern=r"^1\d{10}$")
+    wecom_userid: str | None = Field(default=None, min_length=1, max_length=128)
+    dingtalk_staff_id: str | None = Field(default=None, min_length=1, max_length=128)
+    mobile: Mobile = None
 
 
 class Group(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str
+    id: Id
+    name: NonEmpty
     platform: PlatformName
     kind: Literal["staff", "leaders"] = "staff"
-    units: list[str] = Field(default_factory=list)
+    units: list[str] = Field(default_factory=list)  # empty: every configured unit
     campaign: str | None = None
-    chat_id: str | None = None  # the platform's chat id (WeCom chatid, DingTalk conversationId)
+    chat_id: str | None = Field(default=None, min_length=1, max_length=128)  # WeCom chatid, DingTalk conversationId
     # credential name -> NAME of the environment variable that holds it (never the secret itself)
-    credentials: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("credentials")
-    @classmethod
-    def _env_names_only(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [key for key, env in value.items() if not _ENV_NAME.match(env)]
-        if bad:
-            raise ValueError(
-                f"credentials {', '.join(bad)}: give the NAME of an environment variable "
-                "(e.g. SAFETYBOT_WECOM_WEBHOOK_KEY), never the secret itself"
-            )
-        return value
+    credentials: dict[str, EnvVarName] = Field(default_factory=dict)
 
 
 class Category(_Model):
-    name: str
-    keywords: list[str] = Field(default_factory=list)
+    name: NonEmpty
+    keywords: list[NonEmpty] = Field(default_factory=list)
 
 
 class Deadlines(_Model):
@@ -119,29 +185,51 @@ class Deadlines(_Model):
 
 
 class ChecklistItem(_Model):
-    project: str  # 督查项目
-    seq: int  # 序号
-    content: str  # 督查内容
+    project: NonEmpty  # 督查项目
+    seq: int = Field(ge=1)  # 序号
+    content: NonEmpty  # 督查内容
     method: str = ""  # 督查方法
     departments: list[str] = Field(default_factory=list)  # 责任部门 (unit ids)
 
 
 class Building(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str
+    id: Id
+    name: NonEmpty
     unit: str
-    aliases: list[str] = Field(default_factory=list)
-    built_year: int | None = None
+    aliases: list[NonEmpty] = Field(default_factory=list)
+    built_year: int | None = Field(default=None, ge=1800, le=2100)
 
 
 class Database(_Model):
     url: str = "sqlite:///data/safetybot.db"
 
+    @field_validator("url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(value).get_dialect()
+        except NoSuchModuleError:  # a subclass of ArgumentError, so it comes first
+            raise PydanticCustomError(
+                "database_url",
+                "unknown database kind {scheme}; use e.g. sqlite:/// or postgresql+psycopg://",
+                {"scheme": repr(value.split("://", 1)[0])},
+            ) from None
+        except ArgumentError:
+            raise PydanticCustomError(
+                "database_url",
+                "not a SQLAlchemy database URL; e.g. sqlite:///data/safetybot.db or "
+                "postgresql+psycopg://user@host/dbname",
+            ) from None
+        return value
+
 
 class Server(_Model):
-    host: str = "127.0.0.1"
+    host: NonEmpty = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    data_dir: str = "data"
+    data_dir: NonEmpty = "data"
 
 
 class Policy(_Model):
@@ -162,6 +250,17 @@ class Config(_Model):
     checklist: list[ChecklistItem] = Field(default_factory=list)
     buildings: list[Building] = Field(default_factory=list)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "unknown time zone {value}; use an IANA name such as Asia/Shanghai", {"value": repr(value)}
+            ) from None
+        return value
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -175,6 +274,9 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+# -- pydantic errors as `key.path: message` ------------------------------------------------
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -182,98 +284,389 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _cross_check(config: Config) -> list[str]:
-    """Checks that span several tables: dates in order, references that resolve, unique ids."""
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `list[Phase]` or `Reporting | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, dict, Union, Annotated) or type(annotation).__name__ == "UnionType":
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model that owns the table at `loc` (e.g. ('campaigns', 0, 'phases', 1) -> Phase)."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        found = _model_in(info.annotation) if info is not None else None
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, date, time))
+
+
+def _describe(err: Any) -> str:
+    """An actionable message for one pydantic error."""
+    kind, loc, value = err["type"], err["loc"], err.get("input")
+    if kind == "missing":
+        return "missing (this key is required)"
+    if kind == "extra_forbidden":
+        model = _model_at(tuple(loc[:-1]))
+        known = list(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else (f"; known keys: {', '.join(known)}" if known else "")
+        return f"unknown key{hint}"
+    if kind == "literal_error":
+        return f"unknown value {value!r}; use one of {err['ctx']['expected']}"
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
+        return f"{value!r} is not a valid id: use only ASCII letters, digits, '_', '.' and '-' (Chinese goes in name)"
+    message = str(err["msg"])
+    if kind in ("value_error", "assertion_error"):
+        return message.split(", ", 1)[-1]
+    if kind.startswith(("secret_in_config", "env_var_name", "mobile", "timezone", "database_url", "time_of_day")):
+        return message
+    if "credentials" in loc:  # never echo what may be a secret
+        return message
+    return f"{message} (got {value!r})" if _is_scalar(value) else message
+
+
+# -- cross-checks on the raw document ------------------------------------------------------
+# They read the raw TOML tolerantly (a value of the wrong type is simply skipped, pydantic already
+# reported it), so one bad row or nested value does not hide the other rows' problems.
+
+Row = dict[str, Any]
+
+
+def _rows(data: Row, key: str) -> list[Row]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        return []
+    return [row if isinstance(row, dict) else {} for row in value]
+
+
+def _str(row: Row, key: str) -> str | None:
+    value = row.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _strs(row: Row, key: str) -> list[tuple[int, str]]:
+    value = row.get(key)
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, str)]
+
+
+def _date(row: Row, key: str) -> date | None:
+    value = row.get(key)
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _ids(data: Row, table: str) -> set[str]:
+    return {ident for row in _rows(data, table) if (ident := _str(row, "id")) is not None}
+
+
+def _parents(data: Row) -> dict[str, str | None]:
+    return {ident: _str(row, "parent") for row in _rows(data, "units") if (ident := _str(row, "id")) is not None}
+
+
+def _descendants(roots: list[str], parents: dict[str, str | None]) -> set[str]:
+    """The given units and every unit below them."""
+    children: dict[str, list[str]] = {}
+    for unit, parent in parents.items():
+        if parent is not None:
+            children.setdefault(parent, []).append(unit)
+    found: set[str] = set()
+    stack = list(roots)
+    while stack:
+        unit = stack.pop()
+        if unit not in found:
+            found.add(unit)
+            stack.extend(children.get(unit, []))
+    return found
+
+
+def _scopes(data: Row) -> list[tuple[str, set[str]]]:
+    """Where a typed name must be unambiguous: each staff group's units with their subtrees."""
+    parents = _parents(data)
+    scopes: list[tuple[str, set[str]]] = []
+    for row in _rows(data, "groups"):
+        if row.get("kind", "staff") != "staff":
+            continue
+        roots = [unit for _, unit in _strs(row, "units")]
+        scopes.append((f"group {row.get('id')!r}", _descendants(roots, parents) if roots else set(parents)))
+    return scopes or [("the config", set(parents))]
+
+
+def _check_ids(data: Row) -> list[str]:
     problems: list[str] = []
+    for table in ("campaigns", "units", "people", "groups", "buildings"):
+        first: dict[str, int] = {}
+        for i, row in enumerate(_rows(data, table)):
+            ident = _str(row, "id")
+            if ident is None:
+                continue
+            if ident in first:
+                problems.append(f"{table}[{i}].id: duplicate id {ident!r} (also {table}[{first[ident]}])")
+            else:
+                first[ident] = i
+    return problems
 
-    def unique(items: list[Any], table: str) -> set[str]:
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.id in seen:
-                problems.append(f"{table}[{i}].id: duplicate id {item.id!r}")
-            seen.add(item.id)
-        return seen
 
-    unit_ids = unique(config.units, "units")
-    unique(config.people, "people")
-    unique(config.groups, "groups")
-    unique(config.buildings, "buildings")
-    campaign_ids = unique(config.campaigns, "campaigns")
-
-    try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"timezone: unknown time zone {config.timezone!r} (e.g. Asia/Shanghai)")
-
-    for i, unit in enumerate(config.units):
-        if unit.parent is not None and unit.parent not in unit_ids:
-            problems.append(f"units[{i}].parent: unknown unit {unit.parent!r}")
-    parents = {u.id: u.parent for u in config.units}
-    for i, unit in enumerate(config.units):
-        seen, cursor = {unit.id}, unit.parent
-        while cursor is not None and cursor in parents:
-            if cursor in seen:
-                problems.append(f"units[{i}].parent: cycle through {cursor!r}")
-                break
-            seen.add(cursor)
+def _check_units(data: Row) -> list[str]:
+    problems: list[str] = []
+    parents = _parents(data)
+    in_reported_cycle: set[str] = set()
+    for i, row in enumerate(_rows(data, "units")):
+        ident, parent = _str(row, "id"), _str(row, "parent")
+        if parent is None or ident is None:
+            continue
+        if parent not in parents:
+            problems.append(f"units[{i}].parent: unknown unit {parent!r}")
+            continue
+        # Report each cycle once, on its first unit; units merely hanging below a cycle are not at fault.
+        chain, cursor = [ident], parent
+        while cursor is not None and cursor in parents and cursor != ident and len(chain) <= len(parents):
+            chain.append(cursor)
             cursor = parents[cursor]
+        if cursor == ident and ident not in in_reported_cycle:
+            in_reported_cycle.update(chain)
+            problems.append(
+                f"units[{i}].parent: cycle {' → '.join([*chain, ident])} (units must form a tree)"
+            )
+    # The same short name on two units of one group would make 单位：保卫处 ambiguous.
+    units = _rows(data, "units")
+    reported: set[tuple[str, int, int]] = set()
+    for scope_name, scope in _scopes(data):
+        owner: dict[str, int] = {}
+        for i, row in enumerate(units):
+            if _str(row, "id") not in scope:
+                continue
+            labels = [("name", _str(row, "name"))] + [(f"aliases[{a}]", alias) for a, alias in _strs(row, "aliases")]
+            for key, label in labels:
+                if not label:
+                    continue
+                other = owner.setdefault(label, i)
+                if other != i and (label, other, i) not in reported:
+                    reported.add((label, other, i))
+                    problems.append(
+                        f"units[{i}].{key}: {label!r} also names units[{other}] ({_str(units[other], 'id')!r}) "
+                        f"in {scope_name}; people could not say which unit they mean"
+                    )
+    return problems
 
-    for c, campaign in enumerate(config.campaigns):
-        where = f"campaigns[{c}]"
-        if campaign.end < campaign.start:
-            problems.append(f"{where}.end: before start")
-        for u, unit in enumerate(campaign.units):
+
+class _Span:
+    """A campaign's date range; either end may be unknown (invalid in the file)."""
+
+    def __init__(self, start: date | None, end: date | None) -> None:
+        self.start, self.end = start, end
+
+    def excludes(self, day: date | None) -> bool:
+        """True when `day` is known and falls outside the known bounds."""
+        if day is None:
+            return False
+        return (self.start is not None and day < self.start) or (self.end is not None and day > self.end)
+
+
+def _check_campaigns(data: Row) -> list[str]:
+    problems: list[str] = []
+    unit_ids = _ids(data, "units")
+    for c, row in enumerate(_rows(data, "campaigns")):
+        where, start, end = f"campaigns[{c}]", _date(row, "start"), _date(row, "end")
+        if start is not None and end is not None and end < start:
+            problems.append(f"{where}.end: before start ({end} < {start})")
+            start = end = None  # every date would be "outside"; the one problem above says it all
+        span = f"the campaign runs {start or '?'} → {end or '?'}"
+        outside = _Span(start, end).excludes
+        for u, unit in _strs(row, "units"):
             if unit not in unit_ids:
                 problems.append(f"{where}.units[{u}]: unknown unit {unit!r}")
-        for p, phase in enumerate(campaign.phases):
-            if phase.end < phase.start:
-                problems.append(f"{where}.phases[{p}].end: before start")
-            if phase.start < campaign.start or phase.end > campaign.end:
-                problems.append(f"{where}.phases[{p}]: outside the campaign {campaign.start}..{campaign.end}")
-        for m, milestone in enumerate(campaign.milestones):
-            if not campaign.start <= milestone.date <= campaign.end:
-                problems.append(f"{where}.milestones[{m}].date: outside the campaign {campaign.start}..{campaign.end}")
-        if campaign.reporting and not campaign.start <= campaign.reporting.first <= campaign.end:
-            problems.append(f"{where}.reporting.first: outside the campaign {campaign.start}..{campaign.end}")
-        for n, days in enumerate(campaign.nudge_days_before):
-            if days < 0:
-                problems.append(f"{where}.nudge_days_before[{n}]: must be 0 or more")
+        for p, phase in enumerate(_rows(row, "phases")):
+            p_start, p_end = _date(phase, "start"), _date(phase, "end")
+            if p_start is not None and p_end is not None and p_end < p_start:
+                problems.append(f"{where}.phases[{p}].end: before start ({p_end} < {p_start})")
+            if outside(p_start):
+                problems.append(f"{where}.phases[{p}].start: {p_start} is outside the campaign ({span})")
+            if outside(p_end):
+                problems.append(f"{where}.phases[{p}].end: {p_end} is outside the campaign ({span})")
+        for m, milestone in enumerate(_rows(row, "milestones")):
+            due = _date(milestone, "date")
+            if outside(due):
+                problems.append(f"{where}.milestones[{m}].date: {due} is outside the campaign ({span})")
+        reporting = row.get("reporting")
+        first = _date(reporting, "first") if isinstance(reporting, dict) else None
+        if outside(first):
+            problems.append(f"{where}.reporting.first: {first} is outside the campaign ({span})")
+        nudges = row.get("nudge_days_before")
+        for n, days in enumerate(nudges if isinstance(nudges, list) else []):
+            if isinstance(days, int) and days < 0:
+                problems.append(
+                    f"{where}.nudge_days_before[{n}]: {days} is negative; give days before a deadline (0 = on the day)"
+                )
+    return problems
 
-    for i, person in enumerate(config.people):
-        if person.unit not in unit_ids:
-            problems.append(f"people[{i}].unit: unknown unit {person.unit!r}")
-        if not person.roles:
-            problems.append(f"people[{i}].roles: give at least one role")
 
-    for i, group in enumerate(config.groups):
-        for u, unit in enumerate(group.units):
+def _check_people(data: Row) -> list[str]:
+    problems: list[str] = []
+    unit_ids = _ids(data, "units")
+    people = _rows(data, "people")
+    for i, row in enumerate(people):
+        unit = _str(row, "unit")
+        if unit is not None and unit not in unit_ids:
+            problems.append(f"people[{i}].unit: unknown unit {unit!r}")
+        if row.get("roles") == []:
+            problems.append(f"people[{i}].roles: give at least one role ({', '.join(ROLES)})")
+    # Inbound messages are matched to people by these ids, so each must point at one person.
+    for key in ("wecom_userid", "dingtalk_staff_id", "mobile"):
+        first: dict[str, int] = {}
+        for i, row in enumerate(people):
+            value = _normalize_mobile(row.get(key)) if key == "mobile" else row.get(key)
+            if not isinstance(value, str):
+                continue
+            if value in first:
+                problems.append(f"people[{i}].{key}: {value!r} is also people[{first[value]}].{key}")
+            else:
+                first[value] = i
+    reported: set[tuple[int, int]] = set()
+    for scope_name, scope in _scopes(data):
+        by_name: dict[str, int] = {}
+        for i, row in enumerate(people):
+            name = _str(row, "name")
+            if not name or _str(row, "unit") not in scope:
+                continue
+            other = by_name.setdefault(name, i)
+            if other != i and (other, i) not in reported:
+                reported.add((other, i))
+                problems.append(
+                    f"people[{i}].name: {name!r} is also people[{other}] in {scope_name}; "
+                    f"责任人：{name} would be ambiguous, so make the names differ (e.g. {name}2)"
+                )
+    if not any("admin" in [role for _, role in _strs(row, "roles")] for row in people):
+        problems.append('people: nobody has the admin role; give at least one person roles = ["admin"]')
+    return problems
+
+
+def _check_groups(data: Row) -> list[str]:
+    problems: list[str] = []
+    unit_ids, campaign_ids = _ids(data, "units"), _ids(data, "campaigns")
+    chats: dict[str, int] = {}
+    for i, row in enumerate(_rows(data, "groups")):
+        platform = _str(row, "platform")
+        for u, unit in _strs(row, "units"):
             if unit not in unit_ids:
                 problems.append(f"groups[{i}].units[{u}]: unknown unit {unit!r}")
-        if group.campaign is not None and group.campaign not in campaign_ids:
-            problems.append(f"groups[{i}].campaign: unknown campaign {group.campaign!r}")
+        campaign = _str(row, "campaign")
+        if campaign is not None and campaign not in campaign_ids:
+            problems.append(f"groups[{i}].campaign: unknown campaign {campaign!r}")
+        if platform in ("wecom", "dingtalk") and not row.get("credentials"):
+            problems.append(
+                f"groups[{i}].credentials: a {platform} group needs credentials "
+                "(the NAMES of the environment variables holding its keys)"
+            )
+        # Inbound messages find their group by chat id alone.
+        chat_id = _str(row, "chat_id")
+        if platform != "console" and chat_id is not None:
+            if chat_id in chats:
+                problems.append(f"groups[{i}].chat_id: {chat_id!r} is also groups[{chats[chat_id]}].chat_id")
+            else:
+                chats[chat_id] = i
+    return problems
 
-    for i, item in enumerate(config.checklist):
-        for d, dept in enumerate(item.departments):
+
+def _check_catalogue(data: Row) -> list[str]:
+    problems: list[str] = []
+    unit_ids = _ids(data, "units")
+    names: dict[str, int] = {}
+    owners: dict[str, int] = {}
+    for i, row in enumerate(_rows(data, "categories")):
+        name = _str(row, "name")
+        if name is not None and name in names:
+            problems.append(f"categories[{i}].name: duplicate category {name!r} (also categories[{names[name]}])")
+        elif name is not None:
+            names[name] = i
+        for k, keyword in _strs(row, "keywords"):
+            other = owners.setdefault(keyword, i)
+            if other != i:
+                problems.append(
+                    f"categories[{i}].keywords[{k}]: {keyword!r} is also a keyword of categories[{other}]; "
+                    "the bot could not tell which category a report belongs to"
+                )
+    seqs: dict[tuple[str, int], int] = {}
+    for i, row in enumerate(_rows(data, "checklist")):
+        for d, dept in _strs(row, "departments"):
             if dept not in unit_ids:
                 problems.append(f"checklist[{i}].departments[{d}]: unknown unit {dept!r}")
-    for i, building in enumerate(config.buildings):
-        if building.unit not in unit_ids:
-            problems.append(f"buildings[{i}].unit: unknown unit {building.unit!r}")
+        project, seq = _str(row, "project"), row.get("seq")
+        if project is not None and isinstance(seq, int):
+            if (project, seq) in seqs:
+                problems.append(f"checklist[{i}].seq: {project} {seq} is also checklist[{seqs[project, seq]}]")
+            else:
+                seqs[project, seq] = i
+    labels: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(_rows(data, "buildings")):
+        unit = _str(row, "unit")
+        if unit is None:
+            continue
+        if unit not in unit_ids:
+            problems.append(f"buildings[{i}].unit: unknown unit {unit!r}")
+        for key, label in [("name", _str(row, "name"))] + [(f"aliases[{a}]", x) for a, x in _strs(row, "aliases")]:
+            if not label:
+                continue
+            other = labels.setdefault((unit, label), i)
+            if other != i:
+                problems.append(f"buildings[{i}].{key}: {label!r} also names buildings[{other}] of the same unit")
     return problems
+
+
+_ORDER = {name: rank for rank, name in enumerate(Config.model_fields)}
+
+
+def _sort_key(problem: str) -> tuple[int, int]:
+    match = re.match(r"^(\w+)(?:\[(\d+)\])?", problem)
+    if match is None:
+        return (len(_ORDER), 0)
+    # A problem about a whole table ("people: ...") comes after its rows' problems.
+    index = int(match.group(2)) if match.group(2) is not None else 1 << 30
+    return (_ORDER.get(match.group(1), len(_ORDER)), index)
+
+
+def find_problems(data: dict[str, Any]) -> list[str]:
+    """Every problem in a parsed TOML document as `key.path: message` lines (empty when valid)."""
+    problems: list[str] = []
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.append(f"{_key_path(tuple(err['loc'])) or '(top level)'}: {_describe(err)}")
+    for check in (_check_ids, _check_units, _check_campaigns, _check_people, _check_groups, _check_catalogue):
+        problems.extend(check(data))
+    return sorted(dict.fromkeys(problems), key=_sort_key)
 
 
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming every problem."""
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(
-            [f"{_key_path(err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()]
-        ) from None
-    problems = _cross_check(config)
+    problems = find_problems(data)
     if problems:
         raise ConfigError(problems)
-    return config
+    return Config.model_validate(data)
 
 
 def load_config(path: str | Path) -> Config:
@@ -283,6 +676,10 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"(file): {path} does not exist"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"(file): {path} is not UTF-8 text; save it as UTF-8"]) from None
+    except OSError as exc:
+        raise ConfigError([f"(file): cannot read {path}: {exc.strerror or exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"(file): not valid TOML: {exc}"]) from None
     return parse_config(data)

@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Named constraints so Alembic batch migrations on SQLite can alter them later.
@@ -25,8 +25,27 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class AwareDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always gives back zone-aware datetimes (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: object) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a zone-aware time")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Optional[datetime], dialect: object) -> Optional[datetime]:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 def _ts(nullable: bool = False) -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=nullable)
+    return Column(AwareDateTime(), nullable=nullable)
 
 
 class HazardStatus(StrEnum):
@@ -163,6 +182,12 @@ class Hazard(SQLModel, table=True):
     def status_label(self) -> str:
         return HazardStatus(self.status).label
 
+    def status_label_for_ledger(self) -> str:
+        """整改完成情况 when no completion note was written."""
+        return {"rectifying": "整改中", "rectified": "已整改待验收", "closed": "已整改", "withdrawn": "已撤销"}[
+            self.status
+        ]
+
     def is_overdue(self, today: date) -> bool:
         """Past its deadline and not yet rectified."""
         return self.status == HazardStatus.RECTIFYING.value and self.deadline < today
@@ -231,11 +256,11 @@ class Submission(SQLModel, table=True):
     """A unit's 报送 for one reporting period, with the figures it submitted."""
 
     __tablename__ = "submission"
-    __table_args__ = (UniqueConstraint("campaign_id", "unit_id", "period_start"),)
+    __table_args__ = (UniqueConstraint("campaign_id", "unit_id", "period_due"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
     unit_id: str = Field(foreign_key="unit.id", max_length=64)
-    period_start: date
+    period_due: date  # the report day this 报送 is for (每N天报送)
     person_id: str = Field(foreign_key="person.id", max_length=64)
     at: datetime = Field(sa_column=_ts())
     figures: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 05:43:54.240573
+Create Date: 2026-11-23 05:50:21.846014
 """
 from typing import Sequence, Union
 
@@ -176,7 +176,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('unit_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('period_due', sa.Date(), nullable=False),
     sa.Column('person_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('figures', sa.Text(), nullable=False),
@@ -184,7 +184,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_submission_person_id_person')),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], name=op.f('fk_submission_unit_id_unit')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_submission')),
-    sa.UniqueConstraint('campaign_id', 'unit_id', 'period_start', name=op.f('uq_submission_campaign_id'))
+    sa.UniqueConstraint('campaign_id', 'unit_id', 'period_due', name=op.f('uq_submission_campaign_id'))
     )
     op.create_table('hazard_event',
     sa.Column('id', sa.Integer(), nullable=False),

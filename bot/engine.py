@@ -1,0 +1,204 @@
+"""The receive pipeline every platform adapter feeds: record, dedupe, identify, parse, route.
+
+Adapters call `record()` in the callback (fast, unique per platform message id) and then
+`process()` after acknowledging; `handle()` does both for adapters that answer inline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.config import Config
+from bot.sync import sync_config
+from handlers.context import BuildingRef, Context, Policy
+from handlers.messages import Inbound, Reply
+from handlers.parser import parse_message
+from handlers.router import dispatch
+from models.db import upgrade
+from models.ledger import descendants
+from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, PersonRow
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR_TEXT = "抱歉，处理这条消息时出了问题，已记录下来。已保存的数据不受影响，请稍后再试或联系管理员。"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The result of recording an inbound message: its row id, or None for a platform retry."""
+
+    inbound_id: int | None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.inbound_id is None
+
+
+class Engine:
+    """Owns the database engine and turns inbound messages into replies."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        db: DbEngine,
+        data_dir: Path,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.data_dir = data_dir
+        self.tz = config.tz
+        self.clock = clock or (lambda: datetime.now(self.tz))
+        self.policy = Policy(
+            general_deadline_days=config.deadlines.general_days,
+            major_deadline_days=config.deadlines.major_days,
+            withdraw_minutes=config.policy.withdraw_minutes,
+            categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
+            buildings=tuple(
+                BuildingRef(b.id, b.unit, (b.name, *b.aliases)) for b in config.buildings
+            ),
+        )
+
+    def start(self) -> None:
+        """Migrate the schema and load the config's directory into the database."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(self.db)
+        with Session(self.db) as session:
+            sync_config(session, self.config)
+
+    def now(self) -> datetime:
+        return self.clock().astimezone(self.tz)
+
+    # -- pipeline -------------------------------------------------------------------------
+
+    def record(self, msg: Inbound) -> Recorded:
+        """Store the message under its platform id; a repeated id is a platform retry."""
+        with Session(self.db) as session:
+            row = InboundMessage(
+                platform=msg.platform,
+                platform_msg_id=msg.msg_id,
+                chat_id=msg.chat_id,
+                sender_id=msg.sender_id,
+                text=msg.text,
+                received_at=msg.received_at,
+            )
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return Recorded(None)
+            return Recorded(row.id)
+
+    def process(self, msg: Inbound, inbound_id: int | None = None) -> list[Reply]:
+        """Handle a recorded message; never raises, never leaks a stack trace into the chat."""
+        try:
+            replies = self._process(msg, inbound_id)
+            state = "handled"
+        except Exception:
+            log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+            replies, state = [Reply(INTERNAL_ERROR_TEXT)], "failed"
+        if inbound_id is not None:
+            with Session(self.db) as session:
+                row = session.get(InboundMessage, inbound_id)
+                if row is not None:
+                    row.state = state
+                    row.reply_text = "\n\n".join(r.text for r in replies)[:4000]
+                    session.add(row)
+                    session.commit()
+        return replies
+
+    def handle_sync(self, msg: Inbound) -> list[Reply]:
+        recorded = self.record(msg)
+        if recorded.duplicate:
+            return []
+        return self.process(msg, recorded.inbound_id)
+
+    async def handle(self, msg: Inbound) -> list[Reply]:
+        """Record and process off the event loop (database work is synchronous)."""
+        return await anyio.to_thread.run_sync(self.handle_sync, msg)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _process(self, msg: Inbound, inbound_id: int | None) -> list[Reply]:
+        from handlers.help import unknown_person_reply, no_campaign_reply
+
+        with Session(self.db) as session:
+            person = self.find_person(session, msg.platform, msg.sender_id)
+            if person is None:
+                return [unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)]
+            group = self.find_group(session, msg.platform, msg.chat_id)
+            now = msg.received_at.astimezone(self.tz)
+            campaign = self.find_campaign(session, group, now)
+            if campaign is None:
+                return [no_campaign_reply()]
+            group_units = frozenset(
+                session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group.id)) if group else ()
+            )
+            context = Context(
+                session=session,
+                person=person,
+                campaign=campaign,
+                now=now,
+                policy=self.policy,
+                data_dir=self.data_dir,
+                group=group,
+                group_unit_ids=group_units,
+                group_scope=frozenset(descendants(session, group_units)) if group_units else frozenset(),
+                attachments=msg.attachments,
+                inbound_id=inbound_id,
+            )
+            command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
+            try:
+                replies = dispatch(command, context)
+                session.commit()
+            except Exception:
+                session.rollback()
+                raise
+            return replies
+
+    @staticmethod
+    def find_person(session: Session, platform: str, sender_id: str) -> PersonRow | None:
+        column = {
+            "console": PersonRow.id,
+            "wecom": PersonRow.wecom_userid,
+            "dingtalk": PersonRow.dingtalk_staff_id,
+        }.get(platform)
+        if column is None:
+            return None
+        return session.exec(select(PersonRow).where(column == sender_id, PersonRow.active == True)).first()  # noqa: E712
+
+    @staticmethod
+    def find_group(session: Session, platform: str, chat_id: str) -> GroupRow | None:
+        if platform == "console":
+            return session.get(GroupRow, chat_id)
+        return session.exec(select(GroupRow).where(GroupRow.chat_id == chat_id)).first()
+
+    @staticmethod
+    def find_campaign(session: Session, group: GroupRow | None, now: datetime) -> CampaignRow | None:
+        """The group's campaign, else the one running today, else the latest started."""
+        if group is not None and group.campaign_id:
+            campaign = session.get(CampaignRow, group.campaign_id)
+            if campaign is not None:
+                return campaign
+        today = now.date()
+        running = session.exec(
+            select(CampaignRow).where(CampaignRow.start <= today, CampaignRow.end >= today).order_by(
+                CampaignRow.start.desc()  # type: ignore[attr-defined]
+            )
+        ).first()
+        if running is not None:
+            return running
+        return session.exec(
+            select(CampaignRow).where(CampaignRow.start <= today).order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
+        ).first()

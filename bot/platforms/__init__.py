@@ -1,0 +1,1 @@
+"""Platform adapters: each turns one chat platform's wire format into `Inbound` and `Reply` back."""

@@ -1,0 +1,54 @@
+"""What a handler gets to work with: the session, who is speaking, where, when, and the rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlmodel import Session
+
+from handlers.messages import Attachment
+from models.tables import CampaignRow, GroupRow, PersonRow
+
+
+@dataclass(frozen=True, slots=True)
+class BuildingRef:
+    """A building (建筑单体) a location can name: its id, its unit and the names people use."""
+
+    id: str
+    unit_id: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Admin-set rules the handlers apply (built by `bot` from the config)."""
+
+    general_deadline_days: int = 7
+    major_deadline_days: int = 30
+    withdraw_minutes: int = 30
+    categories: Sequence[tuple[str, Sequence[str]]] | None = None
+    buildings: Sequence["BuildingRef"] = ()
+
+
+@dataclass(slots=True)
+class Context:
+    """Dependencies of one handler call; `now` is zone-aware local time."""
+
+    session: Session
+    person: PersonRow
+    campaign: CampaignRow
+    now: datetime
+    policy: Policy
+    data_dir: Path
+    group: GroupRow | None = None
+    group_unit_ids: frozenset[str] = frozenset()  # the units the group serves (roots)
+    group_scope: frozenset[str] = frozenset()  # those units and every unit below them
+    attachments: Sequence[Attachment] = field(default_factory=tuple)
+    inbound_id: int | None = None
+
+    @property
+    def today(self) -> date:
+        return self.now.date()

@@ -1,0 +1,203 @@
+"""The closed loop after a report: 整改 → 验收/销号 (or 退回), plus 进展, 延期 and 撤销."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from handlers import permissions
+from handlers.command import Command
+from handlers.context import Context
+from handlers.format import days_left_text, fmt_date
+from handlers.messages import Reply
+from models.ledger import hazard_by_number, record_event, store_photo
+from models.tables import Hazard, HazardStatus
+
+HELP_RECTIFY = "整改完成后发：整改 #23 已清理通道（请附整改后的照片），随后由发现人或安全员验收销号。"
+HELP_PROGRESS = "记录进展：进展 #23 已联系后勤，周五前清运"
+HELP_CLOSE = "验收通过后发：销号 #23（发现人、部门负责人、安全员或校领导可以销号）"
+HELP_REJECT = "验收不通过时发：退回 #23 仍有纸箱未清理（必须写原因）"
+HELP_EXTEND = "调整期限：延期 #23 12月20日 等待配件到货（部门负责人或校领导可以延期）"
+HELP_WITHDRAW = "撤回误报：撤销 #23（上报人在上报后30分钟内可撤销，之后请联系管理员）"
+
+RECTIFYING, RECTIFIED = HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value
+CLOSED, WITHDRAWN = HazardStatus.CLOSED.value, HazardStatus.WITHDRAWN.value
+
+
+def _load(command: Command, context: Context) -> Hazard | Reply:
+    """The hazard #N of this campaign if the person may see it, else the reply saying why not."""
+    hazard = hazard_by_number(context.session, context.campaign.id, command.hazard_no or 0)
+    if hazard is None or not permissions.can_see(context.session, context.person, hazard, set(context.group_scope)):
+        return Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")
+    return hazard
+
+
+def _ended(hazard: Hazard) -> Reply | None:
+    if hazard.status == CLOSED:
+        return Reply(f"隐患 #{hazard.number} 已于 {hazard.closed_at:%Y-%m-%d} 销号，无需再处理。")  # type: ignore[str-format]
+    if hazard.status == WITHDRAWN:
+        return Reply(f"隐患 #{hazard.number} 已撤销，无需再处理。")
+    return None
+
+
+def _store_photos(context: Context, hazard: Hazard, event_id: int | None) -> int:
+    for attachment in context.attachments:
+        store_photo(
+            context.session, data_dir=context.data_dir, hazard_id=hazard.id, event_id=event_id,  # type: ignore[arg-type]
+            filename=attachment.filename, content_type=attachment.content_type, data=attachment.data,
+            at=context.now,
+        )
+    return len(context.attachments)
+
+
+def handle_rectify(command: Command, context: Context) -> list[Reply]:
+    """整改 #N 说明: the fix is done; wait for verification."""
+    hazard = _load(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
+    if (ended := _ended(hazard)) is not None:
+        return [ended]
+    if hazard.status == RECTIFIED:
+        return [Reply(f"隐患 #{hazard.number} 已报整改，正在等待验收。如需补充，请发「进展 #{hazard.number} 说明」。")]
+    if not permissions.can_rectify(context.session, context.person, hazard):
+        return [Reply(f"只有责任人、发现人或该部门的负责人可以报整改隐患 #{hazard.number}。")]
+    note = command.note or "已整改"
+    hazard.completion = note
+    hazard.rectified_at = context.now
+    event = record_event(
+        context.session, hazard=hazard, actor_id=context.person.id, action="rectify", at=context.now,
+        detail=note, to_status=RECTIFIED,
+    )
+    photos = _store_photos(context, hazard, event.id)
+    lines = [f"隐患 #{hazard.number} 已报整改，待验收。", f"说明：{note}"]
+    if photos:
+        lines.append(f"照片：{photos}张已保存")
+    elif not context.attachments:
+        lines.append("建议补一张整改后的照片，便于验收。")
+    lines.append(f"下一步：请发现人或安全员现场验收后发「销号 #{hazard.number}」。")
+    mentions = (hazard.reporter_id,) if hazard.reporter_id != context.person.id else ()
+    return [Reply("\n".join(lines), mentions=mentions)]
+
+
+def handle_progress(command: Command, context: Context) -> list[Reply]:
+    """进展 #N 说明: a progress note in the audit trail."""
+    hazard = _load(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
+    if (ended := _ended(hazard)) is not None:
+        return [ended]
+    if not permissions.can_rectify(context.session, context.person, hazard):
+        return [Reply(f"只有责任人、发现人或该部门的负责人可以记录隐患 #{hazard.number} 的进展。")]
+    event = record_event(
+        context.session, hazard=hazard, actor_id=context.person.id, action="progress", at=context.now,
+        detail=command.note or "",
+    )
+    photos = _store_photos(context, hazard, event.id)
+    extra = f"，照片{photos}张" if photos else ""
+    return [Reply(
+        f"已记录隐患 #{hazard.number} 的进展{extra}：{command.note}\n"
+        f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。"
+    )]
+
+
+def handle_close(command: Command, context: Context) -> list[Reply]:
+    """销号 #N: verified, close it (谁发现、谁督促、谁销号)."""
+    hazard = _load(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
+    if (ended := _ended(hazard)) is not None:
+        return [ended]
+    session, person = context.session, context.person
+    if not permissions.can_verify(session, person, hazard):
+        return [Reply(f"您没有销号权限。隐患 #{hazard.number} 可由发现人、部门负责人、安全员或校领导验收销号。")]
+    if hazard.status == RECTIFYING and not permissions.can_close_unrectified(session, person, hazard):
+        return [Reply(
+            f"隐患 #{hazard.number} 还没有报整改。请责任人整改后发「整改 #{hazard.number} 说明」，再来销号。"
+        )]
+    detail = command.note or ("验收通过" if hazard.status == RECTIFIED else "现场验收通过（未经报整改直接销号）")
+    if not hazard.completion:
+        hazard.completion = "已整改"
+    if hazard.rectified_at is None:
+        hazard.rectified_at = context.now
+    hazard.closed_at = context.now
+    record_event(session, hazard=hazard, actor_id=person.id, action="close", at=context.now, detail=detail, to_status=CLOSED)
+    return [Reply(
+        f"隐患 #{hazard.number} 已销号 ✔\n{hazard.location} {hazard.problem}\n"
+        f"验收人：{person.name}，{context.now:%Y-%m-%d %H:%M}"
+    )]
+
+
+def handle_reject(command: Command, context: Context) -> list[Reply]:
+    """退回 #N 原因: verification failed, back to rectifying."""
+    hazard = _load(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
+    if (ended := _ended(hazard)) is not None:
+        return [ended]
+    if not permissions.can_verify(context.session, context.person, hazard):
+        return [Reply(f"您没有验收权限。隐患 #{hazard.number} 可由发现人、部门负责人、安全员或校领导验收。")]
+    if hazard.status != RECTIFIED:
+        return [Reply(f"隐患 #{hazard.number} 还在整改中，不需要退回。可以发「进展 #{hazard.number} 说明」督促。")]
+    hazard.rectified_at = None
+    record_event(
+        context.session, hazard=hazard, actor_id=context.person.id, action="reject", at=context.now,
+        detail=command.note or "", to_status=RECTIFYING,
+    )
+    mentions = (hazard.responsible_id,) if hazard.responsible_id else ()
+    return [Reply(
+        f"隐患 #{hazard.number} 验收未通过，已退回整改。\n原因：{command.note}\n"
+        f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。"
+        f"整改后请再发「整改 #{hazard.number} 说明」。",
+        mentions=mentions,
+    )]
+
+
+def handle_extend(command: Command, context: Context) -> list[Reply]:
+    """延期 #N 日期 原因: unit heads and leaders move the deadline."""
+    hazard = _load(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
+    if (ended := _ended(hazard)) is not None:
+        return [ended]
+    if not permissions.can_extend(context.session, context.person, hazard):
+        return [Reply(f"只有部门负责人或校领导可以延期。请联系他们发「延期 #{hazard.number} 日期 原因」。")]
+    new_deadline = command.fields.deadline
+    if new_deadline is None:
+        return [Reply(f"请写上新的期限，例如：延期 #{hazard.number} 12月20日 等待配件")]
+    if new_deadline < context.today:
+        return [Reply(f"新的期限 {fmt_date(new_deadline)} 已经过去，请写今天或以后的日期。")]
+    old = hazard.deadline
+    hazard.deadline = new_deadline
+    reason = command.note or ""
+    record_event(
+        context.session, hazard=hazard, actor_id=context.person.id, action="extend", at=context.now,
+        detail=f"期限 {old.isoformat()} → {new_deadline.isoformat()}；{reason}".rstrip("；"),
+    )
+    lines = [f"隐患 #{hazard.number} 期限已调整：{fmt_date(old)} → {fmt_date(new_deadline)}"]
+    if reason:
+        lines.append(f"原因：{reason}")
+    mentions = (hazard.responsible_id,) if hazard.responsible_id else ()
+    return [Reply("\n".join(lines), mentions=mentions)]
+
+
+def handle_withdraw(command: Command, context: Context) -> list[Reply]:
+    """撤销 #N: the reporter soon after reporting, or an admin."""
+    hazard = _load(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
+    if (ended := _ended(hazard)) is not None:
+        return [ended]
+    person = context.person
+    window = timedelta(minutes=context.policy.withdraw_minutes)
+    is_admin = "admin" in person.role_set
+    if not is_admin:
+        if person.id != hazard.reporter_id:
+            return [Reply(f"只有上报人或管理员可以撤销隐患 #{hazard.number}。")]
+        if context.now - hazard.found_at.astimezone(context.now.tzinfo) > window:
+            return [Reply(
+                f"隐患 #{hazard.number} 上报已超过{context.policy.withdraw_minutes}分钟，不能自行撤销，请联系管理员。"
+            )]
+    record_event(
+        context.session, hazard=hazard, actor_id=person.id, action="withdraw", at=context.now,
+        detail=command.note or "误报撤销", to_status=WITHDRAWN,
+    )
+    return [Reply(f"隐患 #{hazard.number} 已撤销（保留记录，不计入统计）。")]

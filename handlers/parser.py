@@ -1,0 +1,523 @@
+"""Parse one chat message into a typed `Command` (the command language of DESIGN.md §3).
+
+The parser is total: any string gives a `Command`; what it could not understand is listed in
+`Command.errors` as polite Chinese sentences that say what to change, with an example.
+
+Order of work: normalise the text (Traditional→Simplified, widths, whitespace, @mention), find the command
+word at the start (`#`/`/` allowed before it), take the hazard number for the commands that need one, then
+split the rest into free text (before the first `key：`) and `key：value` fields. A message that starts with a
+field instead of a command word is a report (or a 检查 record when it has 结果 and no 问题).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from handlers.categories import DEFAULT_CATEGORIES, infer_category, normalize_category
+from handlers.command import Command, CommandName, HazardFields
+from handlers.dates import looks_like_deadline, resolve_deadline, split_leading_deadline
+from handlers.normalize import normalize_text
+
+# ---------------------------------------------------------------------------------------------------------
+# Vocabulary
+
+_COMMAND_WORDS: tuple[tuple[CommandName, tuple[str, ...]], ...] = (
+    ("report", ("隐患", "上报", "报告", "隐患上报", "上报隐患", "报告隐患", "隐患报告", "发现隐患", "报隐患",
+                "新隐患", "重大隐患", "一般隐患")),
+    ("rectify", ("整改", "已整改", "整改完成", "整改完毕", "完成整改", "已完成整改")),
+    ("progress", ("进展", "整改进展")),
+    ("close", ("销号", "验收", "验收销号", "确认销号")),
+    ("reject", ("退回", "驳回")),
+    ("extend", ("延期", "申请延期")),
+    ("withdraw", ("撤销", "撤回")),
+    ("show", ("查看", "查询", "详情")),
+    ("mine", ("我的", "我的隐患")),
+    ("list", ("清单", "未整改", "隐患清单", "未整改清单")),
+    ("check", ("检查", "巡查")),
+    ("submit", ("报送",)),
+    ("stats", ("统计", "图表", "统计图")),
+    ("export", ("台账", "导出", "导出台账")),
+    ("progress_report", ("进度",)),
+    ("help", ("帮助", "怎么用", "help", "?", "？")),
+)
+_WORD_TO_COMMAND: dict[str, CommandName] = {w: name for name, words in _COMMAND_WORDS for w in words}
+_ALL_WORDS = sorted(_WORD_TO_COMMAND, key=len, reverse=True)
+_NUMBERED: frozenset[CommandName] = frozenset(("rectify", "progress", "close", "reject", "extend", "withdraw", "show"))
+Level = Literal["一般", "重大"]
+_LEVEL_FROM_WORD: dict[str, Level] = {"重大隐患": "重大", "一般隐患": "一般"}
+
+# What follows the command word in the examples of error messages (the word itself is the one the teacher typed).
+_EXAMPLE_TAILS: dict[CommandName, str] = {
+    "report": " 部位：3号教学楼二楼东侧，问题：消防通道堆放杂物",
+    "rectify": " #23 已清理通道",
+    "progress": " #23 已联系后勤",
+    "close": " #23",
+    "reject": " #23 仍有纸箱",
+    "extend": " #23 12月20日 等待配件",
+    "withdraw": " #23",
+    "show": " #23",
+    "mine": "",
+    "list": " 单位：教务处",
+    "check": " 部位：3号教学楼 结果：无隐患",
+    "submit": "",
+    "stats": "",
+    "export": "",
+    "progress_report": "",
+    "help": " 销号",
+}
+_CANONICAL_WORD: dict[CommandName, str] = {name: words[0] for name, words in _COMMAND_WORDS}
+
+# (attribute, label shown in messages, synonyms). Attributes other than HazardFields' are result and note.
+_FIELD_KEYS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("location", "部位", ("位置", "地点", "场所", "建筑", "隐患部位", "具体位置", "所在位置", "具体部位", "区域")),
+    ("problem", "问题", ("隐患", "内容", "描述", "存在问题", "隐患问题", "存在隐患问题", "隐患描述", "问题描述",
+                        "隐患内容", "具体问题")),
+    ("category", "类别", ("类型", "分类", "隐患类别", "隐患类型")),
+    ("level", "等级", ("级别", "隐患等级", "隐患级别")),
+    ("responsible", "责任人", ("负责人", "整改人", "整改责任人")),
+    ("unit", "单位", ("部门", "责任部门", "责任单位", "整改单位", "整改部门")),
+    ("deadline", "期限", ("时限", "整改期限", "完成时间", "截止", "截止时间", "截止日期", "整改时限", "完成期限",
+                         "完成时限", "完成日期")),
+    ("measure", "措施", ("整改措施", "处理措施", "整改方案")),
+    ("check_item", "检查内容", ("检查项", "检查项目")),
+    ("immediate", "立即整改", ("是否立即整改", "能否立即整改", "可否立即整改", "立查立改")),
+    ("closed_building", "停用", ("是否停用", "停止使用")),
+    ("result", "结果", ("检查结果",)),
+    ("note", "说明", ("备注", "原因", "整改说明", "整改情况", "完成情况", "整改完成情况", "情况说明", "处理情况",
+                     "进展情况", "延期原因", "退回原因", "理由")),
+)
+_LABEL_TO_ATTR: dict[str, str] = {
+    label: attr for attr, main, synonyms in _FIELD_KEYS for label in (main, *synonyms)
+}
+_ATTR_TO_LABEL: dict[str, str] = {attr: main for attr, main, _ in _FIELD_KEYS}
+_LABELS_LONGEST_FIRST = sorted(_LABEL_TO_ATTR, key=len, reverse=True)
+_HAZARD_ATTRS = frozenset(attr for attr, _, _ in _FIELD_KEYS) - {"result", "note"}
+
+_LEVELS: dict[str, Level] = {"一般": "一般", "一般隐患": "一般", "重大": "重大", "重大隐患": "重大"}
+_YES = frozenset(("是", "是的", "能", "可以", "对", "需要", "要", "已整改", "已改", "已停用", "停用", "y", "yes", "true",
+                  "1", "√", "✓", "✔"))
+_NO = frozenset(("否", "不", "不是", "不能", "不可以", "不对", "不需要", "不用", "无需", "未停用", "不停用", "没有", "无",
+                 "n", "no", "false", "0", "×", "✗", "✘"))
+
+# ---------------------------------------------------------------------------------------------------------
+# Patterns
+
+_CJK = "\u4e00-\u9fff"
+_SEPARATORS = "，,；;。、"
+_BOUNDARY = "\n " + _SEPARATORS
+_STRONG_BOUNDARY = "\n ；;"  # where a field usually starts, unlike ，、 which also occur inside sentences
+_COMMAND_RE = re.compile(r"^[#/]?[ ]*(?P<word>" + "|".join(map(re.escape, _ALL_WORDS)) + ")", re.IGNORECASE)
+_HEAD_KEY_RE = re.compile(rf"^(?P<run>[{_CJK}]{{1,8}})[ ]*[:：]")
+_LIST_MARKER_RE = re.compile(
+    rf"(?m)^(?:\d{{1,2}}[、.)）]|[一二三四五六七八九十]{{1,2}}、|[①-⑳•·*-])[ ]*(?=[{_CJK}]{{1,8}}[ ]*[:：])"
+)
+_BRACKET_KEY_RE = re.compile(
+    r"【[ ]*(?P<label>" + "|".join(map(re.escape, _LABELS_LONGEST_FIRST)) + r")[ ]*】[ ]*[:：]?[ ]*"
+)
+_NOT_A_NUMBER_AFTER_HAO = "(?![楼院馆室房栋层号])"
+_NUMBER_AT_START_RE = re.compile(
+    r"^(?:编号[ ]*[:：]?[ ]*)?(?:"
+    rf"(?:第[ ]*)?#[ ]*(?P<a>\d+)(?:[ ]*号{_NOT_A_NUMBER_AFTER_HAO})?"
+    rf"|第[ ]*(?P<b>\d+)(?:[ ]*号{_NOT_A_NUMBER_AFTER_HAO})?"
+    rf"|(?P<c>\d+)[ ]*号{_NOT_A_NUMBER_AFTER_HAO}"
+    r"|(?P<d>\d+)(?![\d月日天周个点.\-/:：年号时])"
+    r")"
+)
+_HASH_NUMBER_RE = re.compile(r"#[ ]*(?P<n>\d+)(?:[ ]*号(?![楼院馆室房栋层]))?")
+_LEADING_HASH_RE = re.compile(rf"^(?:#[ ]*(?P<a>\d+)|第[ ]*(?P<b>\d+)[ ]*号{_NOT_A_NUMBER_AFTER_HAO})(?:[ ]*号)?")
+_NO_HAZARD_TAIL_RE = re.compile(r"[，,；; ]+(?P<result>无隐患|未发现隐患|没有隐患|无问题|未发现问题|正常)$")
+_MAX_HAZARD_NO = 999_999_999
+
+# ---------------------------------------------------------------------------------------------------------
+# Messages
+
+_EMPTY = "消息是空的，请写上命令，例如：隐患 部位：3号教学楼二楼东侧，问题：消防通道堆放杂物；发送「帮助」查看全部命令"
+_MAIN_COMMANDS = "隐患（上报新隐患）、整改 #23、进展 #23、销号 #23、退回 #23、延期 #23、撤销 #23、查看 #23、我的、清单、检查、报送、统计、台账、进度"
+_DEADLINE_EXAMPLE = "期限：12月10日、本周五或3天内"
+_MISSING_HINTS = {
+    "location": "缺少「部位」：请写明隐患所在位置，例如：部位：3号教学楼二楼东侧",
+    "problem": "缺少「问题」：请写明存在什么隐患，例如：问题：消防通道堆放杂物",
+}
+
+
+def _snippet(text: str, limit: int = 20) -> str:
+    first_line = text.split("\n", 1)[0]
+    return first_line if len(first_line) <= limit else first_line[:limit] + "…"
+
+
+def _example(name: CommandName, word: str | None = None) -> str:
+    return (word or _CANONICAL_WORD[name]) + _EXAMPLE_TAILS[name]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Splitting a body into free text and fields
+
+
+@dataclass(slots=True)
+class _Body:
+    free_text: str
+    fields: list[tuple[str | None, str, str]] = field(default_factory=list)  # (attribute or None, label, value)
+    errors: list[str] = field(default_factory=list)
+
+    def has_hazard_fields(self) -> bool:
+        return any(attr in _HAZARD_ATTRS for attr, _, value in self.fields if value)
+
+
+def _clean_value(value: str) -> str:
+    lines = (line.strip(" " + _SEPARATORS) for line in value.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def _known_label_ending_at(body: str, end: int, floor: int) -> str | None:
+    for label in _LABELS_LONGEST_FIRST:
+        if end - len(label) >= floor and body.startswith(label, end - len(label)):
+            return label
+    return None
+
+
+def _unknown_key_error(run: str) -> str:
+    close = difflib.get_close_matches(run, _LABELS_LONGEST_FIRST, n=1, cutoff=0.5)
+    if close:
+        return f"不认识的字段「{run}」，您是想写「{close[0]}」吗？"
+    return (f"不认识的字段「{run}」，可以写的字段有：" + "、".join(_ATTR_TO_LABEL.values())
+            + "，例如：部位：3号教学楼二楼东侧")
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    start: int  # where the key begins
+    value_start: int  # just after its colon
+    attr: str | None  # None for a word that is not a known key
+    label: str  # as typed
+    after_strong_boundary: bool
+
+
+def _split_body(body: str) -> _Body:
+    """Cut `body` at every `key：` (known keys anywhere, unknown ones only where they look like keys)."""
+    keys: list[_Key] = []
+    floor = 0
+    for colon in re.finditer("[:：]", body):
+        end = colon.start()
+        while end > floor and body[end - 1] == " ":
+            end -= 1
+        label = _known_label_ending_at(body, end, floor)
+        if label is not None:
+            keys.append(_Key(end - len(label), colon.end(), _LABEL_TO_ATTR[label], label, after_strong_boundary=False))
+            floor = colon.end()
+            continue
+        begin = end
+        while begin > floor and "\u4e00" <= body[begin - 1] <= "\u9fff":
+            begin -= 1
+        if not 1 <= end - begin <= 6 or not (begin == 0 or body[begin - 1] in _BOUNDARY):
+            continue
+        strong = begin == 0 or body[begin - 1] in _STRONG_BOUNDARY
+        keys.append(_Key(begin, colon.end(), None, body[begin:end], strong))
+        floor = colon.end()
+
+    # An unknown `word：` is a mistyped key when it resembles one, or when it starts a line or follows a space
+    # or ； among real fields; otherwise (…，注意：…  or 你好：…) it is ordinary text and stays in its value.
+    has_known = any(key.attr is not None for key in keys)
+    kept: list[_Key] = []
+    errors: list[str] = []
+    for key in keys:
+        if key.attr is None:
+            resembles = difflib.get_close_matches(key.label, _LABELS_LONGEST_FIRST, n=1, cutoff=0.5)
+            if not resembles and not (key.after_strong_boundary and has_known):
+                continue
+            errors.append(_unknown_key_error(key.label))
+        kept.append(key)
+
+    parsed = _Body(free_text=_clean_value(body[: kept[0].start] if kept else body), errors=errors)
+    for index, key in enumerate(kept):
+        value_end = kept[index + 1].start if index + 1 < len(kept) else len(body)
+        parsed.fields.append((key.attr, key.label, _clean_value(body[key.value_start : value_end])))
+    return parsed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Field values
+
+
+@dataclass(slots=True)
+class _Draft:
+    """What the fields of one message said, before the command-specific checks."""
+
+    fields: HazardFields = field(default_factory=HazardFields)
+    notes: list[str] = field(default_factory=list)
+    result: str | None = None
+    errors: list[str] = field(default_factory=list)
+    deadline_rejected: bool = False  # a deadline was written but could not be used (already reported)
+
+
+def _parse_bool(label: str, value: str) -> tuple[bool | None, str | None]:
+    folded = value.strip().lower()
+    if folded in _YES:
+        return True, None
+    if folded in _NO:
+        return False, None
+    return None, f"「{label}」只能写「是」或「否」，您写的是「{value}」，例如：{label}：是"
+
+
+def _deadline_error(text: str, resolved: date | None, *, today: date, example: str) -> str | None:
+    if resolved is None:
+        return f"没看懂期限「{_snippet(text)}」，请写成具体日期，例如：{example}"
+    if resolved < today:
+        return (f"期限「{_snippet(text)}」是{resolved.isoformat()}，已经过去了，"
+                f"请写今天（{today.isoformat()}）或以后的日期，例如：期限：12月10日")
+    return None
+
+
+def _apply_fields(body: _Body, *, today: date) -> _Draft:
+    draft = _Draft(errors=list(body.errors))
+    seen: set[str] = set()
+    hazard = draft.fields
+    for attr, label, value in body.fields:
+        if attr is None or not value:
+            continue
+        if attr == "note":
+            draft.notes.append(value)
+            continue
+        if attr in seen:
+            draft.errors.append(f"「{_ATTR_TO_LABEL[attr]}」写了两次，请只写一次")
+            continue
+        seen.add(attr)
+        if attr == "result":
+            draft.result = value
+        elif attr == "level":
+            level = _LEVELS.get(value.replace(" ", ""))
+            if level is None:
+                draft.errors.append(f"等级只能写「一般」或「重大」，您写的是「{value}」，例如：等级：重大")
+            hazard.level = level
+        elif attr in ("immediate", "closed_building"):
+            flag, error = _parse_bool(label, value)
+            if error is not None:
+                draft.errors.append(error)
+            setattr(hazard, attr, flag)
+        elif attr == "deadline":
+            resolved = resolve_deadline(value, today=today)
+            error = _deadline_error(value, resolved, today=today, example=_DEADLINE_EXAMPLE)
+            if error is not None:
+                draft.errors.append(error)
+                draft.deadline_rejected = True
+            else:
+                hazard.deadline = resolved
+        elif attr == "responsible":
+            hazard.responsible = value.lstrip("@ ") or None
+        else:
+            setattr(hazard, attr, value)
+    return draft
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _match_command(text: str) -> tuple[CommandName, str, str] | None:
+    """Return (command, word as typed, rest) when `text` starts with a command word rather than a field."""
+    head = _HEAD_KEY_RE.match(text)
+    if head is not None and _is_field_head(head["run"]):
+        return None
+    match = _COMMAND_RE.match(text)
+    if match is None:
+        return None
+    word = match["word"]
+    rest = text[match.end():].lstrip(" ")
+    if rest[:1] in (":", "："):
+        rest = rest[1:]
+    return _WORD_TO_COMMAND[word.lower()], word, rest.strip()
+
+
+def _is_field_head(run: str) -> bool:
+    if run in _LABEL_TO_ATTR:
+        return True
+    if run in _WORD_TO_COMMAND:
+        return False
+    # 检查部位：… is the command 检查 followed by the key 部位
+    return not any(run.startswith(word) and run[len(word):] in _LABEL_TO_ATTR for word in _ALL_WORDS)
+
+
+def _take_number(rest: str) -> tuple[str | None, str]:
+    """Split the hazard number off `rest`: at its start in any form, or anywhere as `#N`."""
+    match = _NUMBER_AT_START_RE.match(rest)
+    if match is not None:
+        digits = next(g for g in match.group("a", "b", "c", "d") if g is not None)
+        return digits, rest[match.end():].strip().lstrip(_SEPARATORS + " ")
+    found = _HASH_NUMBER_RE.search(rest)
+    if found is not None:
+        return found["n"], (rest[: found.start()] + " " + rest[found.end():]).strip()
+    return None, rest
+
+
+def _help_topic(rest: str) -> CommandName | None:
+    topic = rest.strip().lower()
+    for name in _CANONICAL_WORD:
+        if topic == name:
+            return name
+    match = _COMMAND_RE.match(topic)
+    return None if match is None else _WORD_TO_COMMAND[match["word"].lower()]
+
+
+def _join_notes(parts: Sequence[str]) -> str | None:
+    kept = [part for part in parts if part]
+    return "；".join(kept) if kept else None
+
+
+def _finish(command: Command, draft: _Draft, categories: Sequence[tuple[str, Sequence[str]]]) -> Command:
+    hazard = draft.fields
+    if hazard.category is not None:
+        hazard.category = normalize_category(hazard.category, categories)
+    elif command.command == "report":
+        hazard.category = infer_category(hazard.problem, hazard.location, categories)
+    command.fields = hazard
+    command.result = draft.result
+    command.note = _join_notes(draft.notes)
+    command.errors.extend(draft.errors)
+    return command
+
+
+def _build(
+    name: CommandName,
+    word: str,
+    rest: str,
+    *,
+    today: date,
+    categories: Sequence[tuple[str, Sequence[str]]],
+    hazard_no: str | None = None,
+) -> Command:
+    command = Command(name)
+    if name == "help":
+        command.help_topic = _help_topic(rest)
+        return command
+    if name in _NUMBERED:
+        if hazard_no is None:
+            hazard_no, rest = _take_number(rest)
+        if hazard_no is None:
+            command.errors.append(f"请写上隐患编号，例如：{_example(name, word)}")
+        elif int(hazard_no) > _MAX_HAZARD_NO:
+            command.errors.append(f"隐患编号「{_snippet(hazard_no)}」不对，请写清单里的编号，例如：{_example(name, word)}")
+        else:
+            command.hazard_no = int(hazard_no)
+
+    body = _split_body(rest)
+    draft = _apply_fields(body, today=today)
+    free = body.free_text
+    hazard = draft.fields
+
+    if name == "report":
+        if word in _LEVEL_FROM_WORD and hazard.level is None and not any(a == "level" for a, _, _ in body.fields):
+            hazard.level = _LEVEL_FROM_WORD[word]
+        if free and hazard.problem is None:
+            hazard.problem = free
+        else:
+            draft.notes.insert(0, free)
+        if not body.errors:  # a mistyped key already explains what is missing
+            draft.errors.extend(_MISSING_HINTS[attr] for attr in ("location", "problem") if getattr(hazard, attr) is None)
+    elif name == "check":
+        if hazard.location is not None and draft.result is None:
+            tail = _NO_HAZARD_TAIL_RE.search(hazard.location)
+            if tail is not None:
+                draft.result = tail["result"]
+                hazard.location = hazard.location[: tail.start()] or None
+        draft.notes.insert(0, free)
+        if hazard.location is None and not body.errors:
+            draft.errors.append(f"缺少「部位」：请写明检查了哪里，例如：{_example('check', word)}")
+    elif name == "extend":
+        draft.notes.insert(0, _extend_deadline(free, draft, word=word, today=today))
+        if hazard.deadline is None and not draft.deadline_rejected:
+            draft.errors.append(f"请写上新的期限，例如：{_example('extend', word)}")
+    elif name == "list" and free and hazard.unit is None:
+        hazard.unit = free
+    else:
+        draft.notes.insert(0, free)
+
+    if name == "progress" and not _join_notes(draft.notes):
+        draft.errors.append(f"请写上进展情况，例如：{_example('progress', word)}")
+    if name == "reject" and not _join_notes(draft.notes):
+        draft.errors.append(f"请写上退回原因，例如：{_example('reject', word)}")
+    return _finish(command, draft, categories)
+
+
+def _extend_deadline(free: str, draft: _Draft, *, word: str, today: date) -> str:
+    """Take the new deadline from the start of 延期's free text; return the rest (the reason)."""
+    if not free:
+        return ""
+    split = split_leading_deadline(free, today=today)
+    if split is not None:
+        resolved, reason = split
+        error = _deadline_error(free[: len(free) - len(reason)].strip(), resolved, today=today, example="")
+        if error is not None:
+            draft.errors.append(error)
+            draft.deadline_rejected = True
+        elif draft.fields.deadline is None:
+            draft.fields.deadline = resolved
+        return reason
+    token, _, reason = free.partition(" ")
+    if draft.fields.deadline is None and looks_like_deadline(token):
+        draft.errors.append(f"没看懂期限「{_snippet(token)}」，请写成具体日期，例如：{_example('extend', word)}")
+        draft.deadline_rejected = True
+        return reason.strip()
+    return free
+
+
+def _unknown_command(text: str) -> Command:
+    run = re.match(rf"[#/]?[ ]*([{_CJK}A-Za-z]{{1,4}})", text)
+    close = difflib.get_close_matches(run[1], _ALL_WORDS, n=1, cutoff=0.5) if run else []
+    if close:
+        name = _WORD_TO_COMMAND[close[0]]
+        error = (f"没看懂「{_snippet(text)}」，您是想写「{close[0]}」吗？例如：{_example(name, close[0])}；"
+                 "发送「帮助」查看全部命令")
+    else:
+        error = f"没看懂「{_snippet(text)}」，消息要以命令开头，例如：{_MAIN_COMMANDS}；发送「帮助」查看全部命令"
+    return Command(None, errors=[error])
+
+
+def _prepare(text: str) -> str:
+    text = normalize_text(text)
+    text = _BRACKET_KEY_RE.sub(lambda m: m["label"] + "：", text)
+    return _LIST_MARKER_RE.sub("", text)
+
+
+def parse_message(
+    text: str,
+    *,
+    today: date,
+    categories: Sequence[tuple[str, Sequence[str]]] | None = None,
+) -> Command:
+    """Parse one chat message (the @mention already stripped) into a `Command`; never raises."""
+    table = DEFAULT_CATEGORIES if categories is None else categories
+    clean = _prepare(text)
+    if not clean:
+        return Command(None, errors=[_EMPTY])
+
+    head = _match_command(clean)
+    if head is not None:
+        name, word, rest = head
+        return _build(name, word, rest, today=today, categories=table)
+
+    leading = _LEADING_HASH_RE.match(clean)
+    if leading is not None:  # `#23` alone shows it; `#23 销号` is 销号 #23
+        number = leading["a"] or leading["b"]
+        rest = clean[leading.end():].strip()
+        if not rest:
+            return _build("show", "查看", "", today=today, categories=table, hazard_no=number)
+        after = _match_command(rest)
+        if after is not None and after[0] in _NUMBERED:
+            name, word, rest = after
+            return _build(name, word, rest, today=today, categories=table, hazard_no=number)
+        return Command(None, errors=[
+            f"没看懂「#{number}」后面的「{_snippet(rest)}」，请把命令写在前面，例如：整改 #{number} 已清理通道；"
+            f"只看详情请发：#{number}"
+        ])
+
+    body = _split_body(clean)
+    if not body.has_hazard_fields() and not body.errors:
+        return _unknown_command(clean)
+    has_result = any(attr == "result" and value for attr, _, value in body.fields)
+    has_problem = any(attr == "problem" and value for attr, _, value in body.fields)
+    implied: CommandName = "check" if has_result and not has_problem else "report"
+    return _build(implied, _CANONICAL_WORD[implied], clean, today=today, categories=table)

@@ -1,0 +1,70 @@
+"""Who may see and do what (谁发现、谁督促、谁销号).
+
+Scope: everyone acts within the subtree of their own unit, except that a safety officer
+(安全保卫处) serves the whole unit above their department and an admin sees everything.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from models.ledger import descendants
+from models.tables import Hazard, HazardStatus, PersonRow, UnitRow
+
+VERIFIER_ROLES = frozenset({"unit_head", "safety_officer", "leader", "admin"})
+EXTEND_ROLES = frozenset({"unit_head", "leader", "admin"})
+SUBMIT_ROLES = frozenset({"unit_head", "safety_officer", "leader", "admin"})
+
+
+def scope_root(session: Session, person: PersonRow) -> str | None:
+    """The unit whose subtree the person acts for (None: everything)."""
+    if "admin" in person.role_set:
+        return None
+    if "safety_officer" in person.role_set:
+        unit = session.get(UnitRow, person.unit_id)
+        if unit is not None and unit.parent_id is not None:
+            return unit.parent_id
+    return person.unit_id
+
+
+def scope_units(session: Session, person: PersonRow) -> set[str] | None:
+    """Unit ids the person may see; None means all."""
+    root = scope_root(session, person)
+    return None if root is None else descendants(session, [root])
+
+
+def in_scope(session: Session, person: PersonRow, unit_id: str) -> bool:
+    units = scope_units(session, person)
+    return units is None or unit_id in units
+
+
+def can_see(session: Session, person: PersonRow, hazard: Hazard, group_units: set[str] | None = None) -> bool:
+    """Own scope, own reports and tasks, or anything of the group the person speaks in (all saw it there)."""
+    if person.id in (hazard.reporter_id, hazard.responsible_id) or in_scope(session, person, hazard.unit_id):
+        return True
+    return bool(group_units) and hazard.unit_id in group_units and person.unit_id in group_units  # type: ignore[operator]
+
+
+def can_rectify(session: Session, person: PersonRow, hazard: Hazard) -> bool:
+    """The responsible person, the finder, or anyone acting for the hazard's unit."""
+    return can_see(session, person, hazard)
+
+
+def can_verify(session: Session, person: PersonRow, hazard: Hazard) -> bool:
+    """销号 / 退回: the finder, or a unit head, safety officer or leader over the hazard's unit."""
+    if person.role_set & VERIFIER_ROLES and in_scope(session, person, hazard.unit_id):
+        return True
+    return person.id == hazard.reporter_id
+
+
+def can_close_unrectified(session: Session, person: PersonRow, hazard: Hazard) -> bool:
+    """Closing straight from 整改中 (seen fixed on site) is for verifier roles only, not the finder."""
+    return bool(person.role_set & VERIFIER_ROLES) and in_scope(session, person, hazard.unit_id)
+
+
+def can_extend(session: Session, person: PersonRow, hazard: Hazard) -> bool:
+    return bool(person.role_set & EXTEND_ROLES) and in_scope(session, person, hazard.unit_id)
+
+
+def is_open(hazard: Hazard) -> bool:
+    return hazard.status in (HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value)

@@ -1,0 +1,125 @@
+"""隐患: a teacher reports a hazard; the bot numbers it (#N), stores it and echoes what it understood."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from handlers.command import Command
+from handlers.context import Context
+from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
+from handlers.format import fmt_date
+from handlers.messages import Reply
+from models.ledger import descendants, next_hazard_number, record_event, store_photo
+from models.tables import Hazard, HazardStatus
+
+HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
+隐患
+部位：3号教学楼二楼东侧
+问题：消防通道堆放杂物
+类别：消防（可不写，自动判断）
+等级：一般（或 重大）
+责任人：王建国
+期限：12月10日（也可写 本周五、3天内、月底）
+可选：单位、整改措施、检查内容、立即整改：是/否、停用：是/否；可附现场照片。"""
+
+
+def handle_report(command: Command, context: Context) -> list[Reply]:
+    """Create a ledger row with the next number of the campaign."""
+    fields = command.fields
+    session, person, today = context.session, context.person, context.today
+    allowed_units = descendants(session, context.group_unit_ids) if context.group_unit_ids else None
+
+    unit = None
+    if fields.unit:
+        unit = find_unit(session, fields.unit, among=allowed_units)
+        if unit is None:
+            choices = "、".join(sorted(unit_names(session, allowed_units or ()).values())[:8])
+            hint = f"本群可用的单位有：{choices}。" if choices else ""
+            return [Reply(f"没有找到单位「{fields.unit}」。{hint}请改正后重新发送，例如：单位：总务基建处")]
+
+    responsible = None
+    notes: list[str] = []
+    if fields.responsible:
+        candidates = find_people(session, fields.responsible)
+        prefer = [unit.id] if unit else list(allowed_units or [person.unit_id])
+        responsible = pick_person(candidates, prefer_units=prefer)
+        if responsible is None and candidates:
+            notes.append(f"有{len(candidates)}位「{fields.responsible}」，请在「单位」中写明是哪个部门的。")
+        elif responsible is None:
+            notes.append(f"「{fields.responsible}」不在人员名单中，无法提醒本人，请管理员添加。")
+
+    if unit is None:
+        unit_id = responsible.unit_id if responsible else person.unit_id
+    else:
+        unit_id = unit.id
+    if allowed_units is not None and unit_id not in allowed_units:
+        return [Reply("这个群只负责本校的隐患。请在该单位所在的工作群上报，或在「单位」中写明本校的部门。")]
+
+    level = fields.level or "一般"
+    if fields.deadline is not None:
+        deadline = fields.deadline
+        deadline_note = ""
+    else:
+        days = 0 if fields.immediate else (
+            context.policy.major_deadline_days if level == "重大" else context.policy.general_deadline_days
+        )
+        deadline = today + timedelta(days=days)
+        deadline_note = "（立即整改）" if fields.immediate else f"（未写期限，按{level}隐患默认{days}天）"
+    if deadline < today:
+        return [Reply(f"期限 {fmt_date(deadline)} 已经过去，请写今天或以后的日期，例如：期限：本周五")]
+
+    building = find_building(fields.location or "", context.policy.buildings)
+    number = next_hazard_number(session, context.campaign.id)
+    hazard = Hazard(
+        campaign_id=context.campaign.id,
+        number=number,
+        unit_id=unit_id,
+        location=fields.location or "",
+        check_item=fields.check_item or "",
+        problem=fields.problem or "",
+        measure=fields.measure or "",
+        responsible_name=(responsible.name if responsible else (fields.responsible or "")),
+        responsible_id=responsible.id if responsible else None,
+        reporter_id=person.id,
+        category=fields.category or "其他",
+        level=level,
+        building_id=building.id if building else None,
+        immediate=bool(fields.immediate),
+        closed_building=bool(fields.closed_building),
+        deadline=deadline,
+        status=HazardStatus.RECTIFYING.value,
+        found_at=context.now,
+        remark=command.note or "",
+        source_msg_id=context.inbound_id,
+    )
+    session.add(hazard)
+    session.flush()
+    event = record_event(
+        session, hazard=hazard, actor_id=person.id, action="report", at=context.now,
+        detail=f"上报：{hazard.location} {hazard.problem}",
+    )
+    for attachment in context.attachments:
+        store_photo(
+            session, data_dir=context.data_dir, hazard_id=hazard.id, event_id=event.id,  # type: ignore[arg-type]
+            filename=attachment.filename, content_type=attachment.content_type, data=attachment.data,
+            at=context.now,
+        )
+
+    unit_name = unit_names(session, [unit_id]).get(unit_id, unit_id)
+    lines = [
+        f"已登记隐患 #{number}（{level}·{hazard.category}）",
+        f"部位：{hazard.location}",
+        f"问题：{hazard.problem}",
+        f"责任人：{hazard.responsible_name or '未指定'}（{unit_name}）",
+        f"期限：{fmt_date(deadline)}{deadline_note}",
+    ]
+    if hazard.measure:
+        lines.append(f"措施：{hazard.measure}")
+    if context.attachments:
+        lines.append(f"照片：{len(context.attachments)}张已保存")
+    if level == "重大":
+        lines.append("⚠ 重大隐患：将报校领导跟踪督办。")
+    lines += notes
+    lines.append(f"下一步：整改完成后发「整改 #{number} 说明」并附照片。")
+    mentions = (responsible.id,) if responsible and responsible.id != person.id else ()
+    return [Reply("\n".join(lines), mentions=mentions)]

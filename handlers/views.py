@@ -1,0 +1,155 @@
+"""查看 / 我的 / 清单 / 进度: read-only answers about hazards and the campaign."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from handlers import permissions
+from handlers.command import Command
+from handlers.context import Context
+from handlers.directory import find_unit, unit_names
+from handlers.format import days_left_text, fmt_date, hazard_line
+from handlers.messages import Reply
+from models.ledger import (
+    hazard_by_number,
+    hazard_events,
+    total_figures,
+    unit_figures,
+)
+from models.tables import OPEN_STATUSES, AttachmentFile, Hazard, MilestoneRow, PersonRow, PhaseRow
+
+HELP_SHOW = "查看隐患详情和处理记录：查看 #23（也可以只发 #23）"
+HELP_MINE = "查看我负责或我上报、还没销号的隐患：我的"
+HELP_LIST = "查看本单位未销号的隐患：清单（部门负责人可写 清单 单位：总务基建处）"
+HELP_PROGRESS_REPORT = "查看排查整治活动的阶段、期限和总体进度：进度"
+
+LIST_LIMIT = 15
+ACTION_LABELS = {
+    "report": "上报", "rectify": "报整改", "progress": "进展", "close": "销号",
+    "reject": "退回", "extend": "延期", "withdraw": "撤销",
+}
+
+
+def handle_show(command: Command, context: Context) -> list[Reply]:
+    """查看 #N: details and the audit trail."""
+    session = context.session
+    hazard = hazard_by_number(session, context.campaign.id, command.hazard_no or 0)
+    if hazard is None or not permissions.can_see(session, context.person, hazard, set(context.group_scope)):
+        return [Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")]
+    unit = unit_names(session, [hazard.unit_id]).get(hazard.unit_id, hazard.unit_id)
+    status = hazard.status_label
+    if hazard.is_overdue(context.today):
+        status += f"（{days_left_text(hazard.deadline, context.today)}）"
+    photos = len(session.exec(select(AttachmentFile.id).where(AttachmentFile.hazard_id == hazard.id)).all())
+    lines = [
+        f"隐患 #{hazard.number}｜{status}",
+        f"部位：{hazard.location}",
+        f"问题：{hazard.problem}",
+        f"类别：{hazard.category}｜等级：{hazard.level}",
+        f"单位：{unit}｜责任人：{hazard.responsible_name or '未指定'}",
+        f"期限：{fmt_date(hazard.deadline)}",
+    ]
+    if hazard.measure:
+        lines.append(f"措施：{hazard.measure}")
+    if hazard.completion:
+        lines.append(f"整改情况：{hazard.completion}")
+    if photos:
+        lines.append(f"照片：{photos}张")
+    events = hazard_events(session, hazard.id)  # type: ignore[arg-type]
+    names = {p.id: p.name for p in session.exec(select(PersonRow).where(PersonRow.id.in_({e.actor_id for e in events})))}  # type: ignore[attr-defined]
+    lines.append("处理记录：")
+    for event in events[-8:]:
+        when = event.at.astimezone(context.now.tzinfo)
+        detail = f" {event.detail}" if event.detail and event.action != "report" else ""
+        lines.append(f"· {when:%m-%d %H:%M} {names.get(event.actor_id, event.actor_id)} {ACTION_LABELS.get(event.action, event.action)}{detail}")
+    return [Reply("\n".join(lines))]
+
+
+def _open_hazards_query(context: Context):  # type: ignore[no-untyped-def]
+    return select(Hazard).where(
+        Hazard.campaign_id == context.campaign.id,
+        Hazard.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+    )
+
+
+def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) -> Reply:
+    if not hazards:
+        return Reply(f"{title}\n{empty}")
+    overdue = sum(1 for h in hazards if h.is_overdue(context.today))
+    waiting = sum(1 for h in hazards if h.status == "rectified")
+    head = f"{title}（共{len(hazards)}条，逾期{overdue}条，待验收{waiting}条）"
+    hazards.sort(key=lambda h: (not h.is_overdue(context.today), h.status != "rectified", h.deadline, h.number))
+    lines = [head] + [hazard_line(h, context.today) for h in hazards[:LIST_LIMIT]]
+    if len(hazards) > LIST_LIMIT:
+        lines.append(f"……还有{len(hazards) - LIST_LIMIT}条，发「台账」导出全部。")
+    lines.append("发「查看 #编号」看详情。")
+    return Reply("\n".join(lines))
+
+
+def handle_mine(command: Command, context: Context) -> list[Reply]:
+    """我的: open hazards I am responsible for or reported."""
+    me = context.person.id
+    hazards = list(
+        context.session.exec(
+            _open_hazards_query(context).where((Hazard.responsible_id == me) | (Hazard.reporter_id == me))
+        )
+    )
+    return [_listing(f"{context.person.name}的待办", hazards, context, "没有未销号的隐患，辛苦了！")]
+
+
+def handle_list(command: Command, context: Context) -> list[Reply]:
+    """清单 [单位：X]: open hazards of the units I act for."""
+    session = context.session
+    scope = permissions.scope_units(session, context.person)
+    statement = _open_hazards_query(context)
+    title = "未销号隐患清单"
+    if command.fields.unit:
+        unit = find_unit(session, command.fields.unit, among=scope)
+        if unit is None:
+            return [Reply(f"没有找到您可查看的单位「{command.fields.unit}」。例如：清单 单位：总务基建处")]
+        from models.ledger import descendants
+
+        statement = statement.where(Hazard.unit_id.in_(descendants(session, [unit.id])))  # type: ignore[attr-defined]
+        title = f"{unit.name} 未销号隐患"
+    elif scope is not None:
+        statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+        root = permissions.scope_root(session, context.person)
+        title = f"{unit_names(session, [root]).get(root, '')} 未销号隐患" if root else title  # type: ignore[list-item]
+    return [_listing(title, list(session.exec(statement)), context, "没有未销号的隐患。")]
+
+
+def handle_progress_report(command: Command, context: Context) -> list[Reply]:
+    """进度: where the campaign stands: phase, next deadlines, totals."""
+    session, campaign, today = context.session, context.campaign, context.today
+    phases = list(session.exec(select(PhaseRow).where(PhaseRow.campaign_id == campaign.id).order_by(PhaseRow.seq)))
+    milestones = list(
+        session.exec(select(MilestoneRow).where(MilestoneRow.campaign_id == campaign.id).order_by(MilestoneRow.due))
+    )
+    lines = [f"{campaign.name}", f"时间：{campaign.start} 至 {campaign.end}"]
+    if today < campaign.start:
+        lines.append(f"活动将于{(campaign.start - today).days}天后开始。")
+    elif today > campaign.end:
+        lines.append("活动已结束。")
+    else:
+        lines.append(f"第{(today - campaign.start).days + 1}天，距结束还有{(campaign.end - today).days}天。")
+    current = next((p for p in phases if p.start <= today <= p.end), None)
+    if current is not None:
+        due = f"，{current.deliverable}" if current.deliverable else ""
+        lines.append(f"当前阶段：第{current.seq}阶段 {current.name}（至{current.end:%m-%d}{due}）")
+    upcoming = [m for m in milestones if m.due >= today][:2]
+    for milestone in upcoming:
+        lines.append(f"节点：{fmt_date(milestone.due)} {milestone.name}（{days_left_text(milestone.due, today)}）")
+    if campaign.report_every_days and campaign.report_first and today >= campaign.report_first:
+        period = (today - campaign.report_first).days // campaign.report_every_days
+        from datetime import timedelta
+
+        next_due = campaign.report_first + timedelta(days=(period + 1) * campaign.report_every_days)
+        if next_due <= campaign.end:
+            lines.append(f"下次报送：{fmt_date(next_due)}（每{campaign.report_every_days}天一次）")
+    scope = permissions.scope_units(session, context.person)
+    total = total_figures(unit_figures(session, campaign_id=campaign.id, unit_ids=scope, today=today).values())
+    lines.append(
+        f"累计发现{total.found}条，已销号{total.closed}条，未销号{total.outstanding}条"
+        f"（逾期{total.overdue}条，重大{total.major}条）。"
+    )
+    return [Reply("\n".join(lines))]

@@ -1,0 +1,203 @@
+"""Ledger operations and SQL aggregates shared by handlers, the scheduler and exports."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import and_, case, func, update
+from sqlmodel import Session, select
+
+from models.tables import (
+    OPEN_STATUSES,
+    AttachmentFile,
+    CampaignRow,
+    Hazard,
+    HazardEvent,
+    HazardStatus,
+    UnitRow,
+)
+
+
+def next_hazard_number(session: Session, campaign_id: str) -> int:
+    """Atomically take the campaign's next 序号 (safe with concurrent writers)."""
+    result = session.execute(
+        update(CampaignRow)
+        .where(CampaignRow.id == campaign_id)
+        .values(next_number=CampaignRow.next_number + 1)
+        .returning(CampaignRow.next_number)
+    )
+    return int(result.scalar_one()) - 1
+
+
+def hazard_by_number(session: Session, campaign_id: str, number: int) -> Hazard | None:
+    return session.exec(
+        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number)
+    ).first()
+
+
+def record_event(
+    session: Session,
+    *,
+    hazard: Hazard,
+    actor_id: str,
+    action: str,
+    at: datetime,
+    detail: str = "",
+    to_status: str | None = None,
+) -> HazardEvent:
+    """Append an audit event, moving the hazard to `to_status` when given."""
+    event = HazardEvent(
+        hazard_id=hazard.id,  # type: ignore[arg-type]
+        at=at,
+        actor_id=actor_id,
+        action=action,
+        from_status=hazard.status,
+        to_status=to_status or hazard.status,
+        detail=detail,
+    )
+    if to_status is not None:
+        hazard.status = to_status
+    session.add(event)
+    session.add(hazard)
+    session.flush()
+    return event
+
+
+def hazard_events(session: Session, hazard_id: int) -> list[HazardEvent]:
+    return list(
+        session.exec(select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(HazardEvent.id))
+    )
+
+
+def store_photo(
+    session: Session,
+    *,
+    data_dir: Path,
+    hazard_id: int,
+    event_id: int | None,
+    filename: str,
+    content_type: str,
+    data: bytes,
+    at: datetime,
+) -> AttachmentFile:
+    """Keep a photo once under data_dir/photos by its SHA-256 and link it to a hazard."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = photo_path(data_dir, digest)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    row = AttachmentFile(
+        hazard_id=hazard_id,
+        event_id=event_id,
+        sha256=digest,
+        filename=filename[:200],
+        content_type=content_type[:64],
+        size=len(data),
+        created_at=at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def photo_path(data_dir: Path, sha256: str) -> Path:
+    return data_dir / "photos" / sha256[:2] / sha256
+
+
+def descendants(session: Session, roots: Iterable[str]) -> set[str]:
+    """Every unit id under (and including) the given roots."""
+    children: dict[str | None, list[str]] = {}
+    for unit_id, parent_id in session.exec(select(UnitRow.id, UnitRow.parent_id)):
+        children.setdefault(parent_id, []).append(unit_id)
+    found: set[str] = set()
+    stack = list(roots)
+    while stack:
+        unit_id = stack.pop()
+        if unit_id in found:
+            continue
+        found.add(unit_id)
+        stack.extend(children.get(unit_id, []))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class UnitFigures:
+    """One row of the statistics table (seed 002 附件1) for a unit and a period."""
+
+    unit_id: str
+    found: int = 0  # 新发现 in the period
+    rectified: int = 0  # 已整改 in the period
+    closed: int = 0  # 已销号 in the period
+    outstanding: int = 0  # 未销号 now
+    overdue: int = 0  # 逾期 now
+    major: int = 0  # 重大 still open
+
+
+def unit_figures(
+    session: Session,
+    *,
+    campaign_id: str,
+    unit_ids: Iterable[str] | None,
+    today: date,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, UnitFigures]:
+    """Per-unit figures computed in SQL; `since`/`until` bound the period counts."""
+
+    def in_period(column: object) -> object:
+        conditions = [column.isnot(None)]  # type: ignore[attr-defined]
+        if since is not None:
+            conditions.append(column >= since)  # type: ignore[operator]
+        if until is not None:
+            conditions.append(column < until)  # type: ignore[operator]
+        return and_(*conditions)
+
+    live = Hazard.status != HazardStatus.WITHDRAWN.value
+    is_open = Hazard.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+    statement = (
+        select(
+            Hazard.unit_id,
+            func.sum(case((and_(live, in_period(Hazard.found_at)), 1), else_=0)),
+            func.sum(case((and_(live, in_period(Hazard.rectified_at)), 1), else_=0)),
+            func.sum(case((and_(live, in_period(Hazard.closed_at)), 1), else_=0)),
+            func.sum(case((is_open, 1), else_=0)),
+            func.sum(
+                case(
+                    (and_(Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline < today), 1),
+                    else_=0,
+                )
+            ),
+            func.sum(case((and_(is_open, Hazard.level == "重大"), 1), else_=0)),
+        )
+        .where(Hazard.campaign_id == campaign_id)
+        .group_by(Hazard.unit_id)
+    )
+    wanted = None if unit_ids is None else set(unit_ids)
+    if wanted is not None:
+        statement = statement.where(Hazard.unit_id.in_(wanted))  # type: ignore[attr-defined]
+    figures = {
+        row[0]: UnitFigures(row[0], *(int(value or 0) for value in row[1:]))
+        for row in session.execute(statement)
+    }
+    for unit_id in wanted or ():
+        figures.setdefault(unit_id, UnitFigures(unit_id))
+    return figures
+
+
+def total_figures(figures: Iterable[UnitFigures]) -> UnitFigures:
+    rows = list(figures)
+    return UnitFigures(
+        "合计",
+        found=sum(f.found for f in rows),
+        rectified=sum(f.rectified for f in rows),
+        closed=sum(f.closed for f in rows),
+        outstanding=sum(f.outstanding for f in rows),
+        overdue=sum(f.overdue for f in rows),
+        major=sum(f.major for f in rows),
+    )

@@ -1,0 +1,134 @@
+"""The console adapter behind /sim: directory, message round trip, validation, platform retries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, func, select
+
+from bot.app import create_app
+from bot.config import load_config
+from bot.platforms import console
+from models.tables import AttachmentFile, Hazard
+
+REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
+
+
+@pytest.fixture
+def client(config_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(load_config(config_path))) as test_client:
+        yield test_client
+
+
+def send(client: TestClient, text: str, *, person: str = "zhang_wei", group: str = "staff", **extra: object):
+    return client.post("/sim/api/messages", data={"person_id": person, "group_id": group, "text": text, **extra})
+
+
+def hazard_count(client: TestClient) -> int:
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        return session.exec(select(func.count()).select_from(Hazard)).one()
+
+
+def test_page_and_assets_are_served(client: TestClient) -> None:
+    page = client.get("/sim")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'id="input"' in page.text and "@安全助手" in page.text
+    assert client.get("/sim/assets/sim.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/sim/assets/sim.css").status_code == 200
+    assert client.get("/sim/assets/sim.html").status_code == 404
+
+
+def test_directory_lists_people_with_chinese_roles_and_groups(client: TestClient) -> None:
+    data = client.get("/sim/api/directory").json()
+    people = {p["id"]: p for p in data["people"]}
+    assert people["zhang_wei"]["name"] == "张伟"
+    assert people["zhang_wei"]["roles"] == ["教师"]
+    assert people["li_na"]["roles"] == ["安全员"]
+    assert people["wang_jianguo"]["roles"] == ["部门负责人"]
+    assert people["wang_jianguo"]["unit"] != "logistics"  # the unit's name, not its id
+    staff = next(g for g in data["groups"] if g["id"] == "staff")
+    assert staff["name"] == "一中安全工作群"
+    assert staff["kind"] == "staff"
+
+
+def test_report_with_photo_gets_a_number_back(client: TestClient, tiny_png: bytes) -> None:
+    response = client.post(
+        "/sim/api/messages",
+        data={"person_id": "zhang_wei", "group_id": "staff", "text": REPORT},
+        files={"photo": ("fire-exit.png", tiny_png, "image/png")},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["duplicate"] is False
+    text = "\n".join(reply["text"] for reply in body["replies"])
+    assert re.search(r"已登记隐患 #\d+", text), text
+    assert set(body["replies"][0]) >= {"text", "mentions", "image", "file"}
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        assert session.exec(select(func.count()).select_from(AttachmentFile)).one() == 1
+
+
+def test_report_then_close_by_safety_officer(client: TestClient) -> None:
+    reply = send(client, REPORT).json()["replies"][0]["text"]
+    number = re.search(r"已登记隐患 #(\d+)", reply).group(1)  # type: ignore[union-attr]
+    closing = send(client, f"销号 #{number}", person="li_na").json()
+    assert "已销号" in closing["replies"][0]["text"]
+
+
+def test_help_reply_keeps_line_breaks(client: TestClient) -> None:
+    replies = send(client, "帮助").json()["replies"]
+    assert replies and "\n" in replies[0]["text"]
+
+
+def test_repeated_client_msg_id_is_a_duplicate_and_adds_no_hazard(client: TestClient) -> None:
+    first = send(client, REPORT, client_msg_id="retry-1").json()
+    assert first["duplicate"] is False and first["replies"]
+    assert hazard_count(client) == 1
+    again = send(client, REPORT, client_msg_id="retry-1").json()
+    assert again == {"replies": [], "duplicate": True}
+    assert hazard_count(client) == 1
+
+
+@pytest.mark.parametrize(
+    ("person", "group", "needle"),
+    [("nobody", "staff", "没有这个人"), ("zhang_wei", "no-such-group", "没有这个群")],
+)
+def test_unknown_person_or_group_is_rejected(client: TestClient, person: str, group: str, needle: str) -> None:
+    response = send(client, "帮助", person=person, group=group)
+    assert response.status_code == 400
+    assert needle in response.json()["detail"]
+
+
+def test_empty_message_is_rejected(client: TestClient) -> None:
+    response = send(client, "   ")
+    assert response.status_code == 400
+    assert "空" in response.json()["detail"]
+
+
+def test_photo_must_be_an_image(client: TestClient) -> None:
+    response = client.post(
+        "/sim/api/messages",
+        data={"person_id": "zhang_wei", "group_id": "staff", "text": REPORT},
+        files={"photo": ("notes.txt", b"hello", "text/plain")},
+    )
+    assert response.status_code == 415
+    assert "图片" in response.json()["detail"]
+    assert hazard_count(client) == 0
+
+
+def test_oversized_photo_is_rejected(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, tiny_png: bytes
+) -> None:
+    monkeypatch.setattr(console, "MAX_PHOTO_BYTES", 64)
+    response = client.post(
+        "/sim/api/messages",
+        data={"person_id": "zhang_wei", "group_id": "staff", "text": REPORT},
+        files={"photo": ("big.png", tiny_png + b"\x00" * 100, "image/png")},
+    )
+    assert response.status_code == 413
+    assert "图片太大" in response.json()["detail"]
+    assert hazard_count(client) == 0

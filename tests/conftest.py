@@ -1,0 +1,80 @@
+"""Shared fixtures: a private copy of the example config that keeps its database and files in tmp."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import tomllib
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = REPO_ROOT / "config.example.toml"
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    raise TypeError(f"cannot re-emit {value!r} as TOML")
+
+
+def with_local_storage(text: str, *, db_url: str, data_dir: str) -> str:
+    """Return the TOML text with `[database] url` and `[server] data_dir` replaced, all else unchanged."""
+    original = tomllib.loads(text)
+    tables = {
+        "database": {**original.get("database", {}), "url": db_url},
+        "server": {**original.get("server", {}), "data_dir": data_dir},
+    }
+    # Drop the two tables where they stand and append fresh ones: appending is the only place a
+    # table can go without swallowing top-level keys or another table's keys.
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        header = _HEADER.match(line)
+        if header:
+            skipping = header.group(1) == "[" and header.group(2) in tables
+        if not skipping:
+            kept.append(line)
+    for name, values in tables.items():
+        kept += ["", f"[{name}]", *(f"{key} = {_toml_value(value)}" for key, value in values.items())]
+    result = "\n".join(kept) + "\n"
+    assert tomllib.loads(result) == {**original, **tables}, "config rewrite changed more than storage keys"
+    return result
+
+
+@pytest.fixture
+def tiny_png() -> bytes:
+    """A valid 1×1 PNG, built by hand so tests need no imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xe0\x40\x30")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    """A copy of config.example.toml whose database and data dir live under tmp_path."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        with_local_storage(
+            EXAMPLE_CONFIG.read_text(encoding="utf-8"),
+            db_url=f"sqlite:///{tmp_path / 'safetybot.db'}",
+            data_dir=str(tmp_path / "data"),
+        ),
+        encoding="utf-8",
+    )
+    return path
+

@@ -1,0 +1,134 @@
+"""整改 → 销号 / 退回, 进展, 延期, 撤销, with who may do which step."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import select
+
+from models.tables import Hazard, HazardEvent
+from tests.handlers.conftest import REPORT, Chat
+
+
+def _hazard(chat: Chat) -> Hazard:
+    with chat.session() as session:
+        return session.exec(select(Hazard).where(Hazard.number == 1)).one()
+
+
+def _actions(chat: Chat) -> list[tuple[str, str, str | None, str | None]]:
+    with chat.session() as session:
+        return [(e.action, e.actor_id, e.from_status, e.to_status) for e in session.exec(select(HazardEvent).order_by(HazardEvent.id))]
+
+
+def test_full_closed_loop_report_rectify_close(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.advance(days=1)
+    reply = chat.say("wang_jianguo", "整改 #1 已清理通道")
+    assert "隐患 #1 已报整改，待验收" in reply and "销号 #1" in reply
+    assert chat.last[0].mentions == ("zhang_wei",)
+    chat.advance(hours=2)
+    reply = chat.say("zhang_wei", "销号 #1")
+    assert "隐患 #1 已销号" in reply and "张伟" in reply
+    hazard = _hazard(chat)
+    assert hazard.status == "closed" and hazard.completion == "已清理通道"
+    assert hazard.closed_at == chat.now
+    assert _actions(chat) == [
+        ("report", "zhang_wei", "rectifying", "rectifying"),
+        ("rectify", "wang_jianguo", "rectifying", "rectified"),
+        ("close", "zhang_wei", "rectified", "closed"),
+    ]
+
+
+def test_reject_sends_it_back_with_a_reason(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("wang_jianguo", "整改 #1 已清理")
+    reply = chat.say("li_na", "退回 #1 仍有纸箱")
+    assert "验收未通过，已退回整改" in reply and "原因：仍有纸箱" in reply
+    assert _hazard(chat).status == "rectifying"
+    assert "需要退回" in chat.say("li_na", "退回 #1 还是不行")
+    assert "原因" in chat.say("li_na", "退回 #1")
+
+
+def test_finder_cannot_close_before_rectification_but_safety_officer_can(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    assert "还没有报整改" in chat.say("zhang_wei", "销号 #1")
+    assert _hazard(chat).status == "rectifying"
+    reply = chat.say("li_na", "验收 #1")
+    assert "已销号" in reply
+    assert _hazard(chat).status == "closed"
+
+
+def test_a_teacher_who_is_neither_finder_nor_verifier_cannot_close(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("wang_jianguo", "整改 #1 好了")
+    assert "您没有销号权限" in chat.say("xu_qiang", "销号 #1")
+    assert "您没有销号权限" in chat.say("chen_jing", "销号 #1")
+    assert _hazard(chat).status == "rectified"
+    assert "已销号" in chat.say("zhao_min", "销号 #1")
+
+
+def test_closed_hazard_cannot_be_changed_again(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("li_na", "销号 #1")
+    assert "已于 2023-12-05 销号" in chat.say("wang_jianguo", "整改 #1 再次清理")
+    assert "已于" in chat.say("li_na", "销号 #1")
+
+
+def test_progress_notes_go_into_the_history(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    reply = chat.say("wang_jianguo", "进展 #1 已联系后勤")
+    assert "已记录隐患 #1 的进展" in reply and "还剩5天" in reply
+    assert "已联系后勤" in chat.say("zhang_wei", "查看 #1")
+    assert "进展" in chat.say("zhang_wei", "进展 #1") or "说明" in chat.say("zhang_wei", "进展 #1")
+
+
+def test_extend_is_for_unit_heads_and_leaders_only(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    assert "只有部门负责人或校领导可以延期" in chat.say("zhang_wei", "延期 #1 12月20日 等待配件")
+    assert "只有部门负责人或校领导可以延期" in chat.say("li_na", "延期 #1 12月20日 等待配件")
+    reply = chat.say("wang_jianguo", "延期 #1 12月20日 等待配件")
+    assert "2023-12-10（周日） → 2023-12-20（周三）" in reply and "原因：等待配件" in reply
+    assert _hazard(chat).deadline == date(2023, 12, 20)
+    assert "2023-12-25" in chat.say("zhao_min", "延期 #1 12月25日")
+    with chat.session() as session:
+        details = [e.detail for e in session.exec(select(HazardEvent).where(HazardEvent.action == "extend"))]
+    assert details == ["期限 2023-12-10 → 2023-12-20；等待配件", "期限 2023-12-20 → 2023-12-25"]
+
+
+def test_extend_needs_a_date(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    reply = chat.say("wang_jianguo", "延期 #1 等待配件")
+    assert "日期" in reply or "期限" in reply
+    assert _hazard(chat).deadline == date(2023, 12, 10)
+
+
+def test_withdraw_by_the_reporter_soon_after_or_by_an_admin(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    assert "只有上报人或管理员" in chat.say("chen_jing", "撤销 #1")
+    chat.advance(minutes=10)
+    assert "已撤销" in chat.say("zhang_wei", "撤销 #1")
+    assert _hazard(chat).status == "withdrawn"
+    chat.say("zhang_wei", REPORT)
+    chat.advance(hours=1)
+    assert "超过30分钟" in chat.say("zhang_wei", "撤销 #2")
+    assert "已撤销" in chat.say("liu_yang", "撤销 #2")
+
+
+def test_unknown_number_is_answered_politely(chat: Chat) -> None:
+    assert "没有找到隐患 #99" in chat.say("li_na", "销号 #99")
+
+
+def test_another_schools_hazard_is_invisible(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    assert "没有找到隐患 #1" in chat.say("sun_li", "查看 #1", group="s2")
+    assert "没有找到隐患 #1" in chat.say("sun_li", "销号 #1", group="s2")
+    assert "没有找到隐患 #1" in chat.say("zhou_tao", "整改 #1 已清理", group="s2")
+    assert _hazard(chat).status == "rectifying"
+
+
+def test_rectify_with_photo_records_it(chat: Chat) -> None:
+    from handlers.messages import Attachment
+
+    chat.say("zhang_wei", REPORT)
+    reply = chat.say("wang_jianguo", "整改 #1", photos=(Attachment("fix.jpg", "image/jpeg", b"\xff\xd8\xff" + b"1" * 50),))
+    assert "照片：1张已保存" in reply and "说明：已整改" in reply

@@ -1,0 +1,121 @@
+"""隐患: reporting a hazard through the real engine path."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import select
+
+from handlers.messages import Attachment
+from models.tables import AttachmentFile, Hazard, HazardEvent
+from tests.handlers.conftest import REPORT, Chat
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_report_numbers_the_hazard_and_echoes_what_was_understood(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", REPORT)
+    assert "已登记隐患 #1（一般·消防）" in reply
+    assert "部位：3号教学楼二楼东侧" in reply
+    assert "责任人：王建国（总务基建处）" in reply
+    assert "期限：2023-12-10（周日）" in reply
+    assert "整改 #1" in reply
+    assert chat.last[0].mentions == ("wang_jianguo",)
+
+
+def test_report_stores_every_ledger_column_and_an_event(chat: Chat) -> None:
+    chat.say(
+        "zhang_wei",
+        "隐患\n部位：食堂操作间\n检查内容：燃气管道\n问题：燃气软管老化\n类别：燃气\n等级：重大\n"
+        "责任人：王建国\n期限：2023-12-20\n措施：更换软管并加装报警器\n备注：已临时关阀",
+    )
+    with chat.session() as session:
+        hazard = session.exec(select(Hazard)).one()
+        assert (hazard.number, hazard.location, hazard.check_item) == (1, "食堂操作间", "燃气管道")
+        assert (hazard.problem, hazard.category, hazard.level) == ("燃气软管老化", "燃气", "重大")
+        assert hazard.measure == "更换软管并加装报警器"
+        assert hazard.deadline == date(2023, 12, 20)
+        assert (hazard.unit_id, hazard.responsible_id, hazard.reporter_id) == ("logistics", "wang_jianguo", "zhang_wei")
+        assert hazard.building_id == "b2"
+        assert hazard.found_at == chat.now
+        events = session.exec(select(HazardEvent)).all()
+        assert [(e.action, e.actor_id) for e in events] == [("report", "zhang_wei")]
+
+
+def test_numbers_increase_per_campaign(chat: Chat) -> None:
+    assert "#1" in chat.say("zhang_wei", REPORT)
+    assert "#2" in chat.say("chen_jing", "隐患 部位：操场东侧；问题：围墙裂缝")
+    assert "#3" in chat.say("zhang_wei", REPORT)
+
+
+def test_missing_deadline_uses_the_default_for_the_level(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：篮球架松动")
+    assert "期限：2023-12-12（周二）（未写期限，按一般隐患默认7天）" in reply
+    reply = chat.say("zhang_wei", "隐患\n部位：实验楼\n问题：危化品柜未上锁\n等级：重大")
+    assert "2024-01-04" in reply and "默认30天" in reply
+    assert "重大隐患" in reply
+
+
+def test_immediate_fix_defaults_the_deadline_to_today(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：图书馆\n问题：应急灯不亮\n立即整改：是")
+    assert "期限：2023-12-05（周二）（立即整改）" in reply
+
+
+def test_category_is_inferred_from_keywords(chat: Chat) -> None:
+    assert "（一般·消防）" in chat.say("zhang_wei", "隐患\n部位：1号楼走廊\n问题：灭火器过期")
+
+
+def test_photo_is_stored_by_content_hash(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", REPORT, photos=(Attachment("a.png", "image/png", PNG),))
+    assert "照片：1张已保存" in reply
+    with chat.session() as session:
+        row = session.exec(select(AttachmentFile)).one()
+    stored = chat.engine.data_dir / "photos" / row.sha256[:2] / row.sha256
+    assert stored.read_bytes() == PNG
+
+
+def test_unknown_responsible_person_is_kept_by_name_with_a_note(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n责任人：马小二")
+    assert "已登记隐患 #1" in reply
+    assert "「马小二」不在人员名单中" in reply
+    with chat.session() as session:
+        hazard = session.exec(select(Hazard)).one()
+    assert hazard.responsible_name == "马小二" and hazard.responsible_id is None
+    assert hazard.unit_id == "teaching"  # falls back to the reporter's unit
+
+
+def test_unknown_unit_is_refused_and_nothing_stored(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n单位：火星部")
+    assert "没有找到单位「火星部」" in reply and "例如" in reply
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).all() == []
+
+
+def test_unit_alias_is_understood(chat: Chat) -> None:
+    chat.say("zhang_wei", "隐患\n部位：车棚\n问题：电线私拉乱接\n单位：后勤")
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).one().unit_id == "logistics"
+
+
+def test_a_unit_of_another_school_cannot_be_reported_in_this_group(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n单位：城南小学")
+    assert "没有找到单位「城南小学」" in reply
+
+
+def test_malformed_report_gets_an_error_with_the_template_and_stores_nothing(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：3号教学楼")
+    assert "问题" in reply and "正确写法" in reply and "部位：3号教学楼二楼东侧" in reply
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).all() == []
+
+
+def test_unknown_person_is_asked_to_be_added_by_the_admin(chat: Chat) -> None:
+    reply = chat.say("stranger", REPORT)
+    assert "不在安全助手的人员名单里" in reply and "刘洋" in reply
+
+
+def test_a_retried_platform_message_is_handled_once(chat: Chat) -> None:
+    assert "#1" in chat.say("zhang_wei", REPORT, msg_id="same")
+    assert chat.say("zhang_wei", REPORT, msg_id="same") == ""
+    with chat.session() as session:
+        assert len(session.exec(select(Hazard)).all()) == 1

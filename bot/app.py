@@ -1,14 +1,25 @@
-"""The web application: health check, the local chat simulator, and (later) platform callbacks."""
+"""The web application: health check, the local chat simulator, platform callbacks, the outbox sender."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
+import anyio
+import httpx
 from fastapi import FastAPI
 
 from bot.config import Config
 from bot.engine import Engine
+from bot.outbox import OutboxSender
+from bot.platforms.base import Runtime
+from bot.secrets import Secrets
 from models.db import make_engine
+
+log = logging.getLogger(__name__)
 
 
 def build_engine(config: Config) -> Engine:
@@ -16,18 +27,68 @@ def build_engine(config: Config) -> Engine:
     return Engine(config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir))
 
 
-def create_app(config: Config, engine: Engine | None = None) -> FastAPI:
+def build_sender(engine: Engine, config: Config) -> OutboxSender:
+    return OutboxSender(
+        db=engine.db,
+        deliveries={},
+        clock=engine.now,
+        per_minute=config.outbox.per_minute,
+        window_seconds=config.outbox.window_seconds,
+        retry_base_seconds=config.outbox.retry_base_seconds,
+        retry_max_seconds=config.outbox.retry_max_seconds,
+    )
+
+
+async def _recover_forever(engine: Engine) -> None:
+    """Finish messages that were acknowledged but not handled (e.g. after a crash)."""
+    while True:
+        try:
+            count = await anyio.to_thread.run_sync(lambda: engine.recover(older_than=timedelta(seconds=30)))
+            if count:
+                log.info("recovered %d unhandled inbound messages", count)
+        except Exception:
+            log.exception("inbound recovery failed")
+        await anyio.sleep(15)
+
+
+def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | None = None) -> FastAPI:
     """Build the ASGI app; the schema is migrated and the config synced before serving."""
     engine = engine or build_engine(config)
     engine.start()
-    app = FastAPI(title="safetybot", docs_url=None, redoc_url=None, openapi_url=None)
+    sender = build_sender(engine, config)
+    runtime = Runtime(
+        engine=engine,
+        config=config,
+        http=httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)),
+        sender=sender,
+        secrets=secrets or Secrets(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(sender.run)
+            tasks.start_soon(_recover_forever, engine)
+            for service in runtime.services:
+                tasks.start_soon(service)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        await runtime.http.aclose()
+
+    app = FastAPI(title="safetybot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.engine = engine
+    app.state.runtime = runtime
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    from bot.platforms import dingtalk, wecom
     from bot.platforms.console import console_router
 
     app.include_router(console_router(engine))
+    wecom.install(app, runtime)
+    dingtalk.install(app, runtime)
     return app

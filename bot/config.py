@@ -170,6 +170,7 @@ class Group(_Model):
     chat_id: str | None = Field(default=None, min_length=1, max_length=128)  # WeCom chatid, DingTalk conversationId
     # credential name -> NAME of the environment variable that holds it (never the secret itself)
     credentials: dict[str, EnvVarName] = Field(default_factory=dict)
+    bot: str | None = None  # id of the [[wecom.bots]] / [[dingtalk.robots]] entry that receives this group's messages
 
 
 class Category(_Model):
@@ -236,6 +237,46 @@ class Policy(_Model):
     withdraw_minutes: int = Field(default=30, ge=0)  # a reporter may 撤销 within this window
 
 
+class WeComBot(_Model):
+    """A WeCom 智能机器人 that receives @-messages: HTTP callback or long connection (WebSocket)."""
+
+    id: Id
+    mode: Literal["callback", "websocket"] = "callback"
+    # token / encoding_aes_key (callback mode), bot_id / secret (websocket mode): env var NAMES
+    credentials: dict[str, EnvVarName] = Field(default_factory=dict)
+
+
+class WeCom(_Model):
+    api_base: NonEmpty = "https://qyapi.weixin.qq.com"  # webhook send / upload_media
+    ws_url: NonEmpty = "wss://openws.work.weixin.qq.com"  # 智能机器人 long connection
+    bots: list[WeComBot] = Field(default_factory=list)
+
+
+class DingTalkRobot(_Model):
+    """A DingTalk enterprise-internal robot: HTTP callback or Stream mode."""
+
+    id: Id
+    mode: Literal["callback", "stream"] = "callback"
+    # app_key / app_secret / robot_code: env var NAMES
+    credentials: dict[str, EnvVarName] = Field(default_factory=dict)
+
+
+class DingTalk(_Model):
+    api_base: NonEmpty = "https://api.dingtalk.com"  # OpenAPI v1.0 (tokens, robot messages, stream gateway)
+    oapi_base: NonEmpty = "https://oapi.dingtalk.com"  # legacy OpenAPI (media upload, custom robot webhook)
+    robots: list[DingTalkRobot] = Field(default_factory=list)
+
+
+class Outbox(_Model):
+    """How the sender drains the outbox: per-robot rate, retries and when to give up."""
+
+    per_minute: int = Field(default=20, ge=1)  # messages per robot per window (platforms allow 20/min)
+    window_seconds: float = Field(default=60.0, gt=0)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    give_up_after_minutes: float = Field(default=120.0, gt=0)
+
+
 class Config(_Model):
     timezone: str = "Asia/Shanghai"
     database: Database = Field(default_factory=Database)
@@ -249,6 +290,9 @@ class Config(_Model):
     categories: list[Category] = Field(default_factory=list)
     checklist: list[ChecklistItem] = Field(default_factory=list)
     buildings: list[Building] = Field(default_factory=list)
+    wecom: WeCom = Field(default_factory=WeCom)
+    dingtalk: DingTalk = Field(default_factory=DingTalk)
+    outbox: Outbox = Field(default_factory=Outbox)
 
     @field_validator("timezone")
     @classmethod
@@ -581,6 +625,18 @@ def _check_groups(data: Row) -> list[str]:
                 f"groups[{i}].credentials: a {platform} group needs credentials "
                 "(the NAMES of the environment variables holding its keys)"
             )
+        bot = _str(row, "bot")
+        if bot is not None:
+            table = {"wecom": ("wecom", "bots"), "dingtalk": ("dingtalk", "robots")}.get(platform or "")
+            section = data.get(table[0], {}) if table else {}
+            known = {
+                r.get("id") for r in (section.get(table[1], []) if table and isinstance(section, dict) else [])
+                if isinstance(r, dict)
+            }
+            if table is None:
+                problems.append(f"groups[{i}].bot: only wecom and dingtalk groups have a receiving bot")
+            elif bot not in known:
+                problems.append(f"groups[{i}].bot: unknown {table[0]}.{table[1]} id {bot!r}")
         # Inbound messages find their group by chat id alone.
         chat_id = _str(row, "chat_id")
         if platform != "console" and chat_id is not None:

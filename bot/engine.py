@@ -1,16 +1,20 @@
 """The receive pipeline every platform adapter feeds: record, dedupe, identify, parse, route.
 
-Adapters call `record()` in the callback (fast, unique per platform message id) and then
-`process()` after acknowledging; `handle()` does both for adapters that answer inline.
+Adapters call `record()` in the callback (fast, unique per platform message id), acknowledge,
+and then call `process()`. For platforms with a registered renderer, the replies become outbox
+rows in the same transaction as the handler's changes, so a crash loses neither or both;
+`recover()` finishes messages that were recorded but never processed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 import anyio
 from sqlalchemy import Engine as DbEngine
@@ -18,11 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.config import Config
+from bot.outbox import Draft
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
 from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
 from handlers.router import dispatch
+from models import outbox as outbox_store
 from models.db import upgrade
 from models.ledger import descendants
 from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, PersonRow
@@ -30,6 +36,12 @@ from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, Pers
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR_TEXT = "抱歉，处理这条消息时出了问题，已记录下来。已保存的数据不受影响，请稍后再试或联系管理员。"
+
+
+class Renderer(Protocol):
+    """Turns replies into platform messages for one inbound message's route."""
+
+    def __call__(self, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +76,10 @@ class Engine:
             major_deadline_days=config.deadlines.major_days,
             withdraw_minutes=config.policy.withdraw_minutes,
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
-            buildings=tuple(
-                BuildingRef(b.id, b.unit, (b.name, *b.aliases)) for b in config.buildings
-            ),
+            buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases)) for b in config.buildings),
         )
+        self.renderers: dict[str, Renderer] = {}
+        self.give_up_after = timedelta(minutes=config.outbox.give_up_after_minutes)
 
     def start(self) -> None:
         """Migrate the schema and load the config's directory into the database."""
@@ -81,7 +93,7 @@ class Engine:
 
     # -- pipeline -------------------------------------------------------------------------
 
-    def record(self, msg: Inbound) -> Recorded:
+    def record(self, msg: Inbound, *, route: dict[str, Any] | None = None) -> Recorded:
         """Store the message under its platform id; a repeated id is a platform retry."""
         with Session(self.db) as session:
             row = InboundMessage(
@@ -91,6 +103,7 @@ class Engine:
                 sender_id=msg.sender_id,
                 text=msg.text,
                 received_at=msg.received_at,
+                route=json.dumps(route or {}, ensure_ascii=False),
             )
             session.add(row)
             try:
@@ -102,21 +115,50 @@ class Engine:
 
     def process(self, msg: Inbound, inbound_id: int | None = None) -> list[Reply]:
         """Handle a recorded message; never raises, never leaks a stack trace into the chat."""
-        try:
-            replies = self._process(msg, inbound_id)
-            state = "handled"
-        except Exception:
-            log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
-            replies, state = [Reply(INTERNAL_ERROR_TEXT)], "failed"
-        if inbound_id is not None:
-            with Session(self.db) as session:
-                row = session.get(InboundMessage, inbound_id)
-                if row is not None:
-                    row.state = state
-                    row.reply_text = "\n\n".join(r.text for r in replies)[:4000]
-                    session.add(row)
-                    session.commit()
+        with Session(self.db) as session:
+            try:
+                replies = self._handle(session, msg, inbound_id)
+                self._finish(session, msg, inbound_id, replies, "handled")
+                session.commit()
+                return replies
+            except Exception:
+                session.rollback()
+                log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+        replies = [Reply(INTERNAL_ERROR_TEXT)]
+        with Session(self.db) as session:
+            self._finish(session, msg, inbound_id, replies, "failed")
+            session.commit()
         return replies
+
+    def _finish(self, session: Session, msg: Inbound, inbound_id: int | None, replies: list[Reply], state: str) -> None:
+        """Mark the inbound row and turn replies into outbox rows, inside the caller's transaction."""
+        if inbound_id is None:
+            return
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            return
+        row.state = state
+        row.reply_text = "\n\n".join(r.text for r in replies)[:4000]
+        session.add(row)
+        renderer = self.renderers.get(msg.platform)
+        if renderer is None:
+            return
+        route = json.loads(row.route or "{}")
+        now = self.now()
+        for index, draft in enumerate(renderer(session, replies, route)):
+            outbox_store.enqueue(
+                session,
+                dedupe_key=f"reply:{msg.platform}:{msg.msg_id}:{index}",
+                platform=msg.platform,
+                channel=draft.channel or str(route.get("channel", "")),
+                robot=draft.robot or str(route.get("robot", "")),
+                group_id=route.get("group_id"),
+                kind=draft.kind,
+                payload=dict(draft.payload),
+                blob=draft.blob,
+                now=now,
+                give_up_after=self.give_up_after,
+            )
 
     def handle_sync(self, msg: Inbound) -> list[Reply]:
         recorded = self.record(msg)
@@ -128,44 +170,60 @@ class Engine:
         """Record and process off the event loop (database work is synchronous)."""
         return await anyio.to_thread.run_sync(self.handle_sync, msg)
 
+    def recover(self, *, older_than: timedelta = timedelta(seconds=30)) -> int:
+        """Process messages recorded but never handled (the process died after acknowledging)."""
+        cutoff = self.now() - older_than
+        with Session(self.db) as session:
+            rows = list(
+                session.exec(
+                    select(InboundMessage)
+                    .where(InboundMessage.state == "received", InboundMessage.received_at <= cutoff)
+                    .order_by(InboundMessage.id)  # type: ignore[arg-type]
+                )
+            )
+        for row in rows:
+            msg = Inbound(
+                platform=row.platform,  # type: ignore[arg-type]
+                msg_id=row.platform_msg_id,
+                chat_id=row.chat_id,
+                sender_id=row.sender_id,
+                text=row.text,
+                received_at=row.received_at,
+            )
+            self.process(msg, row.id)
+        return len(rows)
+
     # -- internals ------------------------------------------------------------------------
 
-    def _process(self, msg: Inbound, inbound_id: int | None) -> list[Reply]:
-        from handlers.help import unknown_person_reply, no_campaign_reply
+    def _handle(self, session: Session, msg: Inbound, inbound_id: int | None) -> list[Reply]:
+        from handlers.help import no_campaign_reply, unknown_person_reply
 
-        with Session(self.db) as session:
-            person = self.find_person(session, msg.platform, msg.sender_id)
-            if person is None:
-                return [unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)]
-            group = self.find_group(session, msg.platform, msg.chat_id)
-            now = msg.received_at.astimezone(self.tz)
-            campaign = self.find_campaign(session, group, now)
-            if campaign is None:
-                return [no_campaign_reply()]
-            group_units = frozenset(
-                session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group.id)) if group else ()
-            )
-            context = Context(
-                session=session,
-                person=person,
-                campaign=campaign,
-                now=now,
-                policy=self.policy,
-                data_dir=self.data_dir,
-                group=group,
-                group_unit_ids=group_units,
-                group_scope=frozenset(descendants(session, group_units)) if group_units else frozenset(),
-                attachments=msg.attachments,
-                inbound_id=inbound_id,
-            )
-            command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
-            try:
-                replies = dispatch(command, context)
-                session.commit()
-            except Exception:
-                session.rollback()
-                raise
-            return replies
+        person = self.find_person(session, msg.platform, msg.sender_id)
+        if person is None:
+            return [unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)]
+        group = self.find_group(session, msg.platform, msg.chat_id)
+        now = msg.received_at.astimezone(self.tz)
+        campaign = self.find_campaign(session, group, now)
+        if campaign is None:
+            return [no_campaign_reply()]
+        group_units = frozenset(
+            session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group.id)) if group else ()
+        )
+        context = Context(
+            session=session,
+            person=person,
+            campaign=campaign,
+            now=now,
+            policy=self.policy,
+            data_dir=self.data_dir,
+            group=group,
+            group_unit_ids=group_units,
+            group_scope=frozenset(descendants(session, group_units)) if group_units else frozenset(),
+            attachments=msg.attachments,
+            inbound_id=inbound_id,
+        )
+        command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
+        return dispatch(command, context)
 
     @staticmethod
     def find_person(session: Session, platform: str, sender_id: str) -> PersonRow | None:
@@ -182,7 +240,7 @@ class Engine:
     def find_group(session: Session, platform: str, chat_id: str) -> GroupRow | None:
         if platform == "console":
             return session.get(GroupRow, chat_id)
-        return session.exec(select(GroupRow).where(GroupRow.chat_id == chat_id)).first()
+        return session.exec(select(GroupRow).where(GroupRow.platform == platform, GroupRow.chat_id == chat_id)).first()
 
     @staticmethod
     def find_campaign(session: Session, group: GroupRow | None, now: datetime) -> CampaignRow | None:
@@ -193,9 +251,9 @@ class Engine:
                 return campaign
         today = now.date()
         running = session.exec(
-            select(CampaignRow).where(CampaignRow.start <= today, CampaignRow.end >= today).order_by(
-                CampaignRow.start.desc()  # type: ignore[attr-defined]
-            )
+            select(CampaignRow)
+            .where(CampaignRow.start <= today, CampaignRow.end >= today)
+            .order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
         ).first()
         if running is not None:
             return running

@@ -91,6 +91,11 @@ _FIELD_KEYS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("note", "说明", ("备注", "原因", "整改说明", "整改情况", "完成情况", "整改完成情况", "情况说明", "处理情况",
                      "进展情况", "延期原因", "退回原因", "理由")),
 )
+_FIELD_EXAMPLES: dict[str, str] = {
+    "location": "3号教学楼二楼东侧", "problem": "消防通道堆放杂物", "category": "消防", "level": "一般",
+    "responsible": "王建国", "unit": "总务处", "deadline": "12月10日", "measure": "清理杂物", "check_item": "消防设施",
+    "immediate": "是", "closed_building": "否", "result": "无隐患",
+}
 _LABEL_TO_ATTR: dict[str, str] = {
     label: attr for attr, main, synonyms in _FIELD_KEYS for label in (main, *synonyms)
 }
@@ -180,10 +185,29 @@ def _known_label_ending_at(body: str, end: int, floor: int) -> str | None:
     return None
 
 
+_MAIN_LABELS = tuple(main for _, main, _ in _FIELD_KEYS)
+# Main labels first, so that a tie (部为 is as close to 部门 as to 部位) suggests the key people mean most often.
+_SUGGESTIBLE = (*_MAIN_LABELS, *(label for label in _LABEL_TO_ATTR if label not in _MAIN_LABELS))
+
+
+def _closest_label(word: str) -> str | None:
+    """The key `word` is probably a typo of, or None; half-similar words must share the first character."""
+    best: tuple[float, str] | None = None
+    matcher = difflib.SequenceMatcher(b=word)
+    for label in _SUGGESTIBLE:
+        matcher.set_seq1(label)
+        ratio = matcher.ratio()
+        # 问提→问题 and 部为→部位 keep the first character; 注意 vs 备注 shares one character but is a word of its own.
+        plausible = ratio > 0.5 or (ratio == 0.5 and label[0] == word[0])
+        if plausible and (best is None or ratio > best[0]):
+            best = (ratio, label)
+    return None if best is None else best[1]
+
+
 def _unknown_key_error(run: str) -> str:
-    close = difflib.get_close_matches(run, _LABELS_LONGEST_FIRST, n=1, cutoff=0.5)
-    if close:
-        return f"不认识的字段「{run}」，您是想写「{close[0]}」吗？"
+    close = _closest_label(run)
+    if close is not None:
+        return f"不认识的字段「{run}」，您是想写「{close}」吗？"
     return (f"不认识的字段「{run}」，可以写的字段有：" + "、".join(_ATTR_TO_LABEL.values())
             + "，例如：部位：3号教学楼二楼东侧")
 
@@ -226,8 +250,7 @@ def _split_body(body: str) -> _Body:
     errors: list[str] = []
     for key in keys:
         if key.attr is None:
-            resembles = difflib.get_close_matches(key.label, _LABELS_LONGEST_FIRST, n=1, cutoff=0.5)
-            if not resembles and not (key.after_strong_boundary and has_known):
+            if _closest_label(key.label) is None and not (key.after_strong_boundary and has_known):
                 continue
             errors.append(_unknown_key_error(key.label))
         kept.append(key)
@@ -283,7 +306,8 @@ def _apply_fields(body: _Body, *, today: date) -> _Draft:
             draft.notes.append(value)
             continue
         if attr in seen:
-            draft.errors.append(f"「{_ATTR_TO_LABEL[attr]}」写了两次，请只写一次")
+            label = _ATTR_TO_LABEL[attr]
+            draft.errors.append(f"「{label}」写了两次，请只写一次，例如：{label}：{_FIELD_EXAMPLES[attr]}")
             continue
         seen.add(attr)
         if attr == "result":

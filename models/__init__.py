@@ -14,6 +14,8 @@ from models.tables import (  # noqa: F401
     HazardStatus,
     InboundMessage,
     MilestoneRow,
+    OutboxMessage,
+    OutboxState,
     PersonRow,
     PhaseRow,
     Submission,

@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Named constraints so Alembic batch migrations on SQLite can alter them later.
@@ -235,6 +235,8 @@ class InboundMessage(SQLModel, table=True):
     received_at: datetime = Field(sa_column=_ts())
     state: str = Field(default="received", max_length=16)  # received, handled, failed
     reply_text: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    # where replies go (JSON: channel, robot, response_url …), so a restart can finish the work
+    route: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
 
 
 class CheckRecord(SQLModel, table=True):
@@ -264,3 +266,36 @@ class Submission(SQLModel, table=True):
     person_id: str = Field(foreign_key="person.id", max_length=64)
     at: datetime = Field(sa_column=_ts())
     figures: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"  # waiting to be sent (or to be retried at next_attempt_at)
+    SENT = "sent"
+    FAILED = "failed"  # given up; last_error says why
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Every outgoing message, stored under a unique dedupe key before it is sent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key"),
+        Index("ix_outbox_state_next", "state", "next_attempt_at"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=200)
+    platform: str = Field(max_length=16)  # wecom / dingtalk / console
+    channel: str = Field(max_length=32)  # how to deliver, e.g. wecom_webhook, dingtalk_session_webhook
+    robot: str = Field(max_length=128)  # rate-limit bucket (one robot = one webhook / app robot)
+    group_id: Optional[str] = Field(default=None, max_length=64)
+    kind: str = Field(default="text", max_length=16)  # text / markdown / image / file
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
+    blob: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # image/file bytes
+    state: str = Field(default=OutboxState.PENDING.value, max_length=16)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=_ts())
+    next_attempt_at: datetime = Field(sa_column=_ts())
+    give_up_at: datetime = Field(sa_column=_ts())
+    claimed_until: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    sent_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -1,0 +1,229 @@
+"""The outbox sender: drains pending messages per robot within the platforms' rate limits.
+
+Every outgoing message is first a row with a unique dedupe key (models.outbox.enqueue);
+this sender leases due rows, delivers them through the platform's `Delivery`, and records
+the outcome. Retries back off exponentially; a row past its give-up time is marked failed
+with the reason, which `safetybot outbox` shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+import anyio
+from sqlalchemy import Engine
+
+from models import outbox as store
+from models.tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What a platform said: sent, or why not and whether trying again can help."""
+
+    ok: bool
+    retryable: bool = False
+    error: str = ""
+    rate_limited: bool = False  # e.g. WeCom 45009, DingTalk 130101 / 410100
+
+    @classmethod
+    def sent(cls) -> "DeliveryResult":
+        return cls(ok=True)
+
+    @classmethod
+    def retry(cls, error: str, *, rate_limited: bool = False) -> "DeliveryResult":
+        return cls(ok=False, retryable=True, error=error, rate_limited=rate_limited)
+
+    @classmethod
+    def fail(cls, error: str) -> "DeliveryResult":
+        return cls(ok=False, retryable=False, error=error)
+
+
+class Delivery(Protocol):
+    """A platform's way of delivering one outbox row (implemented in bot/platforms)."""
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult: ...
+
+
+class SlidingWindowLimiter:
+    """At most `limit` sends per robot in any `window` seconds (stricter than a refilling bucket)."""
+
+    def __init__(self, *, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = timedelta(seconds=window)
+        self._sent: dict[str, deque[datetime]] = defaultdict(deque)
+
+    def _trim(self, robot: str, now: datetime) -> deque[datetime]:
+        times = self._sent[robot]
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times
+
+    def available(self, robot: str, now: datetime) -> int:
+        return self.limit - len(self._trim(robot, now))
+
+    def next_free(self, robot: str, now: datetime) -> datetime:
+        times = self._trim(robot, now)
+        return now if len(times) < self.limit else times[0] + self.window
+
+    def record(self, robot: str, at: datetime) -> None:
+        self._sent[robot].append(at)
+
+
+class OutboxSender:
+    """Leases due rows, respects each robot's rate, delivers, and records the result."""
+
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        deliveries: Mapping[str, Delivery],
+        clock: Callable[[], datetime] | None = None,
+        per_minute: int = 20,
+        window_seconds: float = 60.0,
+        retry_base_seconds: float = 2.0,
+        retry_max_seconds: float = 300.0,
+        lease_seconds: float = 120.0,
+        batch: int = 200,
+    ) -> None:
+        self.db = db
+        self.deliveries = dict(deliveries)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.limiter = SlidingWindowLimiter(limit=per_minute, window=window_seconds)
+        self.retry_base = retry_base_seconds
+        self.retry_max = retry_max_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self._wake = anyio.Event()
+        self._seeded = False
+
+    def kick(self) -> None:
+        """Wake the run loop now (new rows were enqueued)."""
+        self._wake.set()
+
+    def _seed(self, now: datetime) -> None:
+        # After a restart, sends made just before still count against each robot's window.
+        for robot, sent_at in store.recent_sends(self.db, since=now - self.limiter.window):
+            self.limiter.record(robot, sent_at)
+        self._seeded = True
+
+    def _backoff(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.retry_max, self.retry_base * (2 ** max(0, attempts))))
+
+    async def drain_once(self) -> int:
+        """Send what is due and allowed now; returns how many rows were attempted."""
+        now = self.clock()
+        if not self._seeded:
+            await anyio.to_thread.run_sync(self._seed, now)
+        candidates = await anyio.to_thread.run_sync(
+            lambda: store.due_candidates(self.db, now=now, limit=self.batch)
+        )
+        budget: dict[str, int] = {}
+        chosen: list[int] = []
+        for row_id, robot in candidates:
+            if robot not in budget:
+                budget[robot] = self.limiter.available(robot, now)
+            if budget[robot] > 0:
+                budget[robot] -= 1
+                chosen.append(row_id)
+        if not chosen:
+            return 0
+        rows = await anyio.to_thread.run_sync(lambda: store.claim(self.db, chosen, now=now, lease=self.lease))
+        for row in rows:
+            await self._deliver(row)
+        return len(rows)
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        delivery = self.deliveries.get(row.channel)
+        now = self.clock()
+        row_id = int(row.id)  # type: ignore[arg-type]
+        if delivery is None:
+            await anyio.to_thread.run_sync(
+                lambda: store.mark_failed(self.db, row_id, error=f"no delivery configured for channel {row.channel}")
+            )
+            return
+        self.limiter.record(row.robot, now)  # failed attempts count against the platform's limit too
+        try:
+            result = await delivery.deliver(row)
+        except Exception as exc:  # a bug in a delivery must not stop the sender
+            log.exception("delivery of outbox row %s crashed", row_id)
+            result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
+        done = self.clock()
+        if result.ok:
+            await anyio.to_thread.run_sync(lambda: store.mark_sent(self.db, row_id, now=done))
+        elif result.retryable:
+            wait = self._backoff(row.attempts)
+            if result.rate_limited:
+                wait = max(wait, self.limiter.next_free(row.robot, done) - done, self.limiter.window / 2)
+            log.warning("outbox row %s: %s; retrying in %.0fs", row_id, result.error, wait.total_seconds())
+            await anyio.to_thread.run_sync(
+                lambda: store.mark_retry(self.db, row_id, now=done, next_attempt_at=done + wait, error=result.error)
+            )
+        else:
+            log.warning("outbox row %s failed: %s", row_id, result.error)
+            await anyio.to_thread.run_sync(lambda: store.mark_failed(self.db, row_id, error=result.error))
+
+    async def run(self, *, poll_seconds: float = 1.0) -> None:
+        """Drain forever: after each pass, wait for a kick or the next poll."""
+        while True:
+            # A fresh event before draining: a kick that lands mid-drain is not lost.
+            self._wake = anyio.Event()
+            try:
+                sent = await self.drain_once()
+            except Exception:
+                log.exception("outbox drain failed; retrying")
+                sent = 0
+            if sent:
+                continue
+            with anyio.move_on_after(poll_seconds):
+                await self._wake.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One outgoing platform message before it gets its row (kind, JSON payload, optional bytes)."""
+
+    kind: str  # text / markdown / image / file
+    payload: dict[str, object]
+    blob: bytes | None = None
+    channel: str | None = None  # override the route's channel (e.g. images go by webhook)
+    robot: str | None = None  # override the route's robot
+
+
+def split_utf8(text: str, max_bytes: int) -> list[str]:
+    """Split text into parts of at most max_bytes UTF-8 bytes, at line breaks where possible.
+
+    A character is never cut; a line is only cut when it alone exceeds the limit.
+    """
+    if len(text.encode("utf-8")) <= max_bytes:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = line if not current else current + "\n" + line
+        if len(candidate.encode("utf-8")) <= max_bytes:
+            current = candidate
+            continue
+        if current:
+            parts.append(current)
+            current = ""
+        while len(line.encode("utf-8")) > max_bytes:
+            cut, size = 0, 0
+            for index, char in enumerate(line):
+                size += len(char.encode("utf-8"))
+                if size > max_bytes:
+                    cut = index
+                    break
+            parts.append(line[:cut])
+            line = line[cut:]
+        current = line
+    if current:
+        parts.append(current)
+    return parts

@@ -1,0 +1,283 @@
+"""The outstanding-items chart (统计): one tall PNG that reads on a phone.
+
+Pure rendering from `ChartData` (no database here), so the scheduler's digests reuse it. matplotlib's object
+API on Agg only: pyplot keeps every figure alive in a global registry, which leaks in a long-running server.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+import threading
+from collections.abc import Sequence
+import math
+from datetime import date
+from functools import lru_cache
+from io import BytesIO
+from itertools import accumulate
+from pathlib import Path
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import DateFormatter, date2num
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, MaxNLocator
+
+from models.reports import ChartData, StatusCounts
+
+__all__ = ["ChartData", "StatusCounts", "chart_fonts", "render_outstanding_chart"]
+
+log = logging.getLogger(__name__)
+
+# Okabe–Ito colours: distinguishable with every common colour-vision deficiency; overdue is the warning colour.
+RECTIFYING = "#0072B2"  # blue: being fixed, still within the deadline
+AWAITING = "#56B4E9"  # sky blue: fixed, waiting for verification (lighter: nearly done)
+OVERDUE = "#D55E00"  # vermillion: past the deadline
+FOUND_LINE = "#333333"
+CLOSED_LINE = "#009E73"  # bluish green
+GAP_FILL = "#D9D9D9"
+MUTED = "#555555"
+GRID = "#E5E5E5"
+
+WIDTH_PX = 1080  # WeCom/DingTalk show images full-width; a phone screen is about this wide
+DPI = 120
+WIDTH_IN = WIDTH_PX / DPI
+BASE_PT = 17  # about 28 px: readable on a phone without zooming
+LABEL_CHARS = 8  # unit and category names longer than this are shortened with …
+
+# Simplified Chinese first: the Noto CJK collection's first face is JP, whose glyph forms differ.
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK JP",
+)
+_FONT_DIRS = (
+    Path("/usr/share/fonts"),
+    Path("/usr/local/share/fonts"),
+    Path.home() / ".local/share/fonts",
+    Path(__file__).resolve().parents[1] / "bot" / "assets" / "fonts",
+)
+
+# matplotlib's font cache, text layout caches and rcParams are process-wide and not thread-safe.
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def chart_fonts() -> tuple[str, ...]:
+    """The installed CJK font families to draw with, best first (registering font files if the cache missed them)."""
+    from matplotlib import font_manager
+
+    def installed() -> tuple[str, ...]:
+        names = {entry.name for entry in font_manager.fontManager.ttflist}
+        return tuple(family for family in CJK_FAMILIES if family in names)
+
+    families = installed()
+    if families:
+        return families
+    # The font cache predates the font's installation (e.g. a cached image layer): register the files.
+    for directory in _FONT_DIRS:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.rglob("*")):
+            lowered = path.name.lower()
+            if path.suffix.lower() in {".ttc", ".otf", ".ttf"} and any(
+                key in lowered for key in ("cjk", "notosanssc", "sourcehansans", "wqy")
+            ):
+                try:
+                    font_manager.fontManager.addfont(str(path))
+                except (OSError, RuntimeError, ValueError):
+                    log.debug("cannot register font %s", path)
+    families = installed()
+    if not families:
+        log.error("no CJK font installed: chart text will show as boxes (install fonts-noto-cjk)")
+    return families
+
+
+def _rc() -> dict[str, object]:
+    return {
+        "font.family": "sans-serif",
+        "font.sans-serif": [*chart_fonts(), "DejaVu Sans"],
+        "font.size": BASE_PT,
+        "axes.unicode_minus": False,
+        "axes.titlesize": BASE_PT + 3,
+        "axes.titleweight": "bold",
+        "axes.titlelocation": "left",
+        "axes.titlepad": 12,
+        "axes.labelsize": BASE_PT,
+        "xtick.labelsize": BASE_PT - 1,
+        "ytick.labelsize": BASE_PT,
+        "legend.fontsize": BASE_PT - 1,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+
+
+def _short(label: str, limit: int = LABEL_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _bar_height_in(rows: int) -> float:
+    return 0.55 * max(rows, 1) + 1.0
+
+
+def _status_bars(ax: Axes, rows: Sequence[StatusCounts], *, folded_tail: bool) -> None:
+    """Horizontal stacked bars (overdue first: the part that matters), most urgent on top.
+
+    A folded tail (其他N个单位) bigger than every named unit would squash their bars to slivers, so it is
+    written as a figure in its row instead of drawn to scale.
+    """
+    if not rows:
+        _empty(ax, "暂无未销号隐患")
+        return
+    named = rows[:-1] if folded_tail else rows
+    largest = max((row.total for row in named), default=0) or max(row.total for row in rows) or 1
+    tail_as_text = folded_tail and rows[-1].total > largest
+    drawn = [row if not (tail_as_text and i == len(rows) - 1) else StatusCounts(row.label)
+             for i, row in enumerate(rows)]
+    positions = list(range(len(rows)))
+    left = [0] * len(rows)
+    for attr, colour in (("overdue", OVERDUE), ("rectifying", RECTIFYING), ("awaiting", AWAITING)):
+        values = [getattr(row, attr) for row in drawn]
+        ax.barh(positions, values, left=left, color=colour, height=0.68, edgecolor="white", linewidth=0.8)
+        left = [a + b for a, b in zip(left, values)]
+    for y, row in zip(positions, rows):
+        text = f"{row.total}" + (f"（逾期{row.overdue}）" if row.overdue else "")
+        if tail_as_text and y == len(rows) - 1:
+            ax.text(0, y, f"合计 {text}", va="center", ha="left", fontsize=BASE_PT, color=MUTED)
+            continue
+        ax.text(row.total + largest * 0.015, y, text, va="center", ha="left", fontsize=BASE_PT,
+                color=OVERDUE if row.overdue else "black", fontweight="bold" if row.overdue else "normal")
+    ax.set_yticks(positions, [_short(row.label, LABEL_CHARS + (3 if folded_tail and i == len(rows) - 1 else 0))
+                              for i, row in enumerate(rows)])
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the first row on top
+    ax.set_xlim(0, largest * 1.45)  # room for the value labels
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    ax.grid(axis="x", color=GRID, linewidth=1)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="y", length=0)
+
+
+def _empty(ax: Axes, text: str) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=BASE_PT + 2, color=MUTED, transform=ax.transAxes)
+
+
+def _title_lines(data: ChartData) -> list[str]:
+    return textwrap.wrap(data.campaign_name, 24) or ["隐患统计"]
+
+
+def _header_height(data: ChartData) -> float:
+    return 2.4 + 0.42 * (len(_title_lines(data)) - 1)
+
+
+def _header(panel: SubFigure, data: ChartData) -> None:
+    """Title, scope and time, the four headline figures, and the colour key of both bar panels."""
+    height = _header_height(data)
+
+    def y(inches_from_top: float) -> float:
+        return 1 - inches_from_top / height
+
+    lines = _title_lines(data)
+    x0 = 0.03
+    panel.text(x0, y(0.1), "\n".join(lines), ha="left", va="top", fontsize=BASE_PT + 7, fontweight="bold",
+               linespacing=1.25)
+    below_title = 0.1 + 0.42 * len(lines) + 0.1
+    scope = f"{data.scope_name}｜" if data.scope_name else ""
+    panel.text(x0, y(below_title), f"{scope}未销号隐患快照｜截至 {data.as_of:%Y-%m-%d %H:%M}",
+               ha="left", va="top", fontsize=BASE_PT - 1, color=MUTED)
+    totals = data.totals
+    figures = (
+        ("未销号", totals.total, "black"),
+        ("已逾期", totals.overdue, OVERDUE if totals.overdue else "black"),
+        ("待验收", totals.awaiting, "black"),
+        ("重大隐患", data.major, OVERDUE if data.major else "black"),
+    )
+    numbers_top = below_title + 0.42
+    for i, (label, value, colour) in enumerate(figures):
+        x = x0 + i * 0.24
+        panel.text(x, y(numbers_top), f"{value}", ha="left", va="top", fontsize=BASE_PT + 15, fontweight="bold",
+                   color=colour)
+        panel.text(x, y(numbers_top + 0.6), label, ha="left", va="top", fontsize=BASE_PT - 1, color=MUTED)
+    key = [Patch(color=c, label=n) for c, n in ((OVERDUE, "已逾期"), (RECTIFYING, "整改中"), (AWAITING, "待验收"))]
+    panel.legend(handles=key, loc="upper left", bbox_to_anchor=(x0, y(numbers_top + 0.98)), ncols=3,
+                 frameon=False, handlelength=1.2, fontsize=BASE_PT, columnspacing=1.6, borderaxespad=0,
+                 borderpad=0)
+
+
+def _day_axis(ax: Axes, start: date, end: date) -> None:
+    """About five evenly spaced day ticks counted from the campaign's first day."""
+    span = (end - start).days
+    step = max(1, math.ceil((span + 1) / 5))
+    ax.set_xlim(date2num(start) - 0.5, date2num(end) + max(0.8, span * 0.04))
+    ax.xaxis.set_major_locator(FixedLocator([date2num(start) + day for day in range(0, span + 1, step)]))
+    ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+
+
+def _burn_down(ax: Axes, data: ChartData) -> None:
+    days = list(data.days)
+    if not days:
+        _empty(ax, "活动尚未开始")
+        return
+    found = list(accumulate(data.found))
+    closed = list(accumulate(data.closed))
+    start, end = days[0], days[-1]
+    ax.set_title(f"累计发现与销号（{start:%m-%d} 至 {end:%m-%d}）")
+    marker = "o" if len(days) < 3 else None
+    ax.fill_between(days, closed, found, color=GAP_FILL, linewidth=0, label=f"未销号 {found[-1] - closed[-1]}")
+    ax.plot(days, found, color=FOUND_LINE, linewidth=3, marker=marker, label=f"累计发现 {found[-1]}")
+    ax.plot(days, closed, color=CLOSED_LINE, linewidth=3, marker=marker, label=f"累计销号 {closed[-1]}")
+    ax.set_ylim(0, max(found[-1] * 1.3, 5))  # headroom for the legend
+    _day_axis(ax, start, end)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    ax.grid(axis="y", color=GRID, linewidth=1)
+    ax.set_axisbelow(True)
+    handles, labels = ax.get_legend_handles_labels()
+    order = [1, 2, 0]  # 发现, 销号, then the gap between them
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left", frameon=False, ncols=3,
+              columnspacing=1.2, handlelength=1.5)
+
+
+def _build(data: ChartData) -> Figure:
+    folded = bool(data.units) and data.units[-1].label.startswith("其他") and data.units[-1].label.endswith("个单位")
+    heights = [_bar_height_in(len(data.units)), _bar_height_in(len(data.categories)), 4.4]
+    header_height = _header_height(data)
+    figure = Figure(figsize=(WIDTH_IN, header_height + sum(heights)), dpi=DPI, layout="constrained",
+                    facecolor="white")
+    figure.get_layout_engine().set(h_pad=0.1, w_pad=0.15, hspace=0.03)  # type: ignore[call-arg, union-attr]
+    top, body = figure.subfigures(2, 1, height_ratios=[header_height, sum(heights)])
+    _header(top, data)
+    units, categories, trend = body.subplots(3, 1, gridspec_kw={"height_ratios": heights})
+
+    units.set_title(f"各单位未销号隐患（共{data.unit_count}个单位）" if data.unit_count > 1 else "未销号隐患")
+    _status_bars(units, data.units, folded_tail=folded)
+    categories.set_title("按类别")
+    _status_bars(categories, data.categories, folded_tail=False)
+    _burn_down(trend, data)
+    return figure
+
+
+def render_outstanding_chart(data: ChartData) -> bytes:
+    """Render the 统计 chart as PNG bytes (≥1080 px wide, well under WeCom's 2 MB image limit)."""
+    with _LOCK, matplotlib.rc_context(_rc()):
+        figure = _build(data)
+        canvas = FigureCanvasAgg(figure)
+        buffer = BytesIO()
+        try:
+            canvas.print_png(buffer)  # no bbox_inches="tight": that would change the width
+        finally:
+            # Break the figure's reference cycles now rather than at the next GC pass: the Agg buffer is big.
+            figure.clear()
+            del canvas
+        return buffer.getvalue()

@@ -1,0 +1,148 @@
+"""Outbox rows: enqueue once per dedupe key, claim due rows, record the outcome."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from models.tables import OutboxMessage, OutboxState
+
+
+def enqueue(
+    session: Session,
+    *,
+    dedupe_key: str,
+    platform: str,
+    channel: str,
+    robot: str,
+    now: datetime,
+    give_up_after: timedelta,
+    kind: str = "text",
+    payload: dict[str, Any] | None = None,
+    blob: bytes | None = None,
+    group_id: str | None = None,
+) -> int | None:
+    """Insert a message unless its key exists; returns the new row id, or None for a duplicate."""
+    values = dict(
+        dedupe_key=dedupe_key, platform=platform, channel=channel, robot=robot, group_id=group_id,
+        kind=kind, payload=json.dumps(payload or {}, ensure_ascii=False), blob=blob,
+        state=OutboxState.PENDING.value, attempts=0, created_at=now, next_attempt_at=now,
+        give_up_at=now + give_up_after, last_error="",
+    )
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
+    statement = (
+        insert(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)  # type: ignore[arg-type]
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def due_candidates(db: Engine, *, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """(id, robot) of pending rows that are due and not leased, oldest first."""
+    with Session(db) as session:
+        rows = session.exec(
+            select(OutboxMessage.id, OutboxMessage.robot)
+            .where(
+                OutboxMessage.state == OutboxState.PENDING.value,
+                OutboxMessage.next_attempt_at <= now,
+                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),  # type: ignore[union-attr]
+            )
+            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            .limit(limit)
+        ).all()
+    return [(int(row[0]), str(row[1])) for row in rows]
+
+
+def claim(db: Engine, ids: Sequence[int], *, now: datetime, lease: timedelta) -> list[OutboxMessage]:
+    """Lease rows with a compare-and-set per row, so two senders never take the same row."""
+    claimed: list[OutboxMessage] = []
+    with Session(db, expire_on_commit=False) as session:
+        for row_id in ids:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row_id,
+                    OutboxMessage.state == OutboxState.PENDING.value,
+                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),  # type: ignore[union-attr]
+                )
+                .values(claimed_until=now + lease)
+            )
+            session.commit()
+            if result.rowcount == 1:
+                row = session.get(OutboxMessage, row_id)
+                if row is not None:
+                    claimed.append(row)
+    return claimed
+
+
+def mark_sent(db: Engine, row_id: int, *, now: datetime) -> None:
+    with Session(db) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(
+                state=OutboxState.SENT.value, sent_at=now, claimed_until=None,
+                attempts=OutboxMessage.attempts + 1,
+            )
+        )
+        session.commit()
+
+
+def mark_retry(db: Engine, row_id: int, *, now: datetime, next_attempt_at: datetime, error: str, counts: bool = True) -> None:
+    """Try again later (or give up when past the row's give-up time)."""
+    with Session(db) as session:
+        row = session.get(OutboxMessage, row_id)
+        if row is None:
+            return
+        if counts:
+            row.attempts += 1
+        row.claimed_until = None
+        row.last_error = error[:2000]
+        if next_attempt_at > row.give_up_at:
+            row.state = OutboxState.FAILED.value
+            row.last_error = f"gave up after {row.attempts} attempts: {error}"[:2000]
+        else:
+            row.next_attempt_at = next_attempt_at
+        session.add(row)
+        session.commit()
+
+
+def mark_failed(db: Engine, row_id: int, *, error: str) -> None:
+    with Session(db) as session:
+        row = session.get(OutboxMessage, row_id)
+        if row is None:
+            return
+        row.attempts += 1
+        row.state = OutboxState.FAILED.value
+        row.claimed_until = None
+        row.last_error = error[:2000]
+        session.add(row)
+        session.commit()
+
+
+def recent_sends(db: Engine, *, since: datetime) -> list[tuple[str, datetime]]:
+    """(robot, sent_at) of messages sent since a time: seeds the rate limiter after a restart."""
+    with Session(db) as session:
+        rows = session.exec(
+            select(OutboxMessage.robot, OutboxMessage.sent_at).where(OutboxMessage.sent_at >= since)  # type: ignore[operator]
+        ).all()
+    return [(str(robot), sent_at) for robot, sent_at in rows if sent_at is not None]
+
+
+def list_messages(db: Engine, *, state: str | None = None, limit: int = 50) -> list[OutboxMessage]:
+    with Session(db, expire_on_commit=False) as session:
+        statement = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)  # type: ignore[union-attr]
+        if state:
+            statement = statement.where(OutboxMessage.state == state)
+        return list(session.exec(statement))

@@ -88,6 +88,9 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
     from bot.platforms import dingtalk, wecom
     from bot.platforms.console import console_router
 
+    from bot.platforms.console_delivery import ConsoleDelivery
+
+    sender.deliveries["console"] = ConsoleDelivery()
     app.include_router(console_router(engine))
     wecom.install(app, runtime)
     dingtalk.install(app, runtime)

@@ -71,6 +71,39 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_outbox(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_config
+    from models import outbox as store
+    from models.db import make_engine
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    tz = config.tz
+    rows = store.list_messages(make_engine(config.database.url), state=args.state, limit=args.limit)
+    if args.json:
+        print(json.dumps([
+            {
+                "id": row.id, "key": row.dedupe_key, "state": row.state, "channel": row.channel,
+                "robot": row.robot, "kind": row.kind, "attempts": row.attempts,
+                "created_at": row.created_at.astimezone(tz).isoformat(),
+                "sent_at": row.sent_at.astimezone(tz).isoformat() if row.sent_at else None,
+                "last_error": row.last_error,
+            }
+            for row in rows
+        ], ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("outbox is empty" if not args.state else f"no {args.state} messages")
+    for row in rows:
+        when = (row.sent_at or row.created_at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        error = f"  {row.last_error}" if row.last_error else ""
+        print(f"{row.id:>6}  {row.state:<7} {when}  {row.channel:<24} tries={row.attempts}  {row.dedupe_key}{error}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetybot", description="School safety hazard campaign bot")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -94,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.add_argument("--config", default="config.example.toml")
     p.set_defaults(func=_cmd_migrate)
+    p = sub.add_parser("outbox", help="show outgoing messages: pending, sent, and failed with the reason")
+    p.add_argument("--config", default="config.example.toml")
+    p.add_argument("--state", choices=["pending", "sent", "failed"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_outbox)
     return parser
 
 

@@ -85,7 +85,9 @@ def normalize_category(value: str, categories: CategoryTable = DEFAULT_CATEGORIE
     return value
 
 
-def infer_category(problem: str | None, location: str | None, categories: CategoryTable = DEFAULT_CATEGORIES) -> str | None:
+def infer_category(
+    problem: str | None, location: str | None, categories: CategoryTable = DEFAULT_CATEGORIES
+) -> str | None:
     """Guess the category from keywords in 问题, then in 部位; None when no keyword matches."""
     for text in (problem, location):
         if not text:

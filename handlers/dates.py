@@ -29,8 +29,8 @@ import re
 from collections.abc import Callable
 from datetime import date, timedelta
 
-import cn2an
-from dateutil.relativedelta import relativedelta
+import cn2an  # type: ignore[import-untyped]
+from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped]
 
 from handlers.normalize import normalize_text
 
@@ -207,10 +207,10 @@ def _core(text: str) -> str | None:
     text = _INNER_SPACE_RE.sub("", normalize_text(text)).rstrip(_TRAILING_PUNCT)
     if not text or len(text) > 40 or not set(text) <= _VOCABULARY:
         return None
-    text = _arabic_numerals(text)
-    if text is None:
+    digits = _arabic_numerals(text)
+    if digits is None:
         return None
-    text = _WEEKDAY_NOTE_RE.sub("", text)
+    text = _WEEKDAY_NOTE_RE.sub("", digits)
     text = _PREFIX_RE.sub("", text)
     # Suffixes come in any order (12月10日下午5点前完成), so peel them until nothing changes.
     previous = None

@@ -6,7 +6,8 @@ The parser is total: any string gives a `Command`; what it could not understand 
 Order of work: normalise the text (Traditional→Simplified, widths, whitespace, @mention), find the command
 word at the start (`#`/`/` allowed before it), take the hazard number for the commands that need one, then
 split the rest into free text (before the first `key：`) and `key：value` fields. A message that starts with a
-field instead of a command word is a report (or a 检查 record when it has 结果 and no 问题).
+field instead of a command word is a report (or a 检查 record when it has 结果 and no 问题). A report or 检查
+typed without any colon (部位3号楼 问题插座坏了) gets colons put back after the main keys.
 """
 
 from __future__ import annotations
@@ -135,6 +136,10 @@ _NUMBER_AT_START_RE = re.compile(
 )
 _HASH_NUMBER_RE = re.compile(r"#[ ]*(?P<n>\d+)(?:[ ]*号(?![楼院馆室房栋层]))?")
 _LEADING_HASH_RE = re.compile(rf"^(?:#[ ]*(?P<a>\d+)|第[ ]*(?P<b>\d+)[ ]*号{_NOT_A_NUMBER_AFTER_HAO})(?:[ ]*号)?")
+# Colons are on the symbol page of a phone keyboard, so a report typed with none at all (部位3号楼 问题插座坏了)
+# gets them back before the main keys; only where a key starts a line or follows a space or separator.
+_COLONLESS_KEYS = ("部位", "位置", "地点", "问题", "类别", "等级", "责任人", "单位", "期限", "结果")
+_COLONLESS_RE = re.compile(r"(?:^|(?<=[\n ，,；;]))(" + "|".join(_COLONLESS_KEYS) + r")[ ]*(?=[^\s，,；;。、])")
 _NO_HAZARD_TAIL_RE = re.compile(r"[，,；; ]+(?P<result>无隐患|未发现隐患|没有隐患|无问题|未发现问题|正常)$")
 _MAX_HAZARD_NO = 999_999_999
 
@@ -306,8 +311,8 @@ def _apply_fields(body: _Body, *, today: date) -> _Draft:
             draft.notes.append(value)
             continue
         if attr in seen:
-            label = _ATTR_TO_LABEL[attr]
-            draft.errors.append(f"「{label}」写了两次，请只写一次，例如：{label}：{_FIELD_EXAMPLES[attr]}")
+            main = _ATTR_TO_LABEL[attr]
+            draft.errors.append(f"「{main}」写了两次，请只写一次，例如：{main}：{_FIELD_EXAMPLES[attr]}")
             continue
         seen.add(attr)
         if attr == "result":
@@ -426,7 +431,12 @@ def _build(
             command.errors.append(f"隐患编号「{_snippet(hazard_no)}」不对，请写清单里的编号，例如：{_example(name, word)}")
         else:
             command.hazard_no = int(hazard_no)
+        if hazard_no is not None and _HASH_NUMBER_RE.search(rest):
+            # 销号 #23 #24 would otherwise close #23 and quietly keep "#24" as a note.
+            command.errors.append(f"一次只能写一个隐患编号，请分开发送，例如：{_example(name, word)}")
 
+    if name in ("report", "check") and ":" not in rest and "：" not in rest:
+        rest = _COLONLESS_RE.sub(r"\1：", rest)
     body = _split_body(rest)
     draft = _apply_fields(body, today=today)
     free = body.free_text
@@ -440,7 +450,8 @@ def _build(
         else:
             draft.notes.insert(0, free)
         if not body.errors:  # a mistyped key already explains what is missing
-            draft.errors.extend(_MISSING_HINTS[attr] for attr in ("location", "problem") if getattr(hazard, attr) is None)
+            missing = [attr for attr in ("location", "problem") if getattr(hazard, attr) is None]
+            draft.errors.extend(_MISSING_HINTS[attr] for attr in missing)
     elif name == "check":
         if hazard.location is not None and draft.result is None:
             tail = _NO_HAZARD_TAIL_RE.search(hazard.location)
@@ -473,7 +484,8 @@ def _extend_deadline(free: str, draft: _Draft, *, word: str, today: date) -> str
     split = split_leading_deadline(free, today=today)
     if split is not None:
         resolved, reason = split
-        error = _deadline_error(free[: len(free) - len(reason)].strip(), resolved, today=today, example="")
+        written = free[: len(free) - len(reason)].strip()
+        error = _deadline_error(written, resolved, today=today, example=_example("extend", word))
         if error is not None:
             draft.errors.append(error)
             draft.deadline_rejected = True
@@ -538,6 +550,11 @@ def parse_message(
             f"只看详情请发：#{number}"
         ])
 
+    if ":" not in clean and "：" not in clean:
+        with_colons = _COLONLESS_RE.sub(r"\1：", clean)
+        fields = {attr for attr, _, value in _split_body(with_colons).fields if value}
+        if {"location", "problem"} <= fields:
+            clean = with_colons
     body = _split_body(clean)
     if not body.has_hazard_fields() and not body.errors:
         return _unknown_command(clean)

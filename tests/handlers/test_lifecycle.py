@@ -7,7 +7,7 @@ from datetime import date
 from sqlmodel import select
 
 from models.tables import Hazard, HazardEvent
-from tests.handlers.conftest import REPORT, Chat
+from tests.school import REPORT, Chat
 
 
 def _hazard(chat: Chat) -> Hazard:

@@ -175,6 +175,10 @@ GOOD = [
     ok("report-comma-word-colon-inside-value-stays", "隐患 部位：3号楼 问题：插座外壳破损，注意：勿触碰", "report",
        problem="插座外壳破损，注意：勿触碰"),
     ok("report-beizhu-note", "隐患 部位：3号楼 问题：插座松动 备注：已临时断电", "report", note="已临时断电"),
+    ok("report-typed-without-colons", "隐患 部位3号楼 问题插座坏了 期限 周五", "report",
+       location="3号楼", problem="插座坏了", deadline=date(2023, 12, 8)),
+    ok("report-fields-only-without-colons", "位置 2号楼东侧楼梯间 问题 堆放杂物", "report",
+       location="2号楼东侧楼梯间", problem="堆放杂物", category="消防"),
     # --- rectify -------------------------------------------------------------------------------------------
     ok("rectify-with-note", "整改 #23 已清理通道", "rectify", hazard_no=23, note="已清理通道"),
     ok("rectify-no-space-no-note", "整改#23", "rectify", hazard_no=23, note=None),
@@ -241,6 +245,7 @@ GOOD = [
     ok("check-traditional", "檢查 部位：操場 結果：無隱患", "check", location="操场", result="无隐患"),
     ok("check-xuncha-with-item", "巡查 部位：食堂 检查内容：燃气设施 结果：正常", "check",
        location="食堂", check_item="燃气设施", result="正常"),
+    ok("check-without-colons", "检查 部位3号楼 结果无隐患", "check", location="3号楼", result="无隐患"),
     ok("check-fields-only", "检查内容：消防器材\n部位：2号楼\n结果：无隐患", "check",
        location="2号楼", check_item="消防器材", result="无隐患"),
     ok("submit", "报送", "submit"),
@@ -344,7 +349,9 @@ BAD = [
     bad("extend-without-number", "延期 12月20日", "extend", "请写上隐患编号，例如：延期 #23 12月20日 等待配件"),
     bad("reject-without-reason", "退回 #23", "reject", "请写上退回原因，例如：退回 #23 仍有纸箱"),
     bad("progress-without-text", "进展 #23", "progress", "请写上进展情况，例如：进展 #23 已联系后勤"),
+    bad("two-numbers-at-once", "销号 #23 #24", "close", "一次只能写一个隐患编号，请分开发送，例如：销号 #23"),
     bad("number-followed-by-text", "#23 已清理", None, "请把命令写在前面，例如：整改 #23 已清理通道"),
+    bad("colonless-key-must-start-a-word", "隐患 3号楼问题严重", "report", "缺少「部位」"),
     bad("check-without-location", "检查 结果：无隐患", "check", "缺少「部位」：请写明检查了哪里"),
 ]
 
@@ -420,8 +427,6 @@ def test_random_text_never_raises() -> None:
     pieces = ["隐患", "整改", "销号", "延期", "#", "23", "号", "：", ":", "，", "；", "\n", " ", "部位", "问题", "期限",
               "等级", "重大", "12月10日", "本周五", "十二", "问提", "【", "】", "1、", "@", "检查", "结果", "隱患"]
 
-    @hypothesis.settings(max_examples=300, deadline=None, database=None)
-    @hypothesis.given(st.lists(st.sampled_from(pieces) | st.text(max_size=3), max_size=12).map("".join), st.dates())
     def check(text: str, today: date) -> None:
         parsed = parse_message(text, today=today)
         assert parsed.command is not None or parsed.errors
@@ -430,4 +435,6 @@ def test_random_text_never_raises() -> None:
         if parsed.ok and parsed.fields.deadline is not None and parsed.command in ("report", "extend"):
             assert parsed.fields.deadline >= today
 
-    check()
+    messages = st.lists(st.sampled_from(pieces) | st.text(max_size=3), max_size=12).map("".join)
+    settings = hypothesis.settings(max_examples=300, deadline=None, database=None)
+    settings(hypothesis.given(messages, st.dates())(check))()

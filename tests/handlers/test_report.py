@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from handlers.messages import Attachment
 from models.tables import AttachmentFile, Hazard, HazardEvent
-from tests.handlers.conftest import REPORT, Chat
+from tests.school import REPORT, Chat
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

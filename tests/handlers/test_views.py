@@ -9,7 +9,7 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from models.tables import CheckRecord, Submission
-from tests.handlers.conftest import REPORT, Chat
+from tests.school import REPORT, Chat
 
 
 def test_show_gives_details_and_history(chat: Chat) -> None:

@@ -1,0 +1,74 @@
+"""Proactive pushes to a group (reminders, digests, alerts) as outbox rows with caller-chosen keys.
+
+Each platform registers how a group push becomes platform messages (`register`); the scheduler
+calls `enqueue_push` with a dedupe key that names the push (e.g. `report_reminder:c1:staff:2026-11-30`),
+so a push is stored once however often it is attempted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.outbox import Draft
+from handlers.messages import Reply
+from models import outbox as outbox_store
+from models.tables import GroupRow
+
+PushRenderer = Callable[[Session, GroupRow, Sequence[Reply]], list[Draft]]
+_RENDERERS: dict[str, PushRenderer] = {}
+
+
+def register(platform: str, renderer: PushRenderer) -> None:
+    """Install how pushes to `platform` groups are rendered (called by platform adapters)."""
+    _RENDERERS[platform] = renderer
+
+
+def console_push_renderer(session: Session, group: GroupRow, replies: Sequence[Reply]) -> list[Draft]:
+    """Pushes to simulator groups: kept in the outbox for the /sim page to show."""
+    drafts = []
+    for reply in replies:
+        payload: dict[str, object] = {"text": reply.text, "mentions": list(reply.mentions)}
+        if reply.file_name:
+            payload["file_name"] = reply.file_name
+        blob = reply.image_png or reply.file_data
+        kind = "image" if reply.image_png else ("file" if reply.file_data else "text")
+        drafts.append(Draft(kind=kind, payload=payload, blob=blob, channel="console", robot=f"console:{group.id}"))
+    return drafts
+
+
+register("console", console_push_renderer)
+
+
+def enqueue_push(
+    session: Session,
+    *,
+    group: GroupRow,
+    dedupe_key: str,
+    replies: Sequence[Reply],
+    now: datetime,
+    give_up_after: timedelta,
+) -> int:
+    """Store the push's messages in the outbox (inside the caller's transaction); returns rows added."""
+    renderer = _RENDERERS.get(group.platform)
+    if renderer is None:
+        raise LookupError(f"no push renderer for platform {group.platform!r} (group {group.id})")
+    added = 0
+    for index, draft in enumerate(renderer(session, group, replies)):
+        row_id = outbox_store.enqueue(
+            session,
+            dedupe_key=f"{dedupe_key}:{index}",
+            platform=group.platform,
+            channel=draft.channel or "",
+            robot=draft.robot or f"{group.platform}:{group.id}",
+            group_id=group.id,
+            kind=draft.kind,
+            payload=dict(draft.payload),
+            blob=draft.blob,
+            now=now,
+            give_up_after=give_up_after,
+        )
+        added += row_id is not None
+    return added

@@ -1,0 +1,215 @@
+"""The outbox sender: once per key, per-robot rate, retries with backoff, giving up with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import anyio
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from bot.cli import main
+from bot.outbox import DeliveryResult, OutboxSender, SlidingWindowLimiter, split_utf8
+from models import outbox as store
+from models.db import make_engine, upgrade
+from models.tables import OutboxMessage
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class PlatformEdge:
+    """Stands in for a remote platform: records deliveries, fails on demand."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, datetime]] = []
+        self.script: list[DeliveryResult] = []
+        self.clock: Clock | None = None
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        result = self.script.pop(0) if self.script else DeliveryResult.sent()
+        if result.ok:
+            assert self.clock is not None
+            self.received.append((message.dedupe_key, self.clock.now))
+        return result
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'o.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _enqueue(db: Engine, key: str, *, robot: str = "r1", at: datetime = T0, give_up: float = 60) -> int | None:
+    with Session(db) as session:
+        row_id = store.enqueue(
+            session, dedupe_key=key, platform="wecom", channel="edge", robot=robot, now=at,
+            give_up_after=timedelta(minutes=give_up), payload={"text": key},
+        )
+        session.commit()
+    return row_id
+
+
+def _sender(db: Engine, clock: Clock, edge: PlatformEdge, **kw: float) -> OutboxSender:
+    edge.clock = clock
+    return OutboxSender(db=db, deliveries={"edge": edge}, clock=clock, **kw)  # type: ignore[arg-type]
+
+
+def test_a_key_is_stored_once(db: Engine) -> None:
+    assert _enqueue(db, "k1") is not None
+    assert _enqueue(db, "k1") is None
+    with Session(db) as session:
+        assert len(session.exec(select(OutboxMessage)).all()) == 1
+
+
+def test_45_pushes_to_one_robot_never_exceed_20_a_minute(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    sender = _sender(db, clock, edge)
+    for i in range(45):
+        _enqueue(db, f"push:{i}")
+    for _ in range(181):  # three simulated minutes, a drain every second
+        anyio.run(sender.drain_once)
+        clock.now += timedelta(seconds=1)
+    keys = [key for key, _ in edge.received]
+    assert sorted(keys) == sorted(f"push:{i}" for i in range(45)) and len(set(keys)) == 45
+    times = [at for _, at in edge.received]
+    for start in times:
+        assert sum(1 for t in times if start <= t < start + timedelta(seconds=60)) <= 20
+
+
+def test_robots_have_separate_budgets(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    sender = _sender(db, clock, edge)
+    for i in range(25):
+        _enqueue(db, f"a:{i}", robot="a")
+        _enqueue(db, f"b:{i}", robot="b")
+    anyio.run(sender.drain_once)
+    assert len(edge.received) == 40
+
+
+def test_retryable_failure_backs_off_then_succeeds(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    edge.script = [DeliveryResult.retry("HTTP 502"), DeliveryResult.retry("errcode -1")]
+    sender = _sender(db, clock, edge, retry_base_seconds=2)
+    _enqueue(db, "k")
+    anyio.run(sender.drain_once)
+    anyio.run(sender.drain_once)  # not due yet: the backoff holds it
+    assert edge.received == [] and len(edge.script) == 1
+    clock.now += timedelta(seconds=2)
+    anyio.run(sender.drain_once)
+    clock.now += timedelta(seconds=4)
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received] == ["k"]
+    row = store.list_messages(db)[0]
+    assert (row.state, row.attempts) == ("sent", 3)
+
+
+def test_rate_limited_answer_waits_for_the_window(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    edge.script = [DeliveryResult.retry("errcode 45009 api freq out of limit", rate_limited=True)]
+    sender = _sender(db, clock, edge)
+    _enqueue(db, "k")
+    anyio.run(sender.drain_once)
+    clock.now += timedelta(seconds=29)
+    anyio.run(sender.drain_once)
+    assert edge.received == []
+    clock.now += timedelta(seconds=1)
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received] == ["k"]
+
+
+def test_gives_up_after_the_bounded_time_and_records_why(db: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    edge.script = [DeliveryResult.retry("connection refused")] * 50
+    sender = _sender(db, clock, edge, retry_base_seconds=10, retry_max_seconds=60)
+    _enqueue(db, "k", give_up=3)
+    for _ in range(40):
+        anyio.run(sender.drain_once)
+        clock.now += timedelta(seconds=15)
+    row = store.list_messages(db)[0]
+    assert row.state == "failed" and "gave up after" in row.last_error and "connection refused" in row.last_error
+
+
+def test_permanent_failure_is_not_retried(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    edge.script = [DeliveryResult.fail("errcode 93000 invalid webhook url")]
+    sender = _sender(db, clock, edge)
+    _enqueue(db, "k")
+    anyio.run(sender.drain_once)
+    clock.now += timedelta(minutes=5)
+    anyio.run(sender.drain_once)
+    row = store.list_messages(db)[0]
+    assert (row.state, row.attempts, row.last_error) == ("failed", 1, "errcode 93000 invalid webhook url")
+
+
+def test_a_restart_resumes_and_keeps_counting_the_window(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    for i in range(30):
+        _enqueue(db, f"k{i}")
+    anyio.run(_sender(db, clock, edge).drain_once)
+    assert len(edge.received) == 20
+    restarted = _sender(db, clock, edge)  # a new process: its limiter is seeded from the database
+    clock.now += timedelta(seconds=30)
+    anyio.run(restarted.drain_once)
+    assert len(edge.received) == 20
+    clock.now += timedelta(seconds=31)
+    anyio.run(restarted.drain_once)
+    assert len(edge.received) == 30 and len({k for k, _ in edge.received}) == 30
+
+
+def test_a_leased_row_is_not_taken_twice(db: Engine) -> None:
+    _enqueue(db, "k")
+    ids = [row_id for row_id, _ in store.due_candidates(db, now=T0, limit=10)]
+    first = store.claim(db, ids, now=T0, lease=timedelta(minutes=2))
+    second = store.claim(db, ids, now=T0 + timedelta(seconds=5), lease=timedelta(minutes=2))
+    assert len(first) == 1 and second == []
+    # an expired lease (the sender died mid-send) is taken again
+    assert len(store.claim(db, ids, now=T0 + timedelta(minutes=3), lease=timedelta(minutes=2))) == 1
+
+
+def test_limiter_is_a_sliding_window() -> None:
+    limiter = SlidingWindowLimiter(limit=2, window=60)
+    limiter.record("r", T0)
+    limiter.record("r", T0 + timedelta(seconds=30))
+    assert limiter.available("r", T0 + timedelta(seconds=59)) == 0
+    assert limiter.next_free("r", T0 + timedelta(seconds=59)) == T0 + timedelta(seconds=60)
+    assert limiter.available("r", T0 + timedelta(seconds=60)) == 1
+
+
+@pytest.mark.parametrize("limit", [10, 2048, 4096])
+def test_split_never_cuts_a_character_or_exceeds_the_limit(limit: int) -> None:
+    text = "\n".join(f"#{i} 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜12-10 还剩5天 🔥" for i in range(300))
+    parts = split_utf8(text, limit)
+    assert all(len(p.encode("utf-8")) <= limit for p in parts)
+    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+    if limit >= 200:  # lines fit: no line is cut
+        assert "\n".join(parts) == text
+
+
+def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    db_url = f"sqlite:///{tmp_path / 'o.db'}"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[[units]]\nid = "s"\nname = "学校"\n'
+        '[[people]]\nid = "a"\nname = "管理员"\nunit = "s"\nroles = ["admin"]\n',
+        encoding="utf-8",
+    )
+    db = make_engine(db_url)
+    upgrade(db)
+    _enqueue(db, "push:1")
+    store.mark_failed(db, 1, error="errcode 93000 invalid webhook url")
+    assert main(["outbox", "--config", str(config), "--state", "failed"]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "push:1" in out and "93000" in out

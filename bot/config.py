@@ -277,6 +277,57 @@ class Outbox(_Model):
     give_up_after_minutes: float = Field(default=120.0, gt=0)
 
 
+def _parse_hhmm(value: Any) -> Any:
+    """Accept "HH:MM" strings for times of day (TOML has no bare local-time literal users remember)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hour, minute = value.strip().split(":")
+        if int(hour) > 23 or int(minute) > 59:
+            raise PydanticCustomError("time_of_day", "{value} is not a time of day (HH:MM)", {"value": repr(value)})
+        return time(int(hour), int(minute))
+    return value
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_parse_hhmm)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class CalendarSettings(_Model):
+    """When pushes may go out: quiet hours, and workdays (Chinese holidays and make-up workdays)."""
+
+    quiet_hours: list[TimeOfDay] = Field(default_factory=lambda: [time(21, 30), time(7, 30)])  # [start, end]; [] = none
+    extra_holidays: list[date] = Field(default_factory=list)  # school-specific days off (checked first)
+    extra_workdays: list[date] = Field(default_factory=list)  # school-specific working days (checked first)
+    skip_non_workdays: bool = True  # move pushes that fall on a non-workday to the next workday
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _start_and_end(cls, value: list[time]) -> list[time]:
+        if len(value) not in (0, 2):
+            raise PydanticCustomError(
+                "quiet_hours", 'give a start and an end, e.g. ["21:30", "07:30"], or [] for none', {}
+            )
+        return value
+
+
+class LeaderDigest(_Model):
+    cadence: Literal["daily", "weekly"] = "daily"
+    at: TimeOfDay = time(8, 0)
+    weekday: Weekday = "mon"  # weekly cadence only
+
+
+class SchedulerSettings(_Model):
+    """The campaign clock: reminders, nudges, digests (see scheduler/)."""
+
+    enabled: bool = True
+    grace_minutes: int = Field(default=120, ge=0)  # a push missed while down is still sent this late, else skipped
+    tick_seconds: int = Field(default=60, ge=5, le=3600)
+    overdue_digest_at: TimeOfDay = time(8, 30)
+    nudge_at: TimeOfDay = time(9, 0)  # phase and milestone nudges
+    leader_digest: LeaderDigest = Field(default_factory=LeaderDigest)
+    charts_in_digests: bool = True
+    reminder_charts: bool = False
+
+
 class Config(_Model):
     timezone: str = "Asia/Shanghai"
     database: Database = Field(default_factory=Database)
@@ -293,6 +344,8 @@ class Config(_Model):
     wecom: WeCom = Field(default_factory=WeCom)
     dingtalk: DingTalk = Field(default_factory=DingTalk)
     outbox: Outbox = Field(default_factory=Outbox)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -376,7 +429,9 @@ def _describe(err: Any) -> str:
     message = str(err["msg"])
     if kind in ("value_error", "assertion_error"):
         return message.split(", ", 1)[-1]
-    if kind.startswith(("secret_in_config", "env_var_name", "mobile", "timezone", "database_url", "time_of_day")):
+    if kind.startswith(
+        ("secret_in_config", "env_var_name", "mobile", "timezone", "database_url", "time_of_day", "quiet_hours")
+    ):
         return message
     if "credentials" in loc:  # never echo what may be a secret
         return message

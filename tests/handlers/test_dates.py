@@ -88,6 +88,7 @@ LEAP = date(2024, 2, 28)
         pytest.param("3日内", TUE, date(2023, 12, 8), id="3-ri-nei"),
         pytest.param("3天", TUE, date(2023, 12, 8), id="3-tian"),
         pytest.param("3天之内", TUE, date(2023, 12, 8), id="3-tian-zhinei"),
+        pytest.param("3天后", TUE, date(2023, 12, 8), id="3-tian-hou"),
         pytest.param("十天内", TUE, date(2023, 12, 15), id="shi-tian-nei"),
         pytest.param("3天内", SAT, date(2024, 1, 2), id="span-across-new-year"),
         pytest.param("一周内", TUE, date(2023, 12, 12), id="yi-zhou-nei"),

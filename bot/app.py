@@ -10,7 +10,9 @@ from pathlib import Path
 
 import anyio
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse, Response
+from sqlmodel import Session
 
 from bot.config import Config
 from bot.engine import Engine
@@ -18,6 +20,8 @@ from bot.outbox import OutboxSender
 from bot.platforms.base import Runtime
 from bot.secrets import Secrets
 from models.db import make_engine
+from models.ledger import photo_path
+from models.tables import AttachmentFile
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,19 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/photos/{photo_id}/{expires}/{signature}")
+    def photo(photo_id: int, expires: int, signature: str) -> Response:
+        """A hazard photo behind a signed, expiring link; anything else is a plain 404."""
+        links = engine.photo_links
+        if links is None or not links.verify(photo_id, expires, signature):
+            raise HTTPException(status_code=404)
+        with Session(engine.db) as session:
+            row = session.get(AttachmentFile, photo_id)
+        path = photo_path(engine.data_dir, row.sha256) if row else None
+        if row is None or path is None or not path.exists():
+            raise HTTPException(status_code=404)
+        return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})
 
     from bot.platforms import dingtalk, wecom
     from bot.platforms.console import console_router

@@ -231,6 +231,10 @@ class Server(_Model):
     host: NonEmpty = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     data_dir: NonEmpty = "data"
+    # Public address of this server; when set, 查看 #N replies carry signed, expiring photo links.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    photo_link_hours: int = Field(default=24, ge=1, le=24 * 30)
+    link_secret_env: EnvVarName = "SAFETYBOT_LINK_SECRET"  # NAME of the env var with the link-signing key
 
 
 class Policy(_Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from sqlmodel import Session, select
 
 from bot.config import Config
 from bot.outbox import Draft
+from bot.photolinks import PhotoLinks
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
 from handlers.messages import Inbound, Reply
@@ -79,6 +81,14 @@ class Engine:
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases)) for b in config.buildings),
         )
         self.renderers: dict[str, Renderer] = {}
+        self.photo_links: PhotoLinks | None = None
+        if config.server.public_url:
+            self.photo_links = PhotoLinks.from_secret(
+                base_url=config.server.public_url,
+                secret=os.environ.get(config.server.link_secret_env),
+                ttl=timedelta(hours=config.server.photo_link_hours),
+                clock=self.now,
+            )
         self.give_up_after = timedelta(minutes=config.outbox.give_up_after_minutes)
 
     def start(self) -> None:
@@ -221,6 +231,7 @@ class Engine:
             group_scope=frozenset(descendants(session, group_units)) if group_units else frozenset(),
             attachments=msg.attachments,
             inbound_id=inbound_id,
+            photo_link=self.photo_links.link if self.photo_links else None,
         )
         command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
         return dispatch(command, context)

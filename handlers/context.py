@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -48,6 +48,8 @@ class Context:
     group_scope: frozenset[str] = frozenset()  # those units and every unit below them
     attachments: Sequence[Attachment] = field(default_factory=tuple)
     inbound_id: int | None = None
+    photo_link: Callable[[int], str] | None = None  # signed, expiring URL of a stored photo
+
 
     @property
     def today(self) -> date:

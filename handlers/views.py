@@ -40,7 +40,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     status = hazard.status_label
     if hazard.is_overdue(context.today):
         status += f"（{days_left_text(hazard.deadline, context.today)}）"
-    photos = len(session.exec(select(AttachmentFile.id).where(AttachmentFile.hazard_id == hazard.id)).all())
+    photos = list(session.exec(select(AttachmentFile.id).where(AttachmentFile.hazard_id == hazard.id)).all())
     lines = [
         f"隐患 #{hazard.number}｜{status}",
         f"部位：{hazard.location}",
@@ -54,7 +54,9 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     if hazard.completion:
         lines.append(f"整改情况：{hazard.completion}")
     if photos:
-        lines.append(f"照片：{photos}张")
+        lines.append(f"照片：{len(photos)}张")
+        if context.photo_link is not None:
+            lines += [f"  {context.photo_link(photo_id)}" for photo_id in photos[-4:]]
     events = hazard_events(session, hazard.id)  # type: ignore[arg-type]
     names = {p.id: p.name for p in session.exec(select(PersonRow).where(PersonRow.id.in_({e.actor_id for e in events})))}  # type: ignore[attr-defined]
     lines.append("处理记录：")
@@ -135,7 +137,8 @@ def handle_progress_report(command: Command, context: Context) -> list[Reply]:
     current = next((p for p in phases if p.start <= today <= p.end), None)
     if current is not None:
         due = f"，{current.deliverable}" if current.deliverable else ""
-        lines.append(f"当前阶段：第{current.seq}阶段 {current.name}（至{current.end:%m-%d}{due}）")
+        label = current.name if current.name.startswith("第") else f"第{current.seq}阶段 {current.name}"
+        lines.append(f"当前阶段：{label}（至{current.end:%m-%d}{due}）")
     upcoming = [m for m in milestones if m.due >= today][:2]
     for milestone in upcoming:
         lines.append(f"节点：{fmt_date(milestone.due)} {milestone.name}（{days_left_text(milestone.due, today)}）")

@@ -299,3 +299,33 @@ class OutboxMessage(SQLModel, table=True):
     claimed_until: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
     sent_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class DuePushState(StrEnum):
+    PENDING = "pending"  # planned, not yet sent
+    SENT = "sent"  # written to the outbox (the outbox sender delivers it)
+    SKIPPED = "skipped"  # deliberately not sent; `reason` says why
+
+
+class DuePush(SQLModel, table=True):
+    """A push the campaign clock must make once: the scheduler ticks, this table remembers."""
+
+    __tablename__ = "due_push"
+    __table_args__ = (
+        UniqueConstraint("key"),
+        Index("ix_due_push_state_send_at", "state", "send_at"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200)  # e.g. report_reminder:winter-2018:staff:2018-11-26
+    kind: str = Field(max_length=32)  # report_reminder, phase_nudge, milestone_nudge, overdue_digest, leader_digest, major_alert
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
+    group_id: str = Field(foreign_key="chat_group.id", max_length=64)
+    due_at: datetime = Field(sa_column=_ts())  # the planned time
+    send_at: datetime = Field(sa_column=_ts())  # after quiet hours and non-workdays moved it
+    state: str = Field(default=DuePushState.PENDING.value, max_length=16)
+    claimed_by: Optional[str] = Field(default=None, max_length=128)  # which process sent it
+    claimed_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    sent_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # why skipped / last error
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
+    created_at: datetime = Field(sa_column=_ts())

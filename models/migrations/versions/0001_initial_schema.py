@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 05:58:17.334937
+Create Date: 2026-11-23 06:03:14.359299
 """
 from typing import Sequence, Union
 
@@ -91,6 +91,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_unit_parent_id'), ['parent_id'], unique=False)
+
+    op.create_table('due_push',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('group_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('send_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_due_push_campaign_id_campaign')),
+    sa.ForeignKeyConstraint(['group_id'], ['chat_group.id'], name=op.f('fk_due_push_group_id_chat_group')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_due_push')),
+    sa.UniqueConstraint('key', name=op.f('uq_due_push_key'))
+    )
+    with op.batch_alter_table('due_push', schema=None) as batch_op:
+        batch_op.create_index('ix_due_push_state_send_at', ['state', 'send_at'], unique=False)
 
     op.create_table('group_unit',
     sa.Column('group_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -284,6 +307,10 @@ def downgrade() -> None:
 
     op.drop_table('milestone')
     op.drop_table('group_unit')
+    with op.batch_alter_table('due_push', schema=None) as batch_op:
+        batch_op.drop_index('ix_due_push_state_send_at')
+
+    op.drop_table('due_push')
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_unit_parent_id'))
 

@@ -1,0 +1,128 @@
+"""When a push may go out: school workdays (Chinese holidays, make-up workdays, overrides) and quiet hours.
+
+Workday answers come, in order, from the config's overrides, then `chinese-calendar`, then Mon–Fri
+(with a warning) for years the library has no data for: 1.11.0 knows 2004–2026 and raises
+NotImplementedError for 2027.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+from chinese_calendar import constants as cc_constants
+
+log = logging.getLogger(__name__)
+
+# A push never moves further than this; a longer run of non-workdays means the overrides are wrong.
+_MAX_SHIFT_DAYS = 60
+
+
+def holiday_data_range() -> tuple[date, date]:
+    """First and last day chinese-calendar has holiday data for (whole years)."""
+    days = list(cc_constants.holidays) + list(cc_constants.workdays)
+    return date(min(days).year, 1, 1), date(max(days).year, 12, 31)
+
+
+def coverage_message(today: date | None = None) -> str:
+    """One line for the start-up log: how far the holiday data reaches."""
+    first, last = holiday_data_range()
+    text = (
+        f"holiday data (chinesecalendar) covers {first.year}–{last.year}; "
+        f"dates after {last.isoformat()} fall back to Mon–Fri"
+    )
+    if today is not None and (last - today).days < 60:
+        text += " — the data ends soon: upgrade chinesecalendar or add [calendar] extra_holidays/extra_workdays"
+    return text
+
+
+class WorkCalendar:
+    """Workdays and quiet hours of one school, in its time zone."""
+
+    def __init__(
+        self,
+        *,
+        tz: ZoneInfo,
+        quiet_hours: tuple[time, time] | None = (time(21, 30), time(7, 30)),
+        extra_holidays: Iterable[date] = (),
+        extra_workdays: Iterable[date] = (),
+        skip_non_workdays: bool = True,
+    ) -> None:
+        self.tz = tz
+        self.quiet_hours = quiet_hours if quiet_hours and quiet_hours[0] != quiet_hours[1] else None
+        self.extra_holidays = frozenset(extra_holidays)
+        self.extra_workdays = frozenset(extra_workdays)
+        self.skip_non_workdays = skip_non_workdays
+        self.fallback_years: set[int] = set()  # years answered Mon–Fri because the library had no data
+
+    @classmethod
+    def from_config(cls, config: object) -> "WorkCalendar":
+        """Build from a `bot.config.Config` ([calendar] section and timezone)."""
+        settings = config.calendar  # type: ignore[attr-defined]
+        quiet = tuple(settings.quiet_hours) if settings.quiet_hours else None
+        return cls(
+            tz=ZoneInfo(config.timezone),  # type: ignore[attr-defined]
+            quiet_hours=quiet,  # type: ignore[arg-type]
+            extra_holidays=settings.extra_holidays,
+            extra_workdays=settings.extra_workdays,
+            skip_non_workdays=settings.skip_non_workdays,
+        )
+
+    def is_workday(self, day: date) -> bool:
+        """Overrides first, then chinese-calendar, then Mon–Fri when the library has no data."""
+        if day in self.extra_holidays:
+            return False
+        if day in self.extra_workdays:
+            return True
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:
+            if day.year not in self.fallback_years:
+                self.fallback_years.add(day.year)
+                log.warning(
+                    "no Chinese holiday data for %s (chinesecalendar %s): treating Mon–Fri as workdays; "
+                    "add [calendar] extra_holidays/extra_workdays or upgrade the package",
+                    day.year, getattr(chinese_calendar, "__version__", "?"),
+                )
+            return day.weekday() < 5
+
+    def in_quiet_hours(self, moment: time) -> bool:
+        """True inside [start, end); the span may wrap midnight (21:30 → 07:30)."""
+        if self.quiet_hours is None:
+            return False
+        start, end = self.quiet_hours
+        if start < end:
+            return start <= moment < end
+        return moment >= start or moment < end
+
+    def _quiet_end(self, local: datetime) -> datetime:
+        start, end = self.quiet_hours  # type: ignore[misc]
+        day = local.date()
+        if start > end and local.time() >= start:  # evening part of a span that wraps midnight
+            day += timedelta(days=1)
+        return datetime.combine(day, end, self.tz)
+
+    def next_allowed(self, moment: datetime, *, respect_quiet_hours: bool = True) -> datetime:
+        """The first time at or after `moment` that is on a workday and outside quiet hours (local time).
+
+        A push on a non-workday moves to the next workday at the same time of day; one in quiet
+        hours moves to their end.
+        """
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime: pass a zone-aware time")
+        local = moment.astimezone(self.tz)
+        for _ in range(_MAX_SHIFT_DAYS * 2):
+            if self.skip_non_workdays and not self.is_workday(local.date()):
+                day = local.date() + timedelta(days=1)
+                while not self.is_workday(day) and (day - local.date()).days < _MAX_SHIFT_DAYS:
+                    day += timedelta(days=1)
+                local = datetime.combine(day, local.time(), self.tz)
+                continue
+            if respect_quiet_hours and self.in_quiet_hours(local.time()):
+                local = self._quiet_end(local)
+                continue
+            return local
+        raise RuntimeError(f"no allowed time within {_MAX_SHIFT_DAYS} days after {moment.isoformat()}")

@@ -1,0 +1,224 @@
+"""What the campaign clock will push, computed from the config alone (pure: no database, no clock).
+
+`safetybot plan` prints this list; the ticker stores it as due-push rows with the same keys.
+Kinds and where they go:
+  report_reminder   staff groups, on each report day (first + k·every_days) at reporting.at
+  phase_nudge       staff groups, nudge_days_before each phase end, at scheduler.nudge_at
+  milestone_nudge   staff groups, nudge_days_before each milestone, at scheduler.nudge_at
+  overdue_digest    staff groups every workday at scheduler.overdue_digest_at; leaders' groups too
+                    (escalations only) when the leader digest is weekly
+  leader_digest     leaders' groups, daily (workdays) or weekly, at scheduler.leader_digest.at
+(major_alert rows are not planned: the report handler writes them when a 重大 hazard comes in.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from bot.config import Campaign, Config, Group
+from handlers.periods import period_for, report_days
+from models.tables import CampaignRow
+from scheduler.calendar import WorkCalendar
+
+KINDS = ("report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest", "major_alert")
+WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_WEEKDAY_ZH = "一二三四五六日"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPush:
+    """One push: its unique key, when it was meant for and when it may go out, and what it is about."""
+
+    key: str
+    kind: str
+    campaign_id: str
+    group_id: str
+    due_at: datetime  # zone-aware planned time
+    send_at: datetime  # after the calendar moved it (quiet hours, non-workdays)
+    summary: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, str]:
+        """The `safetybot plan --json` object."""
+        return {
+            "at": self.send_at.isoformat(timespec="minutes"),
+            "kind": self.kind,
+            "campaign": self.campaign_id,
+            "group": self.group_id,
+            "summary": self.summary,
+        }
+
+    def line(self) -> str:
+        """The `safetybot plan` text line."""
+        at = self.send_at.isoformat(sep=" ", timespec="minutes")
+        return f"{at}  {self.kind:<15}  {self.campaign_id}  {self.group_id}  {self.summary}"
+
+
+def campaign_row(campaign: Campaign, timezone: str) -> CampaignRow:
+    """A detached CampaignRow, so the reporting-period rules of handlers.periods apply unchanged."""
+    return CampaignRow(
+        id=campaign.id, name=campaign.name, start=campaign.start, end=campaign.end, timezone=timezone,
+        report_every_days=campaign.reporting.every_days if campaign.reporting else None,
+        report_first=campaign.reporting.first if campaign.reporting else None,
+        report_at=campaign.reporting.at.strftime("%H:%M") if campaign.reporting else None,
+    )
+
+
+def group_campaign(config: Config, group: Group, day: date) -> Campaign | None:
+    """The campaign a group works on that day: its configured one, else the latest started running one."""
+    if group.campaign is not None:
+        return next((c for c in config.campaigns if c.id == group.campaign), None)
+    running = [c for c in config.campaigns if c.start <= day <= c.end]
+    return max(running, key=lambda c: c.start) if running else None
+
+
+def _groups(config: Config, campaign: Campaign, day: date, kind: str) -> list[Group]:
+    return [g for g in config.groups if g.kind == kind and (c := group_campaign(config, g, day)) and c.id == campaign.id]
+
+
+def _shift_note(due: datetime, send: datetime) -> str:
+    if send == due:
+        return ""
+    if send.date() == due.date():
+        return f"（原定{due:%H:%M}，避开免打扰时段）"
+    return f"（原定{due:%m-%d}周{_WEEKDAY_ZH[due.weekday()]}，顺延）"
+
+
+class _Planner:
+    def __init__(self, config: Config, calendar: WorkCalendar) -> None:
+        self.config = config
+        self.calendar = calendar
+        self.tz = calendar.tz
+        self.settings = config.scheduler
+
+    def at(self, day: date, moment: time) -> datetime:
+        return datetime.combine(day, moment, self.tz)
+
+    def push(self, *, key: str, kind: str, campaign: Campaign, group: Group, due: datetime, summary: str,
+             payload: Mapping[str, Any], send: datetime | None = None) -> PlannedPush:
+        send = send or self.calendar.next_allowed(due)
+        return PlannedPush(
+            key=key, kind=kind, campaign_id=campaign.id, group_id=group.id, due_at=due, send_at=send,
+            summary=summary + _shift_note(due, send), payload=dict(payload),
+        )
+
+    def report_reminders(self, campaign: Campaign) -> Iterator[PlannedPush]:
+        if campaign.reporting is None:
+            return
+        row = campaign_row(campaign, self.config.timezone)
+        for seq, day in enumerate(report_days(row), start=1):
+            period = period_for(row, day)
+            assert period is not None and period.due == day
+            for group in _groups(self.config, campaign, day, "staff"):
+                yield self.push(
+                    key=f"report_reminder:{campaign.id}:{group.id}:{day.isoformat()}",
+                    kind="report_reminder", campaign=campaign, group=group,
+                    due=self.at(day, campaign.reporting.at),
+                    summary=f"第{seq}期报送提醒（截至{day:%m-%d}）",
+                    payload={"seq": seq, "period_start": period.start.isoformat(), "period_due": day.isoformat()},
+                )
+
+    def _nudges(self, campaign: Campaign, *, kind: str, ident: str, deadline: date, title: str,
+                payload: Mapping[str, Any]) -> Iterator[PlannedPush]:
+        days_before = sorted({n for n in campaign.nudge_days_before if n >= 0}, reverse=True)
+        for group in _groups(self.config, campaign, deadline, "staff"):
+            taken: dict[date, PlannedPush] = {}
+            for n in days_before:
+                day = deadline - timedelta(days=n)
+                if day < campaign.start:
+                    continue
+                left = "今天截止" if n == 0 else f"还有{n}天"
+                push = self.push(
+                    key=f"{kind}:{campaign.id}:{group.id}:{ident}:{deadline.isoformat()}:{n}",
+                    kind=kind, campaign=campaign, group=group, due=self.at(day, self.settings.nudge_at),
+                    summary=f"{title}（{deadline:%m-%d}，{left}）",
+                    payload={**payload, "deadline": deadline.isoformat(), "days_before": n},
+                )
+                # Two nudges moved onto the same day (e.g. Sat and Sun → Mon) would say the same thing twice:
+                # keep the later one, which counts the days left correctly.
+                taken[push.send_at.date()] = push
+            yield from taken.values()
+
+    def phase_nudges(self, campaign: Campaign) -> Iterator[PlannedPush]:
+        for seq, phase in enumerate(campaign.phases, start=1):
+            deliverable = f"：{phase.deliverable}" if phase.deliverable else ""
+            yield from self._nudges(
+                campaign, kind="phase_nudge", ident=f"p{seq}", deadline=phase.end,
+                title=f"{phase.name}结束{deliverable}",
+                payload={"phase": seq, "name": phase.name, "deliverable": phase.deliverable},
+            )
+
+    def milestone_nudges(self, campaign: Campaign) -> Iterator[PlannedPush]:
+        for index, milestone in enumerate(campaign.milestones, start=1):
+            yield from self._nudges(
+                campaign, kind="milestone_nudge", ident=f"m{index}", deadline=milestone.date,
+                title=f"{milestone.name}截止", payload={"milestone": index, "name": milestone.name},
+            )
+
+    def _days(self, campaign: Campaign, first: date, last: date) -> Iterator[date]:
+        day = max(first, campaign.start)
+        while day <= min(last, campaign.end):
+            yield day
+            day += timedelta(days=1)
+
+    def overdue_digests(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
+        escalate_to_leaders = self.settings.leader_digest.cadence != "daily"
+        for day in self._days(campaign, first, last):
+            # A daily digest on a day off is dropped, not moved: moving it would double the next day's.
+            if self.calendar.skip_non_workdays and not self.calendar.is_workday(day):
+                continue
+            kinds = ["staff", "leaders"] if escalate_to_leaders else ["staff"]
+            for kind in kinds:
+                for group in _groups(self.config, campaign, day, kind):
+                    summary = (
+                        "逾期隐患日报（@责任人；无逾期不发）" if kind == "staff"
+                        else f"逾期升级日报（逾期满{campaign.escalate_after_days}天；无则不发）"
+                    )
+                    yield self.push(
+                        key=f"overdue_digest:{campaign.id}:{group.id}:{day.isoformat()}",
+                        kind="overdue_digest", campaign=campaign, group=group,
+                        due=self.at(day, self.settings.overdue_digest_at), summary=summary,
+                        payload={"day": day.isoformat(), "escalated_only": kind == "leaders"},
+                    )
+
+    def leader_digests(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
+        digest = self.settings.leader_digest
+        weekly = digest.cadence == "weekly"
+        charts = "、图表" if self.settings.charts_in_digests else ""
+        for day in self._days(campaign, first, last):
+            if weekly and day.weekday() != WEEKDAYS[digest.weekday]:
+                continue
+            if not weekly and self.calendar.skip_non_workdays and not self.calendar.is_workday(day):
+                continue
+            for group in _groups(self.config, campaign, day, "leaders"):
+                title = "领导周报" if weekly else "领导日报"
+                yield self.push(
+                    key=f"leader_digest:{campaign.id}:{group.id}:{day.isoformat()}",
+                    kind="leader_digest", campaign=campaign, group=group, due=self.at(day, digest.at),
+                    summary=f"{title}：合计、各单位逾期、未报送单位、重大隐患{charts}",
+                    payload={"day": day.isoformat(), "cadence": digest.cadence},
+                )
+
+
+def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: date) -> list[PlannedPush]:
+    """Every planned push whose planned (due) day is within [first, last], in sending order."""
+    planner = _Planner(config, calendar)
+    pushes: list[PlannedPush] = []
+    for campaign in config.campaigns:
+        pushes += planner.report_reminders(campaign)
+        pushes += planner.phase_nudges(campaign)
+        pushes += planner.milestone_nudges(campaign)
+        pushes += planner.overdue_digests(campaign, first, last)
+        pushes += planner.leader_digests(campaign, first, last)
+    pushes = [p for p in pushes if first <= p.due_at.date() <= last]
+    order = {kind: rank for rank, kind in enumerate(KINDS)}
+    return sorted(pushes, key=lambda p: (p.send_at, order[p.kind], p.group_id, p.key))
+
+
+def plan_window(config: Config, calendar: WorkCalendar, *, first: date, last: date) -> list[PlannedPush]:
+    """Pushes that will be *sent* within [first, last] (a push may be planned days before it goes out)."""
+    lookback = first - timedelta(days=45)  # the longest holiday (Spring Festival) plus weekends
+    return [p for p in plan_pushes(config, calendar, first=lookback, last=last) if first <= p.send_at.date() <= last]

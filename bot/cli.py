@@ -66,8 +66,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1
-    app = create_app(config)
-    uvicorn.run(app, host=args.host or config.server.host, port=args.port or config.server.port)
+    from bot.logging_setup import configure_logging
+    from bot.secrets import Secrets
+
+    secrets = Secrets()
+    configure_logging(config, secrets)
+    app = create_app(config, secrets=secrets)
+    # uvicorn's access log would bypass our redacting handlers and print callback query strings.
+    uvicorn.run(
+        app, host=args.host or config.server.host, port=args.port or config.server.port,
+        log_config=None, access_log=False,
+    )
     return 0
 
 

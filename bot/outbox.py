@@ -202,6 +202,8 @@ def split_utf8(text: str, max_bytes: int) -> list[str]:
 
     A character is never cut; a line is only cut when it alone exceeds the limit.
     """
+    if max_bytes < 4:  # a 4-byte character could never fit, and the loop below would not advance
+        raise ValueError("max_bytes must be at least 4")
     if len(text.encode("utf-8")) <= max_bytes:
         return [text]
     parts: list[str] = []

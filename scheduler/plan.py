@@ -79,6 +79,14 @@ def _groups(config: Config, campaign: Campaign, day: date, kind: str) -> list[Gr
     return [g for g in config.groups if g.kind == kind and (c := group_campaign(config, g, day)) and c.id == campaign.id]
 
 
+def days_left(deadline: date, today: date) -> str:
+    """还有3天 / 今天截止 / 已截止2天 (a nudge moved past a deadline says so)."""
+    days = (deadline - today).days
+    if days > 0:
+        return f"还有{days}天"
+    return "今天截止" if days == 0 else f"已截止{-days}天"
+
+
 def _shift_note(due: datetime, send: datetime) -> str:
     if send == due:
         return ""
@@ -130,11 +138,12 @@ class _Planner:
                 day = deadline - timedelta(days=n)
                 if day < campaign.start:
                     continue
-                left = "今天截止" if n == 0 else f"还有{n}天"
+                due = self.at(day, self.settings.nudge_at)
+                send = self.calendar.next_allowed(due)
                 push = self.push(
                     key=f"{kind}:{campaign.id}:{group.id}:{ident}:{deadline.isoformat()}:{n}",
-                    kind=kind, campaign=campaign, group=group, due=self.at(day, self.settings.nudge_at),
-                    summary=f"{title}（{deadline:%m-%d}，{left}）",
+                    kind=kind, campaign=campaign, group=group, due=due, send=send,
+                    summary=f"{title}（{deadline:%m-%d}，{days_left(deadline, send.date())}）",
                     payload={**payload, "deadline": deadline.isoformat(), "days_before": n},
                 )
                 # Two nudges moved onto the same day (e.g. Sat and Sun → Mon) would say the same thing twice:

@@ -561,13 +561,6 @@ def _mention_targets(session: Session, person_ids: Sequence[str]) -> tuple[list[
     return user_ids, mobiles, names
 
 
-def _media_file(reply: Reply) -> tuple[str, bytes, str] | None:
-    if reply.file_data is None:
-        return None
-    name = reply.file_name or "file.bin"
-    return name, reply.file_data, "file"
-
-
 def _attachment_drafts(
     reply: Reply, *, base: dict[str, Any], robot: str
 ) -> list[Draft]:
@@ -577,10 +570,11 @@ def _attachment_drafts(
             Draft(kind="image", payload={**base, "file_name": "chart.png"}, blob=reply.image_png,
                   channel=CH_OPENAPI, robot=robot)
         )
-    media = _media_file(reply)
-    if media is not None:
-        name, data, _ = media
-        drafts.append(Draft(kind="file", payload={**base, "file_name": name}, blob=data, channel=CH_OPENAPI, robot=robot))
+    if reply.file_data is not None:
+        name = reply.file_name or "file.bin"
+        drafts.append(
+            Draft(kind="file", payload={**base, "file_name": name}, blob=reply.file_data, channel=CH_OPENAPI, robot=robot)
+        )
     return drafts
 
 
@@ -968,7 +962,6 @@ def _stream_classes() -> tuple[type, type]:
             super().__init__(credential, logger=logging.getLogger("bot.platforms.dingtalk.stream"))
             self.open_connection_api = f"{api_base.rstrip('/')}/v1.0/gateway/connections/open"
             self.http = http
-            self.connected = anyio.Event()
 
         async def open_connection_async(self) -> dict[str, Any] | None:
             """POST /v1.0/gateway/connections/open with the SDK's own request body."""
@@ -1029,10 +1022,9 @@ def _stream_classes() -> tuple[type, type]:
                     uri = f'{connection["endpoint"]}?ticket={quote_plus(connection["ticket"])}'
                     try:
                         async with websockets.connect(
-                            uri, open_timeout=15, ping_interval=30, ping_timeout=20, proxy=None
+                            uri, open_timeout=15, ping_interval=30, ping_timeout=20
                         ) as websocket:
                             self.websocket = websocket
-                            self.connected.set()
                             delay = 1.0
                             log.info("dingtalk stream connected")
                             async with anyio.create_task_group() as frames:
@@ -1046,7 +1038,6 @@ def _stream_classes() -> tuple[type, type]:
                         log.warning("dingtalk stream disconnected: %s", redact(str(exc)))
                     finally:
                         self.websocket = None
-                        self.connected = anyio.Event()
                 await anyio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 60.0)
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import anyio
 import httpx
+from anyio.abc import TaskGroup
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -962,7 +963,7 @@ class WsConnection:
                 await anyio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, WS_RECONNECT_MAX_SECONDS)
 
-    async def _session(self, ws: Any, bot_id: str, secret: str, work: anyio.abc.TaskGroup) -> None:
+    async def _session(self, ws: Any, bot_id: str, secret: str, work: TaskGroup) -> None:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._reader, ws, work)
             ack = await self.request(
@@ -991,7 +992,7 @@ class WsConnection:
                     await ws.close()
                     return
 
-    async def _reader(self, ws: Any, work: anyio.abc.TaskGroup) -> None:
+    async def _reader(self, ws: Any, work: TaskGroup) -> None:
         async for raw in ws:
             try:
                 frame = json.loads(raw)
@@ -1014,14 +1015,21 @@ class WsConnection:
                     future.set_result(frame)
         raise ConnectionError("closed by server")
 
-    async def _on_message(self, body: dict[str, Any], req_id: str, work: anyio.abc.TaskGroup) -> None:
+    async def _on_message(self, body: dict[str, Any], req_id: str, work: TaskGroup) -> None:
         parsed = parse_aibot_message(body) if isinstance(body, dict) else None
         if parsed is None:
             return
         msg, route, fetch = self.adapter._inbound(parsed, None, ws_bot=self.bot.id, req_id=req_id)
         inbound_id = await anyio.to_thread.run_sync(self.adapter.runtime.record, msg, route)
         if inbound_id is not None:
-            work.start_soon(self.adapter.runtime.work, msg, inbound_id, fetch)
+            work.start_soon(self._work, msg, inbound_id, fetch)
+
+    async def _work(self, msg: Inbound, inbound_id: int, fetch: Any) -> None:
+        # A failure here must not tear down the long connection's task group (and with it the app).
+        try:
+            await self.adapter.runtime.work(msg, inbound_id, fetch)
+        except Exception:
+            log.exception("wecom bot %s: handling message %s failed", self.bot.id, msg.msg_id)
 
     async def request(
         self, frame: dict[str, Any], *, timeout: float = WS_ACK_TIMEOUT_SECONDS, ready_required: bool = True
@@ -1040,8 +1048,8 @@ class WsConnection:
                 return await asyncio.wait_for(future, timeout)
             finally:
                 self._pending.pop(req_id, None)
-                if not lock.locked() or len(self._locks) > 1000:
-                    self._locks.pop(req_id, None)
+        if not lock.locked():
+            self._locks.pop(req_id, None)
 
 
 # -- install -----------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 CommandName = Literal[
     "report", "rectify", "progress", "close", "reject", "extend", "withdraw", "show", "mine",
-    "list", "check", "submit", "stats", "export", "progress_report", "help",
+    "list", "check", "submit", "stats", "export", "progress_report", "help", "reopen",
 ]
 
 COMMAND_NAMES: tuple[str, ...] = (
     "report", "rectify", "progress", "close", "reject", "extend", "withdraw", "show", "mine",
-    "list", "check", "submit", "stats", "export", "progress_report", "help",
+    "list", "check", "submit", "stats", "export", "progress_report", "help", "reopen",
 )
 
 

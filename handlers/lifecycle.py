@@ -17,6 +17,7 @@ HELP_PROGRESS = "记录进展：进展 #23 已联系后勤，周五前清运"
 HELP_CLOSE = "验收通过后发：销号 #23（发现人、部门负责人、安全员或校领导可以销号）"
 HELP_REJECT = "验收不通过时发：退回 #23 仍有纸箱未清理（必须写原因）"
 HELP_EXTEND = "调整期限：延期 #23 12月20日 等待配件到货（部门负责人或校领导可以延期）"
+HELP_REOPEN = "管理员重开误销号或误撤销的隐患：重开 #23 销号时未见整改照片（必须写原因）"
 HELP_WITHDRAW = "撤回误报：撤销 #23（上报人在上报后30分钟内可撤销，之后请联系管理员）"
 
 RECTIFYING, RECTIFIED = HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value
@@ -201,3 +202,26 @@ def handle_withdraw(command: Command, context: Context) -> list[Reply]:
         detail=command.note or "误报撤销", to_status=WITHDRAWN,
     )
     return [Reply(f"隐患 #{hazard.number} 已撤销（保留记录，不计入统计）。")]
+
+
+def handle_reopen(command: Command, context: Context) -> list[Reply]:
+    """重开 #N 原因: an admin undoes a mistaken 销号 or 撤销 (the history keeps both)."""
+    hazard = _load(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
+    if "admin" not in context.person.role_set:
+        return [Reply(f"重开只能由管理员操作。如隐患 #{hazard.number} 被误销号，请联系管理员。")]
+    if hazard.status not in (CLOSED, WITHDRAWN):
+        return [Reply(f"隐患 #{hazard.number} 还没有销号或撤销（当前：{hazard.status_label}），不需要重开。")]
+    hazard.closed_at = None
+    hazard.rectified_at = None
+    record_event(
+        context.session, hazard=hazard, actor_id=context.person.id, action="reopen", at=context.now,
+        detail=command.note or "", to_status=RECTIFYING,
+    )
+    mentions = (hazard.responsible_id,) if hazard.responsible_id else ()
+    return [Reply(
+        f"隐患 #{hazard.number} 已重开，回到整改中。\n原因：{command.note}\n"
+        f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。",
+        mentions=mentions,
+    )]

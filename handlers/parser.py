@@ -36,6 +36,7 @@ _COMMAND_WORDS: tuple[tuple[CommandName, tuple[str, ...]], ...] = (
     ("reject", ("退回", "驳回")),
     ("extend", ("延期", "申请延期")),
     ("withdraw", ("撤销", "撤回")),
+    ("reopen", ("重开", "重新打开", "恢复")),
     ("show", ("查看", "查询", "详情")),
     ("mine", ("我的", "我的隐患")),
     ("list", ("清单", "未整改", "隐患清单", "未整改清单")),
@@ -48,7 +49,9 @@ _COMMAND_WORDS: tuple[tuple[CommandName, tuple[str, ...]], ...] = (
 )
 _WORD_TO_COMMAND: dict[str, CommandName] = {w: name for name, words in _COMMAND_WORDS for w in words}
 _ALL_WORDS = sorted(_WORD_TO_COMMAND, key=len, reverse=True)
-_NUMBERED: frozenset[CommandName] = frozenset(("rectify", "progress", "close", "reject", "extend", "withdraw", "show"))
+_NUMBERED: frozenset[CommandName] = frozenset(
+    ("rectify", "progress", "close", "reject", "extend", "withdraw", "reopen", "show")
+)
 Level = Literal["一般", "重大"]
 _LEVEL_FROM_WORD: dict[str, Level] = {"重大隐患": "重大", "一般隐患": "一般"}
 
@@ -61,6 +64,7 @@ _EXAMPLE_TAILS: dict[CommandName, str] = {
     "reject": " #23 仍有纸箱",
     "extend": " #23 12月20日 等待配件",
     "withdraw": " #23",
+    "reopen": " #23 销号时未见整改照片",
     "show": " #23",
     "mine": "",
     "list": " 单位：教务处",
@@ -474,6 +478,8 @@ def _build(
         draft.errors.append(f"请写上进展情况，例如：{_example('progress', word)}")
     if name == "reject" and not _join_notes(draft.notes):
         draft.errors.append(f"请写上退回原因，例如：{_example('reject', word)}")
+    if name == "reopen" and not _join_notes(draft.notes):
+        draft.errors.append(f"请写上重开原因，例如：{_example('reopen', word)}")
     return _finish(command, draft, categories)
 
 

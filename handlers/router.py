@@ -28,6 +28,7 @@ ROUTES: tuple[Route, ...] = (
     Route("reject", lifecycle.handle_reject, lifecycle.HELP_REJECT),
     Route("extend", lifecycle.handle_extend, lifecycle.HELP_EXTEND),
     Route("withdraw", lifecycle.handle_withdraw, lifecycle.HELP_WITHDRAW),
+    Route("reopen", lifecycle.handle_reopen, lifecycle.HELP_REOPEN),
     Route("show", views.handle_show, views.HELP_SHOW),
     Route("mine", views.handle_mine, views.HELP_MINE),
     Route("list", views.handle_list, views.HELP_LIST),

@@ -190,7 +190,10 @@ class _Planner:
                         key=f"overdue_digest:{campaign.id}:{group.id}:{day.isoformat()}",
                         kind="overdue_digest", campaign=campaign, group=group,
                         due=self.at(day, self.settings.overdue_digest_at), summary=summary,
-                        payload={"day": day.isoformat(), "escalated_only": kind == "leaders"},
+                        payload={
+                            "day": day.isoformat(), "escalated_only": kind == "leaders",
+                            "escalate_after_days": campaign.escalate_after_days,
+                        },
                     )
 
     def leader_digests(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
@@ -208,7 +211,10 @@ class _Planner:
                     key=f"leader_digest:{campaign.id}:{group.id}:{day.isoformat()}",
                     kind="leader_digest", campaign=campaign, group=group, due=self.at(day, digest.at),
                     summary=f"{title}：合计、各单位逾期、未报送单位、重大隐患{charts}",
-                    payload={"day": day.isoformat(), "cadence": digest.cadence},
+                    payload={
+                        "day": day.isoformat(), "cadence": digest.cadence,
+                        "escalate_after_days": campaign.escalate_after_days,
+                    },
                 )
 
 

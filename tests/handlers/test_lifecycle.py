@@ -132,3 +132,18 @@ def test_rectify_with_photo_records_it(chat: Chat) -> None:
     chat.say("zhang_wei", REPORT)
     reply = chat.say("wang_jianguo", "整改 #1", photos=(Attachment("fix.jpg", "image/jpeg", b"\xff\xd8\xff" + b"1" * 50),))
     assert "照片：1张已保存" in reply and "说明：已整改" in reply
+
+
+def test_reopen_is_admin_only_and_keeps_the_history(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("li_na", "销号 #1")
+    assert "重开只能由管理员操作" in chat.say("zhao_min", "重开 #1 没有整改照片")
+    assert "重开只能由管理员操作" in chat.say("li_na", "重开 #1 没有整改照片")
+    assert _hazard(chat).status == "closed"
+    reply = chat.say("liu_yang", "重开 #1 没有整改照片")
+    assert "隐患 #1 已重开，回到整改中" in reply and "原因：没有整改照片" in reply
+    hazard = _hazard(chat)
+    assert hazard.status == "rectifying" and hazard.closed_at is None
+    assert [a[0] for a in _actions(chat)] == ["report", "close", "reopen"]
+    assert "原因" in chat.say("liu_yang", "重开 #1")
+    assert "不需要重开" in chat.say("liu_yang", "重开 #1 再开一次")

@@ -1,0 +1,453 @@
+"""A fake WeCom on 127.0.0.1: webhook send/upload, response_url, encrypted media, the AI-bot long connection.
+
+It also drives a bot: `post_aibot_callback()` / `post_group_callback()` encrypt a message with the real
+WXBizMsgCrypt (wechatpy's PrpCrypto, receiveid "") and POST it to the bot's `/wecom/callback`.
+
+Everything the bot sent is logged (`sent`, `attempts`, `responses`, `ws_received`) for assertions.
+The rate limiter takes an injectable clock and window, so "20 per minute" can be tested as "20 per 3 s".
+Error codes and messages follow the public docs and real captures; the response_url's reuse error
+(`RESPONSE_URL_USED`) is this fake's own, as the real one is not documented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from wechatpy.enterprise.crypto import PrpCrypto
+
+RESPONSE_URL_USED = 600039  # fake-only: a response_url answered twice
+_MORE = "more info at https://open.work.weixin.qq.com/devtool/query?e={code}"
+
+
+def errmsg(code: int, text: str) -> str:
+    """An errmsg in WeCom's shape: text, hint, from ip, more info link."""
+    return f"{text}, hint: [{int(time.time())}{uuid.uuid4().int % 10**9:09d}], from ip: 127.0.0.1, {_MORE.format(code=code)}"
+
+
+def error(code: int, text: str) -> dict[str, Any]:
+    return {"errcode": code, "errmsg": errmsg(code, text)}
+
+
+OK = {"errcode": 0, "errmsg": "ok"}
+
+
+def sign(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
+    """WXBizMsgCrypt msg_signature (computed here independently of the bot's code)."""
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypt])).encode()).hexdigest()
+
+
+def encrypt_text(encoding_aes_key: str, plaintext: str, receive_id: str = "") -> str:
+    """Encrypt a callback plaintext exactly as WeCom does (random16 | len | msg | receiveid, PKCS#7/32)."""
+    key = base64.b64decode(encoding_aes_key + "=")
+    return PrpCrypto(key).encrypt(plaintext, receive_id).decode("ascii")
+
+
+def encrypt_media(data: bytes, key: bytes) -> bytes:
+    """Encrypt media as WeCom serves it: AES-256-CBC, IV = key[:16], PKCS#7 padded to 32 bytes."""
+    pad = 32 - len(data) % 32
+    padded = data + bytes([pad]) * pad
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return encryptor.update(padded) + encryptor.finalize()
+
+
+@dataclass
+class Sent:
+    """A message the fake accepted on /cgi-bin/webhook/send."""
+
+    key: str
+    at: float
+    body: dict[str, Any]
+
+    @property
+    def msgtype(self) -> str:
+        return str(self.body.get("msgtype"))
+
+    @property
+    def content(self) -> str:
+        inner = self.body.get(self.msgtype) or {}
+        return str(inner.get("content", "")) if isinstance(inner, dict) else ""
+
+
+@dataclass
+class RateLimiter:
+    """At most `limit` accepted sends per key within any `window` seconds of `clock`."""
+
+    limit: int = 20
+    window: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _times: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+    def allow(self, key: str) -> bool:
+        now = self.clock()
+        times = self._times[key]
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+
+class FakeWeCom:
+    """The fake server; use as a context manager or call start()/stop()."""
+
+    def __init__(self, *, rate_limit: int = 20, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.limiter = RateLimiter(limit=rate_limit, window=window, clock=clock)
+        self.clock = clock
+        self.keys: set[str] = set()
+        self.sent: list[Sent] = []
+        self.attempts: list[tuple[str, int]] = []  # (key, errcode) of every /send, including refused ones
+        self.uploads: dict[str, tuple[str, str, bytes]] = {}  # media_id -> (key, filename, data)
+        self.response_codes: dict[str, bool] = {}  # response_code -> used
+        self.responses: list[dict[str, Any]] = []  # bodies accepted on response_urls
+        self.media: dict[str, bytes] = {}
+        self.failures: deque[str] = deque()  # "500" | "-1" | "drop" | "45009", consumed by /send
+        self.ws_bots: dict[str, str] = {}  # bot_id -> secret
+        self.ws_received: list[dict[str, Any]] = []
+        self.ws_pushed: set[str] = set()  # req_ids of aibot_msg_callback frames sent
+        self._ws: dict[str, WebSocket] = {}
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> "FakeWeCom":
+        app = Starlette(routes=[
+            Route("/cgi-bin/webhook/send", self._send, methods=["POST"]),
+            Route("/cgi-bin/webhook/upload_media", self._upload, methods=["POST"]),
+            Route("/cgi-bin/aibot/response", self._response_url, methods=["POST"]),
+            Route("/media/{media_id}", self._media, methods=["GET"]),
+            WebSocketRoute("/ws", self._websocket),
+        ])
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets")
+        self._server = uvicorn.Server(config)
+
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            assert self._server is not None
+            await self._server.serve(sockets=[self._socket])
+
+        self._thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake WeCom did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> "FakeWeCom":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- configuration and injection ---------------------------------------------------------
+
+    def add_webhook_key(self, key: str) -> None:
+        self.keys.add(key)
+
+    def fail_next(self, count: int, kind: str) -> None:
+        """The next `count` /send requests fail: "500", "-1", "45009" or "drop" (connection cut)."""
+        self.failures.extend([kind] * count)
+
+    def new_response_url(self) -> str:
+        code = uuid.uuid4().hex
+        self.response_codes[code] = False
+        return f"{self.base_url}/cgi-bin/aibot/response?response_code={code}"
+
+    def host_media(self, data: bytes, key: bytes) -> str:
+        """Serve `data` AES-encrypted with `key` (32 bytes); returns its download URL."""
+        media_id = uuid.uuid4().hex
+        self.media[media_id] = encrypt_media(data, key)
+        return f"{self.base_url}/media/{media_id}"
+
+    def sent_to(self, key: str) -> list[Sent]:
+        with self._lock:
+            return [s for s in self.sent if s.key == key]
+
+    # -- webhook -------------------------------------------------------------------------------
+
+    async def _send(self, request: Request) -> Response:
+        key = request.query_params.get("key", "")
+        with self._lock:
+            failure = self.failures.popleft() if self.failures else None
+        if failure == "drop":
+            return _DropConnection()
+        if failure == "500":
+            return Response("Internal Server Error", status_code=500)
+        if failure == "-1":
+            return self._attempt(key, error(-1, "system busy"))
+        if failure == "45009":
+            return self._attempt(key, error(45009, "api freq out of limit"))
+        if key not in self.keys:
+            return self._attempt(key, error(93000, "invalid webhook url"))
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return self._attempt(key, error(40016, "invalid Request Parameter, Warning: wrong json format."))
+        problem = self._validate(key, body)
+        if problem is not None:
+            return self._attempt(key, problem)
+        with self._lock:
+            if not self.limiter.allow(key):
+                return self._attempt_locked(key, error(45009, "api freq out of limit"))
+            self.sent.append(Sent(key=key, at=self.clock(), body=body))
+            self.attempts.append((key, 0))
+        return JSONResponse(OK)
+
+    def _attempt(self, key: str, answer: dict[str, Any]) -> Response:
+        with self._lock:
+            return self._attempt_locked(key, answer)
+
+    def _attempt_locked(self, key: str, answer: dict[str, Any]) -> Response:
+        self.attempts.append((key, int(answer["errcode"])))
+        return JSONResponse(answer)
+
+    def _validate(self, key: str, body: Any) -> dict[str, Any] | None:
+        if not isinstance(body, dict):
+            return error(40016, "invalid Request Parameter, Warning: wrong json format.")
+        msgtype = body.get("msgtype")
+        inner = body.get(msgtype) if isinstance(msgtype, str) else None
+        if msgtype not in ("text", "markdown", "image", "file") or not isinstance(inner, dict):
+            return error(40008, "invalid message type")
+        if msgtype in ("text", "markdown"):
+            content = inner.get("content")
+            if not isinstance(content, str) or not content:
+                return error(44004, "empty content")
+            limit = 2048 if msgtype == "text" else 4096
+            if len(content.encode("utf-8")) > limit:
+                return error(40058, f"{msgtype}.content exceed max length {limit}. invalid Request Parameter")
+            mentioned = inner.get("mentioned_list")
+            if mentioned is not None and not (isinstance(mentioned, list) and all(isinstance(m, str) for m in mentioned)):
+                return error(40058, "mentioned_list invalid Request Parameter")
+        elif msgtype == "image":
+            try:
+                raw = base64.b64decode(str(inner.get("base64", "")), validate=True)
+            except ValueError:
+                return error(40058, "image.base64 invalid Request Parameter")
+            if not raw or len(raw) > 2 * 1024 * 1024:
+                return error(40009, "invalid image size")
+            if hashlib.md5(raw).hexdigest() != inner.get("md5"):
+                return error(301019, "media md5 not match")
+        elif msgtype == "file":
+            upload = self.uploads.get(str(inner.get("media_id", "")))
+            if upload is None or upload[0] != key:
+                return error(40007, "invalid media_id")
+        return None
+
+    async def _upload(self, request: Request) -> Response:
+        key = request.query_params.get("key", "")
+        if key not in self.keys:
+            return JSONResponse(error(93000, "invalid webhook url"))
+        if request.query_params.get("type") not in ("file", "voice"):
+            return JSONResponse(error(40004, "invalid media type"))
+        form = await request.form()
+        media = form.get("media")
+        if media is None or isinstance(media, str):
+            return JSONResponse(error(41005, "media data missing"))
+        data = await media.read()
+        if len(data) <= 5 or len(data) > 20 * 1024 * 1024:
+            return JSONResponse(error(40006, "invalid media size"))
+        media_id = "3" + uuid.uuid4().hex
+        with self._lock:
+            self.uploads[media_id] = (key, media.filename or "", data)
+        return JSONResponse({**OK, "type": "file", "media_id": media_id, "created_at": str(int(time.time()))})
+
+    # -- response_url, media ------------------------------------------------------------------
+
+    async def _response_url(self, request: Request) -> Response:
+        code = request.query_params.get("response_code", "")
+        with self._lock:
+            if code not in self.response_codes:
+                return JSONResponse(error(40001, "invalid response_code"))
+            if self.response_codes[code]:
+                return JSONResponse(error(RESPONSE_URL_USED, "response_url already used"))
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse(error(40016, "invalid Request Parameter, Warning: wrong json format."))
+        content = (body.get("markdown") or {}).get("content") if isinstance(body, dict) else None
+        if body.get("msgtype") != "markdown" or not isinstance(content, str) or not content:
+            return JSONResponse(error(40008, "invalid message type"))
+        if len(content.encode("utf-8")) > 20480:
+            return JSONResponse(error(40058, "markdown.content exceed max length 20480. invalid Request Parameter"))
+        with self._lock:
+            self.response_codes[code] = True
+            self.responses.append({"response_code": code, **body})
+        return JSONResponse(OK)
+
+    async def _media(self, request: Request) -> Response:
+        data = self.media.get(request.path_params["media_id"])
+        if data is None:
+            return Response(status_code=404)
+        return Response(data, media_type="application/octet-stream")
+
+    # -- long connection ------------------------------------------------------------------------
+
+    async def _websocket(self, ws: WebSocket) -> None:
+        await ws.accept()
+        bot_id = None
+        try:
+            first = await ws.receive_json()
+            req_id = str((first.get("headers") or {}).get("req_id", ""))
+            body = first.get("body") or {}
+            if first.get("cmd") != "aibot_subscribe" or self.ws_bots.get(body.get("bot_id")) != body.get("secret"):
+                await ws.send_json({"headers": {"req_id": req_id}, **error(93019, "invalid bot_id or secret")})
+                await ws.close()
+                return
+            bot_id = str(body["bot_id"])
+            old = self._ws.get(bot_id)
+            if old is not None:  # one live connection per bot: the new one kicks the old one
+                await old.send_json({"cmd": "aibot_event_callback", "headers": {"req_id": uuid.uuid4().hex},
+                                     "body": {"msgtype": "event", "event": {"eventtype": "disconnected_event"}}})
+                await old.close()
+            self._ws[bot_id] = ws
+            await ws.send_json({"headers": {"req_id": req_id}, **OK})
+            self._subscribed.set()
+            while True:
+                frame = await ws.receive_json()
+                req_id = str((frame.get("headers") or {}).get("req_id", ""))
+                cmd = frame.get("cmd")
+                if cmd == "ping":
+                    await ws.send_json({"headers": {"req_id": req_id}, **OK})
+                    continue
+                with self._lock:
+                    self.ws_received.append(frame)
+                if cmd == "aibot_respond_msg" and req_id not in self.ws_pushed:
+                    await ws.send_json({"headers": {"req_id": req_id}, **error(846605, "invalid req_id")})
+                elif cmd in ("aibot_respond_msg", "aibot_send_msg"):
+                    await ws.send_json({"headers": {"req_id": req_id}, **OK})
+                else:
+                    await ws.send_json({"headers": {"req_id": req_id}, **error(40008, "invalid cmd")})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if bot_id is not None and self._ws.get(bot_id) is ws:
+                del self._ws[bot_id]
+
+    def wait_subscribed(self, timeout: float = 10.0) -> bool:
+        return self._subscribed.wait(timeout)
+
+    def push_ws(self, bot_id: str, body: dict[str, Any]) -> str:
+        """Push an aibot_msg_callback frame to the bot's live connection; returns its req_id."""
+        ws = self._ws.get(bot_id)
+        if ws is None or self.loop is None:
+            raise RuntimeError(f"bot {bot_id} is not connected")
+        req_id = uuid.uuid4().hex
+        self.ws_pushed.add(req_id)
+        frame = {"cmd": "aibot_msg_callback", "headers": {"req_id": req_id}, "body": body}
+        asyncio.run_coroutine_threadsafe(ws.send_json(frame), self.loop).result(timeout=5)
+        return req_id
+
+    # -- driving a bot -------------------------------------------------------------------------
+
+    def aibot_text(self, content: str, *, userid: str, chatid: str | None, msgid: str | None = None,
+                   aibotid: str = "AIBOTID", response_url: str | None = None) -> dict[str, Any]:
+        """A 智能机器人 text message as WeCom sends it (with a fresh single-use response_url)."""
+        body: dict[str, Any] = {
+            "msgid": msgid or uuid.uuid4().hex, "aibotid": aibotid, "chattype": "group" if chatid else "single",
+            "from": {"userid": userid}, "response_url": response_url or self.new_response_url(),
+            "msgtype": "text", "text": {"content": content},
+        }
+        if chatid:
+            body["chatid"] = chatid
+        return body
+
+
+def callback_query(token: str, encrypt: str, *, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
+    """msg_signature / timestamp / nonce for an encrypted text."""
+    timestamp = timestamp or str(int(time.time()))
+    nonce = nonce or uuid.uuid4().hex[:10]
+    return {"msg_signature": sign(token, timestamp, nonce, encrypt), "timestamp": timestamp, "nonce": nonce}
+
+
+def post_aibot_callback(
+    url: str, message: dict[str, Any], *, token: str, encoding_aes_key: str,
+    timestamp: str | None = None, nonce: str | None = None, bad_signature: bool = False,
+) -> httpx.Response:
+    """Encrypt an AI-bot JSON message and POST it to a bot's callback URL, as WeCom does."""
+    encrypt = encrypt_text(encoding_aes_key, json.dumps(message, ensure_ascii=False))
+    query = callback_query(token, encrypt, timestamp=timestamp, nonce=nonce)
+    if bad_signature:
+        query["msg_signature"] = "0" * 40
+    return httpx.post(url, params=query, content=json.dumps({"encrypt": encrypt}),
+                      headers={"Content-Type": "application/json"}, timeout=10)
+
+
+def group_robot_xml(content: str, *, userid: str, chatid: str, webhook_url: str, msgid: str | None = None,
+                    name: str = "") -> str:
+    """A decrypted group-robot callback (XML) carrying a text message."""
+    return (
+        f"<xml><WebhookUrl><![CDATA[{webhook_url}]]></WebhookUrl><MsgId>{msgid or uuid.uuid4().hex}</MsgId>"
+        f"<ChatId><![CDATA[{chatid}]]></ChatId><ChatType>group</ChatType>"
+        f"<From><UserId>{userid}</UserId><Name><![CDATA[{name}]]></Name><Alias><![CDATA[]]></Alias></From>"
+        f"<MsgType>text</MsgType><Text><Content><![CDATA[{content}]]></Content></Text></xml>"
+    )
+
+
+def post_group_callback(url: str, xml: str, *, token: str, encoding_aes_key: str,
+                        timestamp: str | None = None, nonce: str | None = None) -> httpx.Response:
+    """Encrypt a group-robot XML message and POST it in the XML envelope."""
+    encrypt = encrypt_text(encoding_aes_key, xml)
+    query = callback_query(token, encrypt, timestamp=timestamp, nonce=nonce)
+    envelope = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    return httpx.post(url, params=query, content=envelope.encode(), headers={"Content-Type": "text/xml"}, timeout=10)
+
+
+def verify_url_query(token: str, encoding_aes_key: str, echo: str) -> dict[str, str]:
+    """The GET query WeCom sends to check a callback URL (echostr is the encrypted `echo`)."""
+    echostr = encrypt_text(encoding_aes_key, echo)
+    return {**callback_query(token, echostr), "echostr": echostr}
+
+
+class _DropConnection(Response):
+    """Starts a response and then cuts the connection, as a network failure mid-request does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        raise ConnectionResetError("fake WeCom dropped the connection")

@@ -67,12 +67,18 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
         sender=sender,
         secrets=secrets or Secrets(),
     )
+    from scheduler.runner import SchedulerService
+
+    scheduler = SchedulerService(
+        config=config, db=engine.db, clock=engine.now, data_dir=Path(config.server.data_dir), on_sent=sender.kick
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(sender.run)
             tasks.start_soon(_recover_forever, engine)
+            tasks.start_soon(scheduler.run)  # ticks only while this process holds the leader lock
             for service in runtime.services:
                 tasks.start_soon(service)
             try:
@@ -84,6 +90,7 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
     app = FastAPI(title="safetybot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.engine = engine
     app.state.runtime = runtime
+    app.state.scheduler = scheduler
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,11 +1,11 @@
-"""The `safetybot` command line: serve, check-config, parse, migrate."""
+"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from typing import Sequence
 
 
@@ -113,6 +113,109 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    """List every push the scheduler will make in a date window (from the config alone)."""
+    import logging
+    from datetime import timedelta
+
+    from bot.config import ConfigError, load_config
+    from scheduler.calendar import WorkCalendar, holiday_data_range
+    from scheduler.plan import plan_window
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    first = args.from_ or datetime.now(config.tz).date()
+    last = args.until or first + timedelta(days=14)
+    if last < first:
+        print(f"--until {last} is before --from {first}", file=sys.stderr)
+        return 2
+    # The note below says it once, for the window asked about, instead of a log line per year.
+    logging.getLogger("scheduler.calendar").setLevel(logging.ERROR)
+    calendar = WorkCalendar.from_config(config)
+    pushes = plan_window(config, calendar, first=first, last=last)
+    if args.json:
+        print(json.dumps([p.to_json() for p in pushes], ensure_ascii=False, indent=2))
+    else:
+        campaign_width = max((len(p.campaign_id) for p in pushes), default=0)
+        group_width = max((len(p.group_id) for p in pushes), default=0)
+        for push in pushes:
+            print(push.line(campaign_width=campaign_width, group_width=group_width))
+        if not pushes:
+            print(f"no pushes between {first} and {last}")
+    _, data_end = holiday_data_range()
+    if last > data_end:
+        print(
+            f"note: holiday data ends {data_end}; later days count Mon–Fri as workdays "
+            "unless [calendar] extra_holidays / extra_workdays say otherwise",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sqlmodel import Session, select
+
+    from bot.app import build_engine
+    from bot.config import ConfigError, load_config
+    from handlers.exports import export_workbook
+    from models.ledger import descendants
+    from models.reports import BuildingInfo
+    from models.tables import CampaignRow, UnitRow
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    engine = build_engine(config)
+    try:
+        engine.start()  # migrate and sync, so the file matches the config's units and campaigns
+        with Session(engine.db) as session:
+            campaign = session.get(CampaignRow, args.campaign)
+            if campaign is None:
+                known = ", ".join(session.exec(select(CampaignRow.id)))
+                print(f"unknown campaign {args.campaign!r}; known: {known or 'none'}", file=sys.stderr)
+                return 2
+            if args.unit:
+                unit = session.get(UnitRow, args.unit)
+                if unit is None:
+                    print(f"unknown unit {args.unit!r}", file=sys.stderr)
+                    return 2
+                unit_ids: set[str] | None = descendants(session, [unit.id])
+                unit_name = unit.name
+            else:
+                unit_ids = None
+                tops = session.exec(
+                    select(UnitRow.name).where(UnitRow.parent_id == None, UnitRow.active == True)  # noqa: E711, E712
+                ).all()
+                unit_name = "、".join(tops)
+            buildings = [BuildingInfo(b.id, b.name, b.unit, b.built_year) for b in config.buildings]
+            result = export_workbook(
+                session,
+                campaign=campaign,
+                forms=[args.form],
+                unit_ids=unit_ids,
+                unit_name=unit_name,
+                on=engine.now().date(),
+                buildings=buildings,
+            )
+    finally:
+        engine.db.dispose()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".part")
+    partial.write_bytes(result.data)
+    partial.replace(out)  # never leave a half-written file where the old one was
+    rows = f", {result.ledger_rows} hazards" if args.form == "ledger" else ""
+    print(f"{out}: {args.form} form of {campaign.id}{rows} ({len(result.data):,} bytes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetybot", description="School safety hazard campaign bot")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -136,12 +239,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.add_argument("--config", default="config.example.toml")
     p.set_defaults(func=_cmd_migrate)
+
+    p = sub.add_parser("export", help="write an official form (ledger, buildings, statistics) as XLSX")
+    p.add_argument("--config", default="config.example.toml")
+    p.add_argument("--campaign", required=True, help="campaign id from the config")
+    p.add_argument("--form", required=True, choices=("ledger", "buildings", "statistics"),
+                   help="ledger: 问题隐患自查整改清单; buildings: 排查情况汇总表; statistics: 销号统计表")
+    p.add_argument("--out", required=True, help="the .xlsx file to write")
+    p.add_argument("--unit", help="only this unit and the units under it (default: all)")
+    p.set_defaults(func=_cmd_export)
     p = sub.add_parser("outbox", help="show outgoing messages: pending, sent, and failed with the reason")
     p.add_argument("--config", default="config.example.toml")
     p.add_argument("--state", choices=["pending", "sent", "failed"])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_outbox)
+
+    p = sub.add_parser("plan", help="list every push (reminders, nudges, digests) the bot will make")
+    p.add_argument("--config", default="config.example.toml")
+    p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first day, YYYY-MM-DD (default: today)")
+    p.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: 14 days after --from)")
+    p.add_argument("--json", action="store_true", help="a JSON list of {at, kind, campaign, group, summary}")
+    p.set_defaults(func=_cmd_plan)
     return parser
 
 

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
 from models.reports import ChartData, StatusCounts
@@ -287,6 +288,18 @@ def _build(data: ChartData) -> Figure:
     return figure
 
 
+def _release(figure: Figure, canvas: FigureCanvasAgg) -> None:
+    """Drop the Agg pixel buffer (~10 MB) now instead of at the next full garbage collection.
+
+    Each drawn Text keeps a reference to the renderer, and the figure's artists form reference cycles
+    that a busy server collects rarely; without this, RSS climbs by tens of MB between collections.
+    """
+    for text in figure.findobj(Text):
+        text._renderer = None
+    canvas.__dict__.pop("renderer", None)
+    figure.clear()
+
+
 def render_outstanding_chart(data: ChartData) -> bytes:
     """Render the 统计 chart as PNG bytes (≥1080 px wide, well under WeCom's 2 MB image limit)."""
     with _LOCK, matplotlib.rc_context(_rc()):
@@ -294,12 +307,8 @@ def render_outstanding_chart(data: ChartData) -> bytes:
         canvas = FigureCanvasAgg(figure)
         buffer = BytesIO()
         try:
-            # No bbox_inches="tight" (it would change the width); fast zlib: flat colours compress well anyway.
+            # No bbox_inches="tight": it would change the width.
             canvas.print_png(buffer, pil_kwargs={"compress_level": 3})
         finally:
-            # Free the Agg buffer (~10 MB) and the artists now: their reference cycles would otherwise wait
-            # for a full garbage collection, which a busy server runs rarely.
-            canvas.__dict__.pop("renderer", None)
-            figure.clear()
-            del canvas
+            _release(figure, canvas)
         return buffer.getvalue()

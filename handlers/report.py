@@ -11,6 +11,7 @@ from handlers.format import fmt_date
 from handlers.messages import Reply
 from models.ledger import descendants, next_hazard_number, record_event, store_photo
 from models.tables import Hazard, HazardStatus
+from scheduler.alerts import queue_major_alert, wake_scheduler
 
 HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
 隐患
@@ -98,6 +99,9 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         session, hazard=hazard, actor_id=person.id, action="report", at=context.now,
         detail=f"上报：{hazard.location} {hazard.problem}",
     )
+    if level == "重大":  # leaders hear of it at the next tick (seconds), whatever the hour: safety first
+        if queue_major_alert(session, hazard=hazard, now=context.now):
+            wake_scheduler()
     for attachment in context.attachments:
         store_photo(
             session, data_dir=context.data_dir, hazard_id=hazard.id, event_id=event.id,  # type: ignore[arg-type]

@@ -1,6 +1,12 @@
-"""统计 and 台账: figures of the group's units (a chart snapshot and the XLSX ledger build on these)."""
+"""统计 and 台账: figures of the group's units as text plus a chart snapshot, and the official forms as XLSX."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import Session
 
 from handlers import permissions
 from handlers.command import Command
@@ -8,9 +14,12 @@ from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.messages import Reply
 from models.ledger import descendants, total_figures, unit_figures
+from models.tables import CampaignRow
 
-HELP_STATS = "查看本群各单位的隐患统计：统计"
-HELP_EXPORT = "导出隐患台账（Excel，格式同《问题隐患自查整改清单》）：台账"
+log = logging.getLogger(__name__)
+
+HELP_STATS = "查看本群各单位的隐患统计（文字加图表）：统计"
+HELP_EXPORT = "导出隐患台账（Excel，含《问题隐患自查整改清单》、建筑单体汇总表、销号统计表）：台账"
 
 
 def report_units(context: Context) -> set[str] | None:
@@ -23,8 +32,31 @@ def report_units(context: Context) -> set[str] | None:
     return scope
 
 
+def reporting_unit_name(context: Context) -> str:
+    """填报单位 and the chart's scope: the group's units, else the speaker's own scope, else empty (everything)."""
+    session = context.session
+    roots = sorted(context.group_unit_ids)
+    if not roots:
+        root = permissions.scope_root(session, context.person)
+        roots = [root] if root else []
+    names = unit_names(session, roots)
+    shown = [names.get(root, root) for root in roots]
+    return "、".join(shown[:3]) + (f"等{len(shown)}个单位" if len(shown) > 3 else "")
+
+
+def outstanding_chart_png(
+    session: Session, *, campaign: CampaignRow, unit_ids: Iterable[str] | None, now: datetime, scope_name: str = ""
+) -> bytes:
+    """The 统计 chart of the given units (None: all) as PNG; the scheduler's digests call this too."""
+    from handlers.charts import render_outstanding_chart
+    from models.reports import chart_data
+
+    data = chart_data(session, campaign=campaign, unit_ids=unit_ids, now=now, scope_name=scope_name)
+    return render_outstanding_chart(data)
+
+
 def handle_stats(command: Command, context: Context) -> list[Reply]:
-    """Per-unit table of found / closed / outstanding / overdue / major."""
+    """Per-unit table of found / closed / outstanding / overdue / major, with the chart attached."""
     session = context.session
     units = report_units(context)
     figures = unit_figures(session, campaign_id=context.campaign.id, unit_ids=units, today=context.today)
@@ -47,11 +79,19 @@ def handle_stats(command: Command, context: Context) -> list[Reply]:
             lines.append(f"……另有{len(rows) - 20}个单位")
     else:
         lines.append("还没有登记隐患。")
-    return [Reply("\n".join(lines))]
+    try:
+        image = outstanding_chart_png(
+            session, campaign=context.campaign, unit_ids=units, now=context.now,
+            scope_name=reporting_unit_name(context),
+        )
+    except Exception:  # the figures above still answer the question; never lose them to a chart failure
+        log.exception("rendering the statistics chart failed")
+        image = None
+    return [Reply("\n".join(lines), image_png=image)]
 
 
 def handle_export(command: Command, context: Context) -> list[Reply]:
-    """台账: the ledger as an XLSX file in the official columns."""
+    """台账: the ledger, building summary and statistics as one XLSX in the official layouts."""
     from handlers.exports import ledger_reply
 
     return [ledger_reply(context, report_units(context))]

@@ -328,6 +328,7 @@ class BuildingRow:
 
     building: BuildingInfo
     hazards: int = 0  # non-withdrawn hazards
+    closed: int = 0  # of which 已销号
     immediate: int = 0  # of which 能立即整改
     hard_open: int = 0  # not immediate and still open (短期内难以整改)
     stopped: bool = False  # a hazard says the building is closed (停用)
@@ -385,6 +386,7 @@ def building_summary(
         select(
             Hazard.building_id,
             func.count(),
+            func.sum(case((Hazard.status == HazardStatus.CLOSED.value, 1), else_=0)),
             func.sum(case((Hazard.immediate == True, 1), else_=0)),  # noqa: E712
             func.sum(case((hard, 1), else_=0)),
             func.sum(case((Hazard.closed_building == True, 1), else_=0)),  # noqa: E712
@@ -427,11 +429,12 @@ def building_summary(
         if row is None:
             rows.append(BuildingRow(building))
             continue
-        _, count, immediate, hard_open, stopped, plan = row
+        _, count, closed, immediate, hard_open, stopped, plan = row
         rows.append(
             BuildingRow(
                 building,
                 hazards=int(count),
+                closed=int(closed or 0),
                 immediate=int(immediate or 0),
                 hard_open=int(hard_open or 0),
                 stopped=bool(stopped),
@@ -474,6 +477,10 @@ def ledger_counts(session: Session, *, campaign_id: str, unit_ids: Iterable[str]
     return LedgerCounts(int(total or 0), int(closed or 0))
 
 
+# 整改完成情况 when no completion note was written (the words of Hazard.status_label_for_ledger).
+LEDGER_STATUS_TEXT = {"rectifying": "整改中", "rectified": "已整改待验收", "closed": "已整改", "withdrawn": "已撤销"}
+
+
 class LedgerLine(NamedTuple):
     """The columns of one ledger row (seed 003 附件2) plus what 备注 is built from."""
 
@@ -491,6 +498,10 @@ class LedgerLine(NamedTuple):
     deadline: date
     remark: str
     category: str
+
+    @property
+    def completion_text(self) -> str:
+        return self.completion or LEDGER_STATUS_TEXT[self.status]
 
 
 def ledger_lines(

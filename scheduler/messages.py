@@ -328,7 +328,7 @@ def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: G
         f"【重大隐患】#{hazard.number} {hazard.location}",
         f"问题：{hazard.problem}",
         f"单位：{unit}｜责任人：{hazard.responsible_name or '未指定'}",
-        f"期限：{fmt_date(hazard.deadline)}（{days_left(hazard.deadline, today).replace('截止', '到期')}）",
+        f"期限：{fmt_date(hazard.deadline)}，{days_left(hazard.deadline, today).replace('截止', '到期')}",
         f"上报：{reporter.name if reporter else hazard.reporter_id} {found:%m-%d %H:%M}｜状态：{hazard.status_label}",
         f"请校领导督办。查看详情发「查看 #{hazard.number}」。",
     ]

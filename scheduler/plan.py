@@ -51,10 +51,12 @@ class PlannedPush:
             "summary": self.summary,
         }
 
-    def line(self) -> str:
-        """The `safetybot plan` text line."""
+    def line(self, *, campaign_width: int = 0, group_width: int = 0) -> str:
+        """The `safetybot plan` text line (columns padded to the given widths)."""
         at = self.send_at.isoformat(sep=" ", timespec="minutes")
-        return f"{at}  {self.kind:<15}  {self.campaign_id}  {self.group_id}  {self.summary}"
+        return (
+            f"{at}  {self.kind:<15}  {self.campaign_id:<{campaign_width}}  {self.group_id:<{group_width}}  {self.summary}"
+        )
 
 
 def campaign_row(campaign: Campaign, timezone: str) -> CampaignRow:
@@ -95,12 +97,21 @@ def _shift_note(due: datetime, send: datetime) -> str:
     return f"（原定{due:%m-%d}周{_WEEKDAY_ZH[due.weekday()]}，顺延）"
 
 
+# A push moves at most this far (Spring Festival plus weekends), so planning starts this much earlier.
+MAX_SHIFT = timedelta(days=45)
+
+
 class _Planner:
-    def __init__(self, config: Config, calendar: WorkCalendar) -> None:
+    def __init__(self, config: Config, calendar: WorkCalendar, first: date, last: date) -> None:
         self.config = config
         self.calendar = calendar
         self.tz = calendar.tz
         self.settings = config.scheduler
+        self.first, self.last = first, last
+
+    def near(self, day: date) -> bool:
+        """Whether a push planned for `day` can matter to the window (saves calendar look-ups)."""
+        return self.first - MAX_SHIFT <= day <= self.last + MAX_SHIFT
 
     def at(self, day: date, moment: time) -> datetime:
         return datetime.combine(day, moment, self.tz)
@@ -118,6 +129,8 @@ class _Planner:
             return
         row = campaign_row(campaign, self.config.timezone)
         for seq, day in enumerate(report_days(row), start=1):
+            if not self.near(day):
+                continue
             period = period_for(row, day)
             assert period is not None and period.due == day
             for group in _groups(self.config, campaign, day, "staff"):
@@ -132,6 +145,8 @@ class _Planner:
     def _nudges(self, campaign: Campaign, *, kind: str, ident: str, deadline: date, title: str,
                 payload: Mapping[str, Any]) -> Iterator[PlannedPush]:
         days_before = sorted({n for n in campaign.nudge_days_before if n >= 0}, reverse=True)
+        if not self.near(deadline):
+            return
         for group in _groups(self.config, campaign, deadline, "staff"):
             taken: dict[date, PlannedPush] = {}
             for n in days_before:
@@ -207,9 +222,14 @@ class _Planner:
                 continue
             for group in _groups(self.config, campaign, day, "leaders"):
                 title = "领导周报" if weekly else "领导日报"
+                due = self.at(day, digest.at)
+                send = self.calendar.next_allowed(due)
+                if weekly and send.date() >= day + timedelta(days=7):
+                    continue  # a week-long holiday: next week's digest covers it
                 yield self.push(
+                    send=send,
                     key=f"leader_digest:{campaign.id}:{group.id}:{day.isoformat()}",
-                    kind="leader_digest", campaign=campaign, group=group, due=self.at(day, digest.at),
+                    kind="leader_digest", campaign=campaign, group=group, due=due,
                     summary=f"{title}：合计、各单位逾期、未报送单位、重大隐患{charts}",
                     payload={
                         "day": day.isoformat(), "cadence": digest.cadence,
@@ -220,7 +240,7 @@ class _Planner:
 
 def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: date) -> list[PlannedPush]:
     """Every planned push whose planned (due) day is within [first, last], in sending order."""
-    planner = _Planner(config, calendar)
+    planner = _Planner(config, calendar, first, last)
     pushes: list[PlannedPush] = []
     for campaign in config.campaigns:
         pushes += planner.report_reminders(campaign)
@@ -235,5 +255,6 @@ def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: da
 
 def plan_window(config: Config, calendar: WorkCalendar, *, first: date, last: date) -> list[PlannedPush]:
     """Pushes that will be *sent* within [first, last] (a push may be planned days before it goes out)."""
-    lookback = first - timedelta(days=45)  # the longest holiday (Spring Festival) plus weekends
-    return [p for p in plan_pushes(config, calendar, first=lookback, last=last) if first <= p.send_at.date() <= last]
+    return [
+        p for p in plan_pushes(config, calendar, first=first - MAX_SHIFT, last=last) if first <= p.send_at.date() <= last
+    ]

@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -35,12 +35,12 @@ from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
 
+from bot import pushes
 from bot.config import Config, DingTalkRobot, Group
 from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from handlers.messages import Attachment, Inbound, Reply
-from models import outbox as outbox_store
-from models.tables import OutboxMessage, PersonRow
+from models.tables import GroupRow, OutboxMessage, PersonRow
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ TRANSIENT_CODES = frozenset({-1, 15, 88, 90002})  # 系统繁忙 and other "try 
 TOKEN_CODES = frozenset({40014, 42001})  # invalid / expired access_token (legacy oapi)
 SESSION_GONE_CODES = frozenset({300001})  # session 不存在: the sessionWebhook expired
 
-UPLOAD_TYPES = {  # file extension -> (media/upload type, groupMessages fileType)
+UPLOAD_TYPES = {  # file extension -> media/upload type (the extension is also sampleFile's fileType)
     "png": "image", "jpg": "image", "jpeg": "image", "gif": "image", "bmp": "image",
     "xlsx": "file", "xls": "file", "docx": "file", "doc": "file", "pdf": "file",
     "pptx": "file", "ppt": "file", "zip": "file", "rar": "file",
@@ -535,6 +535,7 @@ def markdown_parts(text: str, *, user_ids: Sequence[str] = (), mobiles: Sequence
     title = _title(text)
     parts: list[MarkdownPart] = []
     for index, chunk in enumerate(chunks):
+        chunk = chunk.removesuffix("  ")  # the hard break belonged to the line now starting the next part
         at: dict[str, Any] = {"isAtAll": False}
         shown = chunk
         if index == 0 and mention:
@@ -654,34 +655,13 @@ def push_drafts(session: Session, config: Config, group_id: str, replies: Sequen
     return drafts
 
 
-def enqueue_push(
-    session: Session,
-    config: Config,
-    *,
-    group_id: str,
-    replies: Sequence[Reply],
-    key: str,
-    now: datetime,
-    give_up_after: timedelta,
-) -> int:
-    """Enqueue a group push once per `key` (rows `{key}:{i}`); returns how many rows are new."""
-    created = 0
-    for index, draft in enumerate(push_drafts(session, config, group_id, replies)):
-        row = outbox_store.enqueue(
-            session,
-            dedupe_key=f"{key}:{index}",
-            platform=PLATFORM,
-            channel=draft.channel or CH_OPENAPI,
-            robot=draft.robot or "",
-            group_id=group_id,
-            kind=draft.kind,
-            payload=dict(draft.payload),
-            blob=draft.blob,
-            now=now,
-            give_up_after=give_up_after,
-        )
-        created += row is not None
-    return created
+def push_renderer(config: Config) -> Callable[[Session, GroupRow, Sequence[Reply]], list[Draft]]:
+    """The `bot.pushes` renderer of DingTalk groups (needs the config: credentials decide the channel)."""
+
+    def render(session: Session, group: GroupRow, replies: Sequence[Reply]) -> list[Draft]:
+        return push_drafts(session, config, group.id, replies)
+
+    return render
 
 
 # -- deliveries ----------------------------------------------------------------------------------
@@ -769,7 +749,7 @@ class SessionWebhookDelivery:
         result = await _guard(
             "session webhook", lambda: self.api.post_robot(url, payload.get("body") or {}, "session webhook", url), url
         )
-        if not result.ok and "errcode 300001" in result.error:
+        if not result.ok and any(f"errcode {code} " in result.error for code in SESSION_GONE_CODES):
             return await self._fall_back(payload, "sessionWebhook is gone (300001)")
         return result
 
@@ -894,6 +874,10 @@ class DingTalkAdapter:
             log.info("dingtalk robot %s: ignored a message without text or picture", robot.id)
             return None
         inbound, route = self.inbound(message, robot)
+        if route["group_id"] is None and message.conversation_type == "2":
+            # How an admin finds the chat_id to put into [[groups]] (a conversationId is not a secret).
+            log.warning("dingtalk robot %s: message from a group not in the config: chat_id = %r (%s)",
+                        robot.id, message.conversation_id, data.get("conversationTitle", ""))
         inbound_id = await anyio.to_thread.run_sync(self.runtime.record, inbound, route)
         if inbound_id is None:
             return None
@@ -984,10 +968,13 @@ def _stream_classes() -> tuple[type, type]:
                 log.warning("dingtalk stream: open connection: HTTP %s %s", response.status_code,
                             redact(response.text[:300], self.credential.client_secret))
                 return None
-            answer = response.json()
-            if not answer.get("endpoint") or not answer.get("ticket"):
+            try:
+                answer = response.json()
+            except ValueError:
                 return None
-            return dict(answer)
+            if not isinstance(answer, dict) or not answer.get("endpoint") or not answer.get("ticket"):
+                return None
+            return answer
 
         async def route_frame(self, websocket: Any, frame: dict[str, Any]) -> None:
             """Answer one frame: ping → echo, disconnect → close, CALLBACK → handler → ACK."""
@@ -1036,6 +1023,8 @@ def _stream_classes() -> tuple[type, type]:
                                     frames.start_soon(self._safe_route, websocket, frame)
                     except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
                         log.warning("dingtalk stream disconnected: %s", redact(str(exc)))
+                    except Exception:  # the app's task group must never see this service fail
+                        log.exception("dingtalk stream failed; reconnecting")
                     finally:
                         self.websocket = None
                 await anyio.sleep(delay * (0.5 + random.random()))
@@ -1087,8 +1076,15 @@ def stream_service(adapter: DingTalkAdapter, robot: DingTalkRobot) -> Callable[[
             api_base=adapter.runtime.config.dingtalk.api_base,
             http=adapter.runtime.http,
         )
+        async def safely(job: Callable[..., Awaitable[None]], *args: Any) -> None:
+            try:
+                await job(*args)
+            except Exception:  # one message's failure must not end the connection's task group
+                log.exception("dingtalk stream: handling a message failed")
+
         async with anyio.create_task_group() as work:
-            client.register_callback_handler(STREAM_TOPIC, handler_class(adapter, robot, work.start_soon))
+            schedule: Schedule = lambda job, *args: work.start_soon(safely, job, *args)  # noqa: E731
+            client.register_callback_handler(STREAM_TOPIC, handler_class(adapter, robot, schedule))
             await client.start()
 
     return run
@@ -1109,6 +1105,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.sender.deliveries[CH_SESSION] = SessionWebhookDelivery(api, openapi, clock_ms)
     runtime.sender.deliveries[CH_WEBHOOK] = CustomWebhookDelivery(runtime, api, clock_ms)
     runtime.engine.renderers[PLATFORM] = render_replies
+    pushes.register(PLATFORM, push_renderer(runtime.config))
     app.state.dingtalk = adapter
     app.add_api_route(CALLBACK_PATH, callback_router(adapter), methods=["POST"], include_in_schema=False)
     for robot in dingtalk.robots:

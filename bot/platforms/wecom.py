@@ -96,6 +96,18 @@ def redact(text: str, *secrets: str | None) -> str:
     return text
 
 
+class RedactingFilter(logging.Filter):
+    """Masks webhook keys and response codes in records of loggers that print URLs (httpx at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(redact(str(a)) if isinstance(a, (str, httpx.URL)) else a for a in args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
 # -- crypto (WXBizMsgCrypt through wechatpy; receiveid is "" for robots and internal AI bots) ----------
 
 
@@ -625,6 +637,9 @@ class WeComAdapter:
         group = self.group_for_chat(parsed.chat_id)
         if group is None and creds is not None and creds.group:
             group = self.group(creds.group)
+        if group is None and parsed.chat_type == "group":
+            # Admins find a new group's chatid here (WeCom shows it nowhere in its UI).
+            log.info("wecom: message from chat %s, which is not in the config", parsed.chat_id)
         route: dict[str, Any] = {"chat_id": parsed.chat_id, "group_id": group.id if group else None}
         bot_id = ws_bot or (creds.bot if creds else None)
         if ws_bot is not None:
@@ -1058,6 +1073,9 @@ class WsConnection:
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Register WeCom's callback routes, deliveries, renderer and long connections."""
     adapter = WeComAdapter(runtime)
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactingFilter) for f in httpx_log.filters):
+        httpx_log.addFilter(RedactingFilter())
     runtime.engine.renderers["wecom"] = adapter.render
     runtime.sender.deliveries[CHANNEL_WEBHOOK] = _Delivery(adapter.deliver_webhook)
     runtime.sender.deliveries[CHANNEL_RESPONSE_URL] = _Delivery(adapter.deliver_response_url)

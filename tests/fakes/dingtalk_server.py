@@ -54,10 +54,6 @@ class CustomRobot:
     blocked_until: float = 0.0
 
 
-class _Drop(Exception):
-    """Close the connection without an answer."""
-
-
 class FakeDingTalk:
     """The fake server; use as a context manager or call start()/stop()."""
 
@@ -244,15 +240,6 @@ class FakeDingTalk:
 
     # -- the app -----------------------------------------------------------------------------------
 
-    def _injected(self, path: str) -> Response | None:
-        queue = self.failures.get(path)
-        if not queue:
-            return None
-        action = queue.popleft()
-        if action == "drop":
-            raise _Drop()
-        return JSONResponse({"errcode": -1, "errmsg": "系统繁忙"}, status_code=int(action))
-
     def _token_app(self, token: str | None) -> str | None:
         return self.tokens.get(token or "")
 
@@ -263,16 +250,20 @@ class FakeDingTalk:
         @app.middleware("http")
         async def log_and_inject(request: Request, call_next: Any) -> Response:
             fake.requests.append((request.method, request.url.path))
-            try:
-                injected = fake._injected(request.url.path)
-            except _Drop:
-                # Abort the transport: the client sees a dropped connection, not an HTTP answer.
-                transport = request.scope.get("transport")
-                if transport is not None:
-                    transport.abort()
-                raise
-            if injected is not None:
-                return injected
+            queue = fake.failures.get(request.url.path)
+            action = queue.popleft() if queue else None
+            if action == "drop":
+                # Abort the TCP connection: the client sees a reset, never an HTTP answer. uvicorn's
+                # request cycle owns the transport; reaching it is fine for a test fake.
+                cycle = getattr(request.receive, "__self__", None)
+                transport = getattr(cycle, "transport", None)
+                if transport is None:
+                    raise RuntimeError("cannot drop a connection on this server")
+                transport.abort()
+                await asyncio.sleep(0.05)  # let uvicorn see the disconnect before the app returns
+                return Response(status_code=599)
+            if action is not None:
+                return JSONResponse({"errcode": -1, "errmsg": "系统繁忙"}, status_code=int(action))
             return await call_next(request)
 
         @app.post("/robot/send")

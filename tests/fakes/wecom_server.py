@@ -153,7 +153,7 @@ class FakeWeCom:
             Route("/media/{media_id}", self._media, methods=["GET"]),
             WebSocketRoute("/ws", self._websocket),
         ])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio")
         self._server = uvicorn.Server(config)
 
         async def serve() -> None:
@@ -404,15 +404,15 @@ def callback_query(token: str, encrypt: str, *, timestamp: str | None = None, no
 
 def post_aibot_callback(
     url: str, message: dict[str, Any], *, token: str, encoding_aes_key: str,
-    timestamp: str | None = None, nonce: str | None = None, bad_signature: bool = False,
+    timestamp: str | None = None, nonce: str | None = None, bad_signature: bool = False, http: Any = None,
 ) -> httpx.Response:
-    """Encrypt an AI-bot JSON message and POST it to a bot's callback URL, as WeCom does."""
+    """Encrypt an AI-bot JSON message and POST it to a bot's callback URL (`http`: an httpx.Client)."""
     encrypt = encrypt_text(encoding_aes_key, json.dumps(message, ensure_ascii=False))
     query = callback_query(token, encrypt, timestamp=timestamp, nonce=nonce)
     if bad_signature:
         query["msg_signature"] = "0" * 40
-    return httpx.post(url, params=query, content=json.dumps({"encrypt": encrypt}),
-                      headers={"Content-Type": "application/json"}, timeout=10)
+    return _post(http, url, params=query, content=json.dumps({"encrypt": encrypt}),
+                 headers={"Content-Type": "application/json"})
 
 
 def group_robot_xml(content: str, *, userid: str, chatid: str, webhook_url: str, msgid: str | None = None,
@@ -427,12 +427,18 @@ def group_robot_xml(content: str, *, userid: str, chatid: str, webhook_url: str,
 
 
 def post_group_callback(url: str, xml: str, *, token: str, encoding_aes_key: str,
-                        timestamp: str | None = None, nonce: str | None = None) -> httpx.Response:
+                        timestamp: str | None = None, nonce: str | None = None, http: Any = None) -> httpx.Response:
     """Encrypt a group-robot XML message and POST it in the XML envelope."""
     encrypt = encrypt_text(encoding_aes_key, xml)
     query = callback_query(token, encrypt, timestamp=timestamp, nonce=nonce)
     envelope = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-    return httpx.post(url, params=query, content=envelope.encode(), headers={"Content-Type": "text/xml"}, timeout=10)
+    return _post(http, url, params=query, content=envelope.encode(), headers={"Content-Type": "text/xml"})
+
+
+def _post(http: Any, url: str, **kwargs: Any) -> httpx.Response:
+    if http is None:
+        return httpx.post(url, timeout=10, **kwargs)
+    return http.post(url, **kwargs)
 
 
 def verify_url_query(token: str, encoding_aes_key: str, echo: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ Sending (outbox channels registered in `runtime.sender.deliveries`)
 - `wecom_webhook`: a group's 消息推送 webhook (text / markdown / image / file).
 - `wecom_ws`: `aibot_respond_msg` / `aibot_send_msg` over the long connection.
 
-The scheduler builds proactive pushes with `push_drafts()` and stores them with `enqueue_push()`.
+The scheduler's pushes go through `bot.pushes.enqueue_push`, which renders them with `push_drafts()`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,12 +45,13 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
 from bot.config import Config, Group, WeComBot
+from bot import pushes
 from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from bot.secrets import Secrets
 from handlers.messages import Attachment, Inbound, Reply
 from models import outbox as outbox_store
-from models.tables import OutboxMessage, PersonRow
+from models.tables import GroupRow, OutboxMessage, PersonRow
 
 log = logging.getLogger(__name__)
 
@@ -392,42 +393,17 @@ def _webhook_text_drafts(
     ]
 
 
-def push_drafts(session: Session, group: Group, replies: list[Reply], *, kind: str = "markdown") -> list[Draft]:
+def push_drafts(session: Session, group: GroupRow, replies: Sequence[Reply], *, kind: str = "markdown") -> list[Draft]:
     """Drafts that push replies to a WeCom group through its webhook (for the scheduler).
 
     Text becomes markdown (or `kind="text"`) split at the byte limit without cutting a character or
     a line, with `<@userid>` for each mentioned person; images and files become their own drafts.
-    Store them with `enqueue_push()` (or `models.outbox.enqueue` with `group_id=group.id`).
+    Registered with `bot.pushes`, so the scheduler stores pushes with `bot.pushes.enqueue_push`.
     """
     robot = webhook_robot(group.id)
     text = _text_of_replies(session, replies)
     drafts = _webhook_text_drafts(text, group_id=group.id, robot=robot, kind=kind) if text else []
     return drafts + _webhook_media_drafts(replies, group_id=group.id, robot=robot)
-
-
-def enqueue_push(
-    session: Session,
-    group: Group,
-    replies: list[Reply],
-    *,
-    dedupe_prefix: str,
-    now: datetime,
-    give_up_after: timedelta = timedelta(hours=2),
-) -> list[int]:
-    """Store a group push in the outbox as rows `{dedupe_prefix}:{i}`; returns the new row ids.
-
-    The caller commits. Re-running with the same prefix stores nothing twice.
-    """
-    ids: list[int] = []
-    for index, draft in enumerate(push_drafts(session, group, replies)):
-        row_id = outbox_store.enqueue(
-            session, dedupe_key=f"{dedupe_prefix}:{index}", platform="wecom", channel=CHANNEL_WEBHOOK,
-            robot=draft.robot or webhook_robot(group.id), group_id=group.id, kind=draft.kind,
-            payload=dict(draft.payload), blob=draft.blob, now=now, give_up_after=give_up_after,
-        )
-        if row_id is not None:
-            ids.append(row_id)
-    return ids
 
 
 # -- the adapter -------------------------------------------------------------------------------
@@ -1098,3 +1074,6 @@ class _Delivery:
 
     async def deliver(self, message: OutboxMessage) -> DeliveryResult:
         return await self.send(message)
+
+
+pushes.register("wecom", lambda session, group, replies: push_drafts(session, group, replies))

@@ -24,11 +24,12 @@ from wechatpy.exceptions import InvalidSignatureException
 from bot.app import create_app
 from bot.config import load_config
 from bot.outbox import split_utf8
+from bot import pushes
 from bot.platforms import wecom
 from bot.secrets import Secrets
 from handlers.messages import Reply
 from models import outbox as outbox_store
-from models.tables import AttachmentFile, Hazard, InboundMessage, OutboxMessage
+from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
 from tests.fakes.wecom_server import (
     FakeWeCom,
     encrypt_media,
@@ -470,10 +471,12 @@ def test_push_markdown_with_mentions_image_and_file(client: TestClient, fake: Fa
         Reply("台账", file_name="隐患台账.xlsx", file_data=b"PK\x03\x04" + b"x" * 100),
     ]
     with Session(engine.db) as session:
-        ids = wecom.enqueue_push(session, _group(client), replies, dedupe_prefix="digest:2026-11-23", now=engine.now())
-        again = wecom.enqueue_push(session, _group(client), replies, dedupe_prefix="digest:2026-11-23", now=engine.now())
+        group = session.get(GroupRow, _group(client).id)
+        assert group is not None
+        added = pushes.enqueue_push(session, group=group, dedupe_key="digest:2026-11-23", replies=replies, now=engine.now(), give_up_after=timedelta(hours=1))
+        again = pushes.enqueue_push(session, group=group, dedupe_key="digest:2026-11-23", replies=replies, now=engine.now(), give_up_after=timedelta(hours=1))
         session.commit()
-    assert len(ids) == 3 and again == []
+    assert added == 3 and again == 0
     client.app.state.runtime.sender.kick()  # type: ignore[attr-defined]
     sent = wait_for(lambda: len(fake.sent_to(WEBHOOK_KEY)) >= 3 and fake.sent_to(WEBHOOK_KEY))
     kinds = {s.msgtype: s for s in sent}  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,9 +21,11 @@ import pytest
 from sqlmodel import Session
 
 from bot.config import load_config
-from bot.platforms import wecom
+from bot import pushes
+from bot.platforms import wecom  # noqa: F401  (registers the wecom push renderer)
 from handlers.messages import Reply
 from models.db import make_engine
+from models.tables import GroupRow
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, ROBOT_WEBHOOK_KEY, SECRET_ENV, TOKEN, WEBHOOK_KEY, wecom_toml
 from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
 from tests.fakes.wecom_server import FakeWeCom, post_aibot_callback
@@ -178,9 +180,14 @@ def test_45_pushes_within_the_rate_limit(bot: Bot, fake: FakeWeCom) -> None:
     marker = f"推送{time.monotonic_ns()}"
     now = datetime.now().astimezone()
     with Session(db) as session:
+        row = session.get(GroupRow, group.id)
+        assert row is not None
         for i in range(45):
-            wecom.enqueue_push(session, group, [Reply(f"{marker} 第{i}条")], dedupe_prefix=f"test:{marker}:{i}", now=now)
-            wecom.enqueue_push(session, group, [Reply(f"{marker} 第{i}条")], dedupe_prefix=f"test:{marker}:{i}", now=now)
+            for _ in range(2):  # the second attempt of each push must store nothing
+                pushes.enqueue_push(
+                    session, group=row, dedupe_key=f"test:{marker}:{i}", replies=[Reply(f"{marker} 第{i}条")],
+                    now=now, give_up_after=timedelta(hours=1),
+                )
         session.commit()
     started = time.monotonic()
 

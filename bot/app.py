@@ -72,6 +72,9 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
     scheduler = SchedulerService(
         config=config, db=engine.db, clock=engine.now, data_dir=Path(config.server.data_dir), on_sent=sender.kick
     )
+    if config.scheduler.enabled:
+        # The leader lock that elects one scheduler also elects the one sender (one rate count per robot).
+        sender.may_send = lambda: scheduler.leading
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -178,7 +178,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         with Session(engine.db) as session:
             campaign = session.get(CampaignRow, args.campaign)
             if campaign is None:
-                known = ", ".join(session.exec(select(CampaignRow.id)))
+                known = ", ".join(sorted(session.exec(select(CampaignRow.id))))
                 print(f"unknown campaign {args.campaign!r}; known: {known or 'none'}", file=sys.stderr)
                 return 2
             if args.unit:

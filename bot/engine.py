@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 import anyio
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot.config import Config
@@ -105,28 +107,36 @@ class Engine:
 
     def record(self, msg: Inbound, *, route: dict[str, Any] | None = None) -> Recorded:
         """Store the message under its platform id; a repeated id is a platform retry."""
-        with Session(self.db) as session:
-            row = InboundMessage(
-                platform=msg.platform,
-                platform_msg_id=msg.msg_id,
-                chat_id=msg.chat_id,
-                sender_id=msg.sender_id,
-                text=msg.text,
-                received_at=msg.received_at,
-                route=json.dumps(route or {}, ensure_ascii=False),
-            )
-            session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                return Recorded(None)
-            return Recorded(row.id)
+        values = dict(
+            platform=msg.platform,
+            platform_msg_id=msg.msg_id,
+            chat_id=msg.chat_id,
+            sender_id=msg.sender_id,
+            text=msg.text,
+            received_at=msg.received_at,
+            state="received",
+            route=json.dumps(route or {}, ensure_ascii=False),
+        )
+        # One Core statement, not an ORM unit of work: this runs before every acknowledgement.
+        insert = pg_insert if self.db.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(InboundMessage)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["platform", "platform_msg_id"])
+            .returning(InboundMessage.id)  # type: ignore[arg-type]
+        )
+        with self.db.begin() as connection:
+            return Recorded(connection.execute(statement).scalar_one_or_none())
 
     def process(self, msg: Inbound, inbound_id: int | None = None) -> list[Reply]:
-        """Handle a recorded message; never raises, never leaks a stack trace into the chat."""
+        """Handle a recorded message once; never raises, never leaks a stack trace into the chat.
+
+        Returns [] when another worker (recovery, another process) already handled the message.
+        """
         with Session(self.db) as session:
             try:
+                if not self._claim(session, inbound_id):
+                    return []
                 replies = self._handle(session, msg, inbound_id)
                 self._finish(session, msg, inbound_id, replies, "handled")
                 session.commit()
@@ -136,9 +146,27 @@ class Engine:
                 log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
         replies = [Reply(INTERNAL_ERROR_TEXT)]
         with Session(self.db) as session:
+            if not self._claim(session, inbound_id):
+                return []
             self._finish(session, msg, inbound_id, replies, "failed")
             session.commit()
         return replies
+
+    @staticmethod
+    def _claim(session: Session, inbound_id: int | None) -> bool:
+        """Take the row for this transaction; False when it was handled meanwhile.
+
+        The first statement of the transaction, so it waits for a concurrent handler's commit (row lock on
+        PostgreSQL, the write lock on SQLite) and then sees its result; a rollback or a crash undoes the claim.
+        """
+        if inbound_id is None:
+            return True
+        result = session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id, InboundMessage.state == "received")  # type: ignore[arg-type]
+            .values(state="processing")
+        )
+        return bool(result.rowcount)
 
     def _finish(self, session: Session, msg: Inbound, inbound_id: int | None, replies: list[Reply], state: str) -> None:
         """Mark the inbound row and turn replies into outbox rows, inside the caller's transaction."""

@@ -92,6 +92,7 @@ class OutboxSender:
         retry_max_seconds: float = 300.0,
         lease_seconds: float = 120.0,
         batch: int = 200,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
         self.deliveries = dict(deliveries)
@@ -103,6 +104,8 @@ class OutboxSender:
         self.batch = batch
         self._wake = anyio.Event()
         self._seeded = False
+        # With several processes, only the leader sends, so each robot's rate is counted in one place.
+        self.may_send = may_send or (lambda: True)
 
     def kick(self) -> None:
         """Wake the run loop now (new rows were enqueued)."""
@@ -119,6 +122,8 @@ class OutboxSender:
 
     async def drain_once(self) -> int:
         """Send what is due and allowed now; returns how many rows were attempted."""
+        if not self.may_send():
+            return 0
         now = self.clock()
         if not self._seeded:
             await anyio.to_thread.run_sync(self._seed, now)

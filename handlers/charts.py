@@ -7,10 +7,10 @@ API on Agg only: pyplot keeps every figure alive in a global registry, which lea
 from __future__ import annotations
 
 import logging
+import math
 import textwrap
 import threading
 from collections.abc import Callable, Sequence
-import math
 from datetime import date
 from functools import lru_cache
 from io import BytesIO
@@ -237,9 +237,10 @@ def _burn_down(ax: Axes, data: ChartData) -> None:
     start, end = days[0], days[-1]
     ax.set_title(f"累计发现与销号（{start:%m-%d} 至 {end:%m-%d}）")
     marker = "o" if len(days) < 3 else None
-    ax.fill_between(days, closed, found, color=GAP_FILL, linewidth=0, label=f"未销号 {found[-1] - closed[-1]}")
-    ax.plot(days, found, color=FOUND_LINE, linewidth=3, marker=marker, label=f"累计发现 {found[-1]}")
-    ax.plot(days, closed, color=CLOSED_LINE, linewidth=3, marker=marker, label=f"累计销号 {closed[-1]}")
+    x = [date2num(day) for day in days]
+    ax.fill_between(x, closed, found, color=GAP_FILL, linewidth=0, label=f"未销号 {found[-1] - closed[-1]}")
+    ax.plot(x, found, color=FOUND_LINE, linewidth=3, marker=marker, label=f"累计发现 {found[-1]}")
+    ax.plot(x, closed, color=CLOSED_LINE, linewidth=3, marker=marker, label=f"累计销号 {closed[-1]}")
     ax.set_ylim(0, max(found[-1] * 1.3, 5))  # headroom for the legend
     _day_axis(ax, start, end)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
@@ -253,7 +254,7 @@ def _burn_down(ax: Axes, data: ChartData) -> None:
 
 def _build(data: ChartData) -> Figure:
     """Lay the panels out by hand, in inches: constrained layout would double the render time."""
-    folded = bool(data.units) and data.units[-1].label.startswith("其他") and data.units[-1].label.endswith("个单位")
+    folded = data.folded_units > 0
     labels = [_short(r.label, LABEL_CHARS + 3) for r in data.units] + [_short(r.label) for r in data.categories]
     left = max(0.9, max((_text_width_in(label, BASE_PT) for label in labels), default=0) + 0.3)
     right = 0.35
@@ -295,14 +296,14 @@ def _release(figure: Figure, canvas: FigureCanvasAgg) -> None:
     that a busy server collects rarely; without this, RSS climbs by tens of MB between collections.
     """
     for text in figure.findobj(Text):
-        text._renderer = None
+        text._renderer = None  # type: ignore[attr-defined]
     canvas.__dict__.pop("renderer", None)
     figure.clear()
 
 
 def render_outstanding_chart(data: ChartData) -> bytes:
     """Render the 统计 chart as PNG bytes (≥1080 px wide, well under WeCom's 2 MB image limit)."""
-    with _LOCK, matplotlib.rc_context(_rc()):
+    with _LOCK, matplotlib.rc_context(_rc()):  # type: ignore[arg-type]
         figure = _build(data)
         canvas = FigureCanvasAgg(figure)
         buffer = BytesIO()

@@ -65,6 +65,8 @@ FORM_LABELS: dict[Form, str] = {
     "statistics": "隐患排查整改销号统计表",
 }
 
+SIGNATURES = "主要负责人签字：__________　　　填表人签字：__________　　　联系电话：__________"  # seed 004
+
 _THIN = Side(style="thin", color="000000")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _HEAD_FILL = PatternFill("solid", start_color="F2F2F2", end_color="F2F2F2")
@@ -292,7 +294,7 @@ def write_buildings_sheet(book: Workbook, summary: BuildingSummary, header: Form
         _line(sheet, next_row, width, f"注：另有{summary.unassigned}项隐患未关联建筑单体，见隐患台账。")
         next_row += 1
     sheet.append([])
-    _line(sheet, next_row + 1, width, "主要负责人签字：__________　　　填表人签字：__________　　　联系电话：__________")
+    _line(sheet, next_row + 1, width, SIGNATURES)
 
 
 # -- statistics (seed 002 附件1) ---------------------------------------------------------------------
@@ -328,7 +330,7 @@ def write_statistics_sheet(
           "重大隐患为尚未销号的重大隐患。", {"font": Font(size=10), "alignment": Alignment(wrap_text=True,
                                                                                      vertical="center")})
     sheet.append([])
-    _line(sheet, note_row + 2, width, "主要负责人签字：__________　　　填表人签字：__________　　　联系电话：__________")
+    _line(sheet, note_row + 2, width, SIGNATURES)
 
 
 # -- putting forms together -------------------------------------------------------------------------

@@ -24,12 +24,17 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
     session, person, campaign = context.session, context.person, context.campaign
     if not person.role_set & permissions.SUBMIT_ROLES:
         return [Reply("报送由部门负责人、安全员或校领导提交。请联系本部门负责人发「报送」。")]
-    period = period_for(campaign, context.today)
-    if period is None:
-        return [Reply(f"「{campaign.name}」没有需要报送的统计期（报送周期未配置或已结束）。")]
     unit_id = permissions.scope_root(session, person) or person.unit_id
     unit = session.get(UnitRow, unit_id)
     unit_name = unit.name if unit else unit_id
+    submitted = set(
+        session.exec(
+            select(Submission.period_due).where(Submission.campaign_id == campaign.id, Submission.unit_id == unit_id)
+        )
+    )
+    period = period_for(campaign, context.today, submitted=submitted)
+    if period is None:
+        return [Reply(f"「{campaign.name}」没有需要报送的统计期（报送周期未配置或已结束）。")]
     existing = session.exec(
         select(Submission).where(
             Submission.campaign_id == campaign.id,
@@ -59,7 +64,8 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
     )
     names = unit_names(session, [unit_id])
     return [Reply(
-        f"{names.get(unit_id, unit_name)}已报送本期统计（{period.start:%m-%d}至{period.due:%m-%d}）：\n"
+        f"{names.get(unit_id, unit_name)}已{'补报' if period.due < context.today else '报送本期'}统计"
+        f"（{period.start:%m-%d}至{period.due:%m-%d}）：\n"
         f"新发现{figures.found}｜已整改{figures.rectified}｜已销号{figures.closed}\n"
         f"未销号{figures.outstanding}｜逾期{figures.overdue}｜重大{figures.major}\n"
         f"报送人：{person.name}，{context.now:%m-%d %H:%M}"

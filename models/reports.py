@@ -52,6 +52,7 @@ class ChartData:
     scope_name: str = ""  # whose hazards: a school, a group …
     units: Sequence[StatusCounts] = ()  # one per unit with outstanding items, most urgent first
     unit_count: int = 0  # units in scope, including those with nothing outstanding
+    folded_units: int = 0  # units added up in the last row of `units` (其他N个单位); 0: no such row
     categories: Sequence[StatusCounts] = ()  # most urgent first
     days: Sequence[date] = ()  # the campaign's days so far
     found: Sequence[int] = ()  # hazards found on each day
@@ -148,7 +149,7 @@ def daily_found_closed(
     tz: ZoneInfo,
     at: datetime,
 ) -> tuple[list[date], list[int], list[int]]:
-    """Per local day from `first` to `last`: hazards found and hazards closed (earlier/later days fold into the ends)."""
+    """Hazards found and closed on each local day from `first` to `last` (days outside fold into the ends)."""
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     index = {day: i for i, day in enumerate(days)}
     series: dict[str, list[int]] = {"found": [0] * len(days), "closed": [0] * len(days)}
@@ -213,7 +214,11 @@ def chart_data(
     per_unit = session.execute(
         select(Hazard.unit_id, *_status_sums(today)).where(*conditions).group_by(Hazard.unit_id)
     ).all()
-    scope = (set(names) if wanted is None else wanted) | {row[0] for row in per_unit}
+    if wanted is None:
+        wanted_or_active = set(session.exec(select(UnitRow.id).where(UnitRow.active == True)))  # noqa: E712
+    else:
+        wanted_or_active = wanted
+    scope = wanted_or_active | {row[0] for row in per_unit}
     owner, own_level = bar_units(scope, parents)
     bars: dict[str, StatusCounts] = {}
     major = 0
@@ -239,12 +244,14 @@ def chart_data(
     days, found, closed = daily_found_closed(
         session, campaign_id=campaign.id, unit_ids=wanted, first=campaign.start, last=last, tz=tz, at=local_now
     )
+    folded = len(unit_rows) - max_units + 1 if len(unit_rows) > max_units else 0
     return ChartData(
         campaign_name=campaign.name,
         as_of=local_now,
         scope_name=scope_name,
         units=tuple(_fold_tail(unit_rows, max_units, lambda n: f"{OTHER_LABEL}{n}个单位")),
         unit_count=len(set(owner.values())),
+        folded_units=folded,
         categories=tuple(_fold_tail(category_rows.values(), max_categories, lambda n: OTHER_LABEL)),
         days=tuple(days),
         found=tuple(found),
@@ -351,7 +358,7 @@ class BuildingRow:
 
 @dataclass(frozen=True, slots=True)
 class BuildingTotals:
-    """The 合计 line of seed 004: 校内建筑单体数, 发现隐患单体数, 能立即整改单体数, 短期内难以整改单体数, 停用的单体数."""
+    """The five counts of seed 004's 合计 line (校内建筑单体数 … 停用的单体数)."""
 
     buildings: int = 0
     with_hazards: int = 0

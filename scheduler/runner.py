@@ -42,6 +42,7 @@ class SchedulerService:
         on_sent: Callable[[], None] | None = None,
         lock: PostgresLeaderLock | FileLeaderLock | None = None,
         retry_seconds: float = 15.0,
+        first_tick_after: float | None = None,
     ) -> None:
         self.config = config
         self.tz = ZoneInfo(config.timezone)
@@ -50,6 +51,9 @@ class SchedulerService:
         self.lock = lock or leader_lock_for(db, data_dir=data_dir)
         self.on_sent = on_sent
         self.retry_seconds = retry_seconds
+        # The first tick waits one interval, so a process that starts and stops at once (tests, a CLI
+        # check) sends nothing; a push missed meanwhile is still within the grace window.
+        self.first_tick_after = config.scheduler.tick_seconds if first_tick_after is None else first_tick_after
         self.leading = False
         self._scheduler: AsyncIOScheduler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -82,7 +86,8 @@ class SchedulerService:
         scheduler = AsyncIOScheduler(timezone=self.tz)  # never the machine's zone
         scheduler.add_job(
             self._tick_job, "interval", seconds=self.config.scheduler.tick_seconds, id=JOB_ID,
-            replace_existing=True, next_run_time=datetime.now(self.tz), coalesce=True, max_instances=1,
+            replace_existing=True, next_run_time=datetime.now(self.tz) + timedelta(seconds=self.first_tick_after),
+            coalesce=True, max_instances=1,
             misfire_grace_time=self.config.scheduler.tick_seconds,
         )
         scheduler.start()

@@ -25,15 +25,24 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot re-emit {value!r} as TOML")
 
 
-def with_local_storage(text: str, *, db_url: str, data_dir: str) -> str:
-    """Return the TOML text with `[database] url` and `[server] data_dir` replaced, all else unchanged."""
+def with_local_storage(text: str, *, db_url: str, data_dir: str, scheduler: bool = False) -> str:
+    """Return the TOML text with `[database] url` and `[server] data_dir` replaced, all else unchanged.
+
+    The campaign clock is switched off unless asked for: it runs on the real clock, and a test's
+    group must not receive a reminder that happens to fall due while the test runs.
+    """
     original = tomllib.loads(text)
     tables = {
         "database": {**original.get("database", {}), "url": db_url},
         "server": {**original.get("server", {}), "data_dir": data_dir},
+        "scheduler": {**original.get("scheduler", {}), "enabled": scheduler},
     }
     # Drop the two tables where they stand and append fresh ones: appending is the only place a
     # table can go without swallowing top-level keys or another table's keys.
@@ -48,7 +57,7 @@ def with_local_storage(text: str, *, db_url: str, data_dir: str) -> str:
     for name, values in tables.items():
         kept += ["", f"[{name}]", *(f"{key} = {_toml_value(value)}" for key, value in values.items())]
     result = "\n".join(kept) + "\n"
-    assert tomllib.loads(result) == {**original, **tables}, "config rewrite changed more than storage keys"
+    assert tomllib.loads(result) == {**original, **tables}, "config rewrite changed more than the keys asked for"
     return result
 
 

@@ -70,6 +70,7 @@ MEDIA_MAX_BYTES = 10 * 1024 * 1024  # a downloaded photo
 HEARTBEAT_SECONDS = 30.0
 WS_ACK_TIMEOUT_SECONDS = 5.0
 WS_RECONNECT_MAX_SECONDS = 60.0
+RECORD_THREADS = 4  # callbacks recorded at once; more only queue on the database's write lock
 
 # errcodes worth another try; every other non-zero errcode is permanent (93000 bad key, 40058 too long…)
 RETRYABLE_ERRCODES = frozenset({-1, 45009, 45033})
@@ -420,6 +421,13 @@ class WeComAdapter:
         self.replays = ReplayGuard(clock=clock)
         self.connections: dict[str, WsConnection] = {}
         self.api_base = self.config.wecom.api_base.rstrip("/")
+        self._record_limiter: anyio.CapacityLimiter | None = None
+
+    async def record(self, msg: Inbound, route: dict[str, Any]) -> int | None:
+        """Record off the event loop on threads of our own: handlers busy in the shared pool never delay an ack."""
+        if self._record_limiter is None:
+            self._record_limiter = anyio.CapacityLimiter(RECORD_THREADS)
+        return await anyio.to_thread.run_sync(self.runtime.record, msg, route, limiter=self._record_limiter)
 
     # config lookups ------------------------------------------------------------------------
 
@@ -562,7 +570,7 @@ class WeComAdapter:
             self.replays.remember(signature, nonce)
             return Response(status_code=200)
         msg, route, fetch = self._inbound(parsed, creds)
-        inbound_id = await anyio.to_thread.run_sync(self.runtime.record, msg, route)
+        inbound_id = await self.record(msg, route)
         self.replays.remember(signature, nonce)
         if inbound_id is not None:
             background.add_task(self.runtime.work, msg, inbound_id, fetch)
@@ -1011,7 +1019,7 @@ class WsConnection:
         if parsed is None:
             return
         msg, route, fetch = self.adapter._inbound(parsed, None, ws_bot=self.bot.id, req_id=req_id)
-        inbound_id = await anyio.to_thread.run_sync(self.adapter.runtime.record, msg, route)
+        inbound_id = await self.adapter.record(msg, route)
         if inbound_id is not None:
             work.start_soon(self._work, msg, inbound_id, fetch)
 

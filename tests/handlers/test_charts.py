@@ -174,7 +174,9 @@ def _rss_mb() -> float:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc to read RSS")
 def test_five_hundred_charts_in_a_row_do_not_grow_memory() -> None:
-    charts = [sample(units, days=days) for units, days in ((3, 20), (1, 5), (6, 40), (0, 1))]
+    # Small real charts keep this test near a minute; what leaked (the Agg buffer pinned by drawn texts,
+    # figures kept by reference cycles) does not depend on how many bars a chart has.
+    charts = [sample(units, days=days) for units, days in ((1, 5), (0, 1))]
     for data in charts:
         render_outstanding_chart(data)  # font and layout caches fill on the first renders
     gc.collect()

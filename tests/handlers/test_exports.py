@@ -21,7 +21,9 @@ from models.tables import CampaignRow, Hazard
 from tests.school import REPORT, TZ, Chat
 
 TODAY = date(2023, 12, 5)
-LEDGER_HEADER = ["序号", "部位", "检查内容", "存在隐患问题", "整改措施", "整改完成情况", "责任人", "检查时间", "销号时间", "备注"]
+LEDGER_HEADER = [
+    "序号", "部位", "检查内容", "存在隐患问题", "整改措施", "整改完成情况", "责任人", "检查时间", "销号时间", "备注",
+]
 BUILDINGS = [
     BuildingInfo("b1", "3号教学楼", "school"),
     BuildingInfo("b2", "食堂", "school"),
@@ -258,7 +260,8 @@ def test_building_summary_notes_hazards_without_a_building(ledger: Session) -> N
 def test_long_building_lists_are_cut_with_a_pointer_to_the_ledger(engine: Engine) -> None:
     with Session(engine.db) as session:
         for i in range(14):
-            add_hazard(session, unit="logistics", location=f"3号教学楼{i + 1}层", problem="应急灯损坏", building_id="b1")
+            add_hazard(session, unit="logistics", location=f"3号教学楼{i + 1}层", problem="应急灯损坏",
+                       building_id="b1")
         session.commit()
         sheet = export(session, ["buildings"])["建筑单体汇总"]
     content = sheet["C5"].value.splitlines()

@@ -128,3 +128,11 @@ def test_help_overview_and_per_command(chat: Chat) -> None:
 def test_gibberish_gets_help_not_a_stack_trace(chat: Chat) -> None:
     reply = chat.say("zhang_wei", "今天天气不错")
     assert "帮助" in reply and "Traceback" not in reply
+
+
+def test_a_late_submit_fills_the_missed_period(chat: Chat) -> None:
+    # Report day 2023-12-06 was missed (e.g. its reminder moved off a holiday); 12-07 fills it.
+    chat.advance(days=2)
+    assert "总务基建处已补报统计（11-27至12-06）" in chat.say("wang_jianguo", "报送")
+    assert "已报送本期统计（12-07至12-16）" in chat.say("wang_jianguo", "报送")
+    assert "无需重复报送" in chat.say("wang_jianguo", "报送")

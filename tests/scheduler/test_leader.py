@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,9 +36,10 @@ def test_lock_key_is_stable_and_fits_bigint() -> None:
 
 
 def test_postgres_advisory_lock_admits_one_leader(postgres_engine: DbEngine) -> None:
-    lock = leader_lock_for(postgres_engine, data_dir=Path("unused"))
-    assert isinstance(lock, PostgresLeaderLock)
-    first, second = lock, PostgresLeaderLock(postgres_engine, name="safetybot-scheduler")
+    assert isinstance(leader_lock_for(postgres_engine, data_dir=Path("unused")), PostgresLeaderLock)
+    # A name of its own: other test runs may share this PostgreSQL server (advisory locks are server-wide).
+    name = f"test-{uuid.uuid4().hex}"
+    first, second = PostgresLeaderLock(postgres_engine, name=name), PostgresLeaderLock(postgres_engine, name=name)
     try:
         assert first.try_acquire()
         assert first.try_acquire()  # idempotent while held
@@ -51,7 +53,8 @@ def test_postgres_advisory_lock_admits_one_leader(postgres_engine: DbEngine) -> 
 
 
 def test_postgres_lock_is_released_when_its_connection_dies(postgres_engine: DbEngine) -> None:
-    first, second = PostgresLeaderLock(postgres_engine, name="t-dies"), PostgresLeaderLock(postgres_engine, name="t-dies")
+    name = f"test-{uuid.uuid4().hex}"
+    first, second = PostgresLeaderLock(postgres_engine, name=name), PostgresLeaderLock(postgres_engine, name=name)
     try:
         assert first.try_acquire()
         first._connection.invalidate()  # type: ignore[union-attr]  (the server side is closed: a crash)
@@ -68,7 +71,7 @@ def test_runner_ticks_only_as_leader_with_the_configured_zone(tmp_path: Path, sq
     clock = lambda: at("2018-11-26 17:00")  # noqa: E731
     lock_path = tmp_path / "leader.lock"
     leader = SchedulerService(config=config, db=sqlite_engine, clock=clock, data_dir=tmp_path,
-                              lock=FileLeaderLock(lock_path), retry_seconds=0.05)
+                              lock=FileLeaderLock(lock_path), retry_seconds=0.05, first_tick_after=0)
     follower = SchedulerService(config=config, db=sqlite_engine, clock=clock, data_dir=tmp_path,
                                 lock=FileLeaderLock(lock_path), retry_seconds=0.05)
     kicked: list[bool] = []

@@ -1,0 +1,317 @@
+"""Callback throughput: encrypted WeCom report callbacks against `safetybot serve` vs a bare decrypt-and-200 endpoint.
+
+Run from the repository root:  /work/venv/bin/python bench/callback_throughput.py [--requests 3000] [--concurrency 32]
+PostgreSQL is measured too when --postgres URL (or TEST_DATABASE_URL) is given.
+
+What is measured is what WeCom sees: the time from sending a callback to its HTTP 200 (the handler runs
+after the acknowledgement). "drain" is the time from the first request until every reply reached the fake
+WeCom's response_url. The bare endpoint is a separate tiny FastAPI app served by the same uvicorn settings
+that only checks the signature, decrypts and answers 200: the ceiling of this stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import aiohttp  # noqa: E402
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import Response  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from wechatpy.enterprise.crypto import WeChatCrypto  # noqa: E402
+
+from bot.platforms.wecom import msg_signature  # noqa: E402
+from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, wecom_toml  # noqa: E402
+from tests.conftest import EXAMPLE_CONFIG, with_local_storage  # noqa: E402
+from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text  # noqa: E402
+
+TARGET_RATE = 500.0
+TARGET_P99_MS = 50.0
+TARGET_RATIO = 0.5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the bare endpoint (run in its own process with --bare PORT) -------------------------------------------
+
+
+def serve_bare(port: int) -> None:
+    """Serve POST /wecom/callback that verifies, decrypts and parses the message, then answers 200."""
+    crypto = WeChatCrypto(TOKEN, AES_KEY, "")
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/wecom/callback")
+    async def callback(request: Request) -> Response:
+        params = request.query_params
+        encrypt = json.loads(await request.body())["encrypt"]
+        signature, timestamp, nonce = params["msg_signature"], params["timestamp"], params["nonce"]
+        if not hmac.compare_digest(msg_signature(TOKEN, timestamp, nonce, encrypt), signature):
+            return Response(status_code=403)
+        json.loads(crypto.decrypt_message({"Encrypt": encrypt}, signature, timestamp, nonce))
+        return Response(status_code=200)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
+# -- servers ---------------------------------------------------------------------------------------------
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not become healthy")
+
+
+def start_bot(tmp: Path, fake: FakeWeCom, db_url: str) -> tuple[str, subprocess.Popen[bytes], Path]:
+    """`safetybot serve` as a subprocess, with a fast outbox and the fake WeCom as the platform."""
+    config_path = tmp / "config.toml"
+    base = with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=db_url, data_dir=str(tmp / "data"))
+    # Every reply goes to its own single-use response_url; the per-robot limit is for group pushes.
+    extra = wecom_toml(fake, window=60.0).replace("[outbox]\n", "[outbox]\nper_minute = 1000000\n")
+    config_path.write_text(base + extra, encoding="utf-8")
+    port = free_port()
+    log_path = tmp / "serve.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--config", str(config_path), "--port", str(port)],
+        cwd=REPO_ROOT, env={**os.environ, **SECRET_ENV, "PYTHONUNBUFFERED": "1"},
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, process, log_path)
+    return url, process, log_path
+
+
+def start_bare(tmp: Path) -> tuple[str, subprocess.Popen[bytes], Path]:
+    port = free_port()
+    log_path = tmp / "bare.log"
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--bare", str(port)],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, process, log_path)
+    return url, process, log_path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+# -- the client ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """One encrypted callback, ready to POST (encryption is done before the clock starts)."""
+
+    msgid: str
+    params: dict[str, str]
+    body: bytes
+
+
+def prepare(fake: FakeWeCom, count: int, tag: str) -> list[Prepared]:
+    prepared: list[Prepared] = []
+    for i in range(count):
+        msgid = f"bench-{tag}-{i}-{uuid.uuid4().hex[:8]}"
+        message = fake.aibot_text(f"@安全助手 {REPORT}", userid="ZhangWei", chatid=CHAT, msgid=msgid)
+        encrypt = encrypt_text(AES_KEY, json.dumps(message, ensure_ascii=False))
+        prepared.append(Prepared(msgid, callback_query(TOKEN, encrypt), json.dumps({"encrypt": encrypt}).encode()))
+    return prepared
+
+
+@dataclass
+class Result:
+    seconds: float
+    latencies_ms: list[float]
+    failures: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def fire(url: str, prepared: list[Prepared], concurrency: int) -> Result:
+    """POST every callback with at most `concurrency` in flight; latency per request, wall time overall."""
+    latencies: list[float] = []
+    failures = 0
+    queue = iter(prepared)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async def worker() -> None:
+            nonlocal failures
+            for item in queue:
+                started = time.perf_counter()
+                try:
+                    async with session.post(f"{url}/wecom/callback", params=item.params, data=item.body,
+                                            headers={"Content-Type": "application/json"}) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except aiohttp.ClientError:
+                    ok = False
+                if ok:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    failures += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return Result(time.perf_counter() - started, latencies, failures)
+
+
+def warm_up(url: str, fake: FakeWeCom, count: int, concurrency: int) -> None:
+    asyncio.run(fire(url, prepare(fake, count, "warm"), concurrency))
+
+
+def measure_bot(name: str, db_url: str, fake: FakeWeCom, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    url, process, log_path = start_bot(tmp, fake, db_url)
+    try:
+        warm_up(url, fake, 100, args.concurrency)
+        wait_replies(fake, 100, timeout=120)
+        before = len(fake.responses)
+        prepared = prepare(fake, args.requests, name)
+        started = time.perf_counter()
+        result = asyncio.run(fire(url, prepared, args.concurrency))
+        drained = wait_replies(fake, before + args.requests, timeout=args.drain_timeout)
+        drain = time.perf_counter() - started if drained else float("nan")
+    finally:
+        stop(process)
+    errors = sum(1 for line in log_path.read_text(errors="replace").splitlines() if " ERROR " in line)
+    return report(name, result, drain=drain, errors=errors)
+
+
+def wait_replies(fake: FakeWeCom, count: int, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(fake.responses) >= count:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def report(name: str, result: Result, *, drain: float | None = None, errors: int = 0) -> dict[str, float]:
+    figures = {
+        "rate": result.rate, "p50": result.percentile(0.50), "p99": result.percentile(0.99),
+        "mean": statistics.fmean(result.latencies_ms) if result.latencies_ms else float("nan"),
+        "failures": float(result.failures),
+    }
+    line = (f"{name:<22} {figures['rate']:8.0f} msg/s   p50 {figures['p50']:6.1f} ms   p99 {figures['p99']:6.1f} ms"
+            f"   failed {result.failures}")
+    if drain is not None:
+        line += f"   drain {drain:6.1f} s ({len(result.latencies_ms) / drain if drain == drain and drain else 0:.0f} replies/s)"
+        line += f"   log errors {errors}"
+    print(line, flush=True)
+    return figures
+
+
+def fresh_postgres_schema(url: str) -> tuple[str, str]:
+    """Create a throw-away schema; returns (url using it, schema name)."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options=-csearch_path%3D{schema}", schema
+
+
+def drop_postgres_schema(url: str, schema: str) -> None:
+    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--drain-timeout", type=float, default=300.0)
+    parser.add_argument("--only", choices=["bare", "sqlite", "postgres"], action="append")
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        serve_bare(args.bare)
+        return 0
+    only = set(args.only or ["bare", "sqlite", "postgres"])
+    print(f"{args.requests} encrypted report callbacks, {args.concurrency} in flight, {os.cpu_count()} CPUs", flush=True)
+    results: dict[str, dict[str, float]] = {}
+    with FakeWeCom(window=60.0) as fake, tempfile.TemporaryDirectory(prefix="safetybot-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "bare" in only:
+            url, process, _ = start_bare(tmp)
+            try:
+                warm_up(url, fake, 200, args.concurrency)
+                results["bare"] = report("bare decrypt+200", asyncio.run(fire(url, prepare(fake, args.requests, "bare"), args.concurrency)))
+            finally:
+                stop(process)
+        if "sqlite" in only:
+            (tmp / "sqlite").mkdir()
+            results["sqlite"] = measure_bot("serve (SQLite)", f"sqlite:///{tmp / 'sqlite' / 'safetybot.db'}", fake, args, tmp / "sqlite")
+        if "postgres" in only and args.postgres:
+            (tmp / "pg").mkdir()
+            pg_url, schema = fresh_postgres_schema(args.postgres)
+            try:
+                results["postgres"] = measure_bot("serve (PostgreSQL)", pg_url, fake, args, tmp / "pg")
+            finally:
+                drop_postgres_schema(args.postgres, schema)
+        elif "postgres" in only:
+            print("serve (PostgreSQL)      skipped: pass --postgres URL or set TEST_DATABASE_URL")
+    if "bare" in results:
+        for name in ("sqlite", "postgres"):
+            if name in results:
+                figures = results[name]
+                ratio = figures["rate"] / results["bare"]["rate"]
+                verdict = "ok" if figures["rate"] >= TARGET_RATE and figures["p99"] < TARGET_P99_MS and ratio >= TARGET_RATIO else "MISSED"
+                print(f"{name:<10} ratio to bare {ratio:4.2f}   targets (≥{TARGET_RATE:.0f}/s, p99<{TARGET_P99_MS:.0f} ms, "
+                      f"ratio≥{TARGET_RATIO}): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,7 @@ from bot.secrets import Secrets
 from handlers.messages import Attachment, Inbound
 
 log = logging.getLogger(__name__)
+_LIMIT = None
 
 AttachmentFetcher = Callable[[], Awaitable[tuple[Attachment, ...]]]
 
@@ -52,5 +53,8 @@ class Runtime:
                     text=msg.text, received_at=msg.received_at, sender_name=msg.sender_name,
                     attachments=attachments,
                 )
-        await anyio.to_thread.run_sync(self.engine.process, msg, inbound_id)
+        global _LIMIT
+        if _LIMIT is None:
+            _LIMIT = anyio.CapacityLimiter(1)
+        await anyio.to_thread.run_sync(self.engine.process, msg, inbound_id, limiter=_LIMIT)
         self.sender.kick()

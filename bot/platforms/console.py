@@ -7,6 +7,7 @@ every message goes through the engine's record → process pipeline.
 from __future__ import annotations
 
 import base64
+import json
 import mimetypes
 from importlib.resources import files
 from typing import Annotated, Any
@@ -16,7 +17,10 @@ import anyio
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
+from sqlmodel import Session, func, select
+
 from bot.engine import Engine
+from models.tables import OutboxMessage
 from handlers.messages import Attachment, Inbound, Reply
 
 BOT_NAME = "安全助手"
@@ -58,6 +62,19 @@ def reply_to_json(reply: Reply) -> dict[str, Any]:
         "image": _data_url("image/png", reply.image_png) if reply.image_png is not None else None,
         "file": file,
     }
+
+
+def push_to_json(row: OutboxMessage) -> dict[str, Any]:
+    """One pushed message in the simulator's reply shape, with its group and row id."""
+    payload = json.loads(row.payload or "{}")
+    reply = Reply(
+        text=str(payload.get("text", "")),
+        mentions=tuple(payload.get("mentions", ())),
+        image_png=row.blob if row.kind == "image" else None,
+        file_name=payload.get("file_name") if row.kind == "file" else None,
+        file_data=row.blob if row.kind == "file" else None,
+    )
+    return {"id": row.id, "group_id": row.group_id, **reply_to_json(reply)}
 
 
 def directory_json(engine: Engine) -> dict[str, Any]:
@@ -153,5 +170,18 @@ def console_router(engine: Engine) -> APIRouter:
 
         replies, duplicate = await anyio.to_thread.run_sync(run)
         return {"replies": [reply_to_json(r) for r in replies], "duplicate": duplicate}
+
+    @router.get("/api/pushes")
+    def pushes(after: int = 0) -> dict[str, Any]:
+        """What the campaign clock pushed to simulator groups (reminders, digests, alerts) after a row id."""
+        with Session(engine.db) as session:
+            rows = session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.channel == "console", OutboxMessage.id > after)  # type: ignore[operator]
+                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+                .limit(100)
+            ).all()
+            last_id = session.exec(select(func.max(OutboxMessage.id)).where(OutboxMessage.channel == "console")).one()
+            return {"pushes": [push_to_json(row) for row in rows], "last_id": last_id or 0}
 
     return router

@@ -374,6 +374,25 @@
     document.title = (state.groups.get(currentGroup())?.name || "群聊") + " · 安全助手模拟器";
   }
 
+  // Reminders, digests and alerts the campaign clock pushed to simulator groups.
+  async function pollPushes() {
+    try {
+      const response = await fetch("/sim/api/pushes?after=" + state.lastPush);
+      if (!response.ok) return;
+      const data = await response.json();
+      for (const push of data.pushes || []) {
+        state.lastPush = Math.max(state.lastPush, push.id);
+        if (!push.group_id || !state.groups.has(push.group_id)) continue;
+        addTo(push.group_id, {
+          type: "bot", text: push.text || "", kind: push.kind, mentions: push.mentions,
+          image: push.image, file: push.file,
+        });
+      }
+    } catch (err) {
+      // The server may be restarting; the next poll tries again.
+    }
+  }
+
   async function start() {
     try {
       const response = await fetch("/sim/api/directory");
@@ -389,6 +408,11 @@
       return;
     }
     renderAll();
+    state.lastPush = 0;
+    // Only pushes made from now on: history of earlier sessions is not replayed.
+    const seen = await fetch("/sim/api/pushes?after=0").then((r) => r.json()).catch(() => ({ last_id: 0 }));
+    state.lastPush = seen.last_id || 0;
+    setInterval(pollPushes, 5000);
     document.body.dataset.ready = "1";
     els.input.focus();
   }

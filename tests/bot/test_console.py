@@ -132,3 +132,30 @@ def test_oversized_photo_is_rejected(
     assert response.status_code == 413
     assert "图片太大" in response.json()["detail"]
     assert hazard_count(client) == 0
+
+
+def test_pushes_to_simulator_groups_are_listed_for_the_page(config_path: Path) -> None:
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from bot import pushes
+    from bot.config import load_config
+    from handlers.messages import Reply
+    from models.tables import GroupRow
+
+    app = create_app(load_config(config_path))
+    client = TestClient(app)
+    engine = app.state.engine
+    with Session(engine.db) as session:
+        group = session.get(GroupRow, "staff")
+        assert group is not None
+        pushes.enqueue_push(
+            session, group=group, dedupe_key="report_reminder:test", replies=[Reply("【报送提醒】第2期")],
+            now=engine.now(), give_up_after=timedelta(hours=1),
+        )
+        session.commit()
+    data = client.get("/sim/api/pushes", params={"after": 0}).json()
+    assert [(p["group_id"], p["text"]) for p in data["pushes"]] == [("staff", "【报送提醒】第2期")]
+    assert data["last_id"] == data["pushes"][0]["id"]
+    assert client.get("/sim/api/pushes", params={"after": data["last_id"]}).json()["pushes"] == []

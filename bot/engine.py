@@ -80,7 +80,7 @@ class Engine:
             major_deadline_days=config.deadlines.major_days,
             withdraw_minutes=config.policy.withdraw_minutes,
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
-            buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases)) for b in config.buildings),
+            buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
         )
         self.renderers: dict[str, Renderer] = {}
         self.photo_links: PhotoLinks | None = None

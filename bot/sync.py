@@ -38,9 +38,10 @@ def sync_config(session: Session, config: Config) -> None:
             session.add(MilestoneRow(campaign_id=campaign.id, name=milestone.name, due=milestone.date))
 
     configured_units = {unit.id for unit in config.units}
-    for unit in config.units:
+    for seq, unit in enumerate(config.units):
         row = session.get(UnitRow, unit.id) or UnitRow(id=unit.id, name=unit.name)
         row.name, row.parent_id, row.aliases, row.active = unit.name, unit.parent, "|".join(unit.aliases), True
+        row.seq = seq
         session.add(row)
     for row in session.exec(select(UnitRow)):
         if row.id not in configured_units:

@@ -20,6 +20,7 @@ class BuildingRef:
     id: str
     unit_id: str
     names: tuple[str, ...]
+    built_year: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

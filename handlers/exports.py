@@ -387,7 +387,9 @@ def export_workbook(
 
 def context_buildings(context: Context) -> list[BuildingInfo]:
     """The configured buildings as the reports need them."""
-    return [BuildingInfo(b.id, b.names[0] if b.names else b.id, b.unit_id) for b in context.policy.buildings]
+    return [
+        BuildingInfo(b.id, b.names[0] if b.names else b.id, b.unit_id, b.built_year) for b in context.policy.buildings
+    ]
 
 
 def ledger_file_name(campaign: CampaignRow, on: date) -> str:

@@ -52,13 +52,13 @@ class ChartData:
     scope_name: str = ""  # whose hazards: a school, a group …
     units: Sequence[StatusCounts] = ()  # one per unit with outstanding items, most urgent first
     unit_count: int = 0  # units in scope, including those with nothing outstanding
-    folded_units: int = 0  # units added up in the last row of `units` (其他N个单位); 0: no such row
     categories: Sequence[StatusCounts] = ()  # most urgent first
     days: Sequence[date] = ()  # the campaign's days so far
     found: Sequence[int] = ()  # hazards found on each day
     closed: Sequence[int] = ()  # hazards closed (销号) on each day
     major: int = 0  # outstanding 重大 hazards
     totals: StatusCounts = field(default_factory=lambda: StatusCounts("合计"))
+    folded_units: int = 0  # units added up in the last row of `units` (其他N个单位); 0: no such row
 
 
 def _urgency(row: StatusCounts) -> tuple[int, int, str]:
@@ -89,7 +89,8 @@ def unit_tree(session: Session) -> tuple[dict[str, str], dict[str, str | None]]:
     """Every unit's name and parent, in the database's (config) order."""
     names: dict[str, str] = {}
     parents: dict[str, str | None] = {}
-    for unit_id, name, parent_id in session.execute(select(UnitRow.id, UnitRow.name, UnitRow.parent_id)):
+    rows = session.execute(select(UnitRow.id, UnitRow.name, UnitRow.parent_id).order_by(UnitRow.seq, UnitRow.id))
+    for unit_id, name, parent_id in rows:
         names[unit_id] = name
         parents[unit_id] = parent_id
     return names, parents

@@ -109,6 +109,7 @@ class UnitRow(SQLModel, table=True):
     parent_id: Optional[str] = Field(default=None, max_length=64, index=True)
     aliases: str = ""  # "|"-separated other names people type
     active: bool = True
+    seq: int = 0  # position in the config, so forms list units in the admin's order
 
 
 class PersonRow(SQLModel, table=True):

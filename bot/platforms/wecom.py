@@ -422,6 +422,33 @@ class WeComAdapter:
         self.connections: dict[str, WsConnection] = {}
         self.api_base = self.config.wecom.api_base.rstrip("/")
         self._record_limiter: anyio.CapacityLimiter | None = None
+        self._tasks: TaskGroup | None = None
+
+    async def run_handlers(self) -> None:
+        """App service: own the task group handlers run in, so a callback's HTTP exchange ends at the ack.
+
+        (A BackgroundTask would keep the keep-alive connection busy until the handler finished, so the
+        platform's next callback on that connection would wait for it.)
+        """
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._tasks = None
+
+    def _start_work(self, background: BackgroundTasks, msg: Inbound, inbound_id: int, fetch: Any) -> None:
+        if self._tasks is None:  # the app's services are not running (lifespan off)
+            self._start_work(background, msg, inbound_id, fetch)
+        else:
+            self._tasks.start_soon(self._work, msg, inbound_id, fetch)
+
+    async def _work(self, msg: Inbound, inbound_id: int, fetch: Any) -> None:
+        # A failure must not tear down the task group (and with it the app); recovery retries the message.
+        try:
+            await self.runtime.work(msg, inbound_id, fetch)
+        except Exception:
+            log.exception("wecom: handling message %s failed", msg.msg_id)
 
     async def record(self, msg: Inbound, route: dict[str, Any]) -> int | None:
         """Record off the event loop on threads of our own: handlers busy in the shared pool never delay an ack."""
@@ -573,7 +600,7 @@ class WeComAdapter:
         inbound_id = await self.record(msg, route)
         self.replays.remember(signature, nonce)
         if inbound_id is not None:
-            background.add_task(self.runtime.work, msg, inbound_id, fetch)
+            self._start_work(background, msg, inbound_id, fetch)
         else:
             log.info("wecom callback: message %s already recorded (platform retry)", parsed.msg_id)
         return Response(status_code=200)
@@ -1065,6 +1092,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.sender.deliveries[CHANNEL_RESPONSE_URL] = _Delivery(adapter.deliver_response_url)
     runtime.sender.deliveries[CHANNEL_WS] = _Delivery(adapter.deliver_ws)
     app.include_router(adapter.router())
+    runtime.services.append(adapter.run_handlers)
     ws_url = runtime.config.wecom.ws_url
     for bot in runtime.config.wecom.bots:
         if bot.mode == "websocket":

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 06:03:14.359299
+Create Date: 2026-11-23 06:33:04.069063
 """
 from typing import Sequence, Union
 
@@ -87,6 +87,7 @@ def upgrade() -> None:
     sa.Column('parent_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('aliases', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_unit'))
     )
     with op.batch_alter_table('unit', schema=None) as batch_op:

@@ -6,7 +6,21 @@ import argparse
 import json
 import sys
 from datetime import date, datetime
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+
+def _load_config(path: str) -> "Config | None":
+    """The validated config, or None after printing every problem to stderr."""
+    from bot.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return None
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -42,13 +56,10 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_config
     from models.db import make_engine, upgrade
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 1
     upgrade(make_engine(config.database.url))
     print("database schema is up to date")
@@ -59,12 +70,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app import create_app
-    from bot.config import ConfigError, load_config
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 1
     from bot.logging_setup import configure_logging
     from bot.secrets import Secrets
@@ -81,14 +89,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_config
     from models import outbox as store
     from models.db import make_engine
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 1
     tz = config.tz
     rows = store.list_messages(make_engine(config.database.url), state=args.state, limit=args.limit)
@@ -118,14 +123,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     import logging
     from datetime import timedelta
 
-    from bot.config import ConfigError, load_config
     from scheduler.calendar import WorkCalendar, holiday_data_range
     from scheduler.plan import plan_window
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 1
     first = args.from_ or datetime.now(config.tz).date()
     last = args.until or first + timedelta(days=14)
@@ -161,16 +163,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from sqlmodel import Session, select
 
     from bot.app import build_engine
-    from bot.config import ConfigError, load_config
     from handlers.exports import export_workbook
     from models.ledger import descendants
     from models.reports import BuildingInfo
     from models.tables import CampaignRow, UnitRow
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+    config = _load_config(args.config)
+    if config is None:
         return 1
     engine = build_engine(config)
     try:

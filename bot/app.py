@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -55,6 +55,13 @@ async def _recover_forever(engine: Engine) -> None:
         await anyio.sleep(15)
 
 
+async def _when_leading(service: Callable[[], Awaitable[None]], is_leader: Callable[[], bool]) -> None:
+    """Start a long-running service once this process leads."""
+    while not is_leader():
+        await anyio.sleep(1)
+    await service()
+
+
 def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | None = None) -> FastAPI:
     """Build the ASGI app; the schema is migrated and the config synced before serving."""
     engine = engine or build_engine(config)
@@ -72,9 +79,10 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
     scheduler = SchedulerService(
         config=config, db=engine.db, clock=engine.now, data_dir=Path(config.server.data_dir), on_sent=sender.kick
     )
-    if config.scheduler.enabled:
-        # The leader lock that elects one scheduler also elects the one sender (one rate count per robot).
-        sender.may_send = lambda: scheduler.leading
+    is_leader: Callable[[], bool] = (lambda: scheduler.leading) if config.scheduler.enabled else (lambda: True)
+    # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
+    # and the one holder of each long connection (a second connection would kick the first).
+    sender.may_send = is_leader
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +91,7 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
             tasks.start_soon(_recover_forever, engine)
             tasks.start_soon(scheduler.run)  # ticks only while this process holds the leader lock
             for service in runtime.services:
-                tasks.start_soon(service)
+                tasks.start_soon(_when_leading, service, is_leader)
             try:
                 yield
             finally:

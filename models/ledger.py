@@ -110,20 +110,37 @@ def photo_path(data_dir: Path, sha256: str) -> Path:
     return data_dir / "photos" / sha256[:2] / sha256
 
 
+def subtrees(session: Session, roots: Iterable[str]) -> dict[str, set[str]]:
+    """Each root with every unit id under it (and itself), for many roots in one query per tree level."""
+    found = {root: {root} for root in roots}
+    # Walk down level by level through the parent_id index instead of loading the whole unit table
+    # (a province has 10,000s of units; a school's tree is two levels deep).
+    children: dict[str, list[str]] = {}
+    seen = set(found)
+    frontier = set(found)
+    while frontier:
+        rows = session.execute(
+            select(UnitRow.id, UnitRow.parent_id).where(UnitRow.parent_id.in_(frontier))  # type: ignore[union-attr]
+        ).all()
+        frontier = set()
+        for unit_id, parent_id in rows:
+            children.setdefault(parent_id, []).append(unit_id)
+            if unit_id not in seen:  # a cycle in bad data still ends
+                seen.add(unit_id)
+                frontier.add(unit_id)
+    for root, tree in found.items():
+        stack = list(children.get(root, ()))
+        while stack:
+            unit_id = stack.pop()
+            if unit_id not in tree:
+                tree.add(unit_id)
+                stack.extend(children.get(unit_id, ()))
+    return found
+
+
 def descendants(session: Session, roots: Iterable[str]) -> set[str]:
     """Every unit id under (and including) the given roots."""
-    children: dict[str | None, list[str]] = {}
-    for unit_id, parent_id in session.exec(select(UnitRow.id, UnitRow.parent_id)):
-        children.setdefault(parent_id, []).append(unit_id)
-    found: set[str] = set()
-    stack = list(roots)
-    while stack:
-        unit_id = stack.pop()
-        if unit_id in found:
-            continue
-        found.add(unit_id)
-        stack.extend(children.get(unit_id, []))
-    return found
+    return set().union(*subtrees(session, roots).values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -36,16 +37,21 @@ def enqueue(
         state=OutboxState.PENDING.value, attempts=0, created_at=now, next_attempt_at=now,
         give_up_at=now + give_up_after, last_error="",
     )
-    dialect = session.get_bind().dialect.name
+    statement = _enqueue_statement(session.get_bind().dialect.name)
+    return session.execute(statement, values).scalar_one_or_none()
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once: the values go in as parameters, so the
+    compiled statement is reused (building it per message was most of a 10,000-push fan-out's time)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
-    statement = (
+    return (
         insert(OutboxMessage)
-        .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id)  # type: ignore[arg-type]
     )
-    return session.execute(statement).scalar_one_or_none()
 
 
 def due_candidates(db: Engine, *, now: datetime, limit: int) -> list[tuple[int, str]]:

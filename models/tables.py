@@ -153,6 +153,12 @@ class Hazard(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_id", "number"),
         Index("ix_hazard_campaign_status_unit", "campaign_id", "status", "unit_id"),
+        # Covers every column unit_figures() reads, so digests and the statistics table count a school's
+        # thousands of hazards from the index alone instead of one random heap page per hazard.
+        Index(
+            "ix_hazard_unit_figures",
+            "campaign_id", "unit_id", "status", "deadline", "level", "found_at", "rectified_at", "closed_at",
+        ),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
@@ -315,6 +321,7 @@ class DuePush(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("key"),
         Index("ix_due_push_state_send_at", "state", "send_at"),
+        Index("ix_due_push_due_at", "due_at"),  # the ticker re-reads its planning window every few minutes
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     key: str = Field(max_length=200)  # e.g. report_reminder:winter-2018:staff:2018-11-26

@@ -16,13 +16,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from handlers.directory import unit_names
 from handlers.format import fmt_date, hazard_line
 from handlers.messages import Reply
 from handlers.periods import ReportingPeriod, report_days
-from models.ledger import UnitFigures, descendants, total_figures, unit_figures
+from models.ledger import UnitFigures, descendants, subtrees, total_figures, unit_figures
 from models.tables import (
     OPEN_STATUSES,
     CampaignRow,
@@ -66,6 +67,17 @@ def group_roots(session: Session, group_id: str) -> list[str]:
     return sorted(session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group_id)))
 
 
+def _roots_of(session: Session, group_ids: Iterable[str]) -> dict[str, list[str]]:
+    """group_roots() of many groups in one query (groups without units are left out)."""
+    wanted = set(group_ids)
+    roots: dict[str, list[str]] = {}
+    if wanted:
+        statement = select(GroupUnit.group_id, GroupUnit.unit_id).where(GroupUnit.group_id.in_(wanted))  # type: ignore[attr-defined]
+        for group_id, unit_id in session.exec(statement):
+            roots.setdefault(group_id, []).append(unit_id)
+    return {group_id: sorted(units) for group_id, units in roots.items()}
+
+
 def group_scope(session: Session, group_id: str) -> set[str] | None:
     """Every unit a group covers (None: all units)."""
     roots = group_roots(session, group_id)
@@ -82,23 +94,32 @@ def reporting_units(session: Session, group: GroupRow) -> list[str]:
     if group.kind != "leaders":
         return roots or _top_units(session)
     scope = descendants(session, roots) if roots else None
+    # Every staff group's units in one query: a county has hundreds of staff groups.
+    staff_roots: dict[str, set[str]] = {}
+    for staff_id, unit_id in session.exec(
+        select(GroupUnit.group_id, GroupUnit.unit_id).join(GroupRow, GroupRow.id == GroupUnit.group_id)  # type: ignore[arg-type]
+        .where(GroupRow.kind == "staff")
+    ):
+        staff_roots.setdefault(staff_id, set()).add(unit_id)
     found: set[str] = set()
-    staff_groups = session.exec(select(GroupRow).where(GroupRow.kind == "staff"))
-    for staff in staff_groups:
-        if group.campaign_id and staff.campaign_id not in (None, group.campaign_id):
+    top_units: set[str] | None = None
+    for staff_id, campaign_id in session.exec(select(GroupRow.id, GroupRow.campaign_id).where(GroupRow.kind == "staff")):
+        if group.campaign_id and campaign_id not in (None, group.campaign_id):
             continue
-        units = group_roots(session, staff.id) or _top_units(session)
-        if scope is None or set(units) <= scope:
+        units = staff_roots.get(staff_id)
+        if not units:
+            top_units = set(_top_units(session)) if top_units is None else top_units
+            units = top_units
+        if scope is None or units <= scope:
             found.update(units)
     return sorted(found) or roots or _top_units(session)
 
 
-def _rolled_up(session: Session, figures: dict[str, UnitFigures], roots: Sequence[str]) -> dict[str, UnitFigures]:
+def _rolled_up(figures: dict[str, UnitFigures], trees: dict[str, set[str]]) -> dict[str, UnitFigures]:
     """Figures of each root unit summed over its subtree."""
     rolled = {}
-    for root in roots:
-        subtree = descendants(session, [root])
-        total = total_figures(f for unit, f in figures.items() if unit in subtree)
+    for root, subtree in trees.items():
+        total = total_figures(figures[unit] for unit in subtree if unit in figures)
         rolled[root] = UnitFigures(root, total.found, total.rectified, total.closed, total.outstanding, total.overdue, total.major)
     return rolled
 
@@ -116,30 +137,68 @@ def _open_hazards(session: Session, campaign_id: str, scope: set[str] | None) ->
     return statement
 
 
-def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1) -> list[Hazard]:
-    statement = _open_hazards(session, campaign_id, scope).where(
-        Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline <= today - timedelta(days=min_days)
+@dataclass(frozen=True, slots=True)
+class _Overdue:
+    """Overdue hazards, most overdue first: how many, the ones a message lists, who is responsible."""
+
+    count: int
+    listed: list[Hazard]  # the first MAX_LINES (all a message can show)
+    mentions: tuple[str, ...]  # responsible people, each once, in list order
+    unassigned: int  # hazards with no responsible person on file
+
+
+def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1) -> _Overdue:
+    order = (Hazard.deadline, Hazard.number)
+    conditions = [
+        Hazard.campaign_id == campaign_id, Hazard.status == HazardStatus.RECTIFYING.value,
+        Hazard.deadline <= today - timedelta(days=min_days),
+    ]
+    if scope is not None:
+        conditions.append(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+    # A school can have hundreds overdue: fetch (id, responsible) pairs for all, whole rows only for the listed.
+    pairs = session.execute(select(Hazard.id, Hazard.responsible_id).where(*conditions).order_by(*order)).all()
+    listed_ids = [row[0] for row in pairs[:MAX_LINES]]
+    listed = list(session.exec(select(Hazard).where(Hazard.id.in_(listed_ids)).order_by(*order))) if listed_ids else []  # type: ignore[union-attr]
+    return _Overdue(
+        count=len(pairs),
+        listed=listed,
+        mentions=tuple(dict.fromkeys(row[1] for row in pairs if row[1])),
+        unassigned=sum(1 for row in pairs if not row[1]),
     )
-    return list(session.exec(statement.order_by(Hazard.deadline, Hazard.number)))
 
 
-def _mentions(hazards: Iterable[Hazard]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(h.responsible_id for h in hazards if h.responsible_id))
+def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date) -> list[str]:
+    """The first of `count` hazards as list lines, cut like _cut (only the lines shown are formatted)."""
+    if count <= MAX_LINES:
+        return [hazard_line(h, today) for h in hazards]
+    return [hazard_line(h, today) for h in hazards[: MAX_LINES - 1]] + [f"……另有{count - MAX_LINES + 1}项"]
 
 
-def _submitters(session: Session, unit_ids: Iterable[str]) -> tuple[str, ...]:
-    """Unit heads and safety officers who can 报送 for these units (so the reminder reaches them)."""
+def _submitters(session: Session, unit_ids: Iterable[str]) -> list[tuple[str, frozenset[str]]]:
+    """Unit heads and safety officers who can 报送 for these units, in id order, each with the units they cover."""
     wanted = set(unit_ids)
+    # Only people of these units or of their sub-units can qualify: look those units up by index
+    # instead of loading everyone (a province has tens of thousands of people).
+    units = (
+        select(UnitRow.id, UnitRow.parent_id)
+        .where(or_(UnitRow.id.in_(wanted), UnitRow.parent_id.in_(wanted)))  # type: ignore[attr-defined]
+        .subquery()
+    )
+    statement = (
+        select(PersonRow.id, PersonRow.roles, PersonRow.unit_id, units.c.parent_id)
+        .join(units, units.c.id == PersonRow.unit_id)
+        .where(PersonRow.active == True)  # noqa: E712
+        .order_by(PersonRow.id)
+    )
     people = []
-    for person in session.exec(select(PersonRow).where(PersonRow.active == True).order_by(PersonRow.id)):  # noqa: E712
-        roles = person.role_set
-        if "unit_head" in roles and person.unit_id in wanted:
-            people.append(person.id)
-        elif "safety_officer" in roles:
-            unit = session.get(UnitRow, person.unit_id)
-            if unit is not None and (unit.parent_id or unit.id) in wanted:
-                people.append(person.id)
-    return tuple(people)
+    for person_id, roles, unit_id, parent_id in session.exec(statement):
+        role_set = roles.split(",")
+        covers = {unit_id} if "unit_head" in role_set else set()
+        if "safety_officer" in role_set:
+            covers.add(parent_id or unit_id)
+        if covers & wanted:
+            people.append((person_id, frozenset(covers & wanted)))
+    return people
 
 
 def _chart(session: Session, campaign: CampaignRow, scope: set[str] | None, now: datetime, name: str) -> Reply | None:
@@ -162,48 +221,101 @@ def _figure_text(f: UnitFigures) -> str:
 # -- the messages ----------------------------------------------------------------------------------
 
 
-def report_reminder(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime,
-                    settings: ComposeSettings) -> Composed:
-    """第N期报送提醒: the group's units that have not submitted, with the period's figures per unit."""
-    payload = json.loads(push.payload)
-    tz = ZoneInfo(campaign.timezone)
-    period = ReportingPeriod(date.fromisoformat(payload["period_start"]), date.fromisoformat(payload["period_due"]))
-    units = reporting_units(session, group)
+@dataclass(frozen=True, slots=True)
+class _Reminder:
+    """One report reminder being composed: its push, the period, the group's units and who has not submitted."""
+
+    push: DuePush
+    campaign: CampaignRow
+    group: GroupRow
+    seq: int
+    period: ReportingPeriod
+    units: list[str]
+    missing: list[str]
+
+
+def report_reminders(session: Session, items: Sequence[tuple[DuePush, CampaignRow, GroupRow]], now: datetime,
+                     settings: ComposeSettings) -> list[Composed]:
+    """第N期报送提醒 for each push: the group's units that have not submitted, with the period's figures per unit.
+
+    Thousands of staff groups are reminded in the same minute, so the reminders share their queries
+    (each query covers every push) instead of running a dozen queries per group.
+    """
+    roots = _roots_of(session, [group.id for _, _, group in items if group.kind != "leaders"])
+    top_units: list[str] | None = None
+    drafts: list[tuple[DuePush, CampaignRow, GroupRow, int, ReportingPeriod, list[str]]] = []
+    for push, campaign, group in items:
+        payload = json.loads(push.payload)
+        period = ReportingPeriod(date.fromisoformat(payload["period_start"]), date.fromisoformat(payload["period_due"]))
+        if group.kind == "leaders":
+            units = reporting_units(session, group)
+        elif group.id in roots:
+            units = roots[group.id]
+        else:
+            top_units = _top_units(session) if top_units is None else top_units
+            units = top_units
+        drafts.append((push, campaign, group, int(payload["seq"]), period, units))
     submitted = set(
-        session.exec(
-            select(Submission.unit_id).where(
-                Submission.campaign_id == campaign.id, Submission.period_due == period.due,
-                Submission.unit_id.in_(units),  # type: ignore[attr-defined]
+        (campaign_id, due, unit_id)
+        for campaign_id, due, unit_id in session.execute(
+            select(Submission.campaign_id, Submission.period_due, Submission.unit_id).where(
+                Submission.campaign_id.in_({campaign.id for _, campaign, *_ in drafts}),  # type: ignore[attr-defined]
+                Submission.period_due.in_({period.due for *_, period, _ in drafts}),  # type: ignore[attr-defined]
+                Submission.unit_id.in_({unit for *_, units in drafts for unit in units}),  # type: ignore[attr-defined]
             )
         )
     )
-    missing = [u for u in units if u not in submitted]
-    if not missing:
+    reminders = [
+        _Reminder(push, campaign, group, seq, period, units,
+                  [u for u in units if (campaign.id, period.due, u) not in submitted])
+        for push, campaign, group, seq, period, units in drafts
+    ]
+    missing = {unit for r in reminders for unit in r.missing}
+    trees = subtrees(session, missing)
+    # Figures per (campaign, period, day): normally one query for the whole batch.
+    wanted: dict[tuple[str, datetime, datetime, date], set[str]] = {}
+    for r in reminders:
+        tz = ZoneInfo(r.campaign.timezone)
+        wanted.setdefault((r.campaign.id, *r.period.bounds(tz), now.astimezone(tz).date()), set()).update(
+            *(trees[u] for u in r.missing)
+        )
+    figures = {
+        key: unit_figures(session, campaign_id=key[0], unit_ids=units, today=key[3], since=key[1], until=key[2])
+        for key, units in wanted.items() if units
+    }
+    names = unit_names(session, {unit for r in reminders for unit in r.units})
+    people = _submitters(session, missing) if missing else []
+    return [_reminder_text(session, r, figures, trees, names, people, now, settings) for r in reminders]
+
+
+def _reminder_text(session: Session, r: _Reminder, figures: dict[tuple[str, datetime, datetime, date], dict[str, UnitFigures]],
+                   trees: dict[str, set[str]], names: dict[str, str], people: list[tuple[str, frozenset[str]]],
+                   now: datetime, settings: ComposeSettings) -> Composed:
+    """One reminder's message from the figures, names and people report_reminders fetched for the batch."""
+    campaign, period = r.campaign, r.period
+    if not r.missing:
         return Composed(skip_reason=f"every unit submitted period {period.due.isoformat()}")
-    since, until = period.bounds(tz)
+    tz = ZoneInfo(campaign.timezone)
     today = now.astimezone(tz).date()
-    figures = unit_figures(
-        session, campaign_id=campaign.id, unit_ids=descendants(session, missing), today=today, since=since, until=until
-    )
-    rolled = _rolled_up(session, figures, missing)
-    names = unit_names(session, units)
+    rolled = _rolled_up(figures[(campaign.id, *period.bounds(tz), today)], {u: trees[u] for u in r.missing})
     when = (
         f"今天{campaign.report_at or ''}截止" if today == period.due
         else f"已于{period.due:%m-%d}截止，请尽快补报"
     )
     lines = [
         f"【报送提醒】{campaign.name}",
-        f"第{payload['seq']}期（{period.start:%m-%d}至{period.due:%m-%d}）统计报表{when}。"
+        f"第{r.seq}期（{period.start:%m-%d}至{period.due:%m-%d}）统计报表{when}。"
         "负责人在群里发「报送」即可。",
-        f"未报送（{len(missing)}）：",
-        *_cut([f"· {names.get(u, u)}：{_figure_text(rolled[u])}" for u in missing], "个单位"),
+        f"未报送（{len(r.missing)}）：",
+        *_cut([f"· {names.get(u, u)}：{_figure_text(rolled[u])}" for u in r.missing], "个单位"),
     ]
+    submitted = [u for u in r.units if u not in r.missing]
     if submitted:
-        done = "、".join(names.get(u, u) for u in units if u in submitted)
-        lines.append(f"已报送：{done}")
-    replies = [Reply("\n".join(lines), mentions=_submitters(session, missing))]
+        lines.append(f"已报送：{'、'.join(names.get(u, u) for u in submitted)}")
+    mentions = tuple(person for person, covers in people if not covers.isdisjoint(r.missing))
+    replies = [Reply("\n".join(lines), mentions=mentions)]
     if settings.reminder_charts:
-        chart = _chart(session, campaign, group_scope(session, group.id), now, group.name)
+        chart = _chart(session, campaign, group_scope(session, r.group.id), now, r.group.name)
         if chart:
             replies.append(chart)
     return Composed(tuple(replies))
@@ -247,18 +359,17 @@ def overdue_digest(session: Session, push: DuePush, campaign: CampaignRow, group
     today = now.astimezone(ZoneInfo(campaign.timezone)).date()
     escalated_only = bool(payload.get("escalated_only"))
     min_days = max(1, int(payload.get("escalate_after_days", 3))) if escalated_only else 1
-    hazards = _overdue(session, campaign.id, group_scope(session, group.id), today, min_days)
-    if not hazards:
+    overdue = _overdue(session, campaign.id, group_scope(session, group.id), today, min_days)
+    if not overdue.count:
         return Composed(skip_reason="nothing overdue" + (f" for {min_days}+ days" if escalated_only else ""))
     if escalated_only:
-        head = f"【逾期升级】逾期满{min_days}天的隐患{len(hazards)}项，请督办："
+        head = f"【逾期升级】逾期满{min_days}天的隐患{overdue.count}项，请督办："
     else:
-        head = f"【逾期隐患】截至{today:%m-%d}共{len(hazards)}项，请责任人尽快整改，完成后发「整改 #序号」："
-    lines = [head, *_cut([hazard_line(h, today) for h in hazards])]
-    unassigned = sum(1 for h in hazards if not h.responsible_id)
-    if unassigned:
-        lines.append(f"其中{unassigned}项责任人不在名单中，请部门负责人跟进。")
-    return Composed((Reply("\n".join(lines), mentions=_mentions(hazards)),))
+        head = f"【逾期隐患】截至{today:%m-%d}共{overdue.count}项，请责任人尽快整改，完成后发「整改 #序号」："
+    lines = [head, *_hazard_lines(overdue.listed, overdue.count, today)]
+    if overdue.unassigned:
+        lines.append(f"其中{overdue.unassigned}项责任人不在名单中，请部门负责人跟进。")
+    return Composed((Reply("\n".join(lines), mentions=overdue.mentions),))
 
 
 def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime,
@@ -283,9 +394,9 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
         lines.append(f"逾期：{shown}" + (f" 等{len(overdue_units)}个单位" if len(overdue_units) > 8 else ""))
     escalate = max(1, int(payload.get("escalate_after_days", 3)))
     escalated = _overdue(session, campaign.id, scope, today, escalate)
-    if escalated:
-        lines.append(f"逾期满{escalate}天（{len(escalated)}项）：")
-        lines += _cut([hazard_line(h, today) for h in escalated])
+    if escalated.count:
+        lines.append(f"逾期满{escalate}天（{escalated.count}项）：")
+        lines += _hazard_lines(escalated.listed, escalated.count, today)
     days = [d for d in report_days(campaign) if d <= today]
     if days:
         due = days[-1]
@@ -306,7 +417,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     )
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
-        lines += _cut([hazard_line(h, today) for h in majors])
+        lines += _hazard_lines(majors, len(majors), today)
     replies = [Reply("\n".join(lines))]
     if settings.charts_in_digests and total.found:
         chart = _chart(session, campaign, scope, now, group.name)
@@ -337,12 +448,34 @@ def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: G
 
 def compose(session: Session, push: DuePush, *, now: datetime, settings: ComposeSettings) -> Composed:
     """The message(s) for one due push, from the database as it is now."""
-    campaign = session.get(CampaignRow, push.campaign_id)
-    group = session.get(GroupRow, push.group_id)
-    if campaign is None or group is None:
-        return Composed(skip_reason=f"campaign {push.campaign_id} or group {push.group_id} no longer exists")
-    if push.kind == "report_reminder":
-        return report_reminder(session, push, campaign, group, now, settings)
+    return compose_many(session, [push], now=now, settings=settings)[0]
+
+
+def compose_many(session: Session, pushes: Sequence[DuePush], *, now: datetime, settings: ComposeSettings) -> list[Composed]:
+    """compose() for each push, in order; report reminders share their queries (see report_reminders)."""
+    campaigns = {
+        c.id: c for c in session.exec(select(CampaignRow).where(CampaignRow.id.in_({p.campaign_id for p in pushes})))  # type: ignore[attr-defined]
+    }
+    groups = {g.id: g for g in session.exec(select(GroupRow).where(GroupRow.id.in_({p.group_id for p in pushes})))}  # type: ignore[attr-defined]
+    composed: list[Composed] = []
+    reminders: list[tuple[int, tuple[DuePush, CampaignRow, GroupRow]]] = []
+    for push in pushes:
+        campaign, group = campaigns.get(push.campaign_id), groups.get(push.group_id)
+        if campaign is None or group is None:
+            composed.append(Composed(skip_reason=f"campaign {push.campaign_id} or group {push.group_id} no longer exists"))
+        elif push.kind == "report_reminder":
+            reminders.append((len(composed), (push, campaign, group)))
+            composed.append(Composed())  # filled in below
+        else:
+            composed.append(_compose_one(session, push, campaign, group, now, settings))
+    if reminders:
+        for (index, _), message in zip(reminders, report_reminders(session, [item for _, item in reminders], now, settings)):
+            composed[index] = message
+    return composed
+
+
+def _compose_one(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime,
+                 settings: ComposeSettings) -> Composed:
     if push.kind in ("phase_nudge", "milestone_nudge"):
         return deadline_nudge(session, push, campaign, group, now)
     if push.kind == "overdue_digest":

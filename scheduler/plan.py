@@ -108,6 +108,7 @@ class _Planner:
         self.tz = calendar.tz
         self.settings = config.scheduler
         self.first, self.last = first, last
+        self._allowed: dict[datetime, datetime] = {}
 
     def near(self, day: date) -> bool:
         """Whether a push planned for `day` can matter to the window (saves calendar look-ups)."""
@@ -116,9 +117,15 @@ class _Planner:
     def at(self, day: date, moment: time) -> datetime:
         return datetime.combine(day, moment, self.tz)
 
+    def allowed(self, due: datetime) -> datetime:
+        """calendar.next_allowed, worked out once per time: thousands of groups share each push time."""
+        if due not in self._allowed:
+            self._allowed[due] = self.calendar.next_allowed(due)
+        return self._allowed[due]
+
     def push(self, *, key: str, kind: str, campaign: Campaign, group: Group, due: datetime, summary: str,
              payload: Mapping[str, Any], send: datetime | None = None) -> PlannedPush:
-        send = send or self.calendar.next_allowed(due)
+        send = send or self.allowed(due)
         return PlannedPush(
             key=key, kind=kind, campaign_id=campaign.id, group_id=group.id, due_at=due, send_at=send,
             summary=summary + _shift_note(due, send), payload=dict(payload),
@@ -154,7 +161,7 @@ class _Planner:
                 if day < campaign.start:
                     continue
                 due = self.at(day, self.settings.nudge_at)
-                send = self.calendar.next_allowed(due)
+                send = self.allowed(due)
                 push = self.push(
                     key=f"{kind}:{campaign.id}:{group.id}:{ident}:{deadline.isoformat()}:{n}",
                     kind=kind, campaign=campaign, group=group, due=due, send=send,
@@ -223,7 +230,7 @@ class _Planner:
             for group in _groups(self.config, campaign, day, "leaders"):
                 title = "领导周报" if weekly else "领导日报"
                 due = self.at(day, digest.at)
-                send = self.calendar.next_allowed(due)
+                send = self.allowed(due)
                 if weekly and send.date() >= day + timedelta(days=7):
                     continue  # a week-long holiday: next week's digest covers it
                 yield self.push(

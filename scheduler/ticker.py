@@ -3,9 +3,9 @@
 Each push is a `due_push` row with a unique key, inserted with ON CONFLICT DO NOTHING, so any number
 of ticks (or processes) store it once. A due row is claimed atomically (PostgreSQL: FOR UPDATE SKIP
 LOCKED; SQLite: a compare-and-set UPDATE as the transaction's first statement, which also takes
-SQLite's single write lock), composed, written to the outbox and marked sent in ONE transaction:
-a crash before the commit leaves the row pending and the outbox untouched; after it, the row is sent
-and the outbox key is unique. Rows whose time passed longer ago than the grace window are marked
+SQLite's single write lock), composed, written to the outbox and marked sent in ONE transaction
+(a batch of due rows shares it): a crash before the commit leaves the rows pending and the outbox
+untouched; after it, the rows are sent and the outbox keys are unique. Rows whose time passed longer ago than the grace window are marked
 skipped with the reason. `now` is always a parameter: tests drive the clock, nothing sleeps.
 """
 
@@ -27,7 +27,7 @@ from bot import pushes
 from bot.config import Config
 from models.tables import CampaignRow, DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
-from scheduler.messages import ComposeSettings, compose
+from scheduler.messages import ComposeSettings, compose_many
 from scheduler.plan import PlannedPush, plan_pushes
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Ticker:
         horizon: timedelta = timedelta(days=2),
         lookback: timedelta = timedelta(days=7),
         materialize_every: timedelta = timedelta(minutes=10),
+        batch: int = 100,
     ) -> None:
         self.config = config
         self.db = db
@@ -75,6 +76,7 @@ class Ticker:
         self.horizon = horizon
         self.lookback = lookback
         self.materialize_every = materialize_every
+        self.batch = batch  # due rows claimed per transaction: 10,000 reminders in one minute are 100 commits
         self.settings = ComposeSettings(
             charts_in_digests=config.scheduler.charts_in_digests, reminder_charts=config.scheduler.reminder_charts
         )
@@ -114,23 +116,32 @@ class Ticker:
             planned = [p for p in planned if p.group_id in groups and p.campaign_id in campaigns]
             if not planned:
                 return 0
+            # Re-planning every few minutes finds nearly every key stored already (10,000 groups plan 70,000
+            # pushes a week): read the window's stored keys and insert only new ones. ON CONFLICT still
+            # settles races between processes and rows whose time a config change moved.
+            stored = set(
+                session.exec(
+                    select(DuePush.key).where(
+                        DuePush.due_at >= min(p.due_at for p in planned), DuePush.due_at <= max(p.due_at for p in planned)
+                    )
+                )
+            )
             rows = [
                 dict(
                     key=p.key, kind=p.kind, campaign_id=p.campaign_id, group_id=p.group_id, due_at=p.due_at,
                     send_at=p.send_at, state=DuePushState.PENDING.value, reason="",
                     payload=_json(p.payload), created_at=now,
                 )
-                for p in planned
+                for p in planned if p.key not in stored
             ]
-            insert = _insert(session)
             added = 0
-            for start in range(0, len(rows), 200):
+            if rows:
                 statement = (
-                    insert(DuePush).values(rows[start : start + 200])
+                    _insert(session)(DuePush)
                     .on_conflict_do_nothing(index_elements=["key"])
                     .returning(DuePush.id)  # type: ignore[arg-type]
                 )
-                added += len(session.execute(statement).all())
+                added = len(session.connection().execute(statement, rows).all())  # executemany, batched by SQLAlchemy
             if not self._reconciled:
                 self._reconcile(session, planned, now)
             session.commit()
@@ -202,73 +213,92 @@ class Ticker:
 
     # -- send ------------------------------------------------------------------------------------
 
-    def _due(self, now: datetime, excluded: set[int]):  # type: ignore[no-untyped-def]
+    def _due(self, now: datetime, excluded: set[int], limit: int):  # type: ignore[no-untyped-def]
         statement = select(DuePush).where(DuePush.state == DuePushState.PENDING.value, DuePush.send_at <= now)
         if excluded:
             statement = statement.where(DuePush.id.not_in(excluded))  # type: ignore[union-attr]
-        return statement.order_by(DuePush.send_at, DuePush.id).limit(1)  # type: ignore[arg-type]
+        return statement.order_by(DuePush.send_at, DuePush.id).limit(limit)  # type: ignore[arg-type]
 
-    def _claim(self, session: Session, now: datetime, excluded: set[int]) -> DuePush | None:
-        """Lock one due row for this transaction, or None when nothing (unclaimed) is due."""
+    def _claim(self, session: Session, now: datetime, excluded: set[int], limit: int) -> list[DuePush]:
+        """Lock up to `limit` due rows for this transaction, oldest first; [] when nothing (unclaimed) is due."""
         if session.get_bind().dialect.name == "postgresql":
-            return session.exec(self._due(now, excluded).with_for_update(skip_locked=True)).first()
+            return list(session.exec(self._due(now, excluded, limit).with_for_update(skip_locked=True)))
         while True:
             with Session(self.db) as peek:
-                candidate = peek.exec(self._due(now, excluded)).first()
-                row_id = candidate.id if candidate is not None else None
-            if row_id is None:
-                return None
+                candidates = [int(row.id) for row in peek.exec(self._due(now, excluded, limit))]  # type: ignore[arg-type]
+            if not candidates:
+                return []
             # The compare-and-set is this transaction's first statement, so SQLite takes its write lock
             # here (waiting on busy_timeout) instead of failing a read-to-write upgrade later.
-            claimed = session.execute(
-                update(DuePush)
-                .where(DuePush.id == row_id, DuePush.state == DuePushState.PENDING.value)
-                .values(claimed_by=self.name, claimed_at=now)
+            claimed = set(
+                session.execute(
+                    update(DuePush)
+                    .where(DuePush.id.in_(candidates), DuePush.state == DuePushState.PENDING.value)  # type: ignore[union-attr]
+                    .values(claimed_by=self.name, claimed_at=now)
+                    .returning(DuePush.id)  # type: ignore[arg-type]
+                ).scalars()
             )
-            if claimed.rowcount == 1:
-                return session.get(DuePush, row_id)
+            excluded.update(row_id for row_id in candidates if row_id not in claimed)  # another ticker took them
+            if claimed:
+                statement = select(DuePush).where(DuePush.id.in_(claimed))  # type: ignore[union-attr]
+                return list(session.exec(statement.order_by(DuePush.send_at, DuePush.id)))  # type: ignore[arg-type]
             session.rollback()
-            excluded.add(row_id)
 
     def send_due(self, now: datetime, result: TickResult | None = None) -> TickResult:
-        """Compose and enqueue every due row, one transaction per row."""
+        """Compose and enqueue every due row, up to `batch` rows per transaction."""
         result = result or TickResult()
         excluded: set[int] = set()
+        size = self.batch
         while True:
+            failed: tuple[int, str, Exception] | None = None
             with Session(self.db) as session:
-                row = self._claim(session, now, excluded)
-                if row is None:
+                rows = self._claim(session, now, excluded, size)
+                if not rows:
                     return result
-                row_id, key = int(row.id), row.key  # type: ignore[arg-type]
+                claimed = [(int(row.id), row.key) for row in rows]  # type: ignore[arg-type]
                 try:
-                    self._send(session, row, now)
-                    state = row.state
+                    states = self._send(session, rows, now)
                     session.commit()
                 except Exception as exc:  # one bad push must not block the others
                     session.rollback()
-                    excluded.add(row_id)
-                    result.failed.append(key)
-                    log.exception("scheduler: composing or enqueueing %s failed; will retry", key)
-                    self._note_error(row_id, f"{type(exc).__name__}: {exc}")
-                    continue
-            (result.sent if state == DuePushState.SENT.value else result.skipped).append(key)
-            log.info("scheduler: %s %s", state, key)
+                    if len(rows) > 1:
+                        # The batch is pending again: retry one row at a time until the bad one shows.
+                        size = 1
+                        continue
+                    failed = (*claimed[0], exc)
+            if failed is not None:
+                row_id, key, exc = failed
+                excluded.add(row_id)
+                result.failed.append(key)
+                log.error("scheduler: composing or enqueueing %s failed; will retry", key, exc_info=exc)
+                self._note_error(row_id, f"{type(exc).__name__}: {exc}")
+                size = self.batch
+                continue
+            for (_, key), state in zip(claimed, states):
+                (result.sent if state == DuePushState.SENT.value else result.skipped).append(key)
+                log.info("scheduler: %s %s", state, key)
 
-    def _send(self, session: Session, row: DuePush, now: datetime) -> None:
-        composed = compose(session, row, now=now, settings=self.settings)
-        row.claimed_by, row.claimed_at = self.name, now
-        if composed.skip_reason is not None:
-            row.state, row.reason = DuePushState.SKIPPED.value, composed.skip_reason
-        else:
-            group = session.get(GroupRow, row.group_id)
-            assert group is not None  # compose() skips pushes of unknown groups
-            pushes.enqueue_push(
-                session, group=group, dedupe_key=f"push:{row.key}", replies=composed.replies, now=now,
-                give_up_after=self.give_up_after,
-            )
-            row.state, row.sent_at, row.reason = DuePushState.SENT.value, now, ""
-        session.add(row)
+    def _send(self, session: Session, rows: list[DuePush], now: datetime) -> list[str]:
+        """Compose the rows, enqueue their messages and mark them, in the caller's transaction; returns their states."""
+        # Held here so compose_many and the loop below find the groups in the session's identity map.
+        groups = {g.id: g for g in session.exec(select(GroupRow).where(GroupRow.id.in_({r.group_id for r in rows})))}  # type: ignore[attr-defined]
+        composed = compose_many(session, rows, now=now, settings=self.settings)
+        states = []
+        with session.no_autoflush:  # the rows' updates go out together at the flush below
+            for row, message in zip(rows, composed):
+                row.claimed_by, row.claimed_at = self.name, now
+                if message.skip_reason is not None:
+                    row.state, row.reason = DuePushState.SKIPPED.value, message.skip_reason
+                else:
+                    pushes.enqueue_push(
+                        session, group=groups[row.group_id], dedupe_key=f"push:{row.key}", replies=message.replies,
+                        now=now, give_up_after=self.give_up_after,
+                    )
+                    row.state, row.sent_at, row.reason = DuePushState.SENT.value, now, ""
+                session.add(row)
+                states.append(row.state)
         session.flush()
+        return states
 
     def _note_error(self, row_id: int, error: str) -> None:
         try:

@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.engine import Engine
 from models.db import make_engine
 from models.tables import DuePush
+from scheduler import messages
 from scheduler.ticker import Ticker
 from tests.scheduler.conftest import at, due_rows, outbox, seed002_config, start_engine
 from tests.school import Chat
@@ -138,6 +139,33 @@ def test_crash_after_commit_is_never_resent(engine: Engine, chat: Chat, config: 
         session.commit()
     Ticker(config=config, db=engine.db).tick(at("2018-11-30 08:05"))
     assert keys(engine.db) == before
+
+
+def test_a_push_that_fails_to_compose_does_not_hold_back_its_batch(
+    engine: Engine, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = messages.report_reminders
+
+    def fails_for_staff(session: Session, items: list[tuple[DuePush, object, object]], *args: object) -> object:
+        if any(push.group_id == "staff" for push, _, _ in items):
+            raise RuntimeError("bad data")
+        return original(session, items, *args)  # type: ignore[arg-type]
+
+    ticker = Ticker(config=config, db=engine.db)
+    ticker.tick(at("2018-11-26 14:00"))
+    monkeypatch.setattr(messages, "report_reminders", fails_for_staff)
+    result = ticker.tick(at("2018-11-26 17:00"))  # both staff groups' reminders are due in one batch
+    assert result.failed == ["report_reminder:winter-2018:staff:2018-11-26"]
+    assert "report_reminder:winter-2018:school2-staff:2018-11-26" in result.sent
+    [row] = due_rows(engine.db, key="report_reminder:winter-2018:staff:2018-11-26")
+    assert row.state == "pending" and row.reason == "last error: RuntimeError: bad data"
+
+    monkeypatch.setattr(messages, "report_reminders", original)
+    assert ticker.tick(at("2018-11-26 17:01")).sent == ["report_reminder:winter-2018:staff:2018-11-26"]
+    assert Counter(k.rsplit(":", 1)[0] for k in keys(engine.db) if "report_reminder" in k) == {
+        "push:report_reminder:winter-2018:staff:2018-11-26": 1,
+        "push:report_reminder:winter-2018:school2-staff:2018-11-26": 1,
+    }
 
 
 def test_downtime_within_the_grace_window_sends_late_once(engine: Engine, config: Config) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 06:33:04.069063
+Create Date: 2026-11-23 07:03:25.712901
 """
 from typing import Sequence, Union
 
@@ -114,6 +114,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('key', name=op.f('uq_due_push_key'))
     )
     with op.batch_alter_table('due_push', schema=None) as batch_op:
+        batch_op.create_index('ix_due_push_due_at', ['due_at'], unique=False)
         batch_op.create_index('ix_due_push_state_send_at', ['state', 'send_at'], unique=False)
 
     op.create_table('group_unit',
@@ -219,6 +220,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('hazard', schema=None) as batch_op:
         batch_op.create_index('ix_hazard_campaign_status_unit', ['campaign_id', 'status', 'unit_id'], unique=False)
+        batch_op.create_index('ix_hazard_unit_figures', ['campaign_id', 'unit_id', 'status', 'deadline', 'level', 'found_at', 'rectified_at', 'closed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_hazard_unit_id'), ['unit_id'], unique=False)
 
     op.create_table('submission',
@@ -285,6 +287,7 @@ def downgrade() -> None:
     op.drop_table('submission')
     with op.batch_alter_table('hazard', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_hazard_unit_id'))
+        batch_op.drop_index('ix_hazard_unit_figures')
         batch_op.drop_index('ix_hazard_campaign_status_unit')
 
     op.drop_table('hazard')
@@ -310,6 +313,7 @@ def downgrade() -> None:
     op.drop_table('group_unit')
     with op.batch_alter_table('due_push', schema=None) as batch_op:
         batch_op.drop_index('ix_due_push_state_send_at')
+        batch_op.drop_index('ix_due_push_due_at')
 
     op.drop_table('due_push')
     with op.batch_alter_table('unit', schema=None) as batch_op:

@@ -8,11 +8,12 @@ rows in the same transaction as the handler's changes, so a crash loses neither 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +47,31 @@ class Renderer(Protocol):
     """Turns replies into platform messages for one inbound message's route."""
 
     def __call__(self, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]: ...
+
+
+ID_MAX_CHARS = 128  # inbound_message.platform_msg_id / chat_id / sender_id
+
+
+def _storable_text(value: str) -> str:
+    """Text every database stores: no NUL characters (PostgreSQL), no lone surrogates (UTF-8)."""
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+def _storable_id(value: str) -> str:
+    """An id that fits its column; a longer one keeps a prefix and a digest, so a retry still matches it."""
+    value = _storable_text(value)
+    if len(value) <= ID_MAX_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    return f"{value[:ID_MAX_CHARS - len(digest) - 1]}~{digest}"
+
+
+def storable(msg: Inbound) -> Inbound:
+    """The message with whatever the database would refuse made safe (platform payloads are arbitrary JSON)."""
+    return replace(
+        msg, msg_id=_storable_id(msg.msg_id), chat_id=_storable_id(msg.chat_id), sender_id=_storable_id(msg.sender_id),
+        text=_storable_text(msg.text), sender_name=_storable_text(msg.sender_name),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +133,7 @@ class Engine:
 
     def record(self, msg: Inbound, *, route: dict[str, Any] | None = None) -> Recorded:
         """Store the message under its platform id; a repeated id is a platform retry."""
+        msg = storable(msg)
         values = dict(
             platform=msg.platform,
             platform_msg_id=msg.msg_id,
@@ -133,6 +160,7 @@ class Engine:
 
         Returns [] when another worker (recovery, another process) already handled the message.
         """
+        msg = storable(msg)
         with Session(self.db) as session:
             try:
                 if not self._claim(session, inbound_id):
@@ -189,7 +217,7 @@ class Engine:
                 dedupe_key=f"reply:{msg.platform}:{msg.msg_id}:{index}",
                 platform=msg.platform,
                 channel=draft.channel or str(route.get("channel", "")),
-                robot=draft.robot or str(route.get("robot", "")),
+                robot=_storable_id(draft.robot or str(route.get("robot", ""))),  # may embed a chat id
                 group_id=route.get("group_id"),
                 kind=draft.kind,
                 payload=dict(draft.payload),

@@ -17,7 +17,6 @@ from bot.secrets import Secrets
 from handlers.messages import Attachment, Inbound
 
 log = logging.getLogger(__name__)
-_LIMIT = None
 
 AttachmentFetcher = Callable[[], Awaitable[tuple[Attachment, ...]]]
 
@@ -53,8 +52,5 @@ class Runtime:
                     text=msg.text, received_at=msg.received_at, sender_name=msg.sender_name,
                     attachments=attachments,
                 )
-        global _LIMIT
-        if _LIMIT is None:
-            _LIMIT = anyio.CapacityLimiter(1)
-        await anyio.to_thread.run_sync(self.engine.process, msg, inbound_id, limiter=_LIMIT)
+        await anyio.to_thread.run_sync(self.engine.process, msg, inbound_id)
         self.sender.kick()

@@ -71,6 +71,9 @@ HEARTBEAT_SECONDS = 30.0
 WS_ACK_TIMEOUT_SECONDS = 5.0
 WS_RECONNECT_MAX_SECONDS = 60.0
 RECORD_THREADS = 4  # callbacks recorded at once; more only queue on the database's write lock
+# Handlers running at once. Under a burst, more would only contend for the GIL and the database's locks
+# with the acknowledgements (measured: 4.5× fewer acks/s with 40); the rest wait their turn in memory.
+HANDLER_SLOTS = 2
 
 # errcodes worth another try; every other non-zero errcode is permanent (93000 bad key, 40058 too long…)
 RETRYABLE_ERRCODES = frozenset({-1, 45009, 45033})
@@ -238,6 +241,12 @@ def _images_of(item: dict[str, Any]) -> list[MediaRef]:
     return []
 
 
+def _msg_items(mixed: Any) -> list[dict[str, Any]]:
+    """The dict items of a `mixed.msg_item` list; anything else in their place counts as none."""
+    items = mixed.get("msg_item") if isinstance(mixed, dict) else None
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
 def parse_aibot_message(body: dict[str, Any]) -> ParsedMessage | None:
     """Translate a decrypted 智能机器人 message (text, mixed, quote, image, voice); None for events."""
     msgtype = body.get("msgtype")
@@ -251,9 +260,7 @@ def parse_aibot_message(body: dict[str, Any]) -> ParsedMessage | None:
         texts.append(_text_of(body))
     elif msgtype == "mixed":
         mixed = body.get("mixed") or {}
-        for item in mixed.get("msg_item", []) if isinstance(mixed, dict) else []:
-            if not isinstance(item, dict):
-                continue
+        for item in _msg_items(mixed):
             if item.get("msgtype") == "text":
                 texts.append(_text_of(item))
             elif item.get("msgtype") == "image":
@@ -270,7 +277,7 @@ def parse_aibot_message(body: dict[str, Any]) -> ParsedMessage | None:
     if isinstance(quote, dict):
         quoted = _text_of(quote)
         if quote.get("msgtype") == "mixed" and isinstance(quote.get("mixed"), dict):
-            quoted = "\n".join(_text_of(i) for i in quote["mixed"].get("msg_item", []) if isinstance(i, dict))
+            quoted = "\n".join(_text_of(i) for i in _msg_items(quote["mixed"]))
         # "整改" quoting the bot's "已登记隐患 #12" means #12: carry the number over when none was typed.
         number = _NUMBER.search(quoted)
         if number and not _NUMBER.search(text):
@@ -423,6 +430,7 @@ class WeComAdapter:
         self.api_base = self.config.wecom.api_base.rstrip("/")
         self._record_limiter: anyio.CapacityLimiter | None = None
         self._tasks: TaskGroup | None = None
+        self._handler_slots: anyio.CapacityLimiter | None = None
 
     async def run_handlers(self) -> None:
         """App service: own the task group handlers run in, so a callback's HTTP exchange ends at the ack.
@@ -439,14 +447,17 @@ class WeComAdapter:
 
     def _start_work(self, background: BackgroundTasks, msg: Inbound, inbound_id: int, fetch: Any) -> None:
         if self._tasks is None:  # the app's services are not running (lifespan off)
-            self._start_work(background, msg, inbound_id, fetch)
+            background.add_task(self.runtime.work, msg, inbound_id, fetch)
         else:
             self._tasks.start_soon(self._work, msg, inbound_id, fetch)
 
     async def _work(self, msg: Inbound, inbound_id: int, fetch: Any) -> None:
         # A failure must not tear down the task group (and with it the app); recovery retries the message.
+        if self._handler_slots is None:
+            self._handler_slots = anyio.CapacityLimiter(HANDLER_SLOTS)
         try:
-            await self.runtime.work(msg, inbound_id, fetch)
+            async with self._handler_slots:
+                await self.runtime.work(msg, inbound_id, fetch)
         except Exception:
             log.exception("wecom: handling message %s failed", msg.msg_id)
 

@@ -1,6 +1,6 @@
 """Callback throughput: encrypted WeCom report callbacks against `safetybot serve` vs a bare decrypt-and-200 endpoint.
 
-Run from the repository root:  /work/venv/bin/python bench/callback_throughput.py [--requests 3000] [--concurrency 32]
+Run from the repository root:  .venv/bin/python bench/callback_throughput.py [--requests 3000] [--concurrency 32]
 PostgreSQL is measured too when --postgres URL (or TEST_DATABASE_URL) is given.
 
 What is measured is what WeCom sees: the time from sending a callback to its HTTP 200 (the handler runs

@@ -1,6 +1,6 @@
 """Memory soak: resident memory while the engine handles 100,000 messages and renders 1,000 charts.
 
-Run from the repository root:  /work/venv/bin/python bench/memory_soak.py [--messages 100000] [--charts 1000]
+Run from the repository root:  .venv/bin/python bench/memory_soak.py [--messages 100000] [--charts 1000]
 Target: RSS < 300 MB at the end and not growing (slope of the second half ≈ 0).
 
 The engine runs in-process on SQLite (the example config, console platform) with a realistic mix: a report,

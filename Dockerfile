@@ -27,6 +27,8 @@ USER safetybot
 RUN /opt/venv/bin/python -c "import matplotlib.font_manager"
 
 ENV PATH=/opt/venv/bin:$PATH
+# Relative paths in the config (the default SQLite file, data_dir) land on the volume.
+WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8000
 # Mount the config at /config/config.toml; secrets come from environment variables it names.

@@ -63,10 +63,15 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
         )
     )
     names = unit_names(session, [unit_id])
-    return [Reply(
-        f"{names.get(unit_id, unit_name)}已{'补报' if period.due < context.today else '报送本期'}统计"
+    late = period.due < context.today
+    text = (
+        f"{names.get(unit_id, unit_name)}已{'补报' if late else '报送本期'}统计"
         f"（{period.start:%m-%d}至{period.due:%m-%d}）：\n"
         f"新发现{figures.found}｜已整改{figures.rectified}｜已销号{figures.closed}\n"
         f"未销号{figures.outstanding}｜逾期{figures.overdue}｜重大{figures.major}\n"
         f"报送人：{person.name}，{context.now:%m-%d %H:%M}"
-    )]
+    )
+    upcoming = period_for(campaign, context.today)
+    if late and upcoming is not None:
+        text += f"\n下一期截至{fmt_date(upcoming.due)}，届时请再发「报送」。"
+    return [Reply(text)]

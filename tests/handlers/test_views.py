@@ -133,6 +133,7 @@ def test_gibberish_gets_help_not_a_stack_trace(chat: Chat) -> None:
 def test_a_late_submit_fills_the_missed_period(chat: Chat) -> None:
     # Report day 2023-12-06 was missed (e.g. its reminder moved off a holiday); 12-07 fills it.
     chat.advance(days=2)
-    assert "总务基建处已补报统计（11-27至12-06）" in chat.say("wang_jianguo", "报送")
+    late = chat.say("wang_jianguo", "报送")
+    assert "总务基建处已补报统计（11-27至12-06）" in late and "下一期截至2023-12-16（周六）" in late
     assert "已报送本期统计（12-07至12-16）" in chat.say("wang_jianguo", "报送")
     assert "无需重复报送" in chat.say("wang_jianguo", "报送")

@@ -17,11 +17,15 @@ from sqlmodel import Session
 from bot.config import Config
 from bot.engine import Engine
 from bot.outbox import OutboxSender
+from bot.platforms import dingtalk, wecom
 from bot.platforms.base import Runtime
+from bot.platforms.console import console_router
+from bot.platforms.console_delivery import ConsoleDelivery
 from bot.secrets import Secrets
 from models.db import make_engine
 from models.ledger import photo_path
 from models.tables import AttachmentFile
+from scheduler.runner import SchedulerService
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ def build_engine(config: Config) -> Engine:
 
 
 def build_sender(engine: Engine, config: Config) -> OutboxSender:
+    """The outbox sender with the config's rate and retry settings (platforms add their deliveries)."""
     return OutboxSender(
         db=engine.db,
         deliveries={},
@@ -74,8 +79,6 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
         sender=sender,
         secrets=secrets or Secrets(),
     )
-    from scheduler.runner import SchedulerService
-
     scheduler = SchedulerService(
         config=config, db=engine.db, clock=engine.now, data_dir=Path(config.server.data_dir), on_sent=sender.kick
     )
@@ -119,11 +122,6 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
         if row is None or path is None or not path.exists():
             raise HTTPException(status_code=404)
         return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})
-
-    from bot.platforms import dingtalk, wecom
-    from bot.platforms.console import console_router
-
-    from bot.platforms.console_delivery import ConsoleDelivery
 
     sender.deliveries["console"] = ConsoleDelivery()
     app.include_router(console_router(engine))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, case, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
@@ -82,7 +82,14 @@ def claim(db: Engine, ids: Sequence[int], *, now: datetime, lease: timedelta) ->
                     OutboxMessage.state == OutboxState.PENDING.value,
                     or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),  # type: ignore[union-attr]
                 )
-                .values(claimed_until=now + lease)
+                .values(
+                    claimed_until=now + lease,
+                    last_claimed_at=now,
+                    interrupted_at=case(
+                        (OutboxMessage.claimed_until.is_not(None), OutboxMessage.last_claimed_at),  # type: ignore[union-attr]
+                        else_=OutboxMessage.interrupted_at,
+                    ),
+                )
             )
             session.commit()
             if result.rowcount == 1:

@@ -304,6 +304,10 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_column=_ts())
     give_up_at: datetime = Field(sa_column=_ts())
     claimed_until: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    last_claimed_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    # When an earlier attempt started whose outcome was never recorded (the sender died mid-send):
+    # that attempt may have been delivered, which single-use reply URLs can tell.
+    interrupted_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
     sent_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 

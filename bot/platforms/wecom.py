@@ -54,6 +54,7 @@ from models import outbox as outbox_store
 from models.tables import GroupRow, OutboxMessage, PersonRow
 
 log = logging.getLogger(__name__)
+RESPONSE_URL_VALIDITY = timedelta(hours=1)  # a callback's response_url works once, within an hour
 
 # -- limits and windows ------------------------------------------------------------------------
 
@@ -881,6 +882,11 @@ class WeComAdapter:
         result = answer if isinstance(answer, DeliveryResult) else self._result(answer)
         if result.ok or result.retryable:
             return result
+        if row.interrupted_at is not None and self.runtime.engine.now() - row.interrupted_at < RESPONSE_URL_VALIDITY:
+            # An earlier attempt died before its outcome was recorded, and the URL (valid for an hour,
+            # usable once) is now refused: that attempt used it, so the reply was delivered.
+            log.info("outbox row %s: response_url already used by an interrupted attempt; counted as sent", row.id)
+            return DeliveryResult.sent()
         return await self._fallback(row, payload, result.error)
 
     async def _fallback(self, row: OutboxMessage, payload: dict[str, Any], error: str) -> DeliveryResult:

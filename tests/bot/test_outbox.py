@@ -213,3 +213,15 @@ def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["outbox", "--config", str(config), "--state", "failed"]) == 0
     out = capsys.readouterr().out
     assert "failed" in out and "push:1" in out and "93000" in out
+
+
+def test_a_claim_after_an_expired_lease_remembers_the_interrupted_attempt(db: Engine) -> None:
+    _enqueue(db, "k")
+    first = store.claim(db, [1], now=T0, lease=timedelta(minutes=2))
+    assert first[0].interrupted_at is None
+    # the sender died mid-send: no outcome was recorded, the lease runs out
+    again = store.claim(db, [1], now=T0 + timedelta(minutes=3), lease=timedelta(minutes=2))
+    assert again[0].interrupted_at == T0
+    store.mark_retry(db, 1, now=T0 + timedelta(minutes=3), next_attempt_at=T0 + timedelta(minutes=4), error="502")
+    later = store.claim(db, [1], now=T0 + timedelta(minutes=4), lease=timedelta(minutes=2))
+    assert later[0].interrupted_at == T0  # still known after an ordinary retry

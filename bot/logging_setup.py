@@ -9,22 +9,34 @@ from collections.abc import Iterable
 from bot.config import Config
 from bot.secrets import Secrets
 
-# Query parameters that carry credentials in platform URLs (webhook keys, access tokens, signatures).
-_SECRET_PARAMS = re.compile(r"(?i)\b(key|access_token|sign|secret|token|ticket)=([^&\s\"']+)")
+# Query parameters and JSON fields that carry credentials in platform URLs and bodies
+# (WeCom webhook keys and response codes, DingTalk access tokens, signs, sessions and tickets).
+_SECRET_QUERY = re.compile(
+    r"(?i)(key|response_code|access_token|secret|token|sign|ticket|session|appsecret|clientsecret|signature"
+    r"|security-token)=([^&\s\"'#]+)"
+)
+_SECRET_JSON = re.compile(r'(?i)("(?:accessToken|access_token|appSecret|clientSecret|ticket)"\s*:\s*")([^"]*)(")')
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Hide credential-looking URL parameters and JSON fields, plus the given secret values."""
+    text = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
+    text = _SECRET_JSON.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
+    # Longest first, so a secret containing another is masked whole.
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces known secret values and credential-looking URL parameters with ***."""
+    """Masks credentials (and the given secret values) in every record it sees, tracebacks included."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        # Longest first, so a secret containing another is masked whole.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self._secrets = tuple(secrets)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
+        return redact(text, *self._secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

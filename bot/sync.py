@@ -6,7 +6,8 @@ People or units removed from the config are deactivated, never deleted (the ledg
 
 from __future__ import annotations
 
-from sqlmodel import Session, delete, select
+from sqlalchemy import update
+from sqlmodel import Session, delete
 
 from bot.config import Config
 from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
@@ -43,10 +44,7 @@ def sync_config(session: Session, config: Config) -> None:
         row.name, row.parent_id, row.aliases, row.active = unit.name, unit.parent, "|".join(unit.aliases), True
         row.seq = seq
         session.add(row)
-    for row in session.exec(select(UnitRow)):
-        if row.id not in configured_units:
-            row.active = False
-            session.add(row)
+    session.execute(update(UnitRow).where(UnitRow.id.not_in(configured_units)).values(active=False))  # type: ignore[attr-defined]
     session.flush()
 
     configured_people = {person.id for person in config.people}
@@ -58,10 +56,7 @@ def sync_config(session: Session, config: Config) -> None:
         )
         row.active = True
         session.add(row)
-    for row in session.exec(select(PersonRow)):
-        if row.id not in configured_people:
-            row.active = False
-            session.add(row)
+    session.execute(update(PersonRow).where(PersonRow.id.not_in(configured_people)).values(active=False))  # type: ignore[attr-defined]
     session.flush()
 
     session.execute(delete(GroupUnit))

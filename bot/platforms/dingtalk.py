@@ -20,7 +20,6 @@ import hmac
 import json
 import logging
 import random
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,6 +36,7 @@ from sqlmodel import Session
 
 from bot import pushes
 from bot.config import Config, DingTalkRobot, Group
+from bot.logging_setup import RedactingFilter, redact
 from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from handlers.messages import Attachment, Inbound, Reply
@@ -101,40 +101,11 @@ def verify_callback(timestamp: str | None, signature: str | None, app_secret: st
     return hmac.compare_digest(sign(str(timestamp), app_secret).encode(), signature.encode())
 
 
-# -- redaction -----------------------------------------------------------------------------------
-
-_SECRET_QUERY = re.compile(
-    r"(?i)\b(access_token|session|sign|ticket|key|appsecret|clientsecret|signature|security-token)"
-    r"=([^&\s\"'#]+)"
-)
-_SECRET_JSON = re.compile(r'(?i)("(?:accessToken|access_token|appSecret|clientSecret|ticket)"\s*:\s*")([^"]*)(")')
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Hide tokens, sessions and signs in URLs and JSON, plus any known secret values."""
-    text = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
-    text = _SECRET_JSON.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-class _RedactingFilter(logging.Filter):
-    """httpx logs every request URL at INFO: access tokens, signs and sessions must not reach the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(redact(str(a)) if isinstance(a, (str, httpx.URL)) else a for a in record.args)
-        elif isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        return True
-
-
 def _install_log_redaction() -> None:
+    """httpx logs every request URL at INFO: access tokens, signs and sessions must not reach the logs."""
     logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
-        logger.addFilter(_RedactingFilter())
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
 
 
 # -- credentials ---------------------------------------------------------------------------------

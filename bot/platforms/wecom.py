@@ -30,7 +30,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -46,6 +46,7 @@ from wechatpy.exceptions import InvalidSignatureException
 
 from bot.config import Config, Group, WeComBot
 from bot import pushes
+from bot.logging_setup import RedactingFilter, redact
 from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from bot.secrets import Secrets
@@ -86,32 +87,6 @@ CHANNEL_WS = "wecom_ws"
 
 TRUNCATED_NOTE = "\n……（内容过长，已截断）"
 NO_WEBHOOK_NOTE = "（图表和文件要通过本群的“消息推送”机器人发送，本群还没有配置，请联系管理员。）"
-
-
-# -- redaction ---------------------------------------------------------------------------------
-
-_SECRET_QUERY = re.compile(r"((?:key|response_code|access_token|secret)=)[^&\s\"']+", re.IGNORECASE)
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Hide webhook keys, response codes and the given secret values in a log or error text."""
-    text = _SECRET_QUERY.sub(r"\1***", text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-class RedactingFilter(logging.Filter):
-    """Masks webhook keys and response codes in records of loggers that print URLs (httpx at INFO)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(redact(str(a)) if isinstance(a, (str, httpx.URL)) else a for a in args)
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        return True
 
 
 # -- crypto (WXBizMsgCrypt through wechatpy; receiveid is "" for robots and internal AI bots) ----------

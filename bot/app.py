@@ -48,11 +48,11 @@ def build_sender(engine: Engine, config: Config) -> OutboxSender:
     )
 
 
-async def _recover_forever(engine: Engine) -> None:
+async def _recover_forever(runtime: Runtime) -> None:
     """Finish messages that were acknowledged but not handled (e.g. after a crash)."""
     while True:
         try:
-            count = await anyio.to_thread.run_sync(lambda: engine.recover(older_than=timedelta(seconds=30)))
+            count = await runtime.recover(older_than=timedelta(seconds=30))
             if count:
                 log.info("recovered %d unhandled inbound messages", count)
         except Exception:
@@ -91,7 +91,7 @@ def create_app(config: Config, engine: Engine | None = None, secrets: Secrets | 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(sender.run)
-            tasks.start_soon(_recover_forever, engine)
+            tasks.start_soon(_recover_forever, runtime)
             tasks.start_soon(scheduler.run)  # ticks only while this process holds the leader lock
             for service in runtime.services:
                 tasks.start_soon(_when_leading, service, is_leader)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -133,27 +133,74 @@ class Engine:
 
     def record(self, msg: Inbound, *, route: dict[str, Any] | None = None) -> Recorded:
         """Store the message under its platform id; a repeated id is a platform retry."""
-        msg = storable(msg)
-        values = dict(
-            platform=msg.platform,
-            platform_msg_id=msg.msg_id,
-            chat_id=msg.chat_id,
-            sender_id=msg.sender_id,
-            text=msg.text,
-            received_at=msg.received_at,
-            state="received",
-            route=json.dumps(route or {}, ensure_ascii=False),
-        )
-        # One Core statement, not an ORM unit of work: this runs before every acknowledgement.
+        return self.record_many([(msg, route)])[0]
+
+    def record_many(self, items: Sequence[tuple[Inbound, dict[str, Any] | None]]) -> list[Recorded]:
+        """Store several messages in one statement and one commit (group commit of concurrent callbacks).
+
+        Each gets its row id, or None when its platform id is already stored (or repeated earlier in
+        `items`). The route keeps what handling needs later, in any process: the sender's name and
+        whatever the platform needs to fetch the message's photos.
+        """
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        keys: list[tuple[str, str]] = []
+        for msg, route in items:
+            msg = storable(msg)
+            key = (msg.platform, msg.msg_id)
+            keys.append(key)
+            rows.setdefault(key, dict(
+                platform=msg.platform,
+                platform_msg_id=msg.msg_id,
+                chat_id=msg.chat_id,
+                sender_id=msg.sender_id,
+                text=msg.text,
+                received_at=msg.received_at,
+                state="received",
+                route=json.dumps({**(route or {}), "sender_name": msg.sender_name}, ensure_ascii=False),
+            ))
+        # One Core executemany (a single multi-row INSERT), not an ORM unit of work: this runs before acks.
         insert = pg_insert if self.db.dialect.name == "postgresql" else sqlite_insert
         statement = (
             insert(InboundMessage)
-            .values(**values)
             .on_conflict_do_nothing(index_elements=["platform", "platform_msg_id"])
-            .returning(InboundMessage.id)  # type: ignore[arg-type]
+            .returning(InboundMessage.id, InboundMessage.platform, InboundMessage.platform_msg_id)  # type: ignore[arg-type]
         )
         with self.db.begin() as connection:
-            return Recorded(connection.execute(statement).scalar_one_or_none())
+            ids = {(platform, msg_id): row_id for row_id, platform, msg_id in connection.execute(statement, list(rows.values()))}
+        recorded: list[Recorded] = []
+        for key in keys:
+            recorded.append(Recorded(ids.pop(key, None)))  # pop: a repeat within the batch is a retry too
+        return recorded
+
+    def load(self, inbound_id: int) -> tuple[Inbound, dict[str, Any]] | None:
+        """A recorded message and its route, while it still awaits handling (else None)."""
+        with Session(self.db) as session:
+            row = session.get(InboundMessage, inbound_id)
+            if row is None or row.state != "received":
+                return None
+            route = json.loads(row.route or "{}")
+            msg = Inbound(
+                platform=row.platform,  # type: ignore[arg-type]
+                msg_id=row.platform_msg_id,
+                chat_id=row.chat_id,
+                sender_id=row.sender_id,
+                text=row.text,
+                received_at=row.received_at,
+                sender_name=str(route.get("sender_name") or ""),
+            )
+        return msg, route
+
+    def unhandled(self, *, older_than: timedelta) -> list[int]:
+        """Ids of messages recorded at least `older_than` ago and never handled (their process died)."""
+        cutoff = self.now() - older_than
+        with Session(self.db) as session:
+            return list(
+                session.exec(
+                    select(InboundMessage.id)
+                    .where(InboundMessage.state == "received", InboundMessage.received_at <= cutoff)
+                    .order_by(InboundMessage.id)  # type: ignore[arg-type]
+                )
+            )
 
     def process(self, msg: Inbound, inbound_id: int | None = None) -> list[Reply]:
         """Handle a recorded message once; never raises, never leaks a stack trace into the chat.
@@ -237,27 +284,13 @@ class Engine:
         return await anyio.to_thread.run_sync(self.handle_sync, msg)
 
     def recover(self, *, older_than: timedelta = timedelta(seconds=30)) -> int:
-        """Process messages recorded but never handled (the process died after acknowledging)."""
-        cutoff = self.now() - older_than
-        with Session(self.db) as session:
-            rows = list(
-                session.exec(
-                    select(InboundMessage)
-                    .where(InboundMessage.state == "received", InboundMessage.received_at <= cutoff)
-                    .order_by(InboundMessage.id)  # type: ignore[arg-type]
-                )
-            )
-        for row in rows:
-            msg = Inbound(
-                platform=row.platform,  # type: ignore[arg-type]
-                msg_id=row.platform_msg_id,
-                chat_id=row.chat_id,
-                sender_id=row.sender_id,
-                text=row.text,
-                received_at=row.received_at,
-            )
-            self.process(msg, row.id)
-        return len(rows)
+        """Process messages recorded but never handled, without their photos (see `Runtime.recover`)."""
+        ids = self.unhandled(older_than=older_than)
+        for inbound_id in ids:
+            loaded = self.load(inbound_id)
+            if loaded is not None:
+                self.process(loaded[0], inbound_id)
+        return len(ids)
 
     # -- internals ------------------------------------------------------------------------
 

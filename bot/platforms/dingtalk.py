@@ -801,31 +801,31 @@ class DingTalkAdapter:
             "session_expires": message.session_expires_ms,
             "sender": message.sender_id,
         }
+        if message.download_codes:
+            route["download_codes"] = list(message.download_codes)
         return inbound, route
 
-    def fetcher(self, message: RobotMessage, robot: DingTalkRobot) -> Callable[[], Awaitable[tuple[Attachment, ...]]] | None:
-        """Download the message's pictures after the acknowledgement (None when it has none)."""
-        if not message.download_codes:
-            return None
-        creds = app_credentials(self.runtime, robot_id=robot.id)
-
-        async def fetch() -> tuple[Attachment, ...]:
-            if creds is None:
-                log.warning("dingtalk robot %s has no app credentials: cannot download pictures", robot.id)
-                return ()
-            attachments: list[Attachment] = []
-            for index, code in enumerate(message.download_codes, start=1):
-                try:
-                    url = await self.api.download_url(creds, code)
-                    data = await self._get(url)
-                except (DingTalkError, httpx.HTTPError) as exc:
-                    log.warning("dingtalk picture %d of %s: %s", index, message.msg_id, redact(str(exc)))
-                    continue
-                content_type, extension = _sniff_image(data, "")
-                attachments.append(Attachment(filename=f"dingtalk-{index}{extension}", content_type=content_type, data=data))
-            return tuple(attachments)
-
-        return fetch
+    async def fetch_media(self, route: dict[str, Any]) -> tuple[Attachment, ...]:
+        """Download the pictures a recorded message's route names (after the acknowledgement)."""
+        codes = [str(code) for code in route.get("download_codes") or ()]
+        if not codes:
+            return ()
+        robot_id = str(route.get("robot_id") or "")
+        creds = app_credentials(self.runtime, robot_id=robot_id)
+        if creds is None:
+            log.warning("dingtalk robot %s has no app credentials: cannot download pictures", robot_id)
+            return ()
+        attachments: list[Attachment] = []
+        for index, code in enumerate(codes, start=1):
+            try:
+                url = await self.api.download_url(creds, code)
+                data = await self._get(url)
+            except (DingTalkError, httpx.HTTPError) as exc:
+                log.warning("dingtalk picture %d of a message from %s: %s", index, robot_id, redact(str(exc)))
+                continue
+            content_type, extension = _sniff_image(data, "")
+            attachments.append(Attachment(filename=f"dingtalk-{index}{extension}", content_type=content_type, data=data))
+        return tuple(attachments)
 
     async def _get(self, url: str) -> bytes:
         async with self.runtime.http.stream("GET", url) as response:
@@ -849,10 +849,10 @@ class DingTalkAdapter:
             # How an admin finds the chat_id to put into [[groups]] (a conversationId is not a secret).
             log.warning("dingtalk robot %s: message from a group not in the config: chat_id = %r (%s)",
                         robot.id, message.conversation_id, data.get("conversationTitle", ""))
-        inbound_id = await anyio.to_thread.run_sync(self.runtime.record, inbound, route)
+        inbound_id = await self.runtime.record(inbound, route)
         if inbound_id is None:
             return None
-        schedule(self.runtime.work, inbound, inbound_id, self.fetcher(message, robot))
+        self.runtime.after_ack(inbound_id, lambda i: schedule(self.runtime.work, i))
         return inbound_id
 
 
@@ -1076,6 +1076,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.sender.deliveries[CH_SESSION] = SessionWebhookDelivery(api, openapi, clock_ms)
     runtime.sender.deliveries[CH_WEBHOOK] = CustomWebhookDelivery(runtime, api, clock_ms)
     runtime.engine.renderers[PLATFORM] = render_replies
+    runtime.fetchers[PLATFORM] = adapter.fetch_media
     pushes.register(PLATFORM, push_renderer(runtime.config))
     app.state.dingtalk = adapter
     app.add_api_route(CALLBACK_PATH, callback_router(adapter), methods=["POST"], include_in_schema=False)

@@ -72,7 +72,6 @@ MEDIA_MAX_BYTES = 10 * 1024 * 1024  # a downloaded photo
 HEARTBEAT_SECONDS = 30.0
 WS_ACK_TIMEOUT_SECONDS = 5.0
 WS_RECONNECT_MAX_SECONDS = 60.0
-RECORD_THREADS = 4  # callbacks recorded at once; more only queue on the database's write lock
 # Handlers running at once. Under a burst, more would only contend for the GIL and the database's locks
 # with the acknowledgements (measured: 4.5× fewer acks/s with 40); the rest wait their turn in memory.
 HANDLER_SLOTS = 2
@@ -404,7 +403,6 @@ class WeComAdapter:
         self.replays = ReplayGuard(clock=clock)
         self.connections: dict[str, WsConnection] = {}
         self.api_base = self.config.wecom.api_base.rstrip("/")
-        self._record_limiter: anyio.CapacityLimiter | None = None
         self._tasks: TaskGroup | None = None
         self._handler_slots: anyio.CapacityLimiter | None = None
 
@@ -421,27 +419,22 @@ class WeComAdapter:
             finally:
                 self._tasks = None
 
-    def _start_work(self, background: BackgroundTasks, msg: Inbound, inbound_id: int, fetch: Any) -> None:
+    def _start_work(self, background: BackgroundTasks, inbound_id: int) -> None:
         if self._tasks is None:  # the app's services are not running (lifespan off)
-            background.add_task(self.runtime.work, msg, inbound_id, fetch)
+            self.runtime.after_ack(inbound_id, lambda i: background.add_task(self.runtime.work, i))
         else:
-            self._tasks.start_soon(self._work, msg, inbound_id, fetch)
+            tasks = self._tasks
+            self.runtime.after_ack(inbound_id, lambda i: tasks.start_soon(self._work, i))
 
-    async def _work(self, msg: Inbound, inbound_id: int, fetch: Any) -> None:
+    async def _work(self, inbound_id: int) -> None:
         # A failure must not tear down the task group (and with it the app); recovery retries the message.
         if self._handler_slots is None:
             self._handler_slots = anyio.CapacityLimiter(HANDLER_SLOTS)
         try:
             async with self._handler_slots:
-                await self.runtime.work(msg, inbound_id, fetch)
+                await self.runtime.work(inbound_id)
         except Exception:
-            log.exception("wecom: handling message %s failed", msg.msg_id)
-
-    async def record(self, msg: Inbound, route: dict[str, Any]) -> int | None:
-        """Record off the event loop on threads of our own: handlers busy in the shared pool never delay an ack."""
-        if self._record_limiter is None:
-            self._record_limiter = anyio.CapacityLimiter(RECORD_THREADS)
-        return await anyio.to_thread.run_sync(self.runtime.record, msg, route, limiter=self._record_limiter)
+            log.exception("wecom: handling inbound message %s failed", inbound_id)
 
     # config lookups ------------------------------------------------------------------------
 
@@ -583,11 +576,11 @@ class WeComAdapter:
         if parsed is None:  # events, stream refreshes, unsupported types: acknowledged, nothing to do
             self.replays.remember(signature, nonce)
             return Response(status_code=200)
-        msg, route, fetch = self._inbound(parsed, creds)
-        inbound_id = await self.record(msg, route)
+        msg, route = self._inbound(parsed, creds)
+        inbound_id = await self.runtime.record(msg, route)
         self.replays.remember(signature, nonce)
         if inbound_id is not None:
-            self._start_work(background, msg, inbound_id, fetch)
+            self._start_work(background, inbound_id)
         else:
             log.info("wecom callback: message %s already recorded (platform retry)", parsed.msg_id)
         return Response(status_code=200)
@@ -631,7 +624,8 @@ class WeComAdapter:
     def _inbound(
         self, parsed: ParsedMessage, creds: CallbackCredentials | None, *, ws_bot: str | None = None,
         req_id: str | None = None,
-    ) -> tuple[Inbound, dict[str, Any], Callable[[], Awaitable[tuple[Attachment, ...]]] | None]:
+    ) -> tuple[Inbound, dict[str, Any]]:
+        """The internal message and its route: where replies go, and which photos to fetch with which key."""
         group = self.group_for_chat(parsed.chat_id)
         if group is None and creds is not None and creds.group:
             group = self.group(creds.group)
@@ -655,37 +649,39 @@ class WeComAdapter:
             platform="wecom", msg_id=parsed.msg_id, chat_id=parsed.chat_id, sender_id=parsed.user_id,
             text=parsed.text, received_at=self.runtime.engine.now(), sender_name=parsed.sender_name or parsed.user_id,
         )
-        fetch = None
         if parsed.media:
-            key = aes_key(creds.encoding_aes_key) if creds else None
-            fetch = self._fetcher(parsed.media, key)
-        return msg, route, fetch
+            # The photo URLs stay valid for 5 minutes; the bot's own key is looked up again at fetch time,
+            # so no secret is stored with the message.
+            route["media"] = [{"url": ref.url, "aeskey": ref.aeskey} for ref in parsed.media]
+            route["credential"] = creds.id if creds else None
+        return msg, route
 
-    def _fetcher(
-        self, media: tuple[MediaRef, ...], bot_key: bytes | None
-    ) -> Callable[[], Awaitable[tuple[Attachment, ...]]]:
-        async def fetch() -> tuple[Attachment, ...]:
-            found: list[Attachment] = []
-            for index, ref in enumerate(media):
-                key = base64.b64decode(ref.aeskey + "=" * (-len(ref.aeskey) % 4)) if ref.aeskey else bot_key
-                if key is None or len(key) != 32:
-                    log.warning("wecom: no usable AES key for a downloaded photo")
+    async def fetch_media(self, route: dict[str, Any]) -> tuple[Attachment, ...]:
+        """Download and decrypt the photos a recorded message's route names (after the acknowledgement)."""
+        media = [MediaRef(url=str(item.get("url", "")), aeskey=item.get("aeskey")) for item in route.get("media") or ()]
+        if not media:
+            return ()
+        creds = next((c for c in self.callback_credentials() if c.id == route.get("credential")), None)
+        bot_key = aes_key(creds.encoding_aes_key) if creds else None
+        found: list[Attachment] = []
+        for index, ref in enumerate(media):
+            key = base64.b64decode(ref.aeskey + "=" * (-len(ref.aeskey) % 4)) if ref.aeskey else bot_key
+            if key is None or len(key) != 32:
+                log.warning("wecom: no usable AES key for a downloaded photo")
+                continue
+            try:
+                response = await self.runtime.http.get(ref.url)
+                response.raise_for_status()
+                if len(response.content) > MEDIA_MAX_BYTES + 32:
+                    log.warning("wecom: photo over %d bytes skipped", MEDIA_MAX_BYTES)
                     continue
-                try:
-                    response = await self.runtime.http.get(ref.url)
-                    response.raise_for_status()
-                    if len(response.content) > MEDIA_MAX_BYTES + 32:
-                        log.warning("wecom: photo over %d bytes skipped", MEDIA_MAX_BYTES)
-                        continue
-                    data = decrypt_media(response.content, key)
-                except (httpx.HTTPError, ValueError) as exc:
-                    log.warning("wecom: photo download failed: %s", self.redact(f"{type(exc).__name__}: {exc}"))
-                    continue
-                content_type, ext = _sniff_image(data)
-                found.append(Attachment(filename=f"photo{index + 1}.{ext}", content_type=content_type, data=data))
-            return tuple(found)
-
-        return fetch
+                data = decrypt_media(response.content, key)
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("wecom: photo download failed: %s", self.redact(f"{type(exc).__name__}: {exc}"))
+                continue
+            content_type, ext = _sniff_image(data)
+            found.append(Attachment(filename=f"photo{index + 1}.{ext}", content_type=content_type, data=data))
+        return tuple(found)
 
     # renderer -----------------------------------------------------------------------------
 
@@ -1037,17 +1033,17 @@ class WsConnection:
         parsed = parse_aibot_message(body) if isinstance(body, dict) else None
         if parsed is None:
             return
-        msg, route, fetch = self.adapter._inbound(parsed, None, ws_bot=self.bot.id, req_id=req_id)
-        inbound_id = await self.adapter.record(msg, route)
+        msg, route = self.adapter._inbound(parsed, None, ws_bot=self.bot.id, req_id=req_id)
+        inbound_id = await self.adapter.runtime.record(msg, route)
         if inbound_id is not None:
-            work.start_soon(self._work, msg, inbound_id, fetch)
+            self.adapter.runtime.after_ack(inbound_id, lambda i: work.start_soon(self._work, i))
 
-    async def _work(self, msg: Inbound, inbound_id: int, fetch: Any) -> None:
+    async def _work(self, inbound_id: int) -> None:
         # A failure here must not tear down the long connection's task group (and with it the app).
         try:
-            await self.adapter.runtime.work(msg, inbound_id, fetch)
+            await self.adapter.runtime.work(inbound_id)
         except Exception:
-            log.exception("wecom bot %s: handling message %s failed", self.bot.id, msg.msg_id)
+            log.exception("wecom bot %s: handling inbound message %s failed", self.bot.id, inbound_id)
 
     async def request(
         self, frame: dict[str, Any], *, timeout: float = WS_ACK_TIMEOUT_SECONDS, ready_required: bool = True
@@ -1080,6 +1076,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     if not any(isinstance(f, RedactingFilter) for f in httpx_log.filters):
         httpx_log.addFilter(RedactingFilter())
     runtime.engine.renderers["wecom"] = adapter.render
+    runtime.fetchers["wecom"] = adapter.fetch_media
     runtime.sender.deliveries[CHANNEL_WEBHOOK] = _Delivery(adapter.deliver_webhook)
     runtime.sender.deliveries[CHANNEL_RESPONSE_URL] = _Delivery(adapter.deliver_response_url)
     runtime.sender.deliveries[CHANNEL_WS] = _Delivery(adapter.deliver_ws)

@@ -436,6 +436,35 @@ def test_mixed_message_photo_is_downloaded_and_decrypted(client: TestClient, fak
         assert session.exec(select(func.count()).select_from(AttachmentFile)).one() == 1
 
 
+class _LostHandOff:
+    """A handler process that dies with the messages handed to it."""
+
+    def __init__(self) -> None:
+        self.lost: list[int] = []
+
+    def submit(self, inbound_id: int) -> None:
+        self.lost.append(inbound_id)
+
+
+def test_recovery_of_a_lost_message_still_fetches_its_photo(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.hand_off = lost = _LostHandOff()
+    url = fake.host_media(tiny_png, wecom.aes_key(AES_KEY))
+    message = {
+        "msgid": "mixed-lost", "aibotid": "B", "chatid": CHAT, "chattype": "group", "from": {"userid": "ZhangWei"},
+        "response_url": fake.new_response_url(), "msgtype": "mixed",
+        "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "@安全助手 " + REPORT}},
+                               {"msgtype": "image", "image": {"url": url}}]},
+    }
+    assert post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client).status_code == 200
+    assert len(lost.lost) == 1 and db_count(client, Hazard) == 0
+    # What recovery does after the handler process died: the photo's URL and key come from the stored route.
+    assert client.portal.call(lambda: runtime.recover(older_than=timedelta(0))) == 1  # type: ignore[union-attr]
+    wait_for(lambda: fake.responses)
+    assert "照片：1张已保存" in fake.responses[0]["markdown"]["content"]
+    assert db_count(client, Hazard) == 1 and db_count(client, AttachmentFile) == 1
+
+
 def test_group_robot_xml_callback_replies_through_the_webhook(client: TestClient, fake: FakeWeCom) -> None:
     xml = group_robot_xml("@机器人 " + REPORT, userid="ZhangWei", chatid=ROBOT_CHAT,
                           webhook_url=f"{fake.base_url}/cgi-bin/webhook/send?key={ROBOT_WEBHOOK_KEY}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hmac
 import json
 import os
@@ -35,6 +36,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from wechatpy.enterprise.crypto import WeChatCrypto  # noqa: E402
@@ -66,11 +68,13 @@ def free_port() -> int:
 
 
 def serve_bare(port: int) -> None:
-    """Serve POST /wecom/callback that verifies, decrypts and parses the message, then answers 200."""
-    crypto = WeChatCrypto(TOKEN, AES_KEY, "")
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    """Serve POST /wecom/callback that verifies, decrypts and parses the message, then answers 200.
 
-    @app.post("/wecom/callback")
+    Served the way `safetybot serve` serves its callbacks: a plain Starlette route first in a FastAPI app
+    with telemetry off, uvicorn with its defaults (uvloop and httptools when installed), the heap frozen.
+    """
+    crypto = WeChatCrypto(TOKEN, AES_KEY, "")
+
     async def callback(request: Request) -> Response:
         params = request.query_params
         encrypt = json.loads(await request.body())["encrypt"]
@@ -80,10 +84,16 @@ def serve_bare(port: int) -> None:
         json.loads(crypto.decrypt_message({"Encrypt": encrypt}, signature, timestamp, nonce))
         return Response(status_code=200)
 
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
+    app.router.routes.append(Route("/wecom/callback", callback, methods=["GET", "POST"]))
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 
@@ -104,10 +114,11 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, tim
     raise RuntimeError(f"server at {url} did not become healthy")
 
 
-def start_bot(tmp: Path, fake: FakeWeCom, db_url: str) -> tuple[str, subprocess.Popen[bytes], Path]:
+def start_bot(tmp: Path, fake: FakeWeCom, db_url: str, args: argparse.Namespace) -> tuple[str, subprocess.Popen[bytes], Path]:
     """`safetybot serve` as a subprocess, with a fast outbox and the fake WeCom as the platform."""
     config_path = tmp / "config.toml"
-    base = with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=db_url, data_dir=str(tmp / "data"))
+    base = with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=db_url, data_dir=str(tmp / "data"),
+                              handler_processes=args.handler_processes)
     # Every reply goes to its own single-use response_url; the per-robot limit is for group pushes.
     extra = wecom_toml(fake, window=60.0).replace("[outbox]\n", "[outbox]\nper_minute = 1000000\n")
     config_path.write_text(base + extra, encoding="utf-8")
@@ -215,7 +226,7 @@ def warm_up(url: str, fake: FakeWeCom, count: int, concurrency: int) -> None:
 
 
 def measure_bot(name: str, db_url: str, fake: FakeWeCom, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    url, process, log_path = start_bot(tmp, fake, db_url)
+    url, process, log_path = start_bot(tmp, fake, db_url, args)
     try:
         warm_up(url, fake, 100, args.concurrency)
         wait_replies(fake, 100, timeout=120)
@@ -279,6 +290,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--drain-timeout", type=float, default=300.0)
+    parser.add_argument("--handler-processes", type=int, default=1, help="[server] handler_processes (0: in the web process)")
     parser.add_argument("--only", choices=["bare", "sqlite", "postgres"], action="append")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

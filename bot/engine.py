@@ -34,7 +34,7 @@ from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
 from handlers.router import dispatch
 from models import outbox as outbox_store
-from models.db import upgrade
+from models.db import upgrade, write_gate_for
 from models.ledger import descendants
 from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, PersonRow
 
@@ -118,6 +118,7 @@ class Engine:
                 clock=self.now,
             )
         self.give_up_after = timedelta(minutes=config.outbox.give_up_after_minutes)
+        self.write_gate = write_gate_for(db)
 
     def start(self) -> None:
         """Migrate the schema and load the config's directory into the database."""
@@ -165,7 +166,7 @@ class Engine:
             .on_conflict_do_nothing(index_elements=["platform", "platform_msg_id"])
             .returning(InboundMessage.id, InboundMessage.platform, InboundMessage.platform_msg_id)  # type: ignore[arg-type]
         )
-        with self.db.begin() as connection:
+        with self.write_gate(), self.db.begin() as connection:
             ids = {(platform, msg_id): row_id for row_id, platform, msg_id in connection.execute(statement, list(rows.values()))}
         recorded: list[Recorded] = []
         for key in keys:
@@ -208,24 +209,25 @@ class Engine:
         Returns [] when another worker (recovery, another process) already handled the message.
         """
         msg = storable(msg)
-        with Session(self.db) as session:
-            try:
+        with self.write_gate():
+            with Session(self.db) as session:
+                try:
+                    if not self._claim(session, inbound_id):
+                        return []
+                    replies = self._handle(session, msg, inbound_id)
+                    self._finish(session, msg, inbound_id, replies, "handled")
+                    session.commit()
+                    return replies
+                except Exception:
+                    session.rollback()
+                    log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+            replies = [Reply(INTERNAL_ERROR_TEXT)]
+            with Session(self.db) as session:
                 if not self._claim(session, inbound_id):
                     return []
-                replies = self._handle(session, msg, inbound_id)
-                self._finish(session, msg, inbound_id, replies, "handled")
+                self._finish(session, msg, inbound_id, replies, "failed")
                 session.commit()
-                return replies
-            except Exception:
-                session.rollback()
-                log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
-        replies = [Reply(INTERNAL_ERROR_TEXT)]
-        with Session(self.db) as session:
-            if not self._claim(session, inbound_id):
-                return []
-            self._finish(session, msg, inbound_id, replies, "failed")
-            session.commit()
-        return replies
+            return replies
 
     @staticmethod
     def _claim(session: Session, inbound_id: int | None) -> bool:

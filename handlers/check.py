@@ -6,7 +6,6 @@ from handlers.command import Command
 from handlers.context import Context
 from handlers.directory import find_building, find_unit
 from handlers.messages import Reply
-from models.ledger import descendants
 from models.tables import CheckRecord
 
 HELP = """记录已检查、无隐患的部位（用于排查全覆盖）：
@@ -30,7 +29,7 @@ def handle_check(command: Command, context: Context) -> list[Reply]:
             f"检查结果是「{result}」？如果发现了隐患，请用「隐患」上报，例如：\n隐患\n部位：{fields.location}\n问题：{result}"
         )]
     session = context.session
-    allowed = descendants(session, context.group_unit_ids) if context.group_unit_ids else None
+    allowed = set(context.group_scope) if context.group_unit_ids else None
     unit_id = context.person.unit_id
     if fields.unit:
         unit = find_unit(session, fields.unit, among=allowed)

@@ -9,7 +9,7 @@ from handlers.context import Context
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
-from models.ledger import descendants, next_hazard_number, record_event, store_photo
+from models.ledger import next_hazard_number, record_event, store_photo
 from models.tables import Hazard, HazardStatus
 from scheduler.alerts import queue_major_alert, wake_scheduler
 
@@ -28,7 +28,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     """Create a ledger row with the next number of the campaign."""
     fields = command.fields
     session, person, today = context.session, context.person, context.today
-    allowed_units = descendants(session, context.group_unit_ids) if context.group_unit_ids else None
+    allowed_units = set(context.group_scope) if context.group_unit_ids else None
 
     unit = None
     if fields.unit:

@@ -32,16 +32,19 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot re-emit {value!r} as TOML")
 
 
-def with_local_storage(text: str, *, db_url: str, data_dir: str, scheduler: bool = False) -> str:
+def with_local_storage(
+    text: str, *, db_url: str, data_dir: str, scheduler: bool = False, handler_processes: int = 0
+) -> str:
     """Return the TOML text with `[database] url` and `[server] data_dir` replaced, all else unchanged.
 
     The campaign clock is switched off unless asked for: it runs on the real clock, and a test's
-    group must not receive a reminder that happens to fall due while the test runs.
+    group must not receive a reminder that happens to fall due while the test runs. Messages are
+    handled inside the app unless handler processes are asked for (a test's engine may carry a test clock).
     """
     original = tomllib.loads(text)
     tables = {
         "database": {**original.get("database", {}), "url": db_url},
-        "server": {**original.get("server", {}), "data_dir": data_dir},
+        "server": {**original.get("server", {}), "data_dir": data_dir, "handler_processes": handler_processes},
         "scheduler": {**original.get("scheduler", {}), "enabled": scheduler},
     }
     # Drop the two tables where they stand and append fresh ones: appending is the only place a

@@ -29,6 +29,8 @@ class HandOff(Protocol):
 
     def submit(self, inbound_id: int) -> None: ...
 
+    def pending(self) -> set[int]: ...
+
 
 @dataclass
 class Runtime:
@@ -45,8 +47,6 @@ class Runtime:
     fetchers: dict[str, MediaFetcher] = field(default_factory=dict)
     # Set while handler processes run: recorded messages go there instead of being handled here.
     hand_off: HandOff | None = None
-    # Called when replies were put in the outbox (a handler process tells the sending process).
-    replies_ready: Callable[[], None] | None = None
     recorder: BatchRecorder | None = None
 
     async def record(self, msg: Inbound, route: dict[str, Any]) -> int | None:
@@ -62,11 +62,11 @@ class Runtime:
         else:
             work_here(inbound_id)
 
-    async def work(self, inbound_id: int) -> None:
-        """After the acknowledgement: fetch photos, handle, and hand replies to the outbox."""
+    async def work(self, inbound_id: int) -> bool:
+        """After the acknowledgement: fetch photos, handle, put replies in the outbox; True if there were any."""
         loaded = await anyio.to_thread.run_sync(self.engine.load, inbound_id)
         if loaded is None:  # handled meanwhile (recovery, another process)
-            return
+            return False
         msg, route = loaded
         fetch = self.fetchers.get(msg.platform)
         if fetch is not None:
@@ -79,11 +79,15 @@ class Runtime:
                 msg = replace(msg, attachments=attachments)
         replies = await anyio.to_thread.run_sync(self.engine.process, msg, inbound_id)
         if replies:
-            (self.replies_ready or self.sender.kick)()
+            self.sender.kick()
+        return bool(replies)
 
     async def recover(self, *, older_than: timedelta) -> int:
         """Handle messages acknowledged but never handled (a process died), photos included."""
         ids = await anyio.to_thread.run_sync(lambda: self.engine.unhandled(older_than=older_than))
+        if self.hand_off is not None:  # a live handler process still holds these
+            held = self.hand_off.pending()
+            ids = [inbound_id for inbound_id in ids if inbound_id not in held]
         for inbound_id in ids:
             await self.work(inbound_id)
         return len(ids)

@@ -30,8 +30,11 @@ from urllib.parse import quote_plus
 
 import anyio
 import httpx
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTasks
+from starlette.requests import Request
+from starlette.routing import Route
 from sqlmodel import Session
 
 from bot import pushes
@@ -860,10 +863,13 @@ def _error(status: int, text: str) -> JSONResponse:
     return JSONResponse({"error": text}, status_code=status)
 
 
-def callback_router(adapter: DingTalkAdapter) -> Callable[[Request, BackgroundTasks], Awaitable[Response]]:
-    """The /dingtalk/callback endpoint: size → signature → JSON → record → ack; work runs after the ack."""
+def callback_route(adapter: DingTalkAdapter) -> Route:
+    """The /dingtalk/callback endpoint: size → signature → JSON → record → ack; work runs after the ack.
 
-    async def dingtalk_callback(request: Request, background: BackgroundTasks) -> Response:
+    A plain Starlette route: a callback needs no FastAPI dependency solving, and every callback pays for it.
+    """
+
+    async def dingtalk_callback(request: Request) -> Response:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_CALLBACK_BYTES:
             return _error(413, "body too large")
@@ -887,10 +893,11 @@ def callback_router(adapter: DingTalkAdapter) -> Callable[[Request, BackgroundTa
             return _error(400, "body is not JSON")
         if not isinstance(data, dict):
             return _error(400, "body is not a JSON object")
+        background = BackgroundTasks()
         await adapter.accept(data, robot, background.add_task)
-        return JSONResponse({})
+        return JSONResponse({}, background=background if background.tasks else None)
 
-    return dingtalk_callback
+    return Route(CALLBACK_PATH, dingtalk_callback, methods=["POST"], include_in_schema=False)
 
 
 # -- Stream mode ---------------------------------------------------------------------------------
@@ -1079,7 +1086,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.fetchers[PLATFORM] = adapter.fetch_media
     pushes.register(PLATFORM, push_renderer(runtime.config))
     app.state.dingtalk = adapter
-    app.add_api_route(CALLBACK_PATH, callback_router(adapter), methods=["POST"], include_in_schema=False)
+    app.router.routes.append(callback_route(adapter))
     for robot in dingtalk.robots:
         if robot.mode == "stream":
             runtime.services.append(stream_service(adapter, robot))

@@ -28,6 +28,7 @@ import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,8 +38,11 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
+from starlette.background import BackgroundTasks
+from starlette.requests import Request
+from starlette.routing import Route
 from sqlmodel import Session, select
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
@@ -139,18 +143,20 @@ class ReplayGuard:
     def __init__(self, window_seconds: float = TIMESTAMP_WINDOW_SECONDS, clock: Callable[[], float] = time.time):
         self.window = window_seconds
         self.clock = clock
-        self._seen: dict[tuple[str, str], float] = {}
+        # In expiry order (every pair lives equally long), so forgetting is popping from the front.
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def seen(self, signature: str, nonce: str) -> bool:
         now = self.clock()
-        if len(self._seen) > 1000:
-            self._seen = {k: v for k, v in self._seen.items() if v > now}
+        while self._seen and next(iter(self._seen.values())) <= now:
+            self._seen.popitem(last=False)
         expiry = self._seen.get((signature, nonce))
         return expiry is not None and expiry > now
 
     def remember(self, signature: str, nonce: str) -> None:
         # Twice the window: a pair stays refused for as long as its timestamp could be accepted.
         self._seen[(signature, nonce)] = self.clock() + 2 * self.window
+        self._seen.move_to_end((signature, nonce))
 
 
 class CallbackRejected(Exception):
@@ -420,7 +426,7 @@ class WeComAdapter:
                 self._tasks = None
 
     def _start_work(self, background: BackgroundTasks, inbound_id: int) -> None:
-        if self._tasks is None:  # the app's services are not running (lifespan off)
+        if self._tasks is None:  # the app's services are not running (lifespan off): after the response
             self.runtime.after_ack(inbound_id, lambda i: background.add_task(self.runtime.work, i))
         else:
             tasks = self._tasks
@@ -483,20 +489,20 @@ class WeComAdapter:
 
     # routes -------------------------------------------------------------------------------
 
-    def router(self) -> APIRouter:
-        router = APIRouter(prefix="/wecom")
+    def routes(self) -> list[Route]:
+        """GET (URL verification) and POST (messages) on /wecom/callback[/{credential_id}].
 
-        @router.get("/callback", response_class=PlainTextResponse)
-        @router.get("/callback/{credential_id}", response_class=PlainTextResponse)
-        def verify_url(request: Request, credential_id: str | None = None) -> Response:
+        Plain Starlette routes: a callback needs no FastAPI dependency solving, and every callback pays for it.
+        """
+
+        async def endpoint(request: Request) -> Response:
+            credential_id = request.path_params.get("credential_id")
+            if request.method == "POST":
+                return await self.callback(request, credential_id)
             return self.verify_url(request.query_params, credential_id)
 
-        @router.post("/callback")
-        @router.post("/callback/{credential_id}")
-        async def callback(request: Request, background: BackgroundTasks, credential_id: str | None = None) -> Response:
-            return await self.callback(request, background, credential_id)
-
-        return router
+        return [Route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
+                for path in ("/wecom/callback", "/wecom/callback/{credential_id}")]
 
     def _candidates(self, credential_id: str | None) -> list[CallbackCredentials]:
         found = self.callback_credentials()
@@ -557,7 +563,7 @@ class WeComAdapter:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def callback(self, request: Request, background: BackgroundTasks, credential_id: str | None) -> Response:
+    async def callback(self, request: Request, credential_id: str | None) -> Response:
         """Verify, decrypt, record and acknowledge a POSTed callback; the handler runs afterwards."""
         try:
             body = await self._read_body(request)
@@ -579,11 +585,12 @@ class WeComAdapter:
         msg, route = self._inbound(parsed, creds)
         inbound_id = await self.runtime.record(msg, route)
         self.replays.remember(signature, nonce)
+        background = BackgroundTasks()
         if inbound_id is not None:
             self._start_work(background, inbound_id)
         else:
             log.info("wecom callback: message %s already recorded (platform retry)", parsed.msg_id)
-        return Response(status_code=200)
+        return Response(status_code=200, background=background if background.tasks else None)
 
     @staticmethod
     def _envelope(body: bytes) -> tuple[str, bool]:
@@ -1080,7 +1087,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.sender.deliveries[CHANNEL_WEBHOOK] = _Delivery(adapter.deliver_webhook)
     runtime.sender.deliveries[CHANNEL_RESPONSE_URL] = _Delivery(adapter.deliver_response_url)
     runtime.sender.deliveries[CHANNEL_WS] = _Delivery(adapter.deliver_ws)
-    app.include_router(adapter.router())
+    app.router.routes.extend(adapter.routes())
     runtime.services.append(adapter.run_handlers)
     ws_url = runtime.config.wecom.ws_url
     for bot in runtime.config.wecom.bots:

@@ -209,7 +209,7 @@ def test_kill_9_mid_burst_loses_and_duplicates_nothing(database: tuple[str, Engi
         fake.add_webhook_key(ROBOT_WEBHOOK_KEY)
         config_path = tmp_path / "config.toml"
         base = with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=db_url,
-                                  data_dir=str(tmp_path / "data"))
+                                  data_dir=str(tmp_path / "data"), handler_processes=1)
         # Replies go to single-use response_urls; lift the per-robot push limit so 1,000 drain in seconds.
         extra = wecom_toml(fake, window=60.0).replace("[outbox]\n", "[outbox]\nper_minute = 1000000\n")
         config_path.write_text(base + extra, encoding="utf-8")

@@ -46,6 +46,7 @@ def config_text(tmp: Path, base_url: str) -> str:
         EXAMPLE_CONFIG.read_text(encoding="utf-8"),
         db_url=f"sqlite:///{tmp / 'safetybot.db'}",
         data_dir=str(tmp / "data"),
+        handler_processes=1,  # as `safetybot serve` runs by default
     )
     return text + f"""
 [dingtalk]

@@ -445,6 +445,9 @@ class _LostHandOff:
     def submit(self, inbound_id: int) -> None:
         self.lost.append(inbound_id)
 
+    def pending(self) -> set[int]:
+        return set()  # dead: it holds nothing any more
+
 
 def test_recovery_of_a_lost_message_still_fetches_its_photo(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]

@@ -71,7 +71,8 @@ def start_bot(tmp: Path, fake: FakeWeCom, *, bot_mode: str) -> Iterator[Bot]:
     db_path = tmp / "safetybot.db"
     config_path = tmp / "config.toml"
     text = with_local_storage(
-        EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=f"sqlite:///{db_path}", data_dir=str(tmp / "data")
+        EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=f"sqlite:///{db_path}", data_dir=str(tmp / "data"),
+        handler_processes=1,  # as `safetybot serve` runs by default
     )
     config_path.write_text(text + wecom_toml(fake, window=BOT_WINDOW, bot_mode=bot_mode), encoding="utf-8")
     port = free_port()

@@ -1,0 +1,211 @@
+"""Handler processes: the web process verifies, records and acknowledges; these handle what was recorded.
+
+Handling a report costs milliseconds of CPU. Inside the web process it would compete with the
+acknowledgements for the interpreter lock, and a burst would keep the platform waiting for its 200
+(WeCom retries after 5 s). A handler process runs at a lower CPU priority, so the web process
+answers at once and handling catches up in the gaps.
+
+The database stays the truth: a handed-off id is only a hint to look at that row now. The web
+process keeps the ids it handed off until their process reports them done; when a handler process
+dies, its ids go to the one started in its place, and if the whole server dies, recovery finds the
+rows still marked "received".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import anyio
+
+from bot.config import Config
+
+log = logging.getLogger(__name__)
+
+# Below the web process, which must answer callbacks at once; handling may wait a few hundred ms.
+HANDLER_NICE = 10
+# Messages handled at once inside one handler process (photo downloads overlap; the CPU part is serial).
+HANDLER_SLOTS = 4
+RESTART_BACKOFF_SECONDS = 5.0
+STOP = None  # sentinel on a handler's inbox
+
+
+@dataclass
+class _Slot:
+    """One handler process, its inbox, and the ids handed to it and not yet reported done."""
+
+    index: int
+    inbox: Any = None  # multiprocessing.Queue[int | None]
+    process: BaseProcess | None = None
+    outstanding: set[int] = field(default_factory=set)
+    started_at: float = 0.0
+
+
+class HandlerPool:
+    """Starts, feeds and restarts the handler processes of one web process (a `HandOff`)."""
+
+    def __init__(self, config: Config, *, processes: int, on_replies: Callable[[], None]) -> None:
+        self.config = config
+        self.on_replies = on_replies
+        self._context = multiprocessing.get_context("spawn")  # no forked copy of the web server's threads
+        self._done: Any = self._context.Queue()  # (slot index, inbound id, replies enqueued?)
+        self._slots = [_Slot(index) for index in range(processes)]
+        self._next = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: threading.Thread | None = None
+
+    # -- HandOff ------------------------------------------------------------------------------
+
+    def submit(self, inbound_id: int) -> None:
+        """Hand a recorded message to the next handler process (round robin)."""
+        slot = self._slots[self._next % len(self._slots)]
+        self._next += 1
+        slot.outstanding.add(inbound_id)
+        slot.inbox.put(inbound_id)  # never blocks: a feeder thread writes to the pipe
+
+    def pending(self) -> set[int]:
+        """Ids handed off and not reported done (recovery leaves them to their handler)."""
+        return set().union(*(slot.outstanding for slot in self._slots))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every handler process and the thread that hears what they finished."""
+        self._loop = asyncio.get_running_loop()
+        for slot in self._slots:
+            self._spawn(slot)
+        self._reader = threading.Thread(target=self._read_done, name="handler-results", daemon=True)
+        self._reader.start()
+
+    async def supervise(self) -> None:
+        """App service: replace a handler process that died, handing it the dead one's messages."""
+        while True:
+            await anyio.sleep(1.0)
+            for slot in self._slots:
+                process = slot.process
+                if process is None or process.is_alive():
+                    continue
+                if time.monotonic() - slot.started_at < RESTART_BACKOFF_SECONDS:
+                    continue
+                log.error("handler process %d exited (code %s); starting another with its %d messages",
+                          slot.index, process.exitcode, len(slot.outstanding))
+                self._spawn(slot)
+                for inbound_id in sorted(slot.outstanding):
+                    slot.inbox.put(inbound_id)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let each handler finish what it holds, then end it (terminate after `timeout`)."""
+        for slot in self._slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.inbox.put(STOP)
+        deadline = time.monotonic() + timeout
+        for slot in self._slots:
+            if slot.process is None:
+                continue
+            slot.process.join(max(0.1, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.terminate()
+                slot.process.join(5)
+        self._done.put(STOP)
+        if self._reader is not None:
+            self._reader.join(5)
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.inbox = self._context.Queue()
+        slot.process = self._context.Process(
+            target=run_handler_process,
+            args=(self.config, slot.index, slot.inbox, self._done, os.getpid()),
+            name=f"safetybot-handler-{slot.index}",
+            daemon=True,
+        )
+        slot.started_at = time.monotonic()
+        slot.process.start()
+
+    def _read_done(self) -> None:
+        while True:
+            item = self._done.get()
+            if item is STOP:
+                return
+            assert self._loop is not None
+            try:
+                self._loop.call_soon_threadsafe(self._finished, *item)
+            except RuntimeError:  # the event loop is closed: the server is shutting down
+                return
+
+    def _finished(self, index: int, inbound_id: int, replied: bool) -> None:
+        self._slots[index].outstanding.discard(inbound_id)
+        if replied:
+            self.on_replies()
+
+
+# -- inside a handler process --------------------------------------------------------------------
+
+
+def run_handler_process(config: Config, index: int, inbox: Any, done: Any, parent_pid: int) -> None:
+    """Entry point of a handler process: the same runtime as the web process, minus the web server."""
+    from bot.app import create_app
+    from bot.logging_setup import configure_logging
+    from bot.secrets import Secrets
+
+    try:
+        os.nice(HANDLER_NICE)
+    except OSError:
+        pass
+    secrets = Secrets()
+    configure_logging(config, secrets)
+    app = create_app(config, secrets=secrets, start=False)  # the web process migrated and synced
+    runtime = app.state.runtime
+    gc.collect()
+    gc.freeze()  # as in the web process: long-lived objects stay out of full collections
+    log.info("handler process %d started (pid %d)", index, os.getpid())
+    asyncio.run(_handle_forever(runtime, index, inbox, done, parent_pid))
+
+
+def _next_ids(inbox: Any, parent_pid: int) -> tuple[list[int], bool]:
+    """The ids waiting in the inbox (waits up to 1 s for the first), and whether to stop after them."""
+    try:
+        first = inbox.get(timeout=1.0)
+    except queue.Empty:
+        # An orphan (the web process was killed) stops: recovery in the next server handles the rest.
+        return [], os.getppid() != parent_pid
+    items = [first]
+    while len(items) < 1000:
+        try:
+            items.append(inbox.get_nowait())
+        except queue.Empty:
+            break
+    return [item for item in items if item is not STOP], STOP in items
+
+
+async def _handle_forever(runtime: Any, index: int, inbox: Any, done: Any, parent_pid: int) -> None:
+    slots = anyio.CapacityLimiter(HANDLER_SLOTS)
+
+    async def handle(inbound_id: int) -> None:
+        replied = False
+        try:
+            async with slots:
+                replied = await runtime.work(inbound_id)
+        except Exception:  # e.g. the database is away: the row stays "received" for recovery
+            log.exception("handler process %d: inbound message %s failed", index, inbound_id)
+        finally:
+            done.put((index, inbound_id, replied))
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            stop = False
+            while not stop:
+                ids, stop = await anyio.to_thread.run_sync(_next_ids, inbox, parent_pid)
+                for inbound_id in ids:
+                    tasks.start_soon(handle, inbound_id)
+    finally:
+        await runtime.http.aclose()

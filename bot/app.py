@@ -24,6 +24,7 @@ from bot.platforms.base import Runtime
 from bot.platforms.console import console_router
 from bot.platforms.console_delivery import ConsoleDelivery
 from bot.secrets import Secrets
+from bot.shared import SharedCache
 from models.db import make_engine
 from models.ledger import photo_path
 from models.tables import AttachmentFile
@@ -77,12 +78,15 @@ def create_app(
     if start:
         engine.start()
     sender = build_sender(engine, config)
+    secrets = secrets or Secrets()
+    redis_url = secrets.get(config.redis.url_env)
     runtime = Runtime(
         engine=engine,
         config=config,
         http=httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)),
         sender=sender,
-        secrets=secrets or Secrets(),
+        secrets=secrets,
+        shared=SharedCache(redis_url) if redis_url else None,
     )
     scheduler = SchedulerService(
         config=config, db=engine.db, clock=engine.now, data_dir=Path(config.server.data_dir), on_sent=sender.kick
@@ -119,6 +123,8 @@ def create_app(
             runtime.hand_off = None
             await anyio.to_thread.run_sync(pool.stop)
         await runtime.http.aclose()
+        if runtime.shared is not None:
+            await runtime.shared.aclose()
 
     app = FastAPI(
         title="safetybot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,

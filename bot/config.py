@@ -335,6 +335,12 @@ class SchedulerSettings(_Model):
     reminder_charts: bool = False
 
 
+class RedisSettings(_Model):
+    """Optional Redis shared by the replicas (replay window, access tokens); used when the env var is set."""
+
+    url_env: EnvVarName = "SAFETYBOT_REDIS_URL"  # NAME of the env var with the URL (it may hold a password)
+
+
 class Config(_Model):
     timezone: str = "Asia/Shanghai"
     database: Database = Field(default_factory=Database)
@@ -353,6 +359,7 @@ class Config(_Model):
     outbox: Outbox = Field(default_factory=Outbox)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -16,6 +16,7 @@ from bot.engine import Engine
 from bot.outbox import OutboxSender
 from bot.recorder import BatchRecorder
 from bot.secrets import Secrets
+from bot.shared import SharedCache
 from handlers.messages import Attachment, Inbound
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class Runtime:
     # Set while handler processes run: recorded messages go there instead of being handled here.
     hand_off: HandOff | None = None
     recorder: BatchRecorder | None = None
+    # Redis shared by the replicas, when configured (bot/shared.py); None keeps everything per process.
+    shared: SharedCache | None = None
 
     async def record(self, msg: Inbound, route: dict[str, Any]) -> int | None:
         """Record a verified message; None when the platform is retrying one we already have."""

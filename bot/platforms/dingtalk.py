@@ -42,6 +42,7 @@ from bot.config import Config, DingTalkRobot, Group
 from bot.logging_setup import RedactingFilter, redact
 from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
+from bot.shared import SharedCache
 from handlers.messages import Attachment, Inbound, Reply
 from models.tables import GroupRow, OutboxMessage, PersonRow
 
@@ -275,6 +276,10 @@ def _errcode_result(body: Mapping[str, Any], what: str) -> DeliveryResult | None
     return DeliveryResult.fail(error)
 
 
+def _token_key(creds: AppCredentials) -> str:
+    return f"dingtalk:token:{creds.app_key}"
+
+
 class DingTalkApi:
     """OpenAPI calls with a cached access token per app; every failure becomes a DingTalkError."""
 
@@ -285,8 +290,10 @@ class DingTalkApi:
         api_base: str,
         oapi_base: str,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedCache | None = None,
     ) -> None:
         self.http = http
+        self.shared = shared  # with Redis, one token per app for every replica
         self.api_base = api_base.rstrip("/")
         self.oapi_base = oapi_base.rstrip("/")
         self.clock = clock
@@ -314,6 +321,11 @@ class DingTalkApi:
             cached = self._tokens.get(creds.app_key)
             if cached and self.clock() < cached[1]:
                 return cached[0]
+            if self.shared is not None:
+                found = await self.shared.get(_token_key(creds))
+                if found is not None:
+                    self._tokens[creds.app_key] = (found[0], self.clock() + found[1])
+                    return found[0]
             self.token_requests += 1
             response = await self.http.post(
                 f"{self.api_base}/v1.0/oauth2/accessToken",
@@ -325,27 +337,31 @@ class DingTalkApi:
             token = str(body.get("accessToken") or "")
             if not token:
                 raise DingTalkError(DeliveryResult.fail("get access token: no accessToken in the answer"))
-            lifetime = float(body.get("expireIn") or 7200)
-            self._tokens[creds.app_key] = (token, self.clock() + max(60.0, lifetime - TOKEN_MARGIN_SECONDS))
+            lifetime = max(60.0, float(body.get("expireIn") or 7200) - TOKEN_MARGIN_SECONDS)
+            self._tokens[creds.app_key] = (token, self.clock() + lifetime)
+            if self.shared is not None:
+                await self.shared.put(_token_key(creds), token, lifetime)
             return token
 
-    def invalidate(self, creds: AppCredentials, token: str) -> None:
+    async def invalidate(self, creds: AppCredentials, token: str) -> None:
         """Forget a refused token (unless another call already replaced it)."""
         cached = self._tokens.get(creds.app_key)
         if cached and cached[0] == token:
             del self._tokens[creds.app_key]
+        if self.shared is not None:
+            await self.shared.delete_if(_token_key(creds), token)
 
     async def _with_token(self, creds: AppCredentials, call: Callable[[str], Awaitable[Any]]) -> Any:
         token = await self.access_token(creds)
         try:
             return await call(token)
         except _TokenRejected:
-            self.invalidate(creds, token)
+            await self.invalidate(creds, token)
         token = await self.access_token(creds)
         try:
             return await call(token)
         except _TokenRejected:
-            self.invalidate(creds, token)
+            await self.invalidate(creds, token)
             raise DingTalkError(DeliveryResult.retry("access token refused twice")) from None
 
     async def _api_post(self, token: str, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
@@ -1075,7 +1091,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     """Register DingTalk's callback routes, deliveries, renderer and long connections."""
     _install_log_redaction()
     dingtalk = runtime.config.dingtalk
-    api = DingTalkApi(runtime.http, api_base=dingtalk.api_base, oapi_base=dingtalk.oapi_base)
+    api = DingTalkApi(runtime.http, api_base=dingtalk.api_base, oapi_base=dingtalk.oapi_base, shared=runtime.shared)
     adapter = DingTalkAdapter(runtime, api)
     clock_ms = adapter.clock_ms
     openapi = OpenApiDelivery(runtime, api)

@@ -159,6 +159,10 @@ class ReplayGuard:
         self._seen.move_to_end((signature, nonce))
 
 
+def _replay_key(signature: str, nonce: str) -> str:
+    return "wecom:replay:" + hashlib.sha1(f"{signature}:{nonce}".encode()).hexdigest()
+
+
 class CallbackRejected(Exception):
     """A callback that must be refused with an HTTP status (nothing stored)."""
 
@@ -571,7 +575,7 @@ class WeComAdapter:
             params = request.query_params
             signature, nonce = str(params.get("msg_signature", "")), str(params.get("nonce", ""))
             creds, plain = self._authenticate(params, encrypt, credential_id)
-            if self.replays.seen(signature, nonce):
+            if await self._replayed(signature, nonce):
                 # A platform retry repeats the exact request; it was recorded the first time.
                 log.info("wecom callback: replayed signature/nonce ignored")
                 return Response(status_code=200)
@@ -580,17 +584,29 @@ class WeComAdapter:
             log.warning("wecom callback refused (%s): %s", exc.status, exc.reason)
             return PlainTextResponse(exc.reason, status_code=exc.status)
         if parsed is None:  # events, stream refreshes, unsupported types: acknowledged, nothing to do
-            self.replays.remember(signature, nonce)
+            await self._remember(signature, nonce)
             return Response(status_code=200)
         msg, route = self._inbound(parsed, creds)
         inbound_id = await self.runtime.record(msg, route)
-        self.replays.remember(signature, nonce)
+        await self._remember(signature, nonce)
         background = BackgroundTasks()
         if inbound_id is not None:
             self._start_work(background, inbound_id)
         else:
             log.info("wecom callback: message %s already recorded (platform retry)", parsed.msg_id)
         return Response(status_code=200, background=background if background.tasks else None)
+
+    async def _replayed(self, signature: str, nonce: str) -> bool:
+        """Seen within the window, by this process or (with Redis) by any replica."""
+        if self.replays.seen(signature, nonce):
+            return True
+        shared = self.runtime.shared
+        return shared is not None and bool(await shared.exists(_replay_key(signature, nonce)))
+
+    async def _remember(self, signature: str, nonce: str) -> None:
+        self.replays.remember(signature, nonce)
+        if self.runtime.shared is not None:
+            await self.runtime.shared.add_once(_replay_key(signature, nonce), 2 * self.replays.window)
 
     @staticmethod
     def _envelope(body: bytes) -> tuple[str, bool]:

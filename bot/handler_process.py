@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -45,7 +46,10 @@ class _Slot:
     """One handler process, its inbox, and the ids handed to it and not yet reported done."""
 
     index: int
-    inbox: Any = None  # multiprocessing.Queue[int | None]
+    inbox: Any = None  # multiprocessing.Queue[int | None], written by this process only
+    # What the handler finished: (index, inbound id, replies enqueued?), one pipe per handler process, so a
+    # handler killed mid-write cannot leave a lock held that its replacement would wait on forever.
+    results: Connection | None = None
     process: BaseProcess | None = None
     outstanding: set[int] = field(default_factory=set)
     started_at: float = 0.0
@@ -58,7 +62,7 @@ class HandlerPool:
         self.config = config
         self.on_replies = on_replies
         self._context = multiprocessing.get_context("spawn")  # no forked copy of the web server's threads
-        self._done: Any = self._context.Queue()  # (slot index, inbound id, replies enqueued?)
+        self._stopping = False
         self._slots = [_Slot(index) for index in range(processes)]
         self._next = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,31 +120,41 @@ class HandlerPool:
             if slot.process.is_alive():
                 slot.process.terminate()
                 slot.process.join(5)
-        self._done.put(STOP)
+        self._stopping = True
         if self._reader is not None:
             self._reader.join(5)
 
     def _spawn(self, slot: _Slot) -> None:
         slot.inbox = self._context.Queue()
+        results, child_end = self._context.Pipe(duplex=False)
         slot.process = self._context.Process(
             target=run_handler_process,
-            args=(self.config, slot.index, slot.inbox, self._done, os.getpid()),
+            args=(self.config, slot.index, slot.inbox, child_end, os.getpid()),
             name=f"safetybot-handler-{slot.index}",
             daemon=True,
         )
         slot.started_at = time.monotonic()
         slot.process.start()
+        child_end.close()  # the handler holds the only writing end: its exit reads as end-of-file here
+        slot.results = results
 
     def _read_done(self) -> None:
-        while True:
-            item = self._done.get()
-            if item is STOP:
-                return
-            assert self._loop is not None
-            try:
-                self._loop.call_soon_threadsafe(self._finished, *item)
-            except RuntimeError:  # the event loop is closed: the server is shutting down
-                return
+        ended: set[Connection] = set()
+        while not self._stopping:
+            live = [slot.results for slot in self._slots if slot.results is not None and slot.results not in ended]
+            for connection in wait(live, timeout=0.5):
+                assert isinstance(connection, Connection)
+                try:
+                    item = connection.recv()
+                except (EOFError, OSError):  # that handler exited; its replacement brings a new pipe
+                    ended.add(connection)
+                    connection.close()
+                    continue
+                assert self._loop is not None
+                try:
+                    self._loop.call_soon_threadsafe(self._finished, *item)
+                except RuntimeError:  # the event loop is closed: the server is shutting down
+                    return
 
     def _finished(self, index: int, inbound_id: int, replied: bool) -> None:
         self._slots[index].outstanding.discard(inbound_id)
@@ -151,7 +165,7 @@ class HandlerPool:
 # -- inside a handler process --------------------------------------------------------------------
 
 
-def run_handler_process(config: Config, index: int, inbox: Any, done: Any, parent_pid: int) -> None:
+def run_handler_process(config: Config, index: int, inbox: Any, done: Connection, parent_pid: int) -> None:
     """Entry point of a handler process: the same runtime as the web process, minus the web server."""
     from bot.app import create_app
     from bot.logging_setup import configure_logging
@@ -187,7 +201,7 @@ def _next_ids(inbox: Any, parent_pid: int) -> tuple[list[int], bool]:
     return [item for item in items if item is not STOP], STOP in items
 
 
-async def _handle_forever(runtime: Any, index: int, inbox: Any, done: Any, parent_pid: int) -> None:
+async def _handle_forever(runtime: Any, index: int, inbox: Any, done: Connection, parent_pid: int) -> None:
     slots = anyio.CapacityLimiter(HANDLER_SLOTS)
 
     async def handle(inbound_id: int) -> None:
@@ -198,7 +212,7 @@ async def _handle_forever(runtime: Any, index: int, inbox: Any, done: Any, paren
         except Exception:  # e.g. the database is away: the row stays "received" for recovery
             log.exception("handler process %d: inbound message %s failed", index, inbound_id)
         finally:
-            done.put((index, inbound_id, replied))
+            done.send((index, inbound_id, replied))
 
     try:
         async with anyio.create_task_group() as tasks:

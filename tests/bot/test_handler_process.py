@@ -87,12 +87,14 @@ def test_an_orphaned_handler_process_finishes_its_message_and_stops(config_path:
     """After a kill -9 of the web process, its handler does not linger: it sees that its parent is gone."""
     engine = _engine(config_path)
     context = multiprocessing.get_context("spawn")
-    inbox, done = context.Queue(), context.Queue()
+    inbox = context.Queue()
+    results, done = context.Pipe(duplex=False)
     not_our_parent = -1  # what the handler sees once the web process that started it is gone
     process = context.Process(target=run_handler_process, args=(engine.config, 0, inbox, done, not_our_parent), daemon=True)
     process.start()
+    done.close()
     inbox.put(_record(engine, "orphan-1"))
     process.join(60)
     assert process.exitcode == 0
-    assert _handled(engine) == 1 and done.get(timeout=5)[1:] == (1, True)
+    assert _handled(engine) == 1 and results.poll(5) and results.recv()[1:] == (1, True)
     engine.db.dispose()

@@ -420,14 +420,19 @@ def test_platform_retry_and_replay_store_one_hazard(client: TestClient, fake: Fa
     assert len(fake.responses) == 1
 
 
-def test_mixed_message_photo_is_downloaded_and_decrypted(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
-    url = fake.host_media(tiny_png, wecom.aes_key(AES_KEY))
-    message = {
-        "msgid": "mixed-1", "aibotid": "B", "chatid": CHAT, "chattype": "group", "from": {"userid": "ZhangWei"},
+def _report_with_photo(fake: FakeWeCom, png: bytes, msgid: str) -> dict[str, object]:
+    """A mixed AI-bot message from ZhangWei: the report text and one encrypted photo hosted by the fake."""
+    url = fake.host_media(png, wecom.aes_key(AES_KEY))
+    return {
+        "msgid": msgid, "aibotid": "B", "chatid": CHAT, "chattype": "group", "from": {"userid": "ZhangWei"},
         "response_url": fake.new_response_url(), "msgtype": "mixed",
         "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "@安全助手 " + REPORT}},
                                {"msgtype": "image", "image": {"url": url}}]},
     }
+
+
+def test_mixed_message_photo_is_downloaded_and_decrypted(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
+    message = _report_with_photo(fake, tiny_png, "mixed-1")
     response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
     assert response.status_code == 200
     wait_for(lambda: fake.responses)
@@ -452,13 +457,7 @@ class _LostHandOff:
 def test_recovery_of_a_lost_message_still_fetches_its_photo(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     runtime.hand_off = lost = _LostHandOff()
-    url = fake.host_media(tiny_png, wecom.aes_key(AES_KEY))
-    message = {
-        "msgid": "mixed-lost", "aibotid": "B", "chatid": CHAT, "chattype": "group", "from": {"userid": "ZhangWei"},
-        "response_url": fake.new_response_url(), "msgtype": "mixed",
-        "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "@安全助手 " + REPORT}},
-                               {"msgtype": "image", "image": {"url": url}}]},
-    }
+    message = _report_with_photo(fake, tiny_png, "mixed-lost")
     assert post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client).status_code == 200
     assert len(lost.lost) == 1 and db_count(client, Hazard) == 0
     # What recovery does after the handler process died: the photo's URL and key come from the stored route.

@@ -23,6 +23,18 @@ def _load_config(path: str) -> "Config | None":
         return None
 
 
+def _parse_now(text: str) -> datetime | None:
+    """A `--now` value as an aware datetime, or None after saying what is wrong."""
+    try:
+        now = datetime.fromisoformat(text)
+    except ValueError:
+        now = None
+    if now is None or now.tzinfo is None:
+        print("--now needs an ISO time with a UTC offset, e.g. 2023-12-05T10:00+08:00", file=sys.stderr)
+        return None
+    return now
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_config
 
@@ -172,6 +184,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     engine = build_engine(config)
+    if args.now:
+        fixed = _parse_now(args.now)
+        if fixed is None:
+            return 2
+        engine.clock = lambda: fixed
     try:
         engine.start()  # migrate and sync, so the file matches the config's units and campaigns
         with Session(engine.db) as session:
@@ -246,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ledger: 问题隐患自查整改清单; buildings: 排查情况汇总表; statistics: 销号统计表")
     p.add_argument("--out", required=True, help="the .xlsx file to write")
     p.add_argument("--unit", help="only this unit and the units under it (default: all)")
+    p.add_argument("--now", help="count overdue as of this ISO time with offset (default: the wall clock)")
     p.set_defaults(func=_cmd_export)
     p = sub.add_parser("outbox", help="show outgoing messages: pending, sent, and failed with the reason")
     p.add_argument("--config", default="config.example.toml")

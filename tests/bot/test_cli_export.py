@@ -44,9 +44,12 @@ def with_hazards(config_path: Path) -> Path:
     return config_path
 
 
+NOW = "2026-11-23T10:00+08:00"  # before the hazards' deadline: none is overdue, on any wall-clock date
+
+
 def export(config: Path, out: Path, form: str, *extra: str) -> int:
     return main(["export", "--config", str(config), "--campaign", "winter-2026", "--form", form,
-                 "--out", str(out), *extra])
+                 "--out", str(out), "--now", NOW, *extra])
 
 
 def test_ledger_form(with_hazards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,6 +94,14 @@ def test_statistics_form_totals(with_hazards: Path, tmp_path: Path) -> None:
     sheet = load_workbook(out).active
     total = next(row for row in sheet.iter_rows(min_row=4, values_only=True) if row[1] == "合计")
     assert list(total[2:8]) == [3, 1, 1, 2, 0, 0]
+
+
+def test_statistics_form_counts_overdue_as_of_now(with_hazards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "statistics.xlsx"
+    assert main(["export", "--config", str(with_hazards), "--campaign", "winter-2026", "--form", "statistics",
+                 "--out", str(out), "--now", "2026-12-01T10:00+08:00"]) == 0
+    total = next(row for row in load_workbook(out).active.iter_rows(min_row=4, values_only=True) if row[1] == "合计")
+    assert list(total[2:8]) == [3, 1, 1, 2, 2, 0]  # both open hazards are past 11-27
 
 
 def test_unknown_campaign_or_unit_is_refused(with_hazards: Path, tmp_path: Path,

@@ -1,8 +1,8 @@
 """When a push may go out: school workdays (Chinese holidays, make-up workdays, overrides) and quiet hours.
 
-Workday answers come, in order, from the config's overrides, then `chinese-calendar`, then Mon–Fri
-(with a warning) for years the library has no data for: 1.11.0 knows 2004–2026 and raises
-NotImplementedError for 2027.
+Workday answers come, in order, from the config's overrides, then `chinese-calendar` (the official
+calendar: 1.11.0 knows 2004–2026 and raises NotImplementedError for 2027), then for later years the
+holidays estimated from the lunar calendar (scheduler.holidays, without make-up workdays), then Mon–Fri.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from chinese_calendar import constants as cc_constants
+
+from scheduler import holidays
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +34,37 @@ def coverage_message(today: date | None = None) -> str:
     first, last = holiday_data_range()
     text = (
         f"holiday data (chinesecalendar) covers {first.year}–{last.year}; "
-        f"dates after {last.isoformat()} fall back to Mon–Fri"
+        f"dates after {last.isoformat()} use holidays estimated from the lunar calendar "
+        "(no make-up workdays), otherwise Mon–Fri"
     )
-    if today is not None and (last - today).days < 60:
-        text += " — the data ends soon: upgrade chinesecalendar or add [calendar] extra_holidays/extra_workdays"
+    advice = "upgrade chinesecalendar or add [calendar] extra_holidays/extra_workdays"
+    if today is not None and today > last:
+        text += f" — today is past the official data: {advice}"
+    elif today is not None and (last - today).days < 60:
+        text += f" — the data ends soon: {advice}"
     return text
+
+
+def _official_workday(day: date) -> bool | None:
+    """chinese-calendar's answer, or None for a year it has no data for."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
+
+
+def holiday_runs(days: dict[date, str]) -> list[str]:
+    """Days off as runs of one holiday: '2027-02-05–2027-02-12 春节', '2027-04-05 清明节'."""
+    runs: list[list[date]] = []
+    for day in sorted(days):
+        if runs and day - runs[-1][-1] == timedelta(days=1) and days[runs[-1][-1]] == days[day]:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [
+        f"{run[0].isoformat()}{'–' + run[-1].isoformat() if len(run) > 1 else ''} {days[run[0]]}"
+        for run in runs
+    ]
 
 
 class WorkCalendar:
@@ -56,7 +84,7 @@ class WorkCalendar:
         self.extra_holidays = frozenset(extra_holidays)
         self.extra_workdays = frozenset(extra_workdays)
         self.skip_non_workdays = skip_non_workdays
-        self.fallback_years: set[int] = set()  # years answered Mon–Fri because the library had no data
+        self.estimated_years: set[int] = set()  # years answered from the estimate: the library had no data
 
     @classmethod
     def from_config(cls, config: object) -> "WorkCalendar":
@@ -72,22 +100,38 @@ class WorkCalendar:
         )
 
     def is_workday(self, day: date) -> bool:
-        """Overrides first, then chinese-calendar, then Mon–Fri when the library has no data."""
+        """Overrides first, then chinese-calendar, then the estimated holidays and Mon–Fri."""
         if day in self.extra_holidays:
             return False
         if day in self.extra_workdays:
             return True
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            if day.year not in self.fallback_years:
-                self.fallback_years.add(day.year)
-                log.warning(
-                    "no Chinese holiday data for %s (chinesecalendar %s): treating Mon–Fri as workdays; "
-                    "add [calendar] extra_holidays/extra_workdays or upgrade the package",
-                    day.year, getattr(chinese_calendar, "__version__", "?"),
-                )
-            return day.weekday() < 5
+        official = _official_workday(day)
+        if official is not None:
+            return official
+        self._note_estimated_year(day.year)
+        return holidays.estimated_holiday(day) is None and day.weekday() < 5
+
+    def estimated_holiday(self, day: date) -> str | None:
+        """The estimated holiday that makes `day` a day off, when the answer for `day` comes from the estimate."""
+        if day in self.extra_holidays or day in self.extra_workdays or _official_workday(day) is not None:
+            return None
+        return holidays.estimated_holiday(day)
+
+    def estimated_holidays(self, first: date, last: date) -> dict[date, str]:
+        """Every day in [first, last] that is off only because of the estimate, with its holiday's name."""
+        days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+        return {day: name for day in days if (name := self.estimated_holiday(day))}
+
+    def _note_estimated_year(self, year: int) -> None:
+        if year in self.estimated_years:
+            return
+        self.estimated_years.add(year)
+        log.warning(
+            "no official Chinese holiday data for %s (chinesecalendar %s): using holidays estimated from the "
+            "lunar calendar, without make-up workdays; add [calendar] extra_holidays/extra_workdays or upgrade "
+            "the package once the State Council publishes the calendar",
+            year, getattr(chinese_calendar, "__version__", "?"),
+        )
 
     def in_quiet_hours(self, moment: time) -> bool:
         """True inside [start, end); the span may wrap midnight (21:30 → 07:30)."""

@@ -1,13 +1,16 @@
-"""Workdays (Chinese holidays, make-up workdays, overrides, the 2027 fallback) and quiet hours."""
+"""Workdays (Chinese holidays, make-up workdays, overrides, estimated holidays from 2027) and quiet hours."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 
+import chinese_calendar
 import pytest
 
-from scheduler.calendar import WorkCalendar, coverage_message, holiday_data_range
+from scheduler.calendar import WorkCalendar, coverage_message, holiday_data_range, holiday_runs
+from scheduler.holidays import estimated_holiday, lunar_day, qingming
 from tests.scheduler.conftest import TZ, at
 
 
@@ -30,25 +33,114 @@ def test_config_overrides_come_before_the_library() -> None:
     assert calendar.is_workday(date(2018, 12, 16))
 
 
-def test_a_year_without_holiday_data_falls_back_to_monday_to_friday(
+def test_a_year_without_holiday_data_uses_the_estimate(
     calendar: WorkCalendar, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="scheduler.calendar"):
-        assert calendar.is_workday(date(2027, 1, 4))  # chinese_calendar 1.11.0 raises NotImplementedError here
-        assert not calendar.is_workday(date(2027, 1, 9))
-        assert calendar.is_workday(date(2027, 1, 11))
+        assert not calendar.is_workday(date(2027, 1, 1))  # 元旦, a Friday; chinese_calendar 1.11.0 has no 2027
+        assert calendar.is_workday(date(2027, 1, 4))
+        assert not calendar.is_workday(date(2027, 1, 9))  # an ordinary Saturday
+        assert not calendar.is_workday(date(2027, 2, 8))  # Monday in the Spring Festival week
+        assert calendar.is_workday(date(2027, 2, 15))
     warnings = [r for r in caplog.records if "2027" in r.getMessage()]
     assert len(warnings) == 1  # once per year, not once per call
-    assert calendar.fallback_years == {2027}
+    assert "estimated from the lunar calendar" in warnings[0].getMessage()
+    assert calendar.estimated_years == {2027}
 
 
 def test_coverage_message_says_how_far_the_data_reaches() -> None:
     first, last = holiday_data_range()
     assert (first, last) == (date(2004, 1, 1), date(2026, 12, 31))
     message = coverage_message(date(2026, 11, 23))
-    assert "2004–2026" in message and "after 2026-12-31 fall back to Mon–Fri" in message
+    assert "2004–2026" in message
+    assert "after 2026-12-31 use holidays estimated from the lunar calendar (no make-up workdays)" in message
     assert "ends soon" in message
     assert "ends soon" not in coverage_message(date(2025, 1, 1))
+    assert "today is past the official data" in coverage_message(date(2027, 3, 1))
+
+
+def test_the_2027_spring_festival_week_moves_a_push_past_it(calendar: WorkCalendar) -> None:
+    assert lunar_day(2027, 1, 1) == date(2027, 2, 6)  # 初一, from lunar-python
+    assert holiday_runs(calendar.estimated_holidays(date(2027, 1, 20), date(2027, 2, 28))) == [
+        "2027-02-05–2027-02-12 春节"  # 除夕 (Friday) through 初七 (Friday)
+    ]
+    assert calendar.next_allowed(at("2027-02-05 17:00")) == at("2027-02-15 17:00")
+
+
+def test_qingming_is_the_solar_term(calendar: WorkCalendar) -> None:
+    assert (qingming(2027), qingming(2028)) == (date(2027, 4, 5), date(2028, 4, 4))
+    # 2027-04-05 is a Monday: Sat–Mon off. 2028-04-04 is a Tuesday: Sun–Tue off (the Saturday is 调休).
+    assert calendar.estimated_holidays(date(2027, 4, 1), date(2027, 4, 30)) == dict.fromkeys(
+        [date(2027, 4, 3), date(2027, 4, 4), date(2027, 4, 5)], "清明节"
+    )
+    assert not calendar.is_workday(date(2028, 4, 3)) and not calendar.is_workday(date(2028, 4, 4))
+    assert calendar.is_workday(date(2028, 4, 5))
+
+
+def test_mid_autumn_merges_with_national_day_when_they_touch(calendar: WorkCalendar) -> None:
+    assert lunar_day(2028, 8, 15) == date(2028, 10, 3)
+    assert holiday_runs(calendar.estimated_holidays(date(2028, 9, 1), date(2028, 10, 31))) == [
+        "2028-10-01–2028-10-08 国庆节、中秋节"
+    ]
+    assert lunar_day(2027, 8, 15) == date(2027, 9, 15)  # a Wednesday: one day, apart from 国庆节
+    assert holiday_runs(calendar.estimated_holidays(date(2027, 9, 1), date(2027, 10, 31))) == [
+        "2027-09-15 中秋节", "2027-10-01–2027-10-07 国庆节"
+    ]
+
+
+def test_new_year_run_may_start_in_december(calendar: WorkCalendar) -> None:
+    # 2030-01-01 is a Tuesday: Sun 12-30 through Tue 01-01, so Monday 2029-12-31 is off.
+    assert estimated_holiday(date(2029, 12, 31)) == "元旦"
+    assert not calendar.is_workday(date(2029, 12, 31))
+    assert calendar.is_workday(date(2029, 12, 28))
+
+
+def test_overrides_beat_the_estimate() -> None:
+    calendar = WorkCalendar(tz=TZ, extra_holidays=[date(2027, 3, 1)], extra_workdays=[date(2027, 2, 8)])
+    assert calendar.is_workday(date(2027, 2, 8)) and calendar.estimated_holiday(date(2027, 2, 8)) is None
+    assert not calendar.is_workday(date(2027, 3, 1)) and calendar.estimated_holiday(date(2027, 3, 1)) is None
+    assert calendar.estimated_holiday(date(2027, 2, 9)) == "春节"
+    assert calendar.next_allowed(at("2027-02-05 17:00")) == at("2027-02-08 17:00")
+
+
+def test_the_official_data_beats_the_estimate(calendar: WorkCalendar) -> None:
+    # 2024-02-09 (除夕) was a workday then; the estimate follows the 2025 rules that made 除夕 a holiday.
+    assert estimated_holiday(date(2024, 2, 9)) == "春节"
+    assert calendar.is_workday(date(2024, 2, 9)) and calendar.estimated_holiday(date(2024, 2, 9)) is None
+    assert calendar.estimated_years == set()
+
+
+def _holiday_weekdays(year: int, is_off: Callable[[date], bool]) -> set[date]:
+    """Mondays to Fridays of `year` that `is_off` gives off: the days a holiday actually takes from school."""
+    days = (date(year, 1, 1) + timedelta(days=n) for n in range(366))
+    return {day for day in days if day.year == year and day.weekday() < 5 and is_off(day)}
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_the_estimate_matches_the_official_holidays_of_recent_years(year: int) -> None:
+    official = _holiday_weekdays(year, lambda day: not chinese_calendar.is_workday(day))
+    estimated = _holiday_weekdays(year, lambda day: estimated_holiday(day) is not None)
+    assert len(official) in (18, 19) and estimated == official
+
+
+@pytest.mark.parametrize(
+    ("year", "only_estimated"),
+    [
+        # Before 2025 除夕 was not a statutory holiday and Labour Day had one day less: the runs sometimes
+        # fell a day short of the 2025 shape the estimate follows.
+        (2020, set()),
+        (2021, {date(2021, 2, 18)}),  # 初七: the run was 除夕–初六
+        (2022, {date(2022, 2, 7), date(2022, 5, 5)}),  # 初七, same; Labour Day was Apr 30–May 4
+        (2023, {date(2023, 5, 4), date(2023, 5, 5)}),  # Labour Day was Apr 29–May 3
+        (2024, {date(2024, 2, 9)}),  # 除夕: the run was 初一–初八
+    ],
+)
+def test_the_estimate_covers_every_official_holiday_since_2020(year: int, only_estimated: set[date]) -> None:
+    official = _holiday_weekdays(year, lambda day: not chinese_calendar.is_workday(day))
+    estimated = _holiday_weekdays(year, lambda day: estimated_holiday(day) is not None)
+    assert official <= estimated  # no official day off is missed
+    assert estimated - official == only_estimated
+    assert len(official) / len(estimated) >= 0.9
 
 
 def test_sunday_push_moves_to_monday_at_the_same_time(calendar: WorkCalendar) -> None:

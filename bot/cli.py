@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from bot.config import Config
+    from scheduler.calendar import WorkCalendar
 
 
 def _load_config(path: str) -> "Config | None":
@@ -49,7 +50,40 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.path}: OK ({len(config.campaigns)} campaigns, {len(config.units)} units, "
         f"{len(config.people)} people, {len(config.groups)} groups)"
     )
+    if config.campaigns:
+        note = _campaign_holidays_note(config)
+        if note:
+            print(note)
     return 0
+
+
+def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, *, where: str) -> str | None:
+    """Which days off in [first, last] are estimates (past the official holiday data), or None if none can be."""
+    from datetime import timedelta
+
+    from scheduler.calendar import holiday_data_range, holiday_runs
+
+    _, data_end = holiday_data_range()
+    if last <= data_end:
+        return None
+    runs = holiday_runs(calendar.estimated_holidays(max(first, data_end + timedelta(days=1)), last))
+    return (
+        f"note: official holiday data ends {data_end}; days off after it {where} are estimated from the lunar "
+        f"calendar (make-up workdays are not): {', '.join(runs) or 'none'}. Put the official days in [calendar] "
+        "extra_holidays / extra_workdays once published, or upgrade chinesecalendar"
+    )
+
+
+def _campaign_holidays_note(config: "Config") -> str | None:
+    """_estimated_holidays_note over the campaigns' dates."""
+    import logging
+
+    from scheduler.calendar import WorkCalendar
+
+    logging.getLogger("scheduler.calendar").setLevel(logging.ERROR)  # the note says it, once
+    first = min(c.start for c in config.campaigns)
+    last = max(c.end for c in config.campaigns)
+    return _estimated_holidays_note(WorkCalendar.from_config(config), first, last, where="in the campaigns")
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
@@ -135,7 +169,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     import logging
     from datetime import timedelta
 
-    from scheduler.calendar import WorkCalendar, holiday_data_range
+    from scheduler.calendar import WorkCalendar
     from scheduler.plan import plan_window
 
     config = _load_config(args.config)
@@ -159,13 +193,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             print(push.line(campaign_width=campaign_width, group_width=group_width))
         if not pushes:
             print(f"no pushes between {first} and {last}")
-    _, data_end = holiday_data_range()
-    if last > data_end:
-        print(
-            f"note: holiday data ends {data_end}; later days count Mon–Fri as workdays "
-            "unless [calendar] extra_holidays / extra_workdays say otherwise",
-            file=sys.stderr,
-        )
+    note = _estimated_holidays_note(calendar, first, last, where="in this window")
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 

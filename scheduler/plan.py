@@ -89,12 +89,15 @@ def days_left(deadline: date, today: date) -> str:
     return "今天截止" if days == 0 else f"已截止{-days}天"
 
 
-def _shift_note(due: datetime, send: datetime) -> str:
+def _shift_note(due: datetime, send: datetime, calendar: WorkCalendar) -> str:
     if send == due:
         return ""
     if send.date() == due.date():
         return f"（原定{due:%H:%M}，避开免打扰时段）"
-    return f"（原定{due:%m-%d}周{_WEEKDAY_ZH[due.weekday()]}，顺延）"
+    # Days off that only the lunar estimate knows about are flagged: the official calendar may differ.
+    estimated = calendar.estimated_holidays(due.date(), send.date() - timedelta(days=1))
+    reason = "按估算假期顺延" if estimated else "顺延"
+    return f"（原定{due:%m-%d}周{_WEEKDAY_ZH[due.weekday()]}，{reason}）"
 
 
 # A push moves at most this far (Spring Festival plus weekends), so planning starts this much earlier.
@@ -109,6 +112,7 @@ class _Planner:
         self.settings = config.scheduler
         self.first, self.last = first, last
         self._allowed: dict[datetime, datetime] = {}
+        self._notes: dict[tuple[datetime, datetime], str] = {}
 
     def near(self, day: date) -> bool:
         """Whether a push planned for `day` can matter to the window (saves calendar look-ups)."""
@@ -123,12 +127,18 @@ class _Planner:
             self._allowed[due] = self.calendar.next_allowed(due)
         return self._allowed[due]
 
+    def shift_note(self, due: datetime, send: datetime) -> str:
+        """_shift_note, worked out once per pair of times, like `allowed`."""
+        if (due, send) not in self._notes:
+            self._notes[due, send] = _shift_note(due, send, self.calendar)
+        return self._notes[due, send]
+
     def push(self, *, key: str, kind: str, campaign: Campaign, group: Group, due: datetime, summary: str,
              payload: Mapping[str, Any], send: datetime | None = None) -> PlannedPush:
         send = send or self.allowed(due)
         return PlannedPush(
             key=key, kind=kind, campaign_id=campaign.id, group_id=group.id, due_at=due, send_at=send,
-            summary=summary + _shift_note(due, send), payload=dict(payload),
+            summary=summary + self.shift_note(due, send), payload=dict(payload),
         )
 
     def report_reminders(self, campaign: Campaign) -> Iterator[PlannedPush]:

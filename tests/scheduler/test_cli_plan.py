@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,63 @@ def test_plan_of_the_example_config_warns_where_holiday_data_ends(capsys: pytest
     assert main(["plan", "--config", str(EXAMPLE_CONFIG), "--from", "2026-12-28", "--until", "2027-01-12"]) == 0
     out, err = capsys.readouterr()
     assert "2027-01-11 17:00+08:00  report_reminder  winter-2026  school2-staff  第6期报送提醒（截至01-09）（原定01-09周六，顺延）" in out
-    assert "holiday data ends 2026-12-31" in err
+    assert "official holiday data ends 2026-12-31" in err
+    assert "estimated from the lunar calendar (make-up workdays are not): 2027-01-01–2027-01-03 元旦." in err
+
+
+def test_plan_moves_a_reminder_out_of_the_estimated_2027_spring_festival(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Spring Festival 2027: 初一 is 02-06, so 除夕–初七 is 02-05–02-12; report day 02-08 lies inside."""
+    assert main(["plan", "--config", str(EXAMPLE_CONFIG), "--from", "2027-02-01", "--until", "2027-02-19"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert (
+        "2027-02-15 17:00+08:00  report_reminder  winter-2026  staff          "
+        "第9期报送提醒（截至02-08）（原定02-08周一，按估算假期顺延）"
+    ) in lines
+    assert not any(line.startswith(("2027-02-05", "2027-02-08", "2027-02-12")) for line in lines)
+    assert "2027-02-05–2027-02-12 春节" in err
+    # A weekend move outside the estimated holidays keeps the plain label.
+    assert main(["plan", "--config", str(EXAMPLE_CONFIG), "--from", "2027-03-01", "--until", "2027-03-01"]) == 0
+    assert "（原定02-28周日，顺延）" in capsys.readouterr().out
+
+
+def test_plan_follows_the_overrides_over_the_estimate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        EXAMPLE_CONFIG.read_text(encoding="utf-8").replace("extra_workdays = []", "extra_workdays = [2027-02-08]"),
+        encoding="utf-8",
+    )
+    assert main(["plan", "--config", str(path), "--from", "2027-02-08", "--until", "2027-02-08", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert {"at": "2027-02-08T17:00+08:00", "kind": "report_reminder", "campaign": "winter-2026", "group": "staff",
+            "summary": "第9期报送提醒（截至02-08）"} in json.loads(out)
+    assert "extra_holidays / extra_workdays" in err and "): none." in err
+
+
+def test_check_config_names_the_estimated_holidays_of_the_campaigns(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLE_CONFIG)]) == 0
+    out, err = capsys.readouterr()
+    note = out.splitlines()[1]
+    assert note.startswith("note: official holiday data ends 2026-12-31; days off after it in the campaigns")
+    assert (
+        "2027-01-01–2027-01-03 元旦, 2027-02-05–2027-02-12 春节, 2027-04-03–2027-04-05 清明节, "
+        "2027-05-01–2027-05-05 劳动节." in note
+    )
+    assert err == ""
+
+
+def test_check_config_says_nothing_of_estimates_within_the_official_data(
+    seed_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only the seed-002 campaign (2018–2019) is left.
+    text = re.sub(r'\[\[campaigns\]\]\nid = "winter-2026".*?(?=\n# ====)', "", seed_config.read_text(encoding="utf-8"),
+                  flags=re.DOTALL)
+    seed_config.write_text(text, encoding="utf-8")
+    assert main(["check-config", str(seed_config)]) == 0
+    out = capsys.readouterr().out
+    assert "OK (1 campaigns" in out and "note:" not in out
 
 
 def test_plan_rejects_a_reversed_window(seed_config: Path, capsys: pytest.CaptureFixture[str]) -> None:

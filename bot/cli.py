@@ -76,11 +76,8 @@ def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, 
 
 def _campaign_holidays_note(config: "Config") -> str | None:
     """_estimated_holidays_note over the campaigns' dates."""
-    import logging
-
     from scheduler.calendar import WorkCalendar
 
-    logging.getLogger("scheduler.calendar").setLevel(logging.ERROR)  # the note says it, once
     first = min(c.start for c in config.campaigns)
     last = max(c.end for c in config.campaigns)
     return _estimated_holidays_note(WorkCalendar.from_config(config), first, last, where="in the campaigns")

@@ -108,27 +108,34 @@ class SimulatorGuard:
         """A refusal for a request that must not reach the simulator, else None."""
         example = f"http://127.0.0.1:{self.port}/sim"
         if not self._allows(request.headers.get("host", ""), request.url.scheme):
-            return _refuse(
-                403,
-                f"模拟器只能通过本机地址（例如 {example}）或 [simulator] allowed_hosts 里的地址打开。",
-            )
-        origin = request.headers.get("origin")
-        if origin is not None:
-            parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or not self._allows(parts.netloc, parts.scheme):
-                return _refuse(403, f"拒绝来自其他网页的请求。请直接在浏览器里打开模拟器，例如 {example}。")
+            return _refuse(403, f"模拟器只能通过本机地址（例如 {example}）或 [simulator] allowed_hosts 里的地址打开。")
+        if not self._origin_allowed(request.headers.get("origin")):
+            return _refuse(403, f"拒绝来自其他网页的请求。请直接在浏览器里打开模拟器，例如 {example}。")
         if self.token is not None and self._presented_token(request) is None:
             return _refuse(
                 401,
                 "模拟器需要口令：请用 /sim?token=口令 打开一次页面（之后浏览器会记住），"
                 "或在请求头里带 Authorization: Bearer 口令。",
             )
-        declared = request.headers.get("content-length")
-        if declared is not None and not declared.strip().isdigit():
-            return _refuse(400, "请求头 Content-Length 不是数字。")
-        if declared is not None and int(declared) > self.max_body_bytes:
-            return self.too_large()
-        return None
+        return self._declared_size_refusal(request.headers.get("content-length"))
+
+    def _origin_allowed(self, origin: str | None) -> bool:
+        """No Origin (not sent by a browser's cross-site request), or one of the allowed addresses."""
+        if origin is None:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and self._allows(parts.netloc, parts.scheme)
+
+    def _declared_size_refusal(self, declared: str | None) -> Response | None:
+        if declared is None:
+            return None  # a chunked body: `capped` counts it as it streams
+        try:
+            size = int(declared.strip(), 10)
+        except ValueError:
+            size = -1
+        if size < 0:
+            return _refuse(400, "请求头 Content-Length 不是一个数字。")
+        return self.too_large() if size > self.max_body_bytes else None
 
     def too_large_detail(self) -> str:
         return f"上传的内容太大，请不要超过 {self.max_upload_mb} MB（例如先把照片压缩一下）。"
@@ -138,7 +145,8 @@ class SimulatorGuard:
 
     def _presented_token(self, request: Request) -> str | None:
         """Where a valid token came from ("header", "cookie", "query"), or None."""
-        assert self.token is not None
+        if self.token is None:
+            return None
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         candidates = {
             "header": bearer.strip() if scheme.lower() == "bearer" else "",
@@ -295,7 +303,7 @@ def _sender_and_group(config: Config, person_id: str, group_id: str) -> Person:
     person = next((p for p in config.people if p.id == person_id), None)
     if person is None:
         raise HTTPException(400, f"配置里没有这个人：{person_id}")
-    if person not in console_people(config):
+    if person.id not in {p.id for p in console_people(config)}:
         raise HTTPException(403, f"{person_id} 不属于任何模拟器群负责的单位，不能在模拟器里发消息。")
     return person
 

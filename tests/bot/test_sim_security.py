@@ -271,6 +271,15 @@ def test_lying_content_length_is_refused_before_any_byte_is_read(config_path: Pa
         assert pulled == 0
 
 
+@pytest.mark.parametrize("declared", [b"abc", b"-5", "²".encode("latin-1")])
+def test_unreadable_content_length_is_refused(config_path: Path, declared: bytes) -> None:
+    with client_for(make_config(config_path, simulator={})) as client:
+        status, body, pulled = call_asgi(client.app, [MULTIPART, (b"content-length", declared)], endless_multipart())
+        assert status == 400
+        assert "Content-Length" in body
+        assert pulled == 0
+
+
 def test_streamed_body_is_cut_off_at_the_limit(config_path: Path) -> None:
     """No Content-Length (chunked): the app stops pulling as soon as the limit is passed."""
     with client_for(make_config(config_path, simulator={"max_upload_mb": 1})) as client:

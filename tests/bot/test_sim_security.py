@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import selectors
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -60,8 +62,8 @@ def make_config(
     *,
     simulator: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
-    groups: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    people: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    groups: tuple[dict[str, Any], ...] = (),
+    people: tuple[dict[str, Any], ...] = (),
 ) -> Config:
     """The test copy of the example config with some tables changed, validated like a real file."""
     data = tomllib.loads(config_path.read_text(encoding="utf-8"))
@@ -125,7 +127,7 @@ def test_example_config_turns_it_on_for_the_readme_first_run(config_path: Path) 
 
 
 def test_withdrawing_or_reading_a_production_group_is_refused(config_path: Path) -> None:
-    config = make_config(config_path, simulator={}, groups=[DINGTALK_GROUP])
+    config = make_config(config_path, simulator={}, groups=(DINGTALK_GROUP,))
     with client_for(config) as client:
         engine = client.app.state.engine  # type: ignore[attr-defined]
         # 孙丽 reports a hazard in her school's real DingTalk group.
@@ -149,7 +151,7 @@ def test_withdrawing_or_reading_a_production_group_is_refused(config_path: Path)
 
 
 def test_directory_lists_console_groups_and_their_people_without_platform_ids(config_path: Path) -> None:
-    config = make_config(config_path, simulator={}, groups=[DINGTALK_GROUP], people=[BUREAU_INSPECTOR])
+    config = make_config(config_path, simulator={}, groups=(DINGTALK_GROUP,), people=(BUREAU_INSPECTOR,))
     with client_for(config) as client:
         response = client.get("/sim/api/directory")
         assert response.status_code == 200
@@ -217,8 +219,6 @@ def test_same_origin_post_is_served(config_path: Path) -> None:
 
 def call_asgi(app: FastAPI, headers: list[tuple[bytes, bytes]], body_chunks: Iterator[bytes]) -> tuple[int, str, int]:
     """POST /sim/api/messages straight into the ASGI app; (status, body, body bytes the app pulled)."""
-    import anyio
-
     pulled = 0
     sent: list[dict[str, Any]] = []
 
@@ -315,29 +315,35 @@ def live_server(config_path: Path) -> Iterator[int]:
 
 
 def raw_post(port: int, headers: str, parts: Iterator[bytes]) -> tuple[bytes, int]:
-    """Send a request by hand, stop as soon as the server answers; (status line, body bytes sent)."""
-    sent = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(
-            f"POST /sim/api/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: multipart/form-data; boundary=----sim\r\n{headers}\r\n".encode()
-        )
+    """Send a request by hand until the server answers; (status line, body bytes sent by then)."""
+    head = (
+        f"POST /sim/api/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary=----sim\r\n{headers}\r\n"
+    ).encode()
+    sent, pending, answer = 0, b"", b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock, selectors.DefaultSelector() as sel:
+        sock.sendall(head)
         sock.setblocking(False)
-        answer = b""
-        for part in parts:
-            try:
-                answer += sock.recv(65536)
-            except BlockingIOError:
-                pass
-            if answer:
-                break
-            try:
-                sent += sock.send(part)  # may send less: the rest is dropped, only the count matters
-            except (BlockingIOError, ConnectionError):
-                break
-        sock.settimeout(10)
+        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
         while b"\r\n" not in answer:
-            answer += sock.recv(65536)
+            events = sel.select(timeout=10)
+            assert events, "the server neither read on nor answered within 10 s"
+            if events[0][1] & selectors.EVENT_READ:
+                data = sock.recv(65536)
+                assert data, "the server closed the connection without an answer"
+                answer += data
+                continue
+            pending = pending or next(parts, b"")
+            if not pending:  # all sent: only the answer is awaited now
+                sel.modify(sock, selectors.EVENT_READ)
+                continue
+            try:
+                count_sent = sock.send(pending)
+            except (BrokenPipeError, ConnectionResetError):
+                sel.modify(sock, selectors.EVENT_READ)
+                continue
+            sent += count_sent
+            pending = pending[count_sent:]
     return answer.split(b"\r\n", 1)[0], sent
 
 

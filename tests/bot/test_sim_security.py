@@ -26,6 +26,7 @@ from bot.app import build_engine, create_app
 from bot.cli import main as cli_main
 from bot.config import Config, is_loopback_host, parse_config
 from bot.engine import Engine
+from bot.logging_setup import secret_values
 from bot.secrets import Secrets
 from handlers.messages import Inbound
 from models.tables import Hazard, HazardStatus, InboundMessage
@@ -416,6 +417,28 @@ def test_a_configured_token_is_enforced_on_loopback_too(config_path: Path) -> No
     with client_for(config, secrets=Secrets(environ={"SAFETYBOT_SIM_TOKEN": TOKEN})) as client:
         assert client.get("/sim/api/directory").status_code == 401
         assert client.get("/sim/api/directory", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_the_token_is_masked_in_logs(config_path: Path) -> None:
+    config = make_config(config_path, simulator={"token_env": "SAFETYBOT_SIM_TOKEN"})
+    assert TOKEN in secret_values(config, Secrets(environ={"SAFETYBOT_SIM_TOKEN": TOKEN}))
+
+
+@pytest.mark.parametrize(("host", "mounted"), [("0.0.0.0", False), ("127.0.0.1", True)])
+def test_serve_guards_the_address_it_really_listens_on(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, mounted: bool
+) -> None:
+    """`serve --host/--port` (as in the Dockerfile) count as the config: 0.0.0.0 without a token mounts no /sim."""
+    served: dict[str, Any] = {}
+    # uvicorn is the outside world here: keep the app it would serve instead of opening a port.
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    assert cli_main(["serve", "--config", str(config_path), "--host", host, "--port", "8123"]) == 0
+    assert (served["host"], served["port"]) == (host, 8123)
+    with TestClient(served["app"], base_url="http://127.0.0.1:8123") as client:
+        assert client.get("/sim").status_code == (200 if mounted else 404)
+    if mounted:
+        with TestClient(served["app"], base_url=SIM_URL) as client:
+            assert client.get("/sim").status_code == 403  # the config file's port is not the one listened on
 
 
 # -- check-config -------------------------------------------------------------------------------

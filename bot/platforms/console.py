@@ -52,6 +52,7 @@ ASSETS = {"sim.css": "text/css; charset=utf-8", "sim.js": "text/javascript; char
 
 
 TOKEN_COOKIE = "safetybot_sim"
+MIN_TOKEN_CHARS = 16  # a guessable token would make the token pointless
 BODY_HEADROOM_BYTES = 64 * 1024  # the form's text fields and multipart framing beside the photo
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 PLATFORM_NAMES = {"wecom": "企业微信", "dingtalk": "钉钉"}
@@ -395,6 +396,8 @@ def simulator_token(config: Config, secrets: Secrets) -> tuple[str | None, str |
     """(the token /sim requires or None, why /sim must stay unmounted or None)."""
     sim = config.simulator
     token = secrets.get(sim.token_env) if sim.token_env else None
+    if token and len(token) < MIN_TOKEN_CHARS:
+        return None, f"simulator NOT mounted: ${sim.token_env} is shorter than {MIN_TOKEN_CHARS} characters"
     if token or is_loopback_host(config.server.host):
         return token or None, None
     missing = f"${sim.token_env} is empty" if sim.token_env else "no [simulator] token_env is set"

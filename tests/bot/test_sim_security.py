@@ -384,6 +384,14 @@ def test_token_env_naming_an_unset_variable_means_no_simulator(config_path: Path
         assert client.get("/sim/api/directory").status_code == 404
 
 
+def test_a_short_token_means_no_simulator(config_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = make_config(config_path, simulator={"token_env": "SAFETYBOT_SIM_TOKEN"}, server={"host": "0.0.0.0"})
+    with caplog.at_level(logging.ERROR, logger="bot.platforms.console"):
+        with client_for(config, secrets=Secrets(environ={"SAFETYBOT_SIM_TOKEN": "1234"})) as client:
+            assert client.get("/sim/api/directory", headers={"Authorization": "Bearer 1234"}).status_code == 404
+    assert "shorter than 16 characters" in caplog.text and "1234" not in caplog.text
+
+
 def test_token_required_beyond_loopback(config_path: Path) -> None:
     config = make_config(config_path, simulator={"token_env": "SAFETYBOT_SIM_TOKEN"}, server={"host": "0.0.0.0"})
     with client_for(config, secrets=Secrets(environ={"SAFETYBOT_SIM_TOKEN": TOKEN})) as client:

@@ -32,6 +32,9 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8000
 # Mount the config at /config/config.toml; secrets come from environment variables it names.
+# 0.0.0.0 so the platforms' callbacks reach the container. The chat simulator (/sim) stays unexposed: it is off
+# unless the config says [simulator] enabled = true, and on a non-loopback host it is mounted only with a token
+# ([simulator] token_env); keep enabled = false in production (see README, "The simulator is for rehearsal").
 CMD ["safetybot", "serve", "--config", "/config/config.toml", "--host", "0.0.0.0", "--port", "8000"]
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"

@@ -19,9 +19,8 @@ from bot.config import Config
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.outbox import OutboxSender
-from bot.platforms import dingtalk, wecom
+from bot.platforms import console, dingtalk, wecom
 from bot.platforms.base import Runtime
-from bot.platforms.console import console_router
 from bot.platforms.console_delivery import ConsoleDelivery
 from bot.secrets import Secrets
 from bot.shared import SharedCache
@@ -156,5 +155,5 @@ def create_app(
         return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})
 
     sender.deliveries["console"] = ConsoleDelivery()
-    app.include_router(console_router(engine))
+    console.install(app, engine, secrets)  # only when [simulator] enabled, and only guarded
     return app

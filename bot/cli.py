@@ -37,7 +37,7 @@ def _parse_now(text: str) -> datetime | None:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_config
+    from bot.config import ConfigError, load_config, simulator_exposure
 
     try:
         config = load_config(args.path)
@@ -45,6 +45,14 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{args.path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    warnings, errors = simulator_exposure(config)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        print(f"{args.path}: {len(errors)} problem(s)", file=sys.stderr)
         return 1
     print(
         f"{args.path}: OK ({len(config.campaigns)} campaigns, {len(config.units)} units, "
@@ -120,14 +128,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from bot.logging_setup import configure_logging
     from bot.secrets import Secrets
 
+    # The app guards /sim by the address it really listens on, so --host/--port count as config.
+    server = config.server.model_copy(
+        update={"host": args.host or config.server.host, "port": args.port or config.server.port}
+    )
+    config = config.model_copy(update={"server": server})
     secrets = Secrets()
     configure_logging(config, secrets)
     app = create_app(config, secrets=secrets)
     # uvicorn's access log would bypass our redacting handlers and print callback query strings.
-    uvicorn.run(
-        app, host=args.host or config.server.host, port=args.port or config.server.port,
-        log_config=None, access_log=False,
-    )
+    uvicorn.run(app, host=server.host, port=server.port, log_config=None, access_log=False)
     return 0
 
 

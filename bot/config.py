@@ -7,6 +7,7 @@ Secrets never live here: groups name the *environment variables* that hold their
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import tomllib
 from datetime import date, datetime, time
@@ -341,6 +342,32 @@ class RedisSettings(_Model):
     url_env: EnvVarName = "SAFETYBOT_REDIS_URL"  # NAME of the env var with the URL (it may hold a password)
 
 
+_HOST_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when a listening address only accepts connections from this machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class Simulator(_Model):
+    """The local chat simulator at /sim: a rehearsal tool, off unless enabled."""
+
+    enabled: bool = False
+    # Extra names the page may be opened under (Host / Origin), e.g. "sim.school.example" or "10.0.0.5:8000";
+    # loopback names on the configured port are always allowed.
+    allowed_hosts: list[Annotated[str, Field(pattern=_HOST_PATTERN)]] = Field(default_factory=list)
+    max_upload_mb: int = Field(default=10, ge=1, le=100)  # larger request bodies are refused before being read
+    # NAME of the env var holding the access token; required when the server listens beyond loopback.
+    token_env: EnvVarName | None = None
+
+
 class Config(_Model):
     timezone: str = "Asia/Shanghai"
     database: Database = Field(default_factory=Database)
@@ -360,6 +387,7 @@ class Config(_Model):
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    simulator: Simulator = Field(default_factory=Simulator)
 
     @field_validator("timezone")
     @classmethod
@@ -825,3 +853,20 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"(file): not valid TOML: {exc}"]) from None
     return parse_config(data)
+
+
+def simulator_exposure(config: Config) -> tuple[list[str], list[str]]:
+    """What `check-config` says about who can reach the simulator: (warnings, errors)."""
+    sim, host = config.simulator, config.server.host
+    if not sim.enabled or is_loopback_host(host):
+        return [], []
+    if sim.token_env is None:
+        return [], [
+            f"simulator: enabled while server.host = {host!r} listens beyond this machine and no "
+            "simulator.token_env is set; the bot will not mount /sim. Set token_env (the NAME of an env var "
+            "holding a long random token), or set enabled = false"
+        ]
+    return [
+        f"simulator: enabled while server.host = {host!r} listens beyond this machine; anyone who reaches the "
+        f"port and holds the token in ${sim.token_env} can post as any person of the console groups"
+    ], []

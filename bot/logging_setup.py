@@ -59,6 +59,8 @@ def secret_values(config: Config, secrets: Secrets) -> list[str]:
         names.update(bot.credentials.values())
     for robot in config.dingtalk.robots:
         names.update(robot.credentials.values())
+    if config.simulator.token_env:
+        names.add(config.simulator.token_env)
     return [value for name in names if (value := secrets.get(name))]
 
 

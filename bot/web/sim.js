@@ -394,6 +394,8 @@
   }
 
   async function start() {
+    // A /sim?token=… link has set the cookie: keep the token out of the address bar and the history.
+    if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
     try {
       const response = await fetch("/sim/api/directory");
       if (!response.ok) throw new Error("HTTP " + response.status);

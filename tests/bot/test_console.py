@@ -16,11 +16,12 @@ from bot.platforms import console
 from models.tables import AttachmentFile, Hazard
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
+SIM_URL = "http://127.0.0.1:8000"  # the example config's loopback address: the only Host the simulator answers
 
 
 @pytest.fixture
 def client(config_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(load_config(config_path))) as test_client:
+    with TestClient(create_app(load_config(config_path)), base_url=SIM_URL) as test_client:
         yield test_client
 
 
@@ -145,7 +146,7 @@ def test_pushes_to_simulator_groups_are_listed_for_the_page(config_path: Path) -
     from models.tables import GroupRow
 
     app = create_app(load_config(config_path))
-    client = TestClient(app)
+    client = TestClient(app, base_url=SIM_URL)
     engine = app.state.engine
     with Session(engine.db) as session:
         group = session.get(GroupRow, "staff")

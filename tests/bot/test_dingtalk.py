@@ -386,7 +386,11 @@ def test_openapi_permanent_errors_and_missing_credentials(dt_config: Path, fake:
     md = harness.row(dingtalk.CH_OPENAPI, "markdown", {"robot_id": "dt-app", "conversation_id": "cid",
                                                       "msg_key": "sampleMarkdown", "msg_param": {"title": "t", "text": "x"}})
     throttled = anyio.run(harness.openapi.deliver, md)
-    assert throttled.retryable and throttled.rate_limited
+    assert throttled.retryable and throttled.rate_limited and throttled.retry_after is None
+    fake.retry_after = "12"
+    fake.fail_next("/v1.0/robot/groupMessages/send", 429)
+    throttled = anyio.run(harness.openapi.deliver, md)
+    assert throttled.rate_limited and throttled.retry_after == "12"  # the sender waits as long as it asks
     nobody = Harness(dt_config, fake, environ={})
     assert not anyio.run(nobody.openapi.deliver, md).retryable
 

@@ -23,7 +23,7 @@ from wechatpy.exceptions import InvalidSignatureException
 
 from bot.app import create_app
 from bot.config import load_config
-from bot.outbox import split_utf8
+from bot.outbox import OutboxSender, split_utf8
 from bot import pushes
 from bot.platforms import wecom
 from bot.secrets import Secrets
@@ -543,6 +543,30 @@ def test_transient_failures_are_retried_and_bad_keys_are_permanent(client: TestC
     failed = wait_for(lambda: next((r for r in outbox_rows(client) if r.state == "failed"), None))
     assert "93000" in failed.last_error and WEBHOOK_KEY not in failed.last_error  # type: ignore[union-attr]
     assert failed.attempts == 1  # type: ignore[union-attr]
+
+
+def test_http_429_waits_as_long_as_retry_after_asks_then_delivers_once(client: TestClient, fake: FakeWeCom) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.sender.may_send = lambda: False  # this test drives its own sender on a fixed clock
+    fake.retry_after = "30"
+    fake.fail_next(1, "429")
+    _enqueue(client, wecom.push_drafts(Session(runtime.engine.db), _group(client), [Reply("限流测试")]), "throttled")
+    now = [runtime.engine.now()]  # fixed from here on
+    sender = OutboxSender(
+        db=runtime.engine.db, deliveries={wecom.CHANNEL_WEBHOOK: runtime.sender.deliveries[wecom.CHANNEL_WEBHOOK]},
+        clock=lambda: now[0],
+    )
+    assert client.portal.call(sender.drain_once) == 1  # type: ignore[union-attr]
+    [row] = outbox_rows(client)
+    assert (row.state, row.attempts) == ("pending", 1) and "429" in row.last_error
+    assert row.next_attempt_at == now[0] + timedelta(seconds=30)
+    now[0] += timedelta(seconds=29)
+    assert client.portal.call(sender.drain_once) == 0  # type: ignore[union-attr]
+    now[0] += timedelta(seconds=1)
+    assert client.portal.call(sender.drain_once) == 1  # type: ignore[union-attr]
+    assert [s.content for s in fake.sent_to(WEBHOOK_KEY)] == ["限流测试"]
+    [row] = outbox_rows(client)
+    assert (row.state, row.attempts) == ("sent", 2)
 
 
 def test_used_response_url_falls_back_to_the_webhook(client: TestClient, fake: FakeWeCom, poster) -> None:

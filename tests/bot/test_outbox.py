@@ -201,7 +201,7 @@ def test_split_never_cuts_a_character_or_exceeds_the_limit(limit: int) -> None:
         assert "\n".join(parts) == text
 
 
-def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _cli_config(tmp_path: Path) -> tuple[Path, Engine]:
     config = tmp_path / "c.toml"
     db_url = f"sqlite:///{tmp_path / 'o.db'}"
     config.write_text(
@@ -211,6 +211,11 @@ def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFix
     )
     db = make_engine(db_url)
     upgrade(db)
+    return config, db
+
+
+def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, db = _cli_config(tmp_path)
     _enqueue(db, "push:1")
     store.mark_failed(db, 1, error="errcode 93000 invalid webhook url")
     assert main(["outbox", "--config", str(config), "--state", "failed"]) == 0
@@ -320,3 +325,55 @@ def test_a_throttled_robot_does_not_hold_up_others(db: Engine) -> None:
 def test_retry_after_reads_seconds_and_http_dates(header: str | None, seconds: int | None) -> None:
     delay = retry_after_delay(header, T0)
     assert delay == (None if seconds is None else timedelta(seconds=seconds))
+
+
+def _fail_after_outage(db: Engine, key: str, *, at: datetime) -> int:
+    row_id = _enqueue(db, key)
+    assert row_id is not None
+    store.claim(db, [row_id], now=at, lease=timedelta(minutes=2))
+    store.mark_failed(db, row_id, error="gave up after 12 attempts: network error: ConnectError")
+    return row_id
+
+
+def test_requeue_by_id_sends_a_given_up_reply_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, db = _cli_config(tmp_path)
+    failed = _fail_after_outage(db, "reply:wecom:m1:0", at=T0)
+    sent = _enqueue(db, "reply:wecom:m2:0")
+    assert sent is not None
+    store.mark_sent(db, sent, now=T0)
+    later = T0 + timedelta(hours=3)
+    code = main(["outbox", "--config", str(config), "--requeue", str(failed), "--requeue", str(sent),
+                 "--now", later.isoformat()])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"requeued {failed:>6}  reply:wecom:m1:0" in out and "ConnectError" in out
+    assert f"skipped  {sent:>6}  was sent already" in out and "1 message(s) requeued" in out
+    # the sender delivers it once; asking again changes nothing
+    clock, edge = Clock(), PlatformEdge()
+    clock.now = later
+    sender = _sender(db, clock, edge)
+    anyio.run(sender.drain_once)
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received] == ["reply:wecom:m1:0"]
+    assert main(["outbox", "--config", str(config), "--requeue", str(failed), "--now", later.isoformat()]) == 0
+    assert "was sent already" in capsys.readouterr().out
+    anyio.run(sender.drain_once)
+    assert len(edge.received) == 1
+
+
+def test_requeue_failed_since_takes_only_rows_that_failed_after_the_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, db = _cli_config(tmp_path)
+    _fail_after_outage(db, "push:old", at=T0 - timedelta(days=1))
+    recent = _fail_after_outage(db, "push:major_alert:3:leaders:0", at=T0 + timedelta(minutes=10))
+    since = "2026-11-23T16:00+08:00"  # T0 in Shanghai
+    assert main(["outbox", "--config", str(config), "--requeue-failed-since", since,
+                 "--now", "2026-11-23T18:00+08:00"]) == 0
+    out = capsys.readouterr().out
+    assert "push:major_alert:3:leaders:0" in out and "push:old" not in out
+    states = {row.dedupe_key: (row.state, row.attempts) for row in store.list_messages(db)}
+    assert states == {"push:old": ("failed", 1), "push:major_alert:3:leaders:0": ("pending", 0)}
+    assert store.list_messages(db, state="pending")[0].id == recent
+    assert main(["outbox", "--config", str(config), "--requeue-failed-since", "2026-11-23 16:00"]) == 2
+    assert "UTC offset" in capsys.readouterr().err

@@ -477,6 +477,22 @@ def test_group_robot_xml_callback_replies_through_the_webhook(client: TestClient
     assert sent[0].msgtype == "markdown" and re.search(r"已登记隐患 #\d+", sent[0].content)  # type: ignore[index]
 
 
+def test_a_reply_hundreds_of_messages_long_is_cut_to_three(client: TestClient, fake: FakeWeCom) -> None:
+    problem = "\n".join(f"第{i}处插座老化，电线裸露" for i in range(3000))
+    xml = group_robot_xml(f"@机器人 隐患\n部位：3号教学楼\n问题：{problem}\n期限：明天", userid="ZhangWei",
+                          chatid=ROBOT_CHAT, webhook_url=f"{fake.base_url}/cgi-bin/webhook/send?key={ROBOT_WEBHOOK_KEY}")
+    response = post_group_callback("/wecom/callback", xml, token=GROUP_TOKEN, encoding_aes_key=GROUP_AES_KEY,
+                                   http=client)
+    assert response.status_code == 200
+    rows = wait_for(lambda: [r for r in outbox_rows(client) if r.dedupe_key.startswith("reply:")])
+    assert 1 <= len(rows) <= 3  # type: ignore[arg-type]
+    sent = wait_for(lambda: len(fake.sent_to(ROBOT_WEBHOOK_KEY)) == len(rows) and fake.sent_to(ROBOT_WEBHOOK_KEY))  # type: ignore[arg-type]
+    shown = "\n".join(s.content for s in sent)  # type: ignore[union-attr]
+    assert "已登记隐患 #" in shown and re.search(r"……回复太长，另有 \d+ 行未显示", shown)
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        assert session.exec(select(Hazard)).one().problem == problem
+
+
 def _enqueue(client: TestClient, drafts: list, prefix: str) -> None:
     engine = client.app.state.engine  # type: ignore[attr-defined]
     with Session(engine.db) as session:

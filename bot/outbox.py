@@ -48,16 +48,19 @@ class DeliveryResult:
         return cls(ok=False, retryable=False, error=error)
 
 
+RETRY_AFTER_MAX_SECONDS = 86_400  # a longer wait outlasts any give-up time anyway
+
+
 def retry_after_delay(value: str | None, now: datetime) -> timedelta | None:
     """How long a Retry-After header (delta-seconds or an HTTP date) asks us to wait; None if absent or unreadable."""
     if not value or not value.strip():
         return None
     text = value.strip()
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        return timedelta(seconds=min(int(text), RETRY_AFTER_MAX_SECONDS))
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # HTTP dates are GMT
         when = when.replace(tzinfo=timezone.utc)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,6 @@ from models.tables import OutboxMessage, OutboxState
 
 PRIORITY_NORMAL = 0
 PRIORITY_URGENT = 10  # 重大 alerts: first in their robot's turn
-
 
 
 def enqueue(

@@ -320,7 +320,10 @@ def test_a_throttled_robot_does_not_hold_up_others(db: Engine) -> None:
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("120", 120), ("Mon, 23 Nov 2026 08:01:30 GMT", 90), ("soon", None), (None, None), ("Mon, 23 Nov 2026 07:00:00 GMT", 0)],
+    [
+        ("120", 120), ("Mon, 23 Nov 2026 08:01:30 GMT", 90), ("soon", None), (None, None), ("-5", None),
+        ("Mon, 23 Nov 2026 07:00:00 GMT", 0), ("9" * 40, 86_400),
+    ],
 )
 def test_retry_after_reads_seconds_and_http_dates(header: str | None, seconds: int | None) -> None:
     delay = retry_after_delay(header, T0)

@@ -149,6 +149,8 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     tz = config.tz
+    if args.requeue or args.requeue_failed_since:
+        return _requeue(args, config)
     rows = store.list_messages(make_engine(config.database.url), state=args.state, limit=args.limit)
     if args.json:
         print(json.dumps([
@@ -168,6 +170,49 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
         when = (row.sent_at or row.created_at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         error = f"  {row.last_error}" if row.last_error else ""
         print(f"{row.id:>6}  {row.state:<7} {when}  {row.channel:<24} tries={row.attempts}  {row.dedupe_key}{error}")
+    return 0
+
+
+def _requeue(args: argparse.Namespace, config: "Config") -> int:
+    """Put given-up rows back to pending (`--requeue ID`, `--requeue-failed-since TIME`) and say what happened."""
+    from datetime import timedelta
+
+    from models import outbox as store
+    from models.db import make_engine
+
+    now = _parse_now(args.now) if args.now else datetime.now(config.tz)
+    if now is None:
+        return 2
+    since = None
+    if args.requeue_failed_since:
+        try:
+            since = datetime.fromisoformat(args.requeue_failed_since)
+        except ValueError:
+            since = None
+        if since is None or since.tzinfo is None:
+            print("--requeue-failed-since needs an ISO time with a UTC offset, e.g. 2026-12-01T08:00+08:00",
+                  file=sys.stderr)
+            return 2
+    db = make_engine(config.database.url)
+    ids = list(dict.fromkeys([*(args.requeue or []), *(store.failed_since(db, since) if since else [])]))
+    if not ids:
+        print(f"no failed messages last tried since {since.isoformat()}" if since else "nothing to requeue")
+        return 0
+    give_up_after = timedelta(minutes=config.outbox.give_up_after_minutes)
+    outcomes = store.requeue(db, ids, now=now, give_up_after=give_up_after)
+    why_not = {
+        "sent": "was sent already; never sent twice",
+        "pending": "is pending already",
+        "missing": "no such outbox row",
+    }
+    for outcome in outcomes:
+        if outcome.outcome == "requeued":
+            error = f"  (was: {outcome.last_error})" if outcome.last_error else ""
+            print(f"requeued {outcome.row_id:>6}  {outcome.dedupe_key}{error}")
+        else:
+            print(f"skipped  {outcome.row_id:>6}  {why_not.get(outcome.outcome, outcome.outcome)}")
+    requeued = sum(1 for o in outcomes if o.outcome == "requeued")
+    print(f"{requeued} message(s) requeued; they are sent within the limits once `safetybot serve` runs")
     return 0
 
 
@@ -307,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", choices=["pending", "sent", "failed"])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--requeue", type=int, action="append", metavar="ID",
+                   help="put this failed message back to pending (repeatable); a sent one is never sent again")
+    p.add_argument("--requeue-failed-since", metavar="TIME",
+                   help="requeue every failed message last tried at or after this ISO time with offset")
+    p.add_argument("--now", help="ISO time with offset to requeue at (default: the wall clock)")
     p.set_defaults(func=_cmd_outbox)
 
     p = sub.add_parser("plan", help="list every push (reminders, nudges, digests) the bot will make")

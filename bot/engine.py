@@ -30,6 +30,7 @@ from bot.outbox import Draft
 from bot.photolinks import PhotoLinks
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
+from handlers.format import fit_replies, merge_replies
 from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
 from handlers.router import dispatch
@@ -50,6 +51,31 @@ class Renderer(Protocol):
 
 
 ID_MAX_CHARS = 128  # inbound_message.platform_msg_id / chat_id / sender_id
+
+# One inbound message may become at most this many text messages (its images and files come on top):
+# a reply hundreds of messages long once held a robot's queue for ten minutes.
+MAX_REPLY_MESSAGES = 3
+REPLY_TEXT_BUDGET = 9000  # bytes of reply text tried first when the replies would need more messages
+MEDIA_KINDS = ("image", "file")
+
+
+def _text_messages(drafts: Sequence[Draft]) -> int:
+    return sum(1 for draft in drafts if draft.kind not in MEDIA_KINDS)
+
+
+def render_capped(renderer: Renderer, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
+    """Render replies into at most MAX_REPLY_MESSAGES text messages: when they need more, their texts
+    become one reply, shortened (it then says what was left out) until it fits. Platforms differ in
+    message size, so the renderer is the judge."""
+    drafts = renderer(session, replies, route)
+    if _text_messages(drafts) <= MAX_REPLY_MESSAGES:
+        return drafts
+    merged = merge_replies(replies)
+    budget = REPLY_TEXT_BUDGET
+    while _text_messages(drafts) > MAX_REPLY_MESSAGES and budget >= 500:
+        drafts = renderer(session, fit_replies(merged, budget), route)
+        budget //= 2
+    return drafts
 
 
 def _storable_text(value: str) -> str:
@@ -260,7 +286,7 @@ class Engine:
             return
         route = json.loads(row.route or "{}")
         now = self.now()
-        for index, draft in enumerate(renderer(session, replies, route)):
+        for index, draft in enumerate(render_capped(renderer, session, replies, route)):
             outbox_store.enqueue(
                 session,
                 dedupe_key=f"reply:{msg.platform}:{msg.msg_id}:{index}",

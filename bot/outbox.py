@@ -13,6 +13,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import anyio
@@ -31,19 +32,39 @@ class DeliveryResult:
     ok: bool
     retryable: bool = False
     error: str = ""
-    rate_limited: bool = False  # e.g. WeCom 45009, DingTalk 130101 / 410100
+    rate_limited: bool = False  # e.g. HTTP 429, WeCom 45009, DingTalk 130101 / 410100
+    retry_after: str | None = None  # the platform's Retry-After header, as sent (seconds or an HTTP date)
 
     @classmethod
     def sent(cls) -> "DeliveryResult":
         return cls(ok=True)
 
     @classmethod
-    def retry(cls, error: str, *, rate_limited: bool = False) -> "DeliveryResult":
-        return cls(ok=False, retryable=True, error=error, rate_limited=rate_limited)
+    def retry(cls, error: str, *, rate_limited: bool = False, retry_after: str | None = None) -> "DeliveryResult":
+        return cls(ok=False, retryable=True, error=error, rate_limited=rate_limited, retry_after=retry_after)
 
     @classmethod
     def fail(cls, error: str) -> "DeliveryResult":
         return cls(ok=False, retryable=False, error=error)
+
+
+RETRY_AFTER_MAX_SECONDS = 86_400  # a longer wait outlasts any give-up time anyway
+
+
+def retry_after_delay(value: str | None, now: datetime) -> timedelta | None:
+    """How long a Retry-After header (delta-seconds or an HTTP date) asks us to wait; None if absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return timedelta(seconds=min(int(text), RETRY_AFTER_MAX_SECONDS))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT
+        when = when.replace(tzinfo=timezone.utc)
+    return max(timedelta(0), when - now)
 
 
 class Delivery(Protocol):
@@ -76,6 +97,10 @@ class SlidingWindowLimiter:
     def record(self, robot: str, at: datetime) -> None:
         self._sent[robot].append(at)
 
+    def saturated(self, now: datetime) -> set[str]:
+        """Robots with no send left in the current window."""
+        return {robot for robot in list(self._sent) if self.available(robot, now) <= 0}
+
 
 class OutboxSender:
     """Leases due rows, respects each robot's rate, delivers, and records the result."""
@@ -102,6 +127,8 @@ class OutboxSender:
         self.retry_max = retry_max_seconds
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
+        # Robots the platform throttled (429 / 45009 …), until when: none of their rows is tried before.
+        self._paused: dict[str, datetime] = {}
         self._wake = anyio.Event()
         self._seeded = False
         # With several processes, only the leader sends, so each robot's rate is counted in one place.
@@ -120,15 +147,23 @@ class OutboxSender:
     def _backoff(self, attempts: int) -> timedelta:
         return timedelta(seconds=min(self.retry_max, self.retry_base * (2 ** max(0, attempts))))
 
+    def _blocked_robots(self, now: datetime) -> set[str]:
+        """Robots that may not send now: at their rate limit, or paused by the platform."""
+        self._paused = {robot: until for robot, until in self._paused.items() if until > now}
+        return self.limiter.saturated(now) | set(self._paused)
+
     async def drain_once(self) -> int:
-        """Send what is due and allowed now; returns how many rows were attempted."""
+        """Send what is due and allowed now, robots taking turns; returns how many rows were attempted."""
         if not self.may_send():
             return 0
         now = self.clock()
         if not self._seeded:
             await anyio.to_thread.run_sync(self._seed, now)
+        blocked = self._blocked_robots(now)
         candidates = await anyio.to_thread.run_sync(
-            lambda: store.due_candidates(self.db, now=now, limit=self.batch)
+            lambda: store.due_candidates(
+                self.db, now=now, limit=self.batch, per_robot=self.limiter.limit, skip_robots=blocked
+            )
         )
         budget: dict[str, int] = {}
         chosen: list[int] = []
@@ -142,8 +177,32 @@ class OutboxSender:
             return 0
         rows = await anyio.to_thread.run_sync(lambda: store.claim(self.db, chosen, now=now, lease=self.lease))
         for row in rows:
-            await self._deliver(row)
+            paused_until = self._paused.get(row.robot)
+            if paused_until is not None:
+                await self._release(row, paused_until)
+            else:
+                await self._deliver(row)
         return len(rows)
+
+    async def _release(self, row: OutboxMessage, until: datetime) -> None:
+        """Hand back a row claimed in this pass whose robot was throttled meanwhile; it was not tried."""
+        row_id = int(row.id)  # type: ignore[arg-type]
+        error = f"not tried: {row.robot} is throttled by the platform until {until.isoformat()}"
+        now = self.clock()
+        await anyio.to_thread.run_sync(
+            lambda: store.mark_retry(self.db, row_id, now=now, next_attempt_at=until, error=error, counts=False)
+        )
+
+    def _retry_wait(self, row: OutboxMessage, result: DeliveryResult, done: datetime) -> timedelta:
+        """How long before trying again: what Retry-After asked for, else exponential backoff (throttled: at
+        least until the robot's window has room, and half a window)."""
+        asked = retry_after_delay(result.retry_after, done)
+        if asked is not None:
+            return asked
+        wait = self._backoff(row.attempts)
+        if not result.rate_limited:
+            return wait
+        return max(wait, self.limiter.next_free(row.robot, done) - done, self.limiter.window / 2)
 
     async def _deliver(self, row: OutboxMessage) -> None:
         delivery = self.deliveries.get(row.channel)
@@ -164,9 +223,9 @@ class OutboxSender:
         if result.ok:
             await anyio.to_thread.run_sync(lambda: store.mark_sent(self.db, row_id, now=done))
         elif result.retryable:
-            wait = self._backoff(row.attempts)
+            wait = self._retry_wait(row, result, done)
             if result.rate_limited:
-                wait = max(wait, self.limiter.next_free(row.robot, done) - done, self.limiter.window / 2)
+                self._paused[row.robot] = max(self._paused.get(row.robot, done), done + wait)
             log.warning("outbox row %s: %s; retrying in %.0fs", row_id, result.error, wait.total_seconds())
             await anyio.to_thread.run_sync(
                 lambda: store.mark_retry(self.db, row_id, now=done, next_attempt_at=done + wait, error=result.error)

@@ -50,8 +50,11 @@ def enqueue_push(
     replies: Sequence[Reply],
     now: datetime,
     give_up_after: timedelta,
+    priority: int = outbox_store.PRIORITY_NORMAL,
 ) -> int:
-    """Store the push's messages in the outbox (inside the caller's transaction); returns rows added."""
+    """Store the push's messages in the outbox (inside the caller's transaction); returns rows added.
+
+    `priority` PRIORITY_URGENT puts the rows first in their robot's turn (重大 alerts)."""
     renderer = _RENDERERS.get(group.platform)
     if renderer is None:
         raise LookupError(f"no push renderer for platform {group.platform!r} (group {group.id})")
@@ -69,6 +72,7 @@ def enqueue_push(
             blob=draft.blob,
             now=now,
             give_up_after=give_up_after,
+            priority=priority,
         )
         added += row_id is not None
     return added

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
+from handlers.messages import Reply
 from models.tables import Hazard
 
 WEEKDAYS = "一二三四五六日"
@@ -37,3 +39,54 @@ def hazard_line(hazard: Hazard, today: date) -> str:
         tail = hazard.status_label
     who = hazard.responsible_name or "未指定"
     return f"#{hazard.number} {flag}{hazard.location} {problem}｜{who}｜{tail}"
+
+
+def first_items(items: list[str], limit: int) -> list[str]:
+    """The first `limit` distinct items, then a line saying how many more there were."""
+    distinct = list(dict.fromkeys(items))
+    if len(distinct) <= limit:
+        return distinct
+    return distinct[:limit] + [f"……另有 {len(distinct) - limit} 条未显示"]
+
+
+_CUT_NOTE_ROOM = 120  # bytes kept free for the note that says what was cut
+
+
+def fit_text(text: str, max_bytes: int) -> str:
+    """Text within `max_bytes` UTF-8 bytes, cut after a whole line, ending with what was left out."""
+    if len(text.encode("utf-8")) <= max_bytes:
+        return text
+    room = max(0, max_bytes - _CUT_NOTE_ROOM)
+    lines = text.split("\n")
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        size += len(line.encode("utf-8")) + 1
+        if size > room:
+            break
+        kept.append(line)
+    if kept:
+        return "\n".join(kept) + f"\n……回复太长，另有 {len(lines) - len(kept)} 行未显示"
+    # Even the first line is too long: show its beginning (never half a character).
+    start = lines[0].encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{start}\n……回复太长，其余内容未显示"
+
+
+def merge_replies(replies: list[Reply]) -> list[Reply]:
+    """One reply with every text (and every @), then the images and files as replies of their own."""
+    texts = [reply for reply in replies if reply.text]
+    if len(texts) <= 1:
+        return list(replies)
+    mentions = tuple(dict.fromkeys(person for reply in texts for person in reply.mentions))
+    merged = Reply("\n\n".join(reply.text for reply in texts), mentions=mentions, kind=texts[0].kind)
+    attachments = [replace(r, text="", mentions=()) for r in replies if r.image_png is not None or r.file_data is not None]
+    return [merged, *attachments]
+
+
+def fit_replies(replies: list[Reply], max_bytes: int) -> list[Reply]:
+    """The replies with their texts sharing `max_bytes` (attachments and mentions stay as they are)."""
+    with_text = sum(1 for reply in replies if reply.text)
+    if not with_text:
+        return list(replies)
+    share = max_bytes // with_text
+    return [replace(reply, text=fit_text(reply.text, share)) if reply.text else reply for reply in replies]

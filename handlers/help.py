@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from handlers.command import Command
 from handlers.context import Context
+from handlers.format import first_items
 from handlers.messages import Reply
 from models.tables import PersonRow
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from handlers.router import Route
 
 HELP = "帮助：发「帮助」看全部命令，发「帮助 销号」看某个命令的写法。"
+ERRORS_SHOWN = 5  # a message with thousands of mistakes gets one short reply, not hundreds of messages
 
 OVERVIEW = """安全助手能做这些（@我 后发送）：
 · 隐患 —— 上报隐患（可附照片）
@@ -51,7 +53,9 @@ def handle_help(command: Command, context: Context) -> list[Reply]:
 
 def error_reply(command: Command, routes: Mapping[str, "Route"]) -> Reply:
     """Say what was wrong, then show the template of the command the person meant."""
-    lines = list(command.errors) or ["没看懂这条消息。"]
+    lines = first_items(list(command.errors), ERRORS_SHOWN) or ["没看懂这条消息。"]
+    if len(set(command.errors)) > ERRORS_SHOWN:  # the last line says how many were left out
+        lines[-1] += "，请先改正以上几处，再重新发送。"
     if command.command is not None and command.command in routes:
         lines += ["", "正确写法：", routes[command.command].help]
     else:

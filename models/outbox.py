@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, or_, update
+from sqlalchemy import Engine, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from models.tables import OutboxMessage, OutboxState
+
+PRIORITY_NORMAL = 0
+PRIORITY_URGENT = 10  # 重大 alerts: first in their robot's turn
 
 
 def enqueue(
@@ -29,11 +33,12 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     blob: bytes | None = None,
     group_id: str | None = None,
+    priority: int = PRIORITY_NORMAL,
 ) -> int | None:
     """Insert a message unless its key exists; returns the new row id, or None for a duplicate."""
     values = dict(
         dedupe_key=dedupe_key, platform=platform, channel=channel, robot=robot, group_id=group_id,
-        kind=kind, payload=json.dumps(payload or {}, ensure_ascii=False), blob=blob,
+        priority=priority, kind=kind, payload=json.dumps(payload or {}, ensure_ascii=False), blob=blob,
         state=OutboxState.PENDING.value, attempts=0, created_at=now, next_attempt_at=now,
         give_up_at=now + give_up_after, last_error="",
     )
@@ -54,19 +59,37 @@ def _enqueue_statement(dialect: str) -> Any:
     )
 
 
-def due_candidates(db: Engine, *, now: datetime, limit: int) -> list[tuple[int, str]]:
-    """(id, robot) of pending rows that are due and not leased, oldest first."""
+def due_candidates(
+    db: Engine, *, now: datetime, limit: int, per_robot: int | None = None, skip_robots: Collection[str] = ()
+) -> list[tuple[int, str]]:
+    """(id, robot) of due, unleased pending rows, taking turns between robots.
+
+    Each robot contributes at most `per_robot` rows, its urgent ones first, then oldest first; the
+    list takes every robot's first row, then every robot's second row, and so on (urgent rows of any
+    robot ahead of all others). So one robot with hundreds of queued parts never fills the batch,
+    and robots in `skip_robots` (at their rate limit) take no room at all.
+    """
+    due = [
+        OutboxMessage.state == OutboxState.PENDING.value,
+        OutboxMessage.next_attempt_at <= now,
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),  # type: ignore[union-attr]
+    ]
+    if skip_robots:
+        due.append(OutboxMessage.robot.not_in(sorted(skip_robots)))  # type: ignore[attr-defined]
+    turn = (
+        func.row_number()
+        .over(partition_by=OutboxMessage.robot, order_by=(OutboxMessage.priority.desc(), OutboxMessage.id))  # type: ignore[attr-defined]
+        .label("turn")
+    )
+    ranked = select(OutboxMessage.id, OutboxMessage.robot, OutboxMessage.priority, turn).where(*due).subquery()
+    statement = (
+        select(ranked.c.id, ranked.c.robot)
+        .where(ranked.c.turn <= (per_robot or limit))
+        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
+        .limit(limit)
+    )
     with Session(db) as session:
-        rows = session.exec(
-            select(OutboxMessage.id, OutboxMessage.robot)
-            .where(
-                OutboxMessage.state == OutboxState.PENDING.value,
-                OutboxMessage.next_attempt_at <= now,
-                or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),  # type: ignore[union-attr]
-            )
-            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-            .limit(limit)
-        ).all()
+        rows = session.execute(statement).all()
     return [(int(row[0]), str(row[1])) for row in rows]
 
 
@@ -159,3 +182,54 @@ def list_messages(db: Engine, *, state: str | None = None, limit: int = 50) -> l
         if state:
             statement = statement.where(OutboxMessage.state == state)
         return list(session.exec(statement))
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """What `requeue` did with one row: `requeued`, or why not (`sent`, `pending`, `missing`)."""
+
+    row_id: int
+    outcome: str
+    dedupe_key: str = ""
+    last_error: str = ""
+
+
+def failed_since(db: Engine, since: datetime) -> list[int]:
+    """Ids of failed rows whose last attempt (or, never attempted, creation) was at or after `since`."""
+    attempted = func.coalesce(OutboxMessage.last_claimed_at, OutboxMessage.created_at)
+    with Session(db) as session:
+        return [
+            int(row_id)
+            for row_id in session.exec(
+                select(OutboxMessage.id)
+                .where(OutboxMessage.state == OutboxState.FAILED.value, attempted >= since)
+                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            )
+        ]
+
+
+def requeue(db: Engine, ids: Sequence[int], *, now: datetime, give_up_after: timedelta) -> list[Requeued]:
+    """Put failed rows back to pending with fresh attempts and a new give-up time.
+
+    The row keeps its dedupe key, and only a row still `failed` changes (compare-and-set): a row that
+    was sent is never sent again.
+    """
+    outcomes: list[Requeued] = []
+    with Session(db) as session:
+        for row_id in ids:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.FAILED.value)
+                .values(
+                    state=OutboxState.PENDING.value, attempts=0, next_attempt_at=now,
+                    give_up_at=now + give_up_after, claimed_until=None,
+                )
+            )
+            session.commit()
+            row = session.get(OutboxMessage, row_id)
+            if row is None:
+                outcomes.append(Requeued(row_id, "missing"))
+                continue
+            outcome = "requeued" if result.rowcount == 1 else row.state
+            outcomes.append(Requeued(row_id, outcome, row.dedupe_key, row.last_error))
+    return outcomes

@@ -299,6 +299,8 @@ class OutboxMessage(SQLModel, table=True):
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
     blob: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # image/file bytes
     state: str = Field(default=OutboxState.PENDING.value, max_length=16)
+    # Higher goes first within its robot's turn (重大 alerts); see models.outbox.PRIORITY_URGENT.
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     attempts: int = 0
     created_at: datetime = Field(sa_column=_ts())
     next_attempt_at: datetime = Field(sa_column=_ts())

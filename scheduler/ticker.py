@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 
 from bot import pushes
 from bot.config import Config
+from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from models.tables import CampaignRow, DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
 from scheduler.messages import ComposeSettings, compose_many
@@ -293,6 +294,7 @@ class Ticker:
                     pushes.enqueue_push(
                         session, group=groups[row.group_id], dedupe_key=f"push:{row.key}", replies=message.replies,
                         now=now, give_up_after=self.give_up_after,
+                        priority=PRIORITY_URGENT if row.kind == "major_alert" else PRIORITY_NORMAL,
                     )
                     row.state, row.sent_at, row.reason = DuePushState.SENT.value, now, ""
                 session.add(row)

@@ -306,7 +306,8 @@ class DingTalkApi:
         text = redact(response.text[:500], *secrets)
         error = f"{what}: HTTP {response.status_code} {text}"
         if response.status_code == 429 or "throttl" in text.lower() or "qpslimit" in text.lower():
-            return DingTalkError(DeliveryResult.retry(error, rate_limited=True))
+            retry_after = response.headers.get("Retry-After")
+            return DingTalkError(DeliveryResult.retry(error, rate_limited=True, retry_after=retry_after))
         if response.status_code >= 500:
             return DingTalkError(DeliveryResult.retry(error))
         return DingTalkError(DeliveryResult.fail(error))
@@ -465,7 +466,7 @@ async def _guard(what: str, call: Callable[[], Awaitable[None]], *secrets: str |
     except DingTalkError as exc:
         return DeliveryResult(
             ok=False, retryable=exc.result.retryable, rate_limited=exc.result.rate_limited,
-            error=redact(exc.result.error, *secrets),
+            error=redact(exc.result.error, *secrets), retry_after=exc.result.retry_after,
         )
     except httpx.HTTPError as exc:
         return DeliveryResult.retry(redact(f"{what}: {type(exc).__name__}: {exc}", *secrets))

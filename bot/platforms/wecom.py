@@ -771,6 +771,10 @@ class WeComAdapter:
         return self._answer(response)
 
     def _answer(self, response: httpx.Response) -> DeliveryResult | dict[str, Any]:
+        if response.status_code == 429:  # throttled before the API answered: wait as long as it asks
+            return DeliveryResult.retry(
+                "HTTP 429 Too Many Requests", rate_limited=True, retry_after=response.headers.get("Retry-After")
+            )
         if response.status_code >= 500:
             return DeliveryResult.retry(f"HTTP {response.status_code}")
         if response.status_code >= 400:
@@ -861,7 +865,7 @@ class WeComAdapter:
         result = self._result(answer)
         if not result.ok:
             return DeliveryResult(ok=False, retryable=result.retryable, error=f"upload_media: {result.error}",
-                                  rate_limited=result.rate_limited)
+                                  rate_limited=result.rate_limited, retry_after=result.retry_after)
         media_id = answer.get("media_id")
         return str(media_id) if media_id else DeliveryResult.retry("upload_media returned no media_id")
 

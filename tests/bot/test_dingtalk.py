@@ -14,11 +14,12 @@ import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, func, select
+from sqlmodel import Session, create_engine, func, select
 
 from bot import pushes
 from bot.app import create_app
 from bot.config import load_config
+from bot.engine import render_capped
 from bot.outbox import OutboxSender
 from bot.platforms import dingtalk
 from bot.secrets import Secrets
@@ -245,6 +246,35 @@ def test_report_is_acknowledged_then_answered_by_session_webhook(client: TestCli
         assert row is not None and row.channel == dingtalk.CH_SESSION and row.robot == "dingtalk:app:dt-app:dt-staff"
 
 
+def test_a_report_hundreds_of_lines_long_is_stored_whole_and_answered_in_at_most_three_messages(
+    client: TestClient, fake: FakeDingTalk
+) -> None:
+    problem = "\n".join(f"第{i}处插座老化，电线裸露" for i in range(3000))
+    message = robot_message(fake, text=f"隐患\n部位：3号教学楼\n问题：{problem}\n期限：明天")
+    assert post_callback("", APP_SECRET, message, client=client).status_code == 200
+    fake.wait_for(lambda: fake.session_messages)
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        rows = session.exec(select(OutboxMessage)).all()
+        hazard = session.exec(select(Hazard)).one()
+    assert hazard.problem == problem  # the ledger keeps everything; only the reply is short
+    assert 1 <= len(rows) <= 3
+    shown = "".join(json.loads(row.payload)["body"]["markdown"]["text"] for row in rows)
+    assert "已登记隐患 #1" in shown and re.search(r"……回复太长，另有 \d+ 行未显示", shown)
+
+
+def test_many_separate_replies_become_at_most_three_messages_plus_attachments(tiny_png: bytes) -> None:
+    # DingTalk sends each reply as its own message: ten replies would be ten messages.
+    route = {"robot": "dingtalk:app:dt-app:dt-staff", "session_webhook": "https://example.invalid/s"}
+    few = [Reply("第一条"), Reply("第二条")]
+    many = [Reply(f"第{i}条回复") for i in range(10)] + [Reply("统计图", image_png=tiny_png)]
+    with Session(create_engine("sqlite://")) as session:
+        assert len(render_capped(dingtalk.render_replies, session, few, route)) == 2  # unchanged
+        drafts = render_capped(dingtalk.render_replies, session, many, route)
+    assert [d.kind for d in drafts] == ["markdown", "image"]
+    text = drafts[0].payload["body"]["markdown"]["text"]  # type: ignore[index]
+    assert "第0条回复" in text and "第9条回复" in text and "统计图" in text
+
+
 def test_duplicate_msg_id_gives_one_hazard_and_one_reply(client: TestClient, fake: FakeDingTalk) -> None:
     message = robot_message(fake, text=REPORT)
     for _ in range(3):  # DingTalk retries a callback it thinks failed
@@ -386,7 +416,11 @@ def test_openapi_permanent_errors_and_missing_credentials(dt_config: Path, fake:
     md = harness.row(dingtalk.CH_OPENAPI, "markdown", {"robot_id": "dt-app", "conversation_id": "cid",
                                                       "msg_key": "sampleMarkdown", "msg_param": {"title": "t", "text": "x"}})
     throttled = anyio.run(harness.openapi.deliver, md)
-    assert throttled.retryable and throttled.rate_limited
+    assert throttled.retryable and throttled.rate_limited and throttled.retry_after is None
+    fake.retry_after = "12"
+    fake.fail_next("/v1.0/robot/groupMessages/send", 429)
+    throttled = anyio.run(harness.openapi.deliver, md)
+    assert throttled.rate_limited and throttled.retry_after == "12"  # the sender waits as long as it asks
     nobody = Harness(dt_config, fake, environ={})
     assert not anyio.run(nobody.openapi.deliver, md).retryable
 

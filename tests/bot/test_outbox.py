@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.cli import main
-from bot.outbox import DeliveryResult, OutboxSender, SlidingWindowLimiter, split_utf8
+from bot.outbox import DeliveryResult, OutboxSender, SlidingWindowLimiter, retry_after_delay, split_utf8
 from models import outbox as store
 from models.db import make_engine, upgrade
 from models.tables import OutboxMessage
@@ -52,11 +52,14 @@ def db(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _enqueue(db: Engine, key: str, *, robot: str = "r1", at: datetime = T0, give_up: float = 60) -> int | None:
+def _enqueue(
+    db: Engine, key: str, *, robot: str = "r1", at: datetime = T0, give_up: float = 60,
+    priority: int = store.PRIORITY_NORMAL,
+) -> int | None:
     with Session(db) as session:
         row_id = store.enqueue(
             session, dedupe_key=key, platform="wecom", channel="edge", robot=robot, now=at,
-            give_up_after=timedelta(minutes=give_up), payload={"text": key},
+            give_up_after=timedelta(minutes=give_up), payload={"text": key}, priority=priority,
         )
         session.commit()
     return row_id
@@ -198,7 +201,7 @@ def test_split_never_cuts_a_character_or_exceeds_the_limit(limit: int) -> None:
         assert "\n".join(parts) == text
 
 
-def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _cli_config(tmp_path: Path) -> tuple[Path, Engine]:
     config = tmp_path / "c.toml"
     db_url = f"sqlite:///{tmp_path / 'o.db'}"
     config.write_text(
@@ -208,6 +211,11 @@ def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFix
     )
     db = make_engine(db_url)
     upgrade(db)
+    return config, db
+
+
+def test_outbox_command_lists_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, db = _cli_config(tmp_path)
     _enqueue(db, "push:1")
     store.mark_failed(db, 1, error="errcode 93000 invalid webhook url")
     assert main(["outbox", "--config", str(config), "--state", "failed"]) == 0
@@ -225,3 +233,150 @@ def test_a_claim_after_an_expired_lease_remembers_the_interrupted_attempt(db: En
     store.mark_retry(db, 1, now=T0 + timedelta(minutes=3), next_attempt_at=T0 + timedelta(minutes=4), error="502")
     later = store.claim(db, [1], now=T0 + timedelta(minutes=4), lease=timedelta(minutes=2))
     assert later[0].interrupted_at == T0  # still known after an ordinary retry
+
+
+def _enqueue_many(db: Engine, keys: list[str], *, robot: str) -> None:
+    with Session(db) as session:
+        for key in keys:
+            store.enqueue(
+                session, dedupe_key=key, platform="wecom", channel="edge", robot=robot, now=T0,
+                give_up_after=timedelta(hours=2), payload={"text": key},
+            )
+        session.commit()
+
+
+def test_one_busy_robot_does_not_starve_another_school(db: Engine) -> None:
+    # The incident: one message became 436 rows for robot A; the old sender looked only at the 200 oldest
+    # pending rows, all A's, so B's reply waited until A's backlog drained (over ten minutes at 20/min).
+    clock, edge = Clock(), PlatformEdge()
+    sender = _sender(db, clock, edge)
+    _enqueue_many(db, [f"reply:a:{i}" for i in range(436)], robot="school-a")
+    _enqueue(db, "reply:b:0", robot="school-b")
+    anyio.run(sender.drain_once)
+    keys = [key for key, _ in edge.received]
+    assert keys[:2] == ["reply:a:0", "reply:b:0"]  # robots take turns
+    assert len(keys) == 21  # A still gets its full 20 a minute
+    # A's backlog: the next pass, A is at its limit and B has nothing; nothing more is sent yet.
+    clock.now += timedelta(seconds=1)
+    assert anyio.run(sender.drain_once) == 0
+
+
+def test_a_robot_at_its_limit_takes_no_room_in_the_batch(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    sender = _sender(db, clock, edge, batch=5)
+    _enqueue_many(db, [f"a:{i}" for i in range(50)], robot="a")
+    anyio.run(sender.drain_once)  # a sends 5 (the batch)
+    anyio.run(sender.drain_once)
+    anyio.run(sender.drain_once)
+    anyio.run(sender.drain_once)  # a has sent 20: at its limit
+    _enqueue(db, "b:0", robot="b")
+    clock.now += timedelta(seconds=1)
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received][-1] == "b:0" and len(edge.received) == 21
+
+
+def test_a_major_alert_queued_after_500_rows_goes_first(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    sender = _sender(db, clock, edge)
+    _enqueue_many(db, [f"reply:a:{i}" for i in range(300)], robot="a")
+    _enqueue_many(db, [f"push:digest:{i}" for i in range(200)], robot="leaders")
+    _enqueue(db, "push:major_alert:7:leaders:0", robot="leaders", priority=store.PRIORITY_URGENT)
+    anyio.run(sender.drain_once)
+    assert edge.received[0][0] == "push:major_alert:7:leaders:0"
+
+
+def test_http_429_with_retry_after_is_retried_then_delivered_once(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    edge.script = [DeliveryResult.retry("HTTP 429", rate_limited=True, retry_after="7")]
+    sender = _sender(db, clock, edge)
+    _enqueue(db, "k")
+    _enqueue(db, "k2")  # same robot: throttled too, so not tried in the same pass
+    anyio.run(sender.drain_once)
+    assert edge.received == [] and edge.script == []
+    row, second = store.list_messages(db)[1], store.list_messages(db)[0]
+    assert (row.state, row.attempts, row.next_attempt_at) == ("pending", 1, T0 + timedelta(seconds=7))
+    assert (second.state, second.attempts) == ("pending", 0)
+    clock.now += timedelta(seconds=6)
+    assert anyio.run(sender.drain_once) == 0  # Retry-After is honored
+    clock.now += timedelta(seconds=1)
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received] == ["k", "k2"]
+    assert [(r.state, r.attempts) for r in store.list_messages(db)] == [("sent", 1), ("sent", 2)]
+
+
+def test_a_throttled_robot_does_not_hold_up_others(db: Engine) -> None:
+    clock, edge = Clock(), PlatformEdge()
+    edge.script = [DeliveryResult.retry("errcode 45009 api freq out of limit", rate_limited=True)]
+    sender = _sender(db, clock, edge)
+    _enqueue(db, "a:0", robot="a")
+    _enqueue(db, "b:0", robot="b")
+    _enqueue(db, "a:1", robot="a")
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received] == ["b:0"]
+    clock.now += timedelta(seconds=30)
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received] == ["b:0", "a:0", "a:1"]
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120), ("Mon, 23 Nov 2026 08:01:30 GMT", 90), ("soon", None), (None, None), ("-5", None),
+        ("Mon, 23 Nov 2026 07:00:00 GMT", 0), ("9" * 40, 86_400),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(header: str | None, seconds: int | None) -> None:
+    delay = retry_after_delay(header, T0)
+    assert delay == (None if seconds is None else timedelta(seconds=seconds))
+
+
+def _fail_after_outage(db: Engine, key: str, *, at: datetime) -> int:
+    row_id = _enqueue(db, key)
+    assert row_id is not None
+    store.claim(db, [row_id], now=at, lease=timedelta(minutes=2))
+    store.mark_failed(db, row_id, error="gave up after 12 attempts: network error: ConnectError")
+    return row_id
+
+
+def test_requeue_by_id_sends_a_given_up_reply_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, db = _cli_config(tmp_path)
+    failed = _fail_after_outage(db, "reply:wecom:m1:0", at=T0)
+    sent = _enqueue(db, "reply:wecom:m2:0")
+    assert sent is not None
+    store.mark_sent(db, sent, now=T0)
+    later = T0 + timedelta(hours=3)
+    code = main(["outbox", "--config", str(config), "--requeue", str(failed), "--requeue", str(sent),
+                 "--now", later.isoformat()])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"requeued {failed:>6}  reply:wecom:m1:0" in out and "ConnectError" in out
+    assert f"skipped  {sent:>6}  was sent already" in out and "1 message(s) requeued" in out
+    # the sender delivers it once; asking again changes nothing
+    clock, edge = Clock(), PlatformEdge()
+    clock.now = later
+    sender = _sender(db, clock, edge)
+    anyio.run(sender.drain_once)
+    anyio.run(sender.drain_once)
+    assert [key for key, _ in edge.received] == ["reply:wecom:m1:0"]
+    assert main(["outbox", "--config", str(config), "--requeue", str(failed), "--now", later.isoformat()]) == 0
+    assert "was sent already" in capsys.readouterr().out
+    anyio.run(sender.drain_once)
+    assert len(edge.received) == 1
+
+
+def test_requeue_failed_since_takes_only_rows_that_failed_after_the_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, db = _cli_config(tmp_path)
+    _fail_after_outage(db, "push:old", at=T0 - timedelta(days=1))
+    recent = _fail_after_outage(db, "push:major_alert:3:leaders:0", at=T0 + timedelta(minutes=10))
+    since = "2026-11-23T16:00+08:00"  # T0 in Shanghai
+    assert main(["outbox", "--config", str(config), "--requeue-failed-since", since,
+                 "--now", "2026-11-23T18:00+08:00"]) == 0
+    out = capsys.readouterr().out
+    assert "push:major_alert:3:leaders:0" in out and "push:old" not in out
+    states = {row.dedupe_key: (row.state, row.attempts) for row in store.list_messages(db)}
+    assert states == {"push:old": ("failed", 1), "push:major_alert:3:leaders:0": ("pending", 0)}
+    assert store.list_messages(db, state="pending")[0].id == recent
+    assert main(["outbox", "--config", str(config), "--requeue-failed-since", "2026-11-23 16:00"]) == 2
+    assert "UTC offset" in capsys.readouterr().err

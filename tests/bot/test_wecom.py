@@ -23,7 +23,7 @@ from wechatpy.exceptions import InvalidSignatureException
 
 from bot.app import create_app
 from bot.config import load_config
-from bot.outbox import split_utf8
+from bot.outbox import OutboxSender, split_utf8
 from bot import pushes
 from bot.platforms import wecom
 from bot.secrets import Secrets
@@ -477,6 +477,22 @@ def test_group_robot_xml_callback_replies_through_the_webhook(client: TestClient
     assert sent[0].msgtype == "markdown" and re.search(r"已登记隐患 #\d+", sent[0].content)  # type: ignore[index]
 
 
+def test_a_reply_hundreds_of_messages_long_is_cut_to_three(client: TestClient, fake: FakeWeCom) -> None:
+    problem = "\n".join(f"第{i}处插座老化，电线裸露" for i in range(3000))
+    xml = group_robot_xml(f"@机器人 隐患\n部位：3号教学楼\n问题：{problem}\n期限：明天", userid="ZhangWei",
+                          chatid=ROBOT_CHAT, webhook_url=f"{fake.base_url}/cgi-bin/webhook/send?key={ROBOT_WEBHOOK_KEY}")
+    response = post_group_callback("/wecom/callback", xml, token=GROUP_TOKEN, encoding_aes_key=GROUP_AES_KEY,
+                                   http=client)
+    assert response.status_code == 200
+    rows = wait_for(lambda: [r for r in outbox_rows(client) if r.dedupe_key.startswith("reply:")])
+    assert 1 <= len(rows) <= 3  # type: ignore[arg-type]
+    sent = wait_for(lambda: len(fake.sent_to(ROBOT_WEBHOOK_KEY)) == len(rows) and fake.sent_to(ROBOT_WEBHOOK_KEY))  # type: ignore[arg-type]
+    shown = "\n".join(s.content for s in sent)  # type: ignore[union-attr]
+    assert "已登记隐患 #" in shown and re.search(r"……回复太长，另有 \d+ 行未显示", shown)
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        assert session.exec(select(Hazard)).one().problem == problem
+
+
 def _enqueue(client: TestClient, drafts: list, prefix: str) -> None:
     engine = client.app.state.engine  # type: ignore[attr-defined]
     with Session(engine.db) as session:
@@ -543,6 +559,30 @@ def test_transient_failures_are_retried_and_bad_keys_are_permanent(client: TestC
     failed = wait_for(lambda: next((r for r in outbox_rows(client) if r.state == "failed"), None))
     assert "93000" in failed.last_error and WEBHOOK_KEY not in failed.last_error  # type: ignore[union-attr]
     assert failed.attempts == 1  # type: ignore[union-attr]
+
+
+def test_http_429_waits_as_long_as_retry_after_asks_then_delivers_once(client: TestClient, fake: FakeWeCom) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.sender.may_send = lambda: False  # this test drives its own sender on a fixed clock
+    fake.retry_after = "30"
+    fake.fail_next(1, "429")
+    _enqueue(client, wecom.push_drafts(Session(runtime.engine.db), _group(client), [Reply("限流测试")]), "throttled")
+    now = [runtime.engine.now()]  # fixed from here on
+    sender = OutboxSender(
+        db=runtime.engine.db, deliveries={wecom.CHANNEL_WEBHOOK: runtime.sender.deliveries[wecom.CHANNEL_WEBHOOK]},
+        clock=lambda: now[0],
+    )
+    assert client.portal.call(sender.drain_once) == 1  # type: ignore[union-attr]
+    [row] = outbox_rows(client)
+    assert (row.state, row.attempts) == ("pending", 1) and "429" in row.last_error
+    assert row.next_attempt_at == now[0] + timedelta(seconds=30)
+    now[0] += timedelta(seconds=29)
+    assert client.portal.call(sender.drain_once) == 0  # type: ignore[union-attr]
+    now[0] += timedelta(seconds=1)
+    assert client.portal.call(sender.drain_once) == 1  # type: ignore[union-attr]
+    assert [s.content for s in fake.sent_to(WEBHOOK_KEY)] == ["限流测试"]
+    [row] = outbox_rows(client)
+    assert (row.state, row.attempts) == ("sent", 2)
 
 
 def test_used_response_url_falls_back_to_the_webhook(client: TestClient, fake: FakeWeCom, poster) -> None:

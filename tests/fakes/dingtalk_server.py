@@ -85,6 +85,7 @@ class FakeDingTalk:
         self.stream_opens: list[dict[str, Any]] = []
         self.stream_acks: list[dict[str, Any]] = []
         self.failures: dict[str, deque[int | str]] = defaultdict(deque)
+        self.retry_after: str | None = None  # the Retry-After header of an injected HTTP 429 (None: no header)
         self._tickets: dict[str, str] = {}
         self._sockets: list[WebSocket] = []
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -264,7 +265,9 @@ class FakeDingTalk:
                 await asyncio.sleep(0.05)  # let uvicorn see the disconnect before the app returns
                 return Response(status_code=599)
             if action is not None:
-                return JSONResponse({"errcode": -1, "errmsg": "系统繁忙"}, status_code=int(action))
+                throttled = int(action) == 429 and fake.retry_after is not None
+                headers = {"Retry-After": fake.retry_after} if throttled else None
+                return JSONResponse({"errcode": -1, "errmsg": "系统繁忙"}, status_code=int(action), headers=headers)
             return await call_next(request)
 
         @app.post("/robot/send")

@@ -120,7 +120,8 @@ class FakeWeCom:
         self.response_codes: dict[str, bool] = {}  # response_code -> used
         self.responses: list[dict[str, Any]] = []  # bodies accepted on response_urls
         self.media: dict[str, bytes] = {}
-        self.failures: deque[str] = deque()  # "500" | "-1" | "drop" | "45009", consumed by /send
+        self.failures: deque[str] = deque()  # "500" | "-1" | "drop" | "45009" | "429", consumed by /send
+        self.retry_after: str | None = "30"  # the Retry-After header of a "429" failure (None: no header)
         self.ws_bots: dict[str, str] = {}  # bot_id -> secret
         self.ws_received: list[dict[str, Any]] = []
         self.ws_pushed: set[str] = set()  # req_ids of aibot_msg_callback frames sent
@@ -190,7 +191,8 @@ class FakeWeCom:
         self.keys.add(key)
 
     def fail_next(self, count: int, kind: str) -> None:
-        """The next `count` /send requests fail: "500", "-1", "45009" or "drop" (connection cut)."""
+        """The next `count` /send requests fail: "500", "-1", "45009", "429" (HTTP 429 with `Retry-After:
+        self.retry_after` when that is set) or "drop" (connection cut)."""
         self.failures.extend([kind] * count)
 
     def new_response_url(self) -> str:
@@ -222,6 +224,9 @@ class FakeWeCom:
             return self._attempt(key, error(-1, "system busy"))
         if failure == "45009":
             return self._attempt(key, error(45009, "api freq out of limit"))
+        if failure == "429":
+            headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+            return Response("Too Many Requests", status_code=429, headers=headers)
         if key not in self.keys:
             return self._attempt(key, error(93000, "invalid webhook url"))
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlmodel import select
@@ -119,3 +120,21 @@ def test_a_retried_platform_message_is_handled_once(chat: Chat) -> None:
     assert chat.say("zhang_wei", REPORT, msg_id="same") == ""
     with chat.session() as session:
         assert len(session.exec(select(Hazard)).all()) == 1
+
+
+def test_a_report_with_thousands_of_mistakes_gets_one_short_reply(chat: Chat) -> None:
+    # Each unknown key is its own error; listing them all once made a reply of hundreds of messages.
+    keys = "\n".join(f"杂{chr(0x4E00 + i)}：x" for i in range(3000))
+    reply = chat.say("zhang_wei", f"隐患\n部位：食堂\n问题：插座老化\n{keys}")
+    errors = [line for line in reply.splitlines() if line.startswith("不认识的字段")]
+    assert len(errors) == 5 and errors[0].startswith("不认识的字段「杂一」")
+    left_out = re.search(r"……另有 (\d+) 条未显示，请先改正以上几处，再重新发送。", reply)
+    assert left_out is not None and 2000 < int(left_out[1]) < 3000  # distinct mistakes beyond the first five
+    assert "正确写法：" in reply and len(reply.encode("utf-8")) < 4000
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).first() is None
+
+
+def test_the_same_mistake_a_thousand_times_is_listed_once(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患 部位：食堂 问题：插座老化 " + " ".join("部位：x" for _ in range(1000)))
+    assert reply.count("「部位」写了两次") == 1 and "未显示" not in reply

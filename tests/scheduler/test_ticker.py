@@ -16,6 +16,7 @@ from bot import pushes
 from bot.config import Config
 from bot.engine import Engine
 from models.db import make_engine
+from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from models.tables import DuePush
 from scheduler import messages
 from scheduler.ticker import Ticker
@@ -78,6 +79,7 @@ def test_leader_digest_escalates_after_the_configured_days(engine: Engine, chat:
     first, second = [t for t in texts(engine.db, "leaders") if t.startswith("【领导日报】")]
     assert "逾期：总务基建处1" in first and "逾期满3天" not in first
     assert "第1期（截至11-26）未报送：城关第一中学" in first
+    assert {m.priority for m in outbox(engine.db, "leaders")} == {PRIORITY_NORMAL}  # digests take ordinary turns
     assert "逾期满3天（1项）：\n#1 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜11-28 已逾期5天" in second
 
 
@@ -90,6 +92,7 @@ def test_major_hazard_alerts_the_leaders_at_once_even_in_quiet_hours(engine: Eng
     assert result.sent == ["major_alert:1:leaders"]
     [alert] = texts(engine.db, "leaders")
     assert alert.startswith("【重大隐患】#1 实验楼三楼\n问题：危化品柜未上锁\n单位：安全保卫处｜责任人：李娜")
+    assert {m.priority for m in outbox(engine.db, "leaders")} == {PRIORITY_URGENT}  # first in its robot's turn
     assert not texts(engine.db, "staff")  # staff digests wait for the morning
 
 

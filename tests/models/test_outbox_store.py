@@ -1,0 +1,69 @@
+"""Outbox store queries on SQLite and PostgreSQL: fair candidates and requeueing given-up rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from models import outbox as store
+from models.db import upgrade
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+
+
+def _add(db: Engine, key: str, robot: str, *, priority: int = store.PRIORITY_NORMAL) -> int:
+    with Session(db) as session:
+        row_id = store.enqueue(
+            session, dedupe_key=key, platform="wecom", channel="edge", robot=robot, now=T0,
+            give_up_after=timedelta(hours=1), priority=priority,
+        )
+        session.commit()
+    assert row_id is not None
+    return row_id
+
+
+def test_candidates_take_turns_between_robots_urgent_first(any_engine: Engine) -> None:
+    upgrade(any_engine)
+    plan = [("a0", "a"), ("a1", "a"), ("a2", "a"), ("a3", "a"), ("a4", "a"), ("b0", "b"), ("c0", "c"), ("c1", "c")]
+    keys = {_add(any_engine, key, robot): key for key, robot in plan}
+    keys[_add(any_engine, "alert", "c", priority=store.PRIORITY_URGENT)] = "alert"
+    picked = store.due_candidates(any_engine, now=T0, limit=100, per_robot=3)
+    assert [keys[row_id] for row_id, _ in picked] == ["alert", "a0", "b0", "a1", "c0", "a2", "c1"]
+
+
+def test_candidates_leave_out_blocked_robots(any_engine: Engine) -> None:
+    upgrade(any_engine)
+    for i in range(3):
+        _add(any_engine, f"a{i}", "a")
+    _add(any_engine, "b0", "b")
+    assert [robot for _, robot in store.due_candidates(any_engine, now=T0, limit=10, skip_robots={"a"})] == ["b"]
+
+
+def test_requeue_puts_failed_rows_back_and_never_a_sent_one(any_engine: Engine) -> None:
+    upgrade(any_engine)
+    failed, sent, pending = _add(any_engine, "f", "a"), _add(any_engine, "s", "a"), _add(any_engine, "p", "a")
+    store.claim(any_engine, [failed, sent], now=T0, lease=timedelta(minutes=2))
+    store.mark_failed(any_engine, failed, error="gave up after 9 attempts: HTTP 502")
+    store.mark_sent(any_engine, sent, now=T0)
+    later = T0 + timedelta(hours=3)
+    outcomes = store.requeue(any_engine, [failed, sent, pending, 99], now=later, give_up_after=timedelta(hours=2))
+    assert [(o.row_id, o.outcome) for o in outcomes] == [(failed, "requeued"), (sent, "sent"), (pending, "pending"), (99, "missing")]
+    rows = {row.id: row for row in store.list_messages(any_engine)}
+    assert (rows[failed].state, rows[failed].attempts, rows[failed].dedupe_key) == ("pending", 0, "f")
+    assert rows[failed].give_up_at == later + timedelta(hours=2) and rows[failed].next_attempt_at == later
+    assert (rows[sent].state, rows[sent].sent_at) == ("sent", T0)
+    # requeued once is one row: asking again does nothing more
+    assert store.requeue(any_engine, [failed], now=later, give_up_after=timedelta(hours=2))[0].outcome == "pending"
+
+
+def test_failed_since_picks_rows_last_tried_after_the_time(any_engine: Engine) -> None:
+    upgrade(any_engine)
+    early, late = _add(any_engine, "early", "a"), _add(any_engine, "late", "a")
+    store.claim(any_engine, [early], now=T0 + timedelta(minutes=5), lease=timedelta(minutes=2))
+    store.claim(any_engine, [late], now=T0 + timedelta(minutes=50), lease=timedelta(minutes=2))
+    store.mark_failed(any_engine, early, error="x")
+    store.mark_failed(any_engine, late, error="x")
+    assert store.failed_since(any_engine, T0 + timedelta(minutes=30)) == [late]
+    assert store.failed_since(any_engine, T0) == [early, late]

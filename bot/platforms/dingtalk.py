@@ -44,6 +44,7 @@ from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from bot.shared import SharedCache
 from bot.untrusted import MalformedPayload, ascii_int, load_json
+from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
 from models.tables import GroupRow, OutboxMessage, PersonRow
 
@@ -522,7 +523,8 @@ def markdown_parts(text: str, *, user_ids: Sequence[str] = (), mobiles: Sequence
     mobiles = list(dict.fromkeys(m for m in mobiles if m))
     mention = " ".join(f"@{x}" for x in [*user_ids, *mobiles])
     # Two trailing spaces make a hard line break in DingTalk markdown; a bare "\n" may be folded.
-    body = "  \n".join(_markdown_line(line) for line in text.split("\n"))
+    # Escaped before the @s go in: user text echoed in a reply can neither link nor format.
+    body = "  \n".join(_markdown_line(line) for line in escape_markdown(text).split("\n"))
     reserve = len(f"  \n{mention}".encode()) if mention else 0
     chunks = split_utf8(body, MARKDOWN_MAX_BYTES - reserve) if body.strip() else [""]
     title = _title(text)

@@ -54,6 +54,7 @@ from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from bot.secrets import Secrets
 from bot.untrusted import MalformedPayload, ascii_int, load_json, same_secret
+from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
 from models import outbox as outbox_store
 from models.tables import GroupRow, OutboxMessage, PersonRow
@@ -338,7 +339,8 @@ def mention_userids(session: Session, person_ids: Iterable[str]) -> list[str]:
 
 def _reply_block(session: Session, reply: Reply) -> str:
     userids = mention_userids(session, reply.mentions)
-    text = reply.text.replace("\r\n", "\n").strip()
+    # Escaped before the mentions go in: only the bot's own <@userid> may mention anyone.
+    text = escape_markdown(reply.text.replace("\r\n", "\n").strip())
     prefix = " ".join(f"<@{uid}>" for uid in userids)
     return f"{prefix} {text}".strip() if prefix else text
 

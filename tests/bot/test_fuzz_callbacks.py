@@ -52,7 +52,8 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # Text that looks like chat: command words, field labels, numbers, punctuation, plus anything at all.
 WORDS = ["隐患", "部位：", "问题：", "责任人：", "期限：", "明天", "12月10日", "重大", "整改", "验收", "销号", "撤销",
          "查看", "清单", "统计", "台账", "帮助", "延期", "退回", "检查", "报送", "#", "#12", "#0", "#999999999999",
-         "\n", " ", "：", ":", "，", "@安全助手", "3号教学楼", "王建国", "😀", "\x00", "\u200b", "‮", "%s", "{}", "<xml>"]
+         "\n", " ", "：", ":", "，", "@安全助手", "3号教学楼", "王建国", "😀", "\x00", "\u200b", "‮", "%s", "{}", "<xml>",
+         "#" + "9" * 4_400, "期限：9999年12月31日", "[点这里](http://evil)", "<@LiNa>"]
 chat_text = st.one_of(
     st.text(max_size=300),
     st.lists(st.sampled_from(WORDS) | st.text(max_size=8), max_size=30).map("".join),
@@ -503,6 +504,10 @@ def test_dingtalk_non_ascii_timestamp_header_is_refused_not_a_500(client: TestCl
     for timestamp in (b"\xb2", b"1\xb3", b"\xb9" * 13, b"9" * 5_000):
         headers = [(b"timestamp", timestamp), (b"sign", callback_headers(APP_SECRET)["sign"].encode()),
                    (b"content-type", b"application/json")]
+        assert _raw_post(client, "/dingtalk/callback", headers, b"{}") == 403
+    fresh = callback_headers(APP_SECRET)["timestamp"].encode()
+    for sign in (b"\xe9" * 44, "签名".encode()):
+        headers = [(b"timestamp", fresh), (b"sign", sign), (b"content-type", b"application/json")]
         assert _raw_post(client, "/dingtalk/callback", headers, b"{}") == 403
     assert _stored(_engine(client)) == before
 

@@ -142,13 +142,14 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/photos/{photo_id}/{expires}/{signature}")
-    def photo(photo_id: int, expires: int, signature: str) -> Response:
-        """A hazard photo behind a signed, expiring link; anything else is a plain 404."""
+    def photo(photo_id: str, expires: str, signature: str) -> Response:
+        """A hazard photo behind a signed, expiring link; anything else (malformed parts too) is a plain 404."""
         links = engine.photo_links
-        if links is None or not links.verify(photo_id, expires, signature):
+        granted = links.photo_id(photo_id, expires, signature) if links is not None else None
+        if granted is None:
             raise HTTPException(status_code=404)
         with Session(engine.db) as session:
-            row = session.get(AttachmentFile, photo_id)
+            row = session.get(AttachmentFile, granted)
         path = photo_path(engine.data_dir, row.sha256) if row else None
         if row is None or path is None or not path.exists():
             raise HTTPException(status_code=404)

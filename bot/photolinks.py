@@ -14,6 +14,8 @@ import secrets as random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bot.untrusted import ascii_int, same_secret
+
 log = logging.getLogger(__name__)
 
 
@@ -47,4 +49,11 @@ class PhotoLinks:
     def verify(self, photo_id: int, expires: int, signature: str) -> bool:
         if expires < self.clock().timestamp():
             return False
-        return hmac.compare_digest(signature, self._signature(photo_id, expires))
+        return same_secret(self._signature(photo_id, expires), signature)
+
+    def photo_id(self, photo_id: str, expires: str, signature: str) -> int | None:
+        """The photo a link's path parts (as typed into the address bar) grant, or None for any other input."""
+        number, until = ascii_int(photo_id), ascii_int(expires)
+        if number is None or until is None or not self.verify(number, until, signature):
+            return None
+        return number

@@ -253,3 +253,21 @@ _DATEISH_RE = re.compile(r"[\d〇零一二三四五六七八九十两半]|[月�
 def looks_like_deadline(text: str) -> bool:
     """Whether `text` reads like an attempt at a date (for choosing the right error message)."""
     return _DATEISH_RE.search(text) is not None
+
+
+def beyond_campaign_error(deadline: date, *, campaign_end: date, today: date, example: str) -> str | None:
+    """Why a written deadline after the campaign's last day is refused, or None when it is within the campaign.
+
+    A far deadline (期限：9999年12月31日) would never fall due, and would spare the reporter asking a unit head
+    for 延期; so a deadline must fall within the campaign. `example` is a message that would be accepted, with
+    `{date}` where the date goes.
+    """
+    if deadline <= campaign_end:
+        return None
+    end = campaign_end.isoformat()
+    if campaign_end < today:
+        return (f"期限 {deadline.isoformat()} 不行：本次排查整治已于 {end} 结束，不能再设定之后的期限。"
+                f"请联系管理员，例如：请管理员把排查整治的结束日期延后")
+    written = f"{campaign_end.year}年{campaign_end.month}月{campaign_end.day}日"
+    return (f"期限 {deadline.isoformat()} 晚于本次排查整治的结束日期 {end}，"
+            f"请写 {end} 或之前的日期，例如：{example.format(date=written)}")

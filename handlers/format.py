@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, datetime
 
@@ -90,3 +91,20 @@ def fit_replies(replies: list[Reply], max_bytes: int) -> list[Reply]:
         return list(replies)
     share = max_bytes // with_text
     return [replace(reply, text=fit_text(reply.text, share)) if reply.text else reply for reply in replies]
+
+
+# What turns plain text into markup in WeCom's and DingTalk's markdown: `<` opens HTML, <font> and WeCom's
+# <@userid> mention; `](`, `][` and `]:` make links and link definitions (a [点这里](http://evil) would hide
+# its address); `&lt;` entities, `*` and backticks for emphasis and code; `#` and `>` opening a line for
+# headings and quotes. Each becomes its full-width twin, which reads the same and is inert (the parser
+# maps ＃ back to #, so a copied number still works). Brackets elsewhere ([[people]] in help) stay as typed.
+_MARKUP = re.compile(r"[<*`]|\](?=[ ]*[(\[:])|&(?=#?\w+;)|^[ ]*(?:#+(?=[ ]|$)|>)", re.MULTILINE)
+_FULL_WIDTH = str.maketrans("<*`]&#>", "＜＊｀］＆＃＞")
+
+
+def escape_markdown(text: str) -> str:
+    """Plain text made safe to send as markdown: user text can neither link, mention nor format.
+
+    Renderers call it on a reply's text before adding their own markup (the bot's real @mentions).
+    """
+    return _MARKUP.sub(lambda m: m.group().translate(_FULL_WIDTH), text)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from handlers import permissions
 from handlers.command import Command
 from handlers.context import Context
+from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
 from models.ledger import hazard_by_number, record_event, store_photo
@@ -166,6 +167,10 @@ def handle_extend(command: Command, context: Context) -> list[Reply]:
         return [Reply(f"请写上新的期限，例如：延期 #{hazard.number} 12月20日 等待配件")]
     if new_deadline < context.today:
         return [Reply(f"新的期限 {fmt_date(new_deadline)} 已经过去，请写今天或以后的日期。")]
+    beyond = beyond_campaign_error(new_deadline, campaign_end=context.campaign.end, today=context.today,
+                                   example=f"延期 #{hazard.number} {{date}} 等待配件")
+    if beyond is not None:
+        return [Reply(beyond)]
     old = hazard.deadline
     hazard.deadline = new_deadline
     reason = command.note or ""

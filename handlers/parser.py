@@ -386,6 +386,16 @@ def _take_number(rest: str) -> tuple[str | None, str]:
     return None, rest
 
 
+def _hazard_number(digits: str) -> int | None:
+    """The hazard number the digits spell, or None when it is longer than any number we give out.
+
+    The length is checked before `int()`: Python refuses to convert more than 4300 digits.
+    """
+    if len(digits) > len(str(_MAX_HAZARD_NO)) or int(digits) > _MAX_HAZARD_NO:
+        return None
+    return int(digits)
+
+
 def _help_topic(rest: str) -> CommandName | None:
     topic = rest.strip().lower()
     for name in _CANONICAL_WORD:
@@ -429,12 +439,15 @@ def _build(
     if name in _NUMBERED:
         if hazard_no is None:
             hazard_no, rest = _take_number(rest)
+        number = None if hazard_no is None else _hazard_number(hazard_no)
         if hazard_no is None:
             command.errors.append(f"请写上隐患编号，例如：{_example(name, word)}")
-        elif int(hazard_no) > _MAX_HAZARD_NO:
-            command.errors.append(f"隐患编号「{_snippet(hazard_no)}」不对，请写清单里的编号，例如：{_example(name, word)}")
+        elif number is None:
+            command.errors.append(
+                f"隐患编号「{_snippet(hazard_no)}」不对：编号太长，请写清单里的编号，例如：{_example(name, word)}"
+            )
         else:
-            command.hazard_no = int(hazard_no)
+            command.hazard_no = number
         if hazard_no is not None and _HASH_NUMBER_RE.search(rest):
             # 销号 #23 #24 would otherwise close #23 and quietly keep "#24" as a note.
             command.errors.append(f"一次只能写一个隐患编号，请分开发送，例如：{_example(name, word)}")
@@ -551,9 +564,10 @@ def parse_message(
         if after is not None and after[0] in _NUMBERED:
             name, word, rest = after
             return _build(name, word, rest, today=today, categories=table, hazard_no=number)
+        shown = _snippet(number, 9)
         return Command(None, errors=[
-            f"没看懂「#{number}」后面的「{_snippet(rest)}」，请把命令写在前面，例如：整改 #{number} 已清理通道；"
-            f"只看详情请发：#{number}"
+            f"没看懂「#{shown}」后面的「{_snippet(rest)}」，请把命令写在前面，例如：整改 #{shown} 已清理通道；"
+            f"只看详情请发：#{shown}"
         ])
 
     if ":" not in clean and "：" not in clean:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from handlers.command import Command
 from handlers.context import Context
+from handlers.dates import beyond_campaign_error
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
@@ -60,6 +61,9 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     if fields.deadline is not None:
         deadline = fields.deadline
         deadline_note = ""
+        beyond = beyond_campaign_error(deadline, campaign_end=context.campaign.end, today=today, example="期限：{date}")
+        if beyond is not None:
+            return [Reply(beyond)]
     else:
         days = 0 if fields.immediate else (
             context.policy.major_deadline_days if level == "重大" else context.policy.general_deadline_days

@@ -43,6 +43,8 @@ from bot.logging_setup import RedactingFilter, redact
 from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from bot.shared import SharedCache
+from bot.untrusted import MalformedPayload, ascii_int, load_json
+from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
 from models.tables import GroupRow, OutboxMessage, PersonRow
 
@@ -94,8 +96,9 @@ def signed_webhook_url(url: str, secret: str, now_ms: int | None = None) -> str:
 
 
 def timestamp_fresh(timestamp: str | None, now_ms: int, window_ms: int = SIGN_WINDOW_MS) -> bool:
-    """A callback's `timestamp` header is digits within the window of now."""
-    return bool(timestamp) and timestamp.isdigit() and abs(now_ms - int(timestamp)) <= window_ms  # type: ignore[union-attr]
+    """A callback's `timestamp` header is ASCII digits within the window of now."""
+    sent_ms = ascii_int(timestamp)
+    return sent_ms is not None and abs(now_ms - sent_ms) <= window_ms
 
 
 def verify_callback(timestamp: str | None, signature: str | None, app_secret: str, now_ms: int) -> bool:
@@ -179,7 +182,7 @@ class RobotMessage:
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON 1e999 is float("inf")
         return None
 
 
@@ -202,7 +205,8 @@ def parse_robot_message(data: Mapping[str, Any]) -> RobotMessage | None:
         if code:
             codes.append(str(code))
     elif msgtype == "richText":
-        for item in content.get("richText") or ():
+        items = content.get("richText")
+        for item in items if isinstance(items, list) else ():
             if not isinstance(item, Mapping):
                 continue
             if "text" in item:
@@ -520,7 +524,8 @@ def markdown_parts(text: str, *, user_ids: Sequence[str] = (), mobiles: Sequence
     mobiles = list(dict.fromkeys(m for m in mobiles if m))
     mention = " ".join(f"@{x}" for x in [*user_ids, *mobiles])
     # Two trailing spaces make a hard line break in DingTalk markdown; a bare "\n" may be folded.
-    body = "  \n".join(_markdown_line(line) for line in text.split("\n"))
+    # Escaped before the @s go in: user text echoed in a reply can neither link nor format.
+    body = "  \n".join(_markdown_line(line) for line in escape_markdown(text).split("\n"))
     reserve = len(f"  \n{mention}".encode()) if mention else 0
     chunks = split_utf8(body, MARKDOWN_MAX_BYTES - reserve) if body.strip() else [""]
     title = _title(text)
@@ -795,12 +800,18 @@ class DingTalkAdapter:
                 result.append((robot, secret))
         return result
 
+    def _sent_at(self, created_at_ms: int | None) -> datetime:
+        """When the message was sent by its createAt; now when it is missing or no date at all (year 30000)."""
+        if created_at_ms:
+            try:
+                return datetime.fromtimestamp(created_at_ms / 1000, self.runtime.engine.tz)
+            except (OverflowError, ValueError, OSError):
+                pass
+        return self.runtime.engine.now()
+
     def inbound(self, message: RobotMessage, robot: DingTalkRobot) -> tuple[Inbound, dict[str, Any]]:
         """The internal message and its reply route (session webhook, bucket, conversation)."""
-        tz = self.runtime.engine.tz
-        received = (
-            datetime.fromtimestamp(message.created_at_ms / 1000, tz) if message.created_at_ms else self.runtime.engine.now()
-        )
+        received = self._sent_at(message.created_at_ms)
         group = _group_by_chat(self.runtime.config, message.conversation_id)
         inbound = Inbound(
             platform=PLATFORM,
@@ -859,8 +870,15 @@ class DingTalkAdapter:
             return bytes(data)
 
     async def accept(self, data: Mapping[str, Any], robot: DingTalkRobot, schedule: Schedule) -> int | None:
-        """Record a robot message and schedule its work; None when ignored or a platform retry."""
-        message = parse_robot_message(data)
+        """Record a robot message and schedule its work; None when ignored or a platform retry.
+
+        Raises MalformedPayload when the message's fields cannot be read (nothing is stored then).
+        """
+        try:
+            message = parse_robot_message(data)
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            # A verified sender with fields of the wrong shape: refuse it as input, not as our failure.
+            raise MalformedPayload(f"unreadable robot message ({type(exc).__name__})") from None
         if message is None:
             log.info("dingtalk robot %s: ignored a message without text or picture", robot.id)
             return None
@@ -888,7 +906,7 @@ def callback_route(adapter: DingTalkAdapter) -> Route:
 
     async def dingtalk_callback(request: Request) -> Response:
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_CALLBACK_BYTES:
+        if (ascii_int(length) or 0) > MAX_CALLBACK_BYTES:
             return _error(413, "body too large")
         body = bytearray()
         async for chunk in request.stream():
@@ -905,13 +923,17 @@ def callback_route(adapter: DingTalkAdapter) -> Route:
         if robot is None:
             return _error(403, "bad signature")
         try:
-            data = json.loads(bytes(body))
-        except ValueError:
-            return _error(400, "body is not JSON")
+            data = load_json(bytes(body))
+        except MalformedPayload:
+            return _error(400, "body is not JSON (or nested too deeply)")
         if not isinstance(data, dict):
             return _error(400, "body is not a JSON object")
         background = BackgroundTasks()
-        await adapter.accept(data, robot, background.add_task)
+        try:
+            await adapter.accept(data, robot, background.add_task)
+        except MalformedPayload as exc:
+            log.warning("dingtalk callback refused: %s", exc)
+            return _error(400, "unreadable robot message")
         return JSONResponse({}, background=background if background.tasks else None)
 
     return Route(CALLBACK_PATH, dingtalk_callback, methods=["POST"], include_in_schema=False)
@@ -1047,6 +1069,9 @@ def _stream_classes() -> tuple[type, type]:
             data = message.data if isinstance(message.data, dict) else {}
             try:
                 await self.adapter.accept(data, self.robot, self.schedule)
+            except MalformedPayload as exc:  # sending it again would not make it readable
+                log.warning("dingtalk stream: ignored a message: %s", exc)
+                return AckMessage.STATUS_OK, "OK"
             except Exception:
                 log.exception("dingtalk stream: recording a message failed")
                 return AckMessage.STATUS_SYSTEM_EXCEPTION, "error"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import json
 import logging
 import random
@@ -54,6 +53,8 @@ from bot.logging_setup import RedactingFilter, redact
 from bot.outbox import DeliveryResult, Draft, split_utf8
 from bot.platforms.base import Runtime
 from bot.secrets import Secrets
+from bot.untrusted import MalformedPayload, ascii_int, load_json, same_secret
+from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
 from models import outbox as outbox_store
 from models.tables import GroupRow, OutboxMessage, PersonRow
@@ -134,7 +135,7 @@ class CallbackCredentials:
         return WeChatCrypto(self.token, self.encoding_aes_key, "")
 
     def matches(self, signature: str, timestamp: str, nonce: str, encrypt: str) -> bool:
-        return hmac.compare_digest(msg_signature(self.token, timestamp, nonce, encrypt), signature)
+        return same_secret(msg_signature(self.token, timestamp, nonce, encrypt), signature)
 
 
 class ReplayGuard:
@@ -173,11 +174,9 @@ class CallbackRejected(Exception):
 
 
 def timestamp_ok(timestamp: str, now: float, window: float = TIMESTAMP_WINDOW_SECONDS) -> bool:
-    """True when a callback's Unix timestamp is within ±window seconds of now."""
-    try:
-        return abs(now - int(timestamp)) <= window
-    except (TypeError, ValueError):
-        return False
+    """True when a callback's Unix timestamp (ASCII digits) is within ±window seconds of now."""
+    seconds = ascii_int(timestamp) if isinstance(timestamp, str) else None
+    return seconds is not None and abs(now - seconds) <= window
 
 
 # -- parsing callback payloads -----------------------------------------------------------------
@@ -340,7 +339,8 @@ def mention_userids(session: Session, person_ids: Iterable[str]) -> list[str]:
 
 def _reply_block(session: Session, reply: Reply) -> str:
     userids = mention_userids(session, reply.mentions)
-    text = reply.text.replace("\r\n", "\n").strip()
+    # Escaped before the mentions go in: only the bot's own <@userid> may mention anyone.
+    text = escape_markdown(reply.text.replace("\r\n", "\n").strip())
     prefix = " ".join(f"<@{uid}>" for uid in userids)
     return f"{prefix} {text}".strip() if prefix else text
 
@@ -556,7 +556,7 @@ class WeComAdapter:
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared and (ascii_int(declared) or 0) > MAX_BODY_BYTES:
             raise CallbackRejected(413, "body too large")
         chunks: list[bytes] = []
         size = 0
@@ -622,8 +622,8 @@ class WeComAdapter:
                 raise CallbackRejected(400, "no Encrypt element")
             return encrypt, True
         try:
-            data = json.loads(body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+            data = load_json(body)
+        except MalformedPayload:
             raise CallbackRejected(400, "broken JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("encrypt"), str) or not data["encrypt"]:
             raise CallbackRejected(400, "no encrypt field")
@@ -635,14 +635,18 @@ class WeComAdapter:
         try:
             if text.startswith("<"):
                 return parse_group_robot_xml(text)
-            data = json.loads(text)
-        except (ET.ParseError, ValueError):
+            data = load_json(text)
+        except (ET.ParseError, ValueError):  # MalformedPayload is a ValueError
             raise CallbackRejected(400, "decrypted message is not valid JSON/XML") from None
         if not isinstance(data, dict):
             raise CallbackRejected(400, "decrypted message is not an object")
-        if "webhook_url" in data and "msgid" in data:  # group-robot callback in JSON format
-            return _group_json(data)
-        return parse_aibot_message(data)
+        try:
+            if "webhook_url" in data and "msgid" in data:  # group-robot callback in JSON format
+                return _group_json(data)
+            return parse_aibot_message(data)
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            # A verified sender with fields of the wrong shape: refuse it as input, not as our failure.
+            raise CallbackRejected(400, f"unreadable message ({type(exc).__name__})") from None
 
     def _inbound(
         self, parsed: ParsedMessage, creds: CallbackCredentials | None, *, ws_bot: str | None = None,

@@ -275,6 +275,17 @@ def test_many_separate_replies_become_at_most_three_messages_plus_attachments(ti
     assert "第0条回复" in text and "第9条回复" in text and "统计图" in text
 
 
+def test_echoed_user_text_cannot_link_or_format(client: TestClient, fake: FakeDingTalk) -> None:
+    """The report echo must not render a disguised link; the bot's own @ still goes with the reply."""
+    text = "隐患\n部位：3号教学楼\n问题：[点这里](http://evil.example) 领奖 **紧急** <font color=red>红字</font>\n责任人：王建国"
+    assert post_callback("", APP_SECRET, robot_message(fake, text=text), client=client).status_code == 200
+    reply = fake.wait_for(lambda: fake.session_messages)[0]
+    shown = reply["markdown"]["text"]
+    assert "](" not in shown and "**" not in shown and "<font" not in shown, shown
+    assert "问题：[点这里］(http://evil.example) 领奖 ＊＊紧急＊＊ ＜font" in shown
+    assert reply["at"]["atUserIds"] == ["0135210002"] and shown.endswith("@0135210002")
+
+
 def test_duplicate_msg_id_gives_one_hazard_and_one_reply(client: TestClient, fake: FakeDingTalk) -> None:
     message = robot_message(fake, text=REPORT)
     for _ in range(3):  # DingTalk retries a callback it thinks failed

@@ -8,6 +8,7 @@ Content-Type header (neither platform documents the header strictly; the signatu
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
@@ -50,7 +52,8 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # Text that looks like chat: command words, field labels, numbers, punctuation, plus anything at all.
 WORDS = ["隐患", "部位：", "问题：", "责任人：", "期限：", "明天", "12月10日", "重大", "整改", "验收", "销号", "撤销",
          "查看", "清单", "统计", "台账", "帮助", "延期", "退回", "检查", "报送", "#", "#12", "#0", "#999999999999",
-         "\n", " ", "：", ":", "，", "@安全助手", "3号教学楼", "王建国", "😀", "\x00", "\u200b", "‮", "%s", "{}", "<xml>"]
+         "\n", " ", "：", ":", "，", "@安全助手", "3号教学楼", "王建国", "😀", "\x00", "\u200b", "‮", "%s", "{}", "<xml>",
+         "#" + "9" * 4_400, "期限：9999年12月31日", "[点这里](http://evil)", "<@LiNa>"]
 chat_text = st.one_of(
     st.text(max_size=300),
     st.lists(st.sampled_from(WORDS) | st.text(max_size=8), max_size=30).map("".join),
@@ -199,6 +202,40 @@ json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3) |
                           max_leaves=10)
 
 
+def nested(depth: int, kind: str, leaf: str = "1") -> str:
+    """JSON text nested `depth` levels deep, written as text (json.dumps would itself recurse)."""
+    if kind == "list":
+        return "[" * depth + leaf + "]" * depth
+    return '{"a":' * depth + leaf + "}" * depth
+
+
+# Raw JSON that json.dumps cannot produce, or that trips code reading it: nesting below and far past the
+# recursion limit, a number with more digits than int() takes, 1e999 (float inf), NaN and lone surrogates.
+DEPTHS = st.one_of(st.sampled_from([1, 5, 31, 32, 33, 500, 990, 1_000, 5_000, 200_000]), st.integers(1, 3_000))
+odd_json = st.one_of(
+    st.builds(nested, DEPTHS, st.sampled_from(["list", "dict"]), st.sampled_from(["1", '"隐患"', "null", "{}"])),
+    st.sampled_from(["9" * 4_301, "-" + "9" * 5_000, "1e999", "-1e999", "NaN", "Infinity", "-0", "1.5",
+                     "99999999999999999999", "10000000000000000", "true", '""', "[]", "{}", '"\\ud800"',
+                     '"隐患 部位：\\u0000一楼"', '{"content": ["隐患"]}', '[{"msgtype": "text"}]']),
+)
+
+
+def with_raw_json(message: dict[str, Any], fragments: dict[tuple[str, ...], str]) -> str:
+    """`message` as JSON text with the value at each path replaced by a raw JSON fragment."""
+    message = copy.deepcopy(message)
+    for index, path in enumerate(fragments):
+        target = message
+        for key in path[:-1]:
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            target = target[key]
+        target[path[-1]] = f"\x00raw{index}\x00"
+    text = json.dumps(message, ensure_ascii=False)
+    for index, fragment in enumerate(fragments.values()):
+        text = text.replace(json.dumps(f"\x00raw{index}\x00"), fragment)
+    return text
+
+
 @st.composite
 def aibot_shaped(draw: st.DrawFn) -> dict[str, Any]:
     """A decrypted AI-bot message whose fields have arbitrary types and values."""
@@ -239,6 +276,73 @@ def test_wecom_any_decrypted_payload_is_handled_or_refused(client: TestClient, p
         assert _stored(engine) == before
     assert inbound - before[0] in (0, 1)
     _assert_replies_chinese(engine)
+
+
+AIBOT_PATHS = [("msgid",), ("from",), ("from", "userid"), ("chatid",), ("chattype",), ("msgtype",), ("text",),
+               ("text", "content"), ("mixed",), ("mixed", "msg_item"), ("quote",), ("quote", "text", "content"),
+               ("voice",), ("voice", "content"), ("image",), ("image", "url"), ("response_url",), ("webhook_url",)]
+
+
+@FUZZ
+@example(plain=nested(200_000, "list"))  # once a RecursionError → HTTP 500
+@example(plain=nested(990, "dict"))
+@given(plain=st.one_of(
+    st.builds(nested, DEPTHS, st.sampled_from(["list", "dict"])),
+    st.builds(lambda fragments, text, group: with_raw_json(
+        {"msgid": f"fz-{uuid.uuid4().hex}", "from": {"userid": "ZhangWei"}, "chatid": CHAT, "chattype": "group",
+         "msgtype": "text", "text": {"content": text},
+         **({"webhook_url": "http://127.0.0.1:9/cgi-bin/webhook/send?key=x"} if group else {})}, fragments),
+        st.dictionaries(st.sampled_from(AIBOT_PATHS), odd_json, min_size=1, max_size=3), chat_text, st.booleans()),
+))
+def test_wecom_encrypted_payloads_with_wrong_types_and_deep_nesting_never_fail(client: TestClient, plain: str) -> None:
+    """Payloads that pass the signature check and decrypt (real crypto), but are nested deep or odd-typed."""
+    engine = _engine(client)
+    before = _stored(engine)
+    encrypt = encrypt_text(AES_KEY, plain)
+    body = json.dumps({"encrypt": encrypt})
+    response = client.post("/wecom/callback", params=callback_query(TOKEN, encrypt), content=body,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code in _wecom_outcomes(body), (response.status_code, response.text[:300])
+    if response.status_code != 200:
+        assert _stored(engine) == before
+    assert _stored(engine)[0] - before[0] in (0, 1)
+    _assert_replies_chinese(engine)
+
+
+def _wecom_outcomes(body: str) -> tuple[int, ...]:
+    return (413,) if len(body.encode()) > wecom.MAX_BODY_BYTES else (200, 400)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=DEPTHS, where=st.sampled_from(["root", "text"]))
+def test_wecom_encrypted_deep_xml_is_handled_or_refused(client: TestClient, depth: int, where: str) -> None:
+    engine = _engine(client)
+    before = _stored(engine)
+    deep = "<a>" * depth + "x" + "</a>" * depth
+    plain = (f"<xml>{deep}<MsgId>fz-{uuid.uuid4().hex}</MsgId><From><UserId>ZhangWei</UserId></From>"
+             f"<ChatId>{CHAT}</ChatId><MsgType>text</MsgType><Text><Content>{deep if where == 'text' else '清单'}"
+             "</Content></Text></xml>")
+    encrypt = encrypt_text(AES_KEY, plain)
+    body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    response = client.post("/wecom/callback", params=callback_query(TOKEN, encrypt), content=body)
+    assert response.status_code in _wecom_outcomes(body), (response.status_code, response.text[:300])
+    assert _stored(engine)[0] - before[0] in (0, 1)
+    _assert_replies_chinese(engine)
+
+
+def test_wecom_malformed_unauthenticated_input_is_refused_not_a_500(client: TestClient) -> None:
+    """No signature needed to reach these: each once answered 500."""
+    before = _stored(_engine(client))
+    deep = nested(200_000, "list").encode()
+    response = client.post("/wecom/callback", params=callback_query(TOKEN, "x"), content=deep)
+    assert (response.status_code, response.text) == (400, "broken JSON")
+    query = {**callback_query(TOKEN, "abc"), "msg_signature": "签名" * 20}  # non-ASCII: compare_digest raised
+    assert client.post("/wecom/callback", params=query, content=json.dumps({"encrypt": "abc"})).status_code == 403
+    assert client.get("/wecom/callback", params={**query, "echostr": "abc"}).status_code == 403
+    for timestamp in ("١٧٠٠٠٠٠٠٠٠", "²", "9" * 5_000):  # int() takes Arabic-Indic digits; '²'.isdigit() is True
+        query = callback_query(TOKEN, "abc", timestamp=timestamp)
+        assert client.post("/wecom/callback", params=query, content=json.dumps({"encrypt": "abc"})).status_code == 403
+    assert _stored(_engine(client)) == before
 
 
 def _assert_replies_chinese(engine: Engine) -> None:
@@ -351,3 +455,72 @@ def test_dingtalk_stale_replayed_and_oversized_store_nothing(client: TestClient,
     big = b'{"x":"' + b"a" * (dingtalk.MAX_CALLBACK_BYTES + 10) + b'"}'
     assert client.post("/dingtalk/callback", content=big, headers=headers).status_code == 413
     assert _stored(engine)[0] == before + 1
+
+
+ROBOT_PATHS = [("msgId",), ("conversationId",), ("conversationType",), ("senderStaffId",), ("senderId",),
+               ("senderNick",), ("msgtype",), ("text",), ("text", "content"), ("content",), ("content", "richText"),
+               ("content", "downloadCode"), ("content", "recognition"), ("sessionWebhook",),
+               ("sessionWebhookExpiredTime",), ("createAt",), ("robotCode",), ("conversationTitle",), ("atUsers",)]
+
+
+def _post_signed_dingtalk(client: TestClient, raw: str) -> None:
+    """POST a body under a valid `sign` (DingTalk's signature does not cover the body); check the outcome."""
+    engine = _engine(client)
+    before = _stored(engine)
+    body = raw.encode()
+    response = client.post("/dingtalk/callback", content=body, headers=callback_headers(APP_SECRET))
+    expected = (413,) if len(body) > dingtalk.MAX_CALLBACK_BYTES else (200, 400)
+    assert response.status_code in expected, (response.status_code, response.text[:300])
+    if response.status_code != 200:
+        assert _stored(engine) == before
+    assert _stored(engine)[0] - before[0] in (0, 1)
+    _assert_replies_chinese(engine)
+
+
+@FUZZ
+@example(depth=120_000, kind="list")  # once a RecursionError → HTTP 500
+@example(depth=990, kind="list")
+@given(depth=DEPTHS, kind=st.sampled_from(["list", "dict"]))
+def test_dingtalk_signed_deeply_nested_bodies_are_refused(client: TestClient, depth: int, kind: str) -> None:
+    _post_signed_dingtalk(client, nested(depth, kind))
+
+
+@FUZZ
+@given(data=st.data())
+def test_dingtalk_signed_messages_with_wrong_types_and_deep_nesting_never_fail(
+    client: TestClient, fakes: tuple[FakeWeCom, FakeDingTalk], data: st.DataObject
+) -> None:
+    kind = data.draw(st.sampled_from(["text", "richText", "audio", "picture"]))
+    text = data.draw(chat_text)
+    message = robot_message(fakes[1], text=text, msg_id=f"fz{uuid.uuid4().hex}")
+    message.update(msgtype=kind, content={"richText": [{"text": text}], "recognition": text, "downloadCode": "x"})
+    fragments = data.draw(st.dictionaries(st.sampled_from(ROBOT_PATHS), odd_json, min_size=1, max_size=3))
+    _post_signed_dingtalk(client, with_raw_json(message, fragments))
+
+
+def test_dingtalk_non_ascii_timestamp_header_is_refused_not_a_500(client: TestClient) -> None:
+    """Headers arrive as raw bytes (read as Latin-1): b'\\xb2' is '²', which passes isdigit() but not int()."""
+    before = _stored(_engine(client))
+    for timestamp in (b"\xb2", b"1\xb3", b"\xb9" * 13, b"9" * 5_000):
+        headers = [(b"timestamp", timestamp), (b"sign", callback_headers(APP_SECRET)["sign"].encode()),
+                   (b"content-type", b"application/json")]
+        assert _raw_post(client, "/dingtalk/callback", headers, b"{}") == 403
+    fresh = callback_headers(APP_SECRET)["timestamp"].encode()
+    for sign in (b"\xe9" * 44, "签名".encode()):
+        headers = [(b"timestamp", fresh), (b"sign", sign), (b"content-type", b"application/json")]
+        assert _raw_post(client, "/dingtalk/callback", headers, b"{}") == 403
+    assert _stored(_engine(client)) == before
+
+
+def _raw_post(client: TestClient, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    """POST with header bytes as given (the test client re-encodes header values as UTF-8), on the app's loop."""
+
+    async def post() -> int:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.post(path, content=body, headers=headers)
+        assert b"Traceback" not in response.content
+        return response.status_code
+
+    assert client.portal is not None
+    return client.portal.call(post)

@@ -75,3 +75,24 @@ def test_without_a_public_url_no_links_are_given(tmp_path: Path) -> None:
     _send(engine, clock, REPORT, msg_id="1", photos=(Attachment("p.png", "image/png", PNG),))
     reply = _send(engine, clock, "#1", msg_id="2")
     assert "照片：1张" in reply and "/photos/" not in reply
+
+
+def test_malformed_links_get_404_not_500_or_an_echo(setup: tuple[TestClient, Engine, Clock]) -> None:
+    """Each once answered 500 (compare_digest on non-ASCII) or 422 echoing 5000 digits back."""
+    client, engine, clock = setup
+    _send(engine, clock, REPORT, msg_id="1", photos=(Attachment("p.png", "image/png", PNG),))
+    link = re.findall(r"(/photos/\S+)", _send(engine, clock, "#1", msg_id="2"))[0]
+    _, _, photo_id, expires, signature = link.split("/")
+    for bad in (
+        f"/photos/{photo_id}/{expires}/{signature[:-1]}é",  # non-ASCII signature
+        f"/photos/{photo_id}/{expires}/签名",
+        f"/photos/{photo_id}/{'9' * 5000}/{signature}",  # more digits than int() takes
+        f"/photos/{'9' * 30}/{expires}/{signature}",  # past any database integer
+        f"/photos/-1/{expires}/{signature}",
+        f"/photos/{photo_id}/{expires}.0/{signature}",
+        f"/photos/١/{expires}/{signature}",  # int() reads Arabic-Indic digits
+    ):
+        response = client.get(bad)
+        assert response.status_code == 404, (bad, response.status_code)
+        assert len(response.content) < 100
+    assert client.get(link).status_code == 200

@@ -388,6 +388,19 @@ def test_report_gets_a_numbered_reply_at_the_response_url(client: TestClient, fa
     assert db_count(client, Hazard) == 1
 
 
+PHISHING = "隐患\n部位：3号教学楼\n问题：[点这里](http://evil.example) 领奖 <@LiNa> **紧急** <font color=\"warning\">红字</font>\n责任人：王建国"
+
+
+def test_echoed_user_text_cannot_link_mention_or_format(client: TestClient, fake: FakeWeCom, poster) -> None:
+    """The report echo must not render a disguised link or a fake <@userid>; the bot's own mention still works."""
+    poster(PHISHING)
+    wait_for(lambda: fake.responses)
+    content = fake.responses[0]["markdown"]["content"]
+    assert content.startswith("<@WangJianGuo> 已登记隐患"), content  # the responsible person, mentioned by the bot
+    assert content.count("<@") == 1 and "<font" not in content and "](" not in content and "**" not in content
+    assert "问题：[点这里］(http://evil.example) 领奖 ＜@LiNa> ＊＊紧急＊＊ ＜font" in content  # still readable
+
+
 def test_bad_signature_is_refused_and_nothing_is_stored(client: TestClient, poster) -> None:
     _, response = poster(REPORT, bad_signature=True)
     assert response.status_code == 403

@@ -95,6 +95,19 @@ def test_extend_is_for_unit_heads_and_leaders_only(chat: Chat) -> None:
     assert details == ["期限 2023-12-10 → 2023-12-20；等待配件", "期限 2023-12-20 → 2023-12-25"]
 
 
+def test_extend_beyond_the_campaign_end_is_refused_with_the_end_date(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    reply = chat.say("wang_jianguo", "延期 #1 9999年12月31日 等待配件")
+    assert "期限 9999-12-31 晚于本次排查整治的结束日期 2024-05-10" in reply
+    assert "例如：延期 #1 2024年5月10日 等待配件" in reply
+    assert _hazard(chat).deadline == date(2023, 12, 10)
+    # Someone who may not extend still hears that first, whatever the date.
+    assert "只有部门负责人或校领导可以延期" in chat.say("zhang_wei", "延期 #1 9999年12月31日")
+    reply = chat.say("wang_jianguo", "延期 #1 2024年5月10日 等待配件")
+    assert "→ 2024-05-10" in reply
+    assert _hazard(chat).deadline == date(2024, 5, 10)
+
+
 def test_extend_needs_a_date(chat: Chat) -> None:
     chat.say("zhang_wei", REPORT)
     reply = chat.say("wang_jianguo", "延期 #1 等待配件")

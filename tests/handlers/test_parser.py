@@ -339,6 +339,12 @@ BAD = [
     bad("close-yanshou-without-number", "验收", "close", "请写上隐患编号，例如：验收 #23"),
     bad("close-traditional-without-number", "銷號", "close", "请写上隐患编号，例如：销号 #23"),
     bad("close-huge-number", "销号 #12345678901", "close", "隐患编号「12345678901」不对"),
+    # More digits than Python's int() accepts (4300) once made the parser raise.
+    bad("close-4301-digits", "销号 #" + "9" * 4301, "close", "编号太长，请写清单里的编号，例如：销号 #23"),
+    bad("close-4301-digits-with-di", "销号 第" + "9" * 4301 + "号", "close", "编号太长"),
+    bad("close-4301-bare-digits", "销号 " + "1" * 4301, "close", "编号太长"),
+    bad("show-4301-digits-alone", "#" + "9" * 4301, "show", "编号太长，请写清单里的编号，例如：查看 #23"),
+    bad("close-after-4301-digits", "#" + "9" * 4301 + " 销号", "close", "编号太长"),
     bad("rectify-without-number", "整改 已清理通道", "rectify", "请写上隐患编号，例如：整改 #23 已清理通道"),
     bad("rectify-building-number-is-not-a-hazard-number", "整改 23号楼灭火器已更换", "rectify", "请写上隐患编号"),
     bad("withdraw-without-number", "撤销", "withdraw", "请写上隐患编号，例如：撤销 #23"),

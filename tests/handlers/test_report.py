@@ -138,3 +138,24 @@ def test_a_report_with_thousands_of_mistakes_gets_one_short_reply(chat: Chat) ->
 def test_the_same_mistake_a_thousand_times_is_listed_once(chat: Chat) -> None:
     reply = chat.say("zhang_wei", "隐患 部位：食堂 问题：插座老化 " + " ".join("部位：x" for _ in range(1000)))
     assert reply.count("「部位」写了两次") == 1 and "未显示" not in reply
+
+
+def test_a_deadline_after_the_campaign_ends_is_refused_with_the_end_date_and_nothing_stored(chat: Chat) -> None:
+    # Campaign c1 runs 2023-11-21 … 2024-05-10 (tests/school.py); a deadline in 9999 would never fall due.
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：篮球架松动\n期限：9999年12月31日")
+    assert "期限 9999-12-31 晚于本次排查整治的结束日期 2024-05-10" in reply
+    assert "请写 2024-05-10 或之前的日期，例如：期限：2024年5月10日" in reply
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).all() == []
+    assert "晚于" in chat.say("zhang_wei", "隐患\n部位：操场\n问题：篮球架松动\n期限：2024年5月11日")
+    # The example in the refusal is accepted: the campaign's last day is the latest deadline.
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：篮球架松动\n期限：2024年5月10日")
+    assert "已登记隐患 #1" in reply and "期限：2024-05-10" in reply
+
+
+def test_after_the_campaign_ended_a_written_deadline_is_refused(chat: Chat) -> None:
+    chat.now = chat.now.replace(year=2024, month=6, day=1)
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：篮球架松动\n期限：6月5日")
+    assert "本次排查整治已于 2024-05-10 结束" in reply and "例如" in reply
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).all() == []

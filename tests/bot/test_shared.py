@@ -155,3 +155,33 @@ def test_without_redis_a_dingtalk_sign_still_serves_one_message(tmp_path: Path, 
         assert client.post("/dingtalk/callback", content=_signed(forged), headers=headers).status_code == 403
         assert _inbound_rows(client) == 1
     assert "redis unavailable" in caplog.text
+
+
+@needs_redis
+def test_claim_stores_once_and_reports_the_holder() -> None:
+    async def run() -> list[str | None]:
+        shared = SharedCache(str(REDIS_URL))
+        key = f"test:claim:{os.getpid()}:{id(shared)}"
+        try:
+            await shared.client.delete(f"safetybot:{key}")
+            results = [await shared.claim(key, "msg:a", 60), await shared.claim(key, "msg:b", 60)]
+            results.append(str(await shared.client.ttl(f"safetybot:{key}")))
+            await shared.client.delete(f"safetybot:{key}")
+            return results
+        finally:
+            await shared.aclose()
+
+    first, second, ttl = anyio.run(run)
+    assert first == "msg:a" and second == "msg:a"  # the second claimant learns who holds the key
+    assert ttl is not None and 0 < int(ttl) <= 60
+
+
+def test_claim_says_none_when_redis_is_away() -> None:
+    async def run() -> str | None:
+        shared = SharedCache("redis://127.0.0.1:1/0")  # nothing listens
+        try:
+            return await shared.claim("test:claim:away", "msg:a", 60)
+        finally:
+            await shared.aclose()
+
+    assert anyio.run(run) is None

@@ -94,8 +94,21 @@ Id = Annotated[str, Field(pattern=_ID_PATTERN, min_length=1, max_length=64)]
 EnvVarName = Annotated[str, AfterValidator(_check_env_name)]
 Mobile = Annotated[str | None, BeforeValidator(_normalize_mobile), AfterValidator(_check_mobile)]
 NonEmpty = Annotated[str, Field(min_length=1)]
-# A host name, or "*." + a domain for any of its subdomains (no scheme, port or path).
-UrlHost = Annotated[str, Field(pattern=r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$", max_length=253)]
+_URL_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def _check_url_host(value: str) -> str:
+    """A host name, or "*." + a domain for any of its subdomains (no scheme, port or path)."""
+    if len(value) <= 253 and _URL_HOST.match(value):
+        return value
+    raise PydanticCustomError(
+        "url_host",
+        "not a host name: write the host only, e.g. oapi.dingtalk.com, or *.example.com for its subdomains",
+        {"value": repr(value)},
+    )
+
+
+UrlHost = Annotated[str, AfterValidator(_check_url_host)]
 
 
 class _Model(BaseModel):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.config import ConfigError, load_config
 from bot.url_allowlist import UrlAllowList
 
 URLS = UrlAllowList(["oapi.dingtalk.com", "*.myqcloud.com"], trusted_bases=["http://127.0.0.1:8123/"])
@@ -43,3 +46,18 @@ def test_allowed(url: str) -> None:
 ])
 def test_refused(url: str | None) -> None:
     assert not URLS.allows(url)
+
+
+@pytest.mark.parametrize("host", ["https://oapi.dingtalk.com/", "oapi.dingtalk.com:443", "*.com", "localhost", "a b.com"])
+def test_config_refuses_what_is_not_a_host(config_path: Path, host: str) -> None:
+    config_path.write_text(config_path.read_text(encoding="utf-8") + f'\n[dingtalk]\ncallback_url_hosts = ["{host}"]\n',
+                           encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"dingtalk\.callback_url_hosts\[0\]: not a host name"):
+        load_config(config_path)
+
+
+def test_config_defaults_are_the_platforms_hosts(config_path: Path) -> None:
+    config = load_config(config_path)
+    assert config.dingtalk.callback_url_hosts == ["oapi.dingtalk.com", "api.dingtalk.com"]
+    assert config.dingtalk.callback_window_seconds == 300
+    assert "qyapi.weixin.qq.com" in config.wecom.callback_url_hosts

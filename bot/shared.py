@@ -7,7 +7,9 @@ once); sharing them saves repeated work across replicas:
 - platform access tokens: one fetch per app for the whole deployment, not one per process.
 
 Redis is never needed for correctness: when it does not answer, each process falls back to its own
-memory and says so in the log.
+memory and says so in the log. The one thing memory cannot do across replicas: without Redis, a DingTalk
+(timestamp, sign) pair used at one replica can still carry one other message at each of the others, so
+run several callback-mode replicas with Redis.
 """
 
 from __future__ import annotations

@@ -95,6 +95,21 @@ Id = Annotated[str, Field(pattern=_ID_PATTERN, min_length=1, max_length=64)]
 EnvVarName = Annotated[str, AfterValidator(_check_env_name)]
 Mobile = Annotated[str | None, BeforeValidator(_normalize_mobile), AfterValidator(_check_mobile)]
 NonEmpty = Annotated[str, Field(min_length=1)]
+_URL_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def _check_url_host(value: str) -> str:
+    """A host name, or "*." + a domain for any of its subdomains (no scheme, port or path)."""
+    if len(value) <= 253 and _URL_HOST.match(value):
+        return value
+    raise PydanticCustomError(
+        "url_host",
+        "not a host name: write the host only, e.g. oapi.dingtalk.com, or *.example.com for its subdomains",
+        {"value": repr(value)},
+    )
+
+
+UrlHost = Annotated[str, AfterValidator(_check_url_host)]
 
 
 class _Model(BaseModel):
@@ -258,6 +273,11 @@ class WeCom(_Model):
     api_base: NonEmpty = "https://qyapi.weixin.qq.com"  # webhook send / upload_media
     ws_url: NonEmpty = "wss://openws.work.weixin.qq.com"  # 智能机器人 long connection
     bots: list[WeComBot] = Field(default_factory=list)
+    # Hosts a callback's response_url and photo URLs may point at (https only; "*.x.com" = any subdomain).
+    # The api_base's own origin is always allowed. Photos of 智能机器人 come from Tencent COS (*.myqcloud.com).
+    callback_url_hosts: list[UrlHost] = Field(
+        default_factory=lambda: ["qyapi.weixin.qq.com", "wework.qpic.cn", "*.myqcloud.com"]
+    )
 
 
 class DingTalkRobot(_Model):
@@ -273,6 +293,12 @@ class DingTalk(_Model):
     api_base: NonEmpty = "https://api.dingtalk.com"  # OpenAPI v1.0 (tokens, robot messages, stream gateway)
     oapi_base: NonEmpty = "https://oapi.dingtalk.com"  # legacy OpenAPI (media upload, custom robot webhook)
     robots: list[DingTalkRobot] = Field(default_factory=list)
+    # Hosts a callback's sessionWebhook may point at (https only; "*.x.com" = any subdomain); the origins
+    # of api_base and oapi_base are always allowed. DingTalk hands out https://oapi.dingtalk.com/robot/sendBySession.
+    callback_url_hosts: list[UrlHost] = Field(default_factory=lambda: ["oapi.dingtalk.com", "api.dingtalk.com"])
+    # How far a callback's `timestamp` header may be from our clock. DingTalk allows up to an hour; it
+    # sends the callback at once, so a few minutes cover clock skew and keep a captured sign short-lived.
+    callback_window_seconds: int = Field(default=300, ge=10, le=3600)
 
 
 class Outbox(_Model):

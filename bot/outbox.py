@@ -8,6 +8,7 @@ with the reason, which `safetybot outbox` shows.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
@@ -65,6 +66,40 @@ def retry_after_delay(value: str | None, now: datetime) -> timedelta | None:
     if when.tzinfo is None:  # HTTP dates are GMT
         when = when.replace(tzinfo=timezone.utc)
     return max(timedelta(0), when - now)
+
+
+PLATFORM_MESSAGE_MAX_CHARS = 80
+
+
+def _clip(value: object, limit: int = PLATFORM_MESSAGE_MAX_CHARS) -> str:
+    """One line of at most `limit` characters (control characters become spaces)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def platform_error(answer: object) -> str | None:
+    """`errcode 45009: <errmsg>` (WeCom / DingTalk legacy) or `<code>: <message>` (DingTalk OpenAPI) when
+    the answer is a platform's own JSON error object; None for anything else."""
+    if not isinstance(answer, dict):
+        return None
+    errcode, errmsg = answer.get("errcode"), answer.get("errmsg")
+    if isinstance(errcode, int) and not isinstance(errcode, bool) and isinstance(errmsg, str):
+        return f"errcode {errcode}: {_clip(errmsg)}".rstrip(": ")
+    code, message = answer.get("code"), answer.get("message")
+    if isinstance(code, str) and code and isinstance(message, str):
+        return f"{_clip(code)}: {_clip(message)}".rstrip(": ")
+    return None
+
+
+def answer_reason(status: int, body: bytes | str) -> str:
+    """Why a delivery was refused, short and safe to keep in `last_error`: `HTTP 502`, plus the platform's
+    error code and (clipped) message when the body is its JSON. Never the body itself: a foreign or
+    internal page's text (HTML, secrets) must not end up in the outbox or `safetybot outbox`."""
+    try:
+        detail = platform_error(json.loads(body))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        detail = None
+    return f"HTTP {status} {detail}" if detail else f"HTTP {status}"
 
 
 class Delivery(Protocol):

@@ -2,11 +2,14 @@
 
 Two things, both also correct per process (the database's unique key is what makes a message count
 once); sharing them saves repeated work across replicas:
-- the replay window: a callback's (signature, nonce) seen by one replica is refused by every other;
+- the replay window: a callback's (signature, nonce) seen by one replica is refused by every other
+  (DingTalk: a callback's (timestamp, sign) belongs to the first message that used it, see `claim`);
 - platform access tokens: one fetch per app for the whole deployment, not one per process.
 
 Redis is never needed for correctness: when it does not answer, each process falls back to its own
-memory and says so in the log.
+memory and says so in the log. The one thing memory cannot do across replicas: without Redis, a DingTalk
+(timestamp, sign) pair used at one replica can still carry one other message at each of the others, so
+run several callback-mode replicas with Redis.
 """
 
 from __future__ import annotations
@@ -45,6 +48,22 @@ class SharedCache:
             return None
         self._warned = False
         return bool(added)
+
+    async def claim(self, key: str, value: str, ttl_seconds: float) -> str | None:
+        """Store `value` for `ttl_seconds` unless the key is held (SET NX EX); return the value the key holds
+        now (ours when we stored it), or None if Redis is away."""
+        try:
+            if await self.client.set(PREFIX + key, value, nx=True, ex=max(1, int(ttl_seconds))):
+                held: Any = value
+            else:
+                held = await self.client.get(PREFIX + key)
+        except Exception as exc:
+            self._unavailable(exc)
+            return None
+        self._warned = False
+        if held is None:  # the holder expired between the two calls: report an unknown holder, not us
+            return ""
+        return held.decode() if isinstance(held, bytes) else str(held)
 
     async def exists(self, key: str) -> bool | None:
         try:

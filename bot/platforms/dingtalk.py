@@ -40,10 +40,11 @@ from sqlmodel import Session
 from bot import pushes
 from bot.config import Config, DingTalkRobot, Group
 from bot.logging_setup import RedactingFilter, redact
-from bot.outbox import DeliveryResult, Draft, split_utf8
+from bot.outbox import DeliveryResult, Draft, answer_reason, platform_error, split_utf8
 from bot.platforms.base import Runtime
 from bot.shared import SharedCache
 from bot.untrusted import MalformedPayload, ascii_int, load_json
+from bot.url_allowlist import UrlAllowList
 from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
 from models.tables import GroupRow, OutboxMessage, PersonRow
@@ -101,11 +102,65 @@ def timestamp_fresh(timestamp: str | None, now_ms: int, window_ms: int = SIGN_WI
     return sent_ms is not None and abs(now_ms - sent_ms) <= window_ms
 
 
-def verify_callback(timestamp: str | None, signature: str | None, app_secret: str, now_ms: int) -> bool:
+def verify_callback(
+    timestamp: str | None, signature: str | None, app_secret: str, now_ms: int, window_ms: int = SIGN_WINDOW_MS
+) -> bool:
     """Check an HTTP callback's `timestamp` / `sign` headers (the sign is not URL-encoded)."""
-    if not signature or not timestamp_fresh(timestamp, now_ms):
+    if not signature or not timestamp_fresh(timestamp, now_ms, window_ms):
         return False
     return hmac.compare_digest(sign(str(timestamp), app_secret).encode(), signature.encode())
+
+
+class SignatureReplayGuard:
+    """Binds each callback `(timestamp, sign)` pair to the first message that used it, for the window.
+
+    DingTalk's sign covers only the timestamp, never the body: a pair captured once (a log, a proxy)
+    would otherwise let anyone post any body, e.g. as the admin, for as long as the timestamp is fresh.
+    The platform notes do not say whether DingTalk re-signs a callback it retries, so a retry may carry
+    the same headers: the same pair with the same msgId is that retry (accepted again; the database's
+    unique msgId records it once), the same pair with another msgId or body is a replay and refused.
+
+    The pairs live in this process's memory and, with Redis, in Redis too (SET NX EX), so a pair used at
+    one replica is refused at every other; when Redis does not answer, memory alone still guards this one.
+    """
+
+    FIRST, RETRY, REPLAY = "first", "retry", "replay"
+
+    def __init__(self, window_ms: int, clock_ms: Callable[[], int], shared: SharedCache | None = None) -> None:
+        self.window_ms = window_ms
+        self.clock_ms = clock_ms
+        self.shared = shared
+        # (timestamp, sign) -> (message key, expiry ms), roughly in expiry order (timestamps arrive in order).
+        self._pairs: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+
+    async def check(self, timestamp: str, signature: str, message_key: str) -> str:
+        """FIRST for a pair not seen before, RETRY for the same message again, REPLAY for another message."""
+        now = self.clock_ms()
+        while self._pairs and next(iter(self._pairs.values()))[1] <= now:
+            self._pairs.popitem(last=False)
+        pair = (timestamp, signature)
+        known = self._pairs.get(pair)
+        if known is not None:
+            return self.RETRY if known[0] == message_key else self.REPLAY
+        # The pair can pass the timestamp check until timestamp + window: remember it that long.
+        expires = int(timestamp) + self.window_ms
+        self._pairs[pair] = (message_key, expires)
+        holder = message_key
+        if self.shared is not None:
+            key = "dingtalk:replay:" + hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
+            held = await self.shared.claim(key, message_key, (expires - now) / 1000 + 1)
+            if held is not None:
+                holder = held
+                self._pairs[pair] = (held, expires)
+        return self.FIRST if holder == message_key else self.REPLAY
+
+
+def message_key(data: Mapping[str, Any], body: bytes) -> str:
+    """What makes two callbacks the same message: its msgId, else (no usable msgId) the body's hash."""
+    msg_id = data.get("msgId")
+    if isinstance(msg_id, str) and msg_id:
+        return "msg:" + msg_id
+    return "body:" + hashlib.sha256(body).hexdigest()
 
 
 def _install_log_redaction() -> None:
@@ -272,12 +327,17 @@ def _errcode_result(body: Mapping[str, Any], what: str) -> DeliveryResult | None
     code = _int(body.get("errcode"))
     if code in (0, None):
         return None
-    error = f"{what}: errcode {code} {body.get('errmsg', '')}".strip()
+    error = f"{what}: {platform_error({'errcode': code, 'errmsg': str(body.get('errmsg') or '')})}"
     if code in RATE_LIMIT_CODES:
         return DeliveryResult.retry(error, rate_limited=True)
     if code in TRANSIENT_CODES:
         return DeliveryResult.retry(error)
     return DeliveryResult.fail(error)
+
+
+def _has_errcode(error: str, code: int) -> bool:
+    """Whether a delivery error (as `_errcode_result` words it) carries this errcode."""
+    return f"errcode {code}:" in error or error.endswith(f"errcode {code}")
 
 
 def _token_key(creds: AppCredentials) -> str:
@@ -307,9 +367,10 @@ class DingTalkApi:
         self.token_requests = 0
 
     def _fail(self, response: httpx.Response, what: str, *secrets: str) -> DingTalkError:
-        text = redact(response.text[:500], *secrets)
-        error = f"{what}: HTTP {response.status_code} {text}"
-        if response.status_code == 429 or "throttl" in text.lower() or "qpslimit" in text.lower():
+        # The status and the platform's own error code are kept; the body itself never is (see answer_reason).
+        error = redact(f"{what}: {answer_reason(response.status_code, response.content)}", *secrets)
+        text = response.text[:500].lower()
+        if response.status_code == 429 or "throttl" in text or "qpslimit" in text:
             retry_after = response.headers.get("Retry-After")
             return DingTalkError(DeliveryResult.retry(error, rate_limited=True, retry_after=retry_after))
         if response.status_code >= 500:
@@ -452,7 +513,7 @@ class DingTalkApi:
         try:
             answer = response.json()
         except ValueError:
-            raise DingTalkError(DeliveryResult.retry(f"{what}: not JSON: {redact(response.text[:200], *secrets)}"))
+            raise DingTalkError(DeliveryResult.retry(f"{what}: HTTP 200, not JSON"))
         problem = _errcode_result(answer, what)
         if problem is not None:
             raise DingTalkError(
@@ -474,8 +535,8 @@ async def _guard(what: str, call: Callable[[], Awaitable[None]], *secrets: str |
         )
     except httpx.HTTPError as exc:
         return DeliveryResult.retry(redact(f"{what}: {type(exc).__name__}: {exc}", *secrets))
-    except ValueError as exc:  # a 200 whose body is not JSON
-        return DeliveryResult.retry(redact(f"{what}: bad answer: {exc}", *secrets))
+    except ValueError:  # a 200 whose body is not JSON
+        return DeliveryResult.retry(f"{what}: HTTP 200, not JSON")
     return DeliveryResult.sent()
 
 
@@ -723,10 +784,13 @@ class OpenApiDelivery:
 class SessionWebhookDelivery:
     """dingtalk_session_webhook: reply by the callback's sessionWebhook, else by the OpenAPI once it expired."""
 
-    def __init__(self, api: DingTalkApi, fallback: OpenApiDelivery, clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self, api: DingTalkApi, fallback: OpenApiDelivery, clock_ms: Callable[[], int], urls: UrlAllowList
+    ) -> None:
         self.api = api
         self.fallback = fallback
         self.clock_ms = clock_ms
+        self.urls = urls  # checked again at send time: rows queued before an allow-list change
 
     async def _fall_back(self, payload: Mapping[str, Any], why: str) -> DeliveryResult:
         fallback = payload.get("fallback") or {}
@@ -740,12 +804,17 @@ class SessionWebhookDelivery:
         payload = _payload(message)
         url = str(payload.get("url") or "")
         expires = _int(payload.get("expires")) or 0
-        if not url or (expires and self.clock_ms() > expires - SESSION_MARGIN_MS):
+        if not url:  # none in the callback, or one on a host that is not allowed
+            return await self._fall_back(payload, "no usable sessionWebhook")
+        if expires and self.clock_ms() > expires - SESSION_MARGIN_MS:
             return await self._fall_back(payload, "sessionWebhook expired")
+        if not self.urls.allows(url):
+            log.warning("dingtalk outbox row %s: sessionWebhook not on an allowed host; not calling it", message.id)
+            return await self._fall_back(payload, "sessionWebhook not on an allowed host")
         result = await _guard(
             "session webhook", lambda: self.api.post_robot(url, payload.get("body") or {}, "session webhook", url), url
         )
-        if not result.ok and any(f"errcode {code} " in result.error for code in SESSION_GONE_CODES):
+        if not result.ok and any(_has_errcode(result.error, code) for code in SESSION_GONE_CODES):
             return await self._fall_back(payload, "sessionWebhook is gone (300001)")
         return result
 
@@ -788,6 +857,9 @@ class DingTalkAdapter:
         self.runtime = runtime
         self.api = api
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.window_ms = runtime.config.dingtalk.callback_window_seconds * 1000
+        self.replays = SignatureReplayGuard(self.window_ms, self.clock_ms, runtime.shared)
+        self.urls = callback_urls(runtime.config)
 
     def callback_secrets(self) -> list[tuple[DingTalkRobot, str]]:
         """(robot, app secret) of every robot in HTTP-callback mode whose secret is set."""
@@ -813,6 +885,12 @@ class DingTalkAdapter:
         """The internal message and its reply route (session webhook, bucket, conversation)."""
         received = self._sent_at(message.created_at_ms)
         group = _group_by_chat(self.runtime.config, message.conversation_id)
+        session_webhook = message.session_webhook
+        if session_webhook and not self.urls.allows(session_webhook):
+            # Never call a URL a callback names unless it is DingTalk's: the reply goes by the OpenAPI.
+            log.warning("dingtalk robot %s: message %s has a sessionWebhook on a host not in "
+                        "dingtalk.callback_url_hosts; replying by the OpenAPI instead", robot.id, message.msg_id)
+            session_webhook = ""
         inbound = Inbound(
             platform=PLATFORM,
             msg_id=message.msg_id,
@@ -828,7 +906,7 @@ class DingTalkAdapter:
             "robot_id": robot.id,
             "group_id": group.id if group else None,
             "conversation_id": message.conversation_id,
-            "session_webhook": message.session_webhook,
+            "session_webhook": session_webhook,
             "session_expires": message.session_expires_ms,
             "sender": message.sender_id,
         }
@@ -894,6 +972,12 @@ class DingTalkAdapter:
         return inbound_id
 
 
+def callback_urls(config: Config) -> UrlAllowList:
+    """The URLs a callback may make the bot call: DingTalk's hosts, and the configured API bases."""
+    dingtalk = config.dingtalk
+    return UrlAllowList(dingtalk.callback_url_hosts, (dingtalk.api_base, dingtalk.oapi_base))
+
+
 def _error(status: int, text: str) -> JSONResponse:
     return JSONResponse({"error": text}, status_code=status)
 
@@ -915,10 +999,12 @@ def callback_route(adapter: DingTalkAdapter) -> Route:
                 return _error(413, "body too large")
         timestamp, signature = request.headers.get("timestamp"), request.headers.get("sign")
         now = adapter.clock_ms()
-        if not timestamp_fresh(timestamp, now):
+        if not timestamp_fresh(timestamp, now, adapter.window_ms):
             return _error(403, "stale or missing timestamp")
         robot = next(
-            (r for r, secret in adapter.callback_secrets() if verify_callback(timestamp, signature, secret, now)), None
+            (r for r, secret in adapter.callback_secrets()
+             if verify_callback(timestamp, signature, secret, now, adapter.window_ms)),
+            None,
         )
         if robot is None:
             return _error(403, "bad signature")
@@ -928,6 +1014,10 @@ def callback_route(adapter: DingTalkAdapter) -> Route:
             return _error(400, "body is not JSON (or nested too deeply)")
         if not isinstance(data, dict):
             return _error(400, "body is not a JSON object")
+        verdict = await adapter.replays.check(str(timestamp), str(signature), message_key(data, bytes(body)))
+        if verdict == SignatureReplayGuard.REPLAY:
+            log.warning("dingtalk callback refused: its timestamp/sign were already used by another message")
+            return _error(403, "signature already used")
         background = BackgroundTasks()
         try:
             await adapter.accept(data, robot, background.add_task)
@@ -1122,7 +1212,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     clock_ms = adapter.clock_ms
     openapi = OpenApiDelivery(runtime, api)
     runtime.sender.deliveries[CH_OPENAPI] = openapi
-    runtime.sender.deliveries[CH_SESSION] = SessionWebhookDelivery(api, openapi, clock_ms)
+    runtime.sender.deliveries[CH_SESSION] = SessionWebhookDelivery(api, openapi, clock_ms, adapter.urls)
     runtime.sender.deliveries[CH_WEBHOOK] = CustomWebhookDelivery(runtime, api, clock_ms)
     runtime.engine.renderers[PLATFORM] = render_replies
     runtime.fetchers[PLATFORM] = adapter.fetch_media

@@ -50,10 +50,11 @@ from wechatpy.exceptions import InvalidSignatureException
 from bot.config import Config, Group, WeComBot
 from bot import pushes
 from bot.logging_setup import RedactingFilter, redact
-from bot.outbox import DeliveryResult, Draft, split_utf8
+from bot.outbox import DeliveryResult, Draft, answer_reason, platform_error, split_utf8
 from bot.platforms.base import Runtime
 from bot.secrets import Secrets
 from bot.untrusted import MalformedPayload, ascii_int, load_json, same_secret
+from bot.url_allowlist import UrlAllowList
 from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
 from models import outbox as outbox_store
@@ -413,6 +414,8 @@ class WeComAdapter:
         self.replays = ReplayGuard(clock=clock)
         self.connections: dict[str, WsConnection] = {}
         self.api_base = self.config.wecom.api_base.rstrip("/")
+        # response_url and photo URLs come from the callback body: only WeCom's hosts (and api_base) are called.
+        self.urls = UrlAllowList(self.config.wecom.callback_url_hosts, (self.api_base,))
         self._tasks: TaskGroup | None = None
         self._handler_slots: anyio.CapacityLimiter | None = None
 
@@ -664,7 +667,7 @@ class WeComAdapter:
         if ws_bot is not None:
             route.update(mode="ws", channel=CHANNEL_WS, robot=f"wecom:aibot:{ws_bot}:{parsed.chat_id}",
                          bot=ws_bot, req_id=req_id, chat_type=parsed.chat_type)
-        elif parsed.response_url:
+        elif parsed.response_url and self._allowed(parsed.response_url, "response_url"):
             route.update(mode="response_url", channel=CHANNEL_RESPONSE_URL,
                          robot=f"wecom:aibot:{bot_id}:{parsed.chat_id}", bot=bot_id, response_url=parsed.response_url)
         else:
@@ -683,9 +686,22 @@ class WeComAdapter:
             route["credential"] = creds.id if creds else None
         return msg, route
 
+    def _allowed(self, url: str, what: str) -> bool:
+        """Whether a URL from a callback may be called; a refused one is logged (host only, never the URL)."""
+        if self.urls.allows(url):
+            return True
+        try:
+            host = httpx.URL(url).host or "?"
+        except (httpx.InvalidURL, TypeError, ValueError):
+            host = "?"
+        log.warning("wecom: a callback's %s points at %s, not a host in wecom.callback_url_hosts; not calling it",
+                    what, host)
+        return False
+
     async def fetch_media(self, route: dict[str, Any]) -> tuple[Attachment, ...]:
         """Download and decrypt the photos a recorded message's route names (after the acknowledgement)."""
         media = [MediaRef(url=str(item.get("url", "")), aeskey=item.get("aeskey")) for item in route.get("media") or ()]
+        media = [ref for ref in media if self._allowed(ref.url, "photo URL")]
         if not media:
             return ()
         creds = next((c for c in self.callback_credentials() if c.id == route.get("credential")), None)
@@ -781,8 +797,8 @@ class WeComAdapter:
             )
         if response.status_code >= 500:
             return DeliveryResult.retry(f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            return DeliveryResult.fail(f"HTTP {response.status_code}: {self.redact(response.text[:200])}")
+        if response.status_code >= 400:  # the status and WeCom's own errcode, never the body (answer_reason)
+            return DeliveryResult.fail(self.redact(answer_reason(response.status_code, response.content)))
         try:
             answer = response.json()
         except ValueError:
@@ -795,7 +811,8 @@ class WeComAdapter:
         code = answer.get("errcode", 0)
         if code == 0:
             return DeliveryResult.sent()
-        error = self.redact(f"errcode {code}: {answer.get('errmsg', '')}")[:500]
+        detail = platform_error({"errcode": code, "errmsg": str(answer.get("errmsg") or "")})
+        error = self.redact(detail or f"errcode {str(code)[:20]}")
         if code in RETRYABLE_ERRCODES:
             return DeliveryResult.retry(error, rate_limited=code in RATE_LIMITED_ERRCODES)
         return DeliveryResult.fail(error)
@@ -880,6 +897,8 @@ class WeComAdapter:
         content = str(payload.get("content", ""))
         if not url:
             return await self._fallback(row, payload, "no response_url")
+        if not self._allowed(str(url), "response_url"):
+            return await self._fallback(row, payload, "response_url not on an allowed host")
         answer = await self._post_json(str(url), {"msgtype": "markdown", "markdown": {"content": content}})
         result = answer if isinstance(answer, DeliveryResult) else self._result(answer)
         if result.ok or result.retryable:

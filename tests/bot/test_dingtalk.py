@@ -27,6 +27,7 @@ from handlers.messages import Reply
 from models import outbox as outbox_store
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, post_callback, robot_message
+from tests.fakes.internal_page import SECRET as page_secret, InternalPage
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 APP_KEY, APP_SECRET = "dingapp0001", "app-secret-0001-abcdef"
@@ -343,7 +344,9 @@ class Harness:
         self.api = dingtalk.DingTalkApi(self.http, api_base=fake.base_url, oapi_base=fake.base_url)
         self.openapi = dingtalk.OpenApiDelivery(self.runtime, self.api)
         self.webhook = dingtalk.CustomWebhookDelivery(self.runtime, self.api, lambda: int(time.time() * 1000))
-        self.session = dingtalk.SessionWebhookDelivery(self.api, self.openapi, lambda: int(time.time() * 1000))
+        self.session = dingtalk.SessionWebhookDelivery(
+            self.api, self.openapi, lambda: int(time.time() * 1000), dingtalk.callback_urls(config)
+        )
 
     def row(self, channel: str, kind: str, payload: dict[str, Any], blob: bytes | None = None) -> OutboxMessage:
         now = datetime.now(timezone.utc)
@@ -492,3 +495,148 @@ def test_session_webhook_gone_falls_back_to_the_openapi(dt_config: Path, fake: F
     result = anyio.run(harness.session.deliver, harness.row(dingtalk.CH_SESSION, "markdown", payload))
     assert result.ok
     assert fake.group_messages[0]["msgKey"] == "sampleMarkdown"
+
+
+# -- locked doors: replayed signs, URLs from callbacks, foreign answers ---------------------------
+
+
+def _post(client: TestClient, message: dict[str, Any], headers: dict[str, str]) -> int:
+    body = json.dumps(message, ensure_ascii=False).encode()
+    return client.post("/dingtalk/callback", content=body, headers=headers).status_code
+
+
+def test_a_sign_replayed_with_another_body_is_refused(client: TestClient, fake: FakeDingTalk) -> None:
+    headers = callback_headers(APP_SECRET)
+    assert _post(client, robot_message(fake, text=REPORT), headers) == 200
+    fake.wait_for(lambda: fake.session_messages)
+    # The sign covers only the timestamp: the captured pair must not carry another message (here, the
+    # safety officer asking for the ledger), nor the same message id with other words.
+    forged = robot_message(fake, text="台账", sender_staff_id="0135210003", sender_nick="李娜")
+    response = client.post("/dingtalk/callback", content=json.dumps(forged, ensure_ascii=False).encode(),
+                           headers=headers)
+    assert response.status_code == 403 and "隐患" not in response.text
+    assert _post(client, {"x": "no msgId at all"}, headers) == 403
+    assert count(client, InboundMessage) == 1
+    assert count(client, Hazard) == 1
+    assert fake.group_messages == []  # no ledger went out
+
+
+def test_a_retry_with_the_same_headers_is_one_message(client: TestClient, fake: FakeDingTalk) -> None:
+    message = robot_message(fake, text=REPORT)
+    headers = callback_headers(APP_SECRET)
+    for _ in range(3):  # a platform retry may repeat the very same request, headers included
+        assert _post(client, message, headers) == 200
+    fake.wait_for(lambda: fake.session_messages)
+    same_id = dict(message, text={"content": " 隐患\n部位：食堂\n问题：另一处"})  # same msgId, other words
+    assert _post(client, same_id, headers) == 200  # taken for the retry, and recorded no second time
+    time.sleep(0.5)  # give a wrongly scheduled second reply the time to show up
+    assert count(client, InboundMessage) == 1
+    assert count(client, Hazard) == 1
+    assert len(fake.session_messages) == 1
+
+
+def test_the_timestamp_window_is_five_minutes_and_configurable(dt_config: Path, fake: FakeDingTalk) -> None:
+    now = int(time.time() * 1000)
+    body = json.dumps(robot_message(fake, text="清单"), ensure_ascii=False).encode()
+    app = create_app(load_config(dt_config), secrets=Secrets(environ=ENV))
+    with TestClient(app) as default:
+        for skew in (-400_000, 400_000):
+            response = default.post("/dingtalk/callback", content=body,
+                                    headers=callback_headers(APP_SECRET, now_ms=now + skew))
+            assert response.status_code == 403
+    text = dt_config.read_text(encoding="utf-8").replace("[dingtalk]\n", "[dingtalk]\ncallback_window_seconds = 3600\n")
+    dt_config.write_text(text, encoding="utf-8")
+    with TestClient(create_app(load_config(dt_config), secrets=Secrets(environ=ENV))) as wide:
+        response = wide.post("/dingtalk/callback", content=body, headers=callback_headers(APP_SECRET, now_ms=now - 400_000))
+        assert response.status_code == 200
+    dt_config.write_text(text.replace("= 3600", "= 7200"), encoding="utf-8")
+    with pytest.raises(Exception, match="callback_window_seconds"):
+        load_config(dt_config)  # DingTalk itself allows no more than an hour
+
+
+def test_replay_guard_forgets_a_pair_once_its_timestamp_is_stale() -> None:
+    clock = [1_700_000_000_000]
+    guard = dingtalk.SignatureReplayGuard(300_000, lambda: clock[0])
+
+    async def check(timestamp: int, key: str) -> str:
+        return await guard.check(str(timestamp), "sign", key)
+
+    start = clock[0]
+    assert anyio.run(check, start, "msg:a") == guard.FIRST
+    assert anyio.run(check, start, "msg:a") == guard.RETRY
+    assert anyio.run(check, start, "msg:b") == guard.REPLAY
+    clock[0] = start + 300_001  # the pair's timestamp no longer passes the window check: memory lets go
+    assert anyio.run(check, start + 300_001, "msg:c") == guard.FIRST
+    assert list(guard._pairs) == [(str(start + 300_001), "sign")]
+
+
+def test_a_session_webhook_on_another_host_is_never_called(
+    client: TestClient, fake: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    with InternalPage() as page:
+        message = robot_message(fake, text=REPORT)
+        message["sessionWebhook"] = f"{page.base_url}/robot/sendBySession?session=internal"
+        assert post_callback("", APP_SECRET, message, client=client).status_code == 200
+        sent = fake.wait_for(lambda: fake.group_messages)  # the reply came by the OpenAPI instead
+        assert sent[0]["msgKey"] == "sampleMarkdown" and sent[0]["openConversationId"] == "cidSafetyStaff001=="
+        assert re.search(r"已登记隐患 #\d+", sent[0]["msgParam"]["text"])
+        assert count(client, Hazard) == 1  # the message itself was recorded and handled
+        assert page.hits == [] and fake.session_messages == []
+    assert "callback_url_hosts" in caplog.text
+
+
+@pytest.mark.parametrize("url", [
+    "http://oapi.dingtalk.com/robot/sendBySession?session=s",  # not https
+    "https://oapi.dingtalk.com.evil.example/robot/sendBySession",
+    "https://oapi.dingtalk.com@127.0.0.1/robot/sendBySession",
+    "https://oapi.dingtalk.com:8443/robot/sendBySession",
+    "file:///etc/passwd",
+])
+def test_only_dingtalk_hosts_and_the_configured_bases_are_allowed(dt_config: Path, url: str) -> None:
+    urls = dingtalk.callback_urls(load_config(dt_config))
+    assert not urls.allows(url)
+    assert urls.allows("https://oapi.dingtalk.com/robot/sendBySession?session=76da36b4")
+    assert urls.allows("https://api.dingtalk.com/v1.0/robot/groupMessages/send")
+
+
+def test_a_queued_row_with_a_foreign_session_webhook_falls_back(dt_config: Path, fake: FakeDingTalk) -> None:
+    """A row queued before the allow-list existed (or changed) is checked again when sent."""
+    harness = Harness(dt_config, fake)
+    with InternalPage() as page:
+        payload = {
+            "robot_id": "dt-app", "group_id": "dt-staff", "conversation_id": "cidSafetyStaff001==",
+            "url": f"{page.base_url}/robot/sendBySession?session=x", "expires": int(time.time() * 1000) + 3_600_000,
+            "body": _markdown_body("已登记隐患 #4"), "fallback": {"title": "已登记隐患 #4", "text": "已登记隐患 #4"},
+        }
+        result = anyio.run(harness.session.deliver, harness.row(dingtalk.CH_SESSION, "markdown", payload))
+        assert result.ok and page.hits == []
+    assert fake.group_messages[0]["msgParam"]["text"] == "已登记隐患 #4"
+
+
+@pytest.mark.parametrize("status", [200, 400, 502])
+def test_last_error_never_holds_a_foreign_answer(config_path: Path, status: int, tiny_png: bytes) -> None:
+    """Custom robot and OpenAPI sends that meet an HTML page: the outbox keeps the status, not the page."""
+    with InternalPage(status=status) as page:
+        config_path.write_text(config_path.read_text(encoding="utf-8") + dingtalk_toml(page.base_url), encoding="utf-8")
+        harness = Harness(config_path, page)  # type: ignore[arg-type]  # every DingTalk URL is the page
+        now = datetime.now(timezone.utc)
+        base = {"robot_id": "dt-app", "group_id": "dt-staff", "conversation_id": "cidSafetyStaff001=="}
+        with Session(harness.engine.db) as session:
+            outbox_store.enqueue(session, dedupe_key="k1", platform="dingtalk", channel=dingtalk.CH_WEBHOOK,
+                                 robot="r1", now=now, give_up_after=timedelta(hours=1), kind="markdown",
+                                 payload={"group_id": "dt-staff", "body": _markdown_body()})
+            outbox_store.enqueue(session, dedupe_key="k2", platform="dingtalk", channel=dingtalk.CH_OPENAPI,
+                                 robot="r2", now=now, give_up_after=timedelta(hours=1), kind="image",
+                                 payload={**base, "file_name": "chart.png"}, blob=tiny_png)
+            session.commit()
+        sender = OutboxSender(db=harness.engine.db, deliveries={
+            dingtalk.CH_WEBHOOK: harness.webhook, dingtalk.CH_OPENAPI: harness.openapi,
+        })
+        assert anyio.run(sender.drain_once) == 2
+        assert len(page.hits) == 2
+    rows = outbox_store.list_messages(harness.engine.db)
+    assert len(rows) == 2
+    for row in rows:
+        assert row.state != "sent" and row.last_error
+        assert f"HTTP {status}" in row.last_error
+        assert page_secret not in row.last_error and "<" not in row.last_error and "内网" not in row.last_error

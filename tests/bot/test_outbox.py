@@ -12,7 +12,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.cli import main
-from bot.outbox import DeliveryResult, OutboxSender, SlidingWindowLimiter, retry_after_delay, split_utf8
+from bot.outbox import (
+    DeliveryResult, OutboxSender, SlidingWindowLimiter, answer_reason, platform_error, retry_after_delay, split_utf8,
+)
 from models import outbox as store
 from models.db import make_engine, upgrade
 from models.tables import OutboxMessage
@@ -380,3 +382,28 @@ def test_requeue_failed_since_takes_only_rows_that_failed_after_the_time(
     assert store.list_messages(db, state="pending")[0].id == recent
     assert main(["outbox", "--config", str(config), "--requeue-failed-since", "2026-11-23 16:00"]) == 2
     assert "UTC offset" in capsys.readouterr().err
+
+
+# -- what a refused delivery leaves in last_error ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), [
+    (502, b"<html><body>Bad gateway: db password hunter2</body></html>", "HTTP 502"),
+    (200, "<!DOCTYPE html><title>内网</title>secret", "HTTP 200"),
+    (400, b'{"errcode": 93000, "errmsg": "invalid webhook url, hint: [1733] more info at https://open.work"}',
+     "HTTP 400 errcode 93000: invalid webhook url, hint: [1733] more info at https://open.work"),
+    (400, '{"code": "invalidParameter.msgKey.invalid", "message": "msgKey无效"}'.encode(),
+     "HTTP 400 invalidParameter.msgKey.invalid: msgKey无效"),
+    (403, b'{"password": "hunter2"}', "HTTP 403"),  # JSON, but not a platform's error object
+    (500, b'{"errcode": "93000", "errmsg": "x"}', "HTTP 500"),  # errcode must be a number
+    (404, b"", "HTTP 404"),
+])
+def test_answer_reason_keeps_the_status_and_the_platform_code_only(status: int, body: bytes | str, expected: str) -> None:
+    assert answer_reason(status, body) == expected
+
+
+def test_a_platform_message_is_clipped_to_one_short_line() -> None:
+    reason = platform_error({"errcode": 45009, "errmsg": "api freq out of limit\n" + "x" * 500})
+    assert reason is not None and reason.startswith("errcode 45009: api freq out of limit x")
+    assert "\n" not in reason and len(reason) <= len("errcode 45009: ") + 80
+    assert platform_error({"errcode": 40014}) is None and platform_error(["errcode"]) is None

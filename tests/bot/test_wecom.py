@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,6 +28,7 @@ from bot.outbox import OutboxSender, split_utf8
 from bot import pushes
 from bot.platforms import wecom
 from bot.secrets import Secrets
+from bot.url_allowlist import UrlAllowList
 from handlers.messages import Reply
 from models import outbox as outbox_store
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
@@ -38,6 +40,7 @@ from tests.fakes.wecom_server import (
     post_group_callback,
     verify_url_query,
 )
+from tests.fakes.internal_page import SECRET as page_secret, InternalPage
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 CHAT = "wrkSFfCgAAtest0001"
@@ -637,3 +640,56 @@ def test_render_routes_by_mode(client: TestClient, tiny_png: bytes) -> None:
     assert len(alone) == 1 and wecom.NO_WEBHOOK_NOTE in str(alone[0].payload["content"])
     assert ws[0].kind == "stream" and ws[0].payload["images"] and [d.kind for d in ws[1:]] == ["file"]
     assert json.dumps(ws[0].payload)  # JSON-serialisable for the outbox row
+
+
+# -- locked doors: URLs from callbacks, foreign answers -------------------------------------------
+
+
+def test_a_response_url_on_another_host_is_never_called(client: TestClient, fake: FakeWeCom,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    with InternalPage() as page:
+        url = f"{page.base_url}/cgi-bin/aibot/response?response_code=internal"
+        message = fake.aibot_text("@安全助手 " + REPORT, userid="ZhangWei", chatid=CHAT, response_url=url)
+        response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+        assert response.status_code == 200
+        sent = wait_for(lambda: fake.sent_to(WEBHOOK_KEY))  # the reply came by the group's webhook instead
+        assert re.search(r"已登记隐患 #\d+", sent[0].content)  # type: ignore[index]
+        assert db_count(client, Hazard) == 1
+        assert page.hits == [] and fake.responses == []
+    assert "wecom.callback_url_hosts" in caplog.text
+
+
+def test_a_photo_url_on_another_host_is_never_fetched(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
+    with InternalPage() as page:
+        message = _report_with_photo(fake, tiny_png, "mixed-internal")
+        message["mixed"]["msg_item"][1]["image"]["url"] = f"{page.base_url}/latest/meta-data/"  # type: ignore[index]
+        response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+        assert response.status_code == 200
+        wait_for(lambda: fake.responses)
+        assert db_count(client, Hazard) == 1 and db_count(client, AttachmentFile) == 0
+        assert page.hits == []
+
+
+def test_callback_url_hosts_default_to_wecom_and_tencent_storage(config_path: Path) -> None:
+    config = load_config(config_path)
+    urls = UrlAllowList(config.wecom.callback_url_hosts, (config.wecom.api_base,))
+    assert urls.allows("https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=abc")
+    assert urls.allows("https://ww-aibot-img-1258476243.cos.ap-guangzhou.myqcloud.com/BHoPdA3/757?sign=x")
+    for bad in ("http://qyapi.weixin.qq.com/cgi-bin/aibot/response", "https://myqcloud.com.evil.example/x",
+                "https://127.0.0.1/latest/meta-data/", "https://qyapi.weixin.qq.com@10.0.0.1/x"):
+        assert not urls.allows(bad), bad
+
+
+@pytest.mark.parametrize("status", [200, 400, 502])
+def test_last_error_never_holds_a_foreign_answer(config_path: Path, fake: FakeWeCom, status: int) -> None:
+    """A webhook send whose api_base answers with an HTML page: the outbox keeps the status, not the page."""
+    with InternalPage(status=status) as page:
+        elsewhere = SimpleNamespace(base_url=page.base_url, ws_url=fake.ws_url)  # api_base is the page
+        config = load_config(write_config(config_path, elsewhere))  # type: ignore[arg-type]
+        with TestClient(create_app(config, secrets=Secrets(environ=SECRET_ENV))) as client:
+            _enqueue(client, wecom.push_drafts(Session(client.app.state.engine.db), _group(client),  # type: ignore[attr-defined]
+                                               [Reply("内网测试")]), "foreign")
+            row = wait_for(lambda: next((r for r in outbox_rows(client) if r.last_error), None))
+        assert page.hits
+    assert f"HTTP {status}" in row.last_error  # type: ignore[union-attr]
+    assert page_secret not in row.last_error and "<" not in row.last_error  # type: ignore[union-attr]

@@ -524,9 +524,22 @@ def robot_message(
     return message
 
 
+_last_timestamp = 0
+_timestamp_lock = threading.Lock()
+
+
+def _fresh_timestamp_ms() -> int:
+    """Now in ms, but later than any timestamp handed out before: two callbacks a test sends within one
+    millisecond must not share a (timestamp, sign) pair, which the bot refuses as a replay."""
+    global _last_timestamp
+    with _timestamp_lock:
+        _last_timestamp = max(int(time.time() * 1000), _last_timestamp + 1)
+        return _last_timestamp
+
+
 def callback_headers(app_secret: str, *, now_ms: int | None = None) -> dict[str, str]:
     """The `timestamp` / `sign` headers DingTalk puts on an HTTP callback."""
-    timestamp = now_ms if now_ms is not None else int(time.time() * 1000)
+    timestamp = now_ms if now_ms is not None else _fresh_timestamp_ms()
     return {
         "Content-Type": "application/json; charset=utf-8",
         "timestamp": str(timestamp),

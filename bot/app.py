@@ -24,6 +24,7 @@ from bot.platforms.base import Runtime
 from bot.platforms.console_delivery import ConsoleDelivery
 from bot.secrets import Secrets
 from bot.shared import SharedCache
+from models.clock import Clock
 from models.db import make_engine
 from models.ledger import photo_path
 from models.tables import AttachmentFile
@@ -32,9 +33,11 @@ from scheduler.runner import SchedulerService
 log = logging.getLogger(__name__)
 
 
-def build_engine(config: Config) -> Engine:
-    """Create the message engine for a config (database, data dir, clock)."""
-    return Engine(config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir))
+def build_engine(config: Config, clock: Clock | None = None) -> Engine:
+    """Create the message engine for a config (database, data dir, clock: the wall clock unless given)."""
+    return Engine(
+        config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir), clock=clock
+    )
 
 
 def build_sender(engine: Engine, config: Config) -> OutboxSender:
@@ -99,7 +102,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool: HandlerPool | None = None
         if config.server.handler_processes and runtime.hand_off is None:
-            pool = HandlerPool(config, processes=config.server.handler_processes, on_replies=sender.kick)
+            pool = HandlerPool(
+                config, processes=config.server.handler_processes, on_replies=sender.kick, clock=engine.clock
+            )
             pool.start()
             runtime.hand_off = pool
         # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,

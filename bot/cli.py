@@ -1,16 +1,25 @@
-"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan."""
+"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan, export.
+
+Every command takes `--now` (an ISO time with a UTC offset): the command runs as if it were that
+time. One-shot commands stand still at it; `serve --now` starts the bot's clock there and lets it
+run forward (rehearsing a campaign in the simulator).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, Sequence
+
+from models.clock import DEFAULT_TZ, Clock, FixedClock, SystemClock
 
 if TYPE_CHECKING:
     from bot.config import Config
     from scheduler.calendar import WorkCalendar
+
+NOW_HELP = "run as if it were this ISO time with a UTC offset, e.g. 2023-12-05T10:00+08:00 (default: the wall clock)"
 
 
 def _load_config(path: str) -> "Config | None":
@@ -34,6 +43,11 @@ def _parse_now(text: str) -> datetime | None:
         print("--now needs an ISO time with a UTC offset, e.g. 2023-12-05T10:00+08:00", file=sys.stderr)
         return None
     return now
+
+
+def _clock(args: argparse.Namespace, tz: tzinfo) -> Clock:
+    """The command's clock: the wall clock, or standing still at `--now`."""
+    return FixedClock(args.start_at, tz) if args.start_at else SystemClock(tz)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -94,11 +108,7 @@ def _campaign_holidays_note(config: "Config") -> str | None:
 def _cmd_parse(args: argparse.Namespace) -> int:
     from handlers.parser import parse_message
 
-    now = datetime.fromisoformat(args.now) if args.now else datetime.now().astimezone()
-    if now.tzinfo is None:
-        print("--now needs a UTC offset, e.g. 2023-12-05T10:00+08:00", file=sys.stderr)
-        return 2
-    command = parse_message(args.message, today=now.date())
+    command = parse_message(args.message, today=_clock(args, DEFAULT_TZ).today())
     if args.json:
         print(json.dumps(command.to_json(), ensure_ascii=False))
     else:
@@ -120,7 +130,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import create_app
+    from bot.app import build_engine, create_app
 
     config = _load_config(args.config)
     if config is None:
@@ -135,7 +145,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = config.model_copy(update={"server": server})
     secrets = Secrets()
     configure_logging(config, secrets)
-    app = create_app(config, secrets=secrets)
+    # Not a standing clock: the bot's clock starts at --now and runs forward.
+    clock = SystemClock.starting_at(args.start_at, config.tz) if args.start_at else None
+    app = create_app(config, build_engine(config, clock), secrets=secrets)
     # uvicorn's access log would bypass our redacting handlers and print callback query strings.
     uvicorn.run(app, host=server.host, port=server.port, log_config=None, access_log=False)
     return 0
@@ -227,7 +239,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     if config is None:
         return 1
-    first = args.from_ or datetime.now(config.tz).date()
+    first = args.from_ or _clock(args, config.tz).today()
     last = args.until or first + timedelta(days=14)
     if last < first:
         print(f"--until {last} is before --from {first}", file=sys.stderr)
@@ -265,12 +277,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     if config is None:
         return 1
-    engine = build_engine(config)
-    if args.now:
-        fixed = _parse_now(args.now)
-        if fixed is None:
-            return 2
-        engine.clock = lambda: fixed
+    engine = build_engine(config, _clock(args, config.tz))
     try:
         engine.start()  # migrate and sync, so the file matches the config's units and campaigns
         with Session(engine.db) as session:
@@ -330,7 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("parse", help="parse one chat message and print what the bot understood")
     p.add_argument("message")
-    p.add_argument("--now", help="ISO time with offset, e.g. 2023-12-05T10:00+08:00")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_parse)
 
@@ -345,7 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ledger: 问题隐患自查整改清单; buildings: 排查情况汇总表; statistics: 销号统计表")
     p.add_argument("--out", required=True, help="the .xlsx file to write")
     p.add_argument("--unit", help="only this unit and the units under it (default: all)")
-    p.add_argument("--now", help="count overdue as of this ISO time with offset (default: the wall clock)")
     p.set_defaults(func=_cmd_export)
     p = sub.add_parser("outbox", help="show outgoing messages: pending, sent, and failed with the reason")
     p.add_argument("--config", default="config.example.toml")
@@ -365,11 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: 14 days after --from)")
     p.add_argument("--json", action="store_true", help="a JSON list of {at, kind, campaign, group, summary}")
     p.set_defaults(func=_cmd_plan)
+
+    for command in sub.choices.values():
+        command.add_argument("--now", help=NOW_HELP)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.start_at = _parse_now(args.now) if args.now else None
+    if args.now and args.start_at is None:
+        return 2
     return int(args.func(args))
 
 

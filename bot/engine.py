@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
 from handlers.router import dispatch
 from models import outbox as outbox_store
+from models.clock import Clock, SystemClock
 from models.db import upgrade, write_gate_for
 from models.ledger import descendants
 from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, PersonRow
@@ -120,13 +121,13 @@ class Engine:
         config: Config,
         db: DbEngine,
         data_dir: Path,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self.data_dir = data_dir
         self.tz = config.tz
-        self.clock = clock or (lambda: datetime.now(self.tz))
+        self.clock: Clock = clock or SystemClock(self.tz)
         self.policy = Policy(
             general_deadline_days=config.deadlines.general_days,
             major_deadline_days=config.deadlines.major_days,
@@ -154,7 +155,7 @@ class Engine:
             sync_config(session, self.config)
 
     def now(self) -> datetime:
-        return self.clock().astimezone(self.tz)
+        return self.clock.now().astimezone(self.tz)
 
     # -- pipeline -------------------------------------------------------------------------
 

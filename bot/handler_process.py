@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 
 from bot.config import Config
+from models.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ class _Slot:
 class HandlerPool:
     """Starts, feeds and restarts the handler processes of one web process (a `HandOff`)."""
 
-    def __init__(self, config: Config, *, processes: int, on_replies: Callable[[], None]) -> None:
+    def __init__(
+        self, config: Config, *, processes: int, on_replies: Callable[[], None], clock: Clock | None = None
+    ) -> None:
         self.config = config
+        self.clock = clock or SystemClock(config.tz)  # handlers read the web process's clock (e.g. `serve --now`)
         self.on_replies = on_replies
         self._context = multiprocessing.get_context("spawn")  # no forked copy of the web server's threads
         self._stopping = False
@@ -129,7 +133,7 @@ class HandlerPool:
         results, child_end = self._context.Pipe(duplex=False)
         slot.process = self._context.Process(
             target=run_handler_process,
-            args=(self.config, slot.index, slot.inbox, child_end, os.getpid()),
+            args=(self.config, slot.index, slot.inbox, child_end, os.getpid(), self.clock),
             name=f"safetybot-handler-{slot.index}",
             daemon=True,
         )
@@ -165,9 +169,11 @@ class HandlerPool:
 # -- inside a handler process --------------------------------------------------------------------
 
 
-def run_handler_process(config: Config, index: int, inbox: Any, done: Connection, parent_pid: int) -> None:
+def run_handler_process(
+    config: Config, index: int, inbox: Any, done: Connection, parent_pid: int, clock: Clock | None = None
+) -> None:
     """Entry point of a handler process: the same runtime as the web process, minus the web server."""
-    from bot.app import create_app
+    from bot.app import build_engine, create_app
     from bot.logging_setup import configure_logging
     from bot.secrets import Secrets
 
@@ -177,7 +183,8 @@ def run_handler_process(config: Config, index: int, inbox: Any, done: Connection
         pass
     secrets = Secrets()
     configure_logging(config, secrets)
-    app = create_app(config, secrets=secrets, start=False)  # the web process migrated and synced
+    # start=False: the web process migrated and synced.
+    app = create_app(config, build_engine(config, clock), secrets=secrets, start=False)
     runtime = app.state.runtime
     gc.collect()
     gc.freeze()  # as in the web process: long-lived objects stay out of full collections

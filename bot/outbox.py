@@ -21,6 +21,7 @@ import anyio
 from sqlalchemy import Engine
 
 from models import outbox as store
+from models.clock import SystemClock
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class OutboxSender:
     ) -> None:
         self.db = db
         self.deliveries = dict(deliveries)
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or SystemClock(timezone.utc).now
         self.limiter = SlidingWindowLimiter(limit=per_minute, window=window_seconds)
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds

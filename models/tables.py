@@ -21,10 +21,6 @@ SQLModel.metadata.naming_convention = {
 metadata: MetaData = SQLModel.metadata
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class AwareDateTime(TypeDecorator[datetime]):
     """Stores UTC and always gives back zone-aware datetimes (SQLite keeps no offset)."""
 

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
 from bot.config import Config
+from models.clock import SystemClock
 from scheduler.alerts import add_waker, remove_waker
 from scheduler.calendar import coverage_message
 from scheduler.leader import FileLeaderLock, PostgresLeaderLock, leader_lock_for
@@ -47,6 +48,8 @@ class SchedulerService:
         self.config = config
         self.tz = ZoneInfo(config.timezone)
         self.clock = clock
+        # APScheduler fires on the real clock, so job times come from it, never from a rehearsal clock.
+        self.wall = SystemClock(self.tz)
         self.ticker = Ticker(config=config, db=db)
         self.lock = lock or leader_lock_for(db, data_dir=data_dir)
         self.on_sent = on_sent
@@ -86,7 +89,7 @@ class SchedulerService:
         scheduler = AsyncIOScheduler(timezone=self.tz)  # never the machine's zone
         scheduler.add_job(
             self._tick_job, "interval", seconds=self.config.scheduler.tick_seconds, id=JOB_ID,
-            replace_existing=True, next_run_time=datetime.now(self.tz) + timedelta(seconds=self.first_tick_after),
+            replace_existing=True, next_run_time=self.wall.now() + timedelta(seconds=self.first_tick_after),
             coalesce=True, max_instances=1,
             misfire_grace_time=self.config.scheduler.tick_seconds,
         )
@@ -122,6 +125,6 @@ class SchedulerService:
             # A little later than now: the report's transaction commits after it asks for the wake-up.
             job = scheduler.get_job(JOB_ID)
             if job is not None:
-                job.modify(next_run_time=datetime.now(self.tz) + timedelta(seconds=2))
+                job.modify(next_run_time=self.wall.now() + timedelta(seconds=2))
 
         loop.call_soon_threadsafe(soon)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything safetybot needs on a fresh Debian/Ubuntu machine (also used by CI and the Dockerfile).
 #   scripts/setup.sh            system packages (CJK font, tzdata) + .venv with the bot
-#   scripts/setup.sh --test     also the test tools (pytest, Playwright) and Debian's Chromium
+#   scripts/setup.sh --test     also the test tools (pytest, Playwright), Debian's Chromium and libfaketime
 #   scripts/setup.sh --system-only   only the system packages (the Dockerfile's first layer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ done
 
 packages=(fonts-noto-cjk tzdata ca-certificates)
 if [ "$WITH_TEST" = 1 ]; then
-  packages+=(chromium)
+  packages+=(chromium faketime)  # faketime: CI's second run with the wall clock moved ahead
 fi
 
 missing=()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,9 +14,11 @@ from sqlmodel import Session
 from bot.config import Config, parse_config
 from bot.engine import Engine
 from handlers.messages import Attachment, Inbound, Reply
+from models.clock import FixedClock
 from models.db import make_engine
 
 TZ = ZoneInfo("Asia/Shanghai")
+START = datetime(2023, 12, 5, 10, 0, tzinfo=TZ)  # inside campaign c1, whatever the wall clock says
 
 SCHOOL = {
     "timezone": "Asia/Shanghai",
@@ -70,13 +72,25 @@ SCHOOL = {
 
 
 class Chat:
-    """Sends messages through the real engine path and returns the bot's reply text."""
+    """Sends messages through the real engine path and returns the bot's reply text.
+
+    The chat owns the engine's clock: it stands at `start`, and `now` / `advance` move both.
+    """
 
     def __init__(self, engine: Engine, start: datetime) -> None:
         self.engine = engine
-        self.now = start
+        self.clock = FixedClock(start, TZ)
+        engine.clock = self.clock
         self._ids = itertools.count(1)
         self.last: list[Reply] = []
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @now.setter
+    def now(self, at: datetime) -> None:
+        self.clock.set(at)
 
     def say(
         self,
@@ -100,7 +114,7 @@ class Chat:
         return "\n".join(reply.text for reply in self.last)
 
     def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+        self.clock.advance(**delta)
 
     def session(self) -> Session:
         return Session(self.engine.db)
@@ -115,7 +129,7 @@ def make_config(**overrides: object) -> Config:
 def engine(tmp_path: Path) -> Iterator[Engine]:
     config = make_config()
     db = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
-    engine = Engine(config=config, db=db, data_dir=tmp_path / "data")
+    engine = Engine(config=config, db=db, data_dir=tmp_path / "data", clock=FixedClock(START))
     engine.start()
     yield engine
     db.dispose()
@@ -123,7 +137,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 @pytest.fixture
 def chat(engine: Engine) -> Chat:
-    return Chat(engine, datetime(2023, 12, 5, 10, 0, tzinfo=TZ))
+    return Chat(engine, START)
 
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：12月10日"

@@ -47,6 +47,7 @@ from bot.untrusted import MalformedPayload, ascii_int, load_json
 from bot.url_allowlist import UrlAllowList
 from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
+from models.clock import wall_clock_ms
 from models.tables import GroupRow, OutboxMessage, PersonRow
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def sign(timestamp_ms: int | str, secret: str) -> str:
 
 def signed_webhook_url(url: str, secret: str, now_ms: int | None = None) -> str:
     """A custom-robot URL with `&timestamp=…&sign=…` (the sign URL-encoded exactly once)."""
-    timestamp = now_ms if now_ms is not None else int(time.time() * 1000)
+    timestamp = now_ms if now_ms is not None else wall_clock_ms()
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}timestamp={timestamp}&sign={quote_plus(sign(timestamp, secret))}"
 
@@ -856,7 +857,7 @@ class DingTalkAdapter:
     def __init__(self, runtime: Runtime, api: DingTalkApi, clock_ms: Callable[[], int] | None = None) -> None:
         self.runtime = runtime
         self.api = api
-        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.clock_ms = clock_ms or wall_clock_ms
         self.window_ms = runtime.config.dingtalk.callback_window_seconds * 1000
         self.replays = SignatureReplayGuard(self.window_ms, self.clock_ms, runtime.shared)
         self.urls = callback_urls(runtime.config)

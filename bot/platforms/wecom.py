@@ -24,7 +24,6 @@ import json
 import logging
 import random
 import re
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
@@ -58,6 +57,7 @@ from bot.url_allowlist import UrlAllowList
 from handlers.format import escape_markdown
 from handlers.messages import Attachment, Inbound, Reply
 from models import outbox as outbox_store
+from models.clock import wall_clock_seconds
 from models.tables import GroupRow, OutboxMessage, PersonRow
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class CallbackCredentials:
 class ReplayGuard:
     """Remembers (msg_signature, nonce) pairs for the timestamp window: a replay within it is refused."""
 
-    def __init__(self, window_seconds: float = TIMESTAMP_WINDOW_SECONDS, clock: Callable[[], float] = time.time):
+    def __init__(self, window_seconds: float = TIMESTAMP_WINDOW_SECONDS, clock: Callable[[], float] = wall_clock_seconds):
         self.window = window_seconds
         self.clock = clock
         # In expiry order (every pair lives equally long), so forgetting is popping from the front.
@@ -406,7 +406,7 @@ def push_drafts(session: Session, group: GroupRow, replies: Sequence[Reply], *, 
 class WeComAdapter:
     """Callback routes, renderer and deliveries of one running bot."""
 
-    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = wall_clock_seconds) -> None:
         self.runtime = runtime
         self.config: Config = runtime.config
         self.secrets: Secrets = runtime.secrets

@@ -23,7 +23,7 @@ def test_a_message_acknowledged_but_never_handled_is_finished_by_recovery(engine
     recorded = engine.record(_inbound(chat, "m-crash"))
     assert not recorded.duplicate
     # the process "died" here: recorded, acknowledged, never processed
-    engine.clock = lambda: chat.now + timedelta(minutes=1)
+    chat.advance(minutes=1)
     assert engine.recover(older_than=timedelta(seconds=30)) == 1
     assert engine.recover(older_than=timedelta(seconds=30)) == 0
     with Session(engine.db) as session:
@@ -34,7 +34,7 @@ def test_a_message_acknowledged_but_never_handled_is_finished_by_recovery(engine
 
 def test_recovery_leaves_fresh_messages_to_their_own_worker(engine: Engine, chat: Chat) -> None:
     engine.record(_inbound(chat, "m-fresh"))
-    engine.clock = lambda: chat.now + timedelta(seconds=5)
+    chat.advance(seconds=5)
     assert engine.recover(older_than=timedelta(seconds=30)) == 0
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,36 +11,28 @@ from fastapi.testclient import TestClient
 from bot.app import create_app
 from bot.engine import Engine
 from handlers.messages import Attachment, Inbound
+from models.clock import FixedClock
 from models.db import make_engine
-from tests.school import REPORT, SCHOOL, make_config
+from tests.school import REPORT, SCHOOL, START, make_config
 
-TZ = ZoneInfo("Asia/Shanghai")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 80
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2023, 12, 5, 10, 0, tzinfo=TZ)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[TestClient, Engine, Clock]:
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[TestClient, Engine, FixedClock]:
     monkeypatch.setenv("SAFETYBOT_LINK_SECRET", "test-only-link-key")
     config = make_config(server={"public_url": "https://bot.example.edu.cn", "photo_link_hours": 2, "data_dir": str(tmp_path / "d")})
-    clock = Clock()
+    clock = FixedClock(START)
     engine = Engine(config=config, db=make_engine(f"sqlite:///{tmp_path / 'p.db'}"), data_dir=tmp_path / "d", clock=clock)
     return TestClient(create_app(config, engine)), engine, clock
 
 
-def _send(engine: Engine, clock: Clock, text: str, *, msg_id: str, photos: tuple[Attachment, ...] = ()) -> str:
-    msg = Inbound("console", msg_id, "staff", "zhang_wei", text, clock.now, attachments=photos)
+def _send(engine: Engine, clock: FixedClock, text: str, *, msg_id: str, photos: tuple[Attachment, ...] = ()) -> str:
+    msg = Inbound("console", msg_id, "staff", "zhang_wei", text, clock.now(), attachments=photos)
     return "\n".join(r.text for r in engine.handle_sync(msg))
 
 
-def test_show_links_the_photo_and_the_link_serves_it_until_it_expires(setup: tuple[TestClient, Engine, Clock]) -> None:
+def test_show_links_the_photo_and_the_link_serves_it_until_it_expires(setup: tuple[TestClient, Engine, FixedClock]) -> None:
     client, engine, clock = setup
     _send(engine, clock, REPORT, msg_id="1", photos=(Attachment("p.png", "image/png", PNG),))
     reply = _send(engine, clock, "查看 #1", msg_id="2")
@@ -51,11 +41,11 @@ def test_show_links_the_photo_and_the_link_serves_it_until_it_expires(setup: tup
     response = client.get(links[0])
     assert response.status_code == 200 and response.content == PNG
     assert response.headers["content-type"] == "image/png"
-    clock.now += timedelta(hours=3)
+    clock.advance(hours=3)
     assert client.get(links[0]).status_code == 404
 
 
-def test_guessed_or_tampered_links_get_404(setup: tuple[TestClient, Engine, Clock]) -> None:
+def test_guessed_or_tampered_links_get_404(setup: tuple[TestClient, Engine, FixedClock]) -> None:
     client, engine, clock = setup
     _send(engine, clock, REPORT, msg_id="1", photos=(Attachment("p.png", "image/png", PNG),))
     link = re.findall(r"(/photos/\S+)", _send(engine, clock, "#1", msg_id="2"))[0]
@@ -69,9 +59,9 @@ def test_guessed_or_tampered_links_get_404(setup: tuple[TestClient, Engine, Cloc
 def test_without_a_public_url_no_links_are_given(tmp_path: Path) -> None:
     assert SCHOOL.get("server") is None
     config = make_config()
-    engine = Engine(config=config, db=make_engine(f"sqlite:///{tmp_path / 'p.db'}"), data_dir=tmp_path / "d")
+    clock = FixedClock(START)
+    engine = Engine(config=config, db=make_engine(f"sqlite:///{tmp_path / 'p.db'}"), data_dir=tmp_path / "d", clock=clock)
     engine.start()
-    clock = Clock()
     _send(engine, clock, REPORT, msg_id="1", photos=(Attachment("p.png", "image/png", PNG),))
     reply = _send(engine, clock, "#1", msg_id="2")
     assert "照片：1张" in reply and "/photos/" not in reply

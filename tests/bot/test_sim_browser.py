@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "simulator.png"
+SERVE_AT = "2026-12-07T10:00+08:00"  # the bot's clock starts inside the example's winter-2026, on any date
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 TIMEOUT_MS = 15_000
 
@@ -74,7 +75,7 @@ def server(config_path: Path, tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "server.log").open("w+b")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--config", str(config_path),
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--host", "127.0.0.1", "--port", str(port), "--now", SERVE_AT],
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,

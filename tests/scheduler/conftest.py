@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from bot.config import Config, parse_config
 from bot.engine import Engine
+from models.clock import FixedClock
 from models.db import make_engine
 from models.tables import DuePush, OutboxMessage
 from tests.conftest import EXAMPLE_CONFIG
@@ -43,8 +44,8 @@ def seed002_config(**scheduler: Any) -> Config:
 
 
 def start_engine(config: Config, db: DbEngine, data_dir: Path) -> Engine:
-    """Migrate and sync the config into the database, as the app does at start-up."""
-    engine = Engine(config=config, db=db, data_dir=data_dir)
+    """Migrate and sync the config into the database, as the app does at start-up (clock: inside winter-2018)."""
+    engine = Engine(config=config, db=db, data_dir=data_dir, clock=FixedClock(at("2018-11-27 10:00")))
     engine.start()
     return engine
 

@@ -192,9 +192,7 @@ def _requeue(args: argparse.Namespace, config: "Config") -> int:
     from models import outbox as store
     from models.db import make_engine
 
-    now = _parse_now(args.now) if args.now else datetime.now(config.tz)
-    if now is None:
-        return 2
+    now = _clock(args, config.tz).now()
     since = None
     if args.requeue_failed_since:
         try:
@@ -361,7 +359,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="put this failed message back to pending (repeatable); a sent one is never sent again")
     p.add_argument("--requeue-failed-since", metavar="TIME",
                    help="requeue every failed message last tried at or after this ISO time with offset")
-    p.add_argument("--now", help="ISO time with offset to requeue at (default: the wall clock)")
     p.set_defaults(func=_cmd_outbox)
 
     p = sub.add_parser("plan", help="list every push (reminders, nudges, digests) the bot will make")

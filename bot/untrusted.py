@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 # Real callbacks nest four or five levels deep (a WeCom mixed message, a DingTalk richText); anything far
@@ -30,7 +31,32 @@ def load_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise MalformedPayload("not valid JSON") from None
     if nesting_exceeds(value, max_depth):
         raise MalformedPayload(f"JSON nested deeper than {max_depth} levels")
+    # JSON may spell half of a surrogate pair (`"\ud800"`): valid JSON, but no text a database can store.
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
+        raise MalformedPayload("JSON holds a lone surrogate")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (or key) in `value` holds a surrogate code point that UTF-8 cannot encode."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def nesting_exceeds(value: Any, limit: int) -> bool:

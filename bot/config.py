@@ -258,6 +258,18 @@ class Server(_Model):
 
 class Policy(_Model):
     withdraw_minutes: int = Field(default=30, ge=0)  # a reporter may 撤销 within this window
+    verify_by_other: bool = True  # 销号 needs someone other than whoever fixed it (a leader may override)
+    photo_required: list[Literal["一般", "重大"]] = Field(default_factory=lambda: ["重大"])  # "all": both levels
+
+    @field_validator("photo_required", mode="before")
+    @classmethod
+    def _all_levels(cls, value: Any) -> Any:
+        """`"all"` stands for every level; any other bare string is a mistake."""
+        if value == "all":
+            return ["一般", "重大"]
+        if isinstance(value, str):
+            raise PydanticCustomError("photo_levels", 'use "all" or a list of levels such as ["重大"]')
+        return value
 
 
 class WeComBot(_Model):

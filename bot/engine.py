@@ -132,6 +132,8 @@ class Engine:
             general_deadline_days=config.deadlines.general_days,
             major_deadline_days=config.deadlines.major_days,
             withdraw_minutes=config.policy.withdraw_minutes,
+            verify_by_other=config.policy.verify_by_other,
+            photo_required=frozenset(config.policy.photo_required),
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
         )

@@ -30,6 +30,8 @@ class Policy:
     general_deadline_days: int = 7
     major_deadline_days: int = 30
     withdraw_minutes: int = 30
+    verify_by_other: bool = True  # 销号 by someone other than the rectifier and the responsible person
+    photo_required: frozenset[str] = frozenset({"重大"})  # levels whose 整改 must carry a photo
     categories: Sequence[tuple[str, Sequence[str]]] | None = None
     buildings: Sequence["BuildingRef"] = ()
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlmodel import select
+
 from handlers import permissions
 from handlers.command import Command
 from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from models.ledger import hazard_by_number, record_event, store_photo
-from models.tables import Hazard, HazardStatus
+from models.ledger import hazard_by_number, hazard_events, record_event, store_photo
+from models.tables import AttachmentFile, Hazard, HazardEvent, HazardStatus, PersonRow
 
-HELP_RECTIFY = "整改完成后发：整改 #23 已清理通道（请附整改后的照片），随后由发现人或安全员验收销号。"
+HELP_RECTIFY = "整改完成后发：整改 #23 已清理通道（在同一条消息里附整改后的照片），随后由发现人或安全员验收销号。"
 HELP_PROGRESS = "记录进展：进展 #23 已联系后勤，周五前清运"
-HELP_CLOSE = "验收通过后发：销号 #23（发现人、部门负责人、安全员或校领导可以销号）"
+HELP_CLOSE = "验收通过后发：销号 #23（发现人、部门负责人、安全员或校领导可以销号；整改人和责任人不能自己销号）"
 HELP_REJECT = "验收不通过时发：退回 #23 仍有纸箱未清理（必须写原因）"
 HELP_EXTEND = "调整期限：延期 #23 12月20日 等待配件到货（部门负责人或校领导可以延期）"
 HELP_REOPEN = "管理员重开误销号或误撤销的隐患：重开 #23 销号时未见整改照片（必须写原因）"
@@ -51,6 +53,34 @@ def _store_photos(context: Context, hazard: Hazard, event_id: int | None) -> int
     return len(context.attachments)
 
 
+def _photo_required(context: Context, hazard: Hazard) -> bool:
+    return hazard.level in context.policy.photo_required
+
+
+def _has_fix_photo(context: Context, hazard: Hazard) -> bool:
+    """A photo came with this message or was stored with a 整改 or 销号 of the hazard."""
+    if context.attachments:
+        return True
+    fix_events = select(HazardEvent.id).where(
+        HazardEvent.hazard_id == hazard.id, HazardEvent.action.in_(("rectify", "close"))  # type: ignore[attr-defined]
+    )
+    photo = select(AttachmentFile.id).where(AttachmentFile.event_id.in_(fix_events)).limit(1)  # type: ignore[union-attr]
+    return context.session.exec(photo).first() is not None
+
+
+def _name(context: Context, person_id: str | None) -> str | None:
+    person = context.session.get(PersonRow, person_id) if person_id else None
+    return person.name if person else None
+
+
+def _rectifier_id(context: Context, hazard: Hazard) -> str | None:
+    """Who reported the fix now awaiting verification (None while still 整改中)."""
+    if hazard.status != RECTIFIED:
+        return None
+    rectify_events = [e for e in hazard_events(context.session, hazard.id) if e.action == "rectify"]  # type: ignore[arg-type]
+    return rectify_events[-1].actor_id if rectify_events else None
+
+
 def handle_rectify(command: Command, context: Context) -> list[Reply]:
     """整改 #N 说明: the fix is done; wait for verification."""
     hazard = _load(command, context)
@@ -62,6 +92,11 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         return [Reply(f"隐患 #{hazard.number} 已报整改，正在等待验收。如需补充，请发「进展 #{hazard.number} 说明」。")]
     if not permissions.can_rectify(context.session, context.person, hazard):
         return [Reply(f"只有责任人、发现人或该部门的负责人可以报整改隐患 #{hazard.number}。")]
+    if _photo_required(context, hazard) and not context.attachments:
+        return [Reply(
+            f"{hazard.level}隐患报整改必须附整改后的照片，这条没有登记。请在同一条消息里附上照片重新发送，"
+            f"例如：整改 #{hazard.number} {command.note or '已清理通道'}（附照片）"
+        )]
     note = command.note or "已整改"
     hazard.completion = note
     hazard.rectified_at = context.now
@@ -75,7 +110,9 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         lines.append(f"照片：{photos}张已保存")
     elif not context.attachments:
         lines.append("建议补一张整改后的照片，便于验收。")
-    lines.append(f"下一步：请发现人或安全员现场验收后发「销号 #{hazard.number}」。")
+    finder_fixed = context.policy.verify_by_other and hazard.reporter_id in (context.person.id, hazard.responsible_id)
+    verifiers = "安全员、部门负责人或校领导" if finder_fixed else "发现人或安全员"
+    lines.append(f"下一步：请{verifiers}现场验收后发「销号 #{hazard.number}」。")
     mentions = (hazard.reporter_id,) if hazard.reporter_id != context.person.id else ()
     return [Reply("\n".join(lines), mentions=mentions)]
 
@@ -115,17 +152,55 @@ def handle_close(command: Command, context: Context) -> list[Reply]:
         return [Reply(
             f"隐患 #{hazard.number} 还没有报整改。请责任人整改后发「整改 #{hazard.number} 说明」，再来销号。"
         )]
+    rectifier_id = _rectifier_id(context, hazard)
+    skipped = _skipped_checks(context, hazard, rectifier_id)
+    if skipped and not permissions.can_override(person):
+        return [_refuse_close(context, hazard, rectifier_id, skipped[0])]
+    override = f"（领导直接销号：{'，'.join(skipped)}）" if skipped else ""
     detail = command.note or ("验收通过" if hazard.status == RECTIFIED else "现场验收通过（未经报整改直接销号）")
+    rectifier = _name(context, rectifier_id) or f"{hazard.responsible_name or '未指定'}（未报整改，现场验收）"
     if not hazard.completion:
         hazard.completion = "已整改"
     if hazard.rectified_at is None:
         hazard.rectified_at = context.now
     hazard.closed_at = context.now
-    record_event(session, hazard=hazard, actor_id=person.id, action="close", at=context.now, detail=detail, to_status=CLOSED)
+    event = record_event(
+        session, hazard=hazard, actor_id=person.id, action="close", at=context.now, detail=detail + override,
+        to_status=CLOSED,
+    )
+    _store_photos(context, hazard, event.id)
     return [Reply(
         f"隐患 #{hazard.number} 已销号 ✔\n{hazard.location} {hazard.problem}\n"
-        f"验收人：{person.name}，{context.now:%Y-%m-%d %H:%M}"
+        f"发现人：{_name(context, hazard.reporter_id)}\n整改人：{rectifier}\n"
+        f"验收人：{person.name}{override}，{context.now:%Y-%m-%d %H:%M}"
     )]
+
+
+OWN_FIX, OWN_RESPONSIBILITY, NO_PHOTO = "本人整改", "本人是责任人", "无整改照片"
+
+
+def _skipped_checks(context: Context, hazard: Hazard, rectifier_id: str | None) -> list[str]:
+    """The policy checks this 销号 would skip: verifying one's own fix, or closing without the required photo."""
+    skipped = []
+    if context.policy.verify_by_other and permissions.fixed_it(context.person, hazard, rectifier_id):
+        skipped.append(OWN_FIX if context.person.id == rectifier_id else OWN_RESPONSIBILITY)
+    if _photo_required(context, hazard) and not _has_fix_photo(context, hazard):
+        skipped.append(NO_PHOTO)
+    return skipped
+
+
+def _refuse_close(context: Context, hazard: Hazard, rectifier_id: str | None, reason: str) -> Reply:
+    """One polite line: why this person may not close it now, and who may or what to send."""
+    number = hazard.number
+    if reason == NO_PHOTO:
+        return Reply(
+            f"{hazard.level}隐患销号需要整改后的照片。请责任人发「整改 #{number} 说明」并附照片，"
+            f"或验收时在同一条消息里附现场照片发「销号 #{number}」。"
+        )
+    who = "整改人" if reason == OWN_FIX else "责任人"
+    finder = hazard.reporter_id not in (rectifier_id, hazard.responsible_id)
+    others = (f"发现人{_name(context, hazard.reporter_id)}、" if finder else "") + "单位负责人、安全员或校领导"
+    return Reply(f"{who}不能自己验收销号。请{others}现场验收后发「销号 #{number}」。")
 
 
 def handle_reject(command: Command, context: Context) -> list[Reply]:

@@ -62,6 +62,16 @@ def can_close_unrectified(session: Session, person: PersonRow, hazard: Hazard) -
     return bool(person.role_set & VERIFIER_ROLES) and in_scope(session, person, hazard.unit_id)
 
 
+def fixed_it(person: PersonRow, hazard: Hazard, rectifier_id: str | None) -> bool:
+    """Whether the person reported the fix or answers for it (责任人): they may not verify it themselves."""
+    return person.id in (hazard.responsible_id, rectifier_id)
+
+
+def can_override(person: PersonRow) -> bool:
+    """A leader may close their own fix, or without the required photo; the history records it."""
+    return "leader" in person.role_set
+
+
 def can_extend(session: Session, person: PersonRow, hazard: Hazard) -> bool:
     return bool(person.role_set & EXTEND_ROLES) and in_scope(session, person, hazard.unit_id)
 

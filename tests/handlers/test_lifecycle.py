@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
+from bot.config import ConfigError
+from bot.engine import Engine
+from handlers.messages import Attachment
+from models.db import make_engine
 from models.tables import Hazard, HazardEvent
-from tests.school import REPORT, Chat
+from tests.school import REPORT, TZ, Chat, make_config
+
+START = datetime(2023, 12, 5, 10, 0, tzinfo=TZ)
 
 
 def _hazard(chat: Chat) -> Hazard:
@@ -160,3 +168,121 @@ def test_reopen_is_admin_only_and_keeps_the_history(chat: Chat) -> None:
     assert [a[0] for a in _actions(chat)] == ["report", "close", "reopen"]
     assert "原因" in chat.say("liu_yang", "重开 #1")
     assert "不需要重开" in chat.say("liu_yang", "重开 #1 再开一次")
+
+
+# -- verification by someone else, after-photos, leader override -------------------------------------------
+
+FIX_PHOTO = Attachment("fix.jpg", "image/jpeg", b"\xff\xd8\xff" + b"2" * 50)
+MAJOR_REPORT = "隐患\n部位：食堂操作间\n问题：燃气软管老化\n等级：重大\n责任人：王建国"
+
+
+def _close_details(chat: Chat) -> list[str]:
+    with chat.session() as session:
+        return [e.detail for e in session.exec(select(HazardEvent).where(HazardEvent.action == "close"))]
+
+
+def test_the_finder_who_fixed_it_cannot_close_it_nor_can_the_responsible_person(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    assert "下一步：请安全员、部门负责人或校领导现场验收" in chat.say("zhang_wei", "整改 #1 已清理")
+    reply = chat.say("zhang_wei", "销号 #1")
+    assert reply == "整改人不能自己验收销号。请单位负责人、安全员或校领导现场验收后发「销号 #1」。"
+    reply = chat.say("wang_jianguo", "验收 #1")
+    assert reply.startswith("责任人不能自己验收销号。") and "销号 #1" in reply
+    assert _hazard(chat).status == "rectified" and _close_details(chat) == []
+    assert "已销号" in chat.say("li_na", "销号 #1")
+    assert _hazard(chat).status == "closed"
+
+
+def test_the_responsible_person_cannot_close_their_own_fix(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("wang_jianguo", "整改 #1 已清理通道")
+    reply = chat.say("wang_jianguo", "销号 #1")
+    assert reply == "整改人不能自己验收销号。请发现人张伟、单位负责人、安全员或校领导现场验收后发「销号 #1」。"
+    assert _hazard(chat).status == "rectified"
+    assert "已销号" in chat.say("zhang_wei", "销号 #1")
+
+
+def test_a_head_cannot_close_straight_from_rectifying_what_they_are_responsible_for(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    assert chat.say("wang_jianguo", "销号 #1").startswith("责任人不能自己验收销号。")
+    assert _hazard(chat).status == "rectifying"
+    assert "已销号" in chat.say("li_na", "销号 #1")
+
+
+def test_a_leader_may_close_their_own_fix_and_the_history_says_so(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT.replace("王建国", "赵敏"))
+    chat.say("zhao_min", "整改 #1 已清理通道")
+    chat.advance(hours=1)
+    reply = chat.say("zhao_min", "销号 #1")
+    assert "隐患 #1 已销号 ✔" in reply and "验收人：赵敏（领导直接销号：本人整改），2023-12-05 11:00" in reply
+    assert _close_details(chat) == ["验收通过（领导直接销号：本人整改）"]
+    assert "赵敏 销号 验收通过（领导直接销号：本人整改）" in chat.say("zhang_wei", "查看 #1")
+
+
+def test_a_major_fix_without_photo_is_refused_and_nothing_is_stored(chat: Chat) -> None:
+    chat.say("zhang_wei", MAJOR_REPORT)
+    reply = chat.say("wang_jianguo", "整改 #1 已更换燃气软管")
+    assert reply == (
+        "重大隐患报整改必须附整改后的照片，这条没有登记。请在同一条消息里附上照片重新发送，"
+        "例如：整改 #1 已更换燃气软管（附照片）"
+    )
+    hazard = _hazard(chat)
+    assert hazard.status == "rectifying" and hazard.completion == "" and hazard.rectified_at is None
+    assert [a[0] for a in _actions(chat)] == ["report"]
+    reply = chat.say("wang_jianguo", "整改 #1 已更换燃气软管", photos=(FIX_PHOTO,))
+    assert "隐患 #1 已报整改，待验收" in reply and "照片：1张已保存" in reply
+    assert "已销号" in chat.say("li_na", "销号 #1")
+    assert _close_details(chat) == ["验收通过"]
+
+
+def test_a_general_fix_needs_no_photo_by_default(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    reply = chat.say("wang_jianguo", "整改 #1 已清理通道")
+    assert "已报整改" in reply and "建议补一张整改后的照片" in reply
+
+
+def test_closing_a_major_hazard_on_site_needs_a_photo_unless_a_leader_overrides(chat: Chat) -> None:
+    chat.say("zhang_wei", MAJOR_REPORT)
+    chat.say("zhang_wei", MAJOR_REPORT)
+    reply = chat.say("li_na", "销号 #1")
+    assert reply.startswith("重大隐患销号需要整改后的照片。") and "附现场照片发「销号 #1」" in reply
+    assert _hazard(chat).status == "rectifying"
+    assert "已销号" in chat.say("li_na", "销号 #1 现场已更换", photos=(FIX_PHOTO,))
+    reply = chat.say("zhao_min", "销号 #2")
+    assert "验收人：赵敏（领导直接销号：无整改照片）" in reply
+    assert _close_details(chat) == ["现场已更换", "现场验收通过（未经报整改直接销号）（领导直接销号：无整改照片）"]
+
+
+def test_the_close_reply_names_finder_rectifier_and_verifier(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("xu_qiang", "整改 #1 已清理通道")
+    chat.advance(hours=3)
+    reply = chat.say("li_na", "销号 #1")
+    assert reply == (
+        "隐患 #1 已销号 ✔\n3号教学楼二楼东侧 消防通道堆放杂物\n"
+        "发现人：张伟\n整改人：徐强\n验收人：李娜，2023-12-05 13:00"
+    )
+    chat.say("zhang_wei", REPORT)
+    reply = chat.say("li_na", "销号 #2")
+    assert "发现人：张伟\n整改人：王建国（未报整改，现场验收）\n验收人：李娜" in reply
+
+
+def test_the_policy_can_require_photos_for_all_levels_and_allow_self_verification(tmp_path: Path) -> None:
+    config = make_config(policy={"withdraw_minutes": 30, "verify_by_other": False, "photo_required": "all"})
+    db = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    engine = Engine(config=config, db=db, data_dir=tmp_path / "data", clock=lambda: START)
+    engine.start()
+    try:
+        chat = Chat(engine, START)
+        chat.say("zhang_wei", REPORT)
+        assert chat.say("wang_jianguo", "整改 #1 已清理").startswith("一般隐患报整改必须附整改后的照片")
+        assert "已报整改" in chat.say("wang_jianguo", "整改 #1 已清理", photos=(FIX_PHOTO,))
+        assert "验收人：王建国，2023-12-05 10:00" in chat.say("wang_jianguo", "销号 #1")
+    finally:
+        db.dispose()
+
+
+def test_photo_required_must_name_levels() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_config(policy={"photo_required": ["严重"]})
+    assert caught.value.problems == ["policy.photo_required[0]: unknown value '严重'; use one of '一般' or '重大'"]

@@ -33,9 +33,11 @@ from scheduler.runner import SchedulerService
 log = logging.getLogger(__name__)
 
 
-def build_engine(config: Config) -> Engine:
-    """Create the message engine for a config (database, data dir, clock)."""
-    return Engine(config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir))
+def build_engine(config: Config, secrets: Secrets | None = None) -> Engine:
+    """Create the message engine for a config (database, data dir, clock, secrets such as the link key)."""
+    return Engine(
+        config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir), secrets=secrets
+    )
 
 
 def build_sender(engine: Engine, config: Config) -> OutboxSender:
@@ -74,11 +76,11 @@ def create_app(
     config: Config, engine: Engine | None = None, secrets: Secrets | None = None, *, start: bool = True
 ) -> FastAPI:
     """Build the ASGI app; the schema is migrated and the config synced before serving (unless `start` is off)."""
-    engine = engine or build_engine(config)
+    secrets = secrets or Secrets()
+    engine = engine or build_engine(config, secrets)
     if start:
         engine.start()
     sender = build_sender(engine, config)
-    secrets = secrets or Secrets()
     redis_url = secrets.get(config.redis.url_env)
     runtime = Runtime(
         engine=engine,
@@ -100,7 +102,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool: HandlerPool | None = None
         if config.server.handler_processes and runtime.hand_off is None:
-            pool = HandlerPool(config, processes=config.server.handler_processes, on_replies=sender.kick)
+            pool = HandlerPool(
+                config, processes=config.server.handler_processes, on_replies=sender.kick, secrets=secrets
+            )
             pool.start()
             runtime.hand_off = pool
         # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from sqlmodel import Session, select
 from bot.config import Config
 from bot.outbox import Draft
 from bot.photolinks import PhotoLinks
+from bot.secrets import Secrets
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
 from handlers.messages import Inbound, Reply
@@ -95,8 +95,10 @@ class Engine:
         db: DbEngine,
         data_dir: Path,
         clock: Callable[[], datetime] | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.config = config
+        self.secrets = secrets if secrets is not None else Secrets()
         self.db = db
         self.data_dir = data_dir
         self.tz = config.tz
@@ -113,7 +115,7 @@ class Engine:
         if config.server.public_url:
             self.photo_links = PhotoLinks.from_secret(
                 base_url=config.server.public_url,
-                secret=os.environ.get(config.server.link_secret_env),
+                secret=self.secrets.get(config.server.link_secret_env),
                 ttl=timedelta(hours=config.server.photo_link_hours),
                 clock=self.now,
             )

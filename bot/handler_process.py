@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 
 from bot.config import Config
+from bot.secrets import Secrets
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,12 @@ class _Slot:
 class HandlerPool:
     """Starts, feeds and restarts the handler processes of one web process (a `HandOff`)."""
 
-    def __init__(self, config: Config, *, processes: int, on_replies: Callable[[], None]) -> None:
+    def __init__(
+        self, config: Config, *, processes: int, on_replies: Callable[[], None], secrets: Secrets | None = None
+    ) -> None:
         self.config = config
+        # Handed to each handler process, so it signs photo links (and calls platforms) with the web process's keys.
+        self.secrets = secrets if secrets is not None else Secrets()
         self.on_replies = on_replies
         self._context = multiprocessing.get_context("spawn")  # no forked copy of the web server's threads
         self._stopping = False
@@ -129,7 +134,7 @@ class HandlerPool:
         results, child_end = self._context.Pipe(duplex=False)
         slot.process = self._context.Process(
             target=run_handler_process,
-            args=(self.config, slot.index, slot.inbox, child_end, os.getpid()),
+            args=(self.config, slot.index, slot.inbox, child_end, os.getpid(), self.secrets),
             name=f"safetybot-handler-{slot.index}",
             daemon=True,
         )
@@ -165,17 +170,21 @@ class HandlerPool:
 # -- inside a handler process --------------------------------------------------------------------
 
 
-def run_handler_process(config: Config, index: int, inbox: Any, done: Connection, parent_pid: int) -> None:
-    """Entry point of a handler process: the same runtime as the web process, minus the web server."""
+def run_handler_process(
+    config: Config, index: int, inbox: Any, done: Connection, parent_pid: int, secrets: Secrets | None = None
+) -> None:
+    """Entry point of a handler process: the same runtime as the web process, minus the web server.
+
+    `secrets` are the web process's (else read again from the environment and SAFETYBOT_SECRETS_FILE).
+    """
     from bot.app import create_app
     from bot.logging_setup import configure_logging
-    from bot.secrets import Secrets
 
     try:
         os.nice(HANDLER_NICE)
     except OSError:
         pass
-    secrets = Secrets()
+    secrets = secrets if secrets is not None else Secrets()
     configure_logging(config, secrets)
     app = create_app(config, secrets=secrets, start=False)  # the web process migrated and synced
     runtime = app.state.runtime

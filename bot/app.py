@@ -11,8 +11,8 @@ from pathlib import Path
 
 import anyio
 import httpx
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from bot.config import Config
@@ -23,6 +23,7 @@ from bot.platforms import dingtalk, wecom
 from bot.platforms.base import Runtime
 from bot.platforms.console import console_router
 from bot.platforms.console_delivery import ConsoleDelivery
+from bot.recorder import Busy
 from bot.secrets import Secrets
 from bot.shared import SharedCache
 from models.db import make_engine
@@ -63,6 +64,12 @@ async def _recover_forever(runtime: Runtime) -> None:
         except Exception:
             log.exception("inbound recovery failed")
         await anyio.sleep(15)
+
+
+async def _busy_response(request: Request, exc: Exception) -> Response:
+    """A callback that could not be recorded because the database is locked: 503, so the platform retries."""
+    log.warning("%s %s answered 503: the database is busy", request.method, request.url.path)
+    return PlainTextResponse("busy, please retry", status_code=503, headers={"Retry-After": "1"})
 
 
 async def _when_leading(service: Callable[[], Awaitable[None]], is_leader: Callable[[], bool]) -> None:
@@ -138,6 +145,7 @@ def create_app(
     app.state.engine = engine
     app.state.runtime = runtime
     app.state.scheduler = scheduler
+    app.add_exception_handler(Busy, _busy_response)
     # Platform callbacks first: the router tries routes in order, and callbacks are most of the traffic.
     wecom.install(app, runtime)
     dingtalk.install(app, runtime)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -254,6 +255,23 @@ def test_duplicate_msg_id_gives_one_hazard_and_one_reply(client: TestClient, fak
     assert count(client, InboundMessage) == 1
     assert count(client, Hazard) == 1
     assert len(fake.session_messages) == 1
+
+
+def test_a_callback_that_finds_the_database_locked_is_answered_503_and_its_retry_is_recorded(
+    client: TestClient, fake: FakeDingTalk
+) -> None:
+    message = robot_message(fake, text=REPORT)
+    other = sqlite3.connect(client.app.state.engine.db.url.database, isolation_level=None)  # type: ignore[attr-defined]
+    other.execute("BEGIN IMMEDIATE")  # another writer holds SQLite's write lock
+    try:
+        busy = post_callback("", APP_SECRET, message, client=client)
+        assert busy.status_code == 503 and "Traceback" not in busy.text
+    finally:
+        other.rollback()
+        other.close()
+    assert post_callback("", APP_SECRET, message, client=client).status_code == 200  # DingTalk's retry
+    fake.wait_for(lambda: fake.session_messages)
+    assert count(client, InboundMessage) == 1 and count(client, Hazard) == 1
 
 
 def test_rich_text_report_with_photo_stores_the_photo(client: TestClient, fake: FakeDingTalk, tiny_png: bytes) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -418,6 +419,27 @@ def test_platform_retry_and_replay_store_one_hazard(client: TestClient, fake: Fa
     time.sleep(0.3)
     assert db_count(client, Hazard) == 1 and db_count(client, InboundMessage) == 1
     assert len(fake.responses) == 1
+
+
+def test_a_callback_that_finds_the_database_locked_is_answered_503_and_its_retry_is_recorded(
+    client: TestClient, fake: FakeWeCom, poster
+) -> None:
+    database = client.app.state.engine.db.url.database  # type: ignore[attr-defined]
+    other = sqlite3.connect(database, isolation_level=None)  # another writer holds SQLite's write lock
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        message, busy = poster(REPORT)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert "Traceback" not in busy.text
+        assert time.monotonic() - started < 5.0  # answered before WeCom gives up on the callback
+    finally:
+        other.rollback()
+        other.close()
+    _, retry = poster(REPORT, msgid=message["msgid"])  # WeCom's retry of the same message
+    assert retry.status_code == 200
+    wait_for(lambda: fake.responses)
+    assert db_count(client, Hazard) == 1 and db_count(client, InboundMessage) == 1
 
 
 def _report_with_photo(fake: FakeWeCom, png: bytes, msgid: str) -> dict[str, object]:

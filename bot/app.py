@@ -12,13 +12,15 @@ from pathlib import Path
 import anyio
 import httpx
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from bot.config import Config
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
+from bot.health import DataDirProbe
 from bot.outbox import OutboxSender
+from bot.photo_retry import fetch_missing_photos
 from bot.platforms import dingtalk, wecom
 from bot.platforms.base import Runtime
 from bot.platforms.console import console_router
@@ -54,8 +56,8 @@ def build_sender(engine: Engine, config: Config) -> OutboxSender:
     )
 
 
-async def _recover_forever(runtime: Runtime) -> None:
-    """Finish messages that were acknowledged but not handled (e.g. after a crash)."""
+async def _recover_forever(runtime: Runtime, data_dir: DataDirProbe) -> None:
+    """Finish messages that were acknowledged but not handled (e.g. after a crash), and write missing photos."""
     while True:
         try:
             count = await runtime.recover(older_than=timedelta(seconds=30))
@@ -63,6 +65,10 @@ async def _recover_forever(runtime: Runtime) -> None:
                 log.info("recovered %d unhandled inbound messages", count)
         except Exception:
             log.exception("inbound recovery failed")
+        try:
+            await fetch_missing_photos(runtime, data_dir)
+        except Exception:
+            log.exception("writing missing photos failed")
         await anyio.sleep(15)
 
 
@@ -104,6 +110,7 @@ def create_app(
     # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
     # and the one holder of each long connection (a second connection would kick the first).
     sender.may_send = is_leader
+    data_dir_probe = DataDirProbe(engine.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,7 +129,7 @@ def create_app(
             if pool is not None:
                 tasks.start_soon(pool.supervise)
             tasks.start_soon(sender.run)
-            tasks.start_soon(_recover_forever, runtime)
+            tasks.start_soon(_recover_forever, runtime, data_dir_probe)
             tasks.start_soon(scheduler.run)  # ticks only while this process holds the leader lock
             for service in runtime.services:
                 tasks.start_soon(_when_leading, service, is_leader)
@@ -150,9 +157,15 @@ def create_app(
     wecom.install(app, runtime)
     dingtalk.install(app, runtime)
 
+    app.state.data_dir_probe = data_dir_probe
+
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> Response:
+        """200 {"status": "ok"}, or 503 {"status": "degraded", "reason": …} while photos cannot be written."""
+        problem = data_dir_probe.problem()
+        if problem is not None:
+            return JSONResponse({"status": "degraded", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/photos/{photo_id}/{expires}/{signature}")
     def photo(photo_id: int, expires: int, signature: str) -> Response:

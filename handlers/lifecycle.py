@@ -9,7 +9,8 @@ from handlers.command import Command
 from handlers.context import Context
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from models.ledger import hazard_by_number, record_event, store_photo
+from handlers.photos import photo_note, store_attachments
+from models.ledger import hazard_by_number, record_event
 from models.tables import Hazard, HazardStatus
 
 HELP_RECTIFY = "整改完成后发：整改 #23 已清理通道（请附整改后的照片），随后由发现人或安全员验收销号。"
@@ -40,16 +41,6 @@ def _ended(hazard: Hazard) -> Reply | None:
     return None
 
 
-def _store_photos(context: Context, hazard: Hazard, event_id: int | None) -> int:
-    for attachment in context.attachments:
-        store_photo(
-            context.session, data_dir=context.data_dir, hazard_id=hazard.id, event_id=event_id,  # type: ignore[arg-type]
-            filename=attachment.filename, content_type=attachment.content_type, data=attachment.data,
-            at=context.now,
-        )
-    return len(context.attachments)
-
-
 def handle_rectify(command: Command, context: Context) -> list[Reply]:
     """整改 #N 说明: the fix is done; wait for verification."""
     hazard = _load(command, context)
@@ -68,10 +59,10 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         context.session, hazard=hazard, actor_id=context.person.id, action="rectify", at=context.now,
         detail=note, to_status=RECTIFIED,
     )
-    photos = _store_photos(context, hazard, event.id)
+    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
     lines = [f"隐患 #{hazard.number} 已报整改，待验收。", f"说明：{note}"]
     if photos:
-        lines.append(f"照片：{photos}张已保存")
+        lines.append(photo_note(photos))
     elif not context.attachments:
         lines.append("建议补一张整改后的照片，便于验收。")
     lines.append(f"下一步：请发现人或安全员现场验收后发「销号 #{hazard.number}」。")
@@ -92,12 +83,16 @@ def handle_progress(command: Command, context: Context) -> list[Reply]:
         context.session, hazard=hazard, actor_id=context.person.id, action="progress", at=context.now,
         detail=command.note or "",
     )
-    photos = _store_photos(context, hazard, event.id)
-    extra = f"，照片{photos}张" if photos else ""
-    return [Reply(
-        f"已记录隐患 #{hazard.number} 的进展{extra}：{command.note}\n"
-        f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。"
-    )]
+    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
+    missing = any(photo.missing for photo in photos)
+    extra = f"，照片{len(photos)}张" if photos and not missing else ""
+    lines = [
+        f"已记录隐患 #{hazard.number} 的进展{extra}：{command.note}",
+        f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。",
+    ]
+    if missing:
+        lines.append(photo_note(photos))
+    return [Reply("\n".join(lines))]
 
 
 def handle_close(command: Command, context: Context) -> list[Reply]:

@@ -30,7 +30,10 @@ from bot.platforms import wecom
 from bot.secrets import Secrets
 from handlers.messages import Reply
 from models import outbox as outbox_store
-from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
+from bot.photo_retry import fetch_missing_photos
+from models.ledger import photo_path
+from models.tables import AttachmentFile, DuePush, GroupRow, Hazard, InboundMessage, OutboxMessage
+from tests.fakes.full_disk import FullDisk
 from tests.fakes.wecom_server import (
     FakeWeCom,
     encrypt_media,
@@ -461,6 +464,46 @@ def test_mixed_message_photo_is_downloaded_and_decrypted(client: TestClient, fak
     assert "照片：1张已保存" in fake.responses[0]["markdown"]["content"]
     with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
         assert session.exec(select(func.count()).select_from(AttachmentFile)).one() == 1
+
+
+def test_a_major_report_whose_photo_meets_a_full_disk_is_kept_and_the_photo_written_once_space_returns(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes
+) -> None:
+    app = client.app
+    data_dir: Path = app.state.engine.data_dir  # type: ignore[attr-defined]
+    app.state.data_dir_probe.ttl = 0  # type: ignore[attr-defined]  # probe on every call: no waiting out the cache
+    message = _report_with_photo(fake, tiny_png, "full-disk-1")
+    message["mixed"]["msg_item"][0]["text"]["content"] += "\n等级：重大"  # type: ignore[index]
+    with FullDisk(data_dir) as disk:
+        response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+        assert response.status_code == 200
+        wait_for(lambda: fake.responses)
+        content = fake.responses[0]["markdown"]["content"]
+        assert "已登记隐患 #1（重大" in content and "照片暂未保存（服务器存储空间不足），稍后自动重试" in content
+        assert disk.refused >= 1
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json() == {"status": "degraded", "reason": "data_dir not writable (ENOSPC)"}
+        with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+            hazard = session.exec(select(Hazard)).one()
+            assert hazard.level == "重大"
+            assert session.exec(select(DuePush).where(DuePush.kind == "major_alert")).all()  # leaders hear of it
+            photo = session.exec(select(AttachmentFile)).one()
+            assert photo.missing and photo.missing_reason == "ENOSPC" and photo.hazard_id == hazard.id
+            assert session.exec(select(InboundMessage.state)).one() == "handled"
+        assert not [path for path in data_dir.rglob("*") if path.is_file()]  # no photo, no .tmp left behind
+        runtime = app.state.runtime  # type: ignore[attr-defined]
+        probe = app.state.data_dir_probe  # type: ignore[attr-defined]
+        assert client.portal.call(fetch_missing_photos, runtime, probe) == 0  # still full: nothing downloaded
+
+        disk.space_returns()
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.portal.call(fetch_missing_photos, runtime, probe) == 1
+    with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+        photo = session.exec(select(AttachmentFile)).one()
+        assert not photo.missing and photo.retry_at is None
+    assert photo_path(data_dir, photo.sha256).read_bytes() == tiny_png
+    assert not list(data_dir.rglob("*.tmp"))
 
 
 class _LostHandOff:

@@ -147,3 +147,22 @@ def test_reopen_is_admin_only_and_keeps_the_history(chat: Chat) -> None:
     assert [a[0] for a in _actions(chat)] == ["report", "close", "reopen"]
     assert "原因" in chat.say("liu_yang", "重开 #1")
     assert "不需要重开" in chat.say("liu_yang", "重开 #1 再开一次")
+
+
+def test_photos_that_meet_a_full_disk_are_reported_as_not_saved_yet_and_the_steps_still_count(chat: Chat) -> None:
+    from handlers.messages import Attachment
+    from tests.fakes.full_disk import FullDisk
+
+    chat.say("zhang_wei", REPORT)
+    fix = Attachment("fix.jpg", "image/jpeg", b"\xff\xd8\xff" + b"1" * 50)
+    other = Attachment("fix2.jpg", "image/jpeg", b"\xff\xd8\xff" + b"2" * 50)
+    chat.say("wang_jianguo", "进展 #1 已联系后勤", photos=(fix,))  # this one is written before the disk fills
+    with FullDisk(chat.engine.data_dir):
+        progress = chat.say("wang_jianguo", "进展 #1 周五前清运", photos=(other,))
+        rectify = chat.say("wang_jianguo", "整改 #1", photos=(fix, other))
+    assert "已记录隐患 #1 的进展：周五前清运" in progress
+    assert "照片暂未保存（服务器存储空间不足），稍后自动重试" in progress
+    assert "隐患 #1 已报整改，待验收" in rectify
+    assert "照片：1张已保存，1张暂未保存（服务器存储空间不足），稍后自动重试" in rectify  # the same photo is on disk
+    assert _hazard(chat).status == "rectified"
+    assert "照片：4张（2张暂未保存）" in chat.say("wang_jianguo", "查看 #1")

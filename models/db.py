@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,6 +84,8 @@ def _synchronous_commit(dbapi_connection: Any, _record: Any) -> None:
 
 def is_busy(exc: BaseException) -> bool:
     """Whether a database error means "locked by another writer, try again later" (not a real failure)."""
+    if isinstance(exc, GateTimeout):
+        return True
     original = getattr(exc, "orig", exc)
     code = getattr(original, "sqlite_errorcode", None)
     if code is not None:
@@ -102,16 +106,60 @@ class WriteGate:
         self.path = path
 
     @contextmanager
-    def __call__(self) -> Iterator[None]:
+    def __call__(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the gate; with a `timeout`, raise GateTimeout after waiting that long (a callback can't wait)."""
         if self.path is None:
             yield
             return
         with open(self.path, "a") as handle:  # one open file per holder, so threads exclude each other too
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if timeout is None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            elif not _flock_within(handle.fileno(), timeout):
+                raise GateTimeout(f"another writer held the SQLite write gate for {timeout:g} s")
             try:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class GateTimeout(TimeoutError):
+    """The write gate stayed taken past the caller's timeout (counts as busy: see `is_busy`)."""
+
+
+def _flock_within(fd: int, timeout: float) -> bool:
+    """Lock `fd` exclusively, waiting at most `timeout` seconds; False if that was not enough.
+
+    The wait is a blocking flock in a helper thread, so the lock is still handed over the moment it is
+    released (polling with LOCK_NB would lose it to the blocked waiters every time). A helper whose
+    caller gave up releases the lock as soon as it gets it.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    own = os.dup(fd)  # the same open file (so the same lock), and still open after the caller closes its own
+    taken, gave_up, decide = threading.Event(), threading.Event(), threading.Lock()
+
+    def wait() -> None:
+        try:
+            fcntl.flock(own, fcntl.LOCK_EX)
+            with decide:
+                if gave_up.is_set():
+                    fcntl.flock(own, fcntl.LOCK_UN)
+                else:
+                    taken.set()
+        finally:
+            os.close(own)
+
+    threading.Thread(target=wait, name="write-gate-wait", daemon=True).start()
+    if taken.wait(timeout):
+        return True
+    with decide:
+        if taken.is_set():
+            return True
+        gave_up.set()
+        return False
 
 
 def write_gate_for(engine: Engine) -> WriteGate:

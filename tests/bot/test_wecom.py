@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -443,6 +444,21 @@ def test_a_callback_that_finds_the_database_locked_is_answered_503_and_its_retry
     assert retry.status_code == 200
     wait_for(lambda: fake.responses)
     assert db_count(client, Hazard) == 1 and db_count(client, InboundMessage) == 1
+
+
+def test_a_callback_kept_waiting_by_another_writer_of_the_sqlite_file_is_answered_503(
+    client: TestClient, fake: FakeWeCom, poster
+) -> None:
+    gate = client.app.state.engine.write_gate  # type: ignore[attr-defined]
+    with open(gate.path, "a") as holder:  # e.g. a handler process stuck in a long write
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        started = time.monotonic()
+        message, busy = poster(REPORT)
+        assert busy.status_code == 503 and time.monotonic() - started < 5.0
+    _, retry = poster(REPORT, msgid=message["msgid"])
+    assert retry.status_code == 200
+    wait_for(lambda: fake.responses)
+    assert db_count(client, Hazard) == 1
 
 
 def _report_with_photo(fake: FakeWeCom, png: bytes, msgid: str) -> dict[str, object]:

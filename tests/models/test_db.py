@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from models.db import BUSY_TIMEOUT_SECONDS, is_busy, make_engine
+from models.db import BUSY_TIMEOUT_SECONDS, GateTimeout, is_busy, make_engine, write_gate_for
 
 
 def test_sqlite_commits_are_fully_synced_and_a_writer_waits_at_most_the_busy_timeout(tmp_path: Path) -> None:
@@ -64,3 +66,24 @@ def test_postgres_commits_are_synchronous_even_when_the_server_default_is_off() 
     with strict.connect() as connection:  # a stricter setting is left alone
         assert connection.execute(text("SHOW synchronous_commit")).scalar() == "remote_apply"
     strict.dispose()
+
+
+def test_the_write_gate_gives_up_after_its_timeout_and_is_free_again_once_released(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    gate = write_gate_for(engine)
+    assert gate.path is not None
+    holder = open(gate.path, "a")  # another process's writer holding the gate (its own open file)
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+    try:
+        with pytest.raises(GateTimeout) as caught:
+            with gate(timeout=0.2):
+                pass
+        assert is_busy(caught.value)
+        threading.Timer(0.1, lambda: fcntl.flock(holder.fileno(), fcntl.LOCK_UN)).start()
+        with gate(timeout=10):  # handed over when the holder lets go, well before the timeout
+            pass
+    finally:
+        holder.close()
+    with gate(timeout=0.2):  # the waiter that gave up did not keep the gate
+        pass
+    engine.dispose()

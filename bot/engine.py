@@ -34,7 +34,7 @@ from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
 from handlers.router import dispatch
 from models import outbox as outbox_store
-from models.db import BUSY_TIMEOUT_SECONDS, upgrade, write_gate_for
+from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
 from models.ledger import descendants
 from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, PersonRow
 
@@ -121,6 +121,8 @@ class Engine:
             )
         self.give_up_after = timedelta(minutes=config.outbox.give_up_after_minutes)
         self.write_gate = write_gate_for(db)
+        # Records callbacks before they are acknowledged: synced to disk, and quick to give up when locked.
+        self.journal = journal_engine_for(db)
 
     def start(self) -> None:
         """Migrate the schema and load the config's directory into the database."""
@@ -168,7 +170,7 @@ class Engine:
             .on_conflict_do_nothing(index_elements=["platform", "platform_msg_id"])
             .returning(InboundMessage.id, InboundMessage.platform, InboundMessage.platform_msg_id)  # type: ignore[arg-type]
         )
-        with self.write_gate(timeout=BUSY_TIMEOUT_SECONDS), self.db.begin() as connection:
+        with self.write_gate(timeout=BUSY_TIMEOUT_SECONDS), self.journal.begin() as connection:
             ids = {(platform, msg_id): row_id for row_id, platform, msg_id in connection.execute(statement, list(rows.values()))}
         recorded: list[Recorded] = []
         for key in keys:

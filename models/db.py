@@ -19,10 +19,15 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 log = logging.getLogger(__name__)
 
-# How long a SQLite writer waits for another's lock before giving up with "database is locked". Well
-# under the platforms' 5 s: a callback that cannot be recorded in time is better answered 503 (the
-# platform retries it) than left hanging until the platform gives up on it.
+# How long a SQLite writer that records callbacks (the inbound journal) waits for another's lock
+# before giving up with "database is locked". Well under the platforms' 5 s: a callback that cannot be
+# recorded in time is better answered 503 (the platform retries it) than left hanging until the
+# platform gives up on it.
 BUSY_TIMEOUT_SECONDS = 2.0
+# Every other writer (handling, the outbox sender, the scheduler) keeps a long wait: nobody holds an
+# HTTP request open for it, and giving up would fail a message or a delivery. Measured: with 2 s for
+# everyone, the outbox sender failed with "database is locked" under a burst and the drain fell 5x.
+WRITER_BUSY_TIMEOUT_SECONDS = 30.0
 # PostgreSQL errors that mean "locked or timed out, try again": lock_not_available, query_canceled.
 _PG_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 
@@ -34,12 +39,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, full fsync, foreign keys and a short busy timeout.
+def make_engine(url: str, *, journal: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
 
-    `synchronous=FULL`: a commit (a recorded callback, before its acknowledgement) is on disk when it
-    returns. NORMAL syncs WAL mode only at checkpoints, so an OS crash or power cut could lose callbacks
-    already acknowledged, which the platforms never send again. PostgreSQL commits are made synchronous too.
+    `journal=True` is for the connections that record callbacks before they are acknowledged (see
+    `journal_engine_for`): SQLite's `synchronous=FULL`, so a recorded callback is on disk when its
+    commit returns (NORMAL syncs WAL only at checkpoints, and an OS crash or power cut could lose
+    callbacks already acknowledged, which the platforms never send again), and the short busy timeout.
+    The rest stays NORMAL: a handler's commit lost in a crash is redone by recovery, since the
+    message's journal row then still reads "received".
     """
     url = normalize_url(url)
     parsed = make_url(url)
@@ -47,17 +55,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS}, **kwargs
-        )
+        busy_timeout = BUSY_TIMEOUT_SECONDS if journal else WRITER_BUSY_TIMEOUT_SECONDS
+        synchronous = "FULL" if journal else "NORMAL"
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.close()
 
         return engine
@@ -65,6 +73,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _synchronous_commit)
     return engine
+
+
+def journal_engine_for(engine: Engine) -> Engine:
+    """The engine that records callbacks: on a SQLite file, its own connections made with `journal=True`.
+
+    PostgreSQL commits synchronously on every connection (see `_synchronous_commit`), and an in-memory
+    SQLite database cannot be opened twice, so for those it is the engine itself.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return engine
+    return make_engine(engine.url.render_as_string(hide_password=False), journal=True)
 
 
 def _synchronous_commit(dbapi_connection: Any, _record: Any) -> None:

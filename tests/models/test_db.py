@@ -12,21 +12,37 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from models.db import BUSY_TIMEOUT_SECONDS, GateTimeout, is_busy, make_engine, write_gate_for
+from models.db import (
+    BUSY_TIMEOUT_SECONDS,
+    WRITER_BUSY_TIMEOUT_SECONDS,
+    GateTimeout,
+    is_busy,
+    journal_engine_for,
+    make_engine,
+    write_gate_for,
+)
 
 
-def test_sqlite_commits_are_fully_synced_and_a_writer_waits_at_most_the_busy_timeout(tmp_path: Path) -> None:
+def test_sqlite_journal_commits_are_fully_synced_and_wait_at_most_the_short_busy_timeout(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    with engine.connect() as connection:
+    journal = journal_engine_for(engine)
+    assert journal is not engine and journal.url == engine.url
+    with journal.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == int(BUSY_TIMEOUT_SECONDS * 1000) <= 3000
+    with engine.connect() as connection:  # handling, sending: recovery redoes a lost commit; waiting is fine
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == int(WRITER_BUSY_TIMEOUT_SECONDS * 1000)
+    journal.dispose()
     engine.dispose()
+    memory = make_engine("sqlite://")
+    assert journal_engine_for(memory) is memory  # a second engine would open another, empty database
 
 
 def test_a_write_while_another_process_holds_the_lock_fails_as_busy(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
-    engine = make_engine(f"sqlite:///{path}")
+    engine = journal_engine_for(make_engine(f"sqlite:///{path}"))
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (x INTEGER)"))
     other = sqlite3.connect(path, isolation_level=None)  # another writer, e.g. an admin's sqlite3 shell
@@ -62,6 +78,7 @@ def test_postgres_commits_are_synchronous_even_when_the_server_default_is_off() 
     with engine.connect() as connection:
         assert connection.execute(text("SHOW synchronous_commit")).scalar() == "on"
     engine.dispose()
+    assert journal_engine_for(engine) is engine  # every PostgreSQL session commits synchronously
     strict = make_engine(url, connect_args={"options": "-csynchronous_commit=remote_apply"})
     with strict.connect() as connection:  # a stricter setting is left alone
         assert connection.execute(text("SHOW synchronous_commit")).scalar() == "remote_apply"

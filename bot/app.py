@@ -152,12 +152,11 @@ def create_app(
     app.state.engine = engine
     app.state.runtime = runtime
     app.state.scheduler = scheduler
+    app.state.data_dir_probe = data_dir_probe
     app.add_exception_handler(Busy, _busy_response)
     # Platform callbacks first: the router tries routes in order, and callbacks are most of the traffic.
     wecom.install(app, runtime)
     dingtalk.install(app, runtime)
-
-    app.state.data_dir_probe = data_dir_probe
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -25,7 +25,10 @@ from bot.platforms import dingtalk
 from bot.secrets import Secrets
 from handlers.messages import Reply
 from models import outbox as outbox_store
+from bot.photo_retry import fetch_missing_photos
+from models.ledger import photo_path
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
+from tests.fakes.full_disk import FullDisk
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, post_callback, robot_message
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
@@ -281,6 +284,30 @@ def test_rich_text_report_with_photo_stores_the_photo(client: TestClient, fake: 
     assert "照片：1张已保存" in reply["markdown"]["text"]
     assert count(client, AttachmentFile) == 1
     assert ("POST", "/v1.0/robot/messageFiles/download") in fake.requests
+
+
+def test_a_photo_that_meets_a_full_disk_is_downloaded_again_with_its_code_once_space_returns(
+    client: TestClient, fake: FakeDingTalk, tiny_png: bytes
+) -> None:
+    app = client.app
+    data_dir: Path = app.state.engine.data_dir  # type: ignore[attr-defined]
+    app.state.data_dir_probe.ttl = 0  # type: ignore[attr-defined]  # probe on every call: no waiting out the cache
+    message = robot_message(fake, text=REPORT, pictures=(tiny_png,))
+    with FullDisk(data_dir) as disk:
+        assert post_callback("", APP_SECRET, message, client=client).status_code == 200
+        reply = fake.wait_for(lambda: fake.session_messages)[0]
+        assert "已登记隐患 #1" in reply["markdown"]["text"]
+        assert "照片暂未保存（服务器存储空间不足），稍后自动重试" in reply["markdown"]["text"]
+        assert count(client, Hazard) == 1 and disk.refused >= 1
+        assert not [path for path in data_dir.rglob("*") if path.is_file()]
+        disk.space_returns()
+        downloads = fake.requests.count(("POST", "/v1.0/robot/messageFiles/download"))
+        runtime, probe = app.state.runtime, app.state.data_dir_probe  # type: ignore[attr-defined]
+        assert client.portal.call(fetch_missing_photos, runtime, probe) == 1
+    assert fake.requests.count(("POST", "/v1.0/robot/messageFiles/download")) == downloads + 1  # same code again
+    with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+        photo = session.exec(select(AttachmentFile)).one()
+    assert not photo.missing and photo_path(data_dir, photo.sha256).read_bytes() == tiny_png
 
 
 def test_export_sends_the_xlsx_through_media_upload_and_sample_file(client: TestClient, fake: FakeDingTalk) -> None:

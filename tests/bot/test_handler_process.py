@@ -115,7 +115,8 @@ def test_a_photo_link_made_in_a_handler_process_opens_in_the_web_app(
     secrets_file.write_text('SAFETYBOT_LINK_SECRET = "link-key-from-the-secrets-file"\n', encoding="utf-8")
     secrets = Secrets(environ={}, file=secrets_file)
     config = load_config(config_path)
-    config = config.model_copy(update={"server": config.server.model_copy(update={"public_url": "https://bot.example.edu.cn"})})
+    server = config.server.model_copy(update={"public_url": "https://bot.example.edu.cn"})
+    config = config.model_copy(update={"server": server})
     app = create_app(config, secrets=secrets)  # the web app: migrates, and serves /photos
     engine: Engine = app.state.engine
     photo = Attachment("p.png", "image/png", tiny_png)

@@ -24,7 +24,13 @@ from bot.engine import Engine
 from bot.health import DataDirProbe
 from bot.platforms.base import Runtime
 from handlers.messages import Attachment
-from models.ledger import mark_photo_still_missing, mark_photo_written, photos_to_fetch_again, write_photo_file
+from models.ledger import (
+    mark_photo_still_missing,
+    mark_photo_written,
+    photo_path,
+    photos_to_fetch_again,
+    write_photo_file,
+)
 from models.tables import AttachmentFile
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,7 @@ class _Due:
     message_id: int | None
     platform: str | None
     route: dict[str, Any]
+    on_disk: bool  # the same photo came again in another message and was written meanwhile
 
 
 async def fetch_missing_photos(runtime: Runtime, probe: DataDirProbe, *, limit: int = 100) -> int:
@@ -52,7 +59,7 @@ async def fetch_missing_photos(runtime: Runtime, probe: DataDirProbe, *, limit: 
         by_message[item.message_id].append(item)
     written = 0
     for items in by_message.values():
-        fetched = await _fetch(runtime, items[0])
+        fetched = {} if all(item.on_disk for item in items) else await _fetch(runtime, items[0])
         written += await anyio.to_thread.run_sync(_write_and_mark, engine, items, fetched)
     return written
 
@@ -66,6 +73,7 @@ def _due(engine: Engine, limit: int) -> list[_Due]:
                 message_id=message.id if message else None,
                 platform=message.platform if message else None,
                 route=json.loads(message.route or "{}") if message else {},
+                on_disk=photo_path(engine.data_dir, row.sha256).exists(),
             )
             for row, message in photos_to_fetch_again(session, now=engine.now(), limit=limit)
         ]
@@ -90,7 +98,10 @@ def _write_and_mark(engine: Engine, items: list[_Due], fetched: dict[str, bytes]
     for item in items:
         data = (fetched or {}).get(item.sha256)
         if data is None:
-            outcomes[item.photo_id] = "no download" if fetched is not None else "cannot download"
+            if item.on_disk:
+                outcomes[item.photo_id] = ""
+            else:
+                outcomes[item.photo_id] = "no download" if fetched is not None else "cannot download"
             continue
         try:
             write_photo_file(engine.data_dir, item.sha256, data)

@@ -9,7 +9,7 @@ from models.ledger import store_photo
 from models.tables import AttachmentFile
 
 # Why a photo's file could not be written, in words for the chat (by the OS error's name).
-_NO_SPACE = frozenset({"ENOSPC", "EDQUOT", "EFBIG"})
+_NO_SPACE = frozenset({"ENOSPC", "EDQUOT"})
 
 
 def store_attachments(context: Context, hazard_id: int, event_id: int | None) -> list[AttachmentFile]:

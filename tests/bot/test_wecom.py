@@ -522,6 +522,31 @@ def test_a_major_report_whose_photo_meets_a_full_disk_is_kept_and_the_photo_writ
     assert not list(data_dir.rglob("*.tmp"))
 
 
+def test_a_missing_photo_sent_again_meanwhile_is_found_on_disk_without_downloading_it(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes
+) -> None:
+    app = client.app
+    data_dir: Path = app.state.engine.data_dir  # type: ignore[attr-defined]
+    app.state.data_dir_probe.ttl = 0  # type: ignore[attr-defined]  # probe on every call: no waiting out the cache
+    with FullDisk(data_dir) as disk:
+        first = _report_with_photo(fake, tiny_png, "again-1")
+        response = post_aibot_callback("/wecom/callback", first, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+        assert response.status_code == 200
+        wait_for(lambda: fake.responses)
+        disk.space_returns()
+    fake.media.clear()  # the first message's media link has expired
+    second = _report_with_photo(fake, tiny_png, "again-2")
+    response = post_aibot_callback("/wecom/callback", second, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+    assert response.status_code == 200
+    wait_for(lambda: len(fake.responses) == 2)
+    assert "照片：1张已保存" in fake.responses[1]["markdown"]["content"]
+    fake.media.clear()
+    runtime, probe = app.state.runtime, app.state.data_dir_probe  # type: ignore[attr-defined]
+    assert client.portal.call(fetch_missing_photos, runtime, probe) == 1
+    with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+        assert not any(photo.missing for photo in session.exec(select(AttachmentFile)))
+
+
 class _LostHandOff:
     """A handler process that dies with the messages handed to it."""
 

@@ -11,17 +11,20 @@ from pathlib import Path
 
 import anyio
 import httpx
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from bot.config import Config
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
+from bot.health import DataDirProbe
 from bot.outbox import OutboxSender
+from bot.photo_retry import fetch_missing_photos
 from bot.platforms import console, dingtalk, wecom
 from bot.platforms.base import Runtime
 from bot.platforms.console_delivery import ConsoleDelivery
+from bot.recorder import Busy
 from bot.secrets import Secrets
 from bot.shared import SharedCache
 from models.clock import Clock
@@ -33,10 +36,12 @@ from scheduler.runner import SchedulerService
 log = logging.getLogger(__name__)
 
 
-def build_engine(config: Config, clock: Clock | None = None) -> Engine:
-    """Create the message engine for a config (database, data dir, clock: the wall clock unless given)."""
+def build_engine(config: Config, clock: Clock | None = None, secrets: Secrets | None = None) -> Engine:
+    """Create the message engine for a config (database, data dir, clock: the wall clock unless given; secrets
+    such as the link key)."""
     return Engine(
-        config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir), clock=clock
+        config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir), clock=clock,
+        secrets=secrets,
     )
 
 
@@ -53,8 +58,8 @@ def build_sender(engine: Engine, config: Config) -> OutboxSender:
     )
 
 
-async def _recover_forever(runtime: Runtime) -> None:
-    """Finish messages that were acknowledged but not handled (e.g. after a crash)."""
+async def _recover_forever(runtime: Runtime, data_dir: DataDirProbe) -> None:
+    """Finish messages that were acknowledged but not handled (e.g. after a crash), and write missing photos."""
     while True:
         try:
             count = await runtime.recover(older_than=timedelta(seconds=30))
@@ -62,7 +67,17 @@ async def _recover_forever(runtime: Runtime) -> None:
                 log.info("recovered %d unhandled inbound messages", count)
         except Exception:
             log.exception("inbound recovery failed")
+        try:
+            await fetch_missing_photos(runtime, data_dir)
+        except Exception:
+            log.exception("writing missing photos failed")
         await anyio.sleep(15)
+
+
+async def _busy_response(request: Request, exc: Exception) -> Response:
+    """A callback that could not be recorded because the database is locked: 503, so the platform retries."""
+    log.warning("%s %s answered 503: the database is busy", request.method, request.url.path)
+    return PlainTextResponse("busy, please retry", status_code=503, headers={"Retry-After": "1"})
 
 
 async def _when_leading(service: Callable[[], Awaitable[None]], is_leader: Callable[[], bool]) -> None:
@@ -76,11 +91,11 @@ def create_app(
     config: Config, engine: Engine | None = None, secrets: Secrets | None = None, *, start: bool = True
 ) -> FastAPI:
     """Build the ASGI app; the schema is migrated and the config synced before serving (unless `start` is off)."""
-    engine = engine or build_engine(config)
+    secrets = secrets or Secrets()
+    engine = engine or build_engine(config, secrets=secrets)
     if start:
         engine.start()
     sender = build_sender(engine, config)
-    secrets = secrets or Secrets()
     redis_url = secrets.get(config.redis.url_env)
     runtime = Runtime(
         engine=engine,
@@ -97,13 +112,15 @@ def create_app(
     # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
     # and the one holder of each long connection (a second connection would kick the first).
     sender.may_send = is_leader
+    data_dir_probe = DataDirProbe(engine.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool: HandlerPool | None = None
         if config.server.handler_processes and runtime.hand_off is None:
             pool = HandlerPool(
-                config, processes=config.server.handler_processes, on_replies=sender.kick, clock=engine.clock
+                config, processes=config.server.handler_processes, on_replies=sender.kick, clock=engine.clock,
+                secrets=secrets,
             )
             pool.start()
             runtime.hand_off = pool
@@ -115,7 +132,7 @@ def create_app(
             if pool is not None:
                 tasks.start_soon(pool.supervise)
             tasks.start_soon(sender.run)
-            tasks.start_soon(_recover_forever, runtime)
+            tasks.start_soon(_recover_forever, runtime, data_dir_probe)
             tasks.start_soon(scheduler.run)  # ticks only while this process holds the leader lock
             for service in runtime.services:
                 tasks.start_soon(_when_leading, service, is_leader)
@@ -138,13 +155,19 @@ def create_app(
     app.state.engine = engine
     app.state.runtime = runtime
     app.state.scheduler = scheduler
+    app.state.data_dir_probe = data_dir_probe
+    app.add_exception_handler(Busy, _busy_response)
     # Platform callbacks first: the router tries routes in order, and callbacks are most of the traffic.
     wecom.install(app, runtime)
     dingtalk.install(app, runtime)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> Response:
+        """200 {"status": "ok"}, or 503 {"status": "degraded", "reason": …} while photos cannot be written."""
+        problem = data_dir_probe.problem()
+        if problem is not None:
+            return JSONResponse({"status": "degraded", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/photos/{photo_id}/{expires}/{signature}")
     def photo(photo_id: str, expires: str, signature: str) -> Response:

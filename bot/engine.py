@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from sqlmodel import Session, select
 from bot.config import Config
 from bot.outbox import Draft
 from bot.photolinks import PhotoLinks
+from bot.secrets import Secrets
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
 from handlers.format import fit_replies, merge_replies
@@ -36,7 +36,7 @@ from handlers.parser import parse_message
 from handlers.router import dispatch
 from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
-from models.db import upgrade, write_gate_for
+from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
 from models.ledger import descendants
 from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, PersonRow
 
@@ -122,8 +122,10 @@ class Engine:
         db: DbEngine,
         data_dir: Path,
         clock: Clock | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.config = config
+        self.secrets = secrets if secrets is not None else Secrets()
         self.db = db
         self.data_dir = data_dir
         self.tz = config.tz
@@ -142,12 +144,14 @@ class Engine:
         if config.server.public_url:
             self.photo_links = PhotoLinks.from_secret(
                 base_url=config.server.public_url,
-                secret=os.environ.get(config.server.link_secret_env),
+                secret=self.secrets.get(config.server.link_secret_env),
                 ttl=timedelta(hours=config.server.photo_link_hours),
                 clock=self.now,
             )
         self.give_up_after = timedelta(minutes=config.outbox.give_up_after_minutes)
         self.write_gate = write_gate_for(db)
+        # Records callbacks before they are acknowledged: synced to disk, and quick to give up when locked.
+        self.journal = journal_engine_for(db)
 
     def start(self) -> None:
         """Migrate the schema and load the config's directory into the database."""
@@ -195,7 +199,7 @@ class Engine:
             .on_conflict_do_nothing(index_elements=["platform", "platform_msg_id"])
             .returning(InboundMessage.id, InboundMessage.platform, InboundMessage.platform_msg_id)  # type: ignore[arg-type]
         )
-        with self.write_gate(), self.db.begin() as connection:
+        with self.write_gate(timeout=BUSY_TIMEOUT_SECONDS), self.journal.begin() as connection:
             ids = {(platform, msg_id): row_id for row_id, platform, msg_id in connection.execute(statement, list(rows.values()))}
         recorded: list[Recorded] = []
         for key in keys:

@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 
 from bot.config import Config
+from bot.secrets import Secrets
 from models.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,18 @@ class HandlerPool:
     """Starts, feeds and restarts the handler processes of one web process (a `HandOff`)."""
 
     def __init__(
-        self, config: Config, *, processes: int, on_replies: Callable[[], None], clock: Clock | None = None
+        self,
+        config: Config,
+        *,
+        processes: int,
+        on_replies: Callable[[], None],
+        clock: Clock | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock(config.tz)  # handlers read the web process's clock (e.g. `serve --now`)
+        # Handed to each handler process, so it signs photo links (and calls platforms) with the web process's keys.
+        self.secrets = secrets if secrets is not None else Secrets()
         self.on_replies = on_replies
         self._context = multiprocessing.get_context("spawn")  # no forked copy of the web server's threads
         self._stopping = False
@@ -133,7 +142,7 @@ class HandlerPool:
         results, child_end = self._context.Pipe(duplex=False)
         slot.process = self._context.Process(
             target=run_handler_process,
-            args=(self.config, slot.index, slot.inbox, child_end, os.getpid(), self.clock),
+            args=(self.config, slot.index, slot.inbox, child_end, os.getpid(), self.clock, self.secrets),
             name=f"safetybot-handler-{slot.index}",
             daemon=True,
         )
@@ -170,21 +179,29 @@ class HandlerPool:
 
 
 def run_handler_process(
-    config: Config, index: int, inbox: Any, done: Connection, parent_pid: int, clock: Clock | None = None
+    config: Config,
+    index: int,
+    inbox: Any,
+    done: Connection,
+    parent_pid: int,
+    clock: Clock | None = None,
+    secrets: Secrets | None = None,
 ) -> None:
-    """Entry point of a handler process: the same runtime as the web process, minus the web server."""
+    """Entry point of a handler process: the same runtime as the web process, minus the web server.
+
+    `secrets` are the web process's (else read again from the environment and SAFETYBOT_SECRETS_FILE).
+    """
     from bot.app import build_engine, create_app
     from bot.logging_setup import configure_logging
-    from bot.secrets import Secrets
 
     try:
         os.nice(HANDLER_NICE)
     except OSError:
         pass
-    secrets = Secrets()
+    secrets = secrets if secrets is not None else Secrets()
     configure_logging(config, secrets)
     # start=False: the web process migrated and synced.
-    app = create_app(config, build_engine(config, clock), secrets=secrets, start=False)
+    app = create_app(config, build_engine(config, clock, secrets), secrets=secrets, start=False)
     runtime = app.state.runtime
     gc.collect()
     gc.freeze()  # as in the web process: long-lived objects stay out of full collections

@@ -14,8 +14,16 @@ import anyio
 
 from bot.engine import Engine
 from handlers.messages import Inbound
+from models.db import is_busy
 
 MAX_BATCH = 256
+
+
+class Busy(Exception):
+    """The database stayed locked past its busy timeout: nothing was recorded, the platform should retry.
+
+    The web app answers it with 503 (see bot/app.py), so the platform sends the callback again.
+    """
 
 
 class BatchRecorder:
@@ -44,11 +52,18 @@ class BatchRecorder:
                 results = await anyio.to_thread.run_sync(
                     self.engine.record_many, [(msg, route) for msg, route, _ in batch], limiter=self._thread
                 )
-            except Exception as exc:  # the database is down: each waiting callback answers 500, the platform retries
+            except Exception as exc:  # the database is down (500) or busy (503): the platform retries either way
+                error = _busy(exc) if is_busy(exc) else exc
                 for _, _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(error)
                 continue
             for (_, _, future), recorded in zip(batch, results):
                 if not future.done():  # the client may have hung up meanwhile
                     future.set_result(recorded.inbound_id)
+
+
+def _busy(cause: BaseException) -> Busy:
+    error = Busy("the database is busy: callback not recorded")
+    error.__cause__ = cause
+    return error

@@ -27,6 +27,14 @@ class Secrets:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
             self._file = {str(k): str(v) for k, v in data.items() if not isinstance(v, dict)}
 
+    def __getstate__(self) -> dict[str, dict[str, str]]:
+        """A plain copy to hand to a handler process (os.environ itself does not pickle)."""
+        return {"environ": dict(self._environ), "file": dict(self._file)}
+
+    def __setstate__(self, state: dict[str, dict[str, str]]) -> None:
+        self._environ = state["environ"]
+        self._file = state["file"]
+
     def get(self, env_name: str) -> str | None:
         return self._environ.get(env_name) or self._file.get(env_name)
 

@@ -12,7 +12,8 @@ from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from models.ledger import hazard_by_number, hazard_events, record_event, store_photo
+from handlers.photos import photo_note, store_attachments
+from models.ledger import hazard_by_number, hazard_events, record_event
 from models.tables import AttachmentFile, Hazard, HazardEvent, HazardStatus, PersonRow
 
 HELP_RECTIFY = "整改完成后发：整改 #23 已清理通道（在同一条消息里附整改后的照片），随后由发现人或安全员验收销号。"
@@ -41,16 +42,6 @@ def _ended(hazard: Hazard) -> Reply | None:
     if hazard.status == WITHDRAWN:
         return Reply(f"隐患 #{hazard.number} 已撤销，无需再处理。")
     return None
-
-
-def _store_photos(context: Context, hazard: Hazard, event_id: int | None) -> int:
-    for attachment in context.attachments:
-        store_photo(
-            context.session, data_dir=context.data_dir, hazard_id=hazard.id, event_id=event_id,  # type: ignore[arg-type]
-            filename=attachment.filename, content_type=attachment.content_type, data=attachment.data,
-            at=context.now,
-        )
-    return len(context.attachments)
 
 
 def _photo_required(context: Context, hazard: Hazard) -> bool:
@@ -104,10 +95,10 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         context.session, hazard=hazard, actor_id=context.person.id, action="rectify", at=context.now,
         detail=note, to_status=RECTIFIED,
     )
-    photos = _store_photos(context, hazard, event.id)
+    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
     lines = [f"隐患 #{hazard.number} 已报整改，待验收。", f"说明：{note}"]
     if photos:
-        lines.append(f"照片：{photos}张已保存")
+        lines.append(photo_note(photos))
     elif not context.attachments:
         lines.append("建议补一张整改后的照片，便于验收。")
     finder_fixed = context.policy.verify_by_other and hazard.reporter_id in (context.person.id, hazard.responsible_id)
@@ -130,12 +121,16 @@ def handle_progress(command: Command, context: Context) -> list[Reply]:
         context.session, hazard=hazard, actor_id=context.person.id, action="progress", at=context.now,
         detail=command.note or "",
     )
-    photos = _store_photos(context, hazard, event.id)
-    extra = f"，照片{photos}张" if photos else ""
-    return [Reply(
-        f"已记录隐患 #{hazard.number} 的进展{extra}：{command.note}\n"
-        f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。"
-    )]
+    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
+    missing = any(photo.missing for photo in photos)
+    extra = f"，照片{len(photos)}张" if photos and not missing else ""
+    lines = [
+        f"已记录隐患 #{hazard.number} 的进展{extra}：{command.note}",
+        f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。",
+    ]
+    if missing:
+        lines.append(photo_note(photos))
+    return [Reply("\n".join(lines))]
 
 
 def handle_close(command: Command, context: Context) -> list[Reply]:
@@ -168,7 +163,7 @@ def handle_close(command: Command, context: Context) -> list[Reply]:
         session, hazard=hazard, actor_id=person.id, action="close", at=context.now, detail=detail + override,
         to_status=CLOSED,
     )
-    _store_photos(context, hazard, event.id)
+    store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
     return [Reply(
         f"隐患 #{hazard.number} 已销号 ✔\n{hazard.location} {hazard.problem}\n"
         f"发现人：{_name(context, hazard.reporter_id)}\n整改人：{rectifier}\n"

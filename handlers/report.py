@@ -10,7 +10,8 @@ from handlers.dates import beyond_campaign_error
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
-from models.ledger import next_hazard_number, record_event, store_photo
+from handlers.photos import photo_note, store_attachments
+from models.ledger import next_hazard_number, record_event
 from models.tables import Hazard, HazardStatus
 from scheduler.alerts import queue_major_alert, wake_scheduler
 
@@ -106,12 +107,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     if level == "重大":  # leaders hear of it at the next tick (seconds), whatever the hour: safety first
         if queue_major_alert(session, hazard=hazard, now=context.now):
             wake_scheduler()
-    for attachment in context.attachments:
-        store_photo(
-            session, data_dir=context.data_dir, hazard_id=hazard.id, event_id=event.id,  # type: ignore[arg-type]
-            filename=attachment.filename, content_type=attachment.content_type, data=attachment.data,
-            at=context.now,
-        )
+    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
 
     unit_name = unit_names(session, [unit_id]).get(unit_id, unit_id)
     lines = [
@@ -123,8 +119,8 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     ]
     if hazard.measure:
         lines.append(f"措施：{hazard.measure}")
-    if context.attachments:
-        lines.append(f"照片：{len(context.attachments)}张已保存")
+    if photos:
+        lines.append(photo_note(photos))
     if level == "重大":
         lines.append("⚠ 重大隐患：将报校领导跟踪督办。")
     lines += notes

@@ -40,7 +40,10 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     status = hazard.status_label
     if hazard.is_overdue(context.today):
         status += f"（{days_left_text(hazard.deadline, context.today)}）"
-    photos = list(session.exec(select(AttachmentFile.id).where(AttachmentFile.hazard_id == hazard.id)).all())
+    photos = list(session.exec(
+        select(AttachmentFile.id, AttachmentFile.missing_since).where(AttachmentFile.hazard_id == hazard.id)
+    ).all())
+    on_disk = [photo_id for photo_id, missing_since in photos if missing_since is None]
     lines = [
         f"隐患 #{hazard.number}｜{status}",
         f"部位：{hazard.location}",
@@ -54,9 +57,10 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     if hazard.completion:
         lines.append(f"整改情况：{hazard.completion}")
     if photos:
-        lines.append(f"照片：{len(photos)}张")
-        if context.photo_link is not None:
-            lines += [f"  {context.photo_link(photo_id)}" for photo_id in photos[-4:]]
+        not_saved = len(photos) - len(on_disk)
+        lines.append(f"照片：{len(photos)}张" + (f"（{not_saved}张暂未保存）" if not_saved else ""))
+        if context.photo_link is not None:  # a photo not on disk yet would only give a dead link
+            lines += [f"  {context.photo_link(photo_id)}" for photo_id in on_disk[-4:]]
     events = hazard_events(session, hazard.id)  # type: ignore[arg-type]
     names = {p.id: p.name for p in session.exec(select(PersonRow).where(PersonRow.id.in_({e.actor_id for e in events})))}  # type: ignore[attr-defined]
     lines.append("处理记录：")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import logging
+import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +17,20 @@ from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
+log = logging.getLogger(__name__)
+
+# How long a SQLite writer that records callbacks (the inbound journal) waits for another's lock
+# before giving up with "database is locked". Well under the platforms' 5 s: a callback that cannot be
+# recorded in time is better answered 503 (the platform retries it) than left hanging until the
+# platform gives up on it.
+BUSY_TIMEOUT_SECONDS = 2.0
+# Every other writer (handling, the outbox sender, the scheduler) keeps a long wait: nobody holds an
+# HTTP request open for it, and giving up would fail a message or a delivery. Measured: with 2 s for
+# everyone, the outbox sender failed with "database is locked" under a burst and the drain fell 5x.
+WRITER_BUSY_TIMEOUT_SECONDS = 30.0
+# PostgreSQL errors that mean "locked or timed out, try again": lock_not_available, query_canceled.
+_PG_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
+
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for plain postgresql:// URLs."""
@@ -21,29 +39,78 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, journal: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    `journal=True` is for the connections that record callbacks before they are acknowledged (see
+    `journal_engine_for`): SQLite's `synchronous=FULL`, so a recorded callback is on disk when its
+    commit returns (NORMAL syncs WAL only at checkpoints, and an OS crash or power cut could lose
+    callbacks already acknowledged, which the platforms never send again), and the short busy timeout.
+    The rest stays NORMAL: a handler's commit lost in a crash is redone by recovery, since the
+    message's journal row then still reads "received".
+    """
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
-        )
+        busy_timeout = BUSY_TIMEOUT_SECONDS if journal else WRITER_BUSY_TIMEOUT_SECONDS
+        synchronous = "FULL" if journal else "NORMAL"
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _synchronous_commit)
+    return engine
+
+
+def journal_engine_for(engine: Engine) -> Engine:
+    """The engine that records callbacks: on a SQLite file, its own connections made with `journal=True`.
+
+    PostgreSQL commits synchronously on every connection (see `_synchronous_commit`), and an in-memory
+    SQLite database cannot be opened twice, so for those it is the engine itself.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return engine
+    return make_engine(engine.url.render_as_string(hide_password=False), journal=True)
+
+
+def _synchronous_commit(dbapi_connection: Any, _record: Any) -> None:
+    """Undo a server, database or role default of synchronous_commit=off (or local) for our sessions.
+
+    With it off, PostgreSQL reports a commit before its WAL is flushed, and a crash loses callbacks
+    already acknowledged. Stricter settings (remote_write, remote_apply) are kept as they are.
+    """
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        setting = cursor.fetchone()[0]
+        if setting in ("off", "local"):
+            log.warning("PostgreSQL synchronous_commit is %r: setting it to 'on' for safetybot's sessions", setting)
+            cursor.execute("SET synchronous_commit TO on")
+    dbapi_connection.commit()  # the SHOW opened a transaction (psycopg is not in autocommit here)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means "locked by another writer, try again later" (not a real failure)."""
+    if isinstance(exc, GateTimeout):
+        return True
+    original = getattr(exc, "orig", exc)
+    code = getattr(original, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # the low byte is the primary code
+    return getattr(original, "sqlstate", None) in _PG_BUSY_SQLSTATES
 
 
 class WriteGate:
@@ -59,16 +126,60 @@ class WriteGate:
         self.path = path
 
     @contextmanager
-    def __call__(self) -> Iterator[None]:
+    def __call__(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the gate; with a `timeout`, raise GateTimeout after waiting that long (a callback can't wait)."""
         if self.path is None:
             yield
             return
         with open(self.path, "a") as handle:  # one open file per holder, so threads exclude each other too
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if timeout is None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            elif not _flock_within(handle.fileno(), timeout):
+                raise GateTimeout(f"another writer held the SQLite write gate for {timeout:g} s")
             try:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class GateTimeout(TimeoutError):
+    """The write gate stayed taken past the caller's timeout (counts as busy: see `is_busy`)."""
+
+
+def _flock_within(fd: int, timeout: float) -> bool:
+    """Lock `fd` exclusively, waiting at most `timeout` seconds; False if that was not enough.
+
+    The wait is a blocking flock in a helper thread, so the lock is still handed over the moment it is
+    released (polling with LOCK_NB would lose it to the blocked waiters every time). A helper whose
+    caller gave up releases the lock as soon as it gets it.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    own = os.dup(fd)  # the same open file (so the same lock), and still open after the caller closes its own
+    taken, gave_up, decide = threading.Event(), threading.Event(), threading.Lock()
+
+    def wait() -> None:
+        try:
+            fcntl.flock(own, fcntl.LOCK_EX)
+            with decide:
+                if gave_up.is_set():
+                    fcntl.flock(own, fcntl.LOCK_UN)
+                else:
+                    taken.set()
+        finally:
+            os.close(own)
+
+    threading.Thread(target=wait, name="write-gate-wait", daemon=True).start()
+    if taken.wait(timeout):
+        return True
+    with decide:
+        if taken.is_set():
+            return True
+        gave_up.set()
+        return False
 
 
 def write_gate_for(engine: Engine) -> WriteGate:

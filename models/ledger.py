@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, case, func, update
@@ -18,8 +22,17 @@ from models.tables import (
     Hazard,
     HazardEvent,
     HazardStatus,
+    InboundMessage,
     UnitRow,
 )
+
+log = logging.getLogger(__name__)
+
+# A photo whose file could not be written is fetched again from its platform: soon at first, then
+# less often. After two days the platforms' download codes and links have long expired.
+PHOTO_RETRY_MIN = timedelta(seconds=15)
+PHOTO_RETRY_MAX = timedelta(hours=1)
+PHOTO_RETRY_FOR = timedelta(days=2)
 
 
 def next_hazard_number(session: Session, campaign_id: str) -> int:
@@ -83,15 +96,20 @@ def store_photo(
     content_type: str,
     data: bytes,
     at: datetime,
+    source_msg_id: int | None = None,
 ) -> AttachmentFile:
-    """Keep a photo once under data_dir/photos by its SHA-256 and link it to a hazard."""
+    """Keep a photo once under data_dir/photos by its SHA-256 and link it to a hazard.
+
+    A file that cannot be written (a full disk, a read-only or failing volume) does not fail the report:
+    the row is kept, marked missing, and due for a retry that fetches it again from `source_msg_id`.
+    """
     digest = hashlib.sha256(data).hexdigest()
-    path = photo_path(data_dir, digest)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+    reason = ""
+    try:
+        write_photo_file(data_dir, digest, data)
+    except OSError as exc:
+        reason = errno.errorcode.get(exc.errno or 0, "OSError")
+        log.warning("photo %s of hazard %s not written (%s): kept as missing", digest[:12], hazard_id, reason)
     row = AttachmentFile(
         hazard_id=hazard_id,
         event_id=event_id,
@@ -100,10 +118,67 @@ def store_photo(
         content_type=content_type[:64],
         size=len(data),
         created_at=at,
+        source_msg_id=source_msg_id,
+        missing_since=at if reason else None,
+        missing_reason=reason,
+        retry_at=at if reason and source_msg_id is not None else None,
     )
     session.add(row)
     session.flush()
     return row
+
+
+def write_photo_file(data_dir: Path, digest: str, data: bytes) -> None:
+    """Write the photo's file, synced, through a temporary file that is removed if anything fails."""
+    path = photo_path(data_dir, digest)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{digest[:16]}.", suffix=".tmp")
+    try:
+        try:
+            remaining = memoryview(data)
+            while remaining:
+                remaining = remaining[os.write(handle, remaining):]
+            os.fsync(handle)  # on disk before the database row that points at it is committed
+        finally:
+            os.close(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def photos_to_fetch_again(
+    session: Session, *, now: datetime, limit: int = 100
+) -> list[tuple[AttachmentFile, InboundMessage | None]]:
+    """Missing photos due for another attempt, each with the message it came with (its route says how)."""
+    statement = (
+        select(AttachmentFile, InboundMessage)
+        .join(InboundMessage, InboundMessage.id == AttachmentFile.source_msg_id, isouter=True)  # type: ignore[arg-type]
+        .where(AttachmentFile.retry_at <= now)  # type: ignore[operator]
+        .order_by(AttachmentFile.retry_at)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return [(row, message) for row, message in session.exec(statement)]
+
+
+def mark_photo_written(session: Session, row: AttachmentFile) -> None:
+    row.missing_since, row.missing_reason, row.retry_at = None, "", None
+    session.add(row)
+
+
+def mark_photo_still_missing(
+    session: Session, row: AttachmentFile, *, now: datetime, reason: str, give_up: bool = False
+) -> None:
+    """Try again later, less often the longer it has been missing; stop after PHOTO_RETRY_FOR (or now)."""
+    missing_for = now - (row.missing_since or now)
+    row.missing_reason = reason[:32]
+    if give_up or missing_for >= PHOTO_RETRY_FOR:
+        row.retry_at = None
+    else:
+        row.retry_at = now + min(max(missing_for / 2, PHOTO_RETRY_MIN), PHOTO_RETRY_MAX)
+    session.add(row)
 
 
 def photo_path(data_dir: Path, sha256: str) -> Path:

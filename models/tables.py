@@ -211,7 +211,11 @@ class HazardEvent(SQLModel, table=True):
 
 
 class AttachmentFile(SQLModel, table=True):
-    """A photo stored under the data dir by content hash."""
+    """A photo stored under the data dir by content hash.
+
+    When its file could not be written (e.g. a full disk) the row is kept all the same, marked missing,
+    and the photo is fetched again from its message (`source_msg_id`'s route) at `retry_at`.
+    """
 
     __tablename__ = "attachment"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -222,6 +226,16 @@ class AttachmentFile(SQLModel, table=True):
     content_type: str = Field(default="application/octet-stream", max_length=64)
     size: int = 0
     created_at: datetime = Field(sa_column=_ts())
+    source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")
+    # Set while the file is not on disk; None once it is.
+    missing_since: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    missing_reason: str = Field(default="", max_length=32)  # the OS error, e.g. ENOSPC
+    # The next attempt to fetch and write it again; None when stored, or when no more attempts will be made.
+    retry_at: Optional[datetime] = Field(default=None, sa_column=Column(AwareDateTime(), nullable=True, index=True))
+
+    @property
+    def missing(self) -> bool:
+        return self.missing_since is not None
 
 
 class InboundMessage(SQLModel, table=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -25,7 +26,10 @@ from bot.platforms import dingtalk
 from bot.secrets import Secrets
 from handlers.messages import Reply
 from models import outbox as outbox_store
+from bot.photo_retry import fetch_missing_photos
+from models.ledger import photo_path
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
+from tests.fakes.full_disk import FullDisk
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, post_callback, robot_message
 from tests.fakes.internal_page import SECRET as page_secret, InternalPage
 
@@ -298,6 +302,23 @@ def test_duplicate_msg_id_gives_one_hazard_and_one_reply(client: TestClient, fak
     assert len(fake.session_messages) == 1
 
 
+def test_a_callback_that_finds_the_database_locked_is_answered_503_and_its_retry_is_recorded(
+    client: TestClient, fake: FakeDingTalk
+) -> None:
+    message = robot_message(fake, text=REPORT)
+    other = sqlite3.connect(client.app.state.engine.db.url.database, isolation_level=None)  # type: ignore[attr-defined]
+    other.execute("BEGIN IMMEDIATE")  # another writer holds SQLite's write lock
+    try:
+        busy = post_callback("", APP_SECRET, message, client=client)
+        assert busy.status_code == 503 and "Traceback" not in busy.text
+    finally:
+        other.rollback()
+        other.close()
+    assert post_callback("", APP_SECRET, message, client=client).status_code == 200  # DingTalk's retry
+    fake.wait_for(lambda: fake.session_messages)
+    assert count(client, InboundMessage) == 1 and count(client, Hazard) == 1
+
+
 def test_rich_text_report_with_photo_stores_the_photo(client: TestClient, fake: FakeDingTalk, tiny_png: bytes) -> None:
     message = robot_message(fake, text=REPORT, pictures=(tiny_png,))
     assert post_callback("", APP_SECRET, message, client=client).status_code == 200
@@ -305,6 +326,30 @@ def test_rich_text_report_with_photo_stores_the_photo(client: TestClient, fake: 
     assert "照片：1张已保存" in reply["markdown"]["text"]
     assert count(client, AttachmentFile) == 1
     assert ("POST", "/v1.0/robot/messageFiles/download") in fake.requests
+
+
+def test_a_photo_that_meets_a_full_disk_is_downloaded_again_with_its_code_once_space_returns(
+    client: TestClient, fake: FakeDingTalk, tiny_png: bytes
+) -> None:
+    app = client.app
+    data_dir: Path = app.state.engine.data_dir  # type: ignore[attr-defined]
+    app.state.data_dir_probe.ttl = 0  # type: ignore[attr-defined]  # probe on every call: no waiting out the cache
+    message = robot_message(fake, text=REPORT, pictures=(tiny_png,))
+    with FullDisk(data_dir) as disk:
+        assert post_callback("", APP_SECRET, message, client=client).status_code == 200
+        reply = fake.wait_for(lambda: fake.session_messages)[0]
+        assert "已登记隐患 #1" in reply["markdown"]["text"]
+        assert "照片暂未保存（服务器存储空间不足），稍后自动重试" in reply["markdown"]["text"]
+        assert count(client, Hazard) == 1 and disk.refused >= 1
+        assert not [path for path in data_dir.rglob("*") if path.is_file()]
+        disk.space_returns()
+        downloads = fake.requests.count(("POST", "/v1.0/robot/messageFiles/download"))
+        runtime, probe = app.state.runtime, app.state.data_dir_probe  # type: ignore[attr-defined]
+        assert client.portal.call(fetch_missing_photos, runtime, probe) == 1
+    assert fake.requests.count(("POST", "/v1.0/robot/messageFiles/download")) == downloads + 1  # same code again
+    with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+        photo = session.exec(select(AttachmentFile)).one()
+    assert not photo.missing and photo_path(data_dir, photo.sha256).read_bytes() == tiny_png
 
 
 def test_export_sends_the_xlsx_through_media_upload_and_sample_file(client: TestClient, fake: FakeDingTalk) -> None:

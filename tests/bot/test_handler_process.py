@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 import anyio
+import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from bot.app import create_app
 from bot.config import load_config
 from bot.engine import Engine
 from bot.handler_process import HandlerPool, run_handler_process
-from handlers.messages import Inbound
+from bot.secrets import Secrets
+from handlers.messages import Attachment, Inbound
 from models.db import make_engine
 from models.tables import Hazard, InboundMessage
 from tests.school import REPORT
@@ -98,3 +103,48 @@ def test_an_orphaned_handler_process_finishes_its_message_and_stops(config_path:
     assert process.exitcode == 0
     assert _handled(engine) == 1 and results.poll(5) and results.recv()[1:] == (1, True)
     engine.db.dispose()
+
+
+def test_a_photo_link_made_in_a_handler_process_opens_in_the_web_app(
+    config_path: Path, tiny_png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link key lives only in a secrets file the web process was given: the handler process signs with it too."""
+    monkeypatch.delenv("SAFETYBOT_LINK_SECRET", raising=False)
+    monkeypatch.delenv("SAFETYBOT_SECRETS_FILE", raising=False)
+    secrets_file = config_path.with_name("secrets.toml")
+    secrets_file.write_text('SAFETYBOT_LINK_SECRET = "link-key-from-the-secrets-file"\n', encoding="utf-8")
+    secrets = Secrets(environ={}, file=secrets_file)
+    config = load_config(config_path)
+    server = config.server.model_copy(update={"public_url": "https://bot.example.edu.cn"})
+    config = config.model_copy(update={"server": server})
+    app = create_app(config, secrets=secrets)  # the web app: migrates, and serves /photos
+    engine: Engine = app.state.engine
+    photo = Attachment("p.png", "image/png", tiny_png)
+    engine.handle_sync(Inbound("console", "report-1", "staff", "zhang_wei", REPORT, engine.now(), attachments=(photo,)))
+    show = _record_text(engine, "show-1", "查看 #1")
+
+    async def scenario() -> None:
+        pool = HandlerPool(config, processes=1, on_replies=lambda: None, secrets=secrets)
+        pool.start()
+        try:
+            pool.submit(show)
+            await _until(lambda: not pool.pending() and _handled(engine) == 2)
+        finally:
+            await anyio.to_thread.run_sync(pool.stop)
+
+    anyio.run(scenario)
+    with Session(engine.db) as session:
+        reply = session.get(InboundMessage, show).reply_text  # type: ignore[union-attr]
+    links = re.findall(r"https://bot\.example\.edu\.cn(/photos/\S+)", reply or "")
+    assert len(links) == 1, reply
+    response = TestClient(app).get(links[0])
+    assert response.status_code == 200 and response.content == tiny_png
+    engine.db.dispose()
+
+
+def _record_text(engine: Engine, msg_id: str, text: str) -> int:
+    msg = Inbound(platform="console", msg_id=msg_id, chat_id="staff", sender_id="zhang_wei", text=text,
+                  received_at=engine.now())
+    inbound_id = engine.record(msg).inbound_id
+    assert inbound_id is not None
+    return inbound_id

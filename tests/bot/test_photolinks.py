@@ -67,7 +67,7 @@ def test_without_a_public_url_no_links_are_given(tmp_path: Path) -> None:
     assert "照片：1张" in reply and "/photos/" not in reply
 
 
-def test_malformed_links_get_404_not_500_or_an_echo(setup: tuple[TestClient, Engine, Clock]) -> None:
+def test_malformed_links_get_404_not_500_or_an_echo(setup: tuple[TestClient, Engine, FixedClock]) -> None:
     """Each once answered 500 (compare_digest on non-ASCII) or 422 echoing 5000 digits back."""
     client, engine, clock = setup
     _send(engine, clock, REPORT, msg_id="1", photos=(Attachment("p.png", "image/png", PNG),))

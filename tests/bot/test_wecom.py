@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
 import random
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -31,7 +33,10 @@ from bot.secrets import Secrets
 from bot.url_allowlist import UrlAllowList
 from handlers.messages import Reply
 from models import outbox as outbox_store
-from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
+from bot.photo_retry import fetch_missing_photos
+from models.ledger import photo_path
+from models.tables import AttachmentFile, DuePush, GroupRow, Hazard, InboundMessage, OutboxMessage
+from tests.fakes.full_disk import FullDisk
 from tests.fakes.wecom_server import (
     FakeWeCom,
     encrypt_media,
@@ -436,6 +441,42 @@ def test_platform_retry_and_replay_store_one_hazard(client: TestClient, fake: Fa
     assert len(fake.responses) == 1
 
 
+def test_a_callback_that_finds_the_database_locked_is_answered_503_and_its_retry_is_recorded(
+    client: TestClient, fake: FakeWeCom, poster
+) -> None:
+    database = client.app.state.engine.db.url.database  # type: ignore[attr-defined]
+    other = sqlite3.connect(database, isolation_level=None)  # another writer holds SQLite's write lock
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        message, busy = poster(REPORT)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert "Traceback" not in busy.text
+        assert time.monotonic() - started < 5.0  # answered before WeCom gives up on the callback
+    finally:
+        other.rollback()
+        other.close()
+    _, retry = poster(REPORT, msgid=message["msgid"])  # WeCom's retry of the same message
+    assert retry.status_code == 200
+    wait_for(lambda: fake.responses)
+    assert db_count(client, Hazard) == 1 and db_count(client, InboundMessage) == 1
+
+
+def test_a_callback_kept_waiting_by_another_writer_of_the_sqlite_file_is_answered_503(
+    client: TestClient, fake: FakeWeCom, poster
+) -> None:
+    gate = client.app.state.engine.write_gate  # type: ignore[attr-defined]
+    with open(gate.path, "a") as holder:  # e.g. a handler process stuck in a long write
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        started = time.monotonic()
+        message, busy = poster(REPORT)
+        assert busy.status_code == 503 and time.monotonic() - started < 5.0
+    _, retry = poster(REPORT, msgid=message["msgid"])
+    assert retry.status_code == 200
+    wait_for(lambda: fake.responses)
+    assert db_count(client, Hazard) == 1
+
+
 def _report_with_photo(fake: FakeWeCom, png: bytes, msgid: str) -> dict[str, object]:
     """A mixed AI-bot message from ZhangWei: the report text and one encrypted photo hosted by the fake."""
     url = fake.host_media(png, wecom.aes_key(AES_KEY))
@@ -455,6 +496,71 @@ def test_mixed_message_photo_is_downloaded_and_decrypted(client: TestClient, fak
     assert "照片：1张已保存" in fake.responses[0]["markdown"]["content"]
     with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
         assert session.exec(select(func.count()).select_from(AttachmentFile)).one() == 1
+
+
+def test_a_major_report_whose_photo_meets_a_full_disk_is_kept_and_the_photo_written_once_space_returns(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes
+) -> None:
+    app = client.app
+    data_dir: Path = app.state.engine.data_dir  # type: ignore[attr-defined]
+    app.state.data_dir_probe.ttl = 0  # type: ignore[attr-defined]  # probe on every call: no waiting out the cache
+    message = _report_with_photo(fake, tiny_png, "full-disk-1")
+    message["mixed"]["msg_item"][0]["text"]["content"] += "\n等级：重大"  # type: ignore[index]
+    with FullDisk(data_dir) as disk:
+        response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+        assert response.status_code == 200
+        wait_for(lambda: fake.responses)
+        content = fake.responses[0]["markdown"]["content"]
+        assert "已登记隐患 #1（重大" in content and "照片暂未保存（服务器存储空间不足），稍后自动重试" in content
+        assert disk.refused >= 1
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json() == {"status": "degraded", "reason": "data_dir not writable (ENOSPC)"}
+        with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+            hazard = session.exec(select(Hazard)).one()
+            assert hazard.level == "重大"
+            assert session.exec(select(DuePush).where(DuePush.kind == "major_alert")).all()  # leaders hear of it
+            photo = session.exec(select(AttachmentFile)).one()
+            assert photo.missing and photo.missing_reason == "ENOSPC" and photo.hazard_id == hazard.id
+            assert session.exec(select(InboundMessage.state)).one() == "handled"
+        assert not [path for path in data_dir.rglob("*") if path.is_file()]  # no photo, no .tmp left behind
+        runtime = app.state.runtime  # type: ignore[attr-defined]
+        probe = app.state.data_dir_probe  # type: ignore[attr-defined]
+        assert client.portal.call(fetch_missing_photos, runtime, probe) == 0  # still full: nothing downloaded
+
+        disk.space_returns()
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.portal.call(fetch_missing_photos, runtime, probe) == 1
+    with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+        photo = session.exec(select(AttachmentFile)).one()
+        assert not photo.missing and photo.retry_at is None
+    assert photo_path(data_dir, photo.sha256).read_bytes() == tiny_png
+    assert not list(data_dir.rglob("*.tmp"))
+
+
+def test_a_missing_photo_sent_again_meanwhile_is_found_on_disk_without_downloading_it(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes
+) -> None:
+    app = client.app
+    data_dir: Path = app.state.engine.data_dir  # type: ignore[attr-defined]
+    app.state.data_dir_probe.ttl = 0  # type: ignore[attr-defined]  # probe on every call: no waiting out the cache
+    with FullDisk(data_dir) as disk:
+        first = _report_with_photo(fake, tiny_png, "again-1")
+        response = post_aibot_callback("/wecom/callback", first, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+        assert response.status_code == 200
+        wait_for(lambda: fake.responses)
+        disk.space_returns()
+    fake.media.clear()  # the first message's media link has expired
+    second = _report_with_photo(fake, tiny_png, "again-2")
+    response = post_aibot_callback("/wecom/callback", second, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+    assert response.status_code == 200
+    wait_for(lambda: len(fake.responses) == 2)
+    assert "照片：1张已保存" in fake.responses[1]["markdown"]["content"]
+    fake.media.clear()
+    runtime, probe = app.state.runtime, app.state.data_dir_probe  # type: ignore[attr-defined]
+    assert client.portal.call(fetch_missing_photos, runtime, probe) == 1
+    with Session(app.state.engine.db) as session:  # type: ignore[attr-defined]
+        assert not any(photo.missing for photo in session.exec(select(AttachmentFile)))
 
 
 class _LostHandOff:

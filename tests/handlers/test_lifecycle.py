@@ -286,3 +286,22 @@ def test_photo_required_must_name_levels() -> None:
     with pytest.raises(ConfigError) as caught:
         make_config(policy={"photo_required": ["严重"]})
     assert caught.value.problems == ["policy.photo_required[0]: unknown value '严重'; use one of '一般' or '重大'"]
+
+
+def test_photos_that_meet_a_full_disk_are_reported_as_not_saved_yet_and_the_steps_still_count(chat: Chat) -> None:
+    from handlers.messages import Attachment
+    from tests.fakes.full_disk import FullDisk
+
+    chat.say("zhang_wei", REPORT)
+    fix = Attachment("fix.jpg", "image/jpeg", b"\xff\xd8\xff" + b"1" * 50)
+    other = Attachment("fix2.jpg", "image/jpeg", b"\xff\xd8\xff" + b"2" * 50)
+    chat.say("wang_jianguo", "进展 #1 已联系后勤", photos=(fix,))  # this one is written before the disk fills
+    with FullDisk(chat.engine.data_dir):
+        progress = chat.say("wang_jianguo", "进展 #1 周五前清运", photos=(other,))
+        rectify = chat.say("wang_jianguo", "整改 #1", photos=(fix, other))
+    assert "已记录隐患 #1 的进展：周五前清运" in progress
+    assert "照片暂未保存（服务器存储空间不足），稍后自动重试" in progress
+    assert "隐患 #1 已报整改，待验收" in rectify
+    assert "照片：1张已保存，1张暂未保存（服务器存储空间不足），稍后自动重试" in rectify  # the same photo is on disk
+    assert _hazard(chat).status == "rectified"
+    assert "照片：4张（2张暂未保存）" in chat.say("wang_jianguo", "查看 #1")

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from models.db import upgrade
-from models.ledger import next_hazard_number, total_figures, unit_figures
-from models.tables import CampaignRow, Hazard, PersonRow, UnitRow
+from models.ledger import (
+    mark_photo_still_missing,
+    mark_photo_written,
+    next_hazard_number,
+    photo_path,
+    photos_to_fetch_again,
+    store_photo,
+    total_figures,
+    unit_figures,
+    write_photo_file,
+)
+from models.tables import CampaignRow, Hazard, InboundMessage, PersonRow, UnitRow
+from tests.fakes.full_disk import FullDisk
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -73,3 +86,54 @@ def test_timestamps_come_back_zone_aware(any_engine: Engine) -> None:
         hazard = session.get(Hazard, 1)
         assert hazard is not None and hazard.found_at.tzinfo is not None
         assert hazard.found_at == found and hazard.found_at.astimezone(timezone.utc).hour == 1
+
+
+def _hazard_with_message(session: Session, found: datetime) -> tuple[int, int]:
+    _hazard(session, unit="u1", status="rectifying", deadline=date(2023, 12, 3), found=found, level="重大")
+    message = InboundMessage(platform="wecom", platform_msg_id="m1", chat_id="c", sender_id="p", text="隐患",
+                             received_at=found, route='{"media": []}')
+    session.add(message)
+    session.flush()
+    hazard = session.exec(select(Hazard)).one()
+    return hazard.id, message.id  # type: ignore[return-value]
+
+
+def test_a_photo_that_meets_a_full_disk_is_kept_as_missing_and_retried_less_often_until_given_up(
+    any_engine: Engine, tmp_path: Path
+) -> None:
+    _seed(any_engine)
+    at = datetime(2023, 12, 1, 9, tzinfo=TZ)
+    data_dir = tmp_path / "data"
+    with Session(any_engine) as session, FullDisk(data_dir) as disk:
+        hazard_id, message_id = _hazard_with_message(session, at)
+        row = store_photo(session, data_dir=data_dir, hazard_id=hazard_id, event_id=None, filename="p.jpg",
+                          content_type="image/jpeg", data=b"photo", at=at, source_msg_id=message_id)
+        session.commit()
+        assert disk.refused == 1
+        assert row.missing and row.missing_reason == "ENOSPC" and row.retry_at == at
+        assert not [path for path in data_dir.rglob("*") if path.is_file()]  # the temporary file is gone too
+        due = photos_to_fetch_again(session, now=at)
+        assert [(photo.id, message.id) for photo, message in due] == [(row.id, message_id)]  # type: ignore[union-attr]
+
+        mark_photo_still_missing(session, row, now=at + timedelta(minutes=1), reason="ENOSPC")
+        assert row.retry_at == at + timedelta(minutes=1, seconds=30)  # half the time it has been missing
+        assert photos_to_fetch_again(session, now=at + timedelta(minutes=1)) == []
+        mark_photo_still_missing(session, row, now=at + timedelta(days=1), reason="ENOSPC")
+        assert row.retry_at == at + timedelta(days=1, hours=1)  # at most hourly
+        mark_photo_still_missing(session, row, now=at + timedelta(days=3), reason="ENOSPC")
+        assert row.retry_at is None and row.missing  # given up: the platform's links have expired
+        session.commit()
+
+        disk.space_returns()
+        write_photo_file(data_dir, row.sha256, b"photo")
+        mark_photo_written(session, row)
+        session.commit()
+        assert not row.missing and photo_path(data_dir, row.sha256).read_bytes() == b"photo"
+
+
+def test_a_photo_is_written_whole_with_no_temporary_file_left(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4096  # 1 MB: more than one write() may take
+    digest = hashlib.sha256(data).hexdigest()
+    write_photo_file(tmp_path, digest, data)
+    assert photo_path(tmp_path, digest).read_bytes() == data
+    assert [path.name for path in tmp_path.rglob("*") if path.is_file()] == [digest]

@@ -29,6 +29,7 @@ from bot.engine import Engine
 from bot.logging_setup import secret_values
 from bot.secrets import Secrets
 from handlers.messages import Inbound
+from models.clock import FixedClock
 from models.tables import Hazard, HazardStatus, InboundMessage
 
 SIM_URL = "http://127.0.0.1:8000"  # the example config's port
@@ -79,8 +80,7 @@ def make_config(
 
 
 def client_for(config: Config, *, secrets: Secrets | None = None, base_url: str = SIM_URL) -> TestClient:
-    engine = build_engine(config)
-    engine.clock = lambda: FIXED_NOW
+    engine = build_engine(config, FixedClock(FIXED_NOW))
     return TestClient(create_app(config, engine, secrets or Secrets(environ={})), base_url=base_url)
 
 

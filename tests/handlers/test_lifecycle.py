@@ -11,6 +11,7 @@ from sqlmodel import select
 from bot.config import ConfigError
 from bot.engine import Engine
 from handlers.messages import Attachment
+from models.clock import FixedClock
 from models.db import make_engine
 from models.tables import Hazard, HazardEvent
 from tests.school import REPORT, TZ, Chat, make_config
@@ -270,7 +271,7 @@ def test_the_close_reply_names_finder_rectifier_and_verifier(chat: Chat) -> None
 def test_the_policy_can_require_photos_for_all_levels_and_allow_self_verification(tmp_path: Path) -> None:
     config = make_config(policy={"withdraw_minutes": 30, "verify_by_other": False, "photo_required": "all"})
     db = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
-    engine = Engine(config=config, db=db, data_dir=tmp_path / "data", clock=lambda: START)
+    engine = Engine(config=config, db=db, data_dir=tmp_path / "data", clock=FixedClock(START))
     engine.start()
     try:
         chat = Chat(engine, START)

@@ -6,15 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-CommandName = Literal[
-    "report", "rectify", "progress", "close", "reject", "extend", "withdraw", "show", "mine",
-    "list", "check", "submit", "stats", "export", "progress_report", "help", "reopen",
-]
-
-COMMAND_NAMES: tuple[str, ...] = (
-    "report", "rectify", "progress", "close", "reject", "extend", "withdraw", "show", "mine",
-    "list", "check", "submit", "stats", "export", "progress_report", "help", "reopen",
-)
+# The name of a chat command, as declared by its `CommandSpec` (the table is `handlers.commands.COMMANDS`).
+CommandName = str
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from handlers.context import Context
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
+from handlers.spec import CommandSpec
 from models.ledger import next_hazard_number, record_event, store_photo
 from models.tables import Hazard, HazardStatus
 from scheduler.alerts import queue_major_alert, wake_scheduler
@@ -127,3 +128,12 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     lines.append(f"下一步：整改完成后发「整改 #{number} 说明」并附照片。")
     mentions = (responsible.id,) if responsible and responsible.id != person.id else ()
     return [Reply("\n".join(lines), mentions=mentions)]
+
+
+SPEC = CommandSpec(
+    "report",
+    ("隐患", "上报", "报告", "隐患上报", "上报隐患", "报告隐患", "隐患报告", "发现隐患", "报隐患", "新隐患", "重大隐患",
+     "一般隐患"),
+    handle_report,
+    usage="隐患", summary="上报隐患（可附照片）", help=HELP, example_tail=" 部位：3号教学楼二楼东侧，问题：消防通道堆放杂物",
+)

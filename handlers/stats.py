@@ -13,6 +13,7 @@ from handlers.command import Command
 from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.messages import Reply
+from handlers.spec import CommandSpec
 from models.ledger import descendants, total_figures, unit_figures
 from models.tables import CampaignRow
 
@@ -95,3 +96,13 @@ def handle_export(command: Command, context: Context) -> list[Reply]:
     from handlers.exports import ledger_reply
 
     return [ledger_reply(context, report_units(context))]
+
+
+STATS = CommandSpec(
+    "stats", ("统计", "图表", "统计图"), handle_stats, usage="统计", summary="各单位隐患统计（文字加图表）",
+    help=HELP_STATS,
+)
+EXPORT = CommandSpec(
+    "export", ("台账", "导出", "导出台账"), handle_export, usage="台账", summary="导出隐患台账（Excel）",
+    help=HELP_EXPORT,
+)

@@ -12,6 +12,7 @@ from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
+from handlers.spec import CommandSpec
 from handlers.periods import period_for
 from models.ledger import descendants, total_figures, unit_figures
 from models.tables import PersonRow, Submission, UnitRow
@@ -75,3 +76,6 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
     if late and upcoming is not None:
         text += f"\n下一期截至{fmt_date(upcoming.due)}，届时请再发「报送」。"
     return [Reply(text)]
+
+
+SPEC = CommandSpec("submit", ("报送",), handle_submit, usage="报送", summary="提交本期统计报表", help=HELP)

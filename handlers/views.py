@@ -10,6 +10,7 @@ from handlers.context import Context
 from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
 from handlers.messages import Reply
+from handlers.spec import CommandSpec
 from models.ledger import (
     hazard_by_number,
     hazard_events,
@@ -156,3 +157,18 @@ def handle_progress_report(command: Command, context: Context) -> list[Reply]:
         f"（逾期{total.overdue}条，重大{total.major}条）。"
     )
     return [Reply("\n".join(lines))]
+
+
+SHOW = CommandSpec(
+    "show", ("查看", "查询", "详情"), handle_show,
+    usage="查看 #编号", summary="详情和处理记录", help=HELP_SHOW, example_tail=" #23", takes_number=True,
+)
+MINE = CommandSpec("mine", ("我的", "我的隐患"), handle_mine, usage="我的", summary="我的待办", help=HELP_MINE)
+LIST = CommandSpec(
+    "list", ("清单", "未整改", "隐患清单", "未整改清单"), handle_list,
+    usage="清单", summary="本单位未销号隐患", help=HELP_LIST, example_tail=" 单位：教务处",
+)
+PROGRESS_REPORT = CommandSpec(
+    "progress_report", ("进度",), handle_progress_report,
+    usage="进度", summary="活动进度", help=HELP_PROGRESS_REPORT,
+)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from handlers.categories import DEFAULT_CATEGORIES, infer_category, normalize_category
-from handlers.command import COMMAND_NAMES, Command, HazardFields
+from handlers.command import Command, HazardFields
+from handlers.commands import COMMAND_NAMES
 from handlers.parser import parse_message
 
 TODAY = date(2023, 12, 5)  # a Tuesday

@@ -262,6 +262,9 @@ GOOD = [
     ok("progress-report", "进度", "progress_report"),
     ok("progress-report-traditional", "進度", "progress_report"),
     # --- help ----------------------------------------------------------------------------------------------------
+    ok("overdue", "逾期", "overdue"),
+    ok("overdue-of-a-unit", "逾期 单位：教务处", "overdue", unit="教务处"),
+    ok("help-topic-overdue", "帮助 逾期", "help", help_topic="overdue"),
     ok("help", "帮助", "help", help_topic=None),
     ok("help-topic-close", "帮助 销号", "help", help_topic="close"),
     ok("help-topic-traditional", "幫助 銷號", "help", help_topic="close"),

@@ -38,25 +38,25 @@ def help_spec(commands: Sequence[CommandSpec]) -> CommandSpec:
 
     def handle_help(command: Command, context: Context) -> list[Reply]:
         """帮助 [命令]"""
-        by_name = {spec.name: spec for spec in (*commands, spec)}
+        by_name = {known.name: known for known in (*commands, help_command)}
         if command.help_topic and command.help_topic in by_name:
             return [Reply(by_name[command.help_topic].help)]
         return [Reply(overview(commands))]
 
-    spec = CommandSpec(
+    help_command = CommandSpec(
         "help", ("帮助", "怎么用", "help", "?", "？"), handle_help, usage="帮助", summary="", help=HELP,
         example_tail=" 销号", everyday=False,
     )
-    return spec
+    return help_command
 
 
-def error_reply(command: Command, commands: Mapping[str, CommandSpec]) -> Reply:
+def error_reply(command: Command, routes: Mapping[str, CommandSpec]) -> Reply:
     """Say what was wrong, then show the template of the command the person meant."""
     lines = list(command.errors) or ["没看懂这条消息。"]
-    if command.command is not None and command.command in commands:
-        lines += ["", "正确写法：", commands[command.command].help]
+    if command.command is not None and command.command in routes:
+        lines += ["", "正确写法：", routes[command.command].help]
     else:
-        lines += ["", "发「帮助」查看全部命令。上报隐患示例：", commands["report"].help]
+        lines += ["", "发「帮助」查看全部命令。上报隐患示例：", routes["report"].help]
     return Reply("\n".join(lines))
 
 

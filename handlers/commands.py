@@ -7,7 +7,7 @@ module and one entry here. The order is the order of the 帮助 overview.
 
 from __future__ import annotations
 
-from handlers import check, help as help_module, lifecycle, overdue, report, stats, submit, views
+from handlers import check, exports, help as help_module, lifecycle, overdue, report, stats, submit, views
 from handlers.spec import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -26,7 +26,7 @@ _HANDLED: tuple[CommandSpec, ...] = (
     check.SPEC,
     submit.SPEC,
     stats.STATS,
-    stats.EXPORT,
+    exports.EXPORT,
     views.PROGRESS_REPORT,
 )
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_building, find_unit
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from models.tables import CheckRecord
 
 HELP = """记录已检查、无隐患的部位（用于排查全覆盖）：

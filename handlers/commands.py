@@ -8,7 +8,7 @@ module and one entry here. The order is the order of the 帮助 overview.
 from __future__ import annotations
 
 from handlers import check, exports, help as help_module, lifecycle, overdue, report, stats, submit, views
-from handlers.spec import CommandSpec
+from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
     report.SPEC,

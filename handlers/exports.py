@@ -26,10 +26,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlmodel import Session
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from handlers.stats import report_units, reporting_unit_name
 from models.ledger import total_figures
 from models.reports import (

@@ -6,10 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from sqlmodel import Session, select
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from models.tables import PersonRow
 
 HELP = "帮助：发「帮助」看全部命令，发「帮助 销号」看某个命令的写法。"

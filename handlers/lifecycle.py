@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from models.ledger import hazard_by_number, record_event, store_photo
 from models.tables import Hazard, HazardStatus
 

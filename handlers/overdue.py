@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from handlers.views import handle_list
 
 HELP = "查看本单位已过期限、还没整改的隐患：逾期（部门负责人可写 逾期 单位：总务基建处）"

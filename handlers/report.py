@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from models.ledger import next_hazard_number, record_event, store_photo
 from models.tables import Hazard, HazardStatus
 from scheduler.alerts import queue_major_alert, wake_scheduler

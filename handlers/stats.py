@@ -9,11 +9,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from models.ledger import descendants, total_figures, unit_figures
 from models.tables import CampaignRow
 

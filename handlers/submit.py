@@ -7,12 +7,11 @@ import json
 from sqlmodel import select
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from handlers.periods import period_for
 from models.ledger import descendants, total_figures, unit_figures
 from models.tables import PersonRow, Submission, UnitRow

@@ -5,12 +5,11 @@ from __future__ import annotations
 from sqlmodel import select
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
 from handlers.messages import Reply
-from handlers.spec import CommandSpec
 from models.ledger import (
     hazard_by_number,
     hazard_events,

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
+from handlers.command import CommandSpec
 from handlers.commands import COMMANDS, COMMANDS_BY_NAME, _check_unique
 from handlers.parser import parse_message
-from handlers.spec import CommandSpec
 from tests.school import Chat
 
 TODAY = date(2023, 12, 5)

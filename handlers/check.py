@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_building, find_unit
 from handlers.messages import Reply
@@ -46,3 +46,10 @@ def handle_check(command: Command, context: Context) -> list[Reply]:
     )
     item = f"（{fields.check_item}）" if fields.check_item else ""
     return [Reply(f"已记录：{fields.location}{item} 检查无隐患。检查人：{context.person.name}，{context.now:%m-%d %H:%M}")]
+
+
+SPEC = CommandSpec(
+    "check", ("检查", "巡查"), handle_check,
+    usage="检查 部位：… 结果：无隐患", summary="记录已检查无隐患的部位", help=HELP,
+    example_tail=" 部位：3号教学楼 结果：无隐患",
+)

@@ -1,20 +1,19 @@
-"""The typed result of parsing one chat message (see `handlers.parser`)."""
+"""A chat command: the typed result of parsing one message (see `handlers.parser`), and `CommandSpec`, what one
+command is (its words, help and handler), declared next to its handler and listed in `handlers.commands`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-CommandName = Literal[
-    "report", "rectify", "progress", "close", "reject", "extend", "withdraw", "show", "mine",
-    "list", "check", "submit", "stats", "export", "progress_report", "help", "reopen",
-]
+if TYPE_CHECKING:
+    from handlers.context import Context
+    from handlers.messages import Reply
 
-COMMAND_NAMES: tuple[str, ...] = (
-    "report", "rectify", "progress", "close", "reject", "extend", "withdraw", "show", "mine",
-    "list", "check", "submit", "stats", "export", "progress_report", "help", "reopen",
-)
+# The name of a chat command, as declared by its `CommandSpec` (the table is `handlers.commands.COMMANDS`).
+CommandName = str
 
 
 @dataclass(slots=True)
@@ -68,3 +67,34 @@ class Command:
             "result": self.result,
             "errors": list(self.errors),
         }
+
+
+Handler = Callable[[Command, "Context"], list["Reply"]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One chat command: how people write it, what it does and how it is explained.
+
+    Declared at the end of its handler module and listed once in `handlers.commands.COMMANDS`, from which the
+    parser's vocabulary, the 帮助 texts and the routes are derived.
+    """
+
+    name: str  # internal name, e.g. "close"; also what `safetybot parse --json` reports
+    words: tuple[str, ...]  # the words that start it; the first is the one used in help and examples
+    handler: Handler
+    usage: str  # how the 帮助 overview writes it, e.g. "销号 #编号"
+    summary: str  # what it does, after the usage in the overview
+    help: str  # the 帮助 <命令> template, also shown under an error in this command
+    example_tail: str = ""  # what follows the word in the examples of error messages, e.g. " #23"
+    takes_number: bool = False  # needs a hazard number (#23)
+    everyday: bool = True  # named in the reply to a message that starts with no command word
+
+    @property
+    def word(self) -> str:
+        """The canonical command word."""
+        return self.words[0]
+
+    def example(self, word: str | None = None) -> str:
+        """An example message, starting with `word` as the person typed it (or the canonical word)."""
+        return (word or self.word) + self.example_tail

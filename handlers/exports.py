@@ -26,9 +26,10 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlmodel import Session
 
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.messages import Reply
-from handlers.stats import reporting_unit_name
+from handlers.stats import report_units, reporting_unit_name
 from models.ledger import total_figures
 from models.reports import (
     BuildingInfo,
@@ -419,3 +420,17 @@ def ledger_reply(context: Context, unit_ids: set[str] | None) -> Reply:
         file_name=ledger_file_name(context.campaign, context.today),
         file_data=result.data,
     )
+
+
+HELP_EXPORT = "导出隐患台账（Excel，含《问题隐患自查整改清单》、建筑单体汇总表、销号统计表）：台账"
+
+
+def handle_export(command: Command, context: Context) -> list[Reply]:
+    """台账: the ledger, building summary and statistics as one XLSX in the official layouts."""
+    return [ledger_reply(context, report_units(context))]
+
+
+EXPORT = CommandSpec(
+    "export", ("台账", "导出", "导出台账"), handle_export, usage="台账", summary="导出隐患台账（Excel）",
+    help=HELP_EXPORT,
+)

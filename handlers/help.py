@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from sqlmodel import Session, select
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.format import first_items
 from handlers.messages import Reply
 from models.tables import PersonRow
 
-if TYPE_CHECKING:
-    from handlers.router import Route
-
 HELP = "帮助：发「帮助」看全部命令，发「帮助 销号」看某个命令的写法。"
 ERRORS_SHOWN = 5  # a message with thousands of mistakes gets one short reply, not hundreds of messages
 
-OVERVIEW = """安全助手能做这些（@我 后发送）：
-· 隐患 —— 上报隐患（可附照片）
-· 整改 #编号 说明 —— 整改完成，等待验收
-· 进展 #编号 说明 —— 记录整改进展
-· 销号 #编号 —— 验收通过并销号
-· 退回 #编号 原因 —— 验收不通过，退回整改
-· 延期 #编号 日期 原因 —— 调整整改期限
-· 撤销 #编号 —— 撤回误报
-· 重开 #编号 原因 —— 管理员重开误销号的隐患
-· 查看 #编号 —— 详情和处理记录
-· 我的 / 清单 —— 我的待办 / 本单位未销号隐患
-· 检查 部位：… 结果：无隐患 —— 记录已检查无隐患的部位
-· 报送 —— 提交本期统计报表
-· 统计 / 台账 / 进度 —— 统计 / 台账 / 活动进度
-上报示例：
+_OVERVIEW_HEAD = "安全助手能做这些（@我 后发送）："
+_OVERVIEW_TAIL = """上报示例：
 隐患
 部位：3号教学楼二楼东侧
 问题：消防通道堆放杂物
@@ -42,16 +25,33 @@ OVERVIEW = """安全助手能做这些（@我 后发送）：
 发「帮助 命令名」查看详细写法，例如：帮助 延期"""
 
 
-def handle_help(command: Command, context: Context) -> list[Reply]:
-    """帮助 [命令]"""
-    from handlers.router import ROUTES_BY_COMMAND
-
-    if command.help_topic and command.help_topic in ROUTES_BY_COMMAND:
-        return [Reply(ROUTES_BY_COMMAND[command.help_topic].help)]
-    return [Reply(OVERVIEW)]
+def overview(commands: Sequence[CommandSpec]) -> str:
+    """The 帮助 answer: one line per command (帮助 itself is explained at the end), then a report example."""
+    lines = [f"· {spec.usage} —— {spec.summary}" for spec in commands if spec.summary]
+    return "\n".join([_OVERVIEW_HEAD, *lines, _OVERVIEW_TAIL])
 
 
-def error_reply(command: Command, routes: Mapping[str, "Route"]) -> Reply:
+def help_spec(commands: Sequence[CommandSpec]) -> CommandSpec:
+    """The 帮助 command, answering about `commands` and about itself.
+
+    The table is passed in rather than imported, so this module does not depend on the table that lists it.
+    """
+
+    def handle_help(command: Command, context: Context) -> list[Reply]:
+        """帮助 [命令]"""
+        by_name = {known.name: known for known in (*commands, help_command)}
+        if command.help_topic and command.help_topic in by_name:
+            return [Reply(by_name[command.help_topic].help)]
+        return [Reply(overview(commands))]
+
+    help_command = CommandSpec(
+        "help", ("帮助", "怎么用", "help", "?", "？"), handle_help, usage="帮助", summary="", help=HELP,
+        example_tail=" 销号", everyday=False,
+    )
+    return help_command
+
+
+def error_reply(command: Command, routes: Mapping[str, CommandSpec]) -> Reply:
     """Say what was wrong, then show the template of the command the person meant."""
     lines = first_items(list(command.errors), ERRORS_SHOWN) or ["没看懂这条消息。"]
     if len(set(command.errors)) > ERRORS_SHOWN:  # the last line says how many were left out

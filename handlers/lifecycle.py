@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
@@ -300,3 +300,38 @@ def handle_reopen(command: Command, context: Context) -> list[Reply]:
         f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。",
         mentions=mentions,
     )]
+
+
+RECTIFY = CommandSpec(
+    "rectify", ("整改", "已整改", "整改完成", "整改完毕", "完成整改", "已完成整改"), handle_rectify,
+    usage="整改 #编号 说明", summary="整改完成，等待验收", help=HELP_RECTIFY, example_tail=" #23 已清理通道",
+    takes_number=True,
+)
+PROGRESS = CommandSpec(
+    "progress", ("进展", "整改进展"), handle_progress,
+    usage="进展 #编号 说明", summary="记录整改进展", help=HELP_PROGRESS, example_tail=" #23 已联系后勤",
+    takes_number=True,
+)
+CLOSE = CommandSpec(
+    "close", ("销号", "验收", "验收销号", "确认销号"), handle_close,
+    usage="销号 #编号", summary="验收通过并销号", help=HELP_CLOSE, example_tail=" #23", takes_number=True,
+)
+REJECT = CommandSpec(
+    "reject", ("退回", "驳回"), handle_reject,
+    usage="退回 #编号 原因", summary="验收不通过，退回整改", help=HELP_REJECT, example_tail=" #23 仍有纸箱",
+    takes_number=True,
+)
+EXTEND = CommandSpec(
+    "extend", ("延期", "申请延期"), handle_extend,
+    usage="延期 #编号 日期 原因", summary="调整整改期限", help=HELP_EXTEND, example_tail=" #23 12月20日 等待配件",
+    takes_number=True,
+)
+WITHDRAW = CommandSpec(
+    "withdraw", ("撤销", "撤回"), handle_withdraw,
+    usage="撤销 #编号", summary="撤回误报", help=HELP_WITHDRAW, example_tail=" #23", takes_number=True,
+)
+REOPEN = CommandSpec(
+    "reopen", ("重开", "重新打开", "恢复"), handle_reopen,
+    usage="重开 #编号 原因", summary="管理员重开误销号的隐患", help=HELP_REOPEN,
+    example_tail=" #23 销号时未见整改照片", takes_number=True, everyday=False,
+)

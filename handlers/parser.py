@@ -21,61 +21,21 @@ from typing import Literal
 
 from handlers.categories import DEFAULT_CATEGORIES, infer_category, normalize_category
 from handlers.command import Command, CommandName, HazardFields
+from handlers.commands import COMMANDS_BY_NAME
 from handlers.dates import looks_like_deadline, resolve_deadline, split_leading_deadline
 from handlers.normalize import normalize_text
 
 # ---------------------------------------------------------------------------------------------------------
 # Vocabulary
 
-_COMMAND_WORDS: tuple[tuple[CommandName, tuple[str, ...]], ...] = (
-    ("report", ("隐患", "上报", "报告", "隐患上报", "上报隐患", "报告隐患", "隐患报告", "发现隐患", "报隐患",
-                "新隐患", "重大隐患", "一般隐患")),
-    ("rectify", ("整改", "已整改", "整改完成", "整改完毕", "完成整改", "已完成整改")),
-    ("progress", ("进展", "整改进展")),
-    ("close", ("销号", "验收", "验收销号", "确认销号")),
-    ("reject", ("退回", "驳回")),
-    ("extend", ("延期", "申请延期")),
-    ("withdraw", ("撤销", "撤回")),
-    ("reopen", ("重开", "重新打开", "恢复")),
-    ("show", ("查看", "查询", "详情")),
-    ("mine", ("我的", "我的隐患")),
-    ("list", ("清单", "未整改", "隐患清单", "未整改清单")),
-    ("check", ("检查", "巡查")),
-    ("submit", ("报送",)),
-    ("stats", ("统计", "图表", "统计图")),
-    ("export", ("台账", "导出", "导出台账")),
-    ("progress_report", ("进度",)),
-    ("help", ("帮助", "怎么用", "help", "?", "？")),
-)
-_WORD_TO_COMMAND: dict[str, CommandName] = {w: name for name, words in _COMMAND_WORDS for w in words}
+_COMMANDS = COMMANDS_BY_NAME  # the command table: words, which take #N, examples
+_WORD_TO_COMMAND: dict[str, CommandName] = {w.lower(): s.name for s in _COMMANDS.values() for w in s.words}
 _ALL_WORDS = sorted(_WORD_TO_COMMAND, key=len, reverse=True)
-_NUMBERED: frozenset[CommandName] = frozenset(
-    ("rectify", "progress", "close", "reject", "extend", "withdraw", "reopen", "show")
-)
+_NUMBERED: frozenset[CommandName] = frozenset(s.name for s in _COMMANDS.values() if s.takes_number)
 Level = Literal["一般", "重大"]
 _LEVEL_FROM_WORD: dict[str, Level] = {"重大隐患": "重大", "一般隐患": "一般"}
 
-# What follows the command word in the examples of error messages (the word itself is the one the teacher typed).
-_EXAMPLE_TAILS: dict[CommandName, str] = {
-    "report": " 部位：3号教学楼二楼东侧，问题：消防通道堆放杂物",
-    "rectify": " #23 已清理通道",
-    "progress": " #23 已联系后勤",
-    "close": " #23",
-    "reject": " #23 仍有纸箱",
-    "extend": " #23 12月20日 等待配件",
-    "withdraw": " #23",
-    "reopen": " #23 销号时未见整改照片",
-    "show": " #23",
-    "mine": "",
-    "list": " 单位：教务处",
-    "check": " 部位：3号教学楼 结果：无隐患",
-    "submit": "",
-    "stats": "",
-    "export": "",
-    "progress_report": "",
-    "help": " 销号",
-}
-_CANONICAL_WORD: dict[CommandName, str] = {name: words[0] for name, words in _COMMAND_WORDS}
+_CANONICAL_WORD: dict[CommandName, str] = {s.name: s.word for s in _COMMANDS.values()}
 
 # (attribute, label shown in messages, synonyms). Attributes other than HazardFields' are result and note.
 _FIELD_KEYS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -151,7 +111,10 @@ _MAX_HAZARD_NO = 999_999_999
 # Messages
 
 _EMPTY = "消息是空的，请写上命令，例如：隐患 部位：3号教学楼二楼东侧，问题：消防通道堆放杂物；发送「帮助」查看全部命令"
-_MAIN_COMMANDS = "隐患（上报新隐患）、整改 #23、进展 #23、销号 #23、退回 #23、延期 #23、撤销 #23、查看 #23、我的、清单、检查、报送、统计、台账、进度"
+_MAIN_COMMANDS = "、".join(
+    f"{s.word}（上报新隐患）" if s.name == "report" else s.word + (" #23" if s.takes_number else "")
+    for s in _COMMANDS.values() if s.everyday
+)
 _DEADLINE_EXAMPLE = "期限：12月10日、本周五或3天内"
 _MISSING_HINTS = {
     "location": "缺少「部位」：请写明隐患所在位置，例如：部位：3号教学楼二楼东侧",
@@ -165,7 +128,7 @@ def _snippet(text: str, limit: int = 20) -> str:
 
 
 def _example(name: CommandName, word: str | None = None) -> str:
-    return (word or _CANONICAL_WORD[name]) + _EXAMPLE_TAILS[name]
+    return _COMMANDS[name].example(word)
 
 
 # ---------------------------------------------------------------------------------------------------------

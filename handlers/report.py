@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
@@ -127,3 +127,12 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     lines.append(f"下一步：整改完成后发「整改 #{number} 说明」并附照片。")
     mentions = (responsible.id,) if responsible and responsible.id != person.id else ()
     return [Reply("\n".join(lines), mentions=mentions)]
+
+
+SPEC = CommandSpec(
+    "report",
+    ("隐患", "上报", "报告", "隐患上报", "上报隐患", "报告隐患", "隐患报告", "发现隐患", "报隐患", "新隐患", "重大隐患",
+     "一般隐患"),
+    handle_report,
+    usage="隐患", summary="上报隐患（可附照片）", help=HELP, example_tail=" 部位：3号教学楼二楼东侧，问题：消防通道堆放杂物",
+)

@@ -1,4 +1,4 @@
-"""统计 and 台账: figures of the group's units as text plus a chart snapshot, and the official forms as XLSX."""
+"""统计: figures of the group's units as text plus a chart snapshot (台账, the XLSX forms, is in exports.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.messages import Reply
@@ -19,7 +19,6 @@ from models.tables import CampaignRow
 log = logging.getLogger(__name__)
 
 HELP_STATS = "查看本群各单位的隐患统计（文字加图表）：统计"
-HELP_EXPORT = "导出隐患台账（Excel，含《问题隐患自查整改清单》、建筑单体汇总表、销号统计表）：台账"
 
 
 def report_units(context: Context) -> set[str] | None:
@@ -90,8 +89,7 @@ def handle_stats(command: Command, context: Context) -> list[Reply]:
     return [Reply("\n".join(lines), image_png=image)]
 
 
-def handle_export(command: Command, context: Context) -> list[Reply]:
-    """台账: the ledger, building summary and statistics as one XLSX in the official layouts."""
-    from handlers.exports import ledger_reply
-
-    return [ledger_reply(context, report_units(context))]
+STATS = CommandSpec(
+    "stats", ("统计", "图表", "统计图"), handle_stats, usage="统计", summary="各单位隐患统计（文字加图表）",
+    help=HELP_STATS,
+)

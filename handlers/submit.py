@@ -7,7 +7,7 @@ import json
 from sqlmodel import select
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.format import fmt_date
@@ -75,3 +75,6 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
     if late and upcoming is not None:
         text += f"\n下一期截至{fmt_date(upcoming.due)}，届时请再发「报送」。"
     return [Reply(text)]
+
+
+SPEC = CommandSpec("submit", ("报送",), handle_submit, usage="报送", summary="提交本期统计报表", help=HELP)

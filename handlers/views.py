@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from handlers import permissions
-from handlers.command import Command
+from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
@@ -16,7 +16,7 @@ from models.ledger import (
     total_figures,
     unit_figures,
 )
-from models.tables import OPEN_STATUSES, AttachmentFile, Hazard, MilestoneRow, PersonRow, PhaseRow
+from models.tables import OPEN_STATUSES, AttachmentFile, Hazard, HazardStatus, MilestoneRow, PersonRow, PhaseRow
 
 HELP_SHOW = "查看隐患详情和处理记录：查看 #23（也可以只发 #23）"
 HELP_MINE = "查看我负责或我上报、还没销号的隐患：我的"
@@ -103,12 +103,15 @@ def handle_mine(command: Command, context: Context) -> list[Reply]:
     return [_listing(f"{context.person.name}的待办", hazards, context, "没有未销号的隐患，辛苦了！")]
 
 
-def handle_list(command: Command, context: Context) -> list[Reply]:
-    """清单 [单位：X]: open hazards of the units I act for."""
+def handle_list(command: Command, context: Context, *, overdue_only: bool = False) -> list[Reply]:
+    """清单 [单位：X]: open hazards of the units I act for; 逾期 lists only those past their deadline."""
     session = context.session
     scope = permissions.scope_units(session, context.person)
     statement = _open_hazards_query(context)
-    title = "未销号隐患清单"
+    what = "逾期隐患" if overdue_only else "未销号隐患"
+    if overdue_only:
+        statement = statement.where(Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline < context.today)
+    title = f"{what}清单"
     if command.fields.unit:
         unit = find_unit(session, command.fields.unit, among=scope)
         if unit is None:
@@ -116,12 +119,13 @@ def handle_list(command: Command, context: Context) -> list[Reply]:
         from models.ledger import descendants
 
         statement = statement.where(Hazard.unit_id.in_(descendants(session, [unit.id])))  # type: ignore[attr-defined]
-        title = f"{unit.name} 未销号隐患"
+        title = f"{unit.name} {what}"
     elif scope is not None:
         statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
         root = permissions.scope_root(session, context.person)
-        title = f"{unit_names(session, [root]).get(root, '')} 未销号隐患" if root else title  # type: ignore[list-item]
-    return [_listing(title, list(session.exec(statement)), context, "没有未销号的隐患。")]
+        title = f"{unit_names(session, [root]).get(root, '')} {what}" if root else title  # type: ignore[list-item]
+    empty = "目前没有逾期隐患 ✔" if overdue_only else "没有未销号的隐患。"
+    return [_listing(title, list(session.exec(statement)), context, empty)]
 
 
 def handle_progress_report(command: Command, context: Context) -> list[Reply]:
@@ -160,3 +164,18 @@ def handle_progress_report(command: Command, context: Context) -> list[Reply]:
         f"（逾期{total.overdue}条，重大{total.major}条）。"
     )
     return [Reply("\n".join(lines))]
+
+
+SHOW = CommandSpec(
+    "show", ("查看", "查询", "详情"), handle_show,
+    usage="查看 #编号", summary="详情和处理记录", help=HELP_SHOW, example_tail=" #23", takes_number=True,
+)
+MINE = CommandSpec("mine", ("我的", "我的隐患"), handle_mine, usage="我的", summary="我的待办", help=HELP_MINE)
+LIST = CommandSpec(
+    "list", ("清单", "未整改", "隐患清单", "未整改清单"), handle_list,
+    usage="清单", summary="本单位未销号隐患", help=HELP_LIST, example_tail=" 单位：教务处",
+)
+PROGRESS_REPORT = CommandSpec(
+    "progress_report", ("进度",), handle_progress_report,
+    usage="进度", summary="活动进度", help=HELP_PROGRESS_REPORT,
+)

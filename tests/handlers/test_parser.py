@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from handlers.categories import DEFAULT_CATEGORIES, infer_category, normalize_category
-from handlers.command import COMMAND_NAMES, Command, HazardFields
+from handlers.command import Command, HazardFields
+from handlers.commands import COMMAND_NAMES
 from handlers.parser import parse_message
 
 TODAY = date(2023, 12, 5)  # a Tuesday
@@ -261,6 +262,9 @@ GOOD = [
     ok("progress-report", "进度", "progress_report"),
     ok("progress-report-traditional", "進度", "progress_report"),
     # --- help ----------------------------------------------------------------------------------------------------
+    ok("overdue", "逾期", "overdue"),
+    ok("overdue-of-a-unit", "逾期 单位：教务处", "overdue", unit="教务处"),
+    ok("help-topic-overdue", "帮助 逾期", "help", help_topic="overdue"),
     ok("help", "帮助", "help", help_topic=None),
     ok("help-topic-close", "帮助 销号", "help", help_topic="close"),
     ok("help-topic-traditional", "幫助 銷號", "help", help_topic="close"),

@@ -1,7 +1,8 @@
-"""Callback throughput: encrypted WeCom report callbacks against `safetybot serve` vs a bare decrypt-and-200 endpoint.
+"""Callback throughput: report callbacks against `safetybot serve` vs a bare verify-and-200 endpoint.
 
 Run from the repository root:  .venv/bin/python bench/callback_throughput.py [--requests 3000] [--concurrency 32]
-PostgreSQL is measured too when --postgres URL (or TEST_DATABASE_URL) is given.
+PostgreSQL is measured too when --postgres URL (or TEST_DATABASE_URL) is given. `--platform dingtalk` posts
+signed DingTalk HTTP callbacks (timestamp + sign headers, each pair used once) instead of encrypted WeCom ones.
 
 What is measured is what WeCom sees: the time from sending a callback to its HTTP 200 (the handler runs
 after the acknowledgement). "drain" is the time from the first request until every reply reached the fake
@@ -42,13 +43,72 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from wechatpy.enterprise.crypto import WeChatCrypto  # noqa: E402
 
 from bot.platforms.wecom import msg_signature  # noqa: E402
+from bot.platforms.dingtalk import verify_callback  # noqa: E402
+from tests.bot import test_dingtalk as dt  # noqa: E402
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, wecom_toml  # noqa: E402
 from tests.conftest import EXAMPLE_CONFIG, with_local_storage  # noqa: E402
+from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, robot_message  # noqa: E402
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text  # noqa: E402
 
 TARGET_RATE = 500.0
 TARGET_P99_MS = 50.0
 TARGET_RATIO = 0.5
+
+
+class Platform:
+    """What differs between the platforms: the fake, the config, how a callback is made, where replies land."""
+
+    name = "wecom"
+    path = "/wecom/callback"
+
+    def __init__(self) -> None:
+        self.fake = fake_wecom()
+
+    def __enter__(self) -> "Platform":
+        self.fake.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fake.__exit__(*exc)
+
+    def config_extra(self) -> str:
+        # Every reply goes to its own single-use response_url; the per-robot limit is for group pushes.
+        return wecom_toml(self.fake, window=60.0).replace("[outbox]\n", "[outbox]\nper_minute = 1000000\n")
+
+    env = SECRET_ENV
+
+    def prepare(self, count: int, tag: str) -> list["Prepared"]:
+        return prepare(self.fake, count, tag)
+
+    def replies(self) -> int:
+        return len(self.fake.responses)
+
+
+class DingTalkPlatform(Platform):
+    name = "dingtalk"
+    path = "/dingtalk/callback"
+    env = dt.ENV
+
+    def __init__(self) -> None:
+        self.fake = FakeDingTalk()
+        self.fake.add_app(dt.APP_KEY, dt.APP_SECRET)
+        self.fake.add_custom_robot(dt.WEBHOOK_TOKEN, secret=dt.WEBHOOK_SECRET)
+
+    def config_extra(self) -> str:
+        return dt.dingtalk_toml(self.fake.base_url).replace("[outbox]\n", "[outbox]\nper_minute = 1000000\n")
+
+    def prepare(self, count: int, tag: str) -> list["Prepared"]:
+        prepared: list[Prepared] = []
+        for i in range(count):
+            msgid = f"bench-{tag}-{i}-{uuid.uuid4().hex[:8]}"
+            message = robot_message(self.fake, text=dt.REPORT, msg_id=msgid)
+            # Each (timestamp, sign) pair once, as DingTalk signs each callback: the replay guard refuses reuse.
+            headers = callback_headers(dt.APP_SECRET)
+            prepared.append(Prepared(msgid, {}, json.dumps(message, ensure_ascii=False).encode(), headers))
+        return prepared
+
+    def replies(self) -> int:
+        return len(self.fake.session_messages)
 
 
 def fake_wecom() -> FakeWeCom:
@@ -84,9 +144,17 @@ def serve_bare(port: int) -> None:
         json.loads(crypto.decrypt_message({"Encrypt": encrypt}, signature, timestamp, nonce))
         return Response(status_code=200)
 
+    async def dingtalk_callback(request: Request) -> Response:
+        headers = request.headers
+        if not verify_callback(headers.get("timestamp"), headers.get("sign"), dt.APP_SECRET, int(time.time() * 1000)):
+            return Response(status_code=403)
+        json.loads(await request.body())
+        return Response(status_code=200)
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.router.routes.append(Route("/wecom/callback", callback, methods=["GET", "POST"]))
+    app.router.routes.append(Route("/dingtalk/callback", dingtalk_callback, methods=["POST"]))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -114,19 +182,17 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, tim
     raise RuntimeError(f"server at {url} did not become healthy")
 
 
-def start_bot(tmp: Path, fake: FakeWeCom, db_url: str, args: argparse.Namespace) -> tuple[str, subprocess.Popen[bytes], Path]:
-    """`safetybot serve` as a subprocess, with a fast outbox and the fake WeCom as the platform."""
+def start_bot(tmp: Path, platform: Platform, db_url: str, args: argparse.Namespace) -> tuple[str, subprocess.Popen[bytes], Path]:
+    """`safetybot serve` as a subprocess, with a fast outbox and the fake platform."""
     config_path = tmp / "config.toml"
     base = with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=db_url, data_dir=str(tmp / "data"),
                               handler_processes=args.handler_processes)
-    # Every reply goes to its own single-use response_url; the per-robot limit is for group pushes.
-    extra = wecom_toml(fake, window=60.0).replace("[outbox]\n", "[outbox]\nper_minute = 1000000\n")
-    config_path.write_text(base + extra, encoding="utf-8")
+    config_path.write_text(base + platform.config_extra(), encoding="utf-8")
     port = free_port()
     log_path = tmp / "serve.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--config", str(config_path), "--port", str(port)],
-        cwd=REPO_ROOT, env={**os.environ, **SECRET_ENV, "PYTHONUNBUFFERED": "1"},
+        cwd=REPO_ROOT, env={**os.environ, **platform.env, "PYTHONUNBUFFERED": "1"},
         stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -165,6 +231,7 @@ class Prepared:
     msgid: str
     params: dict[str, str]
     body: bytes
+    headers: dict[str, str] | None = None
 
 
 def prepare(fake: FakeWeCom, count: int, tag: str) -> list[Prepared]:
@@ -192,7 +259,7 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def fire(url: str, prepared: list[Prepared], concurrency: int) -> Result:
+async def fire(url: str, prepared: list[Prepared], concurrency: int, path: str = "/wecom/callback") -> Result:
     """POST every callback with at most `concurrency` in flight; latency per request, wall time overall."""
     latencies: list[float] = []
     failures = 0
@@ -205,8 +272,8 @@ async def fire(url: str, prepared: list[Prepared], concurrency: int) -> Result:
             for item in queue:
                 started = time.perf_counter()
                 try:
-                    async with session.post(f"{url}/wecom/callback", params=item.params, data=item.body,
-                                            headers={"Content-Type": "application/json"}) as response:
+                    async with session.post(f"{url}{path}", params=item.params, data=item.body,
+                                            headers=item.headers or {"Content-Type": "application/json"}) as response:
                         await response.read()
                         ok = response.status == 200
                 except aiohttp.ClientError:
@@ -221,20 +288,21 @@ async def fire(url: str, prepared: list[Prepared], concurrency: int) -> Result:
         return Result(time.perf_counter() - started, latencies, failures)
 
 
-def warm_up(url: str, fake: FakeWeCom, count: int, concurrency: int) -> None:
-    asyncio.run(fire(url, prepare(fake, count, "warm"), concurrency))
+def warm_up(url: str, platform: Platform, count: int, concurrency: int) -> None:
+    asyncio.run(fire(url, platform.prepare(count, "warm"), concurrency, platform.path))
 
 
-def measure_bot(name: str, db_url: str, fake: FakeWeCom, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    url, process, log_path = start_bot(tmp, fake, db_url, args)
+def measure_bot(name: str, db_url: str, platform: Platform, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    url, process, log_path = start_bot(tmp, platform, db_url, args)
     try:
-        warm_up(url, fake, 100, args.concurrency)
-        wait_replies(fake, 100, timeout=120)
-        before = len(fake.responses)
-        prepared = prepare(fake, args.requests, name)
+        before = platform.replies()
+        warm_up(url, platform, 100, args.concurrency)
+        wait_replies(platform, before + 100, timeout=120)
+        before = platform.replies()
+        prepared = platform.prepare(args.requests, name)
         started = time.perf_counter()
-        result = asyncio.run(fire(url, prepared, args.concurrency))
-        drained = wait_replies(fake, before + args.requests, timeout=args.drain_timeout)
+        result = asyncio.run(fire(url, prepared, args.concurrency, platform.path))
+        drained = wait_replies(platform, before + args.requests, timeout=args.drain_timeout)
         drain = time.perf_counter() - started if drained else float("nan")
     finally:
         stop(process)
@@ -242,10 +310,10 @@ def measure_bot(name: str, db_url: str, fake: FakeWeCom, args: argparse.Namespac
     return report(name, result, drain=drain, errors=errors)
 
 
-def wait_replies(fake: FakeWeCom, count: int, *, timeout: float) -> bool:
+def wait_replies(platform: Platform, count: int, *, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(fake.responses) >= count:
+        if platform.replies() >= count:
             return True
         time.sleep(0.05)
     return False
@@ -292,31 +360,35 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--handler-processes", type=int, default=1, help="[server] handler_processes (0: in the web process)")
     parser.add_argument("--only", choices=["bare", "sqlite", "postgres"], action="append")
+    parser.add_argument("--platform", choices=["wecom", "dingtalk"], default="wecom")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         serve_bare(args.bare)
         return 0
     only = set(args.only or ["bare", "sqlite", "postgres"])
-    print(f"{args.requests} encrypted report callbacks, {args.concurrency} in flight, {os.cpu_count()} CPUs", flush=True)
+    kind = "signed DingTalk" if args.platform == "dingtalk" else "encrypted WeCom"
+    print(f"{args.requests} {kind} report callbacks, {args.concurrency} in flight, {os.cpu_count()} CPUs", flush=True)
     results: dict[str, dict[str, float]] = {}
-    with fake_wecom() as fake, tempfile.TemporaryDirectory(prefix="safetybot-bench-") as tmp_name:
+    platform = DingTalkPlatform() if args.platform == "dingtalk" else Platform()
+    with platform, tempfile.TemporaryDirectory(prefix="safetybot-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if "bare" in only:
             url, process, _ = start_bare(tmp)
             try:
-                warm_up(url, fake, 200, args.concurrency)
-                results["bare"] = report("bare decrypt+200", asyncio.run(fire(url, prepare(fake, args.requests, "bare"), args.concurrency)))
+                warm_up(url, platform, 200, args.concurrency)
+                prepared = platform.prepare(args.requests, "bare")
+                results["bare"] = report("bare verify+200", asyncio.run(fire(url, prepared, args.concurrency, platform.path)))
             finally:
                 stop(process)
         if "sqlite" in only:
             (tmp / "sqlite").mkdir()
-            results["sqlite"] = measure_bot("serve (SQLite)", f"sqlite:///{tmp / 'sqlite' / 'safetybot.db'}", fake, args, tmp / "sqlite")
+            results["sqlite"] = measure_bot("serve (SQLite)", f"sqlite:///{tmp / 'sqlite' / 'safetybot.db'}", platform, args, tmp / "sqlite")
         if "postgres" in only and args.postgres:
             (tmp / "pg").mkdir()
             pg_url, schema = fresh_postgres_schema(args.postgres)
             try:
-                results["postgres"] = measure_bot("serve (PostgreSQL)", pg_url, fake, args, tmp / "pg")
+                results["postgres"] = measure_bot("serve (PostgreSQL)", pg_url, platform, args, tmp / "pg")
             finally:
                 drop_postgres_schema(args.postgres, schema)
         elif "postgres" in only:

@@ -122,9 +122,10 @@ def handle_list(command: Command, context: Context) -> list[Reply]:
 
 
 def _list_title(context: Context) -> str:
-    """Name the list after the speaker's own scope, else after the units the chat serves."""
+    """Name the list after the speaker's own scope when the chat covers it, else after the chat's units."""
     root = permissions.scope_root(context.session, context.person)
-    roots = [root] if root else (permissions.chat_roots(context) or [])
+    chat = permissions.chat_scope(context)
+    roots = [root] if root and (chat is None or root in chat) else (permissions.chat_roots(context) or [])
     names = unit_names(context.session, roots)
     shown = "、".join(names.get(unit, unit) for unit in roots[:3])
     return f"{shown} 未销号隐患" if shown else "未销号隐患清单"

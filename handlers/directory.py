@@ -42,7 +42,9 @@ def pick_person(candidates: Sequence[PersonRow], *, prefer_units: Iterable[str])
     return inside[0] if len(inside) == 1 else None
 
 
-def find_building(session: Session, location: str, buildings: Sequence[BuildingRef], *, unit_id: str) -> BuildingRef | None:
+def find_building(
+    session: Session, location: str, buildings: Sequence[BuildingRef], *, unit_id: str
+) -> BuildingRef | None:
     """The building of the unit's school that a location names (longest name wins: 1号教学楼 before 教学楼).
 
     Two schools may both have a 食堂: only the buildings of the school above `unit_id` are candidates.

@@ -160,7 +160,8 @@ def _example_person(context: Context, allowed: set[str]) -> str:
     """A person's name the speaker may really use here: themselves, else someone of the chat's units."""
     if context.person.unit_id in allowed:
         return context.person.name
-    someone = context.session.exec(
-        select(PersonRow.name).where(PersonRow.unit_id.in_(allowed), PersonRow.active == True).order_by(PersonRow.id)  # type: ignore[attr-defined]  # noqa: E712
-    ).first()
+    statement = select(PersonRow.name).where(
+        PersonRow.unit_id.in_(allowed), PersonRow.active == True  # type: ignore[attr-defined]  # noqa: E712
+    )
+    someone = context.session.exec(statement.order_by(PersonRow.id)).first()
     return someone or "王建国"

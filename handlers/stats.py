@@ -28,7 +28,7 @@ def report_units(context: Context) -> set[str] | None:
 
 
 def reporting_unit_name(context: Context) -> str:
-    """填报单位 and the chart's scope: the group's units, else the speaker's own scope or school, else empty (everything)."""
+    """填报单位 and the chart's scope: the group's units, else the speaker's own scope or school."""
     session = context.session
     roots = sorted(context.group_unit_ids)
     if not roots:

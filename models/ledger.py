@@ -149,7 +149,8 @@ def parent_chains(session: Session, unit_ids: Iterable[str]) -> dict[str, list[s
     parents: dict[str, str | None] = {}
     frontier = set(wanted)
     while frontier:
-        rows = session.execute(select(UnitRow.id, UnitRow.parent_id).where(UnitRow.id.in_(frontier))).all()  # type: ignore[attr-defined]
+        statement = select(UnitRow.id, UnitRow.parent_id).where(UnitRow.id.in_(frontier))  # type: ignore[attr-defined]
+        rows = session.execute(statement).all()
         for unit_id, parent_id in rows:
             parents[unit_id] = parent_id
         frontier = {parent for _, parent in rows if parent is not None and parent not in parents}

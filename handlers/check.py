@@ -54,4 +54,3 @@ def handle_check(command: Command, context: Context) -> list[Reply]:
     )
     item = f"（{fields.check_item}）" if fields.check_item else ""
     return [Reply(f"已记录：{fields.location}{item} 检查无隐患。检查人：{context.person.name}，{context.now:%m-%d %H:%M}")]
-

@@ -51,6 +51,8 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     notes: list[str] = []
     if fields.responsible:
         candidates = find_people(session, fields.responsible)
+        # A namesake in another school is no candidate while this chat has one of its own.
+        candidates = [p for p in candidates if allowed_units is None or p.unit_id in allowed_units] or candidates
         prefer = [unit.id] if unit else list(allowed_units or [person.unit_id])
         responsible = pick_person(candidates, prefer_units=prefer)
         if responsible is None and candidates:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
-from handlers.directory import find_building, find_unit
+from handlers.directory import example_unit, find_building, find_unit, scope_words
 from handlers.messages import Reply
 from models.tables import CheckRecord
 
@@ -29,14 +30,21 @@ def handle_check(command: Command, context: Context) -> list[Reply]:
             f"检查结果是「{result}」？如果发现了隐患，请用「隐患」上报，例如：\n隐患\n部位：{fields.location}\n问题：{result}"
         )]
     session = context.session
-    allowed = set(context.group_scope) if context.group_unit_ids else None
+    allowed = permissions.chat_scope(context)
     unit_id = context.person.unit_id
     if fields.unit:
         unit = find_unit(session, fields.unit, among=allowed)
         if unit is None:
-            return [Reply(f"没有找到单位「{fields.unit}」，请改正后重新发送，例如：单位：总务基建处")]
+            return [Reply(
+                f"没有找到{scope_words(context)}中的「{fields.unit}」，请改正后重新发送，"
+                f"例如：单位：{example_unit(context, allowed)}"
+            )]
         unit_id = unit.id
-    building = find_building(fields.location, context.policy.buildings)
+    elif allowed is not None and unit_id not in allowed:
+        return [Reply(
+            f"您的单位不属于{scope_words(context)}，没有记录。请写明检查的部门，例如：单位：{example_unit(context, allowed)}"
+        )]
+    building = find_building(session, fields.location, context.policy.buildings, unit_id=unit_id)
     session.add(
         CheckRecord(
             campaign_id=context.campaign.id, unit_id=unit_id, person_id=context.person.id,

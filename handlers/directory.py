@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 
 from sqlmodel import Session, select
 
-from handlers.context import BuildingRef
+from handlers.context import BuildingRef, Context
+from models.ledger import school_of
 from models.tables import PersonRow, UnitRow
 
 
@@ -41,12 +42,19 @@ def pick_person(candidates: Sequence[PersonRow], *, prefer_units: Iterable[str])
     return inside[0] if len(inside) == 1 else None
 
 
-def find_building(location: str, buildings: Sequence[BuildingRef], *, among: Iterable[str] | None = None) -> BuildingRef | None:
-    """The building a location names (longest matching name wins: 1号教学楼 before 教学楼)."""
-    allowed = None if among is None else set(among)
+def find_building(
+    session: Session, location: str, buildings: Sequence[BuildingRef], *, unit_id: str
+) -> BuildingRef | None:
+    """The building of the unit's school that a location names (longest name wins: 1号教学楼 before 教学楼).
+
+    Two schools may both have a 食堂: only the buildings of the school above `unit_id` are candidates.
+    """
+    if not location:
+        return None
+    school = school_of(session, unit_id, {building.unit_id for building in buildings})
     best: tuple[int, BuildingRef] | None = None
     for building in buildings:
-        if allowed is not None and building.unit_id not in allowed:
+        if building.unit_id != school:
             continue
         for name in building.names:
             if name and name in location and (best is None or len(name) > best[0]):
@@ -59,3 +67,16 @@ def unit_names(session: Session, unit_ids: Iterable[str]) -> dict[str, str]:
     if not ids:
         return {}
     return {unit.id: unit.name for unit in session.exec(select(UnitRow).where(UnitRow.id.in_(ids)))}  # type: ignore[attr-defined]
+
+
+def scope_words(context: Context) -> str:
+    """How a reply names the units a chat serves: the group's, or in a private chat the sender's school."""
+    return "本群负责的单位" if context.group is not None else "您所在的学校"
+
+
+def example_unit(context: Context, allowed: set[str] | None) -> str:
+    """A unit name the speaker may really use here: their own, else the first one the chat serves."""
+    if allowed is None or context.person.unit_id in allowed:
+        return unit_names(context.session, [context.person.unit_id]).get(context.person.unit_id, "总务基建处")
+    names = unit_names(context.session, allowed)
+    return names[min(names)] if names else "总务基建处"

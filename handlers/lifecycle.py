@@ -31,7 +31,7 @@ CLOSED, WITHDRAWN = HazardStatus.CLOSED.value, HazardStatus.WITHDRAWN.value
 def _load(command: Command, context: Context) -> Hazard | Reply:
     """The hazard #N of this campaign if the person may see it, else the reply saying why not."""
     hazard = hazard_by_number(context.session, context.campaign.id, command.hazard_no or 0)
-    if hazard is None or not permissions.can_see(context.session, context.person, hazard, set(context.group_scope)):
+    if hazard is None or not permissions.can_see(context, hazard):
         return Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")
     return hazard
 

@@ -2,13 +2,18 @@
 
 Scope: everyone acts within the subtree of their own unit, except that a safety officer
 (安全保卫处) serves the whole unit above their department and an admin sees everything.
+
+On top of that, every command is bounded by the chat it came from (`chat_scope`): a group's units
+and their subtrees, or in a private chat the sender's school. An admin in one school's group sees
+that school only, and nothing of one school is ever answered into another school's chat.
 """
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
-from models.ledger import descendants
+from handlers.context import Context
+from models.ledger import descendants, school_of
 from models.tables import Hazard, HazardStatus, PersonRow, UnitRow
 
 VERIFIER_ROLES = frozenset({"unit_head", "safety_officer", "leader", "admin"})
@@ -38,16 +43,52 @@ def in_scope(session: Session, person: PersonRow, unit_id: str) -> bool:
     return units is None or unit_id in units
 
 
-def can_see(session: Session, person: PersonRow, hazard: Hazard, group_units: set[str] | None = None) -> bool:
-    """Own scope, own reports and tasks, or anything of the group the person speaks in (all saw it there)."""
-    if person.id in (hazard.reporter_id, hazard.responsible_id) or in_scope(session, person, hazard.unit_id):
+def chat_roots(context: Context) -> list[str] | None:
+    """The units the chat serves: the group's configured units, or the sender's school in a private chat.
+
+    None: a group configured without units, which serves every unit.
+    """
+    if context.group is not None:
+        return sorted(context.group_unit_ids) or None
+    schools = {building.unit_id for building in context.policy.buildings}
+    return [school_of(context.session, context.person.unit_id, schools)]
+
+
+def chat_scope(context: Context) -> set[str] | None:
+    """Every unit a command from this chat may read or change (None: all units)."""
+    if context.group is not None:
+        return set(context.group_scope) if context.group_unit_ids else None
+    return descendants(context.session, chat_roots(context) or ())
+
+
+def visible_units(context: Context) -> set[str] | None:
+    """The units whose hazards the speaker may list here: their own scope within the chat's scope."""
+    chat = chat_scope(context)
+    own = scope_units(context.session, context.person)
+    if chat is None or own is None:
+        return own if chat is None else chat
+    return chat & own
+
+
+def _acts_for(session: Session, person: PersonRow, hazard: Hazard) -> bool:
+    """The person reported the hazard, is responsible for it, or acts for its unit."""
+    return person.id in (hazard.reporter_id, hazard.responsible_id) or in_scope(session, person, hazard.unit_id)
+
+
+def can_see(context: Context, hazard: Hazard) -> bool:
+    """Within the chat's scope: own scope, own reports and tasks, or anything of the group one belongs to."""
+    chat = chat_scope(context)
+    if chat is not None and hazard.unit_id not in chat:
+        return False
+    if _acts_for(context.session, context.person, hazard):
         return True
-    return bool(group_units) and hazard.unit_id in group_units and person.unit_id in group_units  # type: ignore[operator]
+    group = context.group_scope
+    return bool(group) and hazard.unit_id in group and context.person.unit_id in group
 
 
 def can_rectify(session: Session, person: PersonRow, hazard: Hazard) -> bool:
     """The responsible person, the finder, or anyone acting for the hazard's unit."""
-    return can_see(session, person, hazard)
+    return _acts_for(session, person, hazard)
 
 
 def can_verify(session: Session, person: PersonRow, hazard: Hazard) -> bool:

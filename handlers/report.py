@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlmodel import select
+
+from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.dates import beyond_campaign_error
-from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
+from handlers.directory import (
+    example_unit,
+    find_building,
+    find_people,
+    find_unit,
+    pick_person,
+    scope_words,
+    unit_names,
+)
 from handlers.format import fmt_date
 from handlers.messages import Reply
 from handlers.photos import photo_note, store_attachments
 from models.ledger import next_hazard_number, record_event
-from models.tables import Hazard, HazardStatus
+from models.tables import Hazard, HazardStatus, PersonRow
 from scheduler.alerts import queue_major_alert, wake_scheduler
 
 HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
@@ -30,33 +41,41 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     """Create a ledger row with the next number of the campaign."""
     fields = command.fields
     session, person, today = context.session, context.person, context.today
-    allowed_units = set(context.group_scope) if context.group_unit_ids else None
+    allowed_units = permissions.chat_scope(context)
 
     unit = None
     if fields.unit:
         unit = find_unit(session, fields.unit, among=allowed_units)
         if unit is None:
-            choices = "、".join(sorted(unit_names(session, allowed_units or ()).values())[:8])
-            hint = f"本群可用的单位有：{choices}。" if choices else ""
-            return [Reply(f"没有找到单位「{fields.unit}」。{hint}请改正后重新发送，例如：单位：总务基建处")]
+            return [_unknown_unit_reply(context, fields.unit, allowed_units)]
 
     responsible = None
     notes: list[str] = []
     if fields.responsible:
         candidates = find_people(session, fields.responsible)
+        # A namesake in another school is no candidate while this chat has one of its own.
+        candidates = [p for p in candidates if allowed_units is None or p.unit_id in allowed_units] or candidates
         prefer = [unit.id] if unit else list(allowed_units or [person.unit_id])
         responsible = pick_person(candidates, prefer_units=prefer)
         if responsible is None and candidates:
             notes.append(f"有{len(candidates)}位「{fields.responsible}」，请在「单位」中写明是哪个部门的。")
         elif responsible is None:
             notes.append(f"「{fields.responsible}」不在人员名单中，无法提醒本人，请管理员添加。")
+    if responsible is not None and allowed_units is not None and responsible.unit_id not in allowed_units:
+        return [Reply(
+            f"「{responsible.name}」不属于{scope_words(context)}，这条隐患没有登记。"
+            f"请写{scope_words(context)}的责任人，例如：责任人：{_example_person(context, allowed_units)}"
+        )]
 
     if unit is None:
         unit_id = responsible.unit_id if responsible else person.unit_id
     else:
         unit_id = unit.id
     if allowed_units is not None and unit_id not in allowed_units:
-        return [Reply("这个群只负责本校的隐患。请在该单位所在的工作群上报，或在「单位」中写明本校的部门。")]
+        return [Reply(
+            f"您的单位不属于{scope_words(context)}，这条隐患没有登记。"
+            f"请在「单位」中写明{scope_words(context)}的部门，例如：单位：{example_unit(context, allowed_units)}"
+        )]
 
     level = fields.level or "一般"
     if fields.deadline is not None:
@@ -74,7 +93,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     if deadline < today:
         return [Reply(f"期限 {fmt_date(deadline)} 已经过去，请写今天或以后的日期，例如：期限：本周五")]
 
-    building = find_building(fields.location or "", context.policy.buildings)
+    building = find_building(session, fields.location or "", context.policy.buildings, unit_id=unit_id)
     number = next_hazard_number(session, context.campaign.id)
     hazard = Hazard(
         campaign_id=context.campaign.id,
@@ -127,6 +146,27 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     lines.append(f"下一步：整改完成后发「整改 #{number} 说明」并附照片。")
     mentions = (responsible.id,) if responsible and responsible.id != person.id else ()
     return [Reply("\n".join(lines), mentions=mentions)]
+
+
+def _unknown_unit_reply(context: Context, typed: str, allowed: set[str] | None) -> Reply:
+    """单位 names no unit this chat serves: say whether it exists elsewhere, and what may be written."""
+    example = f"例如：单位：{example_unit(context, allowed)}"
+    if allowed is not None and find_unit(context.session, typed) is not None:
+        return Reply(f"「{typed}」不属于{scope_words(context)}，这条隐患没有登记。请写{scope_words(context)}的部门，{example}")
+    choices = "、".join(sorted(unit_names(context.session, allowed or ()).values())[:8])
+    hint = f"可用的单位有：{choices}。" if choices else ""
+    return Reply(f"没有找到单位「{typed}」。{hint}请改正后重新发送，{example}")
+
+
+def _example_person(context: Context, allowed: set[str]) -> str:
+    """A person's name the speaker may really use here: themselves, else someone of the chat's units."""
+    if context.person.unit_id in allowed:
+        return context.person.name
+    statement = select(PersonRow.name).where(
+        PersonRow.unit_id.in_(allowed), PersonRow.active == True  # type: ignore[attr-defined]  # noqa: E712
+    )
+    someone = context.session.exec(statement.order_by(PersonRow.id)).first()
+    return someone or "王建国"
 
 
 SPEC = CommandSpec(

@@ -13,7 +13,7 @@ from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.messages import Reply
-from models.ledger import descendants, total_figures, unit_figures
+from models.ledger import total_figures, unit_figures
 from models.tables import CampaignRow
 
 log = logging.getLogger(__name__)
@@ -22,22 +22,17 @@ HELP_STATS = "查看本群各单位的隐患统计（文字加图表）：统计
 
 
 def report_units(context: Context) -> set[str] | None:
-    """The units a group's statistics cover: the group's units, within the person's scope."""
-    session = context.session
-    scope = permissions.scope_units(session, context.person)
-    if context.group_unit_ids:
-        units = descendants(session, context.group_unit_ids)
-        return units if scope is None else units & scope
-    return scope
+    """The units a chat's statistics cover: the chat's units, within the person's scope."""
+    return permissions.visible_units(context)
 
 
 def reporting_unit_name(context: Context) -> str:
-    """填报单位 and the chart's scope: the group's units, else the speaker's own scope, else empty (everything)."""
+    """填报单位 and the chart's scope: the group's units, else the speaker's own scope or school."""
     session = context.session
     roots = sorted(context.group_unit_ids)
     if not roots:
         root = permissions.scope_root(session, context.person)
-        roots = [root] if root else []
+        roots = [root] if root else (permissions.chat_roots(context) or [])
     names = unit_names(session, roots)
     shown = [names.get(root, root) for root in roots]
     return "、".join(shown[:3]) + (f"等{len(shown)}个单位" if len(shown) > 3 else "")

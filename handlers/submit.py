@@ -9,7 +9,7 @@ from sqlmodel import select
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
-from handlers.directory import unit_names
+from handlers.directory import scope_words, unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
 from handlers.periods import period_for
@@ -25,6 +25,11 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
     if not person.role_set & permissions.SUBMIT_ROLES:
         return [Reply("报送由部门负责人、安全员或校领导提交。请联系本部门负责人发「报送」。")]
     unit_id = permissions.scope_root(session, person) or person.unit_id
+    chat = permissions.chat_scope(context)
+    if chat is not None and unit_id not in chat:
+        return [Reply(
+            f"您的单位不属于{scope_words(context)}，不能在这里报送。请在本单位的工作群或与我私聊时发送：报送"
+        )]
     unit = session.get(UnitRow, unit_id)
     unit_name = unit.name if unit else unit_id
     submitted = set(

@@ -11,6 +11,7 @@ from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
 from handlers.messages import Reply
 from models.ledger import (
+    descendants,
     hazard_by_number,
     hazard_events,
     total_figures,
@@ -34,7 +35,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     """查看 #N: details and the audit trail."""
     session = context.session
     hazard = hazard_by_number(session, context.campaign.id, command.hazard_no or 0)
-    if hazard is None or not permissions.can_see(session, context.person, hazard, set(context.group_scope)):
+    if hazard is None or not permissions.can_see(context, hazard):
         return [Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")]
     unit = unit_names(session, [hazard.unit_id]).get(hazard.unit_id, hazard.unit_id)
     status = hazard.status_label
@@ -72,10 +73,13 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
 
 
 def _open_hazards_query(context: Context):  # type: ignore[no-untyped-def]
-    return select(Hazard).where(
+    """Open hazards of the campaign within the units this chat serves."""
+    statement = select(Hazard).where(
         Hazard.campaign_id == context.campaign.id,
         Hazard.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
     )
+    chat = permissions.chat_scope(context)
+    return statement if chat is None else statement.where(Hazard.unit_id.in_(chat))  # type: ignore[attr-defined]
 
 
 def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) -> Reply:
@@ -104,28 +108,35 @@ def handle_mine(command: Command, context: Context) -> list[Reply]:
 
 
 def handle_list(command: Command, context: Context, *, overdue_only: bool = False) -> list[Reply]:
-    """清单 [单位：X]: open hazards of the units I act for; 逾期 lists only those past their deadline."""
+    """清单 [单位：X]: open hazards of the units I act for, within this chat's units; 逾期: only those past due."""
     session = context.session
-    scope = permissions.scope_units(session, context.person)
+    scope = permissions.visible_units(context)
     statement = _open_hazards_query(context)
     what = "逾期隐患" if overdue_only else "未销号隐患"
     if overdue_only:
         statement = statement.where(Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline < context.today)
-    title = f"{what}清单"
     if command.fields.unit:
         unit = find_unit(session, command.fields.unit, among=scope)
         if unit is None:
             return [Reply(f"没有找到您可查看的单位「{command.fields.unit}」。例如：清单 单位：总务基建处")]
-        from models.ledger import descendants
-
         statement = statement.where(Hazard.unit_id.in_(descendants(session, [unit.id])))  # type: ignore[attr-defined]
         title = f"{unit.name} {what}"
-    elif scope is not None:
-        statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
-        root = permissions.scope_root(session, context.person)
-        title = f"{unit_names(session, [root]).get(root, '')} {what}" if root else title  # type: ignore[list-item]
+    else:
+        if scope is not None:
+            statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+        title = _list_title(context, what)
     empty = "目前没有逾期隐患 ✔" if overdue_only else "没有未销号的隐患。"
     return [_listing(title, list(session.exec(statement)), context, empty)]
+
+
+def _list_title(context: Context, what: str = "未销号隐患") -> str:
+    """Name the list after the speaker's own scope when the chat covers it, else after the chat's units."""
+    root = permissions.scope_root(context.session, context.person)
+    chat = permissions.chat_scope(context)
+    roots = [root] if root and (chat is None or root in chat) else (permissions.chat_roots(context) or [])
+    names = unit_names(context.session, roots)
+    shown = "、".join(names.get(unit, unit) for unit in roots[:3])
+    return f"{shown} {what}" if shown else f"{what}清单"
 
 
 def handle_progress_report(command: Command, context: Context) -> list[Reply]:
@@ -157,7 +168,7 @@ def handle_progress_report(command: Command, context: Context) -> list[Reply]:
         next_due = campaign.report_first + timedelta(days=(period + 1) * campaign.report_every_days)
         if next_due <= campaign.end:
             lines.append(f"下次报送：{fmt_date(next_due)}（每{campaign.report_every_days}天一次）")
-    scope = permissions.scope_units(session, context.person)
+    scope = permissions.visible_units(context)
     total = total_figures(unit_figures(session, campaign_id=campaign.id, unit_ids=scope, today=today).values())
     lines.append(
         f"累计发现{total.found}条，已销号{total.closed}条，未销号{total.outstanding}条"

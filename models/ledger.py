@@ -218,6 +218,47 @@ def descendants(session: Session, roots: Iterable[str]) -> set[str]:
     return set().union(*subtrees(session, roots).values())
 
 
+def parent_chains(session: Session, unit_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each unit with the units above it, itself first and the top last (one query per tree level)."""
+    wanted = set(unit_ids)
+    parents: dict[str, str | None] = {}
+    frontier = set(wanted)
+    while frontier:
+        statement = select(UnitRow.id, UnitRow.parent_id).where(UnitRow.id.in_(frontier))  # type: ignore[attr-defined]
+        rows = session.execute(statement).all()
+        for unit_id, parent_id in rows:
+            parents[unit_id] = parent_id
+        frontier = {parent for _, parent in rows if parent is not None and parent not in parents}
+    chains: dict[str, list[str]] = {}
+    for unit_id in wanted:
+        chain = [unit_id]
+        while (parent := parents.get(chain[-1])) is not None and parent not in chain:  # bad data may loop
+            chain.append(parent)
+        chains[unit_id] = chain
+    return chains
+
+
+def school_of(session: Session, unit_id: str, schools: Iterable[str]) -> str:
+    """The school a unit belongs to: the nearest unit at or above it among `schools` (the units owning buildings).
+
+    A unit under no school (a county office, or a school without buildings) gets the highest unit above it
+    whose subtree holds no school, so it is never widened into another school's units.
+    """
+    school_ids = set(schools)
+    chains = parent_chains(session, {unit_id, *school_ids})
+    chain = chains[unit_id]
+    for unit in chain:
+        if unit in school_ids:
+            return unit
+    above_schools = {unit for school in school_ids for unit in chains[school][1:]}
+    top = unit_id
+    for unit in chain[1:]:
+        if unit in above_schools:
+            break
+        top = unit
+    return top
+
+
 @dataclass(frozen=True, slots=True)
 class UnitFigures:
     """One row of the statistics table (seed 002 附件1) for a unit and a period."""

@@ -125,14 +125,19 @@ def make_config(**overrides: object) -> Config:
     return parse_config(data)
 
 
+def start_engine(config: Config, directory: Path) -> Engine:
+    """A started engine on a fresh SQLite database under `directory` (dispose its `db` when done)."""
+    db = make_engine(f"sqlite:///{directory / 'test.db'}")
+    engine = Engine(config=config, db=db, data_dir=directory / "data", clock=FixedClock(START))
+    engine.start()
+    return engine
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    config = make_config()
-    db = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
-    engine = Engine(config=config, db=db, data_dir=tmp_path / "data", clock=FixedClock(START))
-    engine.start()
+    engine = start_engine(make_config(), tmp_path)
     yield engine
-    db.dispose()
+    engine.db.dispose()
 
 
 @pytest.fixture
@@ -141,3 +146,58 @@ def chat(engine: Engine) -> Chat:
 
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：12月10日"
+
+
+# Two schools under a county bureau, each with departments, its own people (a 王建国 in both), its own
+# groups and buildings of the same names (both have a 食堂), plus a county admin and a county leaders' group.
+TWO_SCHOOLS = {
+    **SCHOOL,
+    "units": [
+        {"id": "bureau", "name": "县教育局"},
+        {"id": "school", "name": "城关一中", "parent": "bureau"},
+        {"id": "security", "name": "安全保卫处", "parent": "school", "aliases": ["保卫处"]},
+        {"id": "logistics", "name": "总务基建处", "parent": "school", "aliases": ["总务处", "后勤"]},
+        {"id": "teaching", "name": "教务处", "parent": "school"},
+        {"id": "school2", "name": "城南小学", "parent": "bureau"},
+        {"id": "s2_security", "name": "城南小学保卫科", "parent": "school2", "aliases": ["保卫处"]},
+        {"id": "s2_logistics", "name": "城南小学后勤处", "parent": "school2", "aliases": ["总务处", "后勤"]},
+    ],
+    "people": [
+        {"id": "zhang_wei", "name": "张伟", "unit": "teaching", "roles": ["teacher"]},
+        {"id": "wang_jianguo", "name": "王建国", "unit": "logistics", "roles": ["unit_head"]},
+        {"id": "li_na", "name": "李娜", "unit": "security", "roles": ["safety_officer"]},
+        {"id": "zhao_min", "name": "赵敏", "unit": "school", "roles": ["leader"]},
+        {"id": "liu_yang", "name": "刘洋", "unit": "school", "roles": ["admin"]},
+        {"id": "zhou_tao", "name": "周涛", "unit": "school2", "roles": ["teacher"]},
+        {"id": "wang_jianguo2", "name": "王建国", "unit": "s2_logistics", "roles": ["unit_head"]},
+        {"id": "qian_hong", "name": "钱红", "unit": "s2_logistics", "roles": ["teacher"]},
+        {"id": "ma_li", "name": "马丽", "unit": "s2_security", "roles": ["safety_officer"]},
+        {"id": "sun_li", "name": "孙丽", "unit": "school2", "roles": ["leader"]},
+        {"id": "he_jun", "name": "何军", "unit": "school2", "roles": ["admin"]},
+        {"id": "wu_ju", "name": "吴菊", "unit": "bureau", "roles": ["admin", "leader"]},
+    ],
+    "groups": [
+        {"id": "staff", "name": "一中安全工作群", "platform": "console", "units": ["school"], "campaign": "c1"},
+        {"id": "leaders", "name": "一中领导群", "platform": "console", "kind": "leaders", "units": ["school"],
+         "campaign": "c1"},
+        {"id": "s2", "name": "城南小学群", "platform": "console", "units": ["school2"], "campaign": "c1"},
+        {"id": "s2_leaders", "name": "城南小学领导群", "platform": "console", "kind": "leaders", "units": ["school2"],
+         "campaign": "c1"},
+        {"id": "county", "name": "县局领导群", "platform": "console", "kind": "leaders", "units": ["bureau"],
+         "campaign": "c1"},
+    ],
+    "buildings": [
+        {"id": "b1", "name": "3号教学楼", "unit": "school", "aliases": ["三号教学楼"]},
+        {"id": "b2", "name": "食堂", "unit": "school"},
+        {"id": "s2_b1", "name": "3号教学楼", "unit": "school2"},
+        {"id": "s2_b2", "name": "食堂", "unit": "school2", "aliases": ["餐厅"]},
+    ],
+}
+
+
+@pytest.fixture
+def two_schools(tmp_path: Path) -> Iterator[Chat]:
+    """A chat with the two-school county (TWO_SCHOOLS); any chat id that is no group is a private chat."""
+    engine = start_engine(parse_config(TWO_SCHOOLS), tmp_path)
+    yield Chat(engine, datetime(2023, 12, 5, 10, 0, tzinfo=TZ))
+    engine.db.dispose()

@@ -1,3 +1,3 @@
 """Handler tests talk to the bot as a chat with a small school (see tests/school.py)."""
 
-from tests.school import chat, engine  # noqa: F401  (fixtures)
+from tests.school import chat, engine, two_schools  # noqa: F401  (fixtures)

@@ -100,7 +100,9 @@ def test_unit_alias_is_understood(chat: Chat) -> None:
 
 def test_a_unit_of_another_school_cannot_be_reported_in_this_group(chat: Chat) -> None:
     reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n单位：城南小学")
-    assert "没有找到单位「城南小学」" in reply
+    assert "「城南小学」不属于本群负责的单位" in reply and "例如：单位：教务处" in reply
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).all() == []
 
 
 def test_malformed_report_gets_an_error_with_the_template_and_stores_nothing(chat: Chat) -> None:

@@ -429,7 +429,15 @@ class Directory(_Model):
     roles: list[DirectoryRole] = Field(default_factory=list)
     sync_every_minutes: int = Field(default=1440, ge=15, le=7 * 1440)
     max_concurrency: int = Field(default=4, ge=1, le=16)  # API calls in flight at once
-    calls_per_second: float = Field(default=20.0, gt=0, le=1000)  # DingTalk reports 20 QPS per app
+    # API calls per second; default 20 on DingTalk (a reported 20 QPS per app), 50 on WeCom (far below its
+    # 10,000 calls per minute per API and corp).
+    calls_per_second: float | None = Field(default=None, gt=0, le=1000)
+
+    @property
+    def rate(self) -> float:
+        if self.calls_per_second is not None:
+            return self.calls_per_second
+        return 50.0 if self.platform == "wecom" else 20.0
 
 
 class Config(_Model):

@@ -39,7 +39,7 @@ async def fetch_snapshot(config: Config, secrets: Secrets, http: httpx.AsyncClie
     """The configured platform's directory of the configured schools."""
     directory = config.directory
     assert directory is not None
-    caller = ApiCaller(http, max_concurrency=directory.max_concurrency, calls_per_second=directory.calls_per_second)
+    caller = ApiCaller(http, max_concurrency=directory.max_concurrency, calls_per_second=directory.rate)
     if directory.platform == "wecom":
         source: WeComDirectory | DingTalkDirectory = WeComDirectory(
             caller, api_base=config.wecom.api_base,

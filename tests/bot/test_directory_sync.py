@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -113,12 +114,12 @@ def small_org() -> tuple[FakeOrg, dict[int, str]]:
 
 
 def test_a_county_of_50_schools_of_100_members_becomes_units_and_people(wecom: FakeWeCom, db: Engine) -> None:
-    wecom.org, schools = build_org(schools=50, departments_per_school=10, members_per_school=100)
+    wecom.org, schools = build_org(schools=50, departments_per_school=3, members_per_school=100)
     config = directory_config("wecom", wecom.base_url, schools)
 
     report = sync(config, db)
 
-    assert (report.units.added, report.people.added) == (500, 5000)
+    assert (report.units.added, report.people.added) == (150, 5000)
     assert report.problems == []
     with Session(db) as session:
         people = session.exec(select(PersonRow).where(PersonRow.source == "platform")).all()
@@ -134,7 +135,7 @@ def test_a_county_of_50_schools_of_100_members_becomes_units_and_people(wecom: F
                 cursor = units[cursor.parent_id or ""]
     nested = unit_of_dept(db, 1003)  # school 1's third department sits under its first
     assert nested.parent_id == "wecom-dept-1001" and nested.id == "wecom-dept-1003"
-    assert report.api_calls == 1 + 50 + 550 + 550  # token, simplelist per school, get and user/list per dept
+    assert report.api_calls == 1 + 50 + 200 + 200  # token, simplelist per school, get and user/list per dept
 
     again = sync(config, db, LATER)
     assert (again.people.unchanged, again.people.added, again.people.deactivated) == (5000, 0, 0)
@@ -443,3 +444,28 @@ roles = ["admin"]
     wecom.org.refuse = 48009
     assert main(["directory", "sync", "--config", str(path), "--now", "2026-03-02T11:00+08:00"]) == 1
     assert "left as it was" in capsys.readouterr().err
+
+
+def test_serve_syncs_the_directory_when_it_leads(wecom: FakeWeCom, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+
+    wecom.org, schools = small_org()
+    data = directory_config("wecom", wecom.base_url, schools).model_dump(mode="json", exclude_none=True)
+    data["database"] = {"url": f"sqlite:///{tmp_path / 'serve.db'}"}
+    data["server"] = {"data_dir": str(tmp_path / "data"), "handler_processes": 0}
+    data["scheduler"] = {"enabled": False}  # without the campaign clock this one process leads
+    config = parse_config(data)
+    app = create_app(config, secrets=SECRETS)
+
+    def platform_people() -> int:
+        with Session(app.state.engine.db) as session:
+            return len(session.exec(select(PersonRow).where(PersonRow.source == "platform")).all())
+
+    with TestClient(app):
+        deadline = time.monotonic() + 20  # waits for the sync to happen, not for an amount of time
+        while platform_people() < 24 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert platform_people() == 24
+    assert wecom.org.calls["/cgi-bin/gettoken"] == 1

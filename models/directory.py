@@ -99,7 +99,7 @@ def _user_id_column(platform: str):  # type: ignore[no-untyped-def]
     return PersonRow.wecom_userid if platform == "wecom" else PersonRow.dingtalk_staff_id
 
 
-def config_people_by_user_id(session: Session, platform: str) -> set[str]:
+def user_ids_typed_in_config(session: Session, platform: str) -> set[str]:
     """Platform user ids already given to active people of the TOML (the TOML entry wins)."""
     column = _user_id_column(platform)
     rows = session.exec(

@@ -26,7 +26,7 @@ from models.directory import (
     PlannedUnit,
     Snapshot,
     apply_plan,
-    config_people_by_user_id,
+    user_ids_typed_in_config,
 )
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
@@ -71,7 +71,7 @@ def apply_snapshot(session: Session, config: Config, snapshot: Snapshot, now: da
     """Make the database's platform units and people match the snapshot (commit is the caller's)."""
     if config.directory is None:
         raise ValueError("no [directory] in the config")
-    taken = config_people_by_user_id(session, snapshot.platform)
+    taken = user_ids_typed_in_config(session, snapshot.platform)
     plan, report = build_plan(config.directory, snapshot, taken)
     applied: AppliedPlan = apply_plan(session, plan, now)
     report.units, report.people = applied.units, applied.people

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from bot.cli import main
@@ -66,6 +68,24 @@ def db(tmp_path: Path) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[Engine]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
 
 
 @pytest.fixture
@@ -174,6 +194,19 @@ def test_a_changed_moved_and_removed_member_shows_on_the_next_sync(wecom: FakeWe
     back = sync(config, db, LATER)
     assert back.people.added == 1 and person(db, "wecom", "s1u9").active
     assert person(db, "wecom", "s1u9").left_at is None
+
+
+def test_a_sync_and_a_resync_on_postgres(wecom: FakeWeCom, postgres_db: Engine) -> None:
+    wecom.org, schools = small_org()
+    config = directory_config("wecom", wecom.base_url, schools)
+    assert sync(config, postgres_db).people.added == 24
+    wecom.org.remove_member("s2u2")
+    wecom.org.members["s2u5"].departments = [1005]
+
+    report = sync(config, postgres_db, LATER)
+
+    assert (report.people.deactivated, report.people.moved, report.people.unchanged) == (1, 1, 22)
+    assert person(postgres_db, "wecom", "s2u2").left_at == LATER
 
 
 def test_a_removed_department_deactivates_its_unit_and_a_disabled_member_leaves(wecom: FakeWeCom, db: Engine) -> None:
@@ -469,3 +502,10 @@ def test_serve_syncs_the_directory_when_it_leads(wecom: FakeWeCom, tmp_path: Pat
             time.sleep(0.05)
         assert platform_people() == 24
     assert wecom.org.calls["/cgi-bin/gettoken"] == 1
+
+
+def test_the_directory_secret_is_masked_in_logs() -> None:
+    from bot.logging_setup import secret_values
+
+    config = directory_config("wecom", "http://127.0.0.1:9", {7: "school-1"})
+    assert ENV["WC_SECRET"] in secret_values(config, SECRETS)

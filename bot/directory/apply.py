@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.config import Config, Directory
+from bot.directory.mobiles import is_mobile
 from models.directory import (
     AppliedPlan,
     Changes,
@@ -29,7 +30,6 @@ from models.directory import (
     user_ids_typed_in_config,
 )
 
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _MAX_ID = 64
 UNIT_SEQ_BASE = 100_000  # platform units list after the TOML's units, in the platform's order
 
@@ -146,7 +146,7 @@ def _resolve_roles(
         who = entry.who.strip()
         if who in by_id:
             found = [by_id[who]]
-        elif _MOBILE.match(who):
+        elif is_mobile(who):
             found = by_mobile.get(who, [])
             mobile_needed.update(m.user_id for m in found)
         else:

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.directory.calls import ApiCaller, DirectoryError, DirectoryRefused, calls_together
+from bot.directory.mobiles import attach_mobiles
 from models.directory import Department, Member, Snapshot
 
+USER_NOT_FOUND = 60121  # user/getbymobile: no member has this mobile
 PAGE_SIZE = 100  # the largest page topapi/v2/user/list allows
 PERMISSION_CODES = {
     60011: "the app lacks a contacts permission: grant 通讯录部门信息读权限 and 成员信息读权限 "
@@ -34,7 +36,8 @@ class DingTalkDirectory:
         self.app_key, self.app_secret = app_key, app_secret
         self.token = ""
 
-    async def snapshot(self, school_dept_ids: Iterable[str]) -> Snapshot:
+    async def snapshot(self, school_dept_ids: Iterable[str], *, mobiles: Iterable[str] = ()) -> Snapshot:
+        """The schools' departments and members; `mobiles` (from role entries) are looked up if not shown."""
         await self._fetch_token()
         departments: dict[str, Department] = {}
         leaders: dict[str, set[str]] = {}
@@ -76,12 +79,23 @@ class DingTalkDirectory:
             fresh = [d for d in below if d.id not in departments]
             departments.update((d.id, d) for d in fresh)
             level = [d.id for d in fresh]
+        listed = [_member(user, leaders) for user in members.values()]
+        with_mobiles = await attach_mobiles(listed, mobiles, self._user_id_of)
         return Snapshot(
             platform="dingtalk",
             departments=tuple(departments.values()),
-            members=tuple(_member(user, leaders) for user in members.values()),
+            members=tuple(with_mobiles),
             api_calls=self.caller.calls,
         )
+
+    async def _user_id_of(self, mobile: str) -> str | None:
+        """`topapi/v2/user/getbymobile`: the userid of a mobile, None when no member has it (60121)."""
+        try:
+            return str((await self._post("topapi/v2/user/getbymobile", mobile=mobile))["userid"])
+        except DirectoryError as exc:
+            if exc.code == USER_NOT_FOUND:
+                return None
+            raise
 
     async def _fetch_token(self) -> None:
         body = await self.caller.json(

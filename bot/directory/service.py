@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.directory.apply import SyncReport, apply_snapshot
 from bot.directory.calls import ApiCaller, DirectoryError
 from bot.directory.dingtalk import DingTalkDirectory
+from bot.directory.mobiles import role_mobiles
 from bot.directory.wecom import WeComDirectory
 from bot.secrets import Secrets
 from models.directory import Snapshot
@@ -50,7 +51,7 @@ async def fetch_snapshot(config: Config, secrets: Secrets, http: httpx.AsyncClie
             caller, api_base=config.dingtalk.api_base, oapi_base=config.dingtalk.oapi_base,
             app_key=_credential(config, secrets, "app_key"), app_secret=_credential(config, secrets, "app_secret"),
         )
-    return await source.snapshot(directory.schools)
+    return await source.snapshot(directory.schools, mobiles=role_mobiles(role.who for role in directory.roles))
 
 
 def apply_in_transaction(db: Engine, config: Config, snapshot: Snapshot, now: datetime, *, dry_run: bool) -> SyncReport:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.directory.calls import ApiCaller, DirectoryError, DirectoryRefused, calls_together
+from bot.directory.mobiles import attach_mobiles
 from models.directory import Department, Member, Snapshot
 
 # What to grant when WeCom refuses (errcode → the missing permission, for the log and the CLI).
@@ -23,6 +24,7 @@ PERMISSION_CODES = {
     60011: "a school's department or member is outside the app's visible range: add it under 应用管理 → 可见范围",
     60020: "this server's IP is not trusted: add it under 应用管理 → 企业可信IP",
 }
+USER_NOT_FOUND = 46004  # user/getuserid: no member has this mobile
 # WeCom member status: 1 active, 2 disabled, 4 not yet activated, 5 left the organisation.
 _MEMBER_STATUSES = {1, 4}
 
@@ -35,7 +37,8 @@ class WeComDirectory:
         self.corp_id, self.secret = corp_id, secret
         self.token = ""
 
-    async def snapshot(self, school_dept_ids: Iterable[str]) -> Snapshot:
+    async def snapshot(self, school_dept_ids: Iterable[str], *, mobiles: Iterable[str] = ()) -> Snapshot:
+        """The schools' departments and members; `mobiles` (from role entries) are looked up if not shown."""
         self.token = str((await self._get("gettoken", corpid=self.corp_id, corpsecret=self.secret))["access_token"])
         ids: dict[str, dict[str, Any]] = {}
         for school in school_dept_ids:
@@ -57,23 +60,38 @@ class WeComDirectory:
         async with calls_together() as tasks:
             for dept_id in ids:
                 tasks.start_soon(read_department, dept_id)
+        listed = [_member(user, leaders) for user in members.values()]
+        with_mobiles = await attach_mobiles(listed, mobiles, self._user_id_of)
         return Snapshot(
             platform="wecom",
             departments=tuple(departments[d] for d in ids),
-            members=tuple(_member(user, leaders) for user in members.values()),
+            members=tuple(with_mobiles),
             api_calls=self.caller.calls,
         )
+
+    async def _user_id_of(self, mobile: str) -> str | None:
+        """`user/getuserid`: the userid of a mobile, None when no member has it (46004)."""
+        url = f"{self.api_base}/cgi-bin/user/getuserid"
+        body = await self.caller.json("POST", url, params={"access_token": self.token}, json={"mobile": mobile})
+        code = int(body.get("errcode", 0) or 0)
+        if code == USER_NOT_FOUND:
+            return None
+        self._check(code, "user/getuserid")
+        return str(body["userid"])
 
     async def _get(self, api: str, **params: Any) -> dict[str, Any]:
         if api != "gettoken":
             params["access_token"] = self.token
         body = await self.caller.json("GET", f"{self.api_base}/cgi-bin/{api}", params=params)
-        code = int(body.get("errcode", 0) or 0)
+        self._check(int(body.get("errcode", 0) or 0), api)
+        return body
+
+    @staticmethod
+    def _check(code: int, api: str) -> None:
         if code in PERMISSION_CODES:
             raise DirectoryRefused("wecom", code, f"{api}: {PERMISSION_CODES[code]}")
         if code:
             raise DirectoryError("wecom", code, f"{api} failed")
-        return body
 
 
 def _member(user: dict[str, Any], leaders: dict[str, list[str]]) -> Member:

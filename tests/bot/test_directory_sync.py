@@ -282,6 +282,38 @@ def test_toml_role_holders_by_name_mobile_and_user_id_get_their_roles(wecom: Fak
     ]
 
 
+def test_a_mobile_wecom_does_not_list_is_looked_up_for_its_role_entry(wecom: FakeWeCom, db: Engine) -> None:
+    wecom.org, schools = small_org()
+    wecom.org.hide_mobiles = True  # an app created after 2022-06-20
+    wecom.org.members["s2u6"].mobile = "13900000006"
+    wecom.org.members["s2u9"].mobile = "13900000009"
+    roles = [{"who": "13900000006", "roles": ["safety_officer"]}, {"who": "13700000000", "roles": ["leader"]}]
+    config = directory_config("wecom", wecom.base_url, schools, roles=roles)
+
+    report = sync(config, db)
+
+    found = person(db, "wecom", "s2u6")
+    assert (found.role_set, found.mobile) == ({"safety_officer"}, "13900000006")
+    assert person(db, "wecom", "s2u9").mobile is None
+    assert wecom.org.calls["/cgi-bin/user/getuserid"] == 2  # only the role entries' mobiles
+    assert report.problems == [
+        "directory.roles[1].who: '13700000000' is no member of the schools' departments (give a user id, name or mobile)"
+    ]
+
+
+def test_dingtalk_looks_up_only_mobiles_the_listing_did_not_show(dingtalk: FakeDingTalk, db: Engine) -> None:
+    dingtalk.org, schools = small_org()
+    dingtalk.org.members["s1u7"].mobile = "13800000007"
+    roles = [{"who": "13800000007", "roles": ["leader"]}, {"who": "13700000000", "roles": ["leader"]}]
+    config = directory_config("dingtalk", dingtalk.base_url, schools, roles=roles)
+
+    report = sync(config, db)
+
+    assert person(db, "dingtalk", "s1u7").role_set == {"leader"}
+    assert dingtalk.org.calls["/topapi/v2/user/getbymobile"] == 1  # the unknown one
+    assert len(report.problems) == 1 and report.problems[0].startswith("directory.roles[1].who")
+
+
 def test_a_member_typed_in_people_keeps_the_toml_entry(wecom: FakeWeCom, db: Engine) -> None:
     wecom.org, schools = small_org()
     config = directory_config("wecom", wecom.base_url, schools)

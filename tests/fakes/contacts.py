@@ -4,8 +4,9 @@ Both fakes read the same `FakeOrg`: departments with a parent, order and leaders
 more departments. A test changes it between syncs (rename, move, remove a member) and can refuse a
 permission (`refuse` = an errcode returned by every contacts call) or hide departments from the app
 (`visible`: the roots of the app's visible range; None = everything).
-Answers follow the real shapes: WeCom `department/simplelist`, `department/get`, `user/list`;
-DingTalk `topapi/v2/department/get`, `topapi/v2/department/listsub`, `topapi/v2/user/list` (cursor paging).
+Answers follow the real shapes: WeCom `department/simplelist`, `department/get`, `user/list`,
+`user/getuserid`; DingTalk `topapi/v2/department/get`, `topapi/v2/department/listsub`, `topapi/v2/user/list`
+(cursor paging), `topapi/v2/user/getbymobile`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class FakeOrg:
     members: dict[str, OrgMember] = field(default_factory=dict)
     refuse: int | None = None  # errcode for every contacts call (e.g. WeCom 48009, DingTalk 60011)
     visible: set[int] | None = None  # roots of the app's visible range; None = the whole organisation
+    hide_mobiles: bool = False  # a WeCom app created after 2022-06-20: no mobile in user/list
     calls: Counter[str] = field(default_factory=Counter)  # path -> number of calls
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,6 +92,9 @@ class FakeOrg:
             cursor = self.departments[cursor].parent_id
         return False
 
+    def by_mobile(self, mobile: Any) -> OrgMember | None:
+        return next((m for m in self.members.values() if mobile and m.mobile == mobile), None)
+
     def count(self, path: str) -> None:
         with self.lock:
             self.calls[path] += 1
@@ -100,6 +105,11 @@ class FakeOrg:
         """The answer of /cgi-bin/<api> (token already checked)."""
         if self.refuse is not None:
             return _wecom_error(self.refuse, "no privilege to access/modify contact/party/agent")
+        if api == "user/getuserid":
+            found = self.by_mobile(params.get("mobile"))
+            if found is None:
+                return _wecom_error(46004, "user no exist")
+            return {"errcode": 0, "errmsg": "ok", "userid": found.user_id}
         try:
             dept_id = int(params.get("id") or params.get("department_id") or 0)
         except ValueError:
@@ -114,7 +124,7 @@ class FakeOrg:
             info = {"id": d.id, "name": d.name, "name_en": "", "department_leader": list(d.leaders),
                     "parentid": d.parent_id or 0, "order": d.order}
             return {"errcode": 0, "errmsg": "ok", "department": info}
-        users = [_wecom_user(m, self.departments) for m in self.members_of(dept_id)]
+        users = [_wecom_user(m, self.departments, self.hide_mobiles) for m in self.members_of(dept_id)]
         return {"errcode": 0, "errmsg": "ok", "userlist": users}
 
     # -- DingTalk ------------------------------------------------------------------------------
@@ -123,6 +133,11 @@ class FakeOrg:
         """The answer of /topapi/<api> (token already checked)."""
         if self.refuse is not None:
             return {"errcode": self.refuse, "errmsg": "没有调用该接口的权限", "request_id": "fake"}
+        if api == "v2/user/getbymobile":
+            found = self.by_mobile(body.get("mobile"))
+            if found is None:
+                return {"errcode": 60121, "errmsg": "找不到该用户", "request_id": "fake"}
+            return {"errcode": 0, "errmsg": "ok", "result": {"userid": found.user_id}, "request_id": "fake"}
         dept_id = body.get("dept_id")
         if not isinstance(dept_id, int) or dept_id not in self.departments:
             return {"errcode": 60003, "errmsg": "部门不存在", "request_id": "fake"}
@@ -152,14 +167,14 @@ def _wecom_error(code: int, text: str) -> dict[str, Any]:
     return {"errcode": code, "errmsg": f"{text}, hint: [fake], more info at https://open.work.weixin.qq.com/devtool/query?e={code}"}
 
 
-def _wecom_user(member: OrgMember, departments: dict[int, OrgDepartment]) -> dict[str, Any]:
+def _wecom_user(member: OrgMember, departments: dict[int, OrgDepartment], hide_mobile: bool) -> dict[str, Any]:
     user: dict[str, Any] = {
         "userid": member.user_id, "name": member.name, "department": list(member.departments),
         "order": [0] * len(member.departments), "main_department": member.departments[0],
         "is_leader_in_dept": [int(member.user_id in departments[d].leaders) for d in member.departments],
         "status": member.status, "position": "", "alias": "",
     }
-    if member.mobile:  # apps created after 2022-06-20 get no mobile without consent: empty then
+    if member.mobile and not hide_mobile:  # apps created after 2022-06-20 get none without consent
         user["mobile"] = member.mobile
     return user
 

@@ -163,6 +163,7 @@ class FakeWeCom:
             Route("/media/{media_id}", self._media, methods=["GET"]),
             Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
             *[Route(f"/cgi-bin/{api}", self._contacts, methods=["GET"]) for api in CONTACT_APIS],
+            Route("/cgi-bin/user/getuserid", self._contacts, methods=["POST"]),
             WebSocketRoute("/ws", self._websocket),
         ])
         config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio")
@@ -336,7 +337,14 @@ class FakeWeCom:
             return JSONResponse(error(41001, "access_token missing"))
         if token not in self.access_tokens:
             return JSONResponse(error(40014, "invalid access_token"))
-        return JSONResponse(self.org.wecom(api, dict(request.query_params)))
+        params = dict(request.query_params)
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                return JSONResponse(error(40016, "invalid Request Parameter, Warning: wrong json format."))
+            params.update(body if isinstance(body, dict) else {})
+        return JSONResponse(self.org.wecom(api, params))
 
     # -- response_url, media ------------------------------------------------------------------
 

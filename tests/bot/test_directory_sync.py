@@ -23,6 +23,7 @@ from bot.config import Config, ConfigError, parse_config
 from bot.directory import Department, Member, Snapshot, apply_snapshot
 from bot.directory.calls import DirectoryRefused
 from bot.directory.service import sync_directory, sync_logged
+from bot.engine import Engine as BotEngine
 from bot.secrets import Secrets
 from bot.sync import sync_config
 from models.db import make_engine, upgrade
@@ -189,6 +190,9 @@ def test_a_changed_moved_and_removed_member_shows_on_the_next_sync(wecom: FakeWe
     assert (gone.active, gone.left_at) == (False, LATER)
     with Session(db) as session:
         assert session.exec(select(Hazard)).one().reporter_id == gone.id  # history kept
+        # The bot knows a synced member by their WeCom userid, and no longer knows the leaver.
+        assert BotEngine.find_person(session, "wecom", "s1u5").name == "王芳"
+        assert BotEngine.find_person(session, "wecom", "s1u9") is None
 
     wecom.org.add_member("s1u9", "教师1-9", [1001])  # came back
     back = sync(config, db, LATER)

@@ -324,6 +324,7 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
     import httpx
     from sqlmodel import Session
 
+    from bot.directory.apply import SyncReport
     from bot.directory.calls import DirectoryError
     from bot.directory.service import sync_directory
     from bot.secrets import Secrets
@@ -342,7 +343,7 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
         sync_config(session, config)
     now = _clock(args, config.tz).now()
 
-    async def run() -> object:
+    async def run() -> SyncReport:
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
             return await sync_directory(config, db, Secrets(), now, http=http, dry_run=args.dry_run)
 
@@ -353,7 +354,7 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
         return 1
     if args.dry_run:
         print("dry run: nothing was written")
-    print("\n".join(report.lines()))  # type: ignore[attr-defined]
+    print("\n".join(report.lines()))
     return 0
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from sqlmodel import Session
 
 from bot.config import Config
+from bot.directory.service import directory_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
@@ -112,6 +113,10 @@ def create_app(
     # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
     # and the one holder of each long connection (a second connection would kick the first).
     sender.may_send = is_leader
+    if config.directory is not None:  # units and people from the WeCom/DingTalk directory, synced by the leader
+        runtime.services.append(directory_service(
+            config, engine.db, secrets, clock=engine.now, is_leader=is_leader, http=runtime.http
+        ))
     data_dir_probe = DataDirProbe(engine.data_dir)
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan, export.
+"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan, export, directory sync.
 
 Every command takes `--now` (an ISO time with a UTC offset): the command runs as if it were that
 time. One-shot commands stand still at it; `serve --now` starts the bot's clock there and lets it
@@ -319,6 +319,45 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_directory_sync(args: argparse.Namespace) -> int:
+    import anyio
+    import httpx
+    from sqlmodel import Session
+
+    from bot.directory.apply import SyncReport
+    from bot.directory.calls import DirectoryError
+    from bot.directory.service import sync_directory
+    from bot.secrets import Secrets
+    from bot.sync import sync_config
+    from models.db import make_engine, upgrade
+
+    config = _load_config(args.config)
+    if config is None:
+        return 1
+    if config.directory is None:
+        print("no [directory] table in the config: see docs/wecom-setup.md (从通讯录同步)", file=sys.stderr)
+        return 1
+    db = make_engine(config.database.url)
+    upgrade(db)
+    with Session(db) as session:  # the schools' units come from the TOML, as when `serve` starts
+        sync_config(session, config)
+    now = _clock(args, config.tz).now()
+
+    async def run() -> SyncReport:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
+            return await sync_directory(config, db, Secrets(), now, http=http, dry_run=args.dry_run)
+
+    try:
+        report = anyio.run(run)
+    except DirectoryError as exc:
+        print(f"directory sync failed, the directory was left as it was: {exc}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print("dry run: nothing was written")
+    print("\n".join(report.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetybot", description="School safety hazard campaign bot")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -367,6 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: 14 days after --from)")
     p.add_argument("--json", action="store_true", help="a JSON list of {at, kind, campaign, group, summary}")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("directory", help="units and people from the WeCom/DingTalk directory ([directory])")
+    directory = p.add_subparsers(dest="directory_cmd", required=True)
+    d = directory.add_parser("sync", help="fetch the platform directory now and print what changed")
+    d.add_argument("--config", default="config.example.toml")
+    d.add_argument("--dry-run", action="store_true", help="show what would change without writing it")
+    d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)  # also accepted before `sync`
+    d.set_defaults(func=_cmd_directory_sync)
 
     for command in sub.choices.values():
         command.add_argument("--now", help=NOW_HELP)

@@ -406,6 +406,40 @@ class Simulator(_Model):
     token_env: EnvVarName | None = None
 
 
+def _who_as_text(value: Any) -> Any:
+    """An unquoted mobile (13800000001) is a TOML integer; a `who` is always text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class DirectoryRole(_Model):
+    """Roles the platform cannot know, for one person named by user id, name or mobile."""
+
+    who: Annotated[str, BeforeValidator(_who_as_text), Field(min_length=1, max_length=128)]
+    roles: list[Role] = Field(min_length=1)
+
+
+class Directory(_Model):
+    """Units and people come from the WeCom/DingTalk directory (bot/directory/), not from [[people]]."""
+
+    platform: Literal["wecom", "dingtalk"]
+    # wecom: corp_id, secret (the contacts-sync or app secret); dingtalk: app_key, app_secret: env var NAMES
+    credentials: dict[str, EnvVarName] = Field(default_factory=dict)
+    # platform department id -> id of a configured unit (the school); its sub-departments become units under it
+    schools: dict[str, str] = Field(min_length=1)
+    roles: list[DirectoryRole] = Field(default_factory=list)
+    sync_every_minutes: int = Field(default=1440, ge=15, le=7 * 1440)
+    max_concurrency: int = Field(default=4, ge=1, le=16)  # API calls in flight at once
+    # API calls per second; default 20 on DingTalk (a reported 20 QPS per app), 50 on WeCom (far below its
+    # 10,000 calls per minute per API and corp).
+    calls_per_second: float | None = Field(default=None, gt=0, le=1000)
+
+    @property
+    def rate(self) -> float:
+        if self.calls_per_second is not None:
+            return self.calls_per_second
+        return 50.0 if self.platform == "wecom" else 20.0
+
+
 class Config(_Model):
     timezone: str = "Asia/Shanghai"
     database: Database = Field(default_factory=Database)
@@ -426,6 +460,7 @@ class Config(_Model):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     simulator: Simulator = Field(default_factory=Simulator)
+    directory: Directory | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -755,8 +790,41 @@ def _check_people(data: Row) -> list[str]:
                     f"people[{i}].name: {name!r} is also people[{other}] in {scope_name}; "
                     f"责任人：{name} would be ambiguous, so make the names differ (e.g. {name}2)"
                 )
-    if not any("admin" in [role for _, role in _strs(row, "roles")] for row in people):
+    if not any("admin" in [role for _, role in _strs(row, "roles")] for row in people) and not _directory_admin(data):
         problems.append('people: nobody has the admin role; give at least one person roles = ["admin"]')
+    return problems
+
+
+def _directory_table(data: Row) -> Row:
+    value = data.get("directory")
+    return value if isinstance(value, dict) else {}
+
+
+def _directory_admin(data: Row) -> bool:
+    """True when a [[directory.roles]] entry names an admin."""
+    return any("admin" in [role for _, role in _strs(row, "roles")] for row in _rows(_directory_table(data), "roles"))
+
+
+DIRECTORY_CREDENTIALS = {"wecom": ("corp_id", "secret"), "dingtalk": ("app_key", "app_secret")}
+
+
+def _check_directory(data: Row) -> list[str]:
+    """Schools must be configured units, and the platform's credentials must be named."""
+    directory = _directory_table(data)
+    if not directory:
+        return []
+    problems: list[str] = []
+    unit_ids = _ids(data, "units")
+    schools = directory.get("schools")
+    for dept_id, unit in (schools.items() if isinstance(schools, dict) else []):
+        if isinstance(unit, str) and unit not in unit_ids:
+            problems.append(f"directory.schools.{dept_id}: unknown unit {unit!r}; add it to [[units]] first")
+    credentials = directory.get("credentials")
+    needed = DIRECTORY_CREDENTIALS.get(str(directory.get("platform")), ())
+    missing = [key for key in needed if not (isinstance(credentials, dict) and key in credentials)]
+    if missing:
+        example = ", ".join(f'{key} = "SAFETYBOT_{key.upper()}"' for key in needed)
+        problems.append(f"directory.credentials: missing {', '.join(missing)}; e.g. credentials = {{ {example} }}")
     return problems
 
 
@@ -864,7 +932,8 @@ def find_problems(data: dict[str, Any]) -> list[str]:
     except ValidationError as exc:
         for err in exc.errors():
             problems.append(f"{_key_path(tuple(err['loc'])) or '(top level)'}: {_describe(err)}")
-    for check in (_check_ids, _check_units, _check_campaigns, _check_people, _check_groups, _check_catalogue):
+    for check in (_check_ids, _check_units, _check_campaigns, _check_people, _check_groups, _check_catalogue,
+                  _check_directory):
         problems.extend(check(data))
     return sorted(dict.fromkeys(problems), key=_sort_key)
 

@@ -61,6 +61,8 @@ def secret_values(config: Config, secrets: Secrets) -> list[str]:
         names.update(robot.credentials.values())
     if config.simulator.token_env:
         names.add(config.simulator.token_env)
+    if config.directory is not None:
+        names.update(config.directory.credentials.values())
     return [value for name in names if (value := secrets.get(name))]
 
 

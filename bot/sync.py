@@ -2,6 +2,7 @@
 
 The config is the source of truth for who is who; the database keeps hazards pointing at them.
 People or units removed from the config are deactivated, never deleted (the ledger refers to them).
+Rows from the platform directory (source="platform", bot/directory/) are left to the directory sync.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from sqlalchemy import update
 from sqlmodel import Session, delete
 
 from bot.config import Config
+from models.directory import CONFIG
 from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
 
 
@@ -42,9 +44,14 @@ def sync_config(session: Session, config: Config) -> None:
     for seq, unit in enumerate(config.units):
         row = session.get(UnitRow, unit.id) or UnitRow(id=unit.id, name=unit.name)
         row.name, row.parent_id, row.aliases, row.active = unit.name, unit.parent, "|".join(unit.aliases), True
+        row.source = CONFIG
         row.seq = seq
         session.add(row)
-    session.execute(update(UnitRow).where(UnitRow.id.not_in(configured_units)).values(active=False))  # type: ignore[attr-defined]
+    session.execute(
+        update(UnitRow)
+        .where(UnitRow.id.not_in(configured_units), UnitRow.source == CONFIG)  # type: ignore[attr-defined]
+        .values(active=False)
+    )
     session.flush()
 
     configured_people = {person.id for person in config.people}
@@ -54,9 +61,13 @@ def sync_config(session: Session, config: Config) -> None:
         row.wecom_userid, row.dingtalk_staff_id, row.mobile = (
             person.wecom_userid, person.dingtalk_staff_id, person.mobile,
         )
-        row.active = True
+        row.active, row.source = True, CONFIG
         session.add(row)
-    session.execute(update(PersonRow).where(PersonRow.id.not_in(configured_people)).values(active=False))  # type: ignore[attr-defined]
+    session.execute(
+        update(PersonRow)
+        .where(PersonRow.id.not_in(configured_people), PersonRow.source == CONFIG)  # type: ignore[attr-defined]
+        .values(active=False)
+    )
     session.flush()
 
     session.execute(delete(GroupUnit))

@@ -106,6 +106,8 @@ class UnitRow(SQLModel, table=True):
     aliases: str = ""  # "|"-separated other names people type
     active: bool = True
     seq: int = 0  # position in the config, so forms list units in the admin's order
+    source: str = Field(default="config", max_length=16)  # "config" (the TOML) or "platform" (directory sync)
+    platform_dept_id: Optional[str] = Field(default=None, max_length=64)  # the WeCom/DingTalk department id
 
 
 class PersonRow(SQLModel, table=True):
@@ -118,6 +120,8 @@ class PersonRow(SQLModel, table=True):
     dingtalk_staff_id: Optional[str] = Field(default=None, index=True, max_length=128)
     mobile: Optional[str] = Field(default=None, max_length=20)
     active: bool = True
+    source: str = Field(default="config", max_length=16)  # "config" (the TOML) or "platform" (directory sync)
+    left_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))  # left the platform directory
 
     @property
     def role_set(self) -> frozenset[str]:

@@ -9,6 +9,7 @@ Endpoints (paths as on api.dingtalk.com / oapi.dingtalk.com; one server plays bo
   POST /v1.0/robot/messageFiles/download             downloadCode → downloadUrl (served at /files/…)
   POST /v1.0/gateway/connections/open                Stream: {endpoint, ticket}
   WS   /connect?ticket=                              Stream frames (SYSTEM ping/disconnect, CALLBACK, ACK)
+  POST /topapi/v2/department/get|listsub, /topapi/v2/user/list?access_token=   contacts of `org`
 Failures can be injected per path (`fail_next`): an HTTP status or "drop" (connection closed, no answer).
 """
 
@@ -34,6 +35,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
+
+from tests.fakes.contacts import FakeOrg
 
 STREAM_TOPIC = "/v1.0/im/bot/messages/get"
 
@@ -81,6 +84,7 @@ class FakeDingTalk:
         self.group_messages: list[dict[str, Any]] = []  # accepted groupMessages bodies, msgParam parsed
         self.webhook_errors: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        self.org = FakeOrg()  # the contacts endpoints' organisation (tests/fakes/contacts.py)
         self.token_requests = 0
         self.stream_opens: list[dict[str, Any]] = []
         self.stream_acks: list[dict[str, Any]] = []
@@ -361,6 +365,19 @@ class FakeDingTalk:
                     status_code=401,
                 )
             return None
+
+        @app.post("/topapi/{api:path}")
+        async def contacts(api: str, request: Request) -> JSONResponse:
+            fake.org.count(request.url.path)
+            if fake._token_app(request.query_params.get("access_token")) is None:
+                return JSONResponse({"errcode": 40014, "errmsg": "不合法的access_token", "request_id": "fake"})
+            if api not in ("v2/department/get", "v2/department/listsub", "v2/user/list", "v2/user/getbymobile"):
+                return JSONResponse({"errcode": 22, "errmsg": "无效的接口", "request_id": "fake"})
+            try:
+                body = await request.json()
+            except ValueError:
+                return JSONResponse({"errcode": 400002, "errmsg": "无效参数", "request_id": "fake"})
+            return JSONResponse(fake.org.dingtalk(api, body if isinstance(body, dict) else {}))
 
         @app.post("/v1.0/robot/groupMessages/send")
         async def group_send(request: Request) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""A fake WeCom on 127.0.0.1: webhook send/upload, response_url, encrypted media, the AI-bot long connection.
+"""A fake WeCom on 127.0.0.1: webhook send/upload, response_url, encrypted media, the AI-bot long connection,
+gettoken and the contacts API (department/simplelist, department/get, user/list from `org`).
 
 It also drives a bot: `post_aibot_callback()` / `post_group_callback()` encrypt a message with the real
 WXBizMsgCrypt (wechatpy's PrpCrypto, receiveid "") and POST it to the bot's `/wecom/callback`.
@@ -34,6 +35,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from wechatpy.enterprise.crypto import PrpCrypto
 
+from tests.fakes.contacts import FakeOrg
+
+CONTACT_APIS = ("department/simplelist", "department/get", "user/list")
 RESPONSE_URL_USED = 600039  # fake-only: a response_url answered twice
 _MORE = "more info at https://open.work.weixin.qq.com/devtool/query?e={code}"
 
@@ -126,6 +130,9 @@ class FakeWeCom:
         self.ws_received: list[dict[str, Any]] = []
         self.ws_pushed: set[str] = set()  # req_ids of aibot_msg_callback frames sent
         self._ws: dict[str, WebSocket] = {}
+        self.org = FakeOrg()  # the contacts endpoints' organisation (tests/fakes/contacts.py)
+        self.corps: dict[str, str] = {}  # corp_id -> secret accepted by /cgi-bin/gettoken
+        self.access_tokens: set[str] = set()
         self._subscribed = threading.Event()
         self._lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +161,9 @@ class FakeWeCom:
             Route("/cgi-bin/webhook/upload_media", self._upload, methods=["POST"]),
             Route("/cgi-bin/aibot/response", self._response_url, methods=["POST"]),
             Route("/media/{media_id}", self._media, methods=["GET"]),
+            Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
+            *[Route(f"/cgi-bin/{api}", self._contacts, methods=["GET"]) for api in CONTACT_APIS],
+            Route("/cgi-bin/user/getuserid", self._contacts, methods=["POST"]),
             WebSocketRoute("/ws", self._websocket),
         ])
         config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio")
@@ -186,6 +196,10 @@ class FakeWeCom:
         self.stop()
 
     # -- configuration and injection ---------------------------------------------------------
+
+    def add_corp(self, corp_id: str, secret: str) -> None:
+        """Let /cgi-bin/gettoken hand out access tokens for this corp id and secret."""
+        self.corps[corp_id] = secret
 
     def add_webhook_key(self, key: str) -> None:
         self.keys.add(key)
@@ -300,6 +314,37 @@ class FakeWeCom:
         with self._lock:
             self.uploads[media_id] = (key, media.filename or "", data)
         return JSONResponse({**OK, "type": "file", "media_id": media_id, "created_at": str(int(time.time()))})
+
+    # -- access token and contacts ---------------------------------------------------------------
+
+    async def _gettoken(self, request: Request) -> Response:
+        corp_id, secret = request.query_params.get("corpid", ""), request.query_params.get("corpsecret", "")
+        self.org.count("/cgi-bin/gettoken")
+        if corp_id not in self.corps:
+            return JSONResponse(error(40013, "invalid corpid"))
+        if not secret or self.corps[corp_id] != secret:
+            return JSONResponse(error(40001, "invalid credential"))
+        token = uuid.uuid4().hex
+        with self._lock:
+            self.access_tokens.add(token)
+        return JSONResponse({**OK, "access_token": token, "expires_in": 7200})
+
+    async def _contacts(self, request: Request) -> Response:
+        api = request.url.path.removeprefix("/cgi-bin/")
+        self.org.count(request.url.path)
+        token = request.query_params.get("access_token")
+        if not token:
+            return JSONResponse(error(41001, "access_token missing"))
+        if token not in self.access_tokens:
+            return JSONResponse(error(40014, "invalid access_token"))
+        params = dict(request.query_params)
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                return JSONResponse(error(40016, "invalid Request Parameter, Warning: wrong json format."))
+            params.update(body if isinstance(body, dict) else {})
+        return JSONResponse(self.org.wecom(api, params))
 
     # -- response_url, media ------------------------------------------------------------------
 

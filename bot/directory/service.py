@@ -1,0 +1,107 @@
+"""Running a directory sync: fetch a snapshot, apply it in one transaction; and the periodic job in `serve`.
+
+A failed or refused fetch changes nothing: the directory in the database stays as it was.
+Logs carry counts and permission hints only, never a name, user id or mobile of the directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import anyio
+import httpx
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.config import Config
+from bot.directory.apply import SyncReport, apply_snapshot
+from bot.directory.calls import ApiCaller, DirectoryError
+from bot.directory.dingtalk import DingTalkDirectory
+from bot.directory.mobiles import role_mobiles
+from bot.directory.wecom import WeComDirectory
+from bot.secrets import Secrets
+from models.directory import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def _credential(config: Config, secrets: Secrets, key: str) -> str:
+    assert config.directory is not None
+    env_name = config.directory.credentials.get(key, "")
+    value = secrets.get(env_name) if env_name else None
+    if not value:
+        raise DirectoryError("config", "missing", f"credential {key}: environment variable {env_name or '?'} is not set")
+    return value
+
+
+async def fetch_snapshot(config: Config, secrets: Secrets, http: httpx.AsyncClient) -> Snapshot:
+    """The configured platform's directory of the configured schools."""
+    directory = config.directory
+    assert directory is not None
+    caller = ApiCaller(http, max_concurrency=directory.max_concurrency, calls_per_second=directory.rate)
+    if directory.platform == "wecom":
+        source: WeComDirectory | DingTalkDirectory = WeComDirectory(
+            caller, api_base=config.wecom.api_base,
+            corp_id=_credential(config, secrets, "corp_id"), secret=_credential(config, secrets, "secret"),
+        )
+    else:
+        source = DingTalkDirectory(
+            caller, api_base=config.dingtalk.api_base, oapi_base=config.dingtalk.oapi_base,
+            app_key=_credential(config, secrets, "app_key"), app_secret=_credential(config, secrets, "app_secret"),
+        )
+    return await source.snapshot(directory.schools, mobiles=role_mobiles(role.who for role in directory.roles))
+
+
+def apply_in_transaction(db: Engine, config: Config, snapshot: Snapshot, now: datetime, *, dry_run: bool) -> SyncReport:
+    """Apply the snapshot and commit, or roll back when only asked what would change."""
+    with Session(db) as session:
+        report = apply_snapshot(session, config, snapshot, now)
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    return report
+
+
+async def sync_directory(
+    config: Config, db: Engine, secrets: Secrets, now: datetime, *, http: httpx.AsyncClient, dry_run: bool = False
+) -> SyncReport:
+    """One sync; raises DirectoryError (nothing changed) when the platform could not be read."""
+    snapshot = await fetch_snapshot(config, secrets, http)
+    report = await anyio.to_thread.run_sync(
+        lambda: apply_in_transaction(db, config, snapshot, now, dry_run=dry_run)
+    )
+    log.info("directory: synced from %s; %s", snapshot.platform, "; ".join(report.lines()[:3]))
+    if report.problems:
+        log.warning("directory: %d [directory] entries could not be resolved (run `safetybot directory sync`)",
+                    len(report.problems))
+    return report
+
+
+def directory_service(
+    config: Config, db: Engine, secrets: Secrets, *, clock: Callable[[], datetime], is_leader: Callable[[], bool],
+    http: httpx.AsyncClient,
+) -> Callable[[], Awaitable[None]]:
+    """A service for the app: while this process leads, sync every `sync_every_minutes`."""
+    assert config.directory is not None
+    interval = config.directory.sync_every_minutes * 60
+
+    async def run() -> None:
+        while True:
+            if is_leader():
+                await sync_logged(config, db, secrets, clock(), http=http)
+            await anyio.sleep(interval)
+
+    return run
+
+
+async def sync_logged(config: Config, db: Engine, secrets: Secrets, now: datetime, *, http: httpx.AsyncClient) -> None:
+    """A periodic sync that never stops the service: failures are logged, the old directory kept."""
+    try:
+        await sync_directory(config, db, secrets, now, http=http)
+    except DirectoryError as exc:
+        log.error("directory: sync failed, keeping the current directory: %s", exc)
+    except Exception:
+        log.exception("directory: sync failed, keeping the current directory")

@@ -1,0 +1,169 @@
+"""The platform directory in the database: a plan of units and people, applied as one diff.
+
+`bot.directory` turns a WeCom/DingTalk snapshot and the admin's `[directory]` settings into a
+`DirectoryPlan`; `apply_plan` makes the rows with source="platform" match it. Rows of the TOML
+(source="config") are never touched here, and rows that left the directory are deactivated, never
+deleted: hazards and their history keep pointing at them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from models.tables import PersonRow, UnitRow
+
+CONFIG, PLATFORM = "config", "platform"  # values of unit.source / person.source
+
+
+@dataclass(frozen=True)
+class Department:
+    """A platform department as fetched; ids are strings on both platforms."""
+
+    id: str
+    name: str
+    parent_id: str | None
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class Member:
+    """A platform member; `department_ids` lists the main department first, `leader_of` the ones they head."""
+
+    user_id: str
+    name: str
+    department_ids: tuple[str, ...]
+    leader_of: tuple[str, ...] = ()
+    mobile: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The whole directory of one platform at one moment, as far as the app may see it."""
+
+    platform: str  # "wecom" | "dingtalk"
+    departments: tuple[Department, ...]
+    members: tuple[Member, ...]
+    api_calls: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    id: str
+    name: str
+    parent_id: str
+    seq: int
+    platform_dept_id: str
+
+
+@dataclass(frozen=True)
+class PlannedPerson:
+    id: str
+    name: str
+    unit_id: str
+    roles: tuple[str, ...]
+    user_id: str
+    mobile: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectoryPlan:
+    """What the platform rows should be after a sync."""
+
+    platform: str
+    units: tuple[PlannedUnit, ...]
+    people: tuple[PlannedPerson, ...]
+
+
+@dataclass
+class Changes:
+    """How many rows of one kind a sync added (or re-activated), changed, moved and deactivated."""
+
+    added: int = 0
+    changed: int = 0
+    moved: int = 0
+    deactivated: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class AppliedPlan:
+    units: Changes = field(default_factory=Changes)
+    people: Changes = field(default_factory=Changes)
+
+
+def _user_id_column(platform: str):  # type: ignore[no-untyped-def]
+    return PersonRow.wecom_userid if platform == "wecom" else PersonRow.dingtalk_staff_id
+
+
+def user_ids_typed_in_config(session: Session, platform: str) -> set[str]:
+    """Platform user ids already given to active people of the TOML (the TOML entry wins)."""
+    column = _user_id_column(platform)
+    rows = session.exec(
+        select(column).where(PersonRow.source != PLATFORM, PersonRow.active == True, column != None)  # noqa: E711,E712
+    )
+    return {str(value) for value in rows}
+
+
+def apply_plan(session: Session, plan: DirectoryPlan, now: datetime) -> AppliedPlan:
+    """Make the platform units and people match the plan; flushes, the caller commits."""
+    result = AppliedPlan()
+    _apply_units(session, plan.units, result.units)
+    session.flush()  # people point at the units
+    _apply_people(session, plan, now, result.people)
+    session.flush()
+    return result
+
+
+def _apply_units(session: Session, planned: tuple[PlannedUnit, ...], changes: Changes) -> None:
+    existing = {row.id: row for row in session.exec(select(UnitRow).where(UnitRow.source == PLATFORM))}
+    for unit in planned:
+        row = existing.pop(unit.id, None)
+        if row is None or not row.active:
+            row = row or UnitRow(id=unit.id, name=unit.name, source=PLATFORM)
+            changes.added += 1
+        elif row.parent_id != unit.parent_id:
+            changes.moved += 1
+        elif row.name != unit.name:
+            changes.changed += 1
+        else:
+            changes.unchanged += 1
+        row.name, row.parent_id, row.seq, row.active = unit.name, unit.parent_id, unit.seq, True
+        row.platform_dept_id = unit.platform_dept_id
+        session.add(row)
+    for row in existing.values():
+        if row.active:
+            row.active = False
+            changes.deactivated += 1
+            session.add(row)
+
+
+def _apply_people(session: Session, plan: DirectoryPlan, now: datetime, changes: Changes) -> None:
+    existing = {row.id: row for row in session.exec(select(PersonRow).where(PersonRow.source == PLATFORM))}
+    for person in plan.people:
+        row = existing.pop(person.id, None)
+        roles = ",".join(person.roles)
+        if row is None or not row.active:
+            row = row or PersonRow(id=person.id, name=person.name, unit_id=person.unit_id, source=PLATFORM)
+            changes.added += 1
+        elif row.unit_id != person.unit_id:
+            changes.moved += 1
+        elif (row.name, row.roles, row.mobile) != (person.name, roles, person.mobile):
+            changes.changed += 1
+        else:
+            changes.unchanged += 1
+        row.name, row.unit_id, row.roles, row.mobile = person.name, person.unit_id, roles, person.mobile
+        row.active, row.left_at = True, None
+        if plan.platform == "wecom":
+            row.wecom_userid = person.user_id
+        else:
+            row.dingtalk_staff_id = person.user_id
+        session.add(row)
+    for row in existing.values():
+        if row.active:
+            row.active, row.left_at = False, now
+            changes.deactivated += 1
+            session.add(row)

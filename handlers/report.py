@@ -10,7 +10,7 @@ from handlers.dates import beyond_campaign_error
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
 from handlers.format import fmt_date
 from handlers.messages import Reply
-from handlers.photos import photo_note, store_attachments
+from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from models.ledger import next_hazard_number, record_event
 from models.tables import Hazard, HazardStatus
 from scheduler.alerts import queue_major_alert, wake_scheduler
@@ -108,6 +108,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         if queue_major_alert(session, hazard=hazard, now=context.now):
             wake_scheduler()
     photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
+    earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
 
     unit_name = unit_names(session, [unit_id]).get(unit_id, unit_id)
     lines = [
@@ -121,6 +122,8 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         lines.append(f"措施：{hazard.measure}")
     if photos:
         lines.append(photo_note(photos))
+    if earlier:
+        lines.append(pending_note(earlier))
     if level == "重大":
         lines.append("⚠ 重大隐患：将报校领导跟踪督办。")
     lines += notes

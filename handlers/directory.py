@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 
 from sqlmodel import Session, select
 
 from handlers.context import BuildingRef
+from models.ledger import descendants
 from models.tables import PersonRow, UnitRow
 
 
@@ -59,3 +61,39 @@ def unit_names(session: Session, unit_ids: Iterable[str]) -> dict[str, str]:
     if not ids:
         return {}
     return {unit.id: unit.name for unit in session.exec(select(UnitRow).where(UnitRow.id.in_(ids)))}  # type: ignore[attr-defined]
+
+
+def school_units(session: Session, unit_id: str) -> set[str]:
+    """Every unit of the school `unit_id` belongs to: the subtree of its topmost ancestor."""
+    root = session.get(UnitRow, unit_id)
+    seen = {unit_id}
+    while root is not None and root.parent_id is not None and root.parent_id not in seen:
+        seen.add(root.parent_id)
+        parent = session.get(UnitRow, root.parent_id)
+        if parent is None:
+            break
+        root = parent
+    return descendants(session, [root.id if root is not None else unit_id])
+
+
+def closest_people(session: Session, name: str, *, among: Iterable[str] | None = None, limit: int = 3) -> list[PersonRow]:
+    """Active people whose names look most like `name` (a typo such as 王建图 for 王建国), best first."""
+    allowed = None if among is None else set(among)
+    people = [
+        person
+        for person in session.exec(select(PersonRow).where(PersonRow.active == True))  # noqa: E712
+        if allowed is None or person.unit_id in allowed
+    ]
+    names = difflib.get_close_matches(name.strip().removeprefix("@"), {p.name for p in people}, n=limit, cutoff=0.5)
+    return sorted((p for p in people if p.name in names), key=lambda p: (names.index(p.name), p.unit_id))[:limit]
+
+
+def unknown_person_text(session: Session, name: str, *, among: Iterable[str] | None = None) -> str:
+    """「没有找到「王建图」。您是想写：王建国（总务基建处）吗？」, naming the closest people of the directory."""
+    allowed = None if among is None else set(among)
+    close = closest_people(session, name, among=allowed)
+    if not close:
+        return f"没有找到「{name}」，人员名单里没有相近的名字。"
+    units = unit_names(session, {person.unit_id for person in close})
+    choices = "、".join(f"{person.name}（{units.get(person.unit_id, person.unit_id)}）" for person in close)
+    return f"没有找到「{name}」。您是想写：{choices}吗？"

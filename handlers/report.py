@@ -7,7 +7,15 @@ from datetime import timedelta
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.dates import beyond_campaign_error
-from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
+from handlers.directory import (
+    find_building,
+    find_people,
+    find_unit,
+    pick_person,
+    school_units,
+    unit_names,
+    unknown_person_text,
+)
 from handlers.format import fmt_date
 from handlers.messages import Reply
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
@@ -24,6 +32,15 @@ HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「�
 责任人：王建国
 期限：12月10日（也可写 本周五、3天内、月底）
 可选：单位、整改措施、检查内容、立即整改：是/否、停用：是/否；可附现场照片。"""
+
+
+def _unknown_owner(context: Context, name: str) -> Reply:
+    """A 责任人 not in the directory: nothing is filed (it would land under the wrong unit); name the closest."""
+    among = context.group_scope or school_units(context.session, context.person.unit_id)
+    return Reply(
+        f"{unknown_person_text(context.session, name, among=among)}这条隐患没有登记，"
+        "请改正「责任人」后重新发送，例如：责任人：王建国（不确定时可不写责任人，写「单位：总务基建处」）"
+    )
 
 
 def handle_report(command: Command, context: Context) -> list[Reply]:
@@ -49,7 +66,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         if responsible is None and candidates:
             notes.append(f"有{len(candidates)}位「{fields.responsible}」，请在「单位」中写明是哪个部门的。")
         elif responsible is None:
-            notes.append(f"「{fields.responsible}」不在人员名单中，无法提醒本人，请管理员添加。")
+            return [_unknown_owner(context, fields.responsible)]
 
     if unit is None:
         unit_id = responsible.unit_id if responsible else person.unit_id

@@ -76,7 +76,9 @@ def school_units(session: Session, unit_id: str) -> set[str]:
     return descendants(session, [root.id if root is not None else unit_id])
 
 
-def closest_people(session: Session, name: str, *, among: Iterable[str] | None = None, limit: int = 3) -> list[PersonRow]:
+def closest_people(
+    session: Session, name: str, *, among: Iterable[str] | None = None, limit: int = 3
+) -> list[PersonRow]:
     """Active people whose names look most like `name` (a typo such as 王建图 for 王建国), best first."""
     allowed = None if among is None else set(among)
     people = [

@@ -59,7 +59,8 @@ def _find_owner(context: Context, command: Command, name: str, among: set[str]) 
         return Reply(f"{unknown_person_text(context.session, name, among=among)}请改正后重新发送，例如：转交 #{number} 王建国")
     units = unit_names(context.session, {person.unit_id for person in candidates})
     choices = "、".join(f"{person.name}（{units.get(person.unit_id, person.unit_id)}）" for person in candidates)
-    return Reply(f"有{len(candidates)}位「{name}」：{choices}。请写明部门，例如：转交 #{number} {name} 单位：{units[candidates[0].unit_id]}")
+    example = f"转交 #{number} {name} 单位：{units[candidates[0].unit_id]}"
+    return Reply(f"有{len(candidates)}位「{name}」：{choices}。请写明部门，例如：{example}")
 
 
 def handle_transfer(command: Command, context: Context) -> list[Reply]:

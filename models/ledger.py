@@ -321,6 +321,7 @@ def take_pending_photos(
             PendingPhoto.received_at >= since,  # type: ignore[operator]
         )
         .order_by(PendingPhoto.id)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True)  # two handler processes never attach the same photo twice
     ))
     for row in rows:
         session.delete(row)
@@ -340,4 +341,4 @@ def count_pending_photos(session: Session, *, platform: str, sender_id: str, cha
 def drop_expired_pending_photos(session: Session, *, before: datetime) -> int:
     """Delete pending photos received before `before` (nobody wrote the words in time)."""
     result = session.execute(delete(PendingPhoto).where(PendingPhoto.received_at < before))  # type: ignore[arg-type]
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -188,7 +188,7 @@ def _photo(client: TestClient, png: bytes, person: str = "zhang_wei") -> list[st
     return [reply["text"] for reply in response.json()["replies"]]
 
 
-def test_a_photo_first_and_the_words_after_make_one_hazard_with_the_photo(clocked, tiny_png: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_a_photo_first_then_the_words_make_one_hazard_with_it(clocked, tiny_png: bytes) -> None:  # type: ignore[no-untyped-def]
     client, clock = clocked
     assert _photo(client, tiny_png) == ["收到1张照片，请接着发隐患内容或「整改 #N 说明」，10分钟内有效。"]
     clock.advance(minutes=2)

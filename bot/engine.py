@@ -364,7 +364,10 @@ class Engine:
         if not msg.text.strip() and msg.attachments:  # a photo first, the words in the next message
             return keep_lone_photos(context)
         command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
-        return dispatch(command, context)
+        replies = dispatch(command, context)
+        if msg.attachments and not command.ok:  # words we could not use: keep the photos for the next message
+            replies += keep_lone_photos(context)
+        return replies
 
     @staticmethod
     def find_person(session: Session, platform: str, sender_id: str) -> PersonRow | None:

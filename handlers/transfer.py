@@ -106,4 +106,5 @@ def handle_transfer(command: Command, context: Context) -> list[Reply]:
 SPEC = CommandSpec(
     "transfer", ("转交", "转给", "移交", "更换责任人", "变更责任人", "改责任人"), handle_transfer,
     usage="转交 #编号 姓名", summary="更换责任人", help=HELP, example_tail=" #23 王建国", takes_number=True,
+    everyday=False,
 )

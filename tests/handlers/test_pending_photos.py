@@ -82,6 +82,13 @@ def test_a_photo_older_than_ten_minutes_is_dropped(chat: Chat) -> None:
     assert _pending_count(chat) == 0  # expired rows are deleted, not left behind
 
 
+def test_photos_with_words_that_are_no_command_are_kept_too(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "看这里", photos=(SCENE,))
+    assert reply.startswith("没看懂「看这里」")  # the usual help for words it could not use, then the photos
+    assert reply.endswith("收到1张照片，请接着发隐患内容或「整改 #N 说明」，10分钟内有效。")
+    assert "已附上刚才的1张照片" in chat.say("zhang_wei", REPORT)
+
+
 def test_photos_belong_to_their_sender_and_chat(chat: Chat) -> None:
     chat.say("zhang_wei", "", photos=(SCENE,))
     assert "已附上" not in chat.say("chen_jing", REPORT)  # someone else's report

@@ -260,6 +260,7 @@ class Policy(_Model):
     withdraw_minutes: int = Field(default=30, ge=0)  # a reporter may 撤销 within this window
     verify_by_other: bool = True  # 销号 needs someone other than whoever fixed it (a leader may override)
     photo_required: list[Literal["一般", "重大"]] = Field(default_factory=lambda: ["重大"])  # "all": both levels
+    pending_photo_minutes: int = Field(default=10, ge=1, le=24 * 60)  # a photo without words waits this long
 
     @field_validator("photo_required", mode="before")
     @classmethod

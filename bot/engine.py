@@ -33,6 +33,7 @@ from handlers.context import BuildingRef, Context, Policy
 from handlers.format import fit_replies, merge_replies
 from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
+from handlers.photos import keep_lone_photos
 from handlers.router import dispatch
 from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
@@ -136,6 +137,7 @@ class Engine:
             withdraw_minutes=config.policy.withdraw_minutes,
             verify_by_other=config.policy.verify_by_other,
             photo_required=frozenset(config.policy.photo_required),
+            pending_photo_minutes=config.policy.pending_photo_minutes,
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
         )
@@ -356,9 +358,16 @@ class Engine:
             attachments=msg.attachments,
             inbound_id=inbound_id,
             photo_link=self.photo_links.link if self.photo_links else None,
+            platform=msg.platform,
+            chat_id=msg.chat_id,
         )
+        if not msg.text.strip() and msg.attachments:  # a photo first, the words in the next message
+            return keep_lone_photos(context)
         command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
-        return dispatch(command, context)
+        replies = dispatch(command, context)
+        if msg.attachments and not command.ok:  # words we could not use: keep the photos for the next message
+            replies += keep_lone_photos(context)
+        return replies
 
     @staticmethod
     def find_person(session: Session, platform: str, sender_id: str) -> PersonRow | None:

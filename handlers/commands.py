@@ -7,7 +7,7 @@ module and one entry here. The order is the order of the 帮助 overview.
 
 from __future__ import annotations
 
-from handlers import check, exports, help as help_module, lifecycle, overdue, report, stats, submit, views
+from handlers import check, exports, help as help_module, lifecycle, overdue, report, stats, submit, transfer, views
 from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -17,6 +17,7 @@ _HANDLED: tuple[CommandSpec, ...] = (
     lifecycle.CLOSE,
     lifecycle.REJECT,
     lifecycle.EXTEND,
+    transfer.SPEC,
     lifecycle.WITHDRAW,
     lifecycle.REOPEN,
     views.SHOW,

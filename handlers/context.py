@@ -32,6 +32,7 @@ class Policy:
     withdraw_minutes: int = 30
     verify_by_other: bool = True  # 销号 by someone other than the rectifier and the responsible person
     photo_required: frozenset[str] = frozenset({"重大"})  # levels whose 整改 must carry a photo
+    pending_photo_minutes: int = 10  # a photo sent without words waits this long for its report or 整改
     categories: Sequence[tuple[str, Sequence[str]]] | None = None
     buildings: Sequence["BuildingRef"] = ()
 
@@ -52,6 +53,8 @@ class Context:
     attachments: Sequence[Attachment] = field(default_factory=tuple)
     inbound_id: int | None = None
     photo_link: Callable[[int], str] | None = None  # signed, expiring URL of a stored photo
+    platform: str = ""  # where the message came from, with chat_id: whose pending photos are whose
+    chat_id: str = ""
 
 
     @property

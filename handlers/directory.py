@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 
 from sqlmodel import Session, select
 
 from handlers.context import BuildingRef, Context
-from models.ledger import school_of
+from models.ledger import descendants, school_of
 from models.tables import PersonRow, UnitRow
 
 
@@ -80,3 +81,34 @@ def example_unit(context: Context, allowed: set[str] | None) -> str:
         return unit_names(context.session, [context.person.unit_id]).get(context.person.unit_id, "总务基建处")
     names = unit_names(context.session, allowed)
     return names[min(names)] if names else "总务基建处"
+
+
+def school_units(context: Context, unit_id: str) -> set[str]:
+    """Every unit of the school `unit_id` belongs to (the school: the nearest unit owning buildings)."""
+    schools = {building.unit_id for building in context.policy.buildings}
+    return descendants(context.session, [school_of(context.session, unit_id, schools)])
+
+
+def closest_people(
+    session: Session, name: str, *, among: Iterable[str] | None = None, limit: int = 3
+) -> list[PersonRow]:
+    """Active people whose names look most like `name` (a typo such as 王建图 for 王建国), best first."""
+    allowed = None if among is None else set(among)
+    people = [
+        person
+        for person in session.exec(select(PersonRow).where(PersonRow.active == True))  # noqa: E712
+        if allowed is None or person.unit_id in allowed
+    ]
+    names = difflib.get_close_matches(name.strip().removeprefix("@"), {p.name for p in people}, n=limit, cutoff=0.5)
+    return sorted((p for p in people if p.name in names), key=lambda p: (names.index(p.name), p.unit_id))[:limit]
+
+
+def unknown_person_text(session: Session, name: str, *, among: Iterable[str] | None = None) -> str:
+    """「没有找到「王建图」。您是想写：王建国（总务基建处）吗？」, naming the closest people of the directory."""
+    allowed = None if among is None else set(among)
+    close = closest_people(session, name, among=allowed)
+    if not close:
+        return f"没有找到「{name}」，人员名单里没有相近的名字。"
+    units = unit_names(session, {person.unit_id for person in close})
+    choices = "、".join(f"{person.name}（{units.get(person.unit_id, person.unit_id)}）" for person in close)
+    return f"没有找到「{name}」。您是想写：{choices}吗？"

@@ -12,7 +12,7 @@ from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from handlers.photos import photo_note, store_attachments
+from handlers.photos import attach_pending_photos, has_pending_photos, pending_note, photo_note, store_attachments
 from models.ledger import hazard_by_number, hazard_events, record_event
 from models.tables import AttachmentFile, Hazard, HazardEvent, HazardStatus, PersonRow
 
@@ -83,7 +83,7 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         return [Reply(f"隐患 #{hazard.number} 已报整改，正在等待验收。如需补充，请发「进展 #{hazard.number} 说明」。")]
     if not permissions.can_rectify(context.session, context.person, hazard):
         return [Reply(f"只有责任人、发现人或该部门的负责人可以报整改隐患 #{hazard.number}。")]
-    if _photo_required(context, hazard) and not context.attachments:
+    if _photo_required(context, hazard) and not context.attachments and not has_pending_photos(context):
         return [Reply(
             f"{hazard.level}隐患报整改必须附整改后的照片，这条没有登记。请在同一条消息里附上照片重新发送，"
             f"例如：整改 #{hazard.number} {command.note or '已清理通道'}（附照片）"
@@ -96,10 +96,13 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         detail=note, to_status=RECTIFIED,
     )
     photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
+    earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
     lines = [f"隐患 #{hazard.number} 已报整改，待验收。", f"说明：{note}"]
     if photos:
         lines.append(photo_note(photos))
-    elif not context.attachments:
+    if earlier:
+        lines.append(pending_note(earlier))
+    if not photos and not earlier:
         lines.append("建议补一张整改后的照片，便于验收。")
     finder_fixed = context.policy.verify_by_other and hazard.reporter_id in (context.person.id, hazard.responsible_id)
     verifiers = "安全员、部门负责人或校领导" if finder_fixed else "发现人或安全员"
@@ -122,6 +125,7 @@ def handle_progress(command: Command, context: Context) -> list[Reply]:
         detail=command.note or "",
     )
     photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
+    earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
     missing = any(photo.missing for photo in photos)
     extra = f"，照片{len(photos)}张" if photos and not missing else ""
     lines = [
@@ -130,6 +134,8 @@ def handle_progress(command: Command, context: Context) -> list[Reply]:
     ]
     if missing:
         lines.append(photo_note(photos))
+    if earlier:
+        lines.append(pending_note(earlier))
     return [Reply("\n".join(lines))]
 
 

@@ -328,6 +328,12 @@ def _match_command(text: str) -> tuple[CommandName, str, str] | None:
     return _WORD_TO_COMMAND[word.lower()], word, rest.strip()
 
 
+def _names_the_owner(text: str) -> bool:
+    """Whether `text` starts with the 责任人 field (责任人：王建国)."""
+    head = _HEAD_KEY_RE.match(text)
+    return head is not None and _LABEL_TO_ATTR.get(head["run"]) == "responsible"
+
+
 def _is_field_head(run: str) -> bool:
     if run in _LABEL_TO_ATTR:
         return True
@@ -527,6 +533,8 @@ def parse_message(
         if after is not None and after[0] in _NUMBERED:
             name, word, rest = after
             return _build(name, word, rest, today=today, categories=table, hazard_no=number)
+        if _names_the_owner(rest):  # `#23 责任人：王建国` gives #23 a new owner
+            return _build("transfer", _CANONICAL_WORD["transfer"], rest, today=today, categories=table, hazard_no=number)
         shown = _snippet(number, 9)
         return Command(None, errors=[
             f"没看懂「#{shown}」后面的「{_snippet(rest)}」，请把命令写在前面，例如：整改 #{shown} 已清理通道；"

@@ -119,3 +119,11 @@ def can_extend(session: Session, person: PersonRow, hazard: Hazard) -> bool:
 
 def is_open(hazard: Hazard) -> bool:
     return hazard.status in (HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value)
+
+
+TRANSFER_ROLES = frozenset({"unit_head", "safety_officer", "leader", "admin"})
+
+
+def can_transfer(session: Session, person: PersonRow, hazard: Hazard) -> bool:
+    """转交 (a new 责任人): a unit head, safety officer or leader over the hazard's unit."""
+    return bool(person.role_set & TRANSFER_ROLES) and in_scope(session, person, hazard.unit_id)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from handlers.context import Context
-from models.ledger import store_photo
+from handlers.messages import Reply
+from models.ledger import (
+    count_pending_photos,
+    drop_expired_pending_photos,
+    keep_pending_photo,
+    store_photo,
+    take_pending_photos,
+)
 from models.tables import AttachmentFile
 
 # Why a photo's file could not be written, in words for the chat (by the OS error's name).
@@ -37,3 +45,54 @@ def photo_note(rows: Sequence[AttachmentFile]) -> str:
     if len(missing) == 1:
         return f"照片暂未保存（{why}），稍后自动重试"
     return f"照片：{len(missing)}张暂未保存（{why}），稍后自动重试"
+
+
+def _pending_since(context: Context) -> datetime:
+    """Photos received before this have waited too long to be attached."""
+    return context.now - timedelta(minutes=context.policy.pending_photo_minutes)
+
+
+def _pending_owner(context: Context) -> dict[str, str]:
+    return {"platform": context.platform, "sender_id": context.person.id, "chat_id": context.chat_id}
+
+
+def keep_lone_photos(context: Context) -> list[Reply]:
+    """Photos without words: keep them for the sender's next report or 整改 here, and say so in one line."""
+    drop_expired_pending_photos(context.session, before=_pending_since(context))
+    for attachment in context.attachments:
+        keep_pending_photo(
+            context.session, **_pending_owner(context), at=context.now, filename=attachment.filename,
+            content_type=attachment.content_type, data=attachment.data, source_msg_id=context.inbound_id,
+        )
+    waiting = count_pending_photos(context.session, **_pending_owner(context), since=_pending_since(context))
+    minutes = context.policy.pending_photo_minutes
+    return [Reply(f"收到{waiting}张照片，请接着发隐患内容或「整改 #N 说明」，{minutes}分钟内有效。")]
+
+
+def has_pending_photos(context: Context) -> bool:
+    """Whether the sender sent photos without words here recently (they come with this message)."""
+    return count_pending_photos(context.session, **_pending_owner(context), since=_pending_since(context)) > 0
+
+
+def attach_pending_photos(context: Context, hazard_id: int, event_id: int | None) -> list[AttachmentFile]:
+    """Store the sender's recent photos without words with this hazard's event; expired ones are dropped."""
+    since = _pending_since(context)
+    drop_expired_pending_photos(context.session, before=since)
+    return [
+        store_photo(
+            context.session, data_dir=context.data_dir, hazard_id=hazard_id, event_id=event_id,
+            filename=row.filename, content_type=row.content_type, data=row.data, at=context.now,
+            source_msg_id=row.source_msg_id,
+        )
+        for row in take_pending_photos(context.session, **_pending_owner(context), since=since)
+    ]
+
+
+def pending_note(rows: Sequence[AttachmentFile]) -> str:
+    """「已附上刚才的2张照片」, plus what happens to any that could not be saved yet ("" without any)."""
+    if not rows:
+        return ""
+    note = f"已附上刚才的{len(rows)}张照片"
+    if any(row.missing for row in rows):
+        note += f"（{photo_note(rows)}）"
+    return note

@@ -18,10 +18,11 @@ from handlers.directory import (
     pick_person,
     scope_words,
     unit_names,
+    unknown_person_text,
 )
 from handlers.format import fmt_date
 from handlers.messages import Reply
-from handlers.photos import photo_note, store_attachments
+from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from models.ledger import next_hazard_number, record_event
 from models.tables import Hazard, HazardStatus, PersonRow
 from scheduler.alerts import queue_major_alert, wake_scheduler
@@ -35,6 +36,15 @@ HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「�
 责任人：王建国
 期限：12月10日（也可写 本周五、3天内、月底）
 可选：单位、整改措施、检查内容、立即整改：是/否、停用：是/否；可附现场照片。"""
+
+
+def _unknown_owner(context: Context, name: str) -> Reply:
+    """A 责任人 not in the directory: nothing is filed (it would land under the wrong unit); name the closest."""
+    among = permissions.chat_scope(context)
+    return Reply(
+        f"{unknown_person_text(context.session, name, among=among)}这条隐患没有登记，"
+        "请改正「责任人」后重新发送，例如：责任人：王建国（不确定时可不写责任人，写「单位：总务基建处」）"
+    )
 
 
 def handle_report(command: Command, context: Context) -> list[Reply]:
@@ -60,7 +70,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         if responsible is None and candidates:
             notes.append(f"有{len(candidates)}位「{fields.responsible}」，请在「单位」中写明是哪个部门的。")
         elif responsible is None:
-            notes.append(f"「{fields.responsible}」不在人员名单中，无法提醒本人，请管理员添加。")
+            return [_unknown_owner(context, fields.responsible)]
     if responsible is not None and allowed_units is not None and responsible.unit_id not in allowed_units:
         return [Reply(
             f"「{responsible.name}」不属于{scope_words(context)}，这条隐患没有登记。"
@@ -127,6 +137,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         if queue_major_alert(session, hazard=hazard, now=context.now):
             wake_scheduler()
     photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
+    earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
 
     unit_name = unit_names(session, [unit_id]).get(unit_id, unit_id)
     lines = [
@@ -140,6 +151,8 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         lines.append(f"措施：{hazard.measure}")
     if photos:
         lines.append(photo_note(photos))
+    if earlier:
+        lines.append(pending_note(earlier))
     if level == "重大":
         lines.append("⚠ 重大隐患：将报校领导跟踪督办。")
     lines += notes

@@ -27,7 +27,7 @@ HELP_PROGRESS_REPORT = "查看排查整治活动的阶段、期限和总体进�
 LIST_LIMIT = 15
 ACTION_LABELS = {
     "report": "上报", "rectify": "报整改", "progress": "进展", "close": "销号",
-    "reject": "退回", "extend": "延期", "withdraw": "撤销", "reopen": "重开",
+    "reject": "退回", "extend": "延期", "withdraw": "撤销", "reopen": "重开", "transfer": "转交",
 }
 
 

@@ -16,6 +16,7 @@ from models.tables import (  # noqa: F401
     MilestoneRow,
     OutboxMessage,
     OutboxState,
+    PendingPhoto,
     PersonRow,
     PhaseRow,
     Submission,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, case, func, update
+from sqlalchemy import and_, case, delete, func, update
 from sqlmodel import Session, select
 
 from models.tables import (
@@ -23,6 +23,7 @@ from models.tables import (
     HazardEvent,
     HazardStatus,
     InboundMessage,
+    PendingPhoto,
     UnitRow,
 )
 
@@ -334,3 +335,51 @@ def total_figures(figures: Iterable[UnitFigures]) -> UnitFigures:
         overdue=sum(f.overdue for f in rows),
         major=sum(f.major for f in rows),
     )
+
+
+def keep_pending_photo(
+    session: Session, *, platform: str, sender_id: str, chat_id: str, at: datetime,
+    filename: str, content_type: str, data: bytes, source_msg_id: int | None = None,
+) -> PendingPhoto:
+    """Keep a photo sent without words until its sender's next report or 整改 in that chat takes it."""
+    row = PendingPhoto(
+        platform=platform, sender_id=sender_id, chat_id=chat_id, received_at=at, filename=filename[:200],
+        content_type=content_type[:64], data=data, source_msg_id=source_msg_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def take_pending_photos(
+    session: Session, *, platform: str, sender_id: str, chat_id: str, since: datetime
+) -> list[PendingPhoto]:
+    """The sender's photos in that chat received since `since`, oldest first, removed from the pending table."""
+    rows = list(session.exec(
+        select(PendingPhoto)
+        .where(
+            PendingPhoto.platform == platform, PendingPhoto.sender_id == sender_id, PendingPhoto.chat_id == chat_id,
+            PendingPhoto.received_at >= since,  # type: ignore[operator]
+        )
+        .order_by(PendingPhoto.id)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True)  # two handler processes never attach the same photo twice
+    ))
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return rows
+
+
+def count_pending_photos(session: Session, *, platform: str, sender_id: str, chat_id: str, since: datetime) -> int:
+    """How many photos the sender has waiting in that chat (received since `since`)."""
+    statement = select(func.count()).select_from(PendingPhoto).where(
+        PendingPhoto.platform == platform, PendingPhoto.sender_id == sender_id, PendingPhoto.chat_id == chat_id,
+        PendingPhoto.received_at >= since,  # type: ignore[operator]
+    )
+    return int(session.exec(statement).one())
+
+
+def drop_expired_pending_photos(session: Session, *, before: datetime) -> int:
+    """Delete pending photos received before `before` (nobody wrote the words in time)."""
+    result = session.execute(delete(PendingPhoto).where(PendingPhoto.received_at < before))  # type: ignore[arg-type]
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -357,3 +357,23 @@ class DuePush(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # why skipped / last error
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
     created_at: datetime = Field(sa_column=_ts())
+
+
+class PendingPhoto(SQLModel, table=True):
+    """A photo sent without words, kept for its sender in that chat until their next report or 整改 takes it.
+
+    Teachers on phones often send the photo first and the words after. The bytes live here, not on disk, so
+    any handler process can attach them; the row is deleted when attached or once it has expired.
+    """
+
+    __tablename__ = "pending_photo"
+    __table_args__ = (Index("ix_pending_photo_sender_chat", "platform", "sender_id", "chat_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    sender_id: str = Field(max_length=64)  # person.id
+    chat_id: str = Field(max_length=128)
+    received_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False, index=True))
+    filename: str = Field(default="", max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")

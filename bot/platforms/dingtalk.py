@@ -242,6 +242,19 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _replied_picture_codes(text: Any) -> list[str]:
+    """The download codes of the photo a text reply quotes (`text.repliedMsg`), when the payload gives them."""
+    replied = text.get("repliedMsg") if isinstance(text, Mapping) else None
+    content = replied.get("content") if isinstance(replied, Mapping) else None
+    if not isinstance(content, Mapping):
+        return []
+    items = content.get("richText") if isinstance(content.get("richText"), list) else [content]
+    codes = (
+        item.get("downloadCode") or item.get("pictureDownloadCode") for item in items if isinstance(item, Mapping)
+    )
+    return [str(code) for code in codes if code]
+
+
 def parse_robot_message(data: Mapping[str, Any]) -> RobotMessage | None:
     """Read a robot message (text / picture / richText; audio by its recognition); None if unusable."""
     msg_id = str(data.get("msgId") or "")
@@ -256,6 +269,7 @@ def parse_robot_message(data: Mapping[str, Any]) -> RobotMessage | None:
     if msgtype == "text":
         text = data.get("text")
         texts.append(str(text.get("content") or "") if isinstance(text, Mapping) else "")
+        codes += _replied_picture_codes(text)
     elif msgtype == "picture":
         code = content.get("downloadCode") or content.get("pictureDownloadCode")
         if code:

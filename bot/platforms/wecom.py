@@ -261,8 +261,12 @@ def parse_aibot_message(body: dict[str, Any]) -> ParsedMessage | None:
     quote = body.get("quote")
     if isinstance(quote, dict):
         quoted = _text_of(quote)
+        # Words that quote an earlier photo (the only way a photo reaches the bot in a group besides `mixed`)
+        # bring that photo along when the quote carries it.
+        media += _images_of(quote)
         if quote.get("msgtype") == "mixed" and isinstance(quote.get("mixed"), dict):
             quoted = "\n".join(_text_of(i) for i in _msg_items(quote["mixed"]))
+            media += [ref for item in _msg_items(quote["mixed"]) for ref in _images_of(item)]
         # "整改" quoting the bot's "已登记隐患 #12" means #12: carry the number over when none was typed.
         number = _NUMBER.search(quoted)
         if number and not _NUMBER.search(text):

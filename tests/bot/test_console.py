@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from bot.app import create_app
+from bot.app import build_engine, create_app
 from bot.config import load_config
 from bot.platforms import console
+from models.clock import FixedClock
 from models.tables import AttachmentFile, Hazard
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
@@ -160,3 +163,48 @@ def test_pushes_to_simulator_groups_are_listed_for_the_page(config_path: Path) -
     assert [(p["group_id"], p["text"]) for p in data["pushes"]] == [("staff", "【报送提醒】第2期")]
     assert data["last_id"] == data["pushes"][0]["id"]
     assert client.get("/sim/api/pushes", params={"after": data["last_id"]}).json()["pushes"] == []
+
+
+# -- photos in either order, through the simulator's upload -----------------------------------------------------
+
+WINTER_DAY = datetime(2018, 12, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # inside the example campaign
+
+
+@pytest.fixture
+def clocked(config_path: Path) -> Iterator[tuple[TestClient, FixedClock]]:
+    """The simulator on an engine whose clock the test moves."""
+    config = load_config(config_path)
+    clock = FixedClock(WINTER_DAY)
+    with TestClient(create_app(config, build_engine(config, clock=clock)), base_url=SIM_URL) as test_client:
+        yield test_client, clock
+
+
+def _photo(client: TestClient, png: bytes, person: str = "zhang_wei") -> list[str]:
+    response = client.post(
+        "/sim/api/messages", data={"person_id": person, "group_id": "staff", "text": ""},
+        files={"photo": ("scene.png", png, "image/png")},
+    )
+    assert response.status_code == 200, response.text
+    return [reply["text"] for reply in response.json()["replies"]]
+
+
+def test_a_photo_first_then_the_words_make_one_hazard_with_it(clocked, tiny_png: bytes) -> None:  # type: ignore[no-untyped-def]
+    client, clock = clocked
+    assert _photo(client, tiny_png) == ["收到1张照片，请接着发隐患内容或「整改 #N 说明」，10分钟内有效。"]
+    clock.advance(minutes=2)
+    text = send(client, REPORT).json()["replies"][0]["text"]
+    assert "已登记隐患" in text and "已附上刚才的1张照片" in text
+    assert hazard_count(client) == 1
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        photo = session.exec(select(AttachmentFile)).one()
+        assert photo.hazard_id == session.exec(select(Hazard)).one().id
+
+
+def test_a_photo_left_eleven_minutes_is_not_attached(clocked, tiny_png: bytes) -> None:  # type: ignore[no-untyped-def]
+    client, clock = clocked
+    _photo(client, tiny_png)
+    clock.advance(minutes=11)
+    text = send(client, REPORT).json()["replies"][0]["text"]
+    assert "已登记隐患" in text and "已附上" not in text
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        assert session.exec(select(func.count()).select_from(AttachmentFile)).one() == 0

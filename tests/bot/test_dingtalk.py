@@ -184,6 +184,12 @@ def test_parse_text_picture_rich_text_and_audio(fake: FakeDingTalk, tiny_png: by
     assert parsed is not None and parsed.text == "查看 #3"
 
     assert dingtalk.parse_robot_message(dict(robot_message(fake, text="x"), msgtype="file", content={})) is None
+
+    reply = dingtalk.parse_robot_message(robot_message(fake, text="整改 #3 已清理", replied_picture=tiny_png))
+    assert reply is not None and reply.text == "整改 #3 已清理" and len(reply.download_codes) == 1
+    odd = robot_message(fake, text="整改 #3")
+    odd["text"]["repliedMsg"] = {"msgType": "text", "content": "not a mapping"}
+    assert dingtalk.parse_robot_message(odd).download_codes == ()  # type: ignore[union-attr]
     assert dingtalk.parse_robot_message({"msgtype": "text", "text": {"content": "hi"}}) is None  # no ids
 
 

@@ -274,3 +274,27 @@ def test_custom_robot_push_is_signed(bot: Bot) -> None:
     assert pushed[0]["_token"] == WEBHOOK_TOKEN
     assert pushed[0]["at"]["atUserIds"] == ["0135210002"] and "@0135210002" in pushed[0]["markdown"]["text"]
     assert fake.webhook_errors == []  # the fake checked timestamp + sign like DingTalk
+
+
+def test_a_lone_picture_waits_for_the_report_after_it(bot: Bot, tiny_png: bytes) -> None:
+    before = bot.count(AttachmentFile)
+    picture = robot_message(bot.fake, pictures=(tiny_png,), conversation_id=HTTP_CID, robot_code=HTTP_KEY)
+    assert picture["msgtype"] == "picture"
+    assert post_callback(bot.url, HTTP_SECRET, picture).status_code == 200
+    assert text_of(replies_for(bot.fake, picture)) == "收到1张照片，请接着发隐患内容或「整改 #N 说明」，10分钟内有效。"
+    report = robot_message(bot.fake, text=REPORT.replace("3号", "8号"), conversation_id=HTTP_CID, robot_code=HTTP_KEY)
+    assert post_callback(bot.url, HTTP_SECRET, report).status_code == 200
+    text = text_of(replies_for(bot.fake, report))
+    assert re.search(r"已登记隐患 #\d+", text) and "已附上刚才的1张照片" in text, text
+    assert bot.count(AttachmentFile) == before + 1
+
+
+def test_a_report_replying_to_a_picture_takes_that_picture(bot: Bot, tiny_png: bytes) -> None:
+    before = bot.count(AttachmentFile)
+    message = robot_message(
+        bot.fake, text=REPORT.replace("3号", "9号"), replied_picture=tiny_png, conversation_id=HTTP_CID,
+        robot_code=HTTP_KEY,
+    )
+    assert post_callback(bot.url, HTTP_SECRET, message).status_code == 200
+    assert "照片：1张已保存" in text_of(replies_for(bot.fake, message))
+    assert bot.count(AttachmentFile) == before + 1

@@ -250,6 +250,20 @@ def test_parse_text_mixed_and_quote() -> None:
         "text": {"content": "@bot 整改 已清理"}, "quote": {"msgtype": "text", "text": {"content": "已登记隐患 #12"}},
     })
     assert quote is not None and quote.text == "整改 已清理 #12"
+    photo_quote = wecom.parse_aibot_message({
+        "msgid": "m4", "chattype": "group", "chatid": "C", "from": {"userid": "u"}, "msgtype": "text",
+        "text": {"content": "@bot 整改 #12 已清理"},
+        "quote": {"msgtype": "image", "image": {"url": "http://img1", "aeskey": "K"}},
+    })
+    assert photo_quote is not None and photo_quote.media == (wecom.MediaRef("http://img1", "K"),)
+    mixed_quote = wecom.parse_aibot_message({
+        "msgid": "m5", "chattype": "group", "chatid": "C", "from": {"userid": "u"}, "msgtype": "text",
+        "text": {"content": "@bot 整改 已清理"},
+        "quote": {"msgtype": "mixed", "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "#7 现场"}},
+                                                             {"msgtype": "image", "image": {"url": "http://img2"}}]}},
+    })
+    assert mixed_quote is not None and mixed_quote.text == "整改 已清理 #7"
+    assert mixed_quote.media == (wecom.MediaRef("http://img2"),)
     assert wecom.parse_aibot_message({"msgid": "e", "from": {"userid": "u"}, "msgtype": "event"}) is None
 
 

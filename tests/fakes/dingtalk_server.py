@@ -500,8 +500,13 @@ def robot_message(
     robot_code: str = "dingapp0001",
     msg_id: str | None = None,
     session_lifetime_ms: int = 5_400_000,
+    replied_picture: bytes | None = None,
 ) -> dict[str, Any]:
-    """A realistic robot message: text, picture (one picture, no text) or richText (text + pictures)."""
+    """A realistic robot message: text, picture (one picture, no text) or richText (text + pictures).
+
+    `replied_picture` makes a text a reply that quotes an earlier picture (`text.repliedMsg`, as DingTalk
+    sends a 回复 of a photo message; the quoted picture comes with its own download code).
+    """
     session_url, expires = fake.new_session(lifetime_ms=session_lifetime_ms)
     now_ms = int(fake.clock() * 1000)
     kind = msgtype or ("text" if not pictures else ("picture" if text is None and len(pictures) == 1 else "richText"))
@@ -527,6 +532,12 @@ def robot_message(
     }
     if kind == "text":
         message["text"] = {"content": f" {text or ''}"}  # DingTalk leaves a space where the @bot was
+        if replied_picture is not None:
+            code = fake.add_download(replied_picture)
+            message["text"].update(isReplyMsg=True, repliedMsg={
+                "msgType": "picture", "msgId": f"msg{uuid.uuid4().hex[:20]}==", "senderId": message["senderId"],
+                "createdAt": now_ms - 60_000, "content": {"downloadCode": code, "pictureDownloadCode": code},
+            })
     elif kind == "picture":
         code = fake.add_download(pictures[0])
         message["content"] = {"downloadCode": code, "pictureDownloadCode": code}

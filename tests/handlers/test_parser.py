@@ -209,6 +209,12 @@ GOOD = [
     # --- reject ----------------------------------------------------------------------------------------------
     ok("reject-with-reason", "退回 #23 仍有纸箱", "reject", hazard_no=23, note="仍有纸箱"),
     ok("reject-bohui-reason-field", "驳回 #23 原因：插座仍未固定", "reject", note="插座仍未固定"),
+    # --- transfer (a new 责任人) ---------------------------------------------------------------------------------
+    ok("transfer-name", "转交 #12 王建国", "transfer", hazard_no=12, note="王建国"),
+    ok("transfer-number-first-zhuangei", "#12 转给王建国", "transfer", hazard_no=12, note="王建国"),
+    ok("transfer-number-then-owner-field", "#12 责任人：王建国", "transfer", hazard_no=12, responsible="王建国"),
+    ok("transfer-owner-and-unit-fields", "转交 #12 责任人：王芳 单位：教务处", "transfer", responsible="王芳",
+       unit="教务处"),
     # --- extend ----------------------------------------------------------------------------------------------
     ok("extend-date-then-reason", "延期 #23 12月20日 等待配件", "extend", hazard_no=23,
        deadline=date(2023, 12, 20), note="等待配件"),

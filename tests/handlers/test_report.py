@@ -75,14 +75,26 @@ def test_photo_is_stored_by_content_hash(chat: Chat) -> None:
     assert stored.read_bytes() == PNG
 
 
-def test_unknown_responsible_person_is_kept_by_name_with_a_note(chat: Chat) -> None:
-    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n责任人：马小二")
-    assert "已登记隐患 #1" in reply
-    assert "「马小二」不在人员名单中" in reply
+def test_unknown_responsible_person_is_refused_with_the_closest_names_and_nothing_stored(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n责任人：王建图")
+    assert reply.startswith("没有找到「王建图」。您是想写：王建国（总务基建处）吗？")
+    assert "没有登记" in reply and "例如：责任人：王建国" in reply
     with chat.session() as session:
-        hazard = session.exec(select(Hazard)).one()
-    assert hazard.responsible_name == "马小二" and hazard.responsible_id is None
-    assert hazard.unit_id == "teaching"  # falls back to the reporter's unit
+        assert session.exec(select(Hazard)).all() == []
+        assert session.exec(select(HazardEvent)).all() == []
+    assert "已登记隐患 #1" in chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n责任人：王建国")
+
+
+def test_unknown_responsible_person_without_any_close_name_is_refused_too(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n责任人：马小二")
+    assert "没有找到「马小二」" in reply and "没有登记" in reply
+    with chat.session() as session:
+        assert session.exec(select(Hazard)).all() == []
+
+
+def test_suggestions_come_from_the_reporters_school_only(chat: Chat) -> None:
+    reply = chat.say("zhou_tao", "隐患\n部位：食堂\n问题：灭火器过期\n责任人：张卫", group="s2")
+    assert "张伟" not in reply  # 张伟 teaches at another school
 
 
 def test_unknown_unit_is_refused_and_nothing_stored(chat: Chat) -> None:

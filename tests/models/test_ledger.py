@@ -12,12 +12,16 @@ from sqlmodel import Session, select
 
 from models.db import upgrade
 from models.ledger import (
+    count_pending_photos,
+    drop_expired_pending_photos,
+    keep_pending_photo,
     mark_photo_still_missing,
     mark_photo_written,
     next_hazard_number,
     photo_path,
     photos_to_fetch_again,
     store_photo,
+    take_pending_photos,
     total_figures,
     unit_figures,
     write_photo_file,
@@ -137,3 +141,27 @@ def test_a_photo_is_written_whole_with_no_temporary_file_left(tmp_path: Path) ->
     write_photo_file(tmp_path, digest, data)
     assert photo_path(tmp_path, digest).read_bytes() == data
     assert [path.name for path in tmp_path.rglob("*") if path.is_file()] == [digest]
+
+
+def test_pending_photos_are_kept_taken_once_and_expire(any_engine: Engine) -> None:
+    upgrade(any_engine)
+    at = datetime(2023, 12, 5, 10, 0, tzinfo=TZ)
+    owner = {"platform": "dingtalk", "sender_id": "zhang_wei", "chat_id": "cid1"}
+    data = b"\xff\xd8\xff" + bytes(range(256)) * 4  # binary, NULs included
+    with Session(any_engine) as session:
+        keep_pending_photo(session, **owner, at=at - timedelta(minutes=20), filename="old.jpg",
+                           content_type="image/jpeg", data=b"old")
+        keep_pending_photo(session, **owner, at=at, filename="a.jpg", content_type="image/jpeg", data=data)
+        keep_pending_photo(session, **{**owner, "chat_id": "cid2"}, at=at, filename="b.jpg",
+                           content_type="image/jpeg", data=b"other chat")
+        session.commit()
+    since = at - timedelta(minutes=10)
+    with Session(any_engine) as session:
+        assert count_pending_photos(session, **owner, since=since) == 1
+        taken = take_pending_photos(session, **owner, since=since)
+        assert [(row.filename, row.data, row.received_at) for row in taken] == [("a.jpg", data, at)]
+        assert drop_expired_pending_photos(session, before=since) == 1  # old.jpg
+        session.commit()
+    with Session(any_engine) as session:
+        assert take_pending_photos(session, **owner, since=since) == []
+        assert count_pending_photos(session, **{**owner, "chat_id": "cid2"}, since=since) == 1

@@ -33,7 +33,7 @@ def _new_owner_name(command: Command) -> tuple[str, str]:
 def _load(command: Command, context: Context) -> Hazard | Reply:
     """The open hazard #N the person may see, else the reply saying why not."""
     hazard = hazard_by_number(context.session, context.campaign.id, command.hazard_no or 0)
-    if hazard is None or not permissions.can_see(context.session, context.person, hazard, set(context.group_scope)):
+    if hazard is None or not permissions.can_see(context, hazard):
         return Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")
     if hazard.status in (HazardStatus.CLOSED.value, HazardStatus.WITHDRAWN.value):
         return Reply(f"隐患 #{hazard.number} {hazard.status_label}，不需要再转交。")

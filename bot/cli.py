@@ -149,7 +149,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config, secrets)
     # Not a standing clock: the bot's clock starts at --now and runs forward.
     clock = SystemClock.starting_at(args.start_at, config.tz) if args.start_at else None
-    app = create_app(config, build_engine(config, clock, secrets), secrets=secrets)
+    app = create_app(config, build_engine(config, clock, secrets), secrets=secrets, config_path=args.config)
     # uvicorn's access log would bypass our redacting handlers and print callback query strings.
     uvicorn.run(app, host=server.host, port=server.port, log_config=None, access_log=False)
     return 0

@@ -87,9 +87,9 @@ def _carry_over(running: Config, new: Config) -> Config:
     """The new config, keeping what a running process cannot change (logged when the file changed it)."""
     if new.database.url != running.database.url:
         log.warning("config reload: database.url changed; it takes effect after a restart")
-    server = running.server
-    if (new.server.host, new.server.port, new.server.data_dir) != (server.host, server.port, server.data_dir):
-        log.warning("config reload: server.host / port / data_dir changed; they take effect after a restart")
+    server = running.server  # host and port may come from `serve --host/--port`: kept without a word
+    if new.server.data_dir != server.data_dir:
+        log.warning("config reload: server.data_dir changed; it takes effect after a restart")
     kept_server = new.server.model_copy(update={"host": server.host, "port": server.port, "data_dir": server.data_dir})
     return new.model_copy(update={"database": running.database, "server": kept_server})
 

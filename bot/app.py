@@ -218,6 +218,6 @@ def create_app(
     if reloader is not None:
         reloader.holders.adapters.extend(
             adapter for adapter in (getattr(app.state, "wecom", None), getattr(app.state, "dingtalk", None))
-            if adapter is not None and hasattr(adapter, "config")
+            if adapter is not None
         )
     return app

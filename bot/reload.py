@@ -120,9 +120,22 @@ def swap_config(holders: Holders, config: Config) -> None:
     if holders.sender is not None:
         _swap_sender(holders.sender, config)
     for adapter in holders.adapters:
-        adapter.config = config
+        _swap_adapter(adapter, config)
     if holders.pool is not None:
         holders.pool.use_config(config)
+
+
+def _swap_adapter(adapter: Any, config: Config) -> None:
+    """A platform adapter's config and the URL allow-lists built from it."""
+    from bot.platforms import dingtalk, wecom
+    from bot.url_allowlist import UrlAllowList
+
+    if isinstance(adapter, wecom.WeComAdapter):
+        adapter.config = config
+        adapter.api_base = config.wecom.api_base.rstrip("/")
+        adapter.urls = UrlAllowList(config.wecom.callback_url_hosts, (adapter.api_base,))
+    elif isinstance(adapter, dingtalk.DingTalkAdapter):  # reads runtime.config for everything else
+        adapter.urls = dingtalk.callback_urls(config)
 
 
 def _swap_scheduler(scheduler: Any, config: Config) -> None:

@@ -65,6 +65,20 @@ def test_a_reload_keeps_state_that_is_not_config(app: FastAPI, config_path: Path
     assert (engine.db, engine.clock, engine.renderers) == (db, clock, renderers)
 
 
+def test_the_platform_adapters_take_the_new_allow_lists(app: FastAPI, config_path: Path) -> None:
+    url = "https://files.school.example/photo.jpg"
+    assert not app.state.wecom.urls.allows(url) and not app.state.dingtalk.urls.allows(url)
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8")
+        + '\n[wecom]\ncallback_url_hosts = ["files.school.example"]\n'
+        + '\n[dingtalk]\ncallback_url_hosts = ["files.school.example"]\n',
+        encoding="utf-8",
+    )
+    assert app.state.reloader.reload("test") is True
+    assert app.state.wecom.urls.allows(url) and app.state.dingtalk.urls.allows(url)
+    assert app.state.wecom.config is app.state.engine.config
+
+
 def test_a_broken_file_is_refused_and_the_old_config_stays(app: FastAPI, config_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     chat = Chat(app.state.engine, START)

@@ -206,7 +206,11 @@ class ConfigReloader:
 
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.request)
-        return lambda: loop.remove_signal_handler(signal.SIGHUP)
+
+        def remove() -> None:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+        return remove
 
     async def run(self) -> None:
         """App service: reload when asked (SIGHUP) or when the file's content changed."""

@@ -18,7 +18,9 @@ def sync_config(session: Session, config: Config) -> None:
     # Load every row once, so each `session.get` below is answered from the identity map, not by a query:
     # a county's config (2,000 people) re-syncs in a fraction of the time (bench/config_reload.py).
     # The session holds rows weakly: `loaded` keeps them for the whole sync.
-    loaded = [session.exec(select(table)).all() for table in (CampaignRow, UnitRow, PersonRow, GroupRow)]  # noqa: F841
+    loaded: list[object] = []
+    for table in (CampaignRow, UnitRow, PersonRow, GroupRow):
+        loaded.extend(session.exec(select(table)).all())
     for campaign in config.campaigns:
         row = session.get(CampaignRow, campaign.id) or CampaignRow(
             id=campaign.id, name=campaign.name, start=campaign.start, end=campaign.end

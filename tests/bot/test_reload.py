@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -138,6 +139,16 @@ def _wait_for(log: Path, text: str, *, times: int = 1, timeout: float = 30.0) ->
     raise AssertionError(f"{text!r} not in the log:\n{log.read_text(encoding='utf-8', errors='replace')}")
 
 
+def _list_open_items(port: int) -> str:
+    """清单 from 王建国 through the simulator of the running server: the first line names his unit."""
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/sim/api/messages",
+        data={"person_id": "wang_jianguo", "group_id": "staff", "text": "清单"}, timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["replies"][0]["text"]).splitlines()[0]
+
+
 def test_serve_reloads_on_sighup_and_on_a_file_change(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
@@ -147,23 +158,31 @@ def test_serve_reloads_on_sighup_and_on_a_file_change(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    log = tmp_path / "serve.log"
+    log, port = tmp_path / "serve.log", _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(path), "--port", str(_free_port())],
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(path), "--port", str(port)],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
         _wait_for(log, "handler process 0 started")
         _wait_for(log, "Application startup complete")
         os.kill(process.pid, signal.SIGHUP)
-        content = _wait_for(log, "(SIGHUP)")
-        assert "config reloaded in " in content
+        assert "config reloaded in " in _wait_for(log, "(SIGHUP)")
         _wait_for(log, "config reloaded)")  # the handler process stopped to take the new config ...
         _wait_for(log, "handler process 0 started", times=2)  # ... and its successor started
+        assert _list_open_items(port) == "总务基建处 未销号隐患"
+
         _edit(path, OLD_NAME, NEW_NAME)
-        content = _wait_for(log, "(file changed)")
+        _edit(path, 'name = "王建国"\nunit = "logistics"', 'name = "王建国"\nunit = "logistic"')
+        content = _wait_for(log, "the running config stays")
+        assert "people「王建国」(wang_jianguo).unit: 没有 id 为 'logistic' 的单位" in content
+        assert _list_open_items(port) == "总务基建处 未销号隐患"
+
+        _edit(path, 'unit = "logistic"', 'unit = "logistics"')
+        content = _wait_for(log, "(file changed)\n")
+        assert _list_open_items(port) == "后勤保障处 未销号隐患"
         assert "WARNING" not in content  # --port is not the file's port: kept quietly
         assert process.poll() is None  # still serving
     finally:

@@ -26,6 +26,7 @@ from bot.platforms import console, dingtalk, wecom
 from bot.platforms.base import Runtime
 from bot.platforms.console_delivery import ConsoleDelivery
 from bot.recorder import Busy
+from bot.reload import ConfigReloader, Holders
 from bot.secrets import Secrets
 from bot.shared import SharedCache
 from models.clock import Clock
@@ -81,6 +82,15 @@ async def _busy_response(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("busy, please retry", status_code=503, headers={"Retry-After": "1"})
 
 
+def _reload_on_sighup(reloader: ConfigReloader) -> Callable[[], None]:
+    """Install the SIGHUP handler (main thread only, e.g. not under a test client); returns its remover."""
+    try:
+        return reloader.install_signal_handler()
+    except (RuntimeError, ValueError, NotImplementedError):
+        log.info("config reload on SIGHUP is off here (not the main thread); file changes are still watched")
+        return lambda: None
+
+
 async def _when_leading(service: Callable[[], Awaitable[None]], is_leader: Callable[[], bool]) -> None:
     """Start a long-running service once this process leads."""
     while not is_leader():
@@ -89,9 +99,17 @@ async def _when_leading(service: Callable[[], Awaitable[None]], is_leader: Calla
 
 
 def create_app(
-    config: Config, engine: Engine | None = None, secrets: Secrets | None = None, *, start: bool = True
+    config: Config,
+    engine: Engine | None = None,
+    secrets: Secrets | None = None,
+    *,
+    start: bool = True,
+    config_path: str | Path | None = None,
 ) -> FastAPI:
-    """Build the ASGI app; the schema is migrated and the config synced before serving (unless `start` is off)."""
+    """Build the ASGI app; the schema is migrated and the config synced before serving (unless `start` is off).
+
+    With `config_path`, the config is reloaded from that file on SIGHUP and when it changes (bot/reload.py).
+    """
     secrets = secrets or Secrets()
     engine = engine or build_engine(config, secrets=secrets)
     if start:
@@ -118,6 +136,10 @@ def create_app(
             config, engine.db, secrets, clock=engine.now, is_leader=is_leader, http=runtime.http
         ))
     data_dir_probe = DataDirProbe(engine.data_dir)
+    reloader = (
+        ConfigReloader(config_path, Holders(engine=engine, runtime=runtime, scheduler=scheduler, sender=sender))
+        if config_path is not None else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,6 +151,9 @@ def create_app(
             )
             pool.start()
             runtime.hand_off = pool
+        if reloader is not None:
+            reloader.holders.pool = pool
+            remove_signal_handler = _reload_on_sighup(reloader)
         # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
         # which otherwise stall every request for 100+ ms now and then (measured under load).
         gc.collect()
@@ -139,12 +164,16 @@ def create_app(
             tasks.start_soon(sender.run)
             tasks.start_soon(_recover_forever, runtime, data_dir_probe)
             tasks.start_soon(scheduler.run)  # ticks only while this process holds the leader lock
+            if reloader is not None:
+                tasks.start_soon(reloader.run)
             for service in runtime.services:
                 tasks.start_soon(_when_leading, service, is_leader)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+        if reloader is not None:
+            remove_signal_handler()
         if pool is not None:
             runtime.hand_off = None
             await anyio.to_thread.run_sync(pool.stop)
@@ -161,6 +190,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.scheduler = scheduler
     app.state.data_dir_probe = data_dir_probe
+    app.state.reloader = reloader
     app.add_exception_handler(Busy, _busy_response)
     # Platform callbacks first: the router tries routes in order, and callbacks are most of the traffic.
     wecom.install(app, runtime)
@@ -190,4 +220,9 @@ def create_app(
 
     sender.deliveries["console"] = ConsoleDelivery()
     console.install(app, engine, secrets)  # only when [simulator] enabled, and only guarded
+    if reloader is not None:
+        reloader.holders.adapters.extend(
+            adapter for adapter in (getattr(app.state, "wecom", None), getattr(app.state, "dingtalk", None))
+            if adapter is not None
+        )
     return app

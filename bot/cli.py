@@ -29,7 +29,7 @@ def _load_config(path: str) -> "Config | None":
     try:
         return load_config(path)
     except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
+        print("\n".join(exc.lines("zh")), file=sys.stderr)
         return None
 
 
@@ -52,13 +52,14 @@ def _clock(args: argparse.Namespace, tz: tzinfo) -> Clock:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_config, simulator_exposure
+    from bot.config_problems import summary
 
     try:
         config = load_config(args.path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{args.path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for line in exc.lines(args.lang):
+            print(line, file=sys.stderr)
+        print(summary(args.path, len(exc.records), args.lang), file=sys.stderr)
         return 1
     warnings, errors = simulator_exposure(config)
     for line in warnings:
@@ -66,12 +67,13 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
-        print(f"{args.path}: {len(errors)} problem(s)", file=sys.stderr)
+        print(summary(args.path, len(errors), args.lang), file=sys.stderr)
         return 1
-    print(
-        f"{args.path}: OK ({len(config.campaigns)} campaigns, {len(config.units)} units, "
-        f"{len(config.people)} people, {len(config.groups)} groups)"
-    )
+    counts = (len(config.campaigns), len(config.units), len(config.people), len(config.groups))
+    if args.lang == "en":
+        print(f"{args.path}: OK ({counts[0]} campaigns, {counts[1]} units, {counts[2]} people, {counts[3]} groups)")
+    else:
+        print(f"{args.path}: OK，配置正确（{counts[0]} 个活动、{counts[1]} 个单位、{counts[2]} 人、{counts[3]} 个群）")
     if config.campaigns:
         note = _campaign_holidays_note(config)
         if note:
@@ -147,7 +149,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config, secrets)
     # Not a standing clock: the bot's clock starts at --now and runs forward.
     clock = SystemClock.starting_at(args.start_at, config.tz) if args.start_at else None
-    app = create_app(config, build_engine(config, clock, secrets), secrets=secrets)
+    app = create_app(config, build_engine(config, clock, secrets), secrets=secrets, config_path=args.config)
     # uvicorn's access log would bypass our redacting handlers and print callback query strings.
     uvicorn.run(app, host=server.host, port=server.port, log_config=None, access_log=False)
     return 0
@@ -370,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("path")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the messages (default: zh)")
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("parse", help="parse one chat message and print what the bot understood")

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from bot.config_problems import Problem, Ref, closest, problem, render
+
 Role = Literal["teacher", "unit_head", "safety_officer", "leader", "admin"]
 PlatformName = Literal["console", "wecom", "dingtalk"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -480,21 +482,23 @@ class Config(_Model):
 
 
 class ConfigError(Exception):
-    """The configuration is invalid; `problems` lists `key: message` lines."""
+    """The configuration is invalid: `records` are the problems; `lines(lang)` renders them one per line.
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    `problems` keeps the English lines (what logs and older callers read).
+    """
+
+    def __init__(self, records: list[Problem], data: Any = None) -> None:
+        self.records = records
+        self.data = data
+        self.problems = self.lines("en")
+        super().__init__("\n".join(self.problems))
+
+    def lines(self, lang: str = "zh") -> list[str]:
+        """Each problem as `where: what is wrong and how to fix it`, in Chinese (zh) or English (en)."""
+        return [render(record, self.data, lang) for record in self.records]
 
 
-# -- pydantic errors as `key.path: message` ------------------------------------------------
-
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
+# -- pydantic errors as problem records ----------------------------------------------------
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -527,31 +531,60 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool, date, time))
 
 
-def _describe(err: Any) -> str:
-    """An actionable message for one pydantic error."""
-    kind, loc, value = err["type"], err["loc"], err.get("input")
-    if kind == "missing":
-        return "missing (this key is required)"
+# pydantic's error types, by the catalogue entry that explains them (bot/config_problems.py)
+_PYDANTIC_CODES: dict[str, str] = {
+    **dict.fromkeys(("date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact", "date_type"), "date"),
+    **dict.fromkeys(("time_parsing", "time_type"), "time"),
+    **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), "int"),
+    **dict.fromkeys(("float_parsing", "float_type"), "number"),
+    **dict.fromkeys(("bool_parsing", "bool_type"), "bool"),
+    "string_type": "string",
+    "list_type": "list",
+    **dict.fromkeys(("model_type", "dict_type", "model_attributes_type"), "table"),
+    "string_too_short": "too_short",
+    "string_too_long": "too_long",
+    "less_than_equal": "at_most",
+    "greater_than_equal": "at_least",
+    "greater_than": "more_than",
+    "string_pattern_mismatch": "pattern",
+}
+_OUR_CODES = ("secret_in_config", "env_var_name", "mobile", "timezone", "time_of_day", "quiet_hours",
+              "photo_levels", "url_host")
+
+
+def _pydantic_problem(err: Any) -> Problem:
+    """One pydantic error as a problem record: its catalogue code and the details its messages need."""
+    kind, loc, value = err["type"], tuple(err["loc"]), err.get("input")
+    ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        model = _model_at(tuple(loc[:-1]))
+        model = _model_at(loc[:-1])
         known = list(model.model_fields) if model is not None else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else (f"; known keys: {', '.join(known)}" if known else "")
-        return f"unknown key{hint}"
+        listed = ", ".join(known) if known and not close else ""
+        return Problem(loc, kind, {
+            "close": close[0] if close else None,
+            "hint_zh": f"；可用的键：{listed}" if listed else "", "hint_en": f"; known keys: {listed}" if listed else "",
+        })
+    if kind == "missing":
+        return Problem(loc, kind, {})
     if kind == "literal_error":
-        return f"unknown value {value!r}; use one of {err['ctx']['expected']}"
+        return Problem(loc, kind, {"value": value, "expected": ctx.get("expected", "")})
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "id":
-        return f"{value!r} is not a valid id: use only ASCII letters, digits, '_', '.' and '-' (Chinese goes in name)"
+        return Problem(loc, "bad_id", {"value": value})
+    if kind in _OUR_CODES:
+        return Problem(loc, kind, dict(ctx))
+    if kind == "database_url":
+        return Problem(loc, "database_kind" if "scheme" in ctx else "database_url", dict(ctx))
     message = str(err["msg"])
     if kind in ("value_error", "assertion_error"):
-        return message.split(", ", 1)[-1]
-    if kind.startswith(
-        ("secret_in_config", "env_var_name", "mobile", "timezone", "database_url", "time_of_day", "quiet_hours")
-    ):
-        return message
-    if "credentials" in loc:  # never echo what may be a secret
-        return message
-    return f"{message} (got {value!r})" if _is_scalar(value) else message
+        message = message.split(", ", 1)[-1]
+    show = _is_scalar(value) and "credentials" not in loc  # never echo what may be a secret
+    limit = ctx.get("le", ctx.get("ge", ctx.get("gt")))
+    return Problem(loc, _PYDANTIC_CODES.get(kind, "invalid"), {
+        "msg": message, "got_zh": f"（现在是 {value!r}）" if show else "",
+        "got_en": f" (got {value!r})" if show and kind not in ("value_error", "assertion_error") else "",
+        "limit": limit, "max_length": ctx.get("max_length"), "pattern": ctx.get("pattern"),
+    })
 
 
 # -- cross-checks on the raw document ------------------------------------------------------
@@ -633,7 +666,7 @@ def _rows_by(rows: list[Row], key: str) -> dict[str, list[int]]:
 
 
 def _scopes(data: Row) -> list[tuple[str, set[str]]]:
-    """Where a typed name must be unambiguous: each staff group's units with their subtrees."""
+    """Where a typed name must be unambiguous: each staff group's units with their subtrees (by group id)."""
     parents = _parents(data)
     children = _children(parents)
     scopes: list[tuple[str, set[str]]] = []
@@ -641,12 +674,22 @@ def _scopes(data: Row) -> list[tuple[str, set[str]]]:
         if row.get("kind", "staff") != "staff":
             continue
         roots = [unit for _, unit in _strs(row, "units")]
-        scopes.append((f"group {row.get('id')!r}", _descendants(roots, children) if roots else set(parents)))
-    return scopes or [("the config", set(parents))]
+        scopes.append((str(row.get("id")), _descendants(roots, children) if roots else set(parents)))
+    return scopes or [("", set(parents))]
 
 
-def _check_ids(data: Row) -> list[str]:
-    problems: list[str] = []
+def _scope_text(group_id: str) -> dict[str, str]:
+    """How a scope reads in each language (the params of the *_clash / duplicate_person_name problems)."""
+    return {"scope": f"group {group_id!r}" if group_id else "the config",
+            "scope_zh": f"群 {group_id}" if group_id else "整个配置"}
+
+
+def _unknown_unit(loc: tuple[int | str, ...], unit: str, unit_ids: set[str]) -> Problem:
+    return Problem(loc, "unknown_unit", {"value": unit, "close": closest(unit, unit_ids)})
+
+
+def _check_ids(data: Row) -> list[Problem]:
+    problems: list[Problem] = []
     for table in ("campaigns", "units", "people", "groups", "buildings"):
         first: dict[str, int] = {}
         for i, row in enumerate(_rows(data, table)):
@@ -654,14 +697,14 @@ def _check_ids(data: Row) -> list[str]:
             if ident is None:
                 continue
             if ident in first:
-                problems.append(f"{table}[{i}].id: duplicate id {ident!r} (also {table}[{first[ident]}])")
+                problems.append(problem(table, i, "id", code="duplicate_id", value=ident, other=Ref((table, first[ident]))))
             else:
                 first[ident] = i
     return problems
 
 
-def _check_units(data: Row) -> list[str]:
-    problems: list[str] = []
+def _check_units(data: Row) -> list[Problem]:
+    problems: list[Problem] = []
     parents = _parents(data)
     in_reported_cycle: set[str] = set()
     for i, row in enumerate(_rows(data, "units")):
@@ -669,7 +712,7 @@ def _check_units(data: Row) -> list[str]:
         if parent is None or ident is None:
             continue
         if parent not in parents:
-            problems.append(f"units[{i}].parent: unknown unit {parent!r}")
+            problems.append(_unknown_unit(("units", i, "parent"), parent, set(parents)))
             continue
         # Report each cycle once, on its first unit; units merely hanging below a cycle are not at fault.
         chain, cursor = [ident], parent
@@ -678,16 +721,14 @@ def _check_units(data: Row) -> list[str]:
             cursor = parents[cursor]
         if cursor == ident and ident not in in_reported_cycle:
             in_reported_cycle.update(chain)
-            problems.append(
-                f"units[{i}].parent: cycle {' → '.join([*chain, ident])} (units must form a tree)"
-            )
+            problems.append(problem("units", i, "parent", code="unit_cycle", chain=" → ".join([*chain, ident])))
     # The same short name on two units of one group would make 单位：保卫处 ambiguous.
     units = _rows(data, "units")
     rows_of = _rows_by(units, "id")  # each scope visits only its own rows: 10,000 groups × 10,000 units is too slow
     reported: set[tuple[str, int, int]] = set()
-    for scope_name, scope in _scopes(data):
+    for scope, members in _scopes(data):
         owner: dict[str, int] = {}
-        for i in sorted(i for unit in scope for i in rows_of.get(unit, ())):
+        for i in sorted(i for unit in members for i in rows_of.get(unit, ())):
             row = units[i]
             labels = [("name", _str(row, "name"))] + [(f"aliases[{a}]", alias) for a, alias in _strs(row, "aliases")]
             for key, label in labels:
@@ -696,10 +737,11 @@ def _check_units(data: Row) -> list[str]:
                 other = owner.setdefault(label, i)
                 if other != i and (label, other, i) not in reported:
                     reported.add((label, other, i))
-                    problems.append(
-                        f"units[{i}].{key}: {label!r} also names units[{other}] ({_str(units[other], 'id')!r}) "
-                        f"in {scope_name}; people could not say which unit they mean"
-                    )
+                    loc = ("units", i, "name") if key == "name" else ("units", i, "aliases", int(key[8:-1]))
+                    problems.append(Problem(loc, "unit_label_clash", {
+                        "label": label, "other": Ref(("units", other)),
+                        **_scope_text(scope),
+                    }))
     return problems
 
 
@@ -716,54 +758,53 @@ class _Span:
         return (self.start is not None and day < self.start) or (self.end is not None and day > self.end)
 
 
-def _check_campaigns(data: Row) -> list[str]:
-    problems: list[str] = []
+def _check_campaigns(data: Row) -> list[Problem]:
+    problems: list[Problem] = []
     unit_ids = _ids(data, "units")
     for c, row in enumerate(_rows(data, "campaigns")):
-        where, start, end = f"campaigns[{c}]", _date(row, "start"), _date(row, "end")
+        start, end = _date(row, "start"), _date(row, "end")
         if start is not None and end is not None and end < start:
-            problems.append(f"{where}.end: before start ({end} < {start})")
+            problems.append(problem("campaigns", c, "end", code="end_before_start", end=end, start=start))
             start = end = None  # every date would be "outside"; the one problem above says it all
-        span = f"the campaign runs {start or '?'} → {end or '?'}"
+        span = {"start": start or "?", "end": end or "?"}
         outside = _Span(start, end).excludes
         for u, unit in _strs(row, "units"):
             if unit not in unit_ids:
-                problems.append(f"{where}.units[{u}]: unknown unit {unit!r}")
+                problems.append(_unknown_unit(("campaigns", c, "units", u), unit, unit_ids))
         for p, phase in enumerate(_rows(row, "phases")):
             p_start, p_end = _date(phase, "start"), _date(phase, "end")
             if p_start is not None and p_end is not None and p_end < p_start:
-                problems.append(f"{where}.phases[{p}].end: before start ({p_end} < {p_start})")
-            if outside(p_start):
-                problems.append(f"{where}.phases[{p}].start: {p_start} is outside the campaign ({span})")
-            if outside(p_end):
-                problems.append(f"{where}.phases[{p}].end: {p_end} is outside the campaign ({span})")
+                problems.append(problem("campaigns", c, "phases", p, "end", code="end_before_start", end=p_end,
+                                        start=p_start))
+            for key, day in (("start", p_start), ("end", p_end)):
+                if outside(day):
+                    problems.append(problem("campaigns", c, "phases", p, key, code="outside_campaign", day=day, **span))
         for m, milestone in enumerate(_rows(row, "milestones")):
             due = _date(milestone, "date")
             if outside(due):
-                problems.append(f"{where}.milestones[{m}].date: {due} is outside the campaign ({span})")
+                problems.append(problem("campaigns", c, "milestones", m, "date", code="outside_campaign", day=due,
+                                        **span))
         reporting = row.get("reporting")
         first = _date(reporting, "first") if isinstance(reporting, dict) else None
         if outside(first):
-            problems.append(f"{where}.reporting.first: {first} is outside the campaign ({span})")
+            problems.append(problem("campaigns", c, "reporting", "first", code="outside_campaign", day=first, **span))
         nudges = row.get("nudge_days_before")
         for n, days in enumerate(nudges if isinstance(nudges, list) else []):
             if isinstance(days, int) and days < 0:
-                problems.append(
-                    f"{where}.nudge_days_before[{n}]: {days} is negative; give days before a deadline (0 = on the day)"
-                )
+                problems.append(problem("campaigns", c, "nudge_days_before", n, code="negative_nudge", days=days))
     return problems
 
 
-def _check_people(data: Row) -> list[str]:
-    problems: list[str] = []
+def _check_people(data: Row) -> list[Problem]:
+    problems: list[Problem] = []
     unit_ids = _ids(data, "units")
     people = _rows(data, "people")
     for i, row in enumerate(people):
         unit = _str(row, "unit")
         if unit is not None and unit not in unit_ids:
-            problems.append(f"people[{i}].unit: unknown unit {unit!r}")
+            problems.append(_unknown_unit(("people", i, "unit"), unit, unit_ids))
         if row.get("roles") == []:
-            problems.append(f"people[{i}].roles: give at least one role ({', '.join(ROLES)})")
+            problems.append(problem("people", i, "roles", code="no_roles", roles=", ".join(ROLES)))
     # Inbound messages are matched to people by these ids, so each must point at one person.
     for key in ("wecom_userid", "dingtalk_staff_id", "mobile"):
         first: dict[str, int] = {}
@@ -772,27 +813,25 @@ def _check_people(data: Row) -> list[str]:
             if not isinstance(value, str):
                 continue
             if value in first:
-                problems.append(f"people[{i}].{key}: {value!r} is also people[{first[value]}].{key}")
+                problems.append(problem("people", i, key, code="duplicate_contact", value=value,
+                                        other=Ref(("people", first[value])), key=key))
             else:
                 first[value] = i
     reported: set[tuple[int, int]] = set()
     people_of = _rows_by(people, "unit")
-    for scope_name, scope in _scopes(data):
+    for scope, members in _scopes(data):
         by_name: dict[str, int] = {}
-        for i in sorted(i for unit in scope for i in people_of.get(unit, ())):
-            row = people[i]
-            name = _str(row, "name")
+        for i in sorted(i for unit in members for i in people_of.get(unit, ())):
+            name = _str(people[i], "name")
             if not name:
                 continue
             other = by_name.setdefault(name, i)
             if other != i and (other, i) not in reported:
                 reported.add((other, i))
-                problems.append(
-                    f"people[{i}].name: {name!r} is also people[{other}] in {scope_name}; "
-                    f"责任人：{name} would be ambiguous, so make the names differ (e.g. {name}2)"
-                )
+                problems.append(problem("people", i, "name", code="duplicate_person_name", name=name,
+                                        other=Ref(("people", other)), **_scope_text(scope)))
     if not any("admin" in [role for _, role in _strs(row, "roles")] for row in people) and not _directory_admin(data):
-        problems.append('people: nobody has the admin role; give at least one person roles = ["admin"]')
+        problems.append(problem("people", code="no_admin"))
     return problems
 
 
@@ -809,92 +848,99 @@ def _directory_admin(data: Row) -> bool:
 DIRECTORY_CREDENTIALS = {"wecom": ("corp_id", "secret"), "dingtalk": ("app_key", "app_secret")}
 
 
-def _check_directory(data: Row) -> list[str]:
+def _check_directory(data: Row) -> list[Problem]:
     """Schools must be configured units, and the platform's credentials must be named."""
     directory = _directory_table(data)
     if not directory:
         return []
-    problems: list[str] = []
+    problems: list[Problem] = []
     unit_ids = _ids(data, "units")
     schools = directory.get("schools")
     for dept_id, unit in (schools.items() if isinstance(schools, dict) else []):
         if isinstance(unit, str) and unit not in unit_ids:
-            problems.append(f"directory.schools.{dept_id}: unknown unit {unit!r}; add it to [[units]] first")
+            problems.append(problem("directory", "schools", str(dept_id), code="unknown_unit", value=unit,
+                                    close=closest(unit, unit_ids)))
     credentials = directory.get("credentials")
     needed = DIRECTORY_CREDENTIALS.get(str(directory.get("platform")), ())
     missing = [key for key in needed if not (isinstance(credentials, dict) and key in credentials)]
     if missing:
         example = ", ".join(f'{key} = "SAFETYBOT_{key.upper()}"' for key in needed)
-        problems.append(f"directory.credentials: missing {', '.join(missing)}; e.g. credentials = {{ {example} }}")
+        problems.append(problem("directory", "credentials", code="directory_credentials",
+                                missing=", ".join(missing), example=example))
     return problems
 
 
-def _check_groups(data: Row) -> list[str]:
-    problems: list[str] = []
+def _check_group_bot(data: Row, i: int, row: Row) -> Problem | None:
+    """A group's `bot` must name a receiving bot of its own platform."""
+    bot, platform = _str(row, "bot"), _str(row, "platform")
+    if bot is None:
+        return None
+    table = {"wecom": ("wecom", "bots"), "dingtalk": ("dingtalk", "robots")}.get(platform or "")
+    if table is None:
+        return problem("groups", i, "bot", code="bot_not_platform")
+    section = data.get(table[0])
+    known = {ident for r in _rows(section, table[1]) if (ident := _str(r, "id"))} if isinstance(section, dict) else set()
+    if bot in known:
+        return None
+    return problem("groups", i, "bot", code="unknown_bot", table=".".join(table), value=bot, close=closest(bot, known))
+
+
+def _check_groups(data: Row) -> list[Problem]:
+    problems: list[Problem] = []
     unit_ids, campaign_ids = _ids(data, "units"), _ids(data, "campaigns")
     chats: dict[str, int] = {}
     for i, row in enumerate(_rows(data, "groups")):
         platform = _str(row, "platform")
         for u, unit in _strs(row, "units"):
             if unit not in unit_ids:
-                problems.append(f"groups[{i}].units[{u}]: unknown unit {unit!r}")
+                problems.append(_unknown_unit(("groups", i, "units", u), unit, unit_ids))
         campaign = _str(row, "campaign")
         if campaign is not None and campaign not in campaign_ids:
-            problems.append(f"groups[{i}].campaign: unknown campaign {campaign!r}")
+            problems.append(problem("groups", i, "campaign", code="unknown_campaign", value=campaign,
+                                    close=closest(campaign, campaign_ids)))
         if platform in ("wecom", "dingtalk") and not row.get("credentials"):
-            problems.append(
-                f"groups[{i}].credentials: a {platform} group needs credentials "
-                "(the NAMES of the environment variables holding its keys)"
-            )
-        bot = _str(row, "bot")
-        if bot is not None:
-            table = {"wecom": ("wecom", "bots"), "dingtalk": ("dingtalk", "robots")}.get(platform or "")
-            section = data.get(table[0], {}) if table else {}
-            known = {
-                r.get("id") for r in (section.get(table[1], []) if table and isinstance(section, dict) else [])
-                if isinstance(r, dict)
-            }
-            if table is None:
-                problems.append(f"groups[{i}].bot: only wecom and dingtalk groups have a receiving bot")
-            elif bot not in known:
-                problems.append(f"groups[{i}].bot: unknown {table[0]}.{table[1]} id {bot!r}")
+            problems.append(problem("groups", i, "credentials", code="needs_credentials", platform=platform))
+        bot_problem = _check_group_bot(data, i, row)
+        if bot_problem is not None:
+            problems.append(bot_problem)
         # Inbound messages find their group by chat id alone.
         chat_id = _str(row, "chat_id")
         if platform != "console" and chat_id is not None:
             if chat_id in chats:
-                problems.append(f"groups[{i}].chat_id: {chat_id!r} is also groups[{chats[chat_id]}].chat_id")
+                problems.append(problem("groups", i, "chat_id", code="duplicate_chat_id", value=chat_id,
+                                        other=Ref(("groups", chats[chat_id]))))
             else:
                 chats[chat_id] = i
     return problems
 
 
-def _check_catalogue(data: Row) -> list[str]:
-    problems: list[str] = []
+def _check_catalogue(data: Row) -> list[Problem]:
+    problems: list[Problem] = []
     unit_ids = _ids(data, "units")
     names: dict[str, int] = {}
     owners: dict[str, int] = {}
     for i, row in enumerate(_rows(data, "categories")):
         name = _str(row, "name")
         if name is not None and name in names:
-            problems.append(f"categories[{i}].name: duplicate category {name!r} (also categories[{names[name]}])")
+            problems.append(problem("categories", i, "name", code="duplicate_category", name=name,
+                                    other=Ref(("categories", names[name]))))
         elif name is not None:
             names[name] = i
         for k, keyword in _strs(row, "keywords"):
             other = owners.setdefault(keyword, i)
             if other != i:
-                problems.append(
-                    f"categories[{i}].keywords[{k}]: {keyword!r} is also a keyword of categories[{other}]; "
-                    "the bot could not tell which category a report belongs to"
-                )
+                problems.append(problem("categories", i, "keywords", k, code="keyword_clash", keyword=keyword,
+                                        other=Ref(("categories", other))))
     seqs: dict[tuple[str, int], int] = {}
     for i, row in enumerate(_rows(data, "checklist")):
         for d, dept in _strs(row, "departments"):
             if dept not in unit_ids:
-                problems.append(f"checklist[{i}].departments[{d}]: unknown unit {dept!r}")
+                problems.append(_unknown_unit(("checklist", i, "departments", d), dept, unit_ids))
         project, seq = _str(row, "project"), row.get("seq")
         if project is not None and isinstance(seq, int):
             if (project, seq) in seqs:
-                problems.append(f"checklist[{i}].seq: {project} {seq} is also checklist[{seqs[project, seq]}]")
+                problems.append(problem("checklist", i, "seq", code="duplicate_checklist", project=project, seq=seq,
+                                        row=seqs[project, seq] + 1))
             else:
                 seqs[project, seq] = i
     labels: dict[tuple[str, str], int] = {}
@@ -903,47 +949,51 @@ def _check_catalogue(data: Row) -> list[str]:
         if unit is None:
             continue
         if unit not in unit_ids:
-            problems.append(f"buildings[{i}].unit: unknown unit {unit!r}")
-        for key, label in [("name", _str(row, "name"))] + [(f"aliases[{a}]", x) for a, x in _strs(row, "aliases")]:
+            problems.append(_unknown_unit(("buildings", i, "unit"), unit, unit_ids))
+        for key, label in [("name", _str(row, "name"))] + [(a, x) for a, x in _strs(row, "aliases")]:
             if not label:
                 continue
             other = labels.setdefault((unit, label), i)
             if other != i:
-                problems.append(f"buildings[{i}].{key}: {label!r} also names buildings[{other}] of the same unit")
+                loc = ("buildings", i, "name") if key == "name" else ("buildings", i, "aliases", key)
+                problems.append(Problem(loc, "building_label_clash", {"label": label, "other": Ref(("buildings", other))}))
     return problems
 
 
 _ORDER = {name: rank for rank, name in enumerate(Config.model_fields)}
 
 
-def _sort_key(problem: str) -> tuple[int, int]:
-    match = re.match(r"^(\w+)(?:\[(\d+)\])?", problem)
-    if match is None:
-        return (len(_ORDER), 0)
-    # A problem about a whole table ("people: ...") comes after its rows' problems.
-    index = int(match.group(2)) if match.group(2) is not None else 1 << 30
-    return (_ORDER.get(match.group(1), len(_ORDER)), index)
+def _sort_key(record: Problem) -> tuple[int, int]:
+    """Table by table in the order of Config, row by row; a problem about a whole table after its rows'."""
+    table = record.loc[0] if record.loc else ""
+    index = record.loc[1] if len(record.loc) > 1 and isinstance(record.loc[1], int) else 1 << 30
+    return (_ORDER.get(str(table), len(_ORDER)), index)
 
 
-def find_problems(data: dict[str, Any]) -> list[str]:
-    """Every problem in a parsed TOML document as `key.path: message` lines (empty when valid)."""
-    problems: list[str] = []
+def find_problem_records(data: dict[str, Any]) -> list[Problem]:
+    """Every problem in a parsed TOML document as records (empty when valid)."""
+    problems: list[Problem] = []
     try:
         Config.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
-            problems.append(f"{_key_path(tuple(err['loc'])) or '(top level)'}: {_describe(err)}")
+        problems.extend(_pydantic_problem(err) for err in exc.errors())
     for check in (_check_ids, _check_units, _check_campaigns, _check_people, _check_groups, _check_catalogue,
                   _check_directory):
         problems.extend(check(data))
-    return sorted(dict.fromkeys(problems), key=_sort_key)
+    unique = {render(record, data, "en"): record for record in reversed(problems)}  # first of equal lines wins
+    return sorted(reversed(unique.values()), key=_sort_key)
+
+
+def find_problems(data: dict[str, Any], lang: str = "en") -> list[str]:
+    """Every problem in a parsed TOML document as `where: message` lines (empty when valid)."""
+    return [render(record, data, lang) for record in find_problem_records(data)]
 
 
 def parse_config(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming every problem."""
-    problems = find_problems(data)
+    problems = find_problem_records(data)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, data)
     return Config.model_validate(data)
 
 
@@ -953,13 +1003,13 @@ def load_config(path: str | Path) -> Config:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError([f"(file): {path} does not exist"]) from None
+        raise ConfigError([problem("(file)", code="file_missing", path=str(path))]) from None
     except UnicodeDecodeError:
-        raise ConfigError([f"(file): {path} is not UTF-8 text; save it as UTF-8"]) from None
+        raise ConfigError([problem("(file)", code="file_encoding", path=str(path))]) from None
     except OSError as exc:
-        raise ConfigError([f"(file): cannot read {path}: {exc.strerror or exc}"]) from None
+        raise ConfigError([problem("(file)", code="file_unreadable", path=str(path), reason=exc.strerror or exc)]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"(file): not valid TOML: {exc}"]) from None
+        raise ConfigError([problem("(file)", code="toml", detail=str(exc))]) from None
     return parse_config(data)
 
 

@@ -55,6 +55,7 @@ class _Slot:
     process: BaseProcess | None = None
     outstanding: set[int] = field(default_factory=set)
     started_at: float = 0.0
+    reloading: bool = False  # stopped on purpose to start again with a reloaded config
 
 
 class HandlerPool:
@@ -114,11 +115,24 @@ class HandlerPool:
                     continue
                 if time.monotonic() - slot.started_at < RESTART_BACKOFF_SECONDS:
                     continue
-                log.error("handler process %d exited (code %s); starting another with its %d messages",
-                          slot.index, process.exitcode, len(slot.outstanding))
+                level = logging.INFO if slot.reloading else logging.ERROR
+                log.log(level, "handler process %d exited (code %s%s); starting another with its %d messages",
+                        slot.index, process.exitcode, ", config reloaded" if slot.reloading else "",
+                        len(slot.outstanding))
+                slot.reloading = False
                 self._spawn(slot)
                 for inbound_id in sorted(slot.outstanding):
                     slot.inbox.put(inbound_id)
+
+    def use_config(self, config: Config) -> None:
+        """Restart each handler process with a reloaded config: it finishes what it holds, then `supervise`
+        starts its successor at once with the new config and the messages still outstanding."""
+        self.config = config
+        for slot in self._slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.reloading = True
+                slot.started_at = 0.0  # no restart back-off for a planned restart
+                slot.inbox.put(STOP)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Let each handler finish what it holds, then end it (terminate after `timeout`)."""

@@ -209,73 +209,73 @@ _WECOM_GROUP: Data = {
 CASES: list[tuple[str, Callable[[Data], None], str]] = [
     # dates in order
     ("phase end before start", _set("campaigns.0.phases.1.end", date(2018, 11, 25)),
-     "campaigns[0].phases[1].end: before start"),
-    ("campaign end before start", _set("campaigns.1.end", date(2026, 1, 1)), "campaigns[1].end: before start"),
+     "campaigns「冬春安全整治大会战」(winter-2018).phases「第二阶段：自查自改、深入检查、全面整治」.end: before start"),
+    ("campaign end before start", _set("campaigns.1.end", date(2026, 1, 1)), "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).end: before start"),
     ("phase after the campaign", _set("campaigns.1.phases.2.end", date(2027, 6, 1)),
-     "campaigns[1].phases[2].end: 2027-06-01 is outside the campaign"),
+     "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).phases「第三阶段：总结提高」.end: 2027-06-01 is outside the campaign"),
     ("phase before the campaign", _set("campaigns.1.phases.0.start", date(2026, 11, 1)),
-     "campaigns[1].phases[0].start: 2026-11-01 is outside the campaign"),
+     "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).phases「第一阶段：动员部署」.start: 2026-11-01 is outside the campaign"),
     ("milestone outside", _set("campaigns.0.milestones.3.date", date(2019, 6, 1)),
-     "campaigns[0].milestones[3].date: 2019-06-01 is outside the campaign"),
+     "campaigns「冬春安全整治大会战」(winter-2018).milestones「报送冬春安全整治大会战工作总结」.date: 2019-06-01 is outside the campaign"),
     ("reporting.first outside", _set("campaigns.1.reporting.first", date(2026, 10, 1)),
-     "campaigns[1].reporting.first: 2026-10-01 is outside the campaign"),
+     "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).reporting.first: 2026-10-01 is outside the campaign"),
     ("bad reporting time", _set("campaigns.1.reporting.at", "25:00"),
-     "campaigns[1].reporting.at: '25:00' is not a time"),
-    ("bad date", _set("campaigns.1.start", "2026-13-01"), "campaigns[1].start: Input should be a valid date"),
-    ("missing key", lambda d: d["campaigns"][0].pop("start"), "campaigns[0].start: missing"),
+     "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).reporting.at: '25:00' is not a time"),
+    ("bad date", _set("campaigns.1.start", "2026-13-01"), "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).start: Input should be a valid date"),
+    ("missing key", lambda d: d["campaigns"][0].pop("start"), "campaigns「冬春安全整治大会战」(winter-2018).start: missing"),
     ("negative nudge", _set("campaigns.1.nudge_days_before", [3, -1]),
-     "campaigns[1].nudge_days_before[1]: -1 is negative"),
+     "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).nudge_days_before[1]: -1 is negative"),
     # references
-    ("unknown person unit", _set("people.0.unit", "math"), "people[0].unit: unknown unit 'math'"),
-    ("unknown parent", _set("units.2.parent", "schol"), "units[2].parent: unknown unit 'schol'"),
-    ("unit cycle", _set("units.0.parent", "security"), "units[0].parent: cycle bureau → security → school → bureau"),
-    ("unit is its own parent", _set("units.2.parent", "security"), "units[2].parent: cycle security → security"),
+    ("unknown person unit", _set("people.0.unit", "math"), "people「张伟」(zhang_wei).unit: unknown unit 'math'"),
+    ("unknown parent", _set("units.2.parent", "schol"), "units「安全保卫处」(security).parent: unknown unit 'schol'"),
+    ("unit cycle", _set("units.0.parent", "security"), "units「县教育局」(bureau).parent: cycle bureau → security → school → bureau"),
+    ("unit is its own parent", _set("units.2.parent", "security"), "units「安全保卫处」(security).parent: cycle security → security"),
     ("unknown group unit", _set("groups.0.units", ["school", "school3"]),
-     "groups[0].units[1]: unknown unit 'school3'"),
-    ("unknown campaign unit", _set("campaigns.1.units", ["nowhere"]), "campaigns[1].units[0]: unknown unit 'nowhere'"),
+     "groups「一中安全工作群」(staff).units[1]: unknown unit 'school3'"),
+    ("unknown campaign unit", _set("campaigns.1.units", ["nowhere"]), "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).units[0]: unknown unit 'nowhere'"),
     ("unknown campaign", _set("groups.1.campaign", "winter-2025"),
-     "groups[1].campaign: unknown campaign 'winter-2025'"),
+     "groups「一中安全领导群」(leaders).campaign: unknown campaign 'winter-2025'"),
     ("unknown checklist department", _set("checklist.3.departments", ["security", "hospital"]),
-     "checklist[3].departments[1]: unknown unit 'hospital'"),
-    ("unknown building unit", _set("buildings.0.unit", "school9"), "buildings[0].unit: unknown unit 'school9'"),
+     "checklist「消防安全 4」.departments[1]: unknown unit 'hospital'"),
+    ("unknown building unit", _set("buildings.0.unit", "school9"), "buildings「1号教学楼」(s1-teach1).unit: unknown unit 'school9'"),
     # duplicates
-    ("duplicate unit id", _set("units.7.id", "school"), "units[7].id: duplicate id 'school' (also units[1])"),
-    ("duplicate person id", _set("people.1.id", "zhang_wei"), "people[1].id: duplicate id 'zhang_wei' (also people[0])"),
-    ("duplicate group id", _set("groups.2.id", "staff"), "groups[2].id: duplicate id 'staff'"),
-    ("duplicate campaign id", _set("campaigns.1.id", "winter-2018"), "campaigns[1].id: duplicate id 'winter-2018'"),
-    ("duplicate building id", _set("buildings.1.id", "s1-teach1"), "buildings[1].id: duplicate id 's1-teach1'"),
-    ("duplicate name in one group", _set("people.5.name", "张伟"), "people[5].name: '张伟' is also people[0]"),
+    ("duplicate unit id", _set("units.7.id", "school"), "units「城南小学」(school).id: duplicate id 'school' (also units「城关第一中学」(school))"),
+    ("duplicate person id", _set("people.1.id", "zhang_wei"), "people「王建国」(zhang_wei).id: duplicate id 'zhang_wei' (also people「张伟」(zhang_wei))"),
+    ("duplicate group id", _set("groups.2.id", "staff"), "groups「城南小学安全工作群」(staff).id: duplicate id 'staff'"),
+    ("duplicate campaign id", _set("campaigns.1.id", "winter-2018"), "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2018).id: duplicate id 'winter-2018'"),
+    ("duplicate building id", _set("buildings.1.id", "s1-teach1"), "buildings「2号教学楼」(s1-teach1).id: duplicate id 's1-teach1'"),
+    ("duplicate name in one group", _set("people.5.name", "张伟"), "people「张伟」(chen_jing).name: '张伟' is also people「张伟」(zhang_wei) in group 'staff'"),
     ("duplicate wecom userid", _set("people.3.wecom_userid", "ZhangWei"),
-     "people[3].wecom_userid: 'ZhangWei' is also people[0].wecom_userid"),
+     "people「赵敏」(zhao_min).wecom_userid: 'ZhangWei' is also people「张伟」(zhang_wei).wecom_userid"),
     ("duplicate dingtalk id", _set("people.3.dingtalk_staff_id", "0135210001"),
-     "people[3].dingtalk_staff_id: '0135210001' is also people[0].dingtalk_staff_id"),
+     "people「赵敏」(zhao_min).dingtalk_staff_id: '0135210001' is also people「张伟」(zhang_wei).dingtalk_staff_id"),
     ("duplicate mobile", _set("people.3.mobile", "138 0000 0001"),
-     "people[3].mobile: '13800000001' is also people[0].mobile"),
+     "people「赵敏」(zhao_min).mobile: '13800000001' is also people「张伟」(zhang_wei).mobile"),
     ("unit alias clash", lambda d: d["units"][3]["aliases"].insert(0, "保卫处"),
-     "units[3].aliases[0]: '保卫处' also names units[2] ('security')"),
+     "units「总务基建处」(logistics).aliases[0]: '保卫处' also names units「安全保卫处」(security) in group 'staff'"),
     ("building alias clash", lambda d: d["buildings"][1]["aliases"].insert(0, "一教"),
-     "buildings[1].aliases[0]: '一教' also names buildings[0]"),
-    ("duplicate category", _set("categories.1.name", "消防"), "categories[1].name: duplicate category '消防'"),
+     "buildings「2号教学楼」(s1-teach2).aliases[0]: '一教' also names buildings「1号教学楼」(s1-teach1)"),
+    ("duplicate category", _set("categories.1.name", "消防"), "categories「消防」.name: duplicate category '消防'"),
     ("keyword in two categories", lambda d: d["categories"][1]["keywords"].insert(0, "灭火器"),
-     "categories[1].keywords[0]: '灭火器' is also a keyword of categories[0]"),
-    ("duplicate checklist row", _set("checklist.1.seq", 1), "checklist[1].seq: 消防安全 1 is also checklist[0]"),
+     "categories「用电」.keywords[0]: '灭火器' is also a keyword of categories「消防」"),
+    ("duplicate checklist row", _set("checklist.1.seq", 1), "checklist「消防安全 1」.seq: 消防安全 1 is also checklist row 1"),
     ("duplicate chat id", lambda d: d["groups"].extend([_WECOM_GROUP, {**_WECOM_GROUP, "id": "w2"}]),
-     "groups[4].chat_id: 'wrkSFfCgAA0001' is also groups[3].chat_id"),
+     "groups「企业微信群」(w2).chat_id: 'wrkSFfCgAA0001' is also groups「企业微信群」(wecom-staff).chat_id"),
     # people
-    ("unknown role", _set("people.0.roles", ["teacher", "principal"]), "people[0].roles[1]: unknown value 'principal'"),
-    ("no roles", _set("people.0.roles", []), "people[0].roles: give at least one role"),
+    ("unknown role", _set("people.0.roles", ["teacher", "principal"]), "people「张伟」(zhang_wei).roles[1]: unknown value 'principal'"),
+    ("no roles", _set("people.0.roles", []), "people「张伟」(zhang_wei).roles: give at least one role"),
     ("no admin", _set("people.4.roles", ["leader"]), "people: nobody has the admin role"),
-    ("short mobile", _set("people.0.mobile", "1380000001"), "people[0].mobile: '1380000001' is not an 11-digit mobile"),
-    ("bad id", _set("people.0.id", "张伟"), "people[0].id: '张伟' is not a valid id"),
+    ("short mobile", _set("people.0.mobile", "1380000001"), "people「张伟」(zhang_wei).mobile: '1380000001' is not an 11-digit mobile"),
+    ("bad id", _set("people.0.id", "张伟"), "people「张伟」(张伟).id: '张伟' is not a valid id"),
     # top level, groups, database
     ("bad time zone", _set("timezone", "Asia/Beijing"), "timezone: unknown time zone 'Asia/Beijing'"),
-    ("bad platform", _set("groups.0.platform", "wechat"), "groups[0].platform: unknown value 'wechat'"),
-    ("bad kind", _set("groups.0.kind", "teachers"), "groups[0].kind: unknown value 'teachers'"),
+    ("bad platform", _set("groups.0.platform", "wechat"), "groups「一中安全工作群」(staff).platform: unknown value 'wechat'"),
+    ("bad kind", _set("groups.0.kind", "teachers"), "groups「一中安全工作群」(staff).kind: unknown value 'teachers'"),
     ("platform group without credentials", _append("groups", {**_WECOM_GROUP, "credentials": {}}),
-     "groups[3].credentials: a wecom group needs credentials"),
+     "groups「企业微信群」(wecom-staff).credentials: a wecom group needs credentials"),
     ("lowercase env name", _append("groups", {**_WECOM_GROUP, "credentials": {"token": "safetybot_token"}}),
-     "groups[3].credentials.token: 'safetybot_token' is not an environment variable name"),
-    ("unknown key", _set("units.1.parnet", "bureau"), "units[1].parnet: unknown key; did you mean 'parent'?"),
+     "groups「企业微信群」(wecom-staff).credentials.token: 'safetybot_token' is not an environment variable name"),
+    ("unknown key", _set("units.1.parnet", "bureau"), "units「城关第一中学」(school).parnet: unknown key; did you mean 'parent'?"),
     ("unknown table", _set("calender", {}), "calender: unknown key"),
     ("bad port", _set("server.port", 70000), "server.port: Input should be less than or equal to 65535"),
     ("bad database url", _set("database.url", "postgres://bot@db/safetybot"),
@@ -307,7 +307,7 @@ def test_secret_in_credentials_is_refused_and_not_echoed(secret: str) -> None:
     data["groups"].append({**_WECOM_GROUP, "credentials": {"webhook_key": secret}})
     problems = _problems(data)
     assert problems == [
-        f"groups[3].credentials.webhook_key: this looks like a secret ({secret[:4]}…), not an environment "
+        f"groups「企业微信群」(wecom-staff).credentials.webhook_key: this looks like a secret ({secret[:4]}…), not an environment "
         "variable name: put the secret in an environment variable and write its NAME here, "
         "e.g. SAFETYBOT_WECOM_WEBHOOK_KEY"
     ]
@@ -349,30 +349,30 @@ def test_every_problem_is_listed_at_once() -> None:
     problems = _problems(data)
     for expected in (
         "timezone: unknown time zone 'Mars/Olympus'",
-        "campaigns[0].phases[0].start: Input should be a valid date",
-        "campaigns[0].phases[1].end: before start",
-        "people[0].roles[0]: unknown value 'principal'",
-        "people[1].unit: unknown unit 'math'",
-        "groups[0].platform: unknown value 'wechat'",
-        "groups[1].campaign: unknown campaign 'winter-2025'",
-        "buildings[0].unit: unknown unit 'school9'",
+        "campaigns「冬春安全整治大会战」(winter-2018).phases「第一阶段：制定方案、全面部署、广泛动员」.start: Input should be a valid date",
+        "campaigns「冬春安全整治大会战」(winter-2018).phases「第二阶段：自查自改、深入检查、全面整治」.end: before start",
+        "people「张伟」(zhang_wei).roles[0]: unknown value 'principal'",
+        "people「王建国」(wang_jianguo).unit: unknown unit 'math'",
+        "groups「一中安全工作群」(staff).platform: unknown value 'wechat'",
+        "groups「一中安全领导群」(leaders).campaign: unknown campaign 'winter-2025'",
+        "buildings「1号教学楼」(s1-teach1).unit: unknown unit 'school9'",
     ):
         assert any(problem.startswith(expected) for problem in problems), (expected, problems)
     # listed table by table, in the order of the file
-    assert problems[0].startswith("timezone:") and problems[-1].startswith("buildings[0]")
+    assert problems[0].startswith("timezone:") and problems[-1].startswith("buildings「1号教学楼」")
 
 
 def test_a_unit_cycle_is_reported_once() -> None:
     data = _data()
     data["units"][0]["parent"] = "security"  # every unit now hangs below the cycle
-    assert _problems(data) == ["units[0].parent: cycle bureau → security → school → bureau (units must form a tree)"]
+    assert _problems(data) == ["units「县教育局」(bureau).parent: cycle bureau → security → school → bureau (units must form a tree)"]
 
 
 def test_a_row_that_fails_validation_still_counts_as_defined() -> None:
     data = _data()
     data["units"][2]["name"] = ""  # security is broken, but people in it must not be "unknown unit"
     problems = _problems(data)
-    assert problems == ["units[2].name: String should have at least 1 character (got '')"]
+    assert problems == ["units(security).name: String should have at least 1 character (got '')"]
 
 
 # -- load_config and `safetybot check-config` ----------------------------------------------
@@ -392,11 +392,14 @@ def test_load_config_reports_missing_and_malformed_files(tmp_path: Path) -> None
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
-    assert "OK (2 campaigns, 8 units, 8 people, 3 groups)" in out
+    assert "OK，配置正确（2 个活动、8 个单位、8 人、3 个群）" in out
     assert err == ""
+    assert main(["check-config", str(EXAMPLE), "--lang", "en"]) == 0
+    assert "OK (2 campaigns, 8 units, 8 people, 3 groups)" in capsys.readouterr().out
 
 
-def test_check_config_lists_every_problem_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _broken_example(tmp_path: Path) -> Path:
+    """The example with four mistakes: a time zone, a platform, a person's unit, a pasted secret."""
     text = EXAMPLE.read_text(encoding="utf-8")
     text = text.replace('timezone = "Asia/Shanghai"', 'timezone = "Asia/Peking"', 1)
     text = text.replace('platform = "console"\nkind = "leaders"', 'platform = "wechat"\nkind = "leaders"', 1)
@@ -407,19 +410,107 @@ def test_check_config_lists_every_problem_and_fails(tmp_path: Path, capsys: pyte
     )
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
+    return path
 
-    assert main(["check-config", str(path)]) == 1
+
+def test_check_config_lists_every_problem_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _broken_example(tmp_path)
+    assert main(["check-config", str(path), "--lang", "en"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     lines = err.splitlines()
     assert lines[0] == "timezone: unknown time zone 'Asia/Peking'; use an IANA name such as Asia/Shanghai"
-    assert "people[7].unit: unknown unit 'school3'" in lines
-    assert any(line.startswith("groups[1].platform: unknown value 'wechat'") for line in lines)
-    assert any(line.startswith("groups[3].credentials.webhook_key: this looks like a secret") for line in lines)
+    assert "people「周涛」(zhou_tao).unit: unknown unit 'school3'; did you mean 'school'?" in lines
+    assert any(line.startswith("groups「一中安全领导群」(leaders).platform: unknown value 'wechat'") for line in lines)
+    assert any(line.startswith("groups「w」(w).credentials.webhook_key: this looks like a secret") for line in lines)
     assert "693a91f6-7d1b" not in err
     assert lines[-1] == f"{path}: 4 problem(s)"
 
 
+def test_check_config_speaks_chinese_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _broken_example(tmp_path)
+    assert main(["check-config", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "timezone: 未知时区 'Asia/Peking'；请写 IANA 时区名，例如 Asia/Shanghai"
+    assert (
+        "people「周涛」(zhou_tao).unit: 没有 id 为 'school3' 的单位；请写 [[units]] 里已有的 id；您是不是想写 school？"
+        in lines
+    )
+    assert any(line.startswith("groups「一中安全领导群」(leaders).platform: 不认识的取值 'wechat'") for line in lines)
+    assert any(line.startswith("groups「w」(w).credentials.webhook_key: 这看起来是密钥（693a…）") for line in lines)
+    assert "693a91f6-7d1b" not in "\n".join(lines)
+    assert lines[-1].startswith(f"{path}：共 4 个问题")
+
+
+def test_a_typo_in_a_reference_gets_the_closest_id() -> None:
+    data = _data()
+    data["people"][1]["unit"] = "logistic"  # 王建国 of logistics
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert caught.value.lines("zh") == [
+        "people「王建国」(wang_jianguo).unit: 没有 id 为 'logistic' 的单位；请写 [[units]] 里已有的 id；"
+        "您是不是想写 logistics？"
+    ]
+    assert caught.value.lines("en") == [
+        "people「王建国」(wang_jianguo).unit: unknown unit 'logistic'; did you mean 'logistics'?"
+    ]
+
+
+def test_nothing_close_means_no_suggestion() -> None:
+    data = _data()
+    data["groups"][1]["campaign"] = "spring-drill"
+    assert _problems(data) == ["groups「一中安全领导群」(leaders).campaign: unknown campaign 'spring-drill'"]
+
+
+def test_entries_are_named_by_name_and_id_or_by_what_they_have(tmp_path: Path) -> None:
+    data = _data()
+    data["people"][5]["unit"] = "nowhere"  # a row with a name and an id
+    data["categories"][2]["keywords"] = "墙体"  # a row with a name only
+    data["checklist"][0]["method"] = 3  # a checklist row: 督查项目 and 序号
+    data["campaigns"][1]["phases"][0]["name"] = ""  # a nested row whose name is the problem: its position
+    problems = _problems(data)
+    assert "people「陈静」(chen_jing).unit: unknown unit 'nowhere'" in problems
+    assert any(p.startswith("categories「建筑」.keywords: Input should be a valid list") for p in problems), problems
+    assert any(p.startswith("checklist「消防安全 1」.method: Input should be a valid string") for p in problems)
+    assert any(p.startswith("campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).phases[0].name:")
+               for p in problems)
+    assert not any("people[5]" in p for p in problems)
+
+
+def test_pydantic_type_errors_are_rendered_in_chinese_with_the_entry() -> None:
+    data = _data()
+    data["campaigns"][1]["start"] = "2026-13-01"
+    data["server"]["port"] = 70000
+    data["units"][1]["parnet"] = "bureau"
+    data["people"][0]["roles"] = "teacher"
+    data["people"][1]["name"] = ""
+    data["scheduler"]["enabled"] = "yes please"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    lines = caught.value.lines("zh")
+    for expected in (
+        "server.port: 应不大于 65535（现在是 70000）",
+        "campaigns「2026—2027学年冬春校园安全隐患排查整治」(winter-2026).start: 不是有效的日期（现在是 '2026-13-01'）；"
+        "请写成 2026-11-20",
+        "units「城关第一中学」(school).parnet: 不认识的键；您是不是想写 parent？",
+        "people「张伟」(zhang_wei).roles: 应为列表（现在是 'teacher'），例如 [\"school\"]",
+        "people(wang_jianguo).name: 不能为空（现在是 ''）；请填写内容",
+        "scheduler.enabled: 应为 true 或 false（现在是 'yes please'）",
+    ):
+        assert expected in lines, (expected, lines)
+    assert not any("Input should" in line for line in lines)
+
+
+def test_every_problem_code_has_both_languages() -> None:
+    from bot.config_problems import MESSAGES
+
+    for code, (zh, en) in MESSAGES.items():
+        assert zh and en, code
+        assert code == "text" or zh != en, code
+
+
 def test_check_config_on_a_missing_file_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(tmp_path / "missing.toml")]) == 1
+    assert "找不到文件" in capsys.readouterr().err
+    assert main(["check-config", str(tmp_path / "missing.toml"), "--lang", "en"]) == 1
     assert "does not exist" in capsys.readouterr().err

@@ -463,10 +463,11 @@ def test_directory_settings_are_checked() -> None:
     with pytest.raises(ConfigError) as bad:
         parse_config(data)
     assert bad.value.problems == [
-        "directory.schools.1: unknown unit 'nowhere'; add it to [[units]] first",
+        "directory.schools.1: unknown unit 'nowhere'",
         'directory.credentials: missing secret; e.g. credentials = { corp_id = "SAFETYBOT_CORP_ID", '
         'secret = "SAFETYBOT_SECRET" }',
     ]  # and no "nobody has the admin role": the directory names one
+    assert bad.value.lines("zh")[0] == "directory.schools.1: 没有 id 为 'nowhere' 的单位；请写 [[units]] 里已有的 id"
 
 
 def test_cli_directory_sync_prints_what_changed(

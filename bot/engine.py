@@ -33,6 +33,7 @@ from handlers.context import BuildingRef, Context, Policy
 from handlers.format import fit_replies, merge_replies
 from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
+from handlers.understand import Vocabulary
 from handlers.router import dispatch
 from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
@@ -112,6 +113,15 @@ class Recorded:
         return self.inbound_id is None
 
 
+def vocabulary_of(config: Config) -> Vocabulary:
+    """The names of the configured people, units and buildings, for reading reports written without keys."""
+    return Vocabulary(
+        people=tuple(dict.fromkeys(person.name for person in config.people)),
+        units=tuple(dict.fromkeys(name for unit in config.units for name in (unit.name, *unit.aliases))),
+        buildings=tuple(dict.fromkeys(name for b in config.buildings for name in (b.name, *b.aliases))),
+    )
+
+
 class Engine:
     """Owns the database engine and turns inbound messages into replies."""
 
@@ -139,6 +149,7 @@ class Engine:
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
         )
+        self.vocabulary = vocabulary_of(config)
         self.renderers: dict[str, Renderer] = {}
         self.photo_links: PhotoLinks | None = None
         if config.server.public_url:
@@ -357,7 +368,9 @@ class Engine:
             inbound_id=inbound_id,
             photo_link=self.photo_links.link if self.photo_links else None,
         )
-        command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
+        command = parse_message(
+            msg.text, today=now.date(), categories=self.policy.categories, vocabulary=self.vocabulary
+        )
         return dispatch(command, context)
 
     @staticmethod

@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
+from handlers.command import HazardFields
 from handlers.dates import find_deadline
 
 
@@ -311,3 +312,41 @@ def suggested_person(doubts: list[str], written: str | None) -> str | None:
             close = detail.partition(">")[2]
             return close.split("|")[0] if close else written
     return written
+
+
+def _as_template(fields: HazardFields, doubts: list[str]) -> str:
+    """The sender's own report rewritten in the keyed form, one line, ready to copy and correct."""
+    person = suggested_person(doubts, fields.responsible)
+    parts = [
+        f"部位：{fields.location or '（请写位置，如3号教学楼二楼东侧）'}",
+        f"问题：{fields.problem or '（请写问题，如消防通道堆放杂物）'}",
+    ]
+    if fields.level == "重大":
+        parts.append("等级：重大")
+    if person:
+        parts.append(f"责任人：{person}")
+    if fields.unit:
+        parts.append(f"单位：{fields.unit}")
+    if fields.deadline is not None and "past_date" not in doubts and "after_campaign" not in doubts:
+        parts.append(f"期限：{fields.deadline.month}月{fields.deadline.day}日")
+    elif fields.deadline is not None:
+        parts.append("期限：（请写今天以后、活动结束前的日期）")
+    return "隐患 " + "，".join(parts)
+
+
+def doubts_reply(fields: HazardFields, doubts: list[str]) -> str:
+    """At most four lines: what was understood, what is unsure, and the message to send back to confirm."""
+    understood = [
+        f"{label}「{value}」"
+        for label, value in (("部位", fields.location), ("问题", fields.problem), ("责任人", fields.responsible),
+                             ("单位", fields.unit), ("等级", fields.level))
+        if value
+    ]
+    if fields.deadline is not None:
+        understood.append(f"期限{fields.deadline.isoformat()}")
+    return "\n".join([
+        "我理解的是：" + ("，".join(understood) or "（没看出内容）") + "。",
+        "还不确定：" + "".join(doubt_text(doubt) for doubt in doubts),
+        "这次没有登记。请核对后复制下面这行发送（可直接修改）：",
+        _as_template(fields, doubts),
+    ])

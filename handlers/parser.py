@@ -112,12 +112,13 @@ _LEADING_HASH_RE = re.compile(rf"^(?:#[ ]*(?P<a>\d+)|第[ ]*(?P<b>\d+)[ ]*号{_N
 # Colons are on the symbol page of a phone keyboard, so a report typed with none at all (部位3号楼 问题插座坏了)
 # gets them back before the main keys; only where a key starts a line or follows a space or separator.
 _COLONLESS_KEYS = ("部位", "位置", "地点", "问题", "类别", "等级", "责任人", "单位", "期限", "结果")
-_COLONLESS_RE = re.compile(r"(?:^|(?<=[\n ，,；;]))(" + "|".join(_COLONLESS_KEYS) + r")[ ]*(?=[^\s，,；;。、])")
+_COLONLESS_RE = re.compile(r"(?:^|(?<=[\n ，,；;]))(" + "|".join(_COLONLESS_KEYS) + r")[ ]*(?=[^\s，,；;。、:：])")
 # 部位是图书馆二楼，责任人为王建国: a key followed by 是/为 is a key followed by a colon.
 _COPULA_RE = re.compile(
     r"(?:^|(?<=[\n ，,；;]))(" + "|".join(map(re.escape, _LABELS_LONGEST_FIRST)) + r")[ ]*(?:是|为)(?!否)[ ]*"
 )
 # Dictation glues keys to values with no space at all (部位二号楼一楼男厕所问题插座冒烟了).
+_LOCATION_COPULA_RE = re.compile(r"(?:^|(?<=[\n ，,；;]))(部位|位置|地点)[ ]*在")  # 部位在五楼天台
 _GLUED_KEYS = ("部位", "问题", "责任人", "单位", "期限")
 _GLUED_RE = re.compile("(" + "|".join(_GLUED_KEYS) + r")(?:是|为)?(?=[^\s，,；;。、])")
 _NO_HAZARD_TAIL_RE = re.compile(r"[，,；; ]+(?P<result>无隐患|未发现隐患|没有隐患|无问题|未发现问题|正常)$")
@@ -584,7 +585,7 @@ def parse_message(
     """
     table = DEFAULT_CATEGORIES if categories is None else categories
     words = EMPTY_VOCABULARY if vocabulary is None else vocabulary
-    clean = _COPULA_RE.sub(r"\1：", _prepare(text))
+    clean = _LOCATION_COPULA_RE.sub(r"\1：", _COPULA_RE.sub(r"\1：", _prepare(text)))
     if not clean:
         return Command(None, errors=[_EMPTY])
     if is_chitchat(clean):
@@ -624,7 +625,7 @@ def parse_message(
         ])
 
     if ":" not in clean and "：" not in clean:
-        with_colons = _COLONLESS_RE.sub(r"\1：", clean)
+        with_colons = _COLONLESS_RE.sub(r"\1：", _with_glued_keys(clean))
         fields = {attr for attr, _, value in _split_body(with_colons).fields if value}
         if {"location", "problem"} <= fields:
             clean = with_colons

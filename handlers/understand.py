@@ -41,6 +41,9 @@ _CHITCHAT = frozenset((
     "辛苦了", "辛苦", "辛苦啦", "大家辛苦了", "明白", "明白了", "知道了", "了解", "没问题", "哈哈", "赞", "棒",
 ))
 _PARTICLES_RE = re.compile(r"[啊呀哈哦噢呢啦嘛~～…]+$")
+# Words that only soften or address an acknowledgement: 好的收到, 谢谢大家, 收到，马上去.
+_CHITCHAT_TAILS = ("大家", "各位", "老师们", "马上去", "马上办", "这就去", "马上落实", "立即落实", "马上处理")
+_CHITCHAT_TOKENS = sorted({*_CHITCHAT, *_CHITCHAT_TAILS}, key=len, reverse=True)
 
 
 def _without_symbols(text: str) -> str:
@@ -54,7 +57,18 @@ def is_chitchat(text: str) -> bool:
     if not core:  # only emoji (👍 🙏), not a lone ？ (that asks for help)
         return any(unicodedata.category(ch) == "So" for ch in text)
     trimmed = _PARTICLES_RE.sub("", core) or core
-    return core in _CHITCHAT or trimmed in _CHITCHAT
+    return core in _CHITCHAT or trimmed in _CHITCHAT or _only_chitchat_words(trimmed)
+
+
+def _only_chitchat_words(text: str) -> bool:
+    """Whether `text` is made of acknowledgement words only, the first a real one (好的收到, not 大家)."""
+    position, first = 0, True
+    while position < len(text):
+        word = next((w for w in _CHITCHAT_TOKENS if text.startswith(w, position)), None)
+        if word is None or (first and word not in _CHITCHAT):
+            return False
+        position, first = position + len(word), False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -173,16 +187,20 @@ _PLACE_SUFFIXES = (
     "实验室", "办公室", "卫生间", "洗手间", "门卫室", "配电房", "配电室", "消控室", "宿舍楼", "教学楼", "综合楼",
     "图书馆", "体育馆", "报告厅", "运动场", "停车场", "篮球场", "足球场", "游泳池", "地下室", "楼梯间", "楼梯口",
     "楼道", "楼梯", "走廊", "过道", "通道", "门口", "大门", "后门", "侧门", "前门", "操场", "食堂", "厨房", "厕所",
+    "后厨", "冷库", "看台", "跑道", "小卖部", "尽头", "路口", "幼儿园", "校门口", "大门口",
     "宿舍", "教室", "车棚", "围墙", "屋顶", "天台", "阳台", "花园", "校门", "门卫", "锅炉房", "机房", "仓库", "库房",
     "东侧", "西侧", "南侧", "北侧", "东边", "西边", "南边", "北边", "旁边", "附近", "后面", "前面", "对面", "里面",
-    "楼", "层", "室", "馆", "厅", "房", "间", "栋", "场", "院", "棚", "处", "角", "边", "侧", "口", "顶", "墙", "内", "外",
+    "楼", "层", "室", "馆", "厅", "房", "间", "栋", "场", "院", "棚", "处", "角", "边", "侧", "顶", "墙", "内", "外",
 )
-_PLACE_UNIT = "(?:" + "|".join(map(re.escape, _PLACE_SUFFIXES)) + ")"
+_PLACE_UNIT = "(?:" + "|".join(map(re.escape, sorted(_PLACE_SUFFIXES, key=len, reverse=True))) + ")"
 # A place is a run of short segments each ending in a place word: 二号楼 一楼 男厕所, 三楼 东侧.
-_PLACE_RE = re.compile(rf"(?:[{_CJK}0-9A-Za-z#\-]{{0,6}}?{_PLACE_UNIT}(?:的)?)+")
-_LEADING_FILLER_RE = re.compile(r"^(?:报告|反映一下|反映|发现|麻烦|那个|这个|老师|你好|您好|请问|注意|我们|我发现|刚才|刚刚|今天)+")
+_SEGMENT_RE = re.compile(rf"[{_CJK}0-9A-Za-z#\-]{{0,6}}?{_PLACE_UNIT}(?:[上里下]?的)?")
+_LEADING_FILLER_RE = re.compile(r"^(?:报告一下|报告|一下|反映一下|反映|发现|麻烦|那个|这个|老师|你好|您好|请问|注意|我们|我发现|刚才|刚刚|今天)+")
 _TRAILING_FILLER_RE = re.compile(r"(?:了|啊|呀|哦|吧|呢|啦|的|，|,|。|！|!|~)+$")
-_ASK_TO_FIX_RE = re.compile(r"^(?:请|麻烦|需要|要|赶紧|尽快|马上)?(?:尽快|赶紧|及时)?(?:处理|整改|维修|修一下|修理|解决|看一下|弄好|修好|弄一下|处理一下)+(?:一下)?$")
+_ASK_TO_FIX_RE = re.compile(
+    r"^(?:请|麻烦|需要|要|赶紧|尽快|马上)?(?:尽快|赶紧|及时)?"
+    r"(?:处理|整改|维修|修一下|修理|解决|看一下|弄好|修好|弄一下|处理一下|更换|换掉|换新|换一下|清理|完成|落实)+(?:一下)?$"
+)
 _NAME = rf"[{_CJK}]{{2,3}}"
 _PERSON_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     rf"(?:责任人|负责人|整改人)(?:是|为|[:：])?(?P<name>{_NAME}?)(?:老师)?(?=$|[，,；; 。]|负责)",
@@ -225,11 +243,16 @@ def _find_person(text: str, vocabulary: Vocabulary) -> tuple[str | None, str, st
     return None, text, None
 
 
+_ASSIGN_BEFORE = r"(?:请|由|交给|交由|让|麻烦)?"
+_ASSIGN_AFTER = r"(?:尽快|及时|马上)?(?:负责|处理一下|处理|来处理|整改|跟进|维修)?"
+
+
 def _find_unit(text: str, vocabulary: Vocabulary) -> tuple[str | None, str]:
+    """The unit named anywhere (总务处负责, 请后勤处理), and the text without that phrase."""
     for unit in sorted(vocabulary.units, key=len, reverse=True):
-        at = text.find(unit)
-        if at >= 0:
-            return unit, _cut(text, at, at + len(unit))
+        match = re.search(_ASSIGN_BEFORE + re.escape(unit) + _ASSIGN_AFTER, text)
+        if match is not None:
+            return unit, _cut(text, match.start(), match.end())
     return None, text
 
 
@@ -240,13 +263,31 @@ def _find_place(clause: str, vocabulary: Vocabulary) -> tuple[str | None, str]:
         if clause.startswith(building):
             start = len(building)
             break
-    match = _PLACE_RE.match(clause, start)
-    end = match.end() if match is not None else start
-    if end == 0:
-        return None, clause
+    ends = _segment_ends(clause, start)
+    if not ends:
+        return (clause[:start], clause[start:]) if start else (None, clause)
+    end = ends[-1]
+    # 有人翻墙 ends in 墙 too: a place must leave something to be the problem.
+    if end == len(clause) and len(ends) >= 2:
+        end = ends[-2]
+    # 操场北边的围墙倾斜, 体育馆的消防通道被器材堵了: what follows 的 (or comes before 被) is the thing at fault.
+    of = clause.rfind("的", 0, end - 1)
+    if of > 0:
+        end = of + 1
+    elif clause.startswith("被", end) and len(ends) >= 2:
+        end = ends[-2]
     place = clause[:end]
-    place = place[:-1] if place.endswith("的") else place
-    return place, clause[end:]
+    return place.removesuffix("的"), clause[end:]
+
+
+def _segment_ends(clause: str, start: int) -> list[int]:
+    """Where each place segment of the clause ends (二号楼|一楼|男厕所), from `start`."""
+    ends: list[int] = []
+    position = start
+    while (segment := _SEGMENT_RE.match(clause, position)) is not None and segment.end() > position:
+        position = segment.end()
+        ends.append(position)
+    return ends
 
 
 def understand_report(text: str, *, today: date, vocabulary: Vocabulary = EMPTY_VOCABULARY) -> PlainReport:
@@ -260,10 +301,10 @@ def understand_report(text: str, *, today: date, vocabulary: Vocabulary = EMPTY_
         text = _cut(text, start, end)
         if report.deadline < today:
             report.doubts.append("past_date")
+    report.unit, text = _find_unit(text, vocabulary)  # before people: 总务处负责 is a unit, not a name
     report.responsible, text, doubt = _find_person(text, vocabulary)
     if doubt is not None:
         report.doubts.append(doubt)
-    report.unit, text = _find_unit(text, vocabulary)
 
     problems: list[str] = []
     for clause in _CLAUSE_SPLIT_RE.split(text):

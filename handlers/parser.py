@@ -28,6 +28,7 @@ from handlers.understand import (
     EMPTY_VOCABULARY,
     Vocabulary,
     is_chitchat,
+    sounds_like_a_defect,
     split_filters,
     understand_lifecycle,
     understand_question,
@@ -495,7 +496,7 @@ def _with_glued_keys(rest: str) -> str:
 
 
 def _filled(body: str) -> set[str]:
-    return {attr for attr, _, value in _split_body(body).fields if value}
+    return {attr for attr, _, value in _split_body(body).fields if value and attr is not None}
 
 
 def _plain_report(
@@ -526,9 +527,11 @@ def _plain_words(clean: str, *, today: date, categories: Sequence[tuple[str, Seq
     report = _plain_report(clean, word="隐患", today=today, categories=categories, vocabulary=vocabulary)
     fields = report.fields
     known_problem = fields.category is not None or fields.level == "重大"
-    if fields.problem and (fields.location or known_problem):
-        return report
-    return None
+    if not fields.problem or not (fields.location or known_problem):
+        return None
+    if not known_problem and not sounds_like_a_defect(fields.problem):
+        report.doubts.append("no_keys")  # 三楼会议室开会: a place and words, but nothing wrong; ask, don't store
+    return report
 
 
 def _extend_deadline(free: str, draft: _Draft, *, word: str, today: date) -> str:

@@ -290,6 +290,18 @@ def _segment_ends(clause: str, start: int) -> list[int]:
     return ends
 
 
+# Words that say something is wrong; without one (三楼会议室开会) a message with no command word is not stored.
+_DEFECT_RE = re.compile(
+    r"坏|漏|松|破|断|堵|过期|没|不|无|裂|脱落|掉|冒烟|积水|隐患|危险|锈|倾斜|歪|缺|丢|失灵|异味|乱|堆|占用|老化|裸露|"
+    r"翻|滑|霉|满|翘|烧|晃|损|故障|坑|挡|锁|拆|私拉|超|违规|未|隐|险"
+)
+
+
+def sounds_like_a_defect(problem: str) -> bool:
+    """Whether the problem text says something is wrong (not just that something happens somewhere)."""
+    return _DEFECT_RE.search(problem) is not None
+
+
 def understand_report(text: str, *, today: date, vocabulary: Vocabulary = EMPTY_VOCABULARY) -> PlainReport:
     """Read a report written in plain words: place first, then the problem; person, unit, deadline anywhere."""
     report = PlainReport()
@@ -340,6 +352,7 @@ def doubt_text(doubt: str) -> str:
     return {
         "no_location": "没找到隐患在哪里（部位）。",
         "no_problem": "没看出是什么问题。",
+        "no_keys": "没看出这是不是隐患。",
         "past_date": "期限已经过去了。",
         "after_campaign": "期限晚于本次排查整治的结束日期。",
     }.get(code, doubt)

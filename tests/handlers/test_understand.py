@@ -111,3 +111,14 @@ def test_replies_to_mistakes_are_short(chat: Chat) -> None:
     for text in ("明天开会", "隐患", "整改", "延期 #1", "隐患 部位：三楼", "隐患\n部位：三楼\n问提：坏了", "退回 #1"):
         reply = chat.say("zhang_wei", text)
         assert len(reply.splitlines()) <= 8, (text, reply)
+
+
+def test_plain_words_that_name_no_defect_are_asked_back(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "三楼会议室开会")
+    assert hazards(chat) == [] and "没看出这是不是隐患" in reply and len(reply.splitlines()) <= 6
+
+
+def test_plain_report_with_a_past_deadline_is_asked_back(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "三楼东侧灭火器过期了，本周一前弄好")  # the clock stands on Tuesday 2023-12-05
+    assert hazards(chat) == [] and "期限已经过去了" in reply
+    assert reply.splitlines()[-1] == "隐患 部位：三楼东侧，问题：灭火器过期，期限：（请写今天以后、活动结束前的日期）"

@@ -8,6 +8,10 @@ word at the start (`#`/`/` allowed before it), take the hazard number for the co
 split the rest into free text (before the first `key：`) and `key：value` fields. A message that starts with a
 field instead of a command word is a report (or a 检查 record when it has 结果 and no 问题). A report or 检查
 typed without any colon (部位3号楼 问题插座坏了) gets colons put back after the main keys.
+
+Messages written as people really write (see `handlers.understand`): 部位是… / 责任人为… are keys; chit-chat is the
+command `chat`; 重大 / 待验收 are 清单 questions; `#12 修好了` is a lifecycle step; a report without keys is read
+from plain words with the caller's `Vocabulary` and marked `plain`, with `doubts` the handler asks back about.
 """
 
 from __future__ import annotations

@@ -110,7 +110,15 @@ def _campaign_holidays_note(config: "Config") -> str | None:
 def _cmd_parse(args: argparse.Namespace) -> int:
     from handlers.parser import parse_message
 
-    command = parse_message(args.message, today=_clock(args, DEFAULT_TZ).today())
+    vocabulary = None
+    if args.config:
+        from bot.engine import vocabulary_of
+
+        config = _load_config(args.config)
+        if config is None:
+            return 2
+        vocabulary = vocabulary_of(config)
+    command = parse_message(args.message, today=_clock(args, DEFAULT_TZ).today(), vocabulary=vocabulary)
     if args.json:
         print(json.dumps(command.to_json(), ensure_ascii=False))
     else:
@@ -378,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parse", help="parse one chat message and print what the bot understood")
     p.add_argument("message")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--config", help="a config file whose people, units and buildings help to read plain words")
     p.set_defaults(func=_cmd_parse)
 
     p = sub.add_parser("migrate", help="create or upgrade the database schema")

@@ -34,6 +34,7 @@ from handlers.format import fit_replies, merge_replies
 from handlers.messages import Inbound, Reply
 from handlers.parser import parse_message
 from handlers.photos import keep_lone_photos
+from handlers.understand import Vocabulary
 from handlers.router import dispatch
 from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
@@ -113,6 +114,15 @@ class Recorded:
         return self.inbound_id is None
 
 
+def vocabulary_of(config: Config) -> Vocabulary:
+    """The names of the configured people, units and buildings, for reading reports written without keys."""
+    return Vocabulary(
+        people=tuple(dict.fromkeys(person.name for person in config.people)),
+        units=tuple(dict.fromkeys(name for unit in config.units for name in (unit.name, *unit.aliases))),
+        buildings=tuple(dict.fromkeys(name for b in config.buildings for name in (b.name, *b.aliases))),
+    )
+
+
 class Engine:
     """Owns the database engine and turns inbound messages into replies."""
 
@@ -141,6 +151,7 @@ class Engine:
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
         )
+        self.vocabulary = vocabulary_of(config)
         self.renderers: dict[str, Renderer] = {}
         self.photo_links: PhotoLinks | None = None
         if config.server.public_url:
@@ -363,7 +374,9 @@ class Engine:
         )
         if not msg.text.strip() and msg.attachments:  # a photo first, the words in the next message
             return keep_lone_photos(context)
-        command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
+        command = parse_message(
+            msg.text, today=now.date(), categories=self.policy.categories, vocabulary=self.vocabulary
+        )
         replies = dispatch(command, context)
         if msg.attachments and not command.ok:  # words we could not use: keep the photos for the next message
             replies += keep_lone_photos(context)

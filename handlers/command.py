@@ -49,6 +49,11 @@ class Command:
     result: str | None = None
     errors: list[str] = field(default_factory=list)
     help_topic: str | None = None  # for 帮助 <command>: which command's help to show
+    # A report read from plain words (no keys) is `plain`; `doubts` are what it is unsure of (codes such as
+    # "no_location", "unknown_person:王建图>王建国", "past_date"): such a report is shown back, not stored.
+    plain: bool = False
+    doubts: list[str] = field(default_factory=list)
+    list_status: str | None = None  # 清单 待验收: only hazards in this status
 
     @property
     def ok(self) -> bool:
@@ -66,6 +71,7 @@ class Command:
             "note": self.note,
             "result": self.result,
             "errors": list(self.errors),
+            "doubts": list(self.doubts),
         }
 
 

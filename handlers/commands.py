@@ -7,7 +7,9 @@ module and one entry here. The order is the order of the 帮助 overview.
 
 from __future__ import annotations
 
-from handlers import check, exports, help as help_module, lifecycle, overdue, report, stats, submit, transfer, views
+from handlers import (
+    check, chitchat, exports, help as help_module, lifecycle, overdue, report, stats, submit, transfer, views,
+)
 from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -29,6 +31,7 @@ _HANDLED: tuple[CommandSpec, ...] = (
     stats.STATS,
     exports.EXPORT,
     views.PROGRESS_REPORT,
+    chitchat.SPEC,
 )
 
 COMMANDS: tuple[CommandSpec, ...] = (*_HANDLED, help_module.help_spec(_HANDLED))

@@ -271,3 +271,28 @@ def beyond_campaign_error(deadline: date, *, campaign_end: date, today: date, ex
     written = f"{campaign_end.year}年{campaign_end.month}月{campaign_end.day}日"
     return (f"期限 {deadline.isoformat()} 晚于本次排查整治的结束日期 {end}，"
             f"请写 {end} 或之前的日期，例如：{example.format(date=written)}")
+
+
+# A deadline phrase inside a sentence (三楼灭火器过期了，周五前弄好): the candidates are cut out with this pattern,
+# then each is resolved with the rules above, so the two can never disagree about what a phrase means.
+_CN_NUM = "〇零一二三四五六七八九十两半廿"
+_IN_SENTENCE_RE = re.compile(
+    r"(?:在|于|到|截止到?|最迟|最晚)?"
+    r"(?:大后天|后天|明天|明日|今天|今日|当天|立即|立刻|马上|即刻"
+    r"|(?:本|这个?|下个?)?月[底末]|(?:本|今|明)?年[底末]"
+    rf"|(?:下下|下个?|这个?|本)?(?:周|星期|礼拜)[一二三四五六日天1-7](?![{_CN_NUM}\d])"
+    rf"|(?:\d{{4}}年)?[\d{_CN_NUM}]{{1,3}}月[\d{_CN_NUM}]{{1,3}}[日号]?"
+    r"|\d{1,2}[日号](?=$|[前之以为内，,；;。 ！!]|完成|处理|整改)"  # 3号 but not 3号教学楼
+    rf"|[\d{_CN_NUM}]{{1,3}}个?(?:天|日|周|星期|礼拜|月)(?:内|之内|以内)"
+    r")"
+    r"(?:之前|以前|前|为止)?"
+)
+
+
+def find_deadline(text: str, *, today: date) -> tuple[date, int, int] | None:
+    """The first deadline phrase anywhere in `text`: (its date, start, end), or None when there is none."""
+    for match in _IN_SENTENCE_RE.finditer(text):
+        resolved = resolve_deadline(match.group(), today=today)
+        if resolved is not None:
+            return resolved, match.start(), match.end()
+    return None

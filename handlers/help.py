@@ -57,10 +57,17 @@ def error_reply(command: Command, routes: Mapping[str, CommandSpec]) -> Reply:
     if len(set(command.errors)) > ERRORS_SHOWN:  # the last line says how many were left out
         lines[-1] += "，请先改正以上几处，再重新发送。"
     if command.command is not None and command.command in routes:
-        lines += ["", "正确写法：", routes[command.command].help]
+        lines.append(_short_template(routes[command.command]))
     else:
-        lines += ["", "发「帮助」查看全部命令。上报隐患示例：", routes["report"].help]
+        lines.append(f"上报隐患示例：{routes['report'].example()}；发「帮助」查看全部命令")
     return Reply("\n".join(lines))
+
+
+def _short_template(spec: CommandSpec) -> str:
+    """The right form in one line (a reply to a mistake stays short); the full template is one 帮助 away."""
+    if spec.help.count("\n") == 0:
+        return f"正确写法：{spec.help}"
+    return f"正确写法：{spec.example()}；完整写法请发「帮助 {spec.word}」"
 
 
 def unknown_person_reply(session: Session, *, sender_name: str) -> Reply:

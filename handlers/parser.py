@@ -8,6 +8,10 @@ word at the start (`#`/`/` allowed before it), take the hazard number for the co
 split the rest into free text (before the first `key：`) and `key：value` fields. A message that starts with a
 field instead of a command word is a report (or a 检查 record when it has 结果 and no 问题). A report or 检查
 typed without any colon (部位3号楼 问题插座坏了) gets colons put back after the main keys.
+
+Messages written as people really write (see `handlers.understand`): 部位是… / 责任人为… are keys; chit-chat is the
+command `chat`; 重大 / 待验收 are 清单 questions; `#12 修好了` is a lifecycle step; a report without keys is read
+from plain words with the caller's `Vocabulary` and marked `plain`, with `doubts` the handler asks back about.
 """
 
 from __future__ import annotations
@@ -24,6 +28,16 @@ from handlers.command import Command, CommandName, HazardFields
 from handlers.commands import COMMANDS_BY_NAME
 from handlers.dates import looks_like_deadline, resolve_deadline, split_leading_deadline
 from handlers.normalize import normalize_text
+from handlers.understand import (
+    EMPTY_VOCABULARY,
+    Vocabulary,
+    is_chitchat,
+    sounds_like_a_defect,
+    split_filters,
+    understand_lifecycle,
+    understand_question,
+    understand_report,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Vocabulary
@@ -103,7 +117,15 @@ _LEADING_HASH_RE = re.compile(rf"^(?:#[ ]*(?P<a>\d+)|第[ ]*(?P<b>\d+)[ ]*号{_N
 # Colons are on the symbol page of a phone keyboard, so a report typed with none at all (部位3号楼 问题插座坏了)
 # gets them back before the main keys; only where a key starts a line or follows a space or separator.
 _COLONLESS_KEYS = ("部位", "位置", "地点", "问题", "类别", "等级", "责任人", "单位", "期限", "结果")
-_COLONLESS_RE = re.compile(r"(?:^|(?<=[\n ，,；;]))(" + "|".join(_COLONLESS_KEYS) + r")[ ]*(?=[^\s，,；;。、])")
+_COLONLESS_RE = re.compile(r"(?:^|(?<=[\n ，,；;]))(" + "|".join(_COLONLESS_KEYS) + r")[ ]*(?=[^\s，,；;。、:：])")
+# 部位是图书馆二楼，责任人为王建国: a key followed by 是/为 is a key followed by a colon.
+_COPULA_RE = re.compile(
+    r"(?:^|(?<=[\n ，,；;]))(" + "|".join(map(re.escape, _LABELS_LONGEST_FIRST)) + r")[ ]*(?:是|为)(?!否)[ ]*"
+)
+# Dictation glues keys to values with no space at all (部位二号楼一楼男厕所问题插座冒烟了).
+_LOCATION_COPULA_RE = re.compile(r"(?:^|(?<=[\n ，,；;]))(部位|位置|地点)[ ]*在")  # 部位在五楼天台
+_GLUED_KEYS = ("部位", "问题", "责任人", "单位", "期限")
+_GLUED_RE = re.compile("(" + "|".join(_GLUED_KEYS) + r")(?:是|为)?(?=[^\s，,；;。、])")
 _NO_HAZARD_TAIL_RE = re.compile(r"[，,；; ]+(?P<result>无隐患|未发现隐患|没有隐患|无问题|未发现问题|正常)$")
 _MAX_HAZARD_NO = 999_999_999
 
@@ -400,6 +422,7 @@ def _build(
     today: date,
     categories: Sequence[tuple[str, Sequence[str]]],
     hazard_no: str | None = None,
+    vocabulary: Vocabulary = EMPTY_VOCABULARY,
 ) -> Command:
     command = Command(name)
     if name == "help":
@@ -421,9 +444,13 @@ def _build(
             # 销号 #23 #24 would otherwise close #23 and quietly keep "#24" as a note.
             command.errors.append(f"一次只能写一个隐患编号，请分开发送，例如：{_example(name, word)}")
 
+    if name == "report" and ":" not in rest and "：" not in rest:
+        rest = _with_glued_keys(rest)
     if name in ("report", "check") and ":" not in rest and "：" not in rest:
         rest = _COLONLESS_RE.sub(r"\1：", rest)
     body = _split_body(rest)
+    if name == "report" and not body.fields and body.free_text:
+        return _plain_report(body.free_text, word=word, today=today, categories=categories, vocabulary=vocabulary)
     draft = _apply_fields(body, today=today)
     free = body.free_text
     hazard = draft.fields
@@ -451,8 +478,13 @@ def _build(
         draft.notes.insert(0, _extend_deadline(free, draft, word=word, today=today))
         if hazard.deadline is None and not draft.deadline_rejected:
             draft.errors.append(f"请写上新的期限，例如：{_example('extend', word)}")
-    elif name == "list" and free and hazard.unit is None:
-        hazard.unit = free
+    elif name in ("list", "overdue"):
+        question, unit_text = split_filters(free)
+        command.command = question.command if name == "list" else name
+        hazard.level = hazard.level or question.level  # type: ignore[assignment]
+        command.list_status = question.status
+        if unit_text and hazard.unit is None:
+            hazard.unit = unit_text
     else:
         draft.notes.insert(0, free)
 
@@ -463,6 +495,53 @@ def _build(
     if name == "reopen" and not _join_notes(draft.notes):
         draft.errors.append(f"请写上重开原因，例如：{_example('reopen', word)}")
     return _finish(command, draft, categories)
+
+
+def _with_glued_keys(rest: str) -> str:
+    """Put colons after keys glued to their values, when spaced keys alone do not give both 部位 and 问题."""
+    if {"location", "problem"} <= _filled(_COLONLESS_RE.sub(r"\1：", rest)):
+        return rest
+    glued = _GLUED_RE.sub(r"\1：", rest)
+    return glued if {"location", "problem"} <= _filled(glued) else rest
+
+
+def _filled(body: str) -> set[str]:
+    return {attr for attr, _, value in _split_body(body).fields if value and attr is not None}
+
+
+def _plain_report(
+    text: str,
+    *,
+    word: str,
+    today: date,
+    categories: Sequence[tuple[str, Sequence[str]]],
+    vocabulary: Vocabulary,
+) -> Command:
+    """A report written without keys: what `understand_report` read, with its doubts."""
+    plain = understand_report(text, today=today, vocabulary=vocabulary)
+    hazard = HazardFields(
+        location=plain.location, problem=plain.problem, responsible=plain.responsible, unit=plain.unit,
+        deadline=plain.deadline, level=plain.level or _LEVEL_FROM_WORD.get(word),  # type: ignore[arg-type]
+    )
+    hazard.category = infer_category(hazard.problem, hazard.location, categories)
+    return Command("report", fields=hazard, plain=True, doubts=plain.doubts)
+
+
+def _plain_words(clean: str, *, today: date, categories: Sequence[tuple[str, Sequence[str]]],
+                 vocabulary: Vocabulary) -> Command | None:
+    """A lifecycle step or a report in plain words, or None when the message is neither."""
+    step = understand_lifecycle(clean)
+    if step is not None:
+        word = _CANONICAL_WORD[step.command]
+        return _build(step.command, word, step.rest, today=today, categories=categories, hazard_no=step.number)
+    report = _plain_report(clean, word="隐患", today=today, categories=categories, vocabulary=vocabulary)
+    fields = report.fields
+    known_problem = fields.category is not None or fields.level == "重大"
+    if not fields.problem or not (fields.location or known_problem):
+        return None
+    if not known_problem and not sounds_like_a_defect(fields.problem):
+        report.doubts.append("no_keys")  # 三楼会议室开会: a place and words, but nothing wrong; ask, don't store
+    return report
 
 
 def _extend_deadline(free: str, draft: _Draft, *, word: str, today: date) -> str:
@@ -511,22 +590,37 @@ def parse_message(
     *,
     today: date,
     categories: Sequence[tuple[str, Sequence[str]]] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> Command:
-    """Parse one chat message (the @mention already stripped) into a `Command`; never raises."""
+    """Parse one chat message (the @mention already stripped) into a `Command`; never raises.
+
+    `vocabulary` (people, units, buildings by name) helps to read reports written without keys.
+    """
     table = DEFAULT_CATEGORIES if categories is None else categories
-    clean = _prepare(text)
+    words = EMPTY_VOCABULARY if vocabulary is None else vocabulary
+    clean = _LOCATION_COPULA_RE.sub(r"\1：", _COPULA_RE.sub(r"\1：", _prepare(text)))
     if not clean:
         return Command(None, errors=[_EMPTY])
+    if is_chitchat(clean):
+        return Command("chat")
+    question = understand_question(clean)
+    if question is not None:
+        return Command(question.command, fields=HazardFields(level=question.level),  # type: ignore[arg-type]
+                       list_status=question.status)
 
     head = _match_command(clean)
-    if head is not None:
+    if head is not None and head[0] != "chat":
         name, word, rest = head
-        return _build(name, word, rest, today=today, categories=table)
+        return _build(name, word, rest, today=today, categories=table, vocabulary=words)
 
     leading = _LEADING_HASH_RE.match(clean)
     if leading is not None:  # `#23` alone shows it; `#23 销号` is 销号 #23
         number = leading["a"] or leading["b"]
         rest = clean[leading.end():].strip()
+        step = understand_lifecycle(clean)
+        if step is not None and step.command == "reject":  # 验收不合格 starts with the word 验收 (销号)
+            return _build("reject", _CANONICAL_WORD["reject"], step.rest, today=today, categories=table,
+                          hazard_no=step.number)
         if not rest:
             return _build("show", "查看", "", today=today, categories=table, hazard_no=number)
         after = _match_command(rest)
@@ -535,6 +629,10 @@ def parse_message(
             return _build(name, word, rest, today=today, categories=table, hazard_no=number)
         if _names_the_owner(rest):  # `#23 责任人：王建国` gives #23 a new owner
             return _build("transfer", _CANONICAL_WORD["transfer"], rest, today=today, categories=table, hazard_no=number)
+        step = understand_lifecycle(clean)
+        if step is not None:
+            return _build(step.command, _CANONICAL_WORD[step.command], step.rest, today=today, categories=table,
+                          hazard_no=step.number)
         shown = _snippet(number, 9)
         return Command(None, errors=[
             f"没看懂「#{shown}」后面的「{_snippet(rest)}」，请把命令写在前面，例如：整改 #{shown} 已清理通道；"
@@ -542,13 +640,14 @@ def parse_message(
         ])
 
     if ":" not in clean and "：" not in clean:
-        with_colons = _COLONLESS_RE.sub(r"\1：", clean)
+        with_colons = _COLONLESS_RE.sub(r"\1：", _with_glued_keys(clean))
         fields = {attr for attr, _, value in _split_body(with_colons).fields if value}
         if {"location", "problem"} <= fields:
             clean = with_colons
     body = _split_body(clean)
     if not body.has_hazard_fields() and not body.errors:
-        return _unknown_command(clean)
+        understood = _plain_words(clean, today=today, categories=table, vocabulary=words)
+        return understood if understood is not None else _unknown_command(clean)
     has_result = any(attr == "result" and value for attr, _, value in body.fields)
     has_problem = any(attr == "problem" and value for attr, _, value in body.fields)
     implied: CommandName = "check" if has_result and not has_problem else "report"

@@ -23,6 +23,7 @@ from handlers.directory import (
 from handlers.format import fmt_date
 from handlers.messages import Reply
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
+from handlers.understand import doubts_reply
 from models.ledger import next_hazard_number, record_event
 from models.tables import Hazard, HazardStatus, PersonRow
 from scheduler.alerts import queue_major_alert, wake_scheduler
@@ -81,6 +82,11 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         unit_id = responsible.unit_id if responsible else person.unit_id
     else:
         unit_id = unit.id
+    doubts = list(command.doubts)
+    if command.plain and fields.deadline is not None and fields.deadline > context.campaign.end:
+        doubts.append("after_campaign")
+    if doubts:  # read from plain words and unsure: show it back to confirm, store nothing
+        return [Reply(doubts_reply(fields, doubts))]
     if allowed_units is not None and unit_id not in allowed_units:
         return [Reply(
             f"您的单位不属于{scope_words(context)}，这条隐患没有登记。"
@@ -141,7 +147,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
 
     unit_name = unit_names(session, [unit_id]).get(unit_id, unit_id)
     lines = [
-        f"已登记隐患 #{number}（{level}·{hazard.category}）",
+        f"已登记隐患 #{number}（{level}·{hazard.category}）" + ("，按您的原话理解如下" if command.plain else ""),
         f"部位：{hazard.location}",
         f"问题：{hazard.problem}",
         f"责任人：{hazard.responsible_name or '未指定'}（{unit_name}）",

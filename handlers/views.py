@@ -115,6 +115,7 @@ def handle_list(command: Command, context: Context, *, overdue_only: bool = Fals
     what = "逾期隐患" if overdue_only else "未销号隐患"
     if overdue_only:
         statement = statement.where(Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline < context.today)
+    statement, what = _narrowed(statement, what, command)
     if command.fields.unit:
         unit = find_unit(session, command.fields.unit, among=scope)
         if unit is None:
@@ -125,7 +126,7 @@ def handle_list(command: Command, context: Context, *, overdue_only: bool = Fals
         if scope is not None:
             statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
         title = _list_title(context, what)
-    empty = "目前没有逾期隐患 ✔" if overdue_only else "没有未销号的隐患。"
+    empty = "目前没有逾期隐患 ✔" if overdue_only else ("没有未销号的隐患。" if what == "未销号隐患" else f"没有{what}。")
     return [_listing(title, list(session.exec(statement)), context, empty)]
 
 
@@ -137,6 +138,17 @@ def _list_title(context: Context, what: str = "未销号隐患") -> str:
     names = unit_names(context.session, roots)
     shown = "、".join(names.get(unit, unit) for unit in roots[:3])
     return f"{shown} {what}" if shown else f"{what}清单"
+
+
+def _narrowed(statement, what: str, command: Command):  # type: ignore[no-untyped-def]
+    """清单 重大 / 清单 待验收: only one level or one status; `what` names the list accordingly."""
+    if command.fields.level:
+        statement = statement.where(Hazard.level == command.fields.level)
+        what = f"{command.fields.level}{what}" if what.startswith("逾期") else f"未销号{command.fields.level}隐患"
+    if command.list_status:
+        statement = statement.where(Hazard.status == command.list_status)
+        what = f"{HazardStatus(command.list_status).label}隐患"
+    return statement, what
 
 
 def handle_progress_report(command: Command, context: Context) -> list[Reply]:

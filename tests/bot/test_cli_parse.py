@@ -86,3 +86,24 @@ def test_report_with_errors_keeps_what_was_understood(capsys: pytest.CaptureFixt
 def test_deadline_is_resolved_against_the_now_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["parse", "--now", "2023-12-30T09:00+08:00", "--json", "隐患 部位：3号楼 问题：插座松动 期限：1月5日"]) == 0
     assert json.loads(capsys.readouterr().out)["fields"]["deadline"] == "2024-01-05"
+
+
+def test_config_gives_the_vocabulary_for_plain_words(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "config.example.toml"
+    message = "三楼东侧灭火器过期了，王建图负责，周五前弄好"
+    assert main(["parse", "--now", NOW, "--config", str(config), "--json", message]) == 0
+    with_config = json.loads(capsys.readouterr().out)
+    assert with_config["fields"]["location"] == "三楼东侧"
+    assert with_config["fields"]["deadline"] == "2023-12-08"
+    assert with_config["doubts"] == ["unknown_person:王建图>王建国"]
+    without = parse_json(message, capsys)
+    assert without["fields"]["responsible"] == "王建图" and without["doubts"] == []
+
+
+def test_unreadable_config_is_reported_not_raised(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[units]]\nid = 1\n", encoding="utf-8")
+    assert main(["parse", "--now", NOW, "--config", str(bad), "--json", "谢谢"]) == 2
+    assert capsys.readouterr().err

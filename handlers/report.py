@@ -70,7 +70,7 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         responsible = pick_person(candidates, prefer_units=prefer)
         if responsible is None and candidates:
             notes.append(f"有{len(candidates)}位「{fields.responsible}」，请在「单位」中写明是哪个部门的。")
-        elif responsible is None:
+        elif responsible is None and not command.doubts:  # plain words: the doubts reply below asks about it
             return [_unknown_owner(context, fields.responsible)]
     if responsible is not None and allowed_units is not None and responsible.unit_id not in allowed_units:
         return [Reply(

@@ -9,11 +9,10 @@ from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.directory import find_building, find_people, find_unit, pick_person, unit_names
 from handlers.format import fmt_date
-from handlers.messages import Reply
+from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import photo_note, store_attachments
 from models.ledger import next_hazard_number, record_event
 from models.tables import Hazard, HazardStatus
-from scheduler.alerts import queue_major_alert, wake_scheduler
 
 HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
 隐患
@@ -26,8 +25,8 @@ HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「�
 可选：单位、整改措施、检查内容、立即整改：是/否、停用：是/否；可附现场照片。"""
 
 
-def handle_report(command: Command, context: Context) -> list[Reply]:
-    """Create a ledger row with the next number of the campaign."""
+def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
+    """Create a ledger row with the next number of the campaign; a 重大 one also alerts the leaders."""
     fields = command.fields
     session, person, today = context.session, context.person, context.today
     allowed_units = set(context.group_scope) if context.group_unit_ids else None
@@ -104,9 +103,6 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         session, hazard=hazard, actor_id=person.id, action="report", at=context.now,
         detail=f"上报：{hazard.location} {hazard.problem}",
     )
-    if level == "重大":  # leaders hear of it at the next tick (seconds), whatever the hour: safety first
-        if queue_major_alert(session, hazard=hazard, now=context.now):
-            wake_scheduler()
     photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
 
     unit_name = unit_names(session, [unit_id]).get(unit_id, unit_id)
@@ -126,7 +122,10 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     lines += notes
     lines.append(f"下一步：整改完成后发「整改 #{number} 说明」并附照片。")
     mentions = (responsible.id,) if responsible and responsible.id != person.id else ()
-    return [Reply("\n".join(lines), mentions=mentions)]
+    replies = [Reply("\n".join(lines), mentions=mentions)]
+    if level == "重大":  # leaders hear of it within seconds, whatever the hour: safety first
+        return Outcome(replies, effects=(AlertLeaders(hazard.id),))  # type: ignore[arg-type]
+    return replies
 
 
 SPEC = CommandSpec(

@@ -15,17 +15,19 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Engine, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from bot import pushes
-from bot.config import Config
+from models.config import Config
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
+from handlers.messages import Reply
 from models.tables import CampaignRow, DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
 from scheduler.messages import ComposeSettings, compose_many
@@ -36,6 +38,15 @@ log = logging.getLogger(__name__)
 # Kinds that are never skipped for lateness: a 重大 hazard still matters hours later (safety first).
 NEVER_LATE = ("major_alert",)
 PLANNED_KINDS = ("report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest")
+
+
+class EnqueuePush(Protocol):
+    """Stores a push's messages in the outbox inside the caller's transaction (bot.pushes.Pushes.enqueue_push)."""
+
+    def __call__(
+        self, session: Session, *, group: GroupRow, dedupe_key: str, replies: Sequence[Reply], now: datetime,
+        give_up_after: timedelta, priority: int = PRIORITY_NORMAL,
+    ) -> int: ...
 
 
 @dataclass(slots=True)
@@ -60,6 +71,7 @@ class Ticker:
         *,
         config: Config,
         db: Engine,
+        enqueue_push: EnqueuePush,
         calendar: WorkCalendar | None = None,
         name: str | None = None,
         horizon: timedelta = timedelta(days=2),
@@ -69,6 +81,7 @@ class Ticker:
     ) -> None:
         self.config = config
         self.db = db
+        self.enqueue_push = enqueue_push  # platform rendering lives in bot/, which hands it in
         self.calendar = calendar or WorkCalendar.from_config(config)
         self.tz = self.calendar.tz
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -291,7 +304,7 @@ class Ticker:
                 if message.skip_reason is not None:
                     row.state, row.reason = DuePushState.SKIPPED.value, message.skip_reason
                 else:
-                    pushes.enqueue_push(
+                    self.enqueue_push(
                         session, group=groups[row.group_id], dedupe_key=f"push:{row.key}", replies=message.replies,
                         now=now, give_up_after=self.give_up_after,
                         priority=PRIORITY_URGENT if row.kind == "major_alert" else PRIORITY_NORMAL,

@@ -101,7 +101,7 @@ def test_an_orphaned_handler_process_finishes_its_message_and_stops(config_path:
     inbox.put(_record(engine, "orphan-1"))
     process.join(60)
     assert process.exitcode == 0
-    assert _handled(engine) == 1 and results.poll(5) and results.recv()[1:] == (1, True)
+    assert _handled(engine) == 1 and results.poll(5) and results.recv() == ("done", 0, 1, True)
     engine.db.dispose()
 
 

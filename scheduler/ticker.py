@@ -227,19 +227,24 @@ class Ticker:
 
     # -- send ------------------------------------------------------------------------------------
 
-    def _due(self, now: datetime, excluded: set[int], limit: int):  # type: ignore[no-untyped-def]
+    def _due(self, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
         statement = select(DuePush).where(DuePush.state == DuePushState.PENDING.value, DuePush.send_at <= now)
+        if kinds is not None:
+            statement = statement.where(DuePush.kind.in_(kinds))  # type: ignore[attr-defined]
         if excluded:
             statement = statement.where(DuePush.id.not_in(excluded))  # type: ignore[union-attr]
         return statement.order_by(DuePush.send_at, DuePush.id).limit(limit)  # type: ignore[arg-type]
 
-    def _claim(self, session: Session, now: datetime, excluded: set[int], limit: int) -> list[DuePush]:
-        """Lock up to `limit` due rows for this transaction, oldest first; [] when nothing (unclaimed) is due."""
+    def _claim(
+        self, session: Session, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None = None
+    ) -> list[DuePush]:
+        """Lock up to `limit` due rows (of `kinds`, else any) for this transaction, oldest first; [] when
+        nothing (unclaimed) is due."""
         if session.get_bind().dialect.name == "postgresql":
-            return list(session.exec(self._due(now, excluded, limit).with_for_update(skip_locked=True)))
+            return list(session.exec(self._due(now, excluded, limit, kinds).with_for_update(skip_locked=True)))
         while True:
             with Session(self.db) as peek:
-                candidates = [int(row.id) for row in peek.exec(self._due(now, excluded, limit))]  # type: ignore[arg-type]
+                candidates = [int(row.id) for row in peek.exec(self._due(now, excluded, limit, kinds))]  # type: ignore[arg-type]
             if not candidates:
                 return []
             # The compare-and-set is this transaction's first statement, so SQLite takes its write lock
@@ -259,16 +264,23 @@ class Ticker:
             session.rollback()
 
     def send_due(self, now: datetime, result: TickResult | None = None) -> TickResult:
-        """Compose and enqueue every due row, up to `batch` rows per transaction."""
+        """Compose and enqueue every due row, up to `batch` rows per transaction; 重大 alerts first, in their
+        own transactions, so composing a long digest due at the same minute does not hold them back."""
         result = result or TickResult()
+        self._send_kinds(now, result, NEVER_LATE)
+        self._send_kinds(now, result, None)
+        return result
+
+    def _send_kinds(self, now: datetime, result: TickResult, kinds: tuple[str, ...] | None) -> None:
+        """Send the due rows of `kinds` (None: every kind), batch by batch."""
         excluded: set[int] = set()
         size = self.batch
         while True:
             failed: tuple[int, str, Exception] | None = None
             with Session(self.db) as session:
-                rows = self._claim(session, now, excluded, size)
+                rows = self._claim(session, now, excluded, size, kinds)
                 if not rows:
-                    return result
+                    return
                 claimed = [(int(row.id), row.key) for row in rows]  # type: ignore[arg-type]
                 try:
                     states = self._send(session, rows, now)

@@ -296,3 +296,17 @@ def test_two_tickers_on_one_sqlite_file_send_each_push_once(tmp_path: Path) -> N
     finally:
         db.dispose()
         other.dispose()
+
+
+def test_a_major_alert_is_committed_before_a_digest_due_at_the_same_minute(
+    engine: Engine, chat: Chat, config: Config
+) -> None:
+    ticker = new_ticker(config, engine.db)
+    assert ticker.tick(at("2018-11-30 07:59")).sent == []  # the digest's row is stored, not yet due
+    chat.now = at("2018-11-30 08:00")
+    chat.say("zhang_wei", MAJOR)
+    result = ticker.tick(at("2018-11-30 08:00"))
+    assert result.sent[0] == "major_alert:1:leaders"
+    assert "leader_digest:winter-2018:leaders:2018-11-30" in result.sent[1:]
+    leaders = outbox(engine.db, "leaders")
+    assert leaders[0].dedupe_key == "push:major_alert:1:leaders:0"  # stored (committed) first

@@ -6,7 +6,7 @@ from handlers import help as help_module
 from handlers.command import Command
 from handlers.commands import COMMANDS_BY_NAME
 from handlers.context import Context
-from handlers.messages import Outcome, Reply
+from handlers.messages import Outcome
 
 
 def dispatch(command: Command, context: Context) -> Outcome:

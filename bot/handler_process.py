@@ -35,6 +35,7 @@ import anyio
 
 from bot.config import Config
 from bot.secrets import Secrets
+from bot.services import build_services
 from handlers.messages import AlertLeaders, Effect
 from models.clock import Clock, SystemClock
 
@@ -206,7 +207,6 @@ def run_handler_process(
     `secrets` are the web process's (else read again from the environment and SAFETYBOT_SECRETS_FILE).
     """
     from bot.logging_setup import configure_logging
-    from bot.services import build_services
 
     try:
         os.nice(HANDLER_NICE)

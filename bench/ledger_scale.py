@@ -40,6 +40,7 @@ from models.ledger import descendants  # noqa: E402
 from models.reports import chart_data  # noqa: E402
 from models.tables import CampaignRow, DuePush  # noqa: E402
 from scheduler.messages import ComposeSettings, Composed, compose  # noqa: E402
+from bot.services import build_pushes  # noqa: E402
 from scheduler.ticker import Ticker  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -249,7 +250,7 @@ def measure(db: DbEngine, config: Config, layout: Layout, hazards: int, runs: in
 
     today = NOW.date()
     planned = [
-        p for p in Ticker(config=config, db=db).planned(NOW)
+        p for p in Ticker(config=config, db=db, enqueue_push=build_pushes(config).enqueue_push).planned(NOW)
         if p.kind in ("leader_digest", "overdue_digest") and p.due_at.date() == today
     ]
     pushes = [due_push(p) for p in planned]

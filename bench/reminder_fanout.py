@@ -33,6 +33,7 @@ from bot.config import Config, parse_config  # noqa: E402
 from bot.engine import Engine  # noqa: E402
 from models.db import make_engine  # noqa: E402
 from models.tables import DuePush, OutboxMessage  # noqa: E402
+from bot.services import build_pushes  # noqa: E402
 from scheduler.ticker import Ticker  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -77,7 +78,7 @@ def measure(name: str, db: DbEngine, url: str, groups: int) -> bool:
     t_config, config = timed(lambda: build_config(url, groups))
     engine = Engine(config=config, db=db, data_dir=Path(tempfile.gettempdir()) / "safetybot-bench")
     t_sync, _ = timed(engine.start)
-    ticker = Ticker(config=config, db=db, name="bench")
+    ticker = Ticker(config=config, db=db, enqueue_push=build_pushes(config).enqueue_push, name="bench")
     t_plan, early = timed(lambda: ticker.tick(NOW - timedelta(minutes=1)))
     assert not early.sent, "nothing should be due before 17:00"
     t_send, result = timed(lambda: ticker.tick(NOW))

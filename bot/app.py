@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import anyio
-import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
@@ -20,20 +19,17 @@ from bot.directory.service import directory_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
-from bot.outbox import OutboxSender
 from bot.photo_retry import fetch_missing_photos
 from bot.platforms import console, dingtalk, wecom
 from bot.platforms.base import Runtime
-from bot.platforms.console_delivery import ConsoleDelivery
 from bot.recorder import Busy
 from bot.reload import ConfigReloader, Holders
 from bot.secrets import Secrets
-from bot.shared import SharedCache
+from bot.services import build_sender, build_services
 from models.clock import Clock
 from models.db import make_engine
 from models.ledger import photo_path
 from models.tables import AttachmentFile
-from scheduler.runner import SchedulerService
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +43,7 @@ def build_engine(config: Config, clock: Clock | None = None, secrets: Secrets | 
     )
 
 
-def build_sender(engine: Engine, config: Config) -> OutboxSender:
-    """The outbox sender with the config's rate and retry settings (platforms add their deliveries)."""
-    return OutboxSender(
-        db=engine.db,
-        deliveries={},
-        clock=engine.now,
-        per_minute=config.outbox.per_minute,
-        window_seconds=config.outbox.window_seconds,
-        retry_base_seconds=config.outbox.retry_base_seconds,
-        retry_max_seconds=config.outbox.retry_max_seconds,
-    )
+__all__ = ["build_engine", "build_sender", "create_app"]
 
 
 async def _recover_forever(runtime: Runtime, data_dir: DataDirProbe) -> None:
@@ -104,29 +90,19 @@ def create_app(
     secrets: Secrets | None = None,
     *,
     start: bool = True,
+    clock: Clock | None = None,
     config_path: str | Path | None = None,
 ) -> FastAPI:
     """Build the ASGI app; the schema is migrated and the config synced before serving (unless `start` is off).
 
     With `config_path`, the config is reloaded from that file on SIGHUP and when it changes (bot/reload.py).
     """
-    secrets = secrets or Secrets()
-    engine = engine or build_engine(config, secrets=secrets)
+    services = build_services(config, secrets or Secrets(), clock, engine=engine)
+    secrets, engine, sender, runtime, scheduler = (
+        services.secrets, services.engine, services.sender, services.runtime, services.scheduler
+    )
     if start:
         engine.start()
-    sender = build_sender(engine, config)
-    redis_url = secrets.get(config.redis.url_env)
-    runtime = Runtime(
-        engine=engine,
-        config=config,
-        http=httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)),
-        sender=sender,
-        secrets=secrets,
-        shared=SharedCache(redis_url) if redis_url else None,
-    )
-    scheduler = SchedulerService(
-        config=config, db=engine.db, clock=engine.now, data_dir=Path(config.server.data_dir), on_sent=sender.kick
-    )
     is_leader: Callable[[], bool] = (lambda: scheduler.leading) if config.scheduler.enabled else (lambda: True)
     # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
     # and the one holder of each long connection (a second connection would kick the first).
@@ -147,7 +123,7 @@ def create_app(
         if config.server.handler_processes and runtime.hand_off is None:
             pool = HandlerPool(
                 config, processes=config.server.handler_processes, on_replies=sender.kick, clock=engine.clock,
-                secrets=secrets,
+                secrets=secrets, on_alert=scheduler.wake,
             )
             pool.start()
             runtime.hand_off = pool
@@ -177,15 +153,14 @@ def create_app(
         if pool is not None:
             runtime.hand_off = None
             await anyio.to_thread.run_sync(pool.stop)
-        await runtime.http.aclose()
-        if runtime.shared is not None:
-            await runtime.shared.aclose()
+        await services.aclose()
 
     app = FastAPI(
         title="safetybot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
         # No OpenTelemetry here; without this, every request asks the environment for a tracer provider.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.state.services = services
     app.state.engine = engine
     app.state.runtime = runtime
     app.state.scheduler = scheduler
@@ -193,8 +168,8 @@ def create_app(
     app.state.reloader = reloader
     app.add_exception_handler(Busy, _busy_response)
     # Platform callbacks first: the router tries routes in order, and callbacks are most of the traffic.
-    wecom.install(app, runtime)
-    dingtalk.install(app, runtime)
+    wecom.install_routes(app, services.wecom)
+    dingtalk.install_routes(app, services.dingtalk)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -218,11 +193,9 @@ def create_app(
             raise HTTPException(status_code=404)
         return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})
 
-    sender.deliveries["console"] = ConsoleDelivery()
     console.install(app, engine, secrets)  # only when [simulator] enabled, and only guarded
     if reloader is not None:
         reloader.holders.adapters.extend(
-            adapter for adapter in (getattr(app.state, "wecom", None), getattr(app.state, "dingtalk", None))
-            if adapter is not None
+            adapter for adapter in (services.wecom, services.dingtalk) if adapter is not None
         )
     return app

@@ -52,7 +52,7 @@ def _clock(args: argparse.Namespace, tz: tzinfo) -> Clock:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_config, simulator_exposure
-    from bot.config_problems import summary
+    from models.config_problems import summary
 
     try:
         config = load_config(args.path)
@@ -140,7 +140,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import build_engine, create_app
+    from bot.app import create_app
 
     config = _load_config(args.config)
     if config is None:
@@ -157,7 +157,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config, secrets)
     # Not a standing clock: the bot's clock starts at --now and runs forward.
     clock = SystemClock.starting_at(args.start_at, config.tz) if args.start_at else None
-    app = create_app(config, build_engine(config, clock, secrets), secrets=secrets, config_path=args.config)
+    app = create_app(config, secrets=secrets, clock=clock, config_path=args.config)
     # uvicorn's access log would bypass our redacting handlers and print callback query strings.
     uvicorn.run(app, host=server.host, port=server.port, log_config=None, access_log=False)
     return 0

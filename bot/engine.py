@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from bot.secrets import Secrets
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
 from handlers.format import fit_replies, merge_replies
-from handlers.messages import Inbound, Reply
+from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply
 from handlers.parser import parse_message
 from handlers.photos import keep_lone_photos
 from handlers.understand import Vocabulary
@@ -40,7 +40,8 @@ from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
 from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
 from models.ledger import descendants
-from models.tables import CampaignRow, GroupRow, GroupUnit, InboundMessage, PersonRow
+from models.tables import CampaignRow, GroupRow, GroupUnit, Hazard, InboundMessage, PersonRow
+from scheduler.alerts import queue_major_alert
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,12 @@ class Engine:
         data_dir: Path,
         clock: Clock | None = None,
         secrets: Secrets | None = None,
+        notify: Callable[[Effect], None] | None = None,
     ) -> None:
         self.config = config
+        # Told of each effect after its transaction committed (e.g. wakes the scheduler for a 重大 alert),
+        # from whichever thread handled the message.
+        self.notify = notify
         self.secrets = secrets if secrets is not None else Secrets()
         self.db = db
         self.data_dir = data_dir
@@ -260,10 +265,12 @@ class Engine:
                 try:
                     if not self._claim(session, inbound_id):
                         return []
-                    replies = self._handle(session, msg, inbound_id)
-                    self._finish(session, msg, inbound_id, replies, "handled")
+                    outcome = self._handle(session, msg, inbound_id)
+                    effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
+                    self._finish(session, msg, inbound_id, outcome.replies, "handled")
                     session.commit()
-                    return replies
+                    self._notify(effects)
+                    return outcome.replies
                 except Exception:
                     session.rollback()
                     log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
@@ -274,6 +281,27 @@ class Engine:
                 self._finish(session, msg, inbound_id, replies, "failed")
                 session.commit()
             return replies
+
+    @staticmethod
+    def _record_effects(session: Session, effects: Sequence[Effect], *, now: datetime) -> list[Effect]:
+        """Write what the effects need in the database (the caller's transaction); returns those to announce."""
+        announce: list[Effect] = []
+        for effect in effects:
+            if isinstance(effect, AlertLeaders):
+                hazard = session.get(Hazard, effect.hazard_id)
+                if hazard is not None and queue_major_alert(session, hazard=hazard, now=now):
+                    announce.append(effect)
+        return announce
+
+    def _notify(self, effects: Sequence[Effect]) -> None:
+        """After the commit: tell the notifier; a failure there must not undo a handled message."""
+        if self.notify is None:
+            return
+        for effect in effects:
+            try:
+                self.notify(effect)
+            except Exception:
+                log.exception("notifying %s failed (the scheduler's next tick still sends it)", effect)
 
     @staticmethod
     def _claim(session: Session, inbound_id: int | None) -> bool:
@@ -342,17 +370,17 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _handle(self, session: Session, msg: Inbound, inbound_id: int | None) -> list[Reply]:
+    def _handle(self, session: Session, msg: Inbound, inbound_id: int | None) -> Outcome:
         from handlers.help import no_campaign_reply, unknown_person_reply
 
         person = self.find_person(session, msg.platform, msg.sender_id)
         if person is None:
-            return [unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)]
+            return Outcome([unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)])
         group = self.find_group(session, msg.platform, msg.chat_id)
         now = msg.received_at.astimezone(self.tz)
         campaign = self.find_campaign(session, group, now)
         if campaign is None:
-            return [no_campaign_reply()]
+            return Outcome([no_campaign_reply()])
         group_units = frozenset(
             session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group.id)) if group else ()
         )

@@ -9,6 +9,10 @@ The database stays the truth: a handed-off id is only a hint to look at that row
 process keeps the ids it handed off until their process reports them done; when a handler process
 dies, its ids go to the one started in its place, and if the whole server dies, recovery finds the
 rows still marked "received".
+
+The result pipe carries ("done", index, inbound id, replies enqueued?) for each message, and
+("alert", index, hazard id) when a 重大 report committed its alert: the web process then wakes its
+scheduler, so the leaders hear within seconds, not at the next minute's tick.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import anyio
 
 from bot.config import Config
 from bot.secrets import Secrets
+from bot.services import build_services
+from handlers.messages import AlertLeaders, Effect
 from models.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -49,7 +55,7 @@ class _Slot:
 
     index: int
     inbox: Any = None  # multiprocessing.Queue[int | None], written by this process only
-    # What the handler finished: (index, inbound id, replies enqueued?), one pipe per handler process, so a
+    # What the handler finished or asks for (see the module doc), one pipe per handler process, so a
     # handler killed mid-write cannot leave a lock held that its replacement would wait on forever.
     results: Connection | None = None
     process: BaseProcess | None = None
@@ -69,8 +75,10 @@ class HandlerPool:
         on_replies: Callable[[], None],
         clock: Clock | None = None,
         secrets: Secrets | None = None,
+        on_alert: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_alert = on_alert  # a handler committed a 重大 alert: make the scheduler tick now
         self.clock = clock or SystemClock(config.tz)  # handlers read the web process's clock (e.g. `serve --now`)
         # Handed to each handler process, so it signs photo links (and calls platforms) with the web process's keys.
         self.secrets = secrets if secrets is not None else Secrets()
@@ -179,9 +187,16 @@ class HandlerPool:
                     continue
                 assert self._loop is not None
                 try:
-                    self._loop.call_soon_threadsafe(self._finished, *item)
+                    self._loop.call_soon_threadsafe(self._heard, item)
                 except RuntimeError:  # the event loop is closed: the server is shutting down
                     return
+
+    def _heard(self, item: tuple[Any, ...]) -> None:
+        kind, *rest = item
+        if kind == "done":
+            self._finished(*rest)
+        elif kind == "alert" and self.on_alert is not None:
+            self.on_alert()
 
     def _finished(self, index: int, inbound_id: int, replied: bool) -> None:
         self._slots[index].outstanding.discard(inbound_id)
@@ -205,7 +220,6 @@ def run_handler_process(
 
     `secrets` are the web process's (else read again from the environment and SAFETYBOT_SECRETS_FILE).
     """
-    from bot.app import build_engine, create_app
     from bot.logging_setup import configure_logging
 
     try:
@@ -214,13 +228,32 @@ def run_handler_process(
         pass
     secrets = secrets if secrets is not None else Secrets()
     configure_logging(config, secrets)
-    # start=False: the web process migrated and synced.
-    app = create_app(config, build_engine(config, clock, secrets), secrets=secrets, start=False)
-    runtime = app.state.runtime
+    results = _Results(done)
+    # No engine.start(): the web process migrated and synced.
+    services = build_services(config, secrets, clock, notify=lambda effect: results.effect(index, effect))
     gc.collect()
     gc.freeze()  # as in the web process: long-lived objects stay out of full collections
     log.info("handler process %d started (pid %d)", index, os.getpid())
-    asyncio.run(_handle_forever(runtime, index, inbox, done, parent_pid))
+    asyncio.run(_handle_forever(services.runtime, index, inbox, results, parent_pid))
+
+
+class _Results:
+    """The handler's end of the result pipe; sends come from the event loop and from worker threads."""
+
+    def __init__(self, done: Connection) -> None:
+        self._done = done
+        self._lock = threading.Lock()
+
+    def finished(self, index: int, inbound_id: int, replied: bool) -> None:
+        self._send(("done", index, inbound_id, replied))
+
+    def effect(self, index: int, effect: Effect) -> None:
+        if isinstance(effect, AlertLeaders):
+            self._send(("alert", index, effect.hazard_id))
+
+    def _send(self, item: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._done.send(item)
 
 
 def _next_ids(inbox: Any, parent_pid: int) -> tuple[list[int], bool]:
@@ -239,7 +272,7 @@ def _next_ids(inbox: Any, parent_pid: int) -> tuple[list[int], bool]:
     return [item for item in items if item is not STOP], STOP in items
 
 
-async def _handle_forever(runtime: Any, index: int, inbox: Any, done: Connection, parent_pid: int) -> None:
+async def _handle_forever(runtime: Any, index: int, inbox: Any, results: _Results, parent_pid: int) -> None:
     slots = anyio.CapacityLimiter(HANDLER_SLOTS)
 
     async def handle(inbound_id: int) -> None:
@@ -250,7 +283,7 @@ async def _handle_forever(runtime: Any, index: int, inbox: Any, done: Connection
         except Exception:  # e.g. the database is away: the row stays "received" for recovery
             log.exception("handler process %d: inbound message %s failed", index, inbound_id)
         finally:
-            done.send((index, inbound_id, replied))
+            results.finished(index, inbound_id, replied)
 
     try:
         async with anyio.create_task_group() as tasks:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 3.0
 # Engine attributes that are state, not derived from the config: a reload keeps them.
-_ENGINE_STATE = frozenset({"db", "journal", "write_gate", "renderers", "clock", "secrets", "data_dir"})
+_ENGINE_STATE = frozenset({"db", "journal", "write_gate", "renderers", "clock", "secrets", "data_dir", "notify"})
 
 
 @dataclass
@@ -143,7 +143,8 @@ def _swap_scheduler(scheduler: Any, config: Config) -> None:
 
     scheduler.config = config
     scheduler.tz = config.tz
-    scheduler.ticker = Ticker(config=config, db=scheduler.ticker.db)  # materializes the new plan at its next tick
+    old = scheduler.ticker  # the new ticker materializes the new plan at its next tick
+    scheduler.ticker = Ticker(config=config, db=old.db, enqueue_push=old.enqueue_push)
 
 
 def _swap_sender(sender: Any, config: Config) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from handlers.context import Context
-    from handlers.messages import Reply
+    from handlers.messages import Outcome, Reply
 
 # The name of a chat command, as declared by its `CommandSpec` (the table is `handlers.commands.COMMANDS`).
 CommandName = str
@@ -75,7 +75,7 @@ class Command:
         }
 
 
-Handler = Callable[[Command, "Context"], list["Reply"]]
+Handler = Callable[[Command, "Context"], "list[Reply] | Outcome"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,3 +43,22 @@ class Reply:
     file_data: bytes | None = None
     kind: Literal["text", "markdown"] = "text"
     extras: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLeaders:
+    """Effect: the leaders' groups must hear of a 重大 hazard now, not at the next scheduled tick."""
+
+    hazard_id: int
+
+
+# Everything a handler may ask the pipeline to do beyond replying (one type today; a union as more come).
+Effect = AlertLeaders
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A handler's result: the replies, and the effects the pipeline carries out with the handler's transaction."""
+
+    replies: list[Reply]
+    effects: tuple[Effect, ...] = ()

@@ -21,12 +21,11 @@ from handlers.directory import (
     unknown_person_text,
 )
 from handlers.format import fmt_date
-from handlers.messages import Reply
+from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from handlers.understand import doubts_reply
 from models.ledger import next_hazard_number, record_event
 from models.tables import Hazard, HazardStatus, PersonRow
-from scheduler.alerts import queue_major_alert, wake_scheduler
 
 HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
 隐患
@@ -48,8 +47,8 @@ def _unknown_owner(context: Context, name: str) -> Reply:
     )
 
 
-def handle_report(command: Command, context: Context) -> list[Reply]:
-    """Create a ledger row with the next number of the campaign."""
+def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
+    """Create a ledger row with the next number of the campaign; a 重大 one also alerts the leaders."""
     fields = command.fields
     session, person, today = context.session, context.person, context.today
     allowed_units = permissions.chat_scope(context)
@@ -139,9 +138,6 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
         session, hazard=hazard, actor_id=person.id, action="report", at=context.now,
         detail=f"上报：{hazard.location} {hazard.problem}",
     )
-    if level == "重大":  # leaders hear of it at the next tick (seconds), whatever the hour: safety first
-        if queue_major_alert(session, hazard=hazard, now=context.now):
-            wake_scheduler()
     photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
     earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
 
@@ -164,7 +160,10 @@ def handle_report(command: Command, context: Context) -> list[Reply]:
     lines += notes
     lines.append(f"下一步：整改完成后发「整改 #{number} 说明」并附照片。")
     mentions = (responsible.id,) if responsible and responsible.id != person.id else ()
-    return [Reply("\n".join(lines), mentions=mentions)]
+    replies = [Reply("\n".join(lines), mentions=mentions)]
+    if level == "重大":  # leaders hear of it within seconds, whatever the hour: safety first
+        return Outcome(replies, effects=(AlertLeaders(hazard.id),))  # type: ignore[arg-type]
+    return replies
 
 
 def _unknown_unit_reply(context: Context, typed: str, allowed: set[str] | None) -> Reply:

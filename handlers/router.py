@@ -6,11 +6,14 @@ from handlers import help as help_module
 from handlers.command import Command
 from handlers.commands import COMMANDS_BY_NAME
 from handlers.context import Context
-from handlers.messages import Reply
+from handlers.messages import Outcome
 
 
-def dispatch(command: Command, context: Context) -> list[Reply]:
-    """Run the handler for a parsed command, or answer a malformed one with its help."""
+def dispatch(command: Command, context: Context) -> Outcome:
+    """Run the handler for a parsed command, or answer a malformed one with its help.
+
+    Handlers return their replies, or an `Outcome` when they also ask for effects."""
     if command.command is None or command.errors:
-        return [help_module.error_reply(command, COMMANDS_BY_NAME)]
-    return COMMANDS_BY_NAME[command.command].handler(command, context)
+        return Outcome([help_module.error_reply(command, COMMANDS_BY_NAME)])
+    result = COMMANDS_BY_NAME[command.command].handler(command, context)
+    return result if isinstance(result, Outcome) else Outcome(result)

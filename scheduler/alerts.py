@@ -1,9 +1,11 @@
-"""重大隐患 alerts: written as due-push rows in the report's own transaction, sent by the next tick."""
+"""重大隐患 alerts: written as due-push rows in the report's own transaction, sent by the next tick.
+
+The pipeline that records them (bot/engine.py) then wakes the leading scheduler, so that tick comes
+within seconds."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -12,27 +14,6 @@ from sqlmodel import Session, select
 
 from models.ledger import descendants
 from models.tables import DuePush, DuePushState, GroupRow, GroupUnit, Hazard
-
-# Set by the running scheduler: asks for a tick within seconds instead of at the next minute.
-_wakers: list[Callable[[], None]] = []
-
-
-def add_waker(wake: Callable[[], None]) -> None:
-    """Register a callable that makes the scheduler tick soon (thread-safe on the caller's side)."""
-    _wakers.append(wake)
-
-
-def remove_waker(wake: Callable[[], None]) -> None:
-    """Forget a waker registered with add_waker."""
-    if wake in _wakers:
-        _wakers.remove(wake)
-
-
-def wake_scheduler() -> None:
-    """Ask every running scheduler to tick soon (a no-op when none runs in this process)."""
-    for wake in list(_wakers):
-        wake()
-
 
 def leaders_groups_for(session: Session, *, campaign_id: str, unit_id: str) -> list[GroupRow]:
     """Leaders' groups whose units cover `unit_id` and that work on the campaign (or on none in particular)."""

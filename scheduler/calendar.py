@@ -88,7 +88,7 @@ class WorkCalendar:
 
     @classmethod
     def from_config(cls, config: object) -> "WorkCalendar":
-        """Build from a `bot.config.Config` ([calendar] section and timezone)."""
+        """Build from a `models.config.Config` ([calendar] section and timezone)."""
         settings = config.calendar  # type: ignore[attr-defined]
         quiet = tuple(settings.quiet_hours) if settings.quiet_hours else None
         return cls(

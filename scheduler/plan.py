@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from bot.config import Campaign, Config, Group
+from models.config import Campaign, Config, Group
 from handlers.periods import period_for, report_days
 from models.tables import CampaignRow
 from scheduler.calendar import WorkCalendar

@@ -18,12 +18,11 @@ import anyio
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
-from bot.config import Config
+from models.config import Config
 from models.clock import SystemClock
-from scheduler.alerts import add_waker, remove_waker
 from scheduler.calendar import coverage_message
 from scheduler.leader import FileLeaderLock, PostgresLeaderLock, leader_lock_for
-from scheduler.ticker import Ticker
+from scheduler.ticker import EnqueuePush, Ticker
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,7 @@ class SchedulerService:
         db: Engine,
         clock: Callable[[], datetime],
         data_dir: Path,
+        enqueue_push: EnqueuePush,
         on_sent: Callable[[], None] | None = None,
         lock: PostgresLeaderLock | FileLeaderLock | None = None,
         retry_seconds: float = 15.0,
@@ -50,7 +50,7 @@ class SchedulerService:
         self.clock = clock
         # APScheduler fires on the real clock, so job times come from it, never from a rehearsal clock.
         self.wall = SystemClock(self.tz)
-        self.ticker = Ticker(config=config, db=db)
+        self.ticker = Ticker(config=config, db=db, enqueue_push=enqueue_push)
         self.lock = lock or leader_lock_for(db, data_dir=data_dir)
         self.on_sent = on_sent
         self.retry_seconds = retry_seconds
@@ -95,13 +95,11 @@ class SchedulerService:
         )
         scheduler.start()
         self._scheduler, self.leading = scheduler, True
-        add_waker(self.wake)
         try:
             while await anyio.to_thread.run_sync(self.lock.still_held):
                 await anyio.sleep(self.retry_seconds)
             log.warning("scheduler: lost the leader lock; stopped ticking")
         finally:
-            remove_waker(self.wake)
             self._scheduler, self.leading = None, False
             scheduler.shutdown(wait=False)
 
@@ -116,15 +114,15 @@ class SchedulerService:
             self.on_sent()
 
     def wake(self) -> None:
-        """Tick within a couple of seconds (e.g. a 重大 hazard was just reported); callable from any thread."""
+        """Tick within a second (e.g. a 重大 hazard was just reported); callable from any thread."""
         loop, scheduler = self._loop, self._scheduler
         if loop is None or scheduler is None:
             return
 
         def soon() -> None:
-            # A little later than now: the report's transaction commits after it asks for the wake-up.
+            # A second from now: a burst of reports (each asking after its commit) shares one tick.
             job = scheduler.get_job(JOB_ID)
             if job is not None:
-                job.modify(next_run_time=self.wall.now() + timedelta(seconds=2))
+                job.modify(next_run_time=self.wall.now() + timedelta(seconds=1))
 
         loop.call_soon_threadsafe(soon)

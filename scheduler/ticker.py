@@ -15,17 +15,19 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Engine, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from bot import pushes
-from bot.config import Config
+from models.config import Config
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
+from handlers.messages import Reply
 from models.tables import CampaignRow, DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
 from scheduler.messages import ComposeSettings, compose_many
@@ -36,6 +38,15 @@ log = logging.getLogger(__name__)
 # Kinds that are never skipped for lateness: a 重大 hazard still matters hours later (safety first).
 NEVER_LATE = ("major_alert",)
 PLANNED_KINDS = ("report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest")
+
+
+class EnqueuePush(Protocol):
+    """Stores a push's messages in the outbox inside the caller's transaction (bot.pushes.Pushes.enqueue_push)."""
+
+    def __call__(
+        self, session: Session, *, group: GroupRow, dedupe_key: str, replies: Sequence[Reply], now: datetime,
+        give_up_after: timedelta, priority: int = PRIORITY_NORMAL,
+    ) -> int: ...
 
 
 @dataclass(slots=True)
@@ -60,6 +71,7 @@ class Ticker:
         *,
         config: Config,
         db: Engine,
+        enqueue_push: EnqueuePush,
         calendar: WorkCalendar | None = None,
         name: str | None = None,
         horizon: timedelta = timedelta(days=2),
@@ -69,6 +81,7 @@ class Ticker:
     ) -> None:
         self.config = config
         self.db = db
+        self.enqueue_push = enqueue_push  # platform rendering lives in bot/, which hands it in
         self.calendar = calendar or WorkCalendar.from_config(config)
         self.tz = self.calendar.tz
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -214,19 +227,24 @@ class Ticker:
 
     # -- send ------------------------------------------------------------------------------------
 
-    def _due(self, now: datetime, excluded: set[int], limit: int):  # type: ignore[no-untyped-def]
+    def _due(self, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
         statement = select(DuePush).where(DuePush.state == DuePushState.PENDING.value, DuePush.send_at <= now)
+        if kinds is not None:
+            statement = statement.where(DuePush.kind.in_(kinds))  # type: ignore[attr-defined]
         if excluded:
             statement = statement.where(DuePush.id.not_in(excluded))  # type: ignore[union-attr]
         return statement.order_by(DuePush.send_at, DuePush.id).limit(limit)  # type: ignore[arg-type]
 
-    def _claim(self, session: Session, now: datetime, excluded: set[int], limit: int) -> list[DuePush]:
-        """Lock up to `limit` due rows for this transaction, oldest first; [] when nothing (unclaimed) is due."""
+    def _claim(
+        self, session: Session, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None = None
+    ) -> list[DuePush]:
+        """Lock up to `limit` due rows (of `kinds`, else any) for this transaction, oldest first; [] when
+        nothing (unclaimed) is due."""
         if session.get_bind().dialect.name == "postgresql":
-            return list(session.exec(self._due(now, excluded, limit).with_for_update(skip_locked=True)))
+            return list(session.exec(self._due(now, excluded, limit, kinds).with_for_update(skip_locked=True)))
         while True:
             with Session(self.db) as peek:
-                candidates = [int(row.id) for row in peek.exec(self._due(now, excluded, limit))]  # type: ignore[arg-type]
+                candidates = [int(row.id) for row in peek.exec(self._due(now, excluded, limit, kinds))]  # type: ignore[arg-type]
             if not candidates:
                 return []
             # The compare-and-set is this transaction's first statement, so SQLite takes its write lock
@@ -246,16 +264,23 @@ class Ticker:
             session.rollback()
 
     def send_due(self, now: datetime, result: TickResult | None = None) -> TickResult:
-        """Compose and enqueue every due row, up to `batch` rows per transaction."""
+        """Compose and enqueue every due row, up to `batch` rows per transaction; 重大 alerts first, in their
+        own transactions, so composing a long digest due at the same minute does not hold them back."""
         result = result or TickResult()
+        self._send_kinds(now, result, NEVER_LATE)
+        self._send_kinds(now, result, None)
+        return result
+
+    def _send_kinds(self, now: datetime, result: TickResult, kinds: tuple[str, ...] | None) -> None:
+        """Send the due rows of `kinds` (None: every kind), batch by batch."""
         excluded: set[int] = set()
         size = self.batch
         while True:
             failed: tuple[int, str, Exception] | None = None
             with Session(self.db) as session:
-                rows = self._claim(session, now, excluded, size)
+                rows = self._claim(session, now, excluded, size, kinds)
                 if not rows:
-                    return result
+                    return
                 claimed = [(int(row.id), row.key) for row in rows]  # type: ignore[arg-type]
                 try:
                     states = self._send(session, rows, now)
@@ -291,7 +316,7 @@ class Ticker:
                 if message.skip_reason is not None:
                     row.state, row.reason = DuePushState.SKIPPED.value, message.skip_reason
                 else:
-                    pushes.enqueue_push(
+                    self.enqueue_push(
                         session, group=groups[row.group_id], dedupe_key=f"push:{row.key}", replies=message.replies,
                         now=now, give_up_after=self.give_up_after,
                         priority=PRIORITY_URGENT if row.kind == "major_alert" else PRIORITY_NORMAL,

@@ -37,7 +37,6 @@ from starlette.requests import Request
 from starlette.routing import Route
 from sqlmodel import Session
 
-from bot import pushes
 from bot.config import Config, DingTalkRobot, Group
 from bot.logging_setup import RedactingFilter, redact
 from bot.outbox import DeliveryResult, Draft, answer_reason, platform_error, split_utf8
@@ -728,7 +727,7 @@ def push_drafts(session: Session, config: Config, group_id: str, replies: Sequen
 
 
 def push_renderer(config: Config) -> Callable[[Session, GroupRow, Sequence[Reply]], list[Draft]]:
-    """The `bot.pushes` renderer of DingTalk groups (needs the config: credentials decide the channel)."""
+    """The `bot.pushes.Pushes` renderer of DingTalk groups (needs the config: credentials decide the channel)."""
 
     def render(session: Session, group: GroupRow, replies: Sequence[Reply]) -> list[Draft]:
         return push_drafts(session, config, group.id, replies)
@@ -1218,8 +1217,8 @@ def stream_service(adapter: DingTalkAdapter, robot: DingTalkRobot) -> Callable[[
 # -- wiring --------------------------------------------------------------------------------------
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    """Register DingTalk's callback routes, deliveries, renderer and long connections."""
+def wire(runtime: Runtime) -> DingTalkAdapter:
+    """DingTalk's deliveries, renderer, photo fetcher and Stream connections on a runtime (no web server needed)."""
     _install_log_redaction()
     dingtalk = runtime.config.dingtalk
     api = DingTalkApi(runtime.http, api_base=dingtalk.api_base, oapi_base=dingtalk.oapi_base, shared=runtime.shared)
@@ -1231,9 +1230,20 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.sender.deliveries[CH_WEBHOOK] = CustomWebhookDelivery(runtime, api, clock_ms)
     runtime.engine.renderers[PLATFORM] = render_replies
     runtime.fetchers[PLATFORM] = adapter.fetch_media
-    pushes.register(PLATFORM, push_renderer(runtime.config))
-    app.state.dingtalk = adapter
-    app.router.routes.append(callback_route(adapter))
     for robot in dingtalk.robots:
         if robot.mode == "stream":
             runtime.services.append(stream_service(adapter, robot))
+    return adapter
+
+
+def install_routes(app: FastAPI, adapter: DingTalkAdapter) -> None:
+    """Serve DingTalk's callback route from the web app."""
+    app.state.dingtalk = adapter
+    app.router.routes.append(callback_route(adapter))
+
+
+def install(app: FastAPI, runtime: Runtime) -> DingTalkAdapter:
+    """`wire` the runtime and serve the routes (for a runtime built by hand, as in tests)."""
+    adapter = wire(runtime)
+    install_routes(app, adapter)
+    return adapter

@@ -12,7 +12,7 @@ Sending (outbox channels registered in `runtime.sender.deliveries`)
 - `wecom_webhook`: a group's 消息推送 webhook (text / markdown / image / file).
 - `wecom_ws`: `aibot_respond_msg` / `aibot_send_msg` over the long connection.
 
-The scheduler's pushes go through `bot.pushes.enqueue_push`, which renders them with `push_drafts()`.
+The scheduler's pushes go through `bot.pushes.Pushes`, which renders them with `push_drafts()`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
 from bot.config import Config, Group, WeComBot
-from bot import pushes
 from bot.logging_setup import RedactingFilter, redact
 from bot.outbox import DeliveryResult, Draft, answer_reason, platform_error, split_utf8
 from bot.platforms.base import Runtime
@@ -396,7 +395,7 @@ def push_drafts(session: Session, group: GroupRow, replies: Sequence[Reply], *, 
 
     Text becomes markdown (or `kind="text"`) split at the byte limit without cutting a character or
     a line, with `<@userid>` for each mentioned person; images and files become their own drafts.
-    Registered with `bot.pushes`, so the scheduler stores pushes with `bot.pushes.enqueue_push`.
+    Given to `bot.pushes.Pushes` (bot/services.py), through which the scheduler stores pushes.
     """
     robot = webhook_robot(group.id)
     text = _text_of_replies(session, replies)
@@ -1123,8 +1122,8 @@ class WsConnection:
 # -- install -----------------------------------------------------------------------------------
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
-    """Register WeCom's callback routes, deliveries, renderer and long connections."""
+def wire(runtime: Runtime) -> WeComAdapter:
+    """WeCom's deliveries, renderer, photo fetcher and long connections on a runtime (no web server needed)."""
     adapter = WeComAdapter(runtime)
     httpx_log = logging.getLogger("httpx")
     if not any(isinstance(f, RedactingFilter) for f in httpx_log.filters):
@@ -1134,7 +1133,6 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     runtime.sender.deliveries[CHANNEL_WEBHOOK] = _Delivery(adapter.deliver_webhook)
     runtime.sender.deliveries[CHANNEL_RESPONSE_URL] = _Delivery(adapter.deliver_response_url)
     runtime.sender.deliveries[CHANNEL_WS] = _Delivery(adapter.deliver_ws)
-    app.router.routes.extend(adapter.routes())
     runtime.services.append(adapter.run_handlers)
     ws_url = runtime.config.wecom.ws_url
     for bot in runtime.config.wecom.bots:
@@ -1142,7 +1140,20 @@ def install(app: FastAPI, runtime: Runtime) -> None:
             connection = WsConnection(adapter, bot, ws_url)
             adapter.connections[bot.id] = connection
             runtime.services.append(connection.run_forever)
+    return adapter
+
+
+def install_routes(app: FastAPI, adapter: WeComAdapter) -> None:
+    """Serve WeCom's callback routes from the web app."""
+    app.router.routes.extend(adapter.routes())
     app.state.wecom = adapter
+
+
+def install(app: FastAPI, runtime: Runtime) -> WeComAdapter:
+    """`wire` the runtime and serve the routes (for a runtime built by hand, as in tests)."""
+    adapter = wire(runtime)
+    install_routes(app, adapter)
+    return adapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -1154,5 +1165,3 @@ class _Delivery:
     async def deliver(self, message: OutboxMessage) -> DeliveryResult:
         return await self.send(message)
 
-
-pushes.register("wecom", lambda session, group, replies: push_drafts(session, group, replies))

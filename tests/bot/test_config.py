@@ -502,7 +502,7 @@ def test_pydantic_type_errors_are_rendered_in_chinese_with_the_entry() -> None:
 
 
 def test_every_problem_code_has_both_languages() -> None:
-    from bot.config_problems import MESSAGES
+    from models.config_problems import MESSAGES
 
     for code, (zh, en) in MESSAGES.items():
         assert zh and en, code

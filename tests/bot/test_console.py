@@ -143,7 +143,6 @@ def test_pushes_to_simulator_groups_are_listed_for_the_page(config_path: Path) -
 
     from sqlmodel import Session
 
-    from bot import pushes
     from bot.config import load_config
     from handlers.messages import Reply
     from models.tables import GroupRow
@@ -154,7 +153,7 @@ def test_pushes_to_simulator_groups_are_listed_for_the_page(config_path: Path) -
     with Session(engine.db) as session:
         group = session.get(GroupRow, "staff")
         assert group is not None
-        pushes.enqueue_push(
+        app.state.services.pushes.enqueue_push(
             session, group=group, dedupe_key="report_reminder:test", replies=[Reply("【报送提醒】第2期")],
             now=engine.now(), give_up_after=timedelta(hours=1),
         )

@@ -17,13 +17,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, create_engine, func, select
 
-from bot import pushes
 from bot.app import create_app
 from bot.config import load_config
 from bot.engine import render_capped
 from bot.outbox import OutboxSender
 from bot.platforms import dingtalk
 from bot.secrets import Secrets
+from bot.services import build_pushes
 from handlers.messages import Reply
 from models import outbox as outbox_store
 from bot.photo_retry import fetch_missing_photos
@@ -517,7 +517,7 @@ def test_push_drafts_use_the_custom_robot_with_at_and_the_openapi_for_files(
         body = drafts[0].payload["body"]
         assert body["at"]["atUserIds"] == ["0135210002"] and "@0135210002" in body["markdown"]["text"]  # type: ignore[index]
         now = datetime.now(timezone.utc)
-        pushes.register("dingtalk", dingtalk.push_renderer(config))
+        pushes = build_pushes(config)  # what the scheduler is given in the bot
         group = session.get(GroupRow, "dt-staff")
         assert group is not None
         for expected in (3, 0):  # the second attempt of the same push adds nothing

@@ -18,9 +18,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session, func, select
 
-from bot import pushes
 from bot.config import load_config
-from bot.platforms import dingtalk
+from bot.services import build_pushes
 from handlers.messages import Reply
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage
 from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
@@ -257,7 +256,7 @@ def test_custom_robot_push_is_signed(bot: Bot) -> None:
     config = load_config(bot.config)
     engine = create_engine(bot.db_url)
     now = datetime.now(timezone.utc)
-    pushes.register("dingtalk", dingtalk.push_renderer(config))  # what install() does in the bot
+    pushes = build_pushes(config)  # what the scheduler is given in the bot
     with Session(engine) as session:
         group = session.get(GroupRow, "dt-staff")
         assert group is not None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
 import signal
 import time
+import tomllib
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
@@ -15,13 +19,15 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from bot.app import create_app
-from bot.config import load_config
+from bot.config import load_config, parse_config
 from bot.engine import Engine
 from bot.handler_process import HandlerPool, run_handler_process
 from bot.secrets import Secrets
 from handlers.messages import Attachment, Inbound
+from models.clock import FixedClock
 from models.db import make_engine
-from models.tables import Hazard, InboundMessage
+from models.tables import Hazard, InboundMessage, OutboxMessage
+from tests.conftest import EXAMPLE_CONFIG, with_local_storage
 from tests.school import REPORT
 
 
@@ -101,7 +107,7 @@ def test_an_orphaned_handler_process_finishes_its_message_and_stops(config_path:
     inbox.put(_record(engine, "orphan-1"))
     process.join(60)
     assert process.exitcode == 0
-    assert _handled(engine) == 1 and results.poll(5) and results.recv()[1:] == (1, True)
+    assert _handled(engine) == 1 and results.poll(5) and results.recv() == ("done", 0, 1, True)
     engine.db.dispose()
 
 
@@ -148,3 +154,61 @@ def _record_text(engine: Engine, msg_id: str, text: str) -> int:
     inbound_id = engine.record(msg).inbound_id
     assert inbound_id is not None
     return inbound_id
+
+
+WINTER_2026 = datetime(2026, 12, 3, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Thursday inside winter-2026
+MAJOR_REPORT = "隐患\n部位：实验楼三楼\n问题：危化品柜未上锁\n等级：重大\n责任人：王建国\n期限：12月20日"
+
+
+def _poll(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _major_alerts(engine: Engine) -> list[OutboxMessage]:
+    with Session(engine.db) as session:
+        return list(session.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key.startswith("push:major_alert:"))))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("processes", [1, 0], ids=["in-a-handler-process", "in-the-web-process"])
+def test_a_major_report_reaches_the_leaders_outbox_within_seconds(
+    processes: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A handler process tells the web process over its result pipe (handled in the web process, the engine
+    tells it directly), which wakes the scheduler at once: the leaders' alert does not wait for the next
+    60 s tick."""
+    config = parse_config(tomllib.loads(with_local_storage(
+        EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=f"sqlite:///{tmp_path / 'safetybot.db'}",
+        data_dir=str(tmp_path / "data"), scheduler=True, handler_processes=processes,  # 1 as shipped
+    )))
+    assert config.scheduler.tick_seconds == 60  # as shipped: without the wake-up, a minute's wait
+    app = create_app(config, secrets=Secrets(environ={}), clock=FixedClock(WINTER_2026))
+    engine: Engine = app.state.engine
+    runtime = app.state.runtime
+
+    def hand_off(msg_id: str, text: str) -> None:
+        msg = Inbound("console", msg_id, "staff", "zhang_wei", text, WINTER_2026)
+        inbound_id = engine.record(msg).inbound_id
+        if processes:
+            client.portal.call(runtime.hand_off.submit, inbound_id)  # what the callback does after its ack
+        else:
+            client.portal.call(runtime.work, inbound_id)  # what the callback's background task does
+
+    with TestClient(app) as client:
+        _poll(lambda: app.state.scheduler.leading and (runtime.hand_off is not None) == bool(processes), timeout=30)
+        hand_off("warm-up", REPORT)  # the handler process has started and handles (spawn costs seconds)
+        _poll(lambda: _handled(engine) == 1, timeout=60)
+        assert _major_alerts(engine) == []
+
+        reported = time.monotonic()
+        hand_off("major-1", MAJOR_REPORT)
+        _poll(lambda: bool(_major_alerts(engine)), timeout=30)
+        delay = time.monotonic() - reported
+    [alert] = _major_alerts(engine)
+    assert alert.group_id == "leaders" and "危化品柜未上锁" in json.loads(alert.payload)["text"]
+    assert delay < 5.0, f"the alert took {delay:.1f} s"
+    with capsys.disabled():
+        print(f"\n重大 alert in the leaders' outbox {delay:.2f} s after the report was handed off ({processes=})")
+    engine.db.dispose()

@@ -27,7 +27,6 @@ from wechatpy.exceptions import InvalidSignatureException
 from bot.app import create_app
 from bot.config import load_config
 from bot.outbox import OutboxSender, split_utf8
-from bot import pushes
 from bot.platforms import wecom
 from bot.secrets import Secrets
 from bot.url_allowlist import UrlAllowList
@@ -648,6 +647,7 @@ def _group(client: TestClient):
 
 def test_push_markdown_with_mentions_image_and_file(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
     engine = client.app.state.engine  # type: ignore[attr-defined]
+    pushes = client.app.state.services.pushes  # type: ignore[attr-defined]  (what the scheduler is given)
     replies = [
         Reply("今日未整改隐患提醒", mentions=("wang_jianguo", "nobody")),
         Reply("本周统计图", image_png=tiny_png),

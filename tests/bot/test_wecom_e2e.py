@@ -21,8 +21,7 @@ import pytest
 from sqlmodel import Session
 
 from bot.config import load_config
-from bot import pushes
-from bot.platforms import wecom  # noqa: F401  (registers the wecom push renderer)
+from bot.services import build_pushes
 from handlers.messages import Reply
 from models.db import make_engine
 from models.tables import GroupRow
@@ -180,6 +179,7 @@ def test_45_pushes_within_the_rate_limit(bot: Bot, fake: FakeWeCom) -> None:
     db = make_engine(config.database.url)
     marker = f"推送{time.monotonic_ns()}"
     now = datetime.now().astimezone()
+    pushes = build_pushes(config)  # what the scheduler is given in the bot
     with Session(db) as session:
         row = session.get(GroupRow, group.id)
         assert row is not None

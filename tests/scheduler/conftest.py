@@ -15,9 +15,11 @@ from sqlmodel import Session, select
 
 from bot.config import Config, parse_config
 from bot.engine import Engine
+from bot.services import build_pushes
 from models.clock import FixedClock
 from models.db import make_engine
 from models.tables import DuePush, OutboxMessage
+from scheduler.ticker import Ticker
 from tests.conftest import EXAMPLE_CONFIG
 from tests.school import Chat
 from tests.models.conftest import postgres_engine, sqlite_engine  # noqa: F401  (fixtures)
@@ -41,6 +43,11 @@ def seed002_data(**scheduler: Any) -> dict[str, Any]:
 
 def seed002_config(**scheduler: Any) -> Config:
     return parse_config(seed002_data(**scheduler))
+
+
+def new_ticker(config: Config, db: DbEngine, **options: Any) -> Ticker:
+    """A Ticker that renders pushes as the running bot does (bot/services.py)."""
+    return Ticker(config=config, db=db, enqueue_push=build_pushes(config).enqueue_push, **options)
 
 
 def start_engine(config: Config, db: DbEngine, data_dir: Path) -> Engine:

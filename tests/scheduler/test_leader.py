@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine as DbEngine
 
+from bot.services import build_pushes
 from scheduler.leader import FileLeaderLock, PostgresLeaderLock, leader_lock_for, lock_key
 from scheduler.runner import JOB_ID, SchedulerService
 from tests.scheduler.conftest import TZ, at, seed002_config, start_engine
@@ -71,8 +72,10 @@ def test_runner_ticks_only_as_leader_with_the_configured_zone(tmp_path: Path, sq
     clock = lambda: at("2018-11-26 17:00")  # noqa: E731
     lock_path = tmp_path / "leader.lock"
     leader = SchedulerService(config=config, db=sqlite_engine, clock=clock, data_dir=tmp_path,
+                              enqueue_push=build_pushes(config).enqueue_push,
                               lock=FileLeaderLock(lock_path), retry_seconds=0.05, first_tick_after=0)
     follower = SchedulerService(config=config, db=sqlite_engine, clock=clock, data_dir=tmp_path,
+                                enqueue_push=build_pushes(config).enqueue_push,
                                 lock=FileLeaderLock(lock_path), retry_seconds=0.05)
     kicked: list[bool] = []
     leader.on_sent = lambda: kicked.append(True)

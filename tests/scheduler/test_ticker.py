@@ -12,7 +12,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import text, update
 from sqlmodel import Session
 
-from bot import pushes
+from bot.services import build_pushes
 from bot.config import Config
 from bot.engine import Engine
 from models.db import make_engine
@@ -20,7 +20,7 @@ from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from models.tables import DuePush
 from scheduler import messages
 from scheduler.ticker import Ticker
-from tests.scheduler.conftest import at, due_rows, outbox, seed002_config, start_engine
+from tests.scheduler.conftest import at, due_rows, outbox, seed002_config, start_engine, new_ticker
 from tests.school import Chat
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
@@ -42,7 +42,7 @@ def keys(db: DbEngine) -> list[str]:
 def test_reminder_names_units_not_submitted_with_their_figures(engine: Engine, chat: Chat, config: Config) -> None:
     chat.say("zhang_wei", REPORT)
     chat.say("zhou_tao", "隐患\n部位：教学楼\n问题：灭火器过期\n期限：明天", group="school2-staff")
-    ticker = Ticker(config=config, db=engine.db)
+    ticker = new_ticker(config, engine.db)
     chat.now = at("2018-12-05 10:00")
     assert "已报送本期统计" in chat.say("li_na", "报送")  # 安全员 submits for 城关第一中学 (period due 12-06)
 
@@ -60,7 +60,7 @@ def test_reminder_names_units_not_submitted_with_their_figures(engine: Engine, c
 def test_overdue_digest_mentions_responsible_people_once_per_group(engine: Engine, chat: Chat, config: Config) -> None:
     chat.say("zhang_wei", REPORT)
     chat.say("chen_jing", "隐患\n部位：食堂后厨\n问题：插座老化\n责任人：王建国\n期限：明天")
-    ticker = Ticker(config=config, db=engine.db)
+    ticker = new_ticker(config, engine.db)
     result = ticker.tick(at("2018-11-30 08:30"))
     assert "overdue_digest:winter-2018:staff:2018-11-30" in result.sent
     assert "overdue_digest:winter-2018:school2-staff:2018-11-30" in result.skipped  # nothing overdue there
@@ -73,7 +73,7 @@ def test_overdue_digest_mentions_responsible_people_once_per_group(engine: Engin
 
 def test_leader_digest_escalates_after_the_configured_days(engine: Engine, chat: Chat, config: Config) -> None:
     chat.say("zhang_wei", REPORT)  # deadline 11-28
-    ticker = Ticker(config=config, db=engine.db)
+    ticker = new_ticker(config, engine.db)
     ticker.tick(at("2018-11-30 08:00"))  # overdue 2 days: not yet escalated
     ticker.tick(at("2018-12-03 08:00"))  # overdue 5 days
     first, second = [t for t in texts(engine.db, "leaders") if t.startswith("【领导日报】")]
@@ -88,7 +88,7 @@ def test_major_hazard_alerts_the_leaders_at_once_even_in_quiet_hours(engine: Eng
     chat.say("zhang_wei", MAJOR)
     [row] = due_rows(engine.db, kind="major_alert")
     assert row.key == "major_alert:1:leaders" and row.send_at == at("2018-12-04 23:10")
-    result = Ticker(config=config, db=engine.db).tick(at("2018-12-04 23:11"))
+    result = new_ticker(config, engine.db).tick(at("2018-12-04 23:11"))
     assert result.sent == ["major_alert:1:leaders"]
     [alert] = texts(engine.db, "leaders")
     assert alert.startswith("【重大隐患】#1 实验楼三楼\n问题：危化品柜未上锁\n单位：安全保卫处｜责任人：李娜")
@@ -98,29 +98,27 @@ def test_major_hazard_alerts_the_leaders_at_once_even_in_quiet_hours(engine: Eng
 
 def test_late_major_alert_is_still_sent(engine: Engine, chat: Chat, config: Config) -> None:
     chat.say("zhang_wei", MAJOR)
-    result = Ticker(config=config, db=engine.db).tick(at("2018-11-28 10:00"))  # a day later
+    result = new_ticker(config, engine.db).tick(at("2018-11-28 10:00"))  # a day later
     assert "major_alert:1:leaders" in result.sent
 
 
 def test_crash_after_claim_before_commit_sends_once_after_restart(
-    engine: Engine, chat: Chat, config: Config, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, chat: Chat, config: Config
 ) -> None:
     chat.say("zhang_wei", REPORT)
-    original = pushes.enqueue_push
+    original = build_pushes(config).enqueue_push
 
     def enqueue_then_die(*args: object, **kwargs: object) -> int:
-        original(*args, **kwargs)  # outbox rows written in the open transaction …
+        original(*args, **kwargs)  # type: ignore[arg-type]  (outbox rows written in the open transaction …)
         raise Crash()  # … and the process dies before it commits
 
-    monkeypatch.setattr(pushes, "enqueue_push", enqueue_then_die)
     with pytest.raises(Crash):
-        Ticker(config=config, db=engine.db, name="first").tick(at("2018-11-30 08:00"))
+        Ticker(config=config, db=engine.db, enqueue_push=enqueue_then_die, name="first").tick(at("2018-11-30 08:00"))
     assert outbox(engine.db) == []
     [row] = due_rows(engine.db, key="leader_digest:winter-2018:leaders:2018-11-30")
     assert row.state == "pending" and row.claimed_by is None
 
-    monkeypatch.setattr(pushes, "enqueue_push", original)
-    restarted = Ticker(config=config, db=engine.db, name="second")
+    restarted = new_ticker(config, engine.db, name="second")
     assert "leader_digest:winter-2018:leaders:2018-11-30" in restarted.tick(at("2018-11-30 08:01")).sent
     assert restarted.tick(at("2018-11-30 08:02")).sent == []
     assert Counter(keys(engine.db))["push:leader_digest:winter-2018:leaders:2018-11-30:0"] == 1
@@ -130,17 +128,17 @@ def test_crash_after_claim_before_commit_sends_once_after_restart(
 
 def test_crash_after_commit_is_never_resent(engine: Engine, chat: Chat, config: Config) -> None:
     chat.say("zhang_wei", REPORT)
-    Ticker(config=config, db=engine.db).tick(at("2018-11-30 08:00"))
+    new_ticker(config, engine.db).tick(at("2018-11-30 08:00"))
     before = keys(engine.db)
     assert "push:leader_digest:winter-2018:leaders:2018-11-30:0" in before
     for minute in range(1, 4):  # restarts: fresh tickers, same and later clocks
-        Ticker(config=config, db=engine.db).tick(at(f"2018-11-30 08:0{minute}"))
+        new_ticker(config, engine.db).tick(at(f"2018-11-30 08:0{minute}"))
     assert keys(engine.db) == before
     # Even a row forced back to pending cannot add a second outbox message: the outbox key is unique.
     with Session(engine.db) as session:
         session.execute(update(DuePush).where(DuePush.key == "leader_digest:winter-2018:leaders:2018-11-30").values(state="pending"))
         session.commit()
-    Ticker(config=config, db=engine.db).tick(at("2018-11-30 08:05"))
+    new_ticker(config, engine.db).tick(at("2018-11-30 08:05"))
     assert keys(engine.db) == before
 
 
@@ -154,7 +152,7 @@ def test_a_push_that_fails_to_compose_does_not_hold_back_its_batch(
             raise RuntimeError("bad data")
         return original(session, items, *args)  # type: ignore[arg-type]
 
-    ticker = Ticker(config=config, db=engine.db)
+    ticker = new_ticker(config, engine.db)
     ticker.tick(at("2018-11-26 14:00"))
     monkeypatch.setattr(messages, "report_reminders", fails_for_staff)
     result = ticker.tick(at("2018-11-26 17:00"))  # both staff groups' reminders are due in one batch
@@ -172,17 +170,17 @@ def test_a_push_that_fails_to_compose_does_not_hold_back_its_batch(
 
 
 def test_downtime_within_the_grace_window_sends_late_once(engine: Engine, config: Config) -> None:
-    ticker = Ticker(config=config, db=engine.db)
+    ticker = new_ticker(config, engine.db)
     ticker.tick(at("2018-11-26 14:00"))  # planned, then the bot goes down before 17:00
-    restarted = Ticker(config=config, db=engine.db)
+    restarted = new_ticker(config, engine.db)
     result = restarted.tick(at("2018-11-26 18:30"))  # back 90 min late, grace is 120 min
     assert set(result.sent) >= {"report_reminder:winter-2018:staff:2018-11-26", "report_reminder:winter-2018:school2-staff:2018-11-26"}
     assert restarted.tick(at("2018-11-26 18:31")).sent == []
 
 
 def test_downtime_longer_than_grace_is_skipped_and_recorded(engine: Engine, config: Config) -> None:
-    Ticker(config=config, db=engine.db).tick(at("2018-11-26 14:00"))
-    result = Ticker(config=config, db=engine.db).tick(at("2018-11-26 19:30"))  # 150 min late
+    new_ticker(config, engine.db).tick(at("2018-11-26 14:00"))
+    result = new_ticker(config, engine.db).tick(at("2018-11-26 19:30"))  # 150 min late
     assert "report_reminder:winter-2018:staff:2018-11-26" in result.skipped
     [row] = due_rows(engine.db, key="report_reminder:winter-2018:staff:2018-11-26")
     assert row.state == "skipped" and row.sent_at is None
@@ -192,13 +190,13 @@ def test_downtime_longer_than_grace_is_skipped_and_recorded(engine: Engine, conf
 
 
 def test_pushes_missed_before_the_first_start_are_recorded_as_skipped(engine: Engine, config: Config) -> None:
-    result = Ticker(config=config, db=engine.db).tick(at("2018-11-28 12:00"))
+    result = new_ticker(config, engine.db).tick(at("2018-11-28 12:00"))
     assert "report_reminder:winter-2018:staff:2018-11-26" in result.skipped
     assert outbox(engine.db) == []
 
 
 def test_holiday_shifted_reminder_goes_out_after_the_holiday(engine: Engine, config: Config) -> None:
-    ticker = Ticker(config=config, db=engine.db)
+    ticker = new_ticker(config, engine.db)
     ticker.tick(at("2019-02-04 17:00"))  # 除夕: nothing goes out
     assert not [k for k in keys(engine.db) if "report_reminder" in k]
     [row] = due_rows(engine.db, key="report_reminder:winter-2018:staff:2019-02-04")
@@ -211,16 +209,16 @@ def test_holiday_shifted_reminder_goes_out_after_the_holiday(engine: Engine, con
 
 
 def test_config_change_moves_pending_pushes(engine: Engine, tmp_path: Path) -> None:
-    Ticker(config=seed002_config(), db=engine.db).tick(at("2018-11-26 09:00"))
+    new_ticker(seed002_config(), engine.db).tick(at("2018-11-26 09:00"))
     later = seed002_config(overdue_digest_at="10:00")
-    Ticker(config=later, db=engine.db).tick(at("2018-11-26 09:01"))
+    new_ticker(later, engine.db).tick(at("2018-11-26 09:01"))
     [row] = due_rows(engine.db, key="overdue_digest:winter-2018:staff:2018-11-27")
     assert row.send_at == at("2018-11-27 10:00")
 
 
 def test_leader_digest_chart_is_attached_when_enabled(engine: Engine, chat: Chat) -> None:
     chat.say("zhang_wei", REPORT)
-    Ticker(config=seed002_config(charts_in_digests=True), db=engine.db).tick(at("2018-11-30 08:00"))
+    new_ticker(seed002_config(charts_in_digests=True), engine.db).tick(at("2018-11-30 08:00"))
     rows = outbox(engine.db, "leaders")
     assert [m.kind for m in rows] == ["text", "image"]
     assert rows[1].blob is not None and rows[1].blob.startswith(b"\x89PNG")
@@ -244,7 +242,7 @@ def _race(db: DbEngine, other: DbEngine, tmp_path: Path) -> dict[str, list[str]]
     chat.say("zhang_wei", REPORT)
     chat.say("zhang_wei", MAJOR)
     chat.say("zhou_tao", "隐患\n部位：教学楼\n问题：灭火器过期\n期限：明天", group="school2-staff")
-    tickers = [Ticker(config=config, db=db, name="p1"), Ticker(config=config, db=other, name="p2")]
+    tickers = [new_ticker(config, db, name="p1"), new_ticker(config, other, name="p2")]
     sent: dict[str, list[str]] = {"p1": [], "p2": []}
     errors: list[BaseException] = []
     for now in ["2018-11-27 10:01", "2018-11-30 08:00", "2018-11-30 08:30", "2018-12-03 08:30", "2018-12-06 17:00"]:
@@ -298,3 +296,17 @@ def test_two_tickers_on_one_sqlite_file_send_each_push_once(tmp_path: Path) -> N
     finally:
         db.dispose()
         other.dispose()
+
+
+def test_a_major_alert_is_committed_before_a_digest_due_at_the_same_minute(
+    engine: Engine, chat: Chat, config: Config
+) -> None:
+    ticker = new_ticker(config, engine.db)
+    assert ticker.tick(at("2018-11-30 07:59")).sent == []  # the digest's row is stored, not yet due
+    chat.now = at("2018-11-30 08:00")
+    chat.say("zhang_wei", MAJOR)
+    result = ticker.tick(at("2018-11-30 08:00"))
+    assert result.sent[0] == "major_alert:1:leaders"
+    assert "leader_digest:winter-2018:leaders:2018-11-30" in result.sent[1:]
+    leaders = outbox(engine.db, "leaders")
+    assert leaders[0].dedupe_key == "push:major_alert:1:leaders:0"  # stored (committed) first

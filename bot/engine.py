@@ -401,14 +401,14 @@ class Engine:
             chat_id=msg.chat_id,
         )
         if not msg.text.strip() and msg.attachments:  # a photo first, the words in the next message
-            return keep_lone_photos(context)
+            return Outcome(keep_lone_photos(context))
         command = parse_message(
             msg.text, today=now.date(), categories=self.policy.categories, vocabulary=self.vocabulary
         )
-        replies = dispatch(command, context)
+        outcome = dispatch(command, context)
         if msg.attachments and not command.ok:  # words we could not use: keep the photos for the next message
-            replies += keep_lone_photos(context)
-        return replies
+            outcome = Outcome([*outcome.replies, *keep_lone_photos(context)], outcome.effects)
+        return outcome
 
     @staticmethod
     def find_person(session: Session, platform: str, sender_id: str) -> PersonRow | None:

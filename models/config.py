@@ -140,12 +140,7 @@ class Reporting(_Model):
     @field_validator("at", mode="before")
     @classmethod
     def _parse_at(cls, value: Any) -> Any:
-        if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
-            hour, minute = value.strip().split(":")
-            if int(hour) > 23 or int(minute) > 59:
-                raise PydanticCustomError("time_of_day", "{value} is not a time of day (HH:MM)", {"value": repr(value)})
-            return time(int(hour), int(minute))
-        return value
+        return _parse_hhmm(value)
 
 
 class Campaign(_Model):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -15,7 +13,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.cli import main
@@ -31,6 +29,7 @@ from models.tables import CampaignRow, Hazard, PersonRow, UnitRow
 from tests.fakes.contacts import FakeOrg, build_org
 from tests.fakes.dingtalk_server import FakeDingTalk
 from tests.fakes.wecom_server import FakeWeCom
+from tests.models.conftest import postgres_engine  # noqa: F401  (a fixture this module shares)
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=TZ)
@@ -72,21 +71,9 @@ def db(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def postgres_db() -> Iterator[Engine]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+def postgres_db(postgres_engine: Engine) -> Engine:
+    upgrade(postgres_engine)
+    return postgres_engine
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import select
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -159,6 +160,10 @@ def _flock_within(fd: int, timeout: float) -> bool:
     except BlockingIOError:
         pass
     own = os.dup(fd)  # the same open file (so the same lock), and still open after the caller closes its own
+    # The helper says "taken" through a pipe and the caller waits on it with select(): a relative kernel
+    # timeout, where threading's timed waits take an absolute monotonic deadline (which a shifted clock,
+    # such as CI's libfaketime run, turns into a wait of 400 days).
+    ready_read, ready_write = os.pipe()
     taken, gave_up, decide = threading.Event(), threading.Event(), threading.Lock()
 
     def wait() -> None:
@@ -169,17 +174,21 @@ def _flock_within(fd: int, timeout: float) -> bool:
                     fcntl.flock(own, fcntl.LOCK_UN)
                 else:
                     taken.set()
+                    os.write(ready_write, b"1")
         finally:
             os.close(own)
+            os.close(ready_write)
 
     threading.Thread(target=wait, name="write-gate-wait", daemon=True).start()
-    if taken.wait(timeout):
-        return True
-    with decide:
-        if taken.is_set():
-            return True
-        gave_up.set()
-        return False
+    try:
+        select.select([ready_read], [], [], timeout)
+        with decide:
+            if taken.is_set():
+                return True
+            gave_up.set()
+            return False
+    finally:
+        os.close(ready_read)
 
 
 def write_gate_for(engine: Engine) -> WriteGate:

@@ -7,13 +7,25 @@ import re
 import struct
 import tomllib
 import zlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from models.clock import SystemClock
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = REPO_ROOT / "config.example.toml"
+
+# Inside the example config's winter-2026 campaign (2026-11-16 … 2027-05-10): apps and `serve` subprocesses built
+# on the example config start their clock here, so "期限：明天" stays within the campaign whatever the wall clock says.
+CAMPAIGN_NOW = "2026-12-07T10:00+08:00"
+
+
+def campaign_clock() -> SystemClock:
+    """A running clock that starts at CAMPAIGN_NOW (timeouts and backoff still move at the wall clock's pace)."""
+    return SystemClock.starting_at(datetime.fromisoformat(CAMPAIGN_NOW))
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(#.*)?$")
 

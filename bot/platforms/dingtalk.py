@@ -24,7 +24,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -886,18 +885,10 @@ class DingTalkAdapter:
                 result.append((robot, secret))
         return result
 
-    def _sent_at(self, created_at_ms: int | None) -> datetime:
-        """When the message was sent by its createAt; now when it is missing or no date at all (year 30000)."""
-        if created_at_ms:
-            try:
-                return datetime.fromtimestamp(created_at_ms / 1000, self.runtime.engine.tz)
-            except (OverflowError, ValueError, OSError):
-                pass
-        return self.runtime.engine.now()
-
     def inbound(self, message: RobotMessage, robot: DingTalkRobot) -> tuple[Inbound, dict[str, Any]]:
         """The internal message and its reply route (session webhook, bucket, conversation)."""
-        received = self._sent_at(message.created_at_ms)
+        # The bot's clock, as for WeCom (whose callbacks carry no time): one clock decides "today" and overdue.
+        received = self.runtime.engine.now()
         group = _group_by_chat(self.runtime.config, message.conversation_id)
         session_webhook = message.session_webhook
         if session_webhook and not self.urls.allows(session_webhook):

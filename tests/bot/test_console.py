@@ -17,6 +17,7 @@ from bot.config import load_config
 from bot.platforms import console
 from models.clock import FixedClock
 from models.tables import AttachmentFile, Hazard
+from tests.conftest import campaign_clock
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 SIM_URL = "http://127.0.0.1:8000"  # the example config's loopback address: the only Host the simulator answers
@@ -24,7 +25,7 @@ SIM_URL = "http://127.0.0.1:8000"  # the example config's loopback address: the 
 
 @pytest.fixture
 def client(config_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(load_config(config_path)), base_url=SIM_URL) as test_client:
+    with TestClient(create_app(load_config(config_path), clock=campaign_clock()), base_url=SIM_URL) as test_client:
         yield test_client
 
 
@@ -147,7 +148,7 @@ def test_pushes_to_simulator_groups_are_listed_for_the_page(config_path: Path) -
     from handlers.messages import Reply
     from models.tables import GroupRow
 
-    app = create_app(load_config(config_path))
+    app = create_app(load_config(config_path), clock=campaign_clock())
     client = TestClient(app, base_url=SIM_URL)
     engine = app.state.engine
     with Session(engine.db) as session:

@@ -38,6 +38,7 @@ from models.db import make_engine
 from tests.bot.test_wecom import AES_KEY, CHAT, SECRET_ENV, TOKEN, WEBHOOK_KEY, ROBOT_WEBHOOK_KEY, wecom_toml
 from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text
+from tests.conftest import CAMPAIGN_NOW
 
 pytestmark = pytest.mark.crash
 
@@ -81,7 +82,7 @@ class Server:
         self.starts += 1
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config_path), "--port", str(self.port)],
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config_path), "--port", str(self.port), "--now", CAMPAIGN_NOW],
             cwd=REPO_ROOT, env={**os.environ, **SECRET_ENV, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()

@@ -32,6 +32,7 @@ from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, Outb
 from tests.fakes.full_disk import FullDisk
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, post_callback, robot_message
 from tests.fakes.internal_page import SECRET as page_secret, InternalPage
+from tests.conftest import campaign_clock
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 APP_KEY, APP_SECRET = "dingapp0001", "app-secret-0001-abcdef"
@@ -92,7 +93,7 @@ def dt_config(config_path: Path, fake: FakeDingTalk) -> Path:
 
 @pytest.fixture
 def client(dt_config: Path) -> Iterator[TestClient]:
-    app = create_app(load_config(dt_config), secrets=Secrets(environ=ENV))
+    app = create_app(load_config(dt_config), secrets=Secrets(environ=ENV), clock=campaign_clock())
     with TestClient(app) as test_client:
         yield test_client
 
@@ -589,7 +590,7 @@ def test_a_retry_with_the_same_headers_is_one_message(client: TestClient, fake: 
 def test_the_timestamp_window_is_five_minutes_and_configurable(dt_config: Path, fake: FakeDingTalk) -> None:
     now = int(time.time() * 1000)
     body = json.dumps(robot_message(fake, text="清单"), ensure_ascii=False).encode()
-    app = create_app(load_config(dt_config), secrets=Secrets(environ=ENV))
+    app = create_app(load_config(dt_config), secrets=Secrets(environ=ENV), clock=campaign_clock())
     with TestClient(app) as default:
         for skew in (-400_000, 400_000):
             response = default.post("/dingtalk/callback", content=body,
@@ -597,7 +598,7 @@ def test_the_timestamp_window_is_five_minutes_and_configurable(dt_config: Path, 
             assert response.status_code == 403
     text = dt_config.read_text(encoding="utf-8").replace("[dingtalk]\n", "[dingtalk]\ncallback_window_seconds = 3600\n")
     dt_config.write_text(text, encoding="utf-8")
-    with TestClient(create_app(load_config(dt_config), secrets=Secrets(environ=ENV))) as wide:
+    with TestClient(create_app(load_config(dt_config), secrets=Secrets(environ=ENV), clock=campaign_clock())) as wide:
         response = wide.post("/dingtalk/callback", content=body, headers=callback_headers(APP_SECRET, now_ms=now - 400_000))
         assert response.status_code == 200
     dt_config.write_text(text.replace("= 3600", "= 7200"), encoding="utf-8")

@@ -24,6 +24,7 @@ from handlers.messages import Reply
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage
 from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, post_callback, robot_message
+from tests.conftest import CAMPAIGN_NOW
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 HTTP_KEY, HTTP_SECRET = "dinghttp0001", "http-app-secret-0001"
@@ -129,7 +130,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     env = {**os.environ, **SECRETS, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(config), "--port", str(port)],
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(config), "--port", str(port), "--now", CAMPAIGN_NOW],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

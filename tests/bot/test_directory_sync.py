@@ -30,6 +30,7 @@ from tests.fakes.contacts import FakeOrg, build_org
 from tests.fakes.dingtalk_server import FakeDingTalk
 from tests.fakes.wecom_server import FakeWeCom
 from tests.models.conftest import postgres_engine  # noqa: F401  (a fixture this module shares)
+from tests.conftest import campaign_clock
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=TZ)
@@ -514,7 +515,7 @@ def test_serve_syncs_the_directory_when_it_leads(wecom: FakeWeCom, tmp_path: Pat
     data["server"] = {"data_dir": str(tmp_path / "data"), "handler_processes": 0}
     data["scheduler"] = {"enabled": False}  # without the campaign clock this one process leads
     config = parse_config(data)
-    app = create_app(config, secrets=SECRETS)
+    app = create_app(config, secrets=SECRETS, clock=campaign_clock())
 
     def platform_people() -> int:
         with Session(app.state.engine.db) as session:

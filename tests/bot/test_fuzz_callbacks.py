@@ -44,6 +44,7 @@ from tests.conftest import EXAMPLE_CONFIG, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, robot_message
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text, sign
 from tests.school import START, make_config
+from tests.conftest import campaign_clock
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LEAKS = re.compile(r"Traceback|Exception|Error\b|File \"|line \d+|NoneType|object has no attribute")
@@ -145,7 +146,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, fakes: tuple[FakeWeCom, Fak
     dt_block = dingtalk_toml(dt.base_url).replace("[outbox]\nwindow_seconds = 60.0\nretry_base_seconds = 0.2\nretry_max_seconds = 1.0\n", "")
     path = tmp / "config.toml"
     path.write_text(config_text + wecom_toml(wc) + dt_block, encoding="utf-8")
-    app = create_app(load_config(path), secrets=Secrets(environ={**SECRET_ENV, **DT_ENV}))
+    app = create_app(load_config(path), secrets=Secrets(environ={**SECRET_ENV, **DT_ENV}), clock=campaign_clock())
     with TestClient(app, raise_server_exceptions=True) as test_client:
         yield test_client
     app.state.engine.db.dispose()

@@ -29,6 +29,7 @@ from models.db import make_engine
 from models.tables import Hazard, InboundMessage, OutboxMessage
 from tests.conftest import EXAMPLE_CONFIG, with_local_storage
 from tests.school import REPORT
+from tests.conftest import campaign_clock
 
 
 def _engine(config_path: Path) -> Engine:
@@ -123,7 +124,7 @@ def test_a_photo_link_made_in_a_handler_process_opens_in_the_web_app(
     config = load_config(config_path)
     server = config.server.model_copy(update={"public_url": "https://bot.example.edu.cn"})
     config = config.model_copy(update={"server": server})
-    app = create_app(config, secrets=secrets)  # the web app: migrates, and serves /photos
+    app = create_app(config, secrets=secrets, clock=campaign_clock())  # the web app: migrates, and serves /photos
     engine: Engine = app.state.engine
     photo = Attachment("p.png", "image/png", tiny_png)
     engine.handle_sync(Inbound("console", "report-1", "staff", "zhang_wei", REPORT, engine.now(), attachments=(photo,)))

@@ -23,6 +23,7 @@ from bot.reload import FileState
 from models.clock import FixedClock
 from tests.conftest import EXAMPLE_CONFIG, with_local_storage
 from tests.school import TZ, Chat
+from tests.conftest import CAMPAIGN_NOW
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 24, 10, 0, tzinfo=TZ)  # inside the example's winter-2026 campaign
@@ -162,7 +163,7 @@ def test_serve_reloads_on_sighup_and_on_a_file_change(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(path), "--port", str(port)],
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(path), "--port", str(port), "--now", CAMPAIGN_NOW],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:

@@ -24,6 +24,7 @@ from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, wecom
 from tests.conftest import EXAMPLE_CONFIG, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, robot_message
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text, post_aibot_callback
+from tests.conftest import campaign_clock
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set (Redis tests need a server; CI sets it)")
@@ -36,7 +37,7 @@ def _replica(tmp: Path, fake: FakeWeCom, name: str) -> TestClient:
     path.write_text(with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=f"sqlite:///{tmp / name / 'db.sqlite'}",
                                        data_dir=str(tmp / name / "data")) + wecom_toml(fake), encoding="utf-8")
     secrets = Secrets(environ={**SECRET_ENV, "SAFETYBOT_REDIS_URL": str(REDIS_URL)})
-    return TestClient(create_app(load_config(path), secrets=secrets))
+    return TestClient(create_app(load_config(path), secrets=secrets, clock=campaign_clock()))
 
 
 def _inbound_rows(client: TestClient) -> int:
@@ -101,7 +102,7 @@ def test_without_redis_answering_callbacks_still_work(tmp_path: Path, fake: Fake
     path.write_text(with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=f"sqlite:///{tmp_path / 'a.db'}",
                                        data_dir=str(tmp_path / "data")) + wecom_toml(fake), encoding="utf-8")
     secrets = Secrets(environ={**SECRET_ENV, "SAFETYBOT_REDIS_URL": "redis://127.0.0.1:1/0"})  # nothing listens
-    with TestClient(create_app(load_config(path), secrets=secrets)) as client:
+    with TestClient(create_app(load_config(path), secrets=secrets, clock=campaign_clock())) as client:
         message = fake.aibot_text(f"@安全助手 {REPORT}", userid="ZhangWei", chatid=CHAT)
         encrypt = encrypt_text(AES_KEY, json.dumps(message, ensure_ascii=False))
         query, body = callback_query(TOKEN, encrypt), json.dumps({"encrypt": encrypt})
@@ -120,7 +121,7 @@ def _dingtalk_replica(tmp: Path, fake: FakeDingTalk, name: str, redis_url: str) 
     path = tmp / name / "config.toml"
     path.write_text(with_local_storage(EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=f"sqlite:///{tmp / name / 'db.sqlite'}",
                                        data_dir=str(tmp / name / "data")) + dingtalk_toml(fake.base_url), encoding="utf-8")
-    return TestClient(create_app(load_config(path), secrets=Secrets(environ={**DT_ENV, "SAFETYBOT_REDIS_URL": redis_url})))
+    return TestClient(create_app(load_config(path), secrets=Secrets(environ={**DT_ENV, "SAFETYBOT_REDIS_URL": redis_url}), clock=campaign_clock()))
 
 
 def _signed(message: dict[str, object]) -> bytes:

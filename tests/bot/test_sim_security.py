@@ -31,6 +31,7 @@ from bot.secrets import Secrets
 from handlers.messages import Inbound
 from models.clock import FixedClock
 from models.tables import Hazard, HazardStatus, InboundMessage
+from tests.conftest import campaign_clock
 
 SIM_URL = "http://127.0.0.1:8000"  # the example config's port
 FIXED_NOW = datetime(2026, 12, 3, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # inside the winter-2026 campaign
@@ -299,7 +300,7 @@ def live_server(config_path: Path) -> Iterator[int]:
         port = int(probe.getsockname()[1])
     config = make_config(config_path, simulator={"max_upload_mb": 1}, server={"port": port})
     server = uvicorn.Server(uvicorn.Config(
-        create_app(config, secrets=Secrets(environ={})), host="127.0.0.1", port=port, lifespan="off",
+        create_app(config, secrets=Secrets(environ={}), clock=campaign_clock()), host="127.0.0.1", port=port, lifespan="off",
         log_config=None, access_log=False,
     ))
     thread = threading.Thread(target=server.run, daemon=True)

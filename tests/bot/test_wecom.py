@@ -45,6 +45,7 @@ from tests.fakes.wecom_server import (
     verify_url_query,
 )
 from tests.fakes.internal_page import SECRET as page_secret, InternalPage
+from tests.conftest import campaign_clock
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 CHAT = "wrkSFfCgAAtest0001"
@@ -363,7 +364,7 @@ def fake() -> Iterator[FakeWeCom]:
 @pytest.fixture
 def client(config_path: Path, fake: FakeWeCom) -> Iterator[TestClient]:
     config = load_config(write_config(config_path, fake))
-    with TestClient(create_app(config, secrets=Secrets(environ=SECRET_ENV))) as test_client:
+    with TestClient(create_app(config, secrets=Secrets(environ=SECRET_ENV), clock=campaign_clock())) as test_client:
         yield test_client
 
 
@@ -806,7 +807,7 @@ def test_last_error_never_holds_a_foreign_answer(config_path: Path, fake: FakeWe
     with InternalPage(status=status) as page:
         elsewhere = SimpleNamespace(base_url=page.base_url, ws_url=fake.ws_url)  # api_base is the page
         config = load_config(write_config(config_path, elsewhere))  # type: ignore[arg-type]
-        with TestClient(create_app(config, secrets=Secrets(environ=SECRET_ENV))) as client:
+        with TestClient(create_app(config, secrets=Secrets(environ=SECRET_ENV), clock=campaign_clock())) as client:
             _enqueue(client, wecom.push_drafts(Session(client.app.state.engine.db), _group(client),  # type: ignore[attr-defined]
                                                [Reply("内网测试")]), "foreign")
             row = wait_for(lambda: next((r for r in outbox_rows(client) if r.last_error), None))

@@ -28,6 +28,7 @@ from models.tables import GroupRow
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, ROBOT_WEBHOOK_KEY, SECRET_ENV, TOKEN, WEBHOOK_KEY, wecom_toml
 from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
 from tests.fakes.wecom_server import FakeWeCom, post_aibot_callback
+from tests.conftest import CAMPAIGN_NOW
 
 BOT_WINDOW = 3.0
 # The fake (the "platform") counts a slightly shorter window than the bot: each send is stamped by the
@@ -78,7 +79,7 @@ def start_bot(tmp: Path, fake: FakeWeCom, *, bot_mode: str) -> Iterator[Bot]:
     env = {**os.environ, **SECRET_ENV, "PYTHONUNBUFFERED": "1"}
     log = (tmp / "serve.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--config", str(config_path), "--port", str(port)],
+        [sys.executable, "-m", "bot.cli", "serve", "--config", str(config_path), "--port", str(port), "--now", CAMPAIGN_NOW],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

@@ -131,7 +131,7 @@ def test_a_photo_link_made_in_a_handler_process_opens_in_the_web_app(
     show = _record_text(engine, "show-1", "查看 #1")
 
     async def scenario() -> None:
-        pool = HandlerPool(config, processes=1, on_replies=lambda: None, secrets=secrets)
+        pool = HandlerPool(config, processes=1, on_replies=lambda: None, clock=engine.clock, secrets=secrets)
         pool.start()
         try:
             pool.submit(show)

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -24,7 +24,7 @@ from handlers.messages import Reply
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage
 from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, post_callback, robot_message
-from tests.conftest import CAMPAIGN_NOW
+from tests.conftest import CAMPAIGN_NOW, campaign_clock
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 HTTP_KEY, HTTP_SECRET = "dinghttp0001", "http-app-secret-0001"
@@ -256,7 +256,7 @@ def test_custom_robot_push_is_signed(bot: Bot) -> None:
     """What the scheduler does: enqueue a push into the outbox; the running bot signs and sends it."""
     config = load_config(bot.config)
     engine = create_engine(bot.db_url)
-    now = datetime.now(timezone.utc)
+    now = campaign_clock().now()  # the bot's clock (`serve --now`), not the wall clock: the row must be due for it
     pushes = build_pushes(config)  # what the scheduler is given in the bot
     with Session(engine) as session:
         group = session.get(GroupRow, "dt-staff")

@@ -34,7 +34,10 @@ from tests.conftest import campaign_clock
 
 def _engine(config_path: Path) -> Engine:
     config = load_config(config_path)
-    engine = Engine(config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir))
+    engine = Engine(
+        config=config, db=make_engine(config.database.url), data_dir=Path(config.server.data_dir),
+        clock=campaign_clock(),
+    )
     engine.start()
     return engine
 
@@ -66,7 +69,7 @@ def test_a_handler_process_handles_what_the_web_process_recorded_and_is_replaced
     replies: list[None] = []
 
     async def scenario() -> None:
-        pool = HandlerPool(engine.config, processes=1, on_replies=lambda: replies.append(None))
+        pool = HandlerPool(engine.config, processes=1, on_replies=lambda: replies.append(None), clock=engine.clock)
         pool.start()
         try:
             async with anyio.create_task_group() as tasks:

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -28,7 +28,7 @@ from models.tables import GroupRow
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, ROBOT_WEBHOOK_KEY, SECRET_ENV, TOKEN, WEBHOOK_KEY, wecom_toml
 from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
 from tests.fakes.wecom_server import FakeWeCom, post_aibot_callback
-from tests.conftest import CAMPAIGN_NOW
+from tests.conftest import CAMPAIGN_NOW, campaign_clock
 
 BOT_WINDOW = 3.0
 # The fake (the "platform") counts a slightly shorter window than the bot: each send is stamped by the
@@ -179,7 +179,7 @@ def test_45_pushes_within_the_rate_limit(bot: Bot, fake: FakeWeCom) -> None:
     group = next(g for g in config.groups if g.id == "wecom-staff")
     db = make_engine(config.database.url)
     marker = f"推送{time.monotonic_ns()}"
-    now = datetime.now().astimezone()
+    now = campaign_clock().now()  # the bot's clock (`serve --now`): the rows must be due for it
     pushes = build_pushes(config)  # what the scheduler is given in the bot
     with Session(db) as session:
         row = session.get(GroupRow, group.id)

@@ -6,6 +6,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,8 @@ def test_the_write_gate_gives_up_after_its_timeout_and_is_free_again_once_releas
             with gate(timeout=0.2):
                 pass
         assert is_busy(caught.value)
-        threading.Timer(0.1, lambda: fcntl.flock(holder.fileno(), fcntl.LOCK_UN)).start()
+        # A thread that sleeps, not a threading.Timer: a timed threading wait hangs under CI's shifted clock.
+        threading.Thread(target=lambda: (time.sleep(0.1), fcntl.flock(holder.fileno(), fcntl.LOCK_UN))).start()
         with gate(timeout=10):  # handed over when the holder lets go, well before the timeout
             pass
     finally:

@@ -36,9 +36,8 @@ from sqlalchemy import Engine, text
 
 from models.db import make_engine
 from tests.bot.test_wecom import AES_KEY, CHAT, SECRET_ENV, TOKEN, WEBHOOK_KEY, ROBOT_WEBHOOK_KEY, wecom_toml
-from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
+from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text
-from tests.conftest import CAMPAIGN_NOW
 
 pytestmark = pytest.mark.crash
 

@@ -22,9 +22,8 @@ from bot.config import load_config
 from bot.services import build_pushes
 from handlers.messages import Reply
 from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage
-from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
+from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, REPO_ROOT, campaign_clock, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, post_callback, robot_message
-from tests.conftest import CAMPAIGN_NOW, campaign_clock
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
 HTTP_KEY, HTTP_SECRET = "dinghttp0001", "http-app-secret-0001"

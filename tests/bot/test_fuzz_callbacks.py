@@ -40,11 +40,10 @@ from models.db import make_engine
 from models.tables import InboundMessage, OutboxMessage
 from tests.bot.test_dingtalk import APP_SECRET, ENV as DT_ENV, dingtalk_toml
 from tests.bot.test_wecom import AES_KEY, CHAT, SECRET_ENV, TOKEN, wecom_toml
-from tests.conftest import EXAMPLE_CONFIG, with_local_storage
+from tests.conftest import EXAMPLE_CONFIG, campaign_clock, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, robot_message
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text, sign
 from tests.school import START, make_config
-from tests.conftest import campaign_clock
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LEAKS = re.compile(r"Traceback|Exception|Error\b|File \"|line \d+|NoneType|object has no attribute")

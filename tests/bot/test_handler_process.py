@@ -27,9 +27,8 @@ from handlers.messages import Attachment, Inbound
 from models.clock import FixedClock
 from models.db import make_engine
 from models.tables import Hazard, InboundMessage, OutboxMessage
-from tests.conftest import EXAMPLE_CONFIG, with_local_storage
+from tests.conftest import EXAMPLE_CONFIG, campaign_clock, with_local_storage
 from tests.school import REPORT
-from tests.conftest import campaign_clock
 
 
 def _engine(config_path: Path) -> Engine:

@@ -21,9 +21,8 @@ from bot.app import build_engine, create_app
 from bot.config import load_config
 from bot.reload import FileState
 from models.clock import FixedClock
-from tests.conftest import EXAMPLE_CONFIG, with_local_storage
+from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, with_local_storage
 from tests.school import TZ, Chat
-from tests.conftest import CAMPAIGN_NOW
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 24, 10, 0, tzinfo=TZ)  # inside the example's winter-2026 campaign

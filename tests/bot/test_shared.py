@@ -21,10 +21,9 @@ from bot.shared import SharedCache
 from models.tables import InboundMessage
 from tests.bot.test_dingtalk import APP_KEY, APP_SECRET, ENV as DT_ENV, dingtalk_toml
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, wecom_toml
-from tests.conftest import EXAMPLE_CONFIG, with_local_storage
+from tests.conftest import EXAMPLE_CONFIG, campaign_clock, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, robot_message
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text, post_aibot_callback
-from tests.conftest import campaign_clock
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set (Redis tests need a server; CI sets it)")

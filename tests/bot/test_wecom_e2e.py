@@ -26,9 +26,8 @@ from handlers.messages import Reply
 from models.db import make_engine
 from models.tables import GroupRow
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, ROBOT_WEBHOOK_KEY, SECRET_ENV, TOKEN, WEBHOOK_KEY, wecom_toml
-from tests.conftest import EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
+from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, REPO_ROOT, campaign_clock, with_local_storage
 from tests.fakes.wecom_server import FakeWeCom, post_aibot_callback
-from tests.conftest import CAMPAIGN_NOW, campaign_clock
 
 BOT_WINDOW = 3.0
 # The fake (the "platform") counts a slightly shorter window than the bot: each send is stamped by the

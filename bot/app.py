@@ -1,11 +1,15 @@
-"""The web application: health check, the local chat simulator, platform callbacks, the outbox sender."""
+"""The web application: health check, the local chat simulator, platform callbacks, the outbox sender.
+
+`create_app` builds the services (bot/services.py), binds each platform's inbound side to the runtime, and
+assembles the app from named steps: the leader check, the long-running jobs, the lifespan, the routes.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,12 +24,11 @@ from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
 from bot.photo_retry import fetch_missing_photos
-from bot.platforms import console, dingtalk, wecom
-from bot.platforms.base import Runtime
+from bot.platforms.base import Receiving, Runtime, Service
 from bot.recorder import Busy
 from bot.reload import ConfigReloader, Holders
 from bot.secrets import Secrets
-from bot.services import build_sender, build_services
+from bot.services import Services, build_sender, build_services
 from models.clock import Clock
 from models.db import make_engine
 from models.ledger import photo_path
@@ -84,49 +87,49 @@ async def _when_leading(service: Callable[[], Awaitable[None]], is_leader: Calla
     await service()
 
 
-def create_app(
-    config: Config,
-    engine: Engine | None = None,
-    secrets: Secrets | None = None,
-    *,
-    start: bool = True,
-    clock: Clock | None = None,
-    config_path: str | Path | None = None,
-) -> FastAPI:
-    """Build the ASGI app; the schema is migrated and the config synced before serving (unless `start` is off).
+def _leader_check(config: Config, services: Services) -> Callable[[], bool]:
+    """Whether this process leads: holds the scheduler's leader lock (or there is no scheduler to elect one)."""
+    scheduler = services.scheduler
+    return (lambda: scheduler.leading) if config.scheduler.enabled else (lambda: True)
 
-    With `config_path`, the config is reloaded from that file on SIGHUP and when it changes (bot/reload.py).
-    """
-    services = build_services(config, secrets or Secrets(), clock, engine=engine)
-    secrets, engine, sender, runtime, scheduler = (
-        services.secrets, services.engine, services.sender, services.runtime, services.scheduler
-    )
-    if start:
-        engine.start()
-    is_leader: Callable[[], bool] = (lambda: scheduler.leading) if config.scheduler.enabled else (lambda: True)
-    # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
-    # and the one holder of each long connection (a second connection would kick the first).
-    sender.may_send = is_leader
+
+def _jobs(config: Config, services: Services, receiving: list[Receiving]) -> list[Service]:
+    """The long-running jobs this process runs while it leads: platforms' connections, the directory sync."""
+    jobs = [service for bound in receiving for service in bound.services]
     if config.directory is not None:  # units and people from the WeCom/DingTalk directory, synced by the leader
-        runtime.services.append(directory_service(
-            config, engine.db, secrets, clock=engine.now, is_leader=is_leader, http=runtime.http
+        engine, runtime = services.engine, services.runtime
+        jobs.append(directory_service(
+            config, engine.db, services.secrets, clock=engine.now, is_leader=services.sender.may_send,
+            http=runtime.http,
         ))
-    data_dir_probe = DataDirProbe(engine.data_dir)
-    reloader = (
-        ConfigReloader(config_path, Holders(engine=engine, runtime=runtime, scheduler=scheduler, sender=sender))
-        if config_path is not None else None
+    return jobs
+
+
+def _start_pool(config: Config, services: Services) -> HandlerPool | None:
+    """Start the handler processes when configured (and not already handing off); None when handling here."""
+    runtime = services.runtime
+    if not config.server.handler_processes or runtime.hand_off is not None:
+        return None
+    pool = HandlerPool(
+        config, processes=config.server.handler_processes, on_replies=services.sender.kick,
+        clock=services.engine.clock, secrets=services.secrets, on_alert=services.scheduler.wake,
     )
+    pool.start()
+    runtime.hand_off = pool
+    return pool
+
+
+def _lifespan(
+    config: Config, services: Services, jobs: list[Service], data_dir_probe: DataDirProbe,
+    reloader: ConfigReloader | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the handler pool, sender, recovery, scheduler, reloader and the jobs; stop them all at shutdown."""
+    runtime, sender, scheduler = services.runtime, services.sender, services.scheduler
+    is_leader = sender.may_send
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool: HandlerPool | None = None
-        if config.server.handler_processes and runtime.hand_off is None:
-            pool = HandlerPool(
-                config, processes=config.server.handler_processes, on_replies=sender.kick, clock=engine.clock,
-                secrets=secrets, on_alert=scheduler.wake,
-            )
-            pool.start()
-            runtime.hand_off = pool
+        pool = _start_pool(config, services)
         if reloader is not None:
             reloader.holders.pool = pool
             remove_signal_handler = _reload_on_sighup(reloader)
@@ -142,8 +145,8 @@ def create_app(
             tasks.start_soon(scheduler.run)  # ticks only while this process holds the leader lock
             if reloader is not None:
                 tasks.start_soon(reloader.run)
-            for service in runtime.services:
-                tasks.start_soon(_when_leading, service, is_leader)
+            for job in jobs:
+                tasks.start_soon(_when_leading, job, is_leader)
             try:
                 yield
             finally:
@@ -155,21 +158,11 @@ def create_app(
             await anyio.to_thread.run_sync(pool.stop)
         await services.aclose()
 
-    app = FastAPI(
-        title="safetybot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
-        # No OpenTelemetry here; without this, every request asks the environment for a tracer provider.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
-    app.state.services = services
-    app.state.engine = engine
-    app.state.runtime = runtime
-    app.state.scheduler = scheduler
-    app.state.data_dir_probe = data_dir_probe
-    app.state.reloader = reloader
-    app.add_exception_handler(Busy, _busy_response)
-    # Platform callbacks first: the router tries routes in order, and callbacks are most of the traffic.
-    wecom.install_routes(app, services.wecom)
-    dingtalk.install_routes(app, services.dingtalk)
+    return lifespan
+
+
+def _add_health_and_photos(app: FastAPI, engine: Engine, data_dir_probe: DataDirProbe) -> None:
+    """GET /healthz, and the signed photo links."""
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -193,9 +186,53 @@ def create_app(
             raise HTTPException(status_code=404)
         return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})
 
-    console.install(app, engine, secrets)  # only when [simulator] enabled, and only guarded
-    if reloader is not None:
-        reloader.holders.adapters.extend(
-            adapter for adapter in (services.wecom, services.dingtalk) if adapter is not None
-        )
+
+def create_app(
+    config: Config,
+    engine: Engine | None = None,
+    secrets: Secrets | None = None,
+    *,
+    start: bool = True,
+    clock: Clock | None = None,
+    config_path: str | Path | None = None,
+) -> FastAPI:
+    """Build the ASGI app; the schema is migrated and the config synced before serving (unless `start` is off).
+
+    With `config_path`, the config is reloaded from that file on SIGHUP and when it changes (bot/reload.py).
+    """
+    services = build_services(config, secrets or Secrets(), clock, engine=engine)
+    if start:
+        services.engine.start()
+    # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
+    # and the one holder of each long connection (a second connection would kick the first).
+    services.sender.may_send = _leader_check(config, services)
+    receiving = [platform.receive(services.runtime) for platform in services.platforms]
+    data_dir_probe = DataDirProbe(services.engine.data_dir)
+    reloader = (
+        ConfigReloader(config_path, Holders(
+            engine=services.engine, runtime=services.runtime, scheduler=services.scheduler, sender=services.sender,
+            platforms=services.platforms,
+        ))
+        if config_path is not None else None
+    )
+    app = FastAPI(
+        title="safetybot", docs_url=None, redoc_url=None, openapi_url=None,
+        lifespan=_lifespan(config, services, _jobs(config, services, receiving), data_dir_probe, reloader),
+        # No OpenTelemetry here; without this, every request asks the environment for a tracer provider.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.services = services
+    app.state.engine = services.engine
+    app.state.runtime = services.runtime
+    app.state.scheduler = services.scheduler
+    app.state.wecom = services.wecom
+    app.state.dingtalk = services.dingtalk
+    app.state.data_dir_probe = data_dir_probe
+    app.state.reloader = reloader
+    app.add_exception_handler(Busy, _busy_response)
+    # Platform routes first (callbacks, then /sim): the router tries routes in order, and callbacks are most
+    # of the traffic.
+    for bound in receiving:
+        app.router.routes.extend(bound.routes)
+    _add_health_and_photos(app, services.engine, data_dir_probe)
     return app

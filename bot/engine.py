@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import anyio
@@ -136,6 +137,7 @@ class Engine:
         clock: Clock | None = None,
         secrets: Secrets | None = None,
         notify: Callable[[Effect], None] | None = None,
+        renderers: Mapping[str, Renderer] | None = None,
     ) -> None:
         self.config = config
         # Told of each effect after its transaction committed (e.g. wakes the scheduler for a 重大 alert),
@@ -157,7 +159,8 @@ class Engine:
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
         )
         self.vocabulary = vocabulary_of(config)
-        self.renderers: dict[str, Renderer] = {}
+        # Per platform: how replies become outbox drafts (the platforms' renderers, fixed at construction).
+        self.renderers: Mapping[str, Renderer] = MappingProxyType(dict(renderers or {}))
         self.photo_links: PhotoLinks | None = None
         if config.server.public_url:
             self.photo_links = PhotoLinks.from_secret(

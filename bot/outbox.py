@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Protocol
 
 import anyio
@@ -156,7 +157,7 @@ class OutboxSender:
         may_send: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
-        self.deliveries = dict(deliveries)
+        self.deliveries: Mapping[str, Delivery] = MappingProxyType(dict(deliveries))  # fixed at construction
         self.clock = clock or SystemClock(timezone.utc).now
         self.limiter = SlidingWindowLimiter(limit=per_minute, window=window_seconds)
         self.retry_base = retry_base_seconds

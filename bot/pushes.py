@@ -21,19 +21,6 @@ from models.tables import GroupRow
 PushRenderer = Callable[[Session, GroupRow, Sequence[Reply]], list[Draft]]
 
 
-def console_push_renderer(session: Session, group: GroupRow, replies: Sequence[Reply]) -> list[Draft]:
-    """Pushes to simulator groups: kept in the outbox for the /sim page to show."""
-    drafts = []
-    for reply in replies:
-        payload: dict[str, object] = {"text": reply.text, "mentions": list(reply.mentions)}
-        if reply.file_name:
-            payload["file_name"] = reply.file_name
-        blob = reply.image_png or reply.file_data
-        kind = "image" if reply.image_png else ("file" if reply.file_data else "text")
-        drafts.append(Draft(kind=kind, payload=payload, blob=blob, channel="console", robot=f"console:{group.id}"))
-    return drafts
-
-
 @dataclass(frozen=True, slots=True)
 class Pushes:
     """How pushes to each platform's groups become outbox rows (the scheduler's `enqueue_push`)."""

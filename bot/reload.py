@@ -16,8 +16,8 @@ import hashlib
 import logging
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ class Holders:
     scheduler: Any = None  # scheduler.runner.SchedulerService
     sender: Any = None  # bot.outbox.OutboxSender
     pool: Any = None  # bot.handler_process.HandlerPool
-    adapters: list[Any] = field(default_factory=list)  # platform adapters with a `config` attribute
+    platforms: Sequence[Any] = ()  # bot.platforms.base.Platform: each takes the new config with `use_config`
 
 
 def _carry_over(running: Config, new: Config) -> Config:
@@ -119,23 +119,10 @@ def swap_config(holders: Holders, config: Config) -> None:
         _swap_scheduler(holders.scheduler, config)
     if holders.sender is not None:
         _swap_sender(holders.sender, config)
-    for adapter in holders.adapters:
-        _swap_adapter(adapter, config)
+    for platform in holders.platforms:
+        platform.use_config(config)
     if holders.pool is not None:
         holders.pool.use_config(config)
-
-
-def _swap_adapter(adapter: Any, config: Config) -> None:
-    """A platform adapter's config and the URL allow-lists built from it."""
-    from bot.platforms import dingtalk, wecom
-    from bot.url_allowlist import UrlAllowList
-
-    if isinstance(adapter, wecom.WeComAdapter):
-        adapter.config = config
-        adapter.api_base = config.wecom.api_base.rstrip("/")
-        adapter.urls = UrlAllowList(config.wecom.callback_url_hosts, (adapter.api_base,))
-    elif isinstance(adapter, dingtalk.DingTalkAdapter):  # reads runtime.config for everything else
-        adapter.urls = dingtalk.callback_urls(config)
 
 
 def _swap_scheduler(scheduler: Any, config: Config) -> None:

@@ -1,1 +1,1 @@
-"""Platform adapters: each turns one chat platform's wire format into `Inbound` and `Reply` back."""
+"""The chat platforms: each package (wecom, dingtalk, console) implements `bot.platforms.base.Platform`."""

@@ -1,19 +1,32 @@
-"""What every platform adapter gets, and the shared 'verify → record → ack → work later' steps."""
+"""The `Platform` protocol every chat platform implements, and the runtime its inbound side is bound to.
+
+A platform is built once per process (bot/services.py) from `PlatformDeps`. Its outbound side (renderer,
+push renderer, media fetcher, outbox deliveries) is handed to the Engine, the scheduler's `Pushes`, the
+`Runtime` and the `OutboxSender` at their construction, as immutable mappings. Its inbound side (callback
+routes, long connections) is bound to the `Runtime` with `receive(runtime)`; the web app mounts the routes
+and starts the long connections (bot/app.py). The shared 'verify → record → ack → work later' steps are
+the `Runtime`'s.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import anyio
 import httpx
+from sqlalchemy import Engine as DbEngine
+from starlette.routing import BaseRoute
 
 from bot.config import Config
-from bot.engine import Engine
-from bot.outbox import OutboxSender
+from bot.engine import Engine, Renderer
+from bot.logging_setup import RedactingFilter
+from bot.outbox import Delivery, OutboxSender
+from bot.pushes import PushRenderer
 from bot.recorder import BatchRecorder
 from bot.secrets import Secrets
 from bot.shared import SharedCache
@@ -23,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Downloads the photos of a recorded message from what its route kept (URLs, keys, download codes).
 MediaFetcher = Callable[[dict[str, Any]], Awaitable[tuple[Attachment, ...]]]
+# A long-running job (a long connection, a task group for callback work): started with the app, stopped by
+# cancelling it.
+Service = Callable[[], Awaitable[None]]
 
 
 class HandOff(Protocol):
@@ -42,10 +58,8 @@ class Runtime:
     http: httpx.AsyncClient
     sender: OutboxSender
     secrets: Secrets
-    # Long-running jobs (WebSocket / Stream clients) started with the app and cancelled at shutdown.
-    services: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Per platform: how to fetch a recorded message's photos (registered by the adapters).
-    fetchers: dict[str, MediaFetcher] = field(default_factory=dict)
+    # Per platform: how to fetch a recorded message's photos (the platforms' `fetcher`, given at construction).
+    fetchers: Mapping[str, MediaFetcher] = field(default_factory=lambda: MappingProxyType({}))
     # Set while handler processes run: recorded messages go there instead of being handled here.
     hand_off: HandOff | None = None
     recorder: BatchRecorder | None = None
@@ -94,3 +108,71 @@ class Runtime:
         for inbound_id in ids:
             await self.work(inbound_id)
         return len(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformDeps:
+    """What a platform is built from, once per process (bot/services.py)."""
+
+    config: Config
+    secrets: Secrets
+    http: httpx.AsyncClient
+    db: DbEngine
+    now: Callable[[], datetime]  # the bot's clock, zone-aware (received_at, reply validity)
+    shared: SharedCache | None = None  # Redis shared by the replicas, when configured
+
+
+@dataclass(frozen=True, slots=True)
+class Receiving:
+    """A platform's inbound side bound to a runtime: routes to mount, and services to run while leading."""
+
+    routes: Sequence[BaseRoute] = ()
+    services: Sequence[Service] = ()
+
+
+class Platform(Protocol):
+    """One chat platform: parse/verify inbound callbacks, fetch media, render replies, deliver the outbox.
+
+    Everything but `receive` exists from construction on and never changes (a config reload goes through
+    `use_config`); the web app and the handler processes build their platforms with the same factory.
+    """
+
+    @property
+    def name(self) -> str:
+        """The `Inbound.platform` / `GroupRow.platform` value this platform answers for."""
+        ...
+
+    @property
+    def renderer(self) -> Renderer | None:
+        """Turns a handled message's replies into outbox drafts by the route it came; None: replies go inline."""
+        ...
+
+    @property
+    def push_renderer(self) -> PushRenderer:
+        """Turns a scheduler push to one of this platform's groups into outbox drafts."""
+        ...
+
+    @property
+    def fetcher(self) -> MediaFetcher | None:
+        """Downloads a recorded message's photos after the acknowledgement; None when photos come inline."""
+        ...
+
+    @property
+    def deliveries(self) -> Mapping[str, Delivery]:
+        """The outbox channels this platform delivers, by channel name."""
+        ...
+
+    def receive(self, runtime: Runtime) -> Receiving:
+        """Bind the inbound side to a runtime: verify + parse callbacks into `Inbound`, record, ack, work."""
+        ...
+
+    def use_config(self, config: Config) -> None:
+        """Take a reloaded config (URL allow-lists and credentials are read from it)."""
+        ...
+
+
+def redact_httpx_logs() -> None:
+    """httpx logs every request URL at INFO: keys, tokens, signs and sessions must not reach the logs."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())

@@ -14,7 +14,6 @@ from sqlmodel import Session, func, select
 
 from bot.app import build_engine, create_app
 from bot.config import load_config
-from bot.platforms import console
 from models.clock import FixedClock
 from models.tables import AttachmentFile, Hazard
 from tests.conftest import campaign_clock
@@ -128,7 +127,7 @@ def test_photo_must_be_an_image(client: TestClient) -> None:
 def test_oversized_photo_is_rejected(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, tiny_png: bytes
 ) -> None:
-    monkeypatch.setattr(console, "MAX_PHOTO_BYTES", 64)
+    monkeypatch.setattr("bot.platforms.console.routes.MAX_PHOTO_BYTES", 64)
     response = client.post(
         "/sim/api/messages",
         data={"person_id": "zhang_wei", "group_id": "staff", "text": REPORT},

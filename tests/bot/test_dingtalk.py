@@ -381,24 +381,23 @@ class Harness:
     """Deliveries wired to the fake server without the web app, with a short HTTP timeout."""
 
     def __init__(self, dt_config: Path, fake: FakeDingTalk, environ: dict[str, str] | None = None) -> None:
-        from bot.app import build_engine, build_sender
-        from bot.platforms.base import Runtime
+        from bot.app import build_engine
+        from bot.platforms.base import PlatformDeps
 
         config = load_config(dt_config)
         self.engine = build_engine(config)
         self.engine.start()
         # No keep-alive: each test may drive the client from a fresh event loop (anyio.run).
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(1.0), limits=httpx.Limits(max_keepalive_connections=0))
-        self.runtime = Runtime(
-            engine=self.engine, config=config, http=self.http,
-            sender=build_sender(self.engine, config), secrets=Secrets(environ=ENV if environ is None else environ),
+        self.ctx = dingtalk.DingTalkContext(
+            PlatformDeps(config=config, secrets=Secrets(environ=ENV if environ is None else environ), http=self.http,
+                         db=self.engine.db, now=self.engine.now),
+            clock_ms=lambda: int(time.time() * 1000),
         )
         self.api = dingtalk.DingTalkApi(self.http, api_base=fake.base_url, oapi_base=fake.base_url)
-        self.openapi = dingtalk.OpenApiDelivery(self.runtime, self.api)
-        self.webhook = dingtalk.CustomWebhookDelivery(self.runtime, self.api, lambda: int(time.time() * 1000))
-        self.session = dingtalk.SessionWebhookDelivery(
-            self.api, self.openapi, lambda: int(time.time() * 1000), dingtalk.callback_urls(config)
-        )
+        self.openapi = dingtalk.OpenApiDelivery(self.ctx, self.api)
+        self.webhook = dingtalk.CustomWebhookDelivery(self.ctx, self.api)
+        self.session = dingtalk.SessionWebhookDelivery(self.ctx, self.api, self.openapi)
 
     def row(self, channel: str, kind: str, payload: dict[str, Any], blob: bytes | None = None) -> OutboxMessage:
         now = datetime.now(timezone.utc)
@@ -509,7 +508,7 @@ def test_push_drafts_use_the_custom_robot_with_at_and_the_openapi_for_files(
     dt_config: Path, fake: FakeDingTalk
 ) -> None:
     harness = Harness(dt_config, fake)
-    config = harness.runtime.config
+    config = harness.ctx.config
     replies = [Reply("逾期提醒：#3 请尽快整改", mentions=("wang_jianguo",)), Reply("本周台账", file_name="a.xlsx", file_data=b"PK..")]
     with Session(harness.engine.db) as session:
         drafts = dingtalk.push_drafts(session, config, "dt-staff", replies)

@@ -747,7 +747,7 @@ def test_long_reply_is_split_for_the_webhook(client: TestClient) -> None:
 
 
 def test_render_routes_by_mode(client: TestClient, tiny_png: bytes) -> None:
-    adapter: wecom.WeComAdapter = client.app.state.wecom  # type: ignore[attr-defined]
+    adapter: wecom.WeComPlatform = client.app.state.wecom  # type: ignore[attr-defined]
     replies = [Reply("图表", image_png=tiny_png), Reply("文件", file_name="a.xlsx", file_data=b"123456789")]
     with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
         by_url = adapter.render(session, replies, {"mode": "response_url", "group_id": "wecom-staff",

@@ -1,0 +1,184 @@
+"""WeCom's HTTP callbacks: URL verification, and verify → decrypt → record → acknowledge for each message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from fastapi.responses import PlainTextResponse, Response
+from starlette.background import BackgroundTasks
+from starlette.requests import Request
+from starlette.routing import Route
+from wechatpy.enterprise.exceptions import InvalidCorpIdException
+from wechatpy.exceptions import InvalidSignatureException
+
+from bot.platforms.base import Runtime
+from bot.platforms.wecom.context import WeComContext
+from bot.platforms.wecom.crypto import CallbackCredentials, ReplayGuard, replay_key, timestamp_ok
+from bot.platforms.wecom.inbound import CallbackRejected, envelope, parse_plain, to_inbound
+from bot.platforms.wecom.limits import HANDLER_SLOTS, MAX_BODY_BYTES
+from bot.untrusted import ascii_int
+
+log = logging.getLogger(__name__)
+
+
+class CallbackReceiver:
+    """The /wecom/callback routes of one runtime, and the task group their handlers run in."""
+
+    def __init__(
+        self, ctx: WeComContext, runtime: Runtime, replays: ReplayGuard, clock: Callable[[], float]
+    ) -> None:
+        self.ctx = ctx
+        self.runtime = runtime
+        self.replays = replays
+        self.clock = clock
+        self._tasks: TaskGroup | None = None
+        self._handler_slots: anyio.CapacityLimiter | None = None
+
+    async def run_handlers(self) -> None:
+        """App service: own the task group handlers run in, so a callback's HTTP exchange ends at the ack.
+
+        (A BackgroundTask would keep the keep-alive connection busy until the handler finished, so the
+        platform's next callback on that connection would wait for it.)
+        """
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._tasks = None
+
+    def _start_work(self, background: BackgroundTasks, inbound_id: int) -> None:
+        if self._tasks is None:  # the app's services are not running (lifespan off): after the response
+            self.runtime.after_ack(inbound_id, lambda i: background.add_task(self.runtime.work, i))
+        else:
+            tasks = self._tasks
+            self.runtime.after_ack(inbound_id, lambda i: tasks.start_soon(self._work, i))
+
+    async def _work(self, inbound_id: int) -> None:
+        # A failure must not tear down the task group (and with it the app); recovery retries the message.
+        if self._handler_slots is None:
+            self._handler_slots = anyio.CapacityLimiter(HANDLER_SLOTS)
+        try:
+            async with self._handler_slots:
+                await self.runtime.work(inbound_id)
+        except Exception:
+            log.exception("wecom: handling inbound message %s failed", inbound_id)
+
+    def routes(self) -> list[Route]:
+        """GET (URL verification) and POST (messages) on /wecom/callback[/{credential_id}].
+
+        Plain Starlette routes: a callback needs no FastAPI dependency solving, and every callback pays for it.
+        """
+
+        async def endpoint(request: Request) -> Response:
+            credential_id = request.path_params.get("credential_id")
+            if request.method == "POST":
+                return await self.callback(request, credential_id)
+            return self.verify_url(request.query_params, credential_id)
+
+        return [Route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)
+                for path in ("/wecom/callback", "/wecom/callback/{credential_id}")]
+
+    def _candidates(self, credential_id: str | None) -> list[CallbackCredentials]:
+        found = self.ctx.callback_credentials()
+        if credential_id is not None:
+            found = [c for c in found if c.id == credential_id or c.group == credential_id]
+        return found
+
+    def _authenticate(
+        self, params: Any, encrypt: str, credential_id: str | None
+    ) -> tuple[CallbackCredentials, str]:
+        """Check timestamp and signature, then decrypt; raises CallbackRejected."""
+        signature = str(params.get("msg_signature", ""))
+        timestamp = str(params.get("timestamp", ""))
+        nonce = str(params.get("nonce", ""))
+        if not signature or not timestamp or not nonce:
+            raise CallbackRejected(403, "missing msg_signature, timestamp or nonce")
+        if not timestamp_ok(timestamp, self.clock()):
+            raise CallbackRejected(403, "timestamp outside the allowed window")
+        for creds in self._candidates(credential_id):
+            if creds.matches(signature, timestamp, nonce, encrypt):
+                try:
+                    plain = creds.crypto().decrypt_message({"Encrypt": encrypt}, signature, timestamp, nonce)
+                except (InvalidSignatureException, InvalidCorpIdException) as exc:
+                    raise CallbackRejected(403, f"signature or receiveid check failed ({type(exc).__name__})")
+                except Exception as exc:
+                    raise CallbackRejected(400, f"cannot decrypt ({type(exc).__name__})") from None
+                return creds, plain
+        raise CallbackRejected(403, "bad msg_signature")
+
+    def verify_url(self, params: Any, credential_id: str | None) -> Response:
+        """The URL check: return the decrypted echostr as plain text (no quotes, no newline)."""
+        echostr = str(params.get("echostr", ""))
+        if not echostr:
+            return PlainTextResponse("missing echostr", status_code=400)
+        attempts = [echostr] if " " not in echostr else [echostr, echostr.replace(" ", "+")]
+        reason = "bad msg_signature"
+        for candidate in attempts:  # a doubly decoded query turns "+" into " "
+            try:
+                _, plain = self._authenticate(params, candidate, credential_id)
+                return PlainTextResponse(plain)
+            except CallbackRejected as exc:
+                reason = exc.reason
+                if exc.status != 403:
+                    return PlainTextResponse(exc.reason, status_code=exc.status)
+        log.warning("wecom URL verification refused: %s", reason)
+        return PlainTextResponse("forbidden", status_code=403)
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and (ascii_int(declared) or 0) > MAX_BODY_BYTES:
+            raise CallbackRejected(413, "body too large")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise CallbackRejected(413, "body too large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def callback(self, request: Request, credential_id: str | None) -> Response:
+        """Verify, decrypt, record and acknowledge a POSTed callback; the handler runs afterwards."""
+        try:
+            body = await self._read_body(request)
+            encrypt, _ = envelope(body)
+            params = request.query_params
+            signature, nonce = str(params.get("msg_signature", "")), str(params.get("nonce", ""))
+            creds, plain = self._authenticate(params, encrypt, credential_id)
+            if await self._replayed(signature, nonce):
+                # A platform retry repeats the exact request; it was recorded the first time.
+                log.info("wecom callback: replayed signature/nonce ignored")
+                return Response(status_code=200)
+            parsed = parse_plain(plain)
+        except CallbackRejected as exc:
+            log.warning("wecom callback refused (%s): %s", exc.status, exc.reason)
+            return PlainTextResponse(exc.reason, status_code=exc.status)
+        if parsed is None:  # events, stream refreshes, unsupported types: acknowledged, nothing to do
+            await self._remember(signature, nonce)
+            return Response(status_code=200)
+        msg, route = to_inbound(self.ctx, parsed, creds)
+        inbound_id = await self.runtime.record(msg, route)
+        await self._remember(signature, nonce)
+        background = BackgroundTasks()
+        if inbound_id is not None:
+            self._start_work(background, inbound_id)
+        else:
+            log.info("wecom callback: message %s already recorded (platform retry)", parsed.msg_id)
+        return Response(status_code=200, background=background if background.tasks else None)
+
+    async def _replayed(self, signature: str, nonce: str) -> bool:
+        """Seen within the window, by this process or (with Redis) by any replica."""
+        if self.replays.seen(signature, nonce):
+            return True
+        shared = self.runtime.shared
+        return shared is not None and bool(await shared.exists(replay_key(signature, nonce)))
+
+    async def _remember(self, signature: str, nonce: str) -> None:
+        self.replays.remember(signature, nonce)
+        if self.runtime.shared is not None:
+            await self.runtime.shared.add_once(replay_key(signature, nonce), 2 * self.replays.window)

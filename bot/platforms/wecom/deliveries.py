@@ -1,0 +1,155 @@
+"""WeCom's outbox deliveries: a group's webhook, an AI bot's single-use response_url, the long connection."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import anyio
+
+from bot.outbox import DeliveryResult
+from bot.platforms.wecom.api import post_json, result_of, upload, webhook_url
+from bot.platforms.wecom.context import WeComContext
+from bot.platforms.wecom.limits import (
+    CHANNEL_WEBHOOK, IMAGE_MAX_BYTES, MARKDOWN_MAX_BYTES, RESPONSE_URL_VALIDITY, TEXT_MAX_BYTES,
+)
+from bot.platforms.wecom.longconn import WsConnection
+from bot.platforms.wecom.render import webhook_robot, webhook_text_drafts
+from models.platform_queries import QueuedMessage, requeue
+from models.tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+class WebhookDelivery:
+    """wecom_webhook: a group's 消息推送 webhook (text / markdown / image / file)."""
+
+    def __init__(self, ctx: WeComContext) -> None:
+        self.ctx = ctx
+
+    async def deliver(self, row: OutboxMessage) -> DeliveryResult:
+        """Send one row through a group's webhook (text / markdown / image / file)."""
+        payload = json.loads(row.payload or "{}")
+        send_url = webhook_url(self.ctx, payload, "send")
+        if send_url is None:
+            return DeliveryResult.fail(
+                f"no webhook key for group {payload.get('group_id')!r}: set credentials.webhook_key and its variable"
+            )
+        if row.kind in ("markdown", "text"):
+            content = str(payload.get("content", ""))
+            limit = MARKDOWN_MAX_BYTES if row.kind == "markdown" else TEXT_MAX_BYTES
+            if len(content.encode("utf-8")) > limit:
+                return DeliveryResult.fail(f"{row.kind} is {len(content.encode('utf-8'))} bytes, over {limit}")
+            inner: dict[str, Any] = {"content": content}
+            if row.kind == "text" and payload.get("mentioned_list"):
+                inner["mentioned_list"] = list(payload["mentioned_list"])
+            body: dict[str, Any] = {"msgtype": row.kind, row.kind: inner}
+        elif row.kind == "image":
+            data = row.blob or b""
+            if not data:
+                return DeliveryResult.fail("image row has no bytes")
+            if len(data) > IMAGE_MAX_BYTES:
+                return DeliveryResult.fail(
+                    f"image is {len(data) / 1024 / 1024:.1f} MB, over WeCom's 2 MB limit for webhook images"
+                )
+            body = {"msgtype": "image", "image": {"base64": base64.b64encode(data).decode("ascii"),
+                                                  "md5": hashlib.md5(data).hexdigest()}}
+        elif row.kind == "file":
+            uploaded = await upload(self.ctx, payload, row.blob or b"")
+            if isinstance(uploaded, DeliveryResult):
+                return uploaded
+            body = {"msgtype": "file", "file": {"media_id": uploaded}}
+        else:
+            return DeliveryResult.fail(f"unknown kind {row.kind!r} for {CHANNEL_WEBHOOK}")
+        answer = await post_json(self.ctx, send_url, body)
+        return answer if isinstance(answer, DeliveryResult) else result_of(self.ctx, answer)
+
+
+class ResponseUrlDelivery:
+    """wecom_response_url: the single-use response_url of an AI-bot callback; re-queued by webhook when refused."""
+
+    def __init__(self, ctx: WeComContext) -> None:
+        self.ctx = ctx
+
+    async def deliver(self, row: OutboxMessage) -> DeliveryResult:
+        """Answer through the callback's single-use response_url; when refused, re-queue via webhook."""
+        payload = json.loads(row.payload or "{}")
+        url = payload.get("url")
+        content = str(payload.get("content", ""))
+        if not url:
+            return await self._fallback(row, payload, "no response_url")
+        if not self.ctx.allowed(str(url), "response_url"):
+            return await self._fallback(row, payload, "response_url not on an allowed host")
+        answer = await post_json(self.ctx, str(url), {"msgtype": "markdown", "markdown": {"content": content}})
+        result = answer if isinstance(answer, DeliveryResult) else result_of(self.ctx, answer)
+        if result.ok or result.retryable:
+            return result
+        if row.interrupted_at is not None and self.ctx.now() - row.interrupted_at < RESPONSE_URL_VALIDITY:
+            # An earlier attempt died before its outcome was recorded, and the URL (valid for an hour,
+            # usable once) is now refused: that attempt used it, so the reply was delivered.
+            log.info("outbox row %s: response_url already used by an interrupted attempt; counted as sent", row.id)
+            return DeliveryResult.sent()
+        return await self._fallback(row, payload, result.error)
+
+    async def _fallback(self, row: OutboxMessage, payload: dict[str, Any], error: str) -> DeliveryResult:
+        group = self.ctx.group(payload.get("group_id"))
+        if group is None or not self.ctx.webhook_key(group):
+            return DeliveryResult.fail(f"response_url refused ({error}); the group has no webhook to fall back to")
+        drafts = webhook_text_drafts(str(payload.get("content", "")), group_id=group.id, robot=webhook_robot(group.id))
+        messages = [
+            QueuedMessage(channel=CHANNEL_WEBHOOK, robot=draft.robot or webhook_robot(group.id), kind=draft.kind,
+                          payload=dict(draft.payload))
+            for draft in drafts
+        ]
+        give_up_after = timedelta(minutes=self.ctx.config.outbox.give_up_after_minutes)
+        now = self.ctx.now()
+        await anyio.to_thread.run_sync(lambda: requeue(
+            self.ctx.db, messages, dedupe_prefix=f"{row.dedupe_key}:webhook", platform="wecom", group_id=group.id,
+            now=now, give_up_after=give_up_after,
+        ))
+        # The sender drains again right after a pass that attempted rows, so the new rows go out at once.
+        return DeliveryResult.fail(f"response_url refused ({error}); re-sent through the group webhook")
+
+
+class LongConnectionDelivery:
+    """wecom_ws: aibot_respond_msg / aibot_send_msg over a bot's long connection."""
+
+    def __init__(self, ctx: WeComContext, connections: Mapping[str, WsConnection]) -> None:
+        self.ctx = ctx
+        self.connections = connections
+
+    async def deliver(self, row: OutboxMessage) -> DeliveryResult:
+        """Reply (aibot_respond_msg) or push (aibot_send_msg) over a bot's long connection."""
+        payload = json.loads(row.payload or "{}")
+        connection = self.connections.get(str(payload.get("bot")))
+        if connection is None:
+            return DeliveryResult.fail(f"bot {payload.get('bot')!r} has no long connection configured")
+        if not connection.ready:
+            return DeliveryResult.retry(f"long connection of bot {payload.get('bot')!r} is not up")
+        content = str(payload.get("content", ""))
+        if payload.get("cmd") == "aibot_respond_msg":
+            stream: dict[str, Any] = {"id": hashlib.sha1(row.dedupe_key.encode()).hexdigest()[:32],
+                                      "finish": True, "content": content}
+            images = [base64.b64decode(b) for b in payload.get("images", [])]
+            if images:
+                stream["msg_item"] = [
+                    {"msgtype": "image", "image": {"base64": base64.b64encode(i).decode("ascii"),
+                                                   "md5": hashlib.md5(i).hexdigest()}}
+                    for i in images
+                ]
+            frame = {"cmd": "aibot_respond_msg", "headers": {"req_id": payload.get("req_id")},
+                     "body": {"msgtype": "stream", "stream": stream}}
+        else:
+            frame = {"cmd": "aibot_send_msg", "headers": {"req_id": f"aibot_send_msg_{uuid.uuid4().hex}"},
+                     "body": {"chatid": payload.get("chatid"), "msgtype": "markdown", "markdown": {"content": content}}}
+        try:
+            ack = await connection.request(frame)
+        except (TimeoutError, ConnectionError) as exc:
+            return DeliveryResult.retry(f"long connection: {type(exc).__name__}: {exc}")
+        return result_of(self.ctx, ack)

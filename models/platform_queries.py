@@ -1,0 +1,92 @@
+"""The queries the platform adapters need (mention targets, re-queued replies, simulator pushes): their SQL lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, func, select
+
+from models import outbox as outbox_store
+from models.tables import OutboxMessage, PersonRow
+
+
+def wecom_userids(session: Session, person_ids: Iterable[str]) -> list[str]:
+    """WeCom userids of configured people, in the order asked (person keys without a userid are skipped)."""
+    ids = list(dict.fromkeys(person_ids))
+    if not ids:
+        return []
+    rows = session.exec(select(PersonRow).where(PersonRow.id.in_(ids))).all()  # type: ignore[attr-defined]
+    by_id = {row.id: row.wecom_userid for row in rows}
+    return [uid for pid in ids if (uid := by_id.get(pid))]
+
+
+@dataclass(frozen=True, slots=True)
+class DingTalkTargets:
+    """Whom a DingTalk message @s: staff ids, mobiles of people without one, and every name."""
+
+    user_ids: list[str]
+    mobiles: list[str]
+    names: list[str]
+
+
+def dingtalk_targets(session: Session, person_ids: Sequence[str]) -> DingTalkTargets:
+    """The staff ids (else mobiles) and names of the people to @ on DingTalk; unknown ids are skipped."""
+    targets = DingTalkTargets([], [], [])
+    for person_id in person_ids:
+        person = session.get(PersonRow, person_id)
+        if person is None:
+            continue
+        targets.names.append(person.name)
+        if person.dingtalk_staff_id:
+            targets.user_ids.append(person.dingtalk_staff_id)
+        elif person.mobile:
+            targets.mobiles.append(person.mobile)
+    return targets
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """One outbox message to add (the platform-neutral part of a rendered draft)."""
+
+    channel: str
+    robot: str
+    kind: str
+    payload: dict[str, Any]
+    blob: bytes | None = None
+
+
+def requeue(
+    db: Engine, messages: Sequence[QueuedMessage], *, dedupe_prefix: str, platform: str, group_id: str | None,
+    now: datetime, give_up_after: timedelta,
+) -> int:
+    """Add messages in one transaction, keyed `<dedupe_prefix>:<index>` (a second call adds nothing); returns how many."""
+    added = 0
+    with Session(db) as session:
+        for index, message in enumerate(messages):
+            row_id = outbox_store.enqueue(
+                session, dedupe_key=f"{dedupe_prefix}:{index}", platform=platform, channel=message.channel,
+                robot=message.robot, group_id=group_id, kind=message.kind, payload=dict(message.payload),
+                blob=message.blob, now=now, give_up_after=give_up_after,
+            )
+            added += row_id is not None
+        session.commit()
+    return added
+
+
+def console_pushes(db: Engine, *, after: int, limit: int = 100) -> tuple[list[OutboxMessage], int]:
+    """Simulator pushes (outbox rows of the console channel) after a row id, and the last such id (0 if none)."""
+    with Session(db) as session:
+        rows = list(session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.channel == "console", OutboxMessage.id > after)  # type: ignore[operator]
+            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            .limit(limit)
+        ).all())
+        last_id = session.exec(select(func.max(OutboxMessage.id)).where(OutboxMessage.channel == "console")).one()
+        for row in rows:
+            session.expunge(row)
+    return rows, int(last_id or 0)

@@ -45,147 +45,168 @@ def _open_answer(response: httpx.Response, client_secret: str) -> dict[str, Any]
     return answer
 
 
-def _stream_client_class() -> type:
-    """The SDK client with three changes, because the SDK hard-codes or blocks them (see its docstring)."""
-    import dingtalk_stream
-    import websockets
-    from dingtalk_stream.frames import CallbackMessage, SystemMessage
-    from dingtalk_stream.version import VERSION_STRING
+class _StreamClientFixes:
+    """The SDK client with three changes, because the SDK hard-codes or blocks them.
 
-    class StreamClient(dingtalk_stream.DingTalkStreamClient):
-        """The SDK client with three changes, because the SDK hard-codes or blocks them.
+    * The gateway URL comes from `dingtalk.api_base` (the SDK uses a class constant fixed at import).
+    * Opening the connection uses our async httpx client (the SDK calls `requests` on the event loop).
+    * `start()` is replaced: websockets' own keepalive detects dead connections (the SDK's
+      ping task can hang), reconnects back off with jitter, and cancellation is not swallowed.
+    Frames are still parsed and acknowledged by the SDK's classes and handlers (mixed in before
+    `dingtalk_stream.DingTalkStreamClient`, see `_stream_client_class`).
+    """
 
-        * The gateway URL comes from `dingtalk.api_base` (the SDK uses a class constant fixed at import).
-        * Opening the connection uses our async httpx client (the SDK calls `requests` on the event loop).
-        * `start()` is replaced: websockets' own keepalive detects dead connections (the SDK's
-          ping task can hang), reconnects back off with jitter, and cancellation is not swallowed.
-        Frames are still parsed and acknowledged by the SDK's classes and handlers.
-        """
+    # Provided by dingtalk_stream.DingTalkStreamClient:
+    credential: Any
+    callback_handler_map: dict[str, Any]
+    system_handler: Any
+    websocket: Any
+    _is_event_required: bool
+    get_host_ip: Callable[[], str]
+    pre_start: Callable[[], None]
 
-        def __init__(self, credential: Any, *, api_base: str, http: httpx.AsyncClient) -> None:
-            super().__init__(credential, logger=logging.getLogger(SDK_LOGGER))
-            self.open_connection_api = f"{api_base.rstrip('/')}/v1.0/gateway/connections/open"
-            self.http = http
+    def __init__(self, credential: Any, *, api_base: str, http: httpx.AsyncClient) -> None:
+        super().__init__(credential, logger=logging.getLogger(SDK_LOGGER))  # type: ignore[call-arg]  # the SDK's
+        self.open_connection_api = f"{api_base.rstrip('/')}/v1.0/gateway/connections/open"
+        self.http = http
 
-        async def open_connection_async(self) -> dict[str, Any] | None:
-            """POST /v1.0/gateway/connections/open with the SDK's own request body."""
-            topics = [{"type": "CALLBACK", "topic": topic} for topic in self.callback_handler_map]
-            if self._is_event_required:
-                topics.insert(0, {"type": "EVENT", "topic": "*"})
-            body = {
-                "clientId": self.credential.client_id,
-                "clientSecret": self.credential.client_secret,
-                "subscriptions": topics,
-                "ua": f"dingtalk-sdk-python/v{VERSION_STRING}-union",
-                "localIp": await anyio.to_thread.run_sync(self.get_host_ip),
-            }
-            try:
-                response = await self.http.post(self.open_connection_api, json=body)
-            except httpx.HTTPError as exc:
-                log.warning("dingtalk stream: open connection failed: %s", redact(str(exc)))
-                return None
-            return _open_answer(response, self.credential.client_secret)
+    async def open_connection_async(self) -> dict[str, Any] | None:
+        """POST /v1.0/gateway/connections/open with the SDK's own request body."""
+        from dingtalk_stream.version import VERSION_STRING
 
-        async def route_frame(self, websocket: Any, frame: dict[str, Any]) -> None:
-            """Answer one frame: ping → echo, disconnect → close, CALLBACK → handler → ACK."""
-            kind = frame.get("type", "")
-            ack = None
-            if kind == SystemMessage.TYPE:
-                system = SystemMessage.from_dict(frame)
-                ack = await self.system_handler.raw_process(system)
-                if system.headers.topic == SystemMessage.TOPIC_DISCONNECT:
-                    log.info("dingtalk stream: the server asked to reconnect")
-                    await websocket.close()
-                    return
-            elif kind == CallbackMessage.TYPE:
-                callback = CallbackMessage.from_dict(frame)
-                handler = self.callback_handler_map.get(callback.headers.topic)
-                if handler is None:
-                    log.warning("dingtalk stream: no handler for topic %s", callback.headers.topic)
-                    return
-                ack = await handler.raw_process(callback)
-            else:
-                log.info("dingtalk stream: ignored a %s frame", kind or "typeless")
+        topics = [{"type": "CALLBACK", "topic": topic} for topic in self.callback_handler_map]
+        if self._is_event_required:
+            topics.insert(0, {"type": "EVENT", "topic": "*"})
+        body = {
+            "clientId": self.credential.client_id,
+            "clientSecret": self.credential.client_secret,
+            "subscriptions": topics,
+            "ua": f"dingtalk-sdk-python/v{VERSION_STRING}-union",
+            "localIp": await anyio.to_thread.run_sync(self.get_host_ip),
+        }
+        try:
+            response = await self.http.post(self.open_connection_api, json=body)
+        except httpx.HTTPError as exc:
+            log.warning("dingtalk stream: open connection failed: %s", redact(str(exc)))
+            return None
+        return _open_answer(response, self.credential.client_secret)
+
+    async def route_frame(self, websocket: Any, frame: dict[str, Any]) -> None:
+        """Answer one frame: ping → echo, disconnect → close, CALLBACK → handler → ACK."""
+        from dingtalk_stream.frames import CallbackMessage, SystemMessage
+
+        kind = frame.get("type", "")
+        ack = None
+        if kind == SystemMessage.TYPE:
+            system = SystemMessage.from_dict(frame)
+            ack = await self.system_handler.raw_process(system)
+            if system.headers.topic == SystemMessage.TOPIC_DISCONNECT:
+                log.info("dingtalk stream: the server asked to reconnect")
+                await websocket.close()
                 return
-            if ack is not None:
-                await websocket.send(json.dumps(ack.to_dict()))
+        elif kind == CallbackMessage.TYPE:
+            callback = CallbackMessage.from_dict(frame)
+            handler = self.callback_handler_map.get(callback.headers.topic)
+            if handler is None:
+                log.warning("dingtalk stream: no handler for topic %s", callback.headers.topic)
+                return
+            ack = await handler.raw_process(callback)
+        else:
+            log.info("dingtalk stream: ignored a %s frame", kind or "typeless")
+            return
+        if ack is not None:
+            await websocket.send(json.dumps(ack.to_dict()))
 
-        async def start(self) -> None:
-            """Open a connection and serve it, again and again with backed-off jittered waits, until cancelled."""
-            self.pre_start()
-            delay = 1.0
-            while True:
-                connection = await self.open_connection_async()
-                if connection is not None:
-                    uri = f'{connection["endpoint"]}?ticket={quote_plus(connection["ticket"])}'
-                    if await self._serve(uri):
-                        delay = 1.0
-                await anyio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+    async def start(self) -> None:
+        """Open a connection and serve it, again and again with backed-off jittered waits, until cancelled."""
+        self.pre_start()
+        delay = 1.0
+        while True:
+            connection = await self.open_connection_async()
+            if connection is not None:
+                uri = f'{connection["endpoint"]}?ticket={quote_plus(connection["ticket"])}'
+                if await self._serve(uri):
+                    delay = 1.0
+            await anyio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
-        async def _serve(self, uri: str) -> bool:
-            """Read frames from one connection until it closes; True when it was connected at all."""
-            connected = False
-            try:
-                async with websockets.connect(uri, open_timeout=15, ping_interval=30, ping_timeout=20) as websocket:
-                    self.websocket = websocket
-                    connected = True
-                    log.info("dingtalk stream connected")
-                    async with anyio.create_task_group() as frames:
-                        async for raw in websocket:
-                            try:
-                                frame = json.loads(raw)
-                            except ValueError:
-                                continue
-                            frames.start_soon(self._safe_route, websocket, frame)
-            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
-                log.warning("dingtalk stream disconnected: %s", redact(str(exc)))
-            except Exception:  # the app's task group must never see this service fail
-                log.exception("dingtalk stream failed; reconnecting")
-            finally:
-                self.websocket = None  # type: ignore[assignment]  # the SDK sets it to None when closed too
-            return connected
+    async def _serve(self, uri: str) -> bool:
+        """Read frames from one connection until it closes; True when it was connected at all."""
+        import websockets
 
-        async def _safe_route(self, websocket: Any, frame: dict[str, Any]) -> None:
-            try:
-                await self.route_frame(websocket, frame)
-            except websockets.exceptions.ConnectionClosed:
-                pass
-            except Exception:
-                log.exception("dingtalk stream: handling a frame failed")
+        connected = False
+        try:
+            async with websockets.connect(uri, open_timeout=15, ping_interval=30, ping_timeout=20) as websocket:
+                self.websocket = websocket
+                connected = True
+                log.info("dingtalk stream connected")
+                async with anyio.create_task_group() as frames:
+                    async for raw in websocket:
+                        try:
+                            frame = json.loads(raw)
+                        except ValueError:
+                            continue
+                        frames.start_soon(self._safe_route, websocket, frame)
+        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            log.warning("dingtalk stream disconnected: %s", redact(str(exc)))
+        except Exception:  # the app's task group must never see this service fail
+            log.exception("dingtalk stream failed; reconnecting")
+        finally:
+            self.websocket = None
+        return connected
 
-    return StreamClient
+    async def _safe_route(self, websocket: Any, frame: dict[str, Any]) -> None:
+        import websockets
+
+        try:
+            await self.route_frame(websocket, frame)
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("dingtalk stream: handling a frame failed")
+
+
+class _BotMessages:
+    """Records each robot message and ACKs at once; the work runs in the service's task group.
+
+    Mixed in before `dingtalk_stream.CallbackHandler` (see `_message_handler_class`).
+    """
+
+    def __init__(self, ctx: DingTalkContext, runtime: Runtime, robot: DingTalkRobot, schedule: Schedule) -> None:
+        super().__init__()
+        self.logger = logging.getLogger(SDK_LOGGER)
+        self.ctx = ctx
+        self.runtime = runtime
+        self.robot = robot
+        self.schedule = schedule
+
+    async def process(self, message: Any) -> tuple[int, str]:
+        from dingtalk_stream.frames import AckMessage
+
+        data = message.data if isinstance(message.data, dict) else {}
+        try:
+            await accept(self.ctx, self.runtime, data, self.robot, self.schedule)
+        except MalformedPayload as exc:  # sending it again would not make it readable
+            log.warning("dingtalk stream: ignored a message: %s", exc)
+            return AckMessage.STATUS_OK, "OK"
+        except Exception:
+            log.exception("dingtalk stream: recording a message failed")
+            return AckMessage.STATUS_SYSTEM_EXCEPTION, "error"
+        return AckMessage.STATUS_OK, "OK"
+
+
+def _stream_client_class() -> type:
+    """`_StreamClientFixes` on the SDK's client class (imported only now: the app starts without the SDK)."""
+    import dingtalk_stream
+
+    return type("StreamClient", (_StreamClientFixes, dingtalk_stream.DingTalkStreamClient), {})
 
 
 def _message_handler_class() -> type:
-    """The SDK callback handler that records each robot message and ACKs at once."""
+    """`_BotMessages` on the SDK's callback handler class."""
     import dingtalk_stream
-    from dingtalk_stream.frames import AckMessage
 
-    class BotMessageHandler(dingtalk_stream.CallbackHandler):
-        """Records each robot message and ACKs at once; the work runs in the service's task group."""
-
-        def __init__(self, ctx: DingTalkContext, runtime: Runtime, robot: DingTalkRobot, schedule: Schedule) -> None:
-            super().__init__()
-            self.logger = logging.getLogger(SDK_LOGGER)
-            self.ctx = ctx
-            self.runtime = runtime
-            self.robot = robot
-            self.schedule = schedule
-
-        async def process(self, message: Any) -> tuple[int, str]:
-            data = message.data if isinstance(message.data, dict) else {}
-            try:
-                await accept(self.ctx, self.runtime, data, self.robot, self.schedule)
-            except MalformedPayload as exc:  # sending it again would not make it readable
-                log.warning("dingtalk stream: ignored a message: %s", exc)
-                return AckMessage.STATUS_OK, "OK"
-            except Exception:
-                log.exception("dingtalk stream: recording a message failed")
-                return AckMessage.STATUS_SYSTEM_EXCEPTION, "error"
-            return AckMessage.STATUS_OK, "OK"
-
-    return BotMessageHandler
+    return type("BotMessageHandler", (_BotMessages, dingtalk_stream.CallbackHandler), {})
 
 
 @functools.cache

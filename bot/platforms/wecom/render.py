@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -88,53 +89,75 @@ def push_drafts(session: Session, group: GroupRow, replies: Sequence[Reply], *, 
     return drafts + webhook_media_drafts(replies, group_id=group.id, robot=robot)
 
 
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a message's replies may go besides its own route: the group's webhook, if it has one."""
+
+    group_id: str | None
+    robot: str  # the webhook's rate bucket
+    webhook_url: str | None  # a callback's webhook_url, when the group has no configured key
+    has_webhook: bool
+
+    def media(self, replies: Iterable[Reply]) -> list[Draft]:
+        return webhook_media_drafts(replies, group_id=self.group_id, robot=self.robot, webhook_url=self.webhook_url)
+
+    def text(self, text: str) -> list[Draft]:
+        return webhook_text_drafts(text, group_id=self.group_id, robot=self.robot, webhook_url=self.webhook_url)
+
+
 def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
     """Turn replies into drafts for the route the message came by (the Engine's renderer of "wecom")."""
     group = ctx.group(route.get("group_id"))
-    has_webhook = bool(ctx.webhook_key(group)) or bool(route.get("webhook_url"))
-    group_id = group.id if group else None
-    robot = webhook_robot(group.id) if group else str(route.get("robot", ""))
-    webhook_url = route.get("webhook_url") if not ctx.webhook_key(group) else None
-    mode = route.get("mode")
+    key = ctx.webhook_key(group)
+    where = _Where(
+        group_id=group.id if group else None,
+        robot=webhook_robot(group.id) if group else str(route.get("robot", "")),
+        webhook_url=route.get("webhook_url") if not key else None,
+        has_webhook=bool(key) or bool(route.get("webhook_url")),
+    )
     text = text_of_replies(session, replies)
-    has_media = any(r.image_png is not None or r.file_data is not None for r in replies)
-
+    mode = route.get("mode")
     if mode == "webhook":
-        return (webhook_text_drafts(text, group_id=group_id, robot=robot, webhook_url=webhook_url) if text else []) + (
-            webhook_media_drafts(replies, group_id=group_id, robot=robot, webhook_url=webhook_url)
-        )
-
-    drafts: list[Draft] = []
+        return (where.text(text) if text else []) + where.media(replies)
     if mode == "ws":
-        images = [r.image_png for r in replies if r.image_png is not None]
-        files = [r for r in replies if r.file_data is not None]
-        if files and not has_webhook:
-            text = f"{text}\n\n{NO_WEBHOOK_NOTE}".strip()
-        parts = split_utf8(text, RESPONSE_MAX_BYTES) if text else [""]
-        inline = [img for img in images if len(img) <= WS_IMAGE_MAX_BYTES][:WS_MAX_IMAGES]
-        first = {"cmd": "aibot_respond_msg", "bot": route.get("bot"), "req_id": route.get("req_id"),
-                 "content": parts[0] or "（见图）",
-                 "images": [base64.b64encode(img).decode("ascii") for img in inline]}
-        drafts.append(Draft("stream", first))
-        for part in parts[1:]:
-            drafts.append(Draft("markdown", {"cmd": "aibot_send_msg", "bot": route.get("bot"),
-                                             "chatid": route.get("chat_id"), "content": part}))
-        if has_webhook:
-            drafts += webhook_media_drafts(files, group_id=group_id, robot=robot, webhook_url=webhook_url)
-        return drafts
+        return _long_connection_drafts(text, replies, route, where)
+    return _response_url_drafts(text, replies, route, where)
 
-    # response_url: single use, markdown only; what does not fit or is not text goes by webhook.
-    if has_media and not has_webhook:
+
+def _long_connection_drafts(text: str, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:
+    """The first part as the stream answer (with up to 10 images inline), the rest pushed; files by webhook."""
+    images = [r.image_png for r in replies if r.image_png is not None]
+    files = [r for r in replies if r.file_data is not None]
+    if files and not where.has_webhook:
+        text = f"{text}\n\n{NO_WEBHOOK_NOTE}".strip()
+    parts = split_utf8(text, RESPONSE_MAX_BYTES) if text else [""]
+    inline = [img for img in images if len(img) <= WS_IMAGE_MAX_BYTES][:WS_MAX_IMAGES]
+    first = {"cmd": "aibot_respond_msg", "bot": route.get("bot"), "req_id": route.get("req_id"),
+             "content": parts[0] or "（见图）",
+             "images": [base64.b64encode(img).decode("ascii") for img in inline]}
+    drafts = [Draft("stream", first)]
+    for part in parts[1:]:
+        drafts.append(Draft("markdown", {"cmd": "aibot_send_msg", "bot": route.get("bot"),
+                                         "chatid": route.get("chat_id"), "content": part}))
+    if where.has_webhook:
+        drafts += where.media(files)
+    return drafts
+
+
+def _response_url_drafts(text: str, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:
+    """response_url: single use, markdown only; what does not fit or is not text goes by webhook."""
+    has_media = any(r.image_png is not None or r.file_data is not None for r in replies)
+    if has_media and not where.has_webhook:
         text = f"{text}\n\n{NO_WEBHOOK_NOTE}".strip()
     parts = split_utf8(text, RESPONSE_MAX_BYTES) if text else []
+    drafts: list[Draft] = []
     if parts:
-        first_text = parts[0] if (has_webhook or len(parts) == 1) else _truncate(text, RESPONSE_MAX_BYTES)
+        first_text = parts[0] if (where.has_webhook or len(parts) == 1) else _truncate(text, RESPONSE_MAX_BYTES)
         drafts.append(Draft("markdown", {"url": route.get("response_url"), "content": first_text,
-                                         "group_id": group_id}))
-        if has_webhook:
-            rest = "\n".join(parts[1:])
-            if rest:
-                drafts += webhook_text_drafts(rest, group_id=group_id, robot=robot, webhook_url=webhook_url)
-    if has_webhook:
-        drafts += webhook_media_drafts(replies, group_id=group_id, robot=robot, webhook_url=webhook_url)
+                                         "group_id": where.group_id}))
+        rest = "\n".join(parts[1:])
+        if where.has_webhook and rest:
+            drafts += where.text(rest)
+    if where.has_webhook:
+        drafts += where.media(replies)
     return drafts

@@ -51,7 +51,7 @@ class HandOff(Protocol):
 
 @dataclass
 class Runtime:
-    """Shared services of a running bot, handed to each platform adapter."""
+    """Shared services of a running bot; each platform's inbound side is bound to it (`Platform.receive`)."""
 
     engine: Engine
     config: Config

@@ -1,5 +1,4 @@
-"""Parsing a verified DingTalk robot message (HTTP callback or Stream) into an `Inbound` and its reply route,
-and recording it."""
+"""A verified DingTalk robot message (HTTP callback or Stream) parsed into an `Inbound` + route, and recorded."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Rendering replies into DingTalk outbox drafts (markdown by sessionWebhook, media by the OpenAPI) and the
-scheduler's group pushes (custom robot webhook, else the app robot)."""
+"""Replies and the scheduler's group pushes rendered into DingTalk outbox drafts.
+
+Replies: markdown by the sessionWebhook, images and files by the OpenAPI. Pushes: the group's custom robot
+webhook, else the app robot.
+"""
 
 from __future__ import annotations
 

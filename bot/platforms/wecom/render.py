@@ -1,5 +1,4 @@
-"""Rendering replies into WeCom outbox drafts: by the route a message came (webhook, response_url, long
-connection), and the scheduler's group pushes."""
+"""Replies (by the route their message came) and the scheduler's group pushes rendered into WeCom outbox drafts."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import and_, case, delete, func, update
 from sqlmodel import Session, select
 
+from models.directory_cache import cached as cached_directory
 from models.tables import (
     OPEN_STATUSES,
     AttachmentFile,
@@ -188,6 +189,9 @@ def photo_path(data_dir: Path, sha256: str) -> Path:
 
 def subtrees(session: Session, roots: Iterable[str]) -> dict[str, set[str]]:
     """Each root with every unit id under it (and itself), for many roots in one query per tree level."""
+    snapshot = cached_directory(session)
+    if snapshot is not None:
+        return snapshot.subtrees(roots)
     found = {root: {root} for root in roots}
     # Walk down level by level through the parent_id index instead of loading the whole unit table
     # (a province has 10,000s of units; a school's tree is two levels deep).
@@ -221,6 +225,9 @@ def descendants(session: Session, roots: Iterable[str]) -> set[str]:
 
 def parent_chains(session: Session, unit_ids: Iterable[str]) -> dict[str, list[str]]:
     """Each unit with the units above it, itself first and the top last (one query per tree level)."""
+    snapshot = cached_directory(session)
+    if snapshot is not None:
+        return snapshot.parent_chains(unit_ids)
     wanted = set(unit_ids)
     parents: dict[str, str | None] = {}
     frontier = set(wanted)

@@ -6,13 +6,14 @@ from the database; both give the same answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date
 
-from sqlmodel import Session, select
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
 
 from models.directory_cache import cached, into_session
-from models.tables import CampaignRow, GroupRow, GroupUnit, PersonRow, UnitRow
+from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
 
 _SENDER_COLUMNS = {"console": PersonRow.id, "wecom": PersonRow.wecom_userid, "dingtalk": PersonRow.dingtalk_staff_id}
 
@@ -171,3 +172,44 @@ def top_unit_ids(session: Session) -> list[str]:
 def top_unit_names(session: Session) -> list[str]:
     """Names of the active units without a parent."""
     return list(session.exec(select(UnitRow.name).where(UnitRow.parent_id == None, UnitRow.active == True)).all())  # noqa: E711,E712
+
+
+# -- the config's directory copied into the database (bot/sync.py) --------------------------------
+
+
+def load_directory_rows(session: Session) -> list[object]:
+    """Every campaign, unit, person and group row, loaded into the session's identity map (keep the list:
+    the session holds rows weakly), so `session.get` of any of them needs no query."""
+    loaded: list[object] = []
+    for table in (CampaignRow, UnitRow, PersonRow, GroupRow):
+        loaded.extend(session.exec(select(table)).all())
+    return loaded
+
+
+def clear_campaign_plan(session: Session, campaign_id: str) -> None:
+    """Delete a campaign's phases and milestones (the config's are added again)."""
+    session.execute(delete(PhaseRow).where(PhaseRow.campaign_id == campaign_id))  # type: ignore[arg-type]
+    session.execute(delete(MilestoneRow).where(MilestoneRow.campaign_id == campaign_id))  # type: ignore[arg-type]
+
+
+def deactivate_units_except(session: Session, unit_ids: Collection[str], *, source: str) -> None:
+    """Deactivate the units of `source` not among `unit_ids`."""
+    session.execute(
+        update(UnitRow)
+        .where(col(UnitRow.id).not_in(unit_ids), col(UnitRow.source) == source)
+        .values(active=False)
+    )
+
+
+def deactivate_people_except(session: Session, person_ids: Collection[str], *, source: str) -> None:
+    """Deactivate the people of `source` not among `person_ids`."""
+    session.execute(
+        update(PersonRow)
+        .where(col(PersonRow.id).not_in(person_ids), col(PersonRow.source) == source)
+        .values(active=False)
+    )
+
+
+def clear_group_units(session: Session) -> None:
+    """Delete every group's units (the config's are added again)."""
+    session.execute(delete(GroupUnit))

@@ -20,7 +20,8 @@ from datetime import date
 from typing import TypeVar
 
 from sqlalchemy import Engine, select as core_select
-from sqlmodel import Session, SQLModel, select
+from sqlalchemy.sql.selectable import ScalarSelect
+from sqlmodel import Session, SQLModel, col, select
 
 from models.tables import CampaignRow, DirectoryVersion, GroupRow, GroupUnit, PersonRow, UnitRow
 
@@ -28,9 +29,9 @@ INFO_KEY = "safetybot.directory"
 _Row = TypeVar("_Row", bound=SQLModel)
 
 
-def version_column():  # type: ignore[no-untyped-def]
+def version_column() -> ScalarSelect[int]:
     """The directory version as a scalar subquery, to read along with another statement."""
-    return core_select(DirectoryVersion.version).where(DirectoryVersion.id == 1).scalar_subquery()
+    return core_select(col(DirectoryVersion.version)).where(col(DirectoryVersion.id) == 1).scalar_subquery()
 
 
 def read_version(session: Session) -> int:

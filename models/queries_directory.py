@@ -213,3 +213,14 @@ def deactivate_people_except(session: Session, person_ids: Collection[str], *, s
 def clear_group_units(session: Session) -> None:
     """Delete every group's units (the config's are added again)."""
     session.execute(delete(GroupUnit))
+
+
+def people_by_id(session: Session, person_ids: Iterable[str]) -> dict[str, PersonRow]:
+    """{person id: row} of the people (active or not) among these ids (for @-mentions in replies)."""
+    ids = set(person_ids)
+    if not ids:
+        return {}
+    snapshot = cached(session)
+    if snapshot is not None:
+        return {pid: person for pid in ids if (person := snapshot.people.get(pid)) is not None}
+    return {p.id: p for p in session.exec(select(PersonRow).where(col(PersonRow.id).in_(ids)))}

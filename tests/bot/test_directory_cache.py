@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import event
 from sqlmodel import Session
 
 from bot.engine import Engine
@@ -43,3 +44,20 @@ def test_a_deactivated_person_or_renamed_unit_shows_at_once(engine: Engine, chat
         other.add(person)
         other.commit()
     assert "不在安全助手的人员名单里" in chat.say("zhang_wei", REPORT)
+
+
+def test_a_report_takes_a_handful_of_statements(engine: Engine, chat: Chat) -> None:
+    """Claim, next number, hazard, event, pending photos, finish: no directory lookups once it is cached."""
+    assert "已登记隐患" in chat.say("zhang_wei", REPORT)  # loads the directory
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(" ".join(statement.split())[:60])
+
+    event.listen(engine.db, "before_cursor_execute", count)
+    try:
+        assert "已登记隐患" in chat.say("zhang_wei", REPORT)
+    finally:
+        event.remove(engine.db, "before_cursor_execute", count)
+    assert not [s for s in statements if s.startswith("SELECT")], statements
+    assert len(statements) == 6, statements

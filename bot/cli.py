@@ -274,11 +274,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sqlmodel import Session, select
+    from sqlmodel import Session
 
     from bot.app import build_engine
     from handlers.exports import export_workbook
     from models.ledger import descendants
+    from models.queries_directory import campaign_ids, top_unit_names
     from models.reports import BuildingInfo
     from models.tables import CampaignRow, UnitRow
 
@@ -291,7 +292,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         with Session(engine.db) as session:
             campaign = session.get(CampaignRow, args.campaign)
             if campaign is None:
-                known = ", ".join(sorted(session.exec(select(CampaignRow.id))))
+                known = ", ".join(sorted(campaign_ids(session)))
                 print(f"unknown campaign {args.campaign!r}; known: {known or 'none'}", file=sys.stderr)
                 return 2
             if args.unit:
@@ -303,9 +304,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 unit_name = unit.name
             else:
                 unit_ids = None
-                tops = session.exec(
-                    select(UnitRow.name).where(UnitRow.parent_id == None, UnitRow.active == True)  # noqa: E711, E712
-                ).all()
+                tops = top_unit_names(session)
                 unit_name = "、".join(tops)
             buildings = [BuildingInfo(b.id, b.name, b.unit, b.built_year) for b in config.buildings]
             result = export_workbook(

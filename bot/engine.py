@@ -20,10 +20,7 @@ from typing import Any, Protocol
 
 import anyio
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.config import Config
 from bot.outbox import Draft
@@ -40,8 +37,11 @@ from handlers.router import dispatch
 from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
 from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
+from models.directory_cache import DirectoryCache, attach, read_version
+from models.inbound import claim_inbound, finish_inbound, record_inbound, unhandled_inbound
 from models.ledger import descendants
-from models.tables import CampaignRow, GroupRow, GroupUnit, Hazard, InboundMessage, PersonRow
+from models.queries_directory import campaign_for, group_for_chat, group_unit_ids, person_for_sender
+from models.tables import CampaignRow, GroupRow, Hazard, InboundMessage, PersonRow
 from scheduler.alerts import queue_major_alert
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,8 @@ class Engine:
         self.write_gate = write_gate_for(db)
         # Records callbacks before they are acknowledged: synced to disk, and quick to give up when locked.
         self.journal = journal_engine_for(db)
+        # The directory, read once per process and again only after it changed (any process's change).
+        self.directory = DirectoryCache(db)
 
     def start(self) -> None:
         """Migrate the schema and load the config's directory into the database."""
@@ -180,6 +182,7 @@ class Engine:
         upgrade(self.db)
         with Session(self.db) as session:
             sync_config(session, self.config)
+        self.directory.invalidate()
 
     def now(self) -> datetime:
         return self.clock.now().astimezone(self.tz)
@@ -214,14 +217,8 @@ class Engine:
                 route=json.dumps({**(route or {}), "sender_name": msg.sender_name}, ensure_ascii=False),
             ))
         # One Core executemany (a single multi-row INSERT), not an ORM unit of work: this runs before acks.
-        insert = pg_insert if self.db.dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            insert(InboundMessage)
-            .on_conflict_do_nothing(index_elements=["platform", "platform_msg_id"])
-            .returning(InboundMessage.id, InboundMessage.platform, InboundMessage.platform_msg_id)  # type: ignore[arg-type]
-        )
         with self.write_gate(timeout=BUSY_TIMEOUT_SECONDS), self.journal.begin() as connection:
-            ids = {(platform, msg_id): row_id for row_id, platform, msg_id in connection.execute(statement, list(rows.values()))}
+            ids = record_inbound(connection, list(rows.values()))
         recorded: list[Recorded] = []
         for key in keys:
             recorded.append(Recorded(ids.pop(key, None)))  # pop: a repeat within the batch is a retry too
@@ -249,13 +246,7 @@ class Engine:
         """Ids of messages recorded at least `older_than` ago and never handled (their process died)."""
         cutoff = self.now() - older_than
         with Session(self.db) as session:
-            return list(
-                session.exec(
-                    select(InboundMessage.id)
-                    .where(InboundMessage.state == "received", InboundMessage.received_at <= cutoff)
-                    .order_by(InboundMessage.id)  # type: ignore[arg-type]
-                )
-            )
+            return unhandled_inbound(session, received_before=cutoff)
 
     def process(self, msg: Inbound, inbound_id: int | None = None) -> list[Reply]:
         """Handle a recorded message once; never raises, never leaks a stack trace into the chat.
@@ -266,11 +257,12 @@ class Engine:
         with self.write_gate():
             with Session(self.db) as session:
                 try:
-                    if not self._claim(session, inbound_id):
+                    claimed = self._claim(session, inbound_id)
+                    if claimed is None:
                         return []
-                    outcome = self._handle(session, msg, inbound_id)
+                    outcome = self._handle(session, msg, inbound_id, claimed[1])
                     effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
-                    self._finish(session, msg, inbound_id, outcome.replies, "handled")
+                    self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed[0])
                     session.commit()
                     self._notify(effects)
                     return outcome.replies
@@ -279,9 +271,10 @@ class Engine:
                     log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
             replies = [Reply(INTERNAL_ERROR_TEXT)]
             with Session(self.db) as session:
-                if not self._claim(session, inbound_id):
+                claimed = self._claim(session, inbound_id)
+                if claimed is None:
                     return []
-                self._finish(session, msg, inbound_id, replies, "failed")
+                self._finish(session, msg, inbound_id, replies, "failed", claimed[0])
                 session.commit()
             return replies
 
@@ -307,35 +300,28 @@ class Engine:
                 log.exception("notifying %s failed (the scheduler's next tick still sends it)", effect)
 
     @staticmethod
-    def _claim(session: Session, inbound_id: int | None) -> bool:
-        """Take the row for this transaction; False when it was handled meanwhile.
+    def _claim(session: Session, inbound_id: int | None) -> tuple[str, int | None] | None:
+        """Take the row for this transaction: its route (JSON) and the directory version; None when it was
+        handled meanwhile (a message that was never recorded has no route, and the version is read later).
 
         The first statement of the transaction, so it waits for a concurrent handler's commit (row lock on
         PostgreSQL, the write lock on SQLite) and then sees its result; a rollback or a crash undoes the claim.
         """
         if inbound_id is None:
-            return True
-        result = session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id == inbound_id, InboundMessage.state == "received")  # type: ignore[arg-type]
-            .values(state="processing")
-        )
-        return bool(result.rowcount)
+            return "{}", None
+        return claim_inbound(session, inbound_id)
 
-    def _finish(self, session: Session, msg: Inbound, inbound_id: int | None, replies: list[Reply], state: str) -> None:
+    def _finish(
+        self, session: Session, msg: Inbound, inbound_id: int | None, replies: list[Reply], state: str, route_json: str
+    ) -> None:
         """Mark the inbound row and turn replies into outbox rows, inside the caller's transaction."""
         if inbound_id is None:
             return
-        row = session.get(InboundMessage, inbound_id)
-        if row is None:
-            return
-        row.state = state
-        row.reply_text = "\n\n".join(r.text for r in replies)[:4000]
-        session.add(row)
+        finish_inbound(session, inbound_id, state=state, reply_text="\n\n".join(r.text for r in replies)[:4000])
         renderer = self.renderers.get(msg.platform)
         if renderer is None:
             return
-        route = json.loads(row.route or "{}")
+        route = json.loads(route_json)
         now = self.now()
         for index, draft in enumerate(render_capped(renderer, session, replies, route)):
             outbox_store.enqueue(
@@ -373,9 +359,14 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _handle(self, session: Session, msg: Inbound, inbound_id: int | None) -> Outcome:
+    def _handle(
+        self, session: Session, msg: Inbound, inbound_id: int | None, directory_version: int | None = None
+    ) -> Outcome:
         from handlers.help import no_campaign_reply, unknown_person_reply
 
+        if directory_version is None:
+            directory_version = read_version(session)
+        attach(session, self.directory.at(session, directory_version))
         person = self.find_person(session, msg.platform, msg.sender_id)
         if person is None:
             return Outcome([unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)])
@@ -384,9 +375,7 @@ class Engine:
         campaign = self.find_campaign(session, group, now)
         if campaign is None:
             return Outcome([no_campaign_reply()])
-        group_units = frozenset(
-            session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group.id)) if group else ()
-        )
+        group_units = group_unit_ids(session, group.id) if group else frozenset()
         context = Context(
             session=session,
             person=person,
@@ -415,36 +404,13 @@ class Engine:
 
     @staticmethod
     def find_person(session: Session, platform: str, sender_id: str) -> PersonRow | None:
-        column = {
-            "console": PersonRow.id,
-            "wecom": PersonRow.wecom_userid,
-            "dingtalk": PersonRow.dingtalk_staff_id,
-        }.get(platform)
-        if column is None:
-            return None
-        return session.exec(select(PersonRow).where(column == sender_id, PersonRow.active == True)).first()  # noqa: E712
+        return person_for_sender(session, platform, sender_id)
 
     @staticmethod
     def find_group(session: Session, platform: str, chat_id: str) -> GroupRow | None:
-        if platform == "console":
-            return session.get(GroupRow, chat_id)
-        return session.exec(select(GroupRow).where(GroupRow.platform == platform, GroupRow.chat_id == chat_id)).first()
+        return group_for_chat(session, platform, chat_id)
 
     @staticmethod
     def find_campaign(session: Session, group: GroupRow | None, now: datetime) -> CampaignRow | None:
         """The group's campaign, else the one running today, else the latest started."""
-        if group is not None and group.campaign_id:
-            campaign = session.get(CampaignRow, group.campaign_id)
-            if campaign is not None:
-                return campaign
-        today = now.date()
-        running = session.exec(
-            select(CampaignRow)
-            .where(CampaignRow.start <= today, CampaignRow.end >= today)
-            .order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
-        ).first()
-        if running is not None:
-            return running
-        return session.exec(
-            select(CampaignRow).where(CampaignRow.start <= today).order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
-        ).first()
+        return campaign_for(session, group, now.date())

@@ -7,11 +7,17 @@ Rows from the platform directory (source="platform", bot/directory/) are left to
 
 from __future__ import annotations
 
-from sqlalchemy import update
-from sqlmodel import Session, delete, select
+from sqlmodel import Session
 
 from bot.config import Config
 from models.directory import CONFIG
+from models.queries_directory import (
+    clear_campaign_plan,
+    clear_group_units,
+    deactivate_people_except,
+    deactivate_units_except,
+    load_directory_rows,
+)
 from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
 
 
@@ -20,9 +26,7 @@ def sync_config(session: Session, config: Config) -> None:
     # Load every row once, so each `session.get` below is answered from the identity map, not by a query:
     # a county's config (2,000 people) re-syncs in a fraction of the time (bench/config_reload.py).
     # The session holds rows weakly: `loaded` keeps them for the whole sync.
-    loaded: list[object] = []
-    for table in (CampaignRow, UnitRow, PersonRow, GroupRow):
-        loaded.extend(session.exec(select(table)).all())
+    loaded = load_directory_rows(session)  # noqa: F841
     for campaign in config.campaigns:
         row = session.get(CampaignRow, campaign.id) or CampaignRow(
             id=campaign.id, name=campaign.name, start=campaign.start, end=campaign.end
@@ -34,8 +38,7 @@ def sync_config(session: Session, config: Config) -> None:
             row.report_at = campaign.reporting.at.strftime("%H:%M")
         session.add(row)
         session.flush()
-        session.execute(delete(PhaseRow).where(PhaseRow.campaign_id == campaign.id))
-        session.execute(delete(MilestoneRow).where(MilestoneRow.campaign_id == campaign.id))
+        clear_campaign_plan(session, campaign.id)
         for seq, phase in enumerate(campaign.phases, start=1):
             session.add(
                 PhaseRow(
@@ -53,11 +56,7 @@ def sync_config(session: Session, config: Config) -> None:
         row.source = CONFIG
         row.seq = seq
         session.add(row)
-    session.execute(
-        update(UnitRow)
-        .where(UnitRow.id.not_in(configured_units), UnitRow.source == CONFIG)  # type: ignore[attr-defined]
-        .values(active=False)
-    )
+    deactivate_units_except(session, configured_units, source=CONFIG)
     session.flush()
 
     configured_people = {person.id for person in config.people}
@@ -69,14 +68,10 @@ def sync_config(session: Session, config: Config) -> None:
         )
         row.active, row.source = True, CONFIG
         session.add(row)
-    session.execute(
-        update(PersonRow)
-        .where(PersonRow.id.not_in(configured_people), PersonRow.source == CONFIG)  # type: ignore[attr-defined]
-        .values(active=False)
-    )
+    deactivate_people_except(session, configured_people, source=CONFIG)
     session.flush()
 
-    session.execute(delete(GroupUnit))
+    clear_group_units(session)
     for group in config.groups:
         row = session.get(GroupRow, group.id) or GroupRow(id=group.id, name=group.name, platform=group.platform)
         row.name, row.platform, row.kind = group.name, group.platform, group.kind

@@ -5,9 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from handlers.context import BuildingRef, Context
+from models import queries_directory
 from models.ledger import descendants, school_of
 from models.tables import PersonRow, UnitRow
 
@@ -17,7 +18,7 @@ def find_unit(session: Session, name: str, *, among: Iterable[str] | None = None
     allowed = None if among is None else set(among)
     units = [
         unit
-        for unit in session.exec(select(UnitRow).where(UnitRow.active == True))  # noqa: E712
+        for unit in queries_directory.active_units(session)
         if allowed is None or unit.id in allowed
     ]
     name = name.strip()
@@ -31,7 +32,7 @@ def find_unit(session: Session, name: str, *, among: Iterable[str] | None = None
 def find_people(session: Session, name: str) -> list[PersonRow]:
     """Active people with this name (there may be more than one 王芳)."""
     name = name.strip().removeprefix("@")
-    return list(session.exec(select(PersonRow).where(PersonRow.name == name, PersonRow.active == True)))  # noqa: E712
+    return queries_directory.active_people_named(session, name)
 
 
 def pick_person(candidates: Sequence[PersonRow], *, prefer_units: Iterable[str]) -> PersonRow | None:
@@ -64,10 +65,7 @@ def find_building(
 
 
 def unit_names(session: Session, unit_ids: Iterable[str]) -> dict[str, str]:
-    ids = list(unit_ids)
-    if not ids:
-        return {}
-    return {unit.id: unit.name for unit in session.exec(select(UnitRow).where(UnitRow.id.in_(ids)))}  # type: ignore[attr-defined]
+    return queries_directory.unit_names(session, unit_ids)
 
 
 def scope_words(context: Context) -> str:
@@ -96,7 +94,7 @@ def closest_people(
     allowed = None if among is None else set(among)
     people = [
         person
-        for person in session.exec(select(PersonRow).where(PersonRow.active == True))  # noqa: E712
+        for person in queries_directory.active_people(session)
         if allowed is None or person.unit_id in allowed
     ]
     names = difflib.get_close_matches(name.strip().removeprefix("@"), {p.name for p in people}, n=limit, cutoff=0.5)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.format import first_items
 from handlers.messages import Reply
-from models.tables import PersonRow
+from models.queries_directory import active_people
 
 HELP = "帮助：发「帮助」看全部命令，发「帮助 销号」看某个命令的写法。"
 ERRORS_SHOWN = 5  # a message with thousands of mistakes gets one short reply, not hundreds of messages
@@ -74,7 +74,7 @@ def unknown_person_reply(session: Session, *, sender_name: str) -> Reply:
     """The sender is not in the config: ask an admin to add them, naming who the admins are."""
     admins = [
         person.name
-        for person in session.exec(select(PersonRow).where(PersonRow.active == True))  # noqa: E712
+        for person in active_people(session)
         if "admin" in person.role_set
     ]
     who = "、".join(admins) if admins else "管理员"

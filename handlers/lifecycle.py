@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import select
-
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
@@ -14,7 +12,8 @@ from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
 from handlers.photos import attach_pending_photos, has_pending_photos, pending_note, photo_note, store_attachments
 from models.ledger import hazard_by_number, hazard_events, record_event
-from models.tables import AttachmentFile, Hazard, HazardEvent, HazardStatus, PersonRow
+from models.queries_ledger import has_fix_photo
+from models.tables import Hazard, HazardStatus, PersonRow
 
 HELP_RECTIFY = "整改完成后发：整改 #23 已清理通道（在同一条消息里附整改后的照片），随后由发现人或安全员验收销号。"
 HELP_PROGRESS = "记录进展：进展 #23 已联系后勤，周五前清运"
@@ -52,11 +51,7 @@ def _has_fix_photo(context: Context, hazard: Hazard) -> bool:
     """A photo came with this message or was stored with a 整改 or 销号 of the hazard."""
     if context.attachments:
         return True
-    fix_events = select(HazardEvent.id).where(
-        HazardEvent.hazard_id == hazard.id, HazardEvent.action.in_(("rectify", "close"))  # type: ignore[attr-defined]
-    )
-    photo = select(AttachmentFile.id).where(AttachmentFile.event_id.in_(fix_events)).limit(1)  # type: ignore[union-attr]
-    return context.session.exec(photo).first() is not None
+    return has_fix_photo(context.session, hazard.id)  # type: ignore[arg-type]
 
 
 def _name(context: Context, person_id: str | None) -> str | None:

@@ -12,7 +12,7 @@ from models.ledger import (
     drop_expired_pending_photos,
     keep_pending_photo,
     store_photo,
-    take_pending_photos,
+    take_pending_photos_dropping_expired,
 )
 from models.tables import AttachmentFile
 
@@ -77,14 +77,13 @@ def has_pending_photos(context: Context) -> bool:
 def attach_pending_photos(context: Context, hazard_id: int, event_id: int | None) -> list[AttachmentFile]:
     """Store the sender's recent photos without words with this hazard's event; expired ones are dropped."""
     since = _pending_since(context)
-    drop_expired_pending_photos(context.session, before=since)
     return [
         store_photo(
             context.session, data_dir=context.data_dir, hazard_id=hazard_id, event_id=event_id,
             filename=row.filename, content_type=row.content_type, data=row.data, at=context.now,
             source_msg_id=row.source_msg_id,
         )
-        for row in take_pending_photos(context.session, **_pending_owner(context), since=since)
+        for row in take_pending_photos_dropping_expired(context.session, **_pending_owner(context), since=since)
     ]
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import select
-
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
@@ -25,7 +23,8 @@ from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from handlers.understand import doubts_reply
 from models.ledger import next_hazard_number, record_event
-from models.tables import Hazard, HazardStatus, PersonRow
+from models.queries_directory import first_active_name_in
+from models.tables import Hazard, HazardStatus
 
 HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
 隐患
@@ -180,10 +179,7 @@ def _example_person(context: Context, allowed: set[str]) -> str:
     """A person's name the speaker may really use here: themselves, else someone of the chat's units."""
     if context.person.unit_id in allowed:
         return context.person.name
-    statement = select(PersonRow.name).where(
-        PersonRow.unit_id.in_(allowed), PersonRow.active == True  # type: ignore[attr-defined]  # noqa: E712
-    )
-    someone = context.session.exec(statement.order_by(PersonRow.id)).first()
+    someone = first_active_name_in(context.session, allowed)
     return someone or "王建国"
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from sqlmodel import select
-
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
@@ -14,6 +12,7 @@ from handlers.format import fmt_date
 from handlers.messages import Reply
 from handlers.periods import period_for
 from models.ledger import descendants, total_figures, unit_figures
+from models.queries_ledger import submission, submitted_periods
 from models.tables import PersonRow, Submission, UnitRow
 
 HELP = "报送本期统计报表（部门负责人、安全员或校领导）：报送"
@@ -32,21 +31,11 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
         )]
     unit = session.get(UnitRow, unit_id)
     unit_name = unit.name if unit else unit_id
-    submitted = set(
-        session.exec(
-            select(Submission.period_due).where(Submission.campaign_id == campaign.id, Submission.unit_id == unit_id)
-        )
-    )
+    submitted = submitted_periods(session, campaign.id, unit_id)
     period = period_for(campaign, context.today, submitted=submitted)
     if period is None:
         return [Reply(f"「{campaign.name}」没有需要报送的统计期（报送周期未配置或已结束）。")]
-    existing = session.exec(
-        select(Submission).where(
-            Submission.campaign_id == campaign.id,
-            Submission.unit_id == unit_id,
-            Submission.period_due == period.due,
-        )
-    ).first()
+    existing = submission(session, campaign.id, unit_id, period.due)
     if existing is not None:
         who = session.get(PersonRow, existing.person_id)
         when = existing.at.astimezone(context.now.tzinfo)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
-
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
@@ -17,7 +15,8 @@ from models.ledger import (
     total_figures,
     unit_figures,
 )
-from models.tables import OPEN_STATUSES, AttachmentFile, Hazard, HazardStatus, MilestoneRow, PersonRow, PhaseRow
+from models.queries_ledger import hazard_photos, milestones, open_hazards, person_names, phases
+from models.tables import Hazard, HazardStatus
 
 HELP_SHOW = "查看隐患详情和处理记录：查看 #23（也可以只发 #23）"
 HELP_MINE = "查看我负责或我上报、还没销号的隐患：我的"
@@ -41,9 +40,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     status = hazard.status_label
     if hazard.is_overdue(context.today):
         status += f"（{days_left_text(hazard.deadline, context.today)}）"
-    photos = list(session.exec(
-        select(AttachmentFile.id, AttachmentFile.missing_since).where(AttachmentFile.hazard_id == hazard.id)
-    ).all())
+    photos = hazard_photos(session, hazard.id)  # type: ignore[arg-type]
     on_disk = [photo_id for photo_id, missing_since in photos if missing_since is None]
     lines = [
         f"隐患 #{hazard.number}｜{status}",
@@ -63,7 +60,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
         if context.photo_link is not None:  # a photo not on disk yet would only give a dead link
             lines += [f"  {context.photo_link(photo_id)}" for photo_id in on_disk[-4:]]
     events = hazard_events(session, hazard.id)  # type: ignore[arg-type]
-    names = {p.id: p.name for p in session.exec(select(PersonRow).where(PersonRow.id.in_({e.actor_id for e in events})))}  # type: ignore[attr-defined]
+    names = person_names(session, {e.actor_id for e in events})
     lines.append("处理记录：")
     for event in events[-8:]:
         when = event.at.astimezone(context.now.tzinfo)
@@ -72,14 +69,9 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
-def _open_hazards_query(context: Context):  # type: ignore[no-untyped-def]
-    """Open hazards of the campaign within the units this chat serves."""
-    statement = select(Hazard).where(
-        Hazard.campaign_id == context.campaign.id,
-        Hazard.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
-    )
-    chat = permissions.chat_scope(context)
-    return statement if chat is None else statement.where(Hazard.unit_id.in_(chat))  # type: ignore[attr-defined]
+def _open_hazards(context: Context, **narrowed: object) -> list[Hazard]:
+    """Open hazards of the campaign within the units this chat serves (narrowed as models.queries_ledger.open_hazards)."""
+    return open_hazards(context.session, context.campaign.id, units=permissions.chat_scope(context), **narrowed)  # type: ignore[arg-type]
 
 
 def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) -> Reply:
@@ -99,11 +91,7 @@ def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) ->
 def handle_mine(command: Command, context: Context) -> list[Reply]:
     """我的: open hazards I am responsible for or reported."""
     me = context.person.id
-    hazards = list(
-        context.session.exec(
-            _open_hazards_query(context).where((Hazard.responsible_id == me) | (Hazard.reporter_id == me))
-        )
-    )
+    hazards = _open_hazards(context, person_id=me)
     return [_listing(f"{context.person.name}的待办", hazards, context, "没有未销号的隐患，辛苦了！")]
 
 
@@ -111,23 +99,21 @@ def handle_list(command: Command, context: Context, *, overdue_only: bool = Fals
     """清单 [单位：X]: open hazards of the units I act for, within this chat's units; 逾期: only those past due."""
     session = context.session
     scope = permissions.visible_units(context)
-    statement = _open_hazards_query(context)
     what = "逾期隐患" if overdue_only else "未销号隐患"
-    if overdue_only:
-        statement = statement.where(Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline < context.today)
-    statement, what = _narrowed(statement, what, command)
+    narrowed: dict[str, object] = {"overdue_on": context.today} if overdue_only else {}
+    what = _narrowed(narrowed, what, command)
     if command.fields.unit:
         unit = find_unit(session, command.fields.unit, among=scope)
         if unit is None:
             return [Reply(f"没有找到您可查看的单位「{command.fields.unit}」。例如：清单 单位：总务基建处")]
-        statement = statement.where(Hazard.unit_id.in_(descendants(session, [unit.id])))  # type: ignore[attr-defined]
+        narrowed["also_units"] = descendants(session, [unit.id])
         title = f"{unit.name} {what}"
     else:
         if scope is not None:
-            statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+            narrowed["also_units"] = scope
         title = _list_title(context, what)
     empty = "目前没有逾期隐患 ✔" if overdue_only else ("没有未销号的隐患。" if what == "未销号隐患" else f"没有{what}。")
-    return [_listing(title, list(session.exec(statement)), context, empty)]
+    return [_listing(title, _open_hazards(context, **narrowed), context, empty)]
 
 
 def _list_title(context: Context, what: str = "未销号隐患") -> str:
@@ -140,24 +126,22 @@ def _list_title(context: Context, what: str = "未销号隐患") -> str:
     return f"{shown} {what}" if shown else f"{what}清单"
 
 
-def _narrowed(statement, what: str, command: Command):  # type: ignore[no-untyped-def]
-    """清单 重大 / 清单 待验收: only one level or one status; `what` names the list accordingly."""
+def _narrowed(narrowed: dict[str, object], what: str, command: Command) -> str:
+    """清单 重大 / 清单 待验收: only one level or one status (added to `narrowed`); returns the list's name."""
     if command.fields.level:
-        statement = statement.where(Hazard.level == command.fields.level)
+        narrowed["level"] = command.fields.level
         what = f"{command.fields.level}{what}" if what.startswith("逾期") else f"未销号{command.fields.level}隐患"
     if command.list_status:
-        statement = statement.where(Hazard.status == command.list_status)
+        narrowed["status"] = command.list_status
         what = f"{HazardStatus(command.list_status).label}隐患"
-    return statement, what
+    return what
 
 
 def handle_progress_report(command: Command, context: Context) -> list[Reply]:
     """进度: where the campaign stands: phase, next deadlines, totals."""
     session, campaign, today = context.session, context.campaign, context.today
-    phases = list(session.exec(select(PhaseRow).where(PhaseRow.campaign_id == campaign.id).order_by(PhaseRow.seq)))
-    milestones = list(
-        session.exec(select(MilestoneRow).where(MilestoneRow.campaign_id == campaign.id).order_by(MilestoneRow.due))
-    )
+    phase_rows = phases(session, campaign.id)
+    milestone_rows = milestones(session, campaign.id)
     lines = [f"{campaign.name}", f"时间：{campaign.start} 至 {campaign.end}"]
     if today < campaign.start:
         lines.append(f"活动将于{(campaign.start - today).days}天后开始。")
@@ -165,12 +149,12 @@ def handle_progress_report(command: Command, context: Context) -> list[Reply]:
         lines.append("活动已结束。")
     else:
         lines.append(f"第{(today - campaign.start).days + 1}天，距结束还有{(campaign.end - today).days}天。")
-    current = next((p for p in phases if p.start <= today <= p.end), None)
+    current = next((p for p in phase_rows if p.start <= today <= p.end), None)
     if current is not None:
         due = f"，{current.deliverable}" if current.deliverable else ""
         label = current.name if current.name.startswith("第") else f"第{current.seq}阶段 {current.name}"
         lines.append(f"当前阶段：{label}（至{current.end:%m-%d}{due}）")
-    upcoming = [m for m in milestones if m.due >= today][:2]
+    upcoming = [m for m in milestone_rows if m.due >= today][:2]
     for milestone in upcoming:
         lines.append(f"节点：{fmt_date(milestone.due)} {milestone.name}（{days_left_text(milestone.due, today)}）")
     if campaign.report_every_days and campaign.report_first and today >= campaign.report_first:

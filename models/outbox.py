@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -10,11 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, case, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from models.tables import OutboxMessage, OutboxState
+from models.upsert import dialect_of, insert_on_conflict
 
 PRIORITY_NORMAL = 0
 PRIORITY_URGENT = 10  # 重大 alerts: first in their robot's turn
@@ -42,21 +40,9 @@ def enqueue(
         state=OutboxState.PENDING.value, attempts=0, created_at=now, next_attempt_at=now,
         give_up_at=now + give_up_after, last_error="",
     )
-    statement = _enqueue_statement(session.get_bind().dialect.name)
-    return session.execute(statement, values).scalar_one_or_none()
-
-
-@functools.cache
-def _enqueue_statement(dialect: str) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once: the values go in as parameters, so the
-    compiled statement is reused (building it per message was most of a 10,000-push fan-out's time)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
-    return (
-        insert(OutboxMessage)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxMessage.id)  # type: ignore[arg-type]
-    )
+    # Built once and cached (see models/upsert.py); RETURNING, not rowcount: psycopg reports -1 for DO NOTHING.
+    statement = insert_on_conflict(dialect_of(session), OutboxMessage, conflict=("dedupe_key",), returning=("id",))
+    return session.connection().execute(statement, values).scalar_one_or_none()
 
 
 def due_candidates(

@@ -377,3 +377,13 @@ class PendingPhoto(SQLModel, table=True):
     content_type: str = Field(default="application/octet-stream", max_length=64)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")
+
+
+class DirectoryVersion(SQLModel, table=True):
+    """One row whose `version` grows with every change to the directory (campaigns, units, people, groups and
+    their units), bumped by database triggers (migration 0008), so a process that caches the directory
+    sees any writer's change — another process, the directory sync, a migration, an admin's SQL."""
+
+    __tablename__ = "directory_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0

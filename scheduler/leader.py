@@ -15,8 +15,10 @@ import os
 from pathlib import Path
 from typing import IO, Protocol
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.pool import NullPool
+
+from models.advisory_lock import advisory_unlock, holds_advisory_lock, try_advisory_lock
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class PostgresLeaderLock:
             return self.still_held()
         connection = self._engine.connect()
         try:
-            got = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar())
+            got = try_advisory_lock(connection, self.key)
             connection.commit()  # end the implicit transaction; the session-level lock stays
         except Exception:
             connection.close()
@@ -68,17 +70,10 @@ class PostgresLeaderLock:
         """False when the lock's connection died (the server then released the lock)."""
         if self._connection is None:
             return False
-        unsigned = self.key & 0xFFFFFFFFFFFFFFFF
         try:
             # Ask for the lock itself, not just a live connection: SQLAlchemy may have reconnected
             # silently, and a new server session holds no lock.
-            held = self._connection.execute(
-                text(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND pid = pg_backend_pid() AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1)"
-                ),
-                {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
-            ).scalar()
+            held = holds_advisory_lock(self._connection, self.key)
             self._connection.commit()
             if held:
                 return True
@@ -95,7 +90,7 @@ class PostgresLeaderLock:
         if self._connection is None:
             return
         try:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            advisory_unlock(self._connection, self.key)
             self._connection.commit()
         except Exception:
             log.warning("scheduler: unlocking failed; closing the connection releases it", exc_info=True)

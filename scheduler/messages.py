@@ -13,28 +13,23 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from handlers.directory import unit_names
 from handlers.format import fmt_date, hazard_line
 from handlers.messages import Reply
 from handlers.periods import ReportingPeriod, report_days
+from models import queries_directory, queries_ledger
 from models.ledger import UnitFigures, descendants, subtrees, total_figures, unit_figures
 from models.tables import (
-    OPEN_STATUSES,
     CampaignRow,
     DuePush,
     GroupRow,
-    GroupUnit,
     Hazard,
     HazardStatus,
     PersonRow,
-    Submission,
-    UnitRow,
 )
 from scheduler.plan import days_left
 
@@ -64,18 +59,12 @@ class Composed:
 
 def group_roots(session: Session, group_id: str) -> list[str]:
     """The units a group is configured with (roots of its scope)."""
-    return sorted(session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group_id)))
+    return sorted(queries_directory.group_unit_ids(session, group_id))
 
 
 def _roots_of(session: Session, group_ids: Iterable[str]) -> dict[str, list[str]]:
     """group_roots() of many groups in one query (groups without units are left out)."""
-    wanted = set(group_ids)
-    roots: dict[str, list[str]] = {}
-    if wanted:
-        statement = select(GroupUnit.group_id, GroupUnit.unit_id).where(GroupUnit.group_id.in_(wanted))  # type: ignore[attr-defined]
-        for group_id, unit_id in session.exec(statement):
-            roots.setdefault(group_id, []).append(unit_id)
-    return {group_id: sorted(units) for group_id, units in roots.items()}
+    return queries_directory.group_unit_ids_of(session, group_ids)
 
 
 def group_scope(session: Session, group_id: str) -> set[str] | None:
@@ -85,7 +74,7 @@ def group_scope(session: Session, group_id: str) -> set[str] | None:
 
 
 def _top_units(session: Session) -> list[str]:
-    return sorted(session.exec(select(UnitRow.id).where(UnitRow.parent_id == None, UnitRow.active == True)))  # noqa: E711,E712
+    return queries_directory.top_unit_ids(session)
 
 
 def reporting_units(session: Session, group: GroupRow) -> list[str]:
@@ -95,15 +84,10 @@ def reporting_units(session: Session, group: GroupRow) -> list[str]:
         return roots or _top_units(session)
     scope = descendants(session, roots) if roots else None
     # Every staff group's units in one query: a county has hundreds of staff groups.
-    staff_roots: dict[str, set[str]] = {}
-    for staff_id, unit_id in session.exec(
-        select(GroupUnit.group_id, GroupUnit.unit_id).join(GroupRow, GroupRow.id == GroupUnit.group_id)  # type: ignore[arg-type]
-        .where(GroupRow.kind == "staff")
-    ):
-        staff_roots.setdefault(staff_id, set()).add(unit_id)
+    staff, staff_roots = queries_directory.staff_groups(session)
     found: set[str] = set()
     top_units: set[str] | None = None
-    for staff_id, campaign_id in session.exec(select(GroupRow.id, GroupRow.campaign_id).where(GroupRow.kind == "staff")):
+    for staff_id, campaign_id in staff:
         if group.campaign_id and campaign_id not in (None, group.campaign_id):
             continue
         units = staff_roots.get(staff_id)
@@ -130,13 +114,6 @@ def _cut(lines: list[str], unit: str = "项") -> list[str]:
     return lines[: MAX_LINES - 1] + [f"……另有{len(lines) - MAX_LINES + 1}{unit}"]
 
 
-def _open_hazards(session: Session, campaign_id: str, scope: set[str] | None) -> Any:
-    statement = select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
-    if scope is not None:
-        statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
-    return statement
-
-
 @dataclass(frozen=True, slots=True)
 class _Overdue:
     """Overdue hazards, most overdue first: how many, the ones a message lists, who is responsible."""
@@ -148,17 +125,10 @@ class _Overdue:
 
 
 def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1) -> _Overdue:
-    order = (Hazard.deadline, Hazard.number)
-    conditions = [
-        Hazard.campaign_id == campaign_id, Hazard.status == HazardStatus.RECTIFYING.value,
-        Hazard.deadline <= today - timedelta(days=min_days),
-    ]
-    if scope is not None:
-        conditions.append(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
     # A school can have hundreds overdue: fetch (id, responsible) pairs for all, whole rows only for the listed.
-    pairs = session.execute(select(Hazard.id, Hazard.responsible_id).where(*conditions).order_by(*order)).all()
-    listed_ids = [row[0] for row in pairs[:MAX_LINES]]
-    listed = list(session.exec(select(Hazard).where(Hazard.id.in_(listed_ids)).order_by(*order))) if listed_ids else []  # type: ignore[union-attr]
+    pairs, listed = queries_ledger.overdue_hazards(
+        session, campaign_id, scope, due_on_or_before=today - timedelta(days=min_days), listed=MAX_LINES
+    )
     return _Overdue(
         count=len(pairs),
         listed=listed,
@@ -177,21 +147,9 @@ def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date) -> list[st
 def _submitters(session: Session, unit_ids: Iterable[str]) -> list[tuple[str, frozenset[str]]]:
     """Unit heads and safety officers who can 报送 for these units, in id order, each with the units they cover."""
     wanted = set(unit_ids)
-    # Only people of these units or of their sub-units can qualify: look those units up by index
-    # instead of loading everyone (a province has tens of thousands of people).
-    units = (
-        select(UnitRow.id, UnitRow.parent_id)
-        .where(or_(UnitRow.id.in_(wanted), UnitRow.parent_id.in_(wanted)))  # type: ignore[attr-defined]
-        .subquery()
-    )
-    statement = (
-        select(PersonRow.id, PersonRow.roles, PersonRow.unit_id, units.c.parent_id)
-        .join(units, units.c.id == PersonRow.unit_id)
-        .where(PersonRow.active == True)  # noqa: E712
-        .order_by(PersonRow.id)
-    )
+    # Only people of these units or of their sub-units can qualify (looked up by index, not everyone).
     people = []
-    for person_id, roles, unit_id, parent_id in session.exec(statement):
+    for person_id, roles, unit_id, parent_id in queries_ledger.people_of_units(session, wanted):
         role_set = roles.split(",")
         covers = {unit_id} if "unit_head" in role_set else set()
         if "safety_officer" in role_set:
@@ -255,15 +213,11 @@ def report_reminders(session: Session, items: Sequence[tuple[DuePush, CampaignRo
             top_units = _top_units(session) if top_units is None else top_units
             units = top_units
         drafts.append((push, campaign, group, int(payload["seq"]), period, units))
-    submitted = set(
-        (campaign_id, due, unit_id)
-        for campaign_id, due, unit_id in session.execute(
-            select(Submission.campaign_id, Submission.period_due, Submission.unit_id).where(
-                Submission.campaign_id.in_({campaign.id for _, campaign, *_ in drafts}),  # type: ignore[attr-defined]
-                Submission.period_due.in_({period.due for *_, period, _ in drafts}),  # type: ignore[attr-defined]
-                Submission.unit_id.in_({unit for *_, units in drafts for unit in units}),  # type: ignore[attr-defined]
-            )
-        )
+    submitted = queries_ledger.submissions_among(
+        session,
+        {campaign.id for _, campaign, *_ in drafts},
+        {period.due for *_, period, _ in drafts},
+        {unit for *_, units in drafts for unit in units},
     )
     reminders = [
         _Reminder(push, campaign, group, seq, period, units,
@@ -401,20 +355,14 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     if days:
         due = days[-1]
         units = reporting_units(session, group)
-        submitted = set(
-            session.exec(
-                select(Submission.unit_id).where(Submission.campaign_id == campaign.id, Submission.period_due == due)
-            )
-        )
+        submitted = queries_ledger.submitted_units(session, campaign.id, due)
         missing = [u for u in units if u not in submitted]
         names = unit_names(session, units)
         if missing:
             lines.append(f"第{len(days)}期（截至{due:%m-%d}）未报送：" + "、".join(names.get(u, u) for u in missing))
         else:
             lines.append(f"第{len(days)}期（截至{due:%m-%d}）已全部报送")
-    majors = list(
-        session.exec(_open_hazards(session, campaign.id, scope).where(Hazard.level == "重大").order_by(Hazard.deadline))
-    )
+    majors = queries_ledger.open_hazards(session, campaign.id, units=scope, level="重大", order_by_deadline=True)
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
         lines += _hazard_lines(majors, len(majors), today)
@@ -453,10 +401,8 @@ def compose(session: Session, push: DuePush, *, now: datetime, settings: Compose
 
 def compose_many(session: Session, pushes: Sequence[DuePush], *, now: datetime, settings: ComposeSettings) -> list[Composed]:
     """compose() for each push, in order; report reminders share their queries (see report_reminders)."""
-    campaigns = {
-        c.id: c for c in session.exec(select(CampaignRow).where(CampaignRow.id.in_({p.campaign_id for p in pushes})))  # type: ignore[attr-defined]
-    }
-    groups = {g.id: g for g in session.exec(select(GroupRow).where(GroupRow.id.in_({p.group_id for p in pushes})))}  # type: ignore[attr-defined]
+    campaigns = queries_directory.campaigns_by_id(session, {p.campaign_id for p in pushes})
+    groups = queries_directory.groups_by_id(session, {p.group_id for p in pushes})
     composed: list[Composed] = []
     reminders: list[tuple[int, tuple[DuePush, CampaignRow, GroupRow]]] = []
     for push in pushes:

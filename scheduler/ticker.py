@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from models import queries_schedule
 from models.config import Config
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
+from models.queries_directory import campaign_ids, group_ids, groups_by_id
 from handlers.messages import Reply
-from models.tables import CampaignRow, DuePush, DuePushState, GroupRow
+from models.tables import DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
 from scheduler.messages import ComposeSettings, compose_many
 from scheduler.plan import PlannedPush, plan_pushes
@@ -57,10 +57,6 @@ class TickResult:
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-
-
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 class Ticker:
@@ -125,20 +121,16 @@ class Ticker:
         """Store planned pushes as pending rows (once per key); returns how many rows were new."""
         planned = self.planned(now)
         with Session(self.db) as session:
-            groups = set(session.exec(select(GroupRow.id)))
-            campaigns = set(session.exec(select(CampaignRow.id)))
+            groups = set(group_ids(session))
+            campaigns = set(campaign_ids(session))
             planned = [p for p in planned if p.group_id in groups and p.campaign_id in campaigns]
             if not planned:
                 return 0
             # Re-planning every few minutes finds nearly every key stored already (10,000 groups plan 70,000
             # pushes a week): read the window's stored keys and insert only new ones. ON CONFLICT still
             # settles races between processes and rows whose time a config change moved.
-            stored = set(
-                session.exec(
-                    select(DuePush.key).where(
-                        DuePush.due_at >= min(p.due_at for p in planned), DuePush.due_at <= max(p.due_at for p in planned)
-                    )
-                )
+            stored = queries_schedule.stored_keys_due_between(
+                session, min(p.due_at for p in planned), max(p.due_at for p in planned)
             )
             rows = [
                 dict(
@@ -148,14 +140,7 @@ class Ticker:
                 )
                 for p in planned if p.key not in stored
             ]
-            added = 0
-            if rows:
-                statement = (
-                    _insert(session)(DuePush)
-                    .on_conflict_do_nothing(index_elements=["key"])
-                    .returning(DuePush.id)  # type: ignore[arg-type]
-                )
-                added = len(session.connection().execute(statement, rows).all())  # executemany, batched by SQLAlchemy
+            added = queries_schedule.insert_due_pushes(session, rows)  # executemany, batched by SQLAlchemy
             if not self._reconciled:
                 self._reconcile(session, planned, now)
             session.commit()
@@ -168,13 +153,7 @@ class Ticker:
         """After a config change: move pending rows to their new time, skip those no longer planned."""
         by_key = {p.key: p for p in planned}
         first = min(p.due_at for p in planned)
-        pending = session.exec(
-            select(DuePush).where(
-                DuePush.state == DuePushState.PENDING.value,
-                DuePush.kind.in_(PLANNED_KINDS),  # type: ignore[attr-defined]
-                DuePush.due_at >= first,
-            ).order_by(DuePush.id)  # type: ignore[arg-type]
-        ).all()
+        pending = queries_schedule.pending_due_from(session, PLANNED_KINDS, first)
         last = max(p.due_at for p in planned)
         for row in pending:
             plan = by_key.get(row.key)
@@ -191,34 +170,17 @@ class Ticker:
     def skip_missed(self, now: datetime) -> list[str]:
         """Mark rows whose time is older than the grace window as skipped, with the reason."""
         cutoff = now - self.grace
+        reason = (
+            f"missed: not sent within the grace window ({self.config.scheduler.grace_minutes} min) "
+            f"after its time; noticed at {now.astimezone(self.tz).isoformat(timespec='minutes')} "
+            "(was the bot down?)"
+        )
         with Session(self.db) as session:
-            keys = list(
-                session.exec(
-                    select(DuePush.key).where(
-                        DuePush.state == DuePushState.PENDING.value,
-                        DuePush.send_at < cutoff,
-                        DuePush.kind.not_in(NEVER_LATE),  # type: ignore[attr-defined]
-                    )
-                )
+            skipped = queries_schedule.skip_missed(
+                session, before=cutoff, never_late=NEVER_LATE, reason=reason, claimed_by=self.name, now=now
             )
-            if not keys:
+            if not skipped:
                 return []
-            reason = (
-                f"missed: not sent within the grace window ({self.config.scheduler.grace_minutes} min) "
-                f"after its time; noticed at {now.astimezone(self.tz).isoformat(timespec='minutes')} "
-                "(was the bot down?)"
-            )
-            result = session.execute(
-                update(DuePush)
-                .where(
-                    DuePush.key.in_(keys),  # type: ignore[attr-defined]
-                    DuePush.state == DuePushState.PENDING.value,
-                    DuePush.send_at < cutoff,
-                )
-                .values(state=DuePushState.SKIPPED.value, reason=reason, claimed_by=self.name, claimed_at=now)
-                .returning(DuePush.key)  # type: ignore[arg-type]
-            )
-            skipped = [str(key) for key in result.scalars()]
             session.commit()
         if skipped:
             shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
@@ -227,40 +189,24 @@ class Ticker:
 
     # -- send ------------------------------------------------------------------------------------
 
-    def _due(self, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
-        statement = select(DuePush).where(DuePush.state == DuePushState.PENDING.value, DuePush.send_at <= now)
-        if kinds is not None:
-            statement = statement.where(DuePush.kind.in_(kinds))  # type: ignore[attr-defined]
-        if excluded:
-            statement = statement.where(DuePush.id.not_in(excluded))  # type: ignore[union-attr]
-        return statement.order_by(DuePush.send_at, DuePush.id).limit(limit)  # type: ignore[arg-type]
-
     def _claim(
         self, session: Session, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None = None
     ) -> list[DuePush]:
         """Lock up to `limit` due rows (of `kinds`, else any) for this transaction, oldest first; [] when
         nothing (unclaimed) is due."""
         if session.get_bind().dialect.name == "postgresql":
-            return list(session.exec(self._due(now, excluded, limit, kinds).with_for_update(skip_locked=True)))
+            return queries_schedule.lock_due(session, now, excluded, limit, kinds)
         while True:
             with Session(self.db) as peek:
-                candidates = [int(row.id) for row in peek.exec(self._due(now, excluded, limit, kinds))]  # type: ignore[arg-type]
+                candidates = queries_schedule.due_ids(peek, now, excluded, limit, kinds)
             if not candidates:
                 return []
             # The compare-and-set is this transaction's first statement, so SQLite takes its write lock
             # here (waiting on busy_timeout) instead of failing a read-to-write upgrade later.
-            claimed = set(
-                session.execute(
-                    update(DuePush)
-                    .where(DuePush.id.in_(candidates), DuePush.state == DuePushState.PENDING.value)  # type: ignore[union-attr]
-                    .values(claimed_by=self.name, claimed_at=now)
-                    .returning(DuePush.id)  # type: ignore[arg-type]
-                ).scalars()
-            )
+            claimed = queries_schedule.claim_due(session, candidates, claimed_by=self.name, now=now)
             excluded.update(row_id for row_id in candidates if row_id not in claimed)  # another ticker took them
             if claimed:
-                statement = select(DuePush).where(DuePush.id.in_(claimed))  # type: ignore[union-attr]
-                return list(session.exec(statement.order_by(DuePush.send_at, DuePush.id)))  # type: ignore[arg-type]
+                return queries_schedule.due_pushes_by_id(session, claimed)
             session.rollback()
 
     def send_due(self, now: datetime, result: TickResult | None = None) -> TickResult:
@@ -307,7 +253,7 @@ class Ticker:
     def _send(self, session: Session, rows: list[DuePush], now: datetime) -> list[str]:
         """Compose the rows, enqueue their messages and mark them, in the caller's transaction; returns their states."""
         # Held here so compose_many and the loop below find the groups in the session's identity map.
-        groups = {g.id: g for g in session.exec(select(GroupRow).where(GroupRow.id.in_({r.group_id for r in rows})))}  # type: ignore[attr-defined]
+        groups = groups_by_id(session, {r.group_id for r in rows})
         composed = compose_many(session, rows, now=now, settings=self.settings)
         states = []
         with session.no_autoflush:  # the rows' updates go out together at the flush below
@@ -330,7 +276,7 @@ class Ticker:
     def _note_error(self, row_id: int, error: str) -> None:
         try:
             with Session(self.db) as session:
-                session.execute(update(DuePush).where(DuePush.id == row_id).values(reason=f"last error: {error}"[:2000]))
+                queries_schedule.note_due_push_error(session, row_id, f"last error: {error}"[:2000])
                 session.commit()
         except Exception:
             log.exception("scheduler: could not record the error of due push %s", row_id)

@@ -1,0 +1,152 @@
+"""Handling cost: CPU milliseconds and SQL statements per report, through the real `Engine`.
+
+Run from the repository root:  .venv/bin/python bench/handling_cost.py [--reports 300] [--profile]
+PostgreSQL is measured too when --postgres URL (or TEST_DATABASE_URL) is given (a throw-away schema).
+
+Each report is what a handler process does for one WeCom AI-bot callback: the callback is recorded
+(`Engine.record_many`, as the web process does before acknowledging it), then `Engine.process` claims
+it, identifies the sender, parses, files the hazard and renders the reply into an outbox row with the
+WeCom renderer. Only `process` is measured. CPU is `time.process_time` (this process only: the
+PostgreSQL server's work is not in it), so the figure holds on a machine shared with other work;
+statements are counted with a SQLAlchemy `before_cursor_execute` listener (each executemany counts once).
+`--profile` prints the top of a cProfile of the measured loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from sqlalchemy import event  # noqa: E402
+
+from bench.callback_throughput import drop_postgres_schema, fresh_postgres_schema  # noqa: E402
+from bot.config import parse_config  # noqa: E402
+from bot.secrets import Secrets  # noqa: E402
+from bot.services import build_services  # noqa: E402
+from handlers.messages import Inbound  # noqa: E402
+from models.clock import FixedClock  # noqa: E402
+from tests.bot.test_wecom import CHAT, REPORT, SECRET_ENV, wecom_toml  # noqa: E402
+from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, with_local_storage  # noqa: E402
+
+import tomllib  # noqa: E402
+
+WARMUP = 20
+TARGET_CPU_MS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class _FakeEndpoints:
+    """Where the config says WeCom is: nothing is sent (the outbox sender is never started)."""
+
+    base_url: str = "http://127.0.0.1:9"
+    ws_url: str = "ws://127.0.0.1:9/ws"
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    target: str
+    reports: int
+    cpu_ms: float
+    statements: float
+    wall_ms: float
+
+
+def _config_text(db_url: str, data_dir: str) -> str:
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8") + wecom_toml(_FakeEndpoints())  # type: ignore[arg-type]
+    return with_local_storage(text, db_url=db_url, data_dir=data_dir)
+
+
+def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: bool) -> Figures:
+    config = parse_config(tomllib.loads(_config_text(db_url, data_dir)))
+    clock = FixedClock(datetime.fromisoformat(CAMPAIGN_NOW))
+    services = build_services(config, Secrets(environ=dict(SECRET_ENV)), clock)
+    engine = services.engine
+    db = engine.db  # handling's engine (on SQLite, recording uses its own `journal` engine)
+    engine.start()
+
+    statements = 0
+
+    def count(*_args: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    route = {
+        "chat_id": CHAT, "group_id": "wecom-staff", "mode": "response_url", "channel": "response_url",
+        "robot": f"wecom:aibot:aibot:{CHAT}", "bot": "aibot", "response_url": "http://127.0.0.1:9/response",
+    }
+
+    def one_batch(prefix: str, n: int) -> list[tuple[Inbound, int]]:
+        messages = [
+            Inbound(platform="wecom", msg_id=f"{prefix}-{i}", chat_id=CHAT, sender_id="ZhangWei", text=REPORT,
+                    received_at=engine.now(), sender_name="张伟")
+            for i in range(n)
+        ]
+        recorded = engine.record_many([(msg, route) for msg in messages])
+        return [(msg, int(r.inbound_id)) for msg, r in zip(messages, recorded, strict=True) if r.inbound_id is not None]
+
+    for msg, inbound_id in one_batch("warm", WARMUP):
+        assert engine.process(msg, inbound_id), "a report got no reply"
+        clock.advance(seconds=1)
+    batch = one_batch("run", reports)
+    event.listen(db, "before_cursor_execute", count)
+    profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall: the machine is shared
+    wall = time.perf_counter()
+    cpu = time.process_time()
+    if profiler:
+        profiler.enable()
+    for msg, inbound_id in batch:
+        engine.process(msg, inbound_id)
+    if profiler:
+        profiler.disable()
+    cpu = time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    event.remove(db, "before_cursor_execute", count)
+    if profiler:
+        print(f"--- cProfile, {target} ---")
+        stats = pstats.Stats(profiler).sort_stats("cumulative")
+        stats.print_stats(25)  # the whole stack
+        stats.print_stats(str(REPO_ROOT), 40)  # our own functions
+    db.dispose()
+    return Figures(target, len(batch), cpu * 1000 / len(batch), statements / len(batch), wall * 1000 / len(batch))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=300)
+    parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL", ""))
+    parser.add_argument("--only", choices=("sqlite", "postgres"))
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the measured loop")
+    args = parser.parse_args()
+    results: list[Figures] = []
+    with tempfile.TemporaryDirectory(prefix="handling-cost-") as tmp:
+        if args.only != "postgres":
+            results.append(measure("SQLite", f"sqlite:///{tmp}/bench.db", f"{tmp}/data-sqlite", args.reports,
+                                   profile=args.profile))
+        if args.postgres and args.only != "sqlite":
+            pg_url, schema = fresh_postgres_schema(args.postgres)
+            try:
+                results.append(measure("PostgreSQL", pg_url, f"{tmp}/data-pg", args.reports, profile=args.profile))
+            finally:
+                drop_postgres_schema(args.postgres, schema)
+    print(f"{'target':<12} {'reports':>7} {'CPU ms/report':>14} {'statements/report':>18} {'wall ms/report':>15}")
+    for f in results:
+        print(f"{f.target:<12} {f.reports:>7} {f.cpu_ms:>14.2f} {f.statements:>18.1f} {f.wall_ms:>15.2f}")
+    print(f"target: ≤ {TARGET_CPU_MS} ms of CPU per report")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

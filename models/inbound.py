@@ -1,0 +1,61 @@
+"""The inbound journal: callbacks recorded before they are acknowledged, claimed and finished by handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, update
+from sqlmodel import Session, select
+
+from models.directory_cache import version_column
+from models.tables import InboundMessage
+from models.upsert import dialect_of, insert_on_conflict
+
+
+def record_inbound(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Insert journal rows in one executemany, skipping platform ids already stored; returns
+    {(platform, platform_msg_id): row id} of the rows that were new."""
+    statement = insert_on_conflict(
+        dialect_of(connection), InboundMessage, conflict=("platform", "platform_msg_id"),
+        returning=("id", "platform", "platform_msg_id"),
+    )
+    return {(platform, msg_id): row_id for row_id, platform, msg_id in connection.execute(statement, list(rows))}
+
+
+def unhandled_inbound(session: Session, *, received_before: datetime) -> list[int]:
+    """Ids of rows still `received` that arrived at or before a time, oldest first."""
+    return list(
+        session.exec(
+            select(InboundMessage.id)
+            .where(InboundMessage.state == "received", InboundMessage.received_at <= received_before)
+            .order_by(InboundMessage.id)  # type: ignore[arg-type]
+        )
+    )
+
+
+def claim_inbound(session: Session, inbound_id: int) -> tuple[str, int] | None:
+    """Move a `received` row to `processing` in the caller's transaction: its route (JSON text) and the
+    directory version (read in the same statement, see models/directory_cache.py), or None when it was not
+    `received` (handled meanwhile)."""
+    row = session.connection().execute(_CLAIM, {"inbound_id": inbound_id}).first()
+    return None if row is None else (str(row[0] or "{}"), int(row[1] or 0))
+
+
+def finish_inbound(session: Session, inbound_id: int, *, state: str, reply_text: str) -> None:
+    """Mark a claimed row handled (or failed) with its reply, in the caller's transaction."""
+    session.connection().execute(_FINISH, {"inbound_id": inbound_id, "state": state, "reply_text": reply_text})
+
+
+# Built once (Core, on the table): handling runs them for every message.
+_TABLE = InboundMessage.__table__  # type: ignore[attr-defined]
+_CLAIM = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("inbound_id"), _TABLE.c.state == "received")
+    .values(state="processing")
+    .returning(_TABLE.c.route, version_column())
+)
+_FINISH = update(_TABLE).where(_TABLE.c.id == bindparam("inbound_id")).values(
+    state=bindparam("state"), reply_text=bindparam("reply_text")
+)

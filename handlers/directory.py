@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from handlers.context import BuildingRef, Context
 from models.ledger import descendants, school_of
@@ -67,7 +67,7 @@ def unit_names(session: Session, unit_ids: Iterable[str]) -> dict[str, str]:
     ids = list(unit_ids)
     if not ids:
         return {}
-    return {unit.id: unit.name for unit in session.exec(select(UnitRow).where(UnitRow.id.in_(ids)))}  # type: ignore[attr-defined]
+    return {unit.id: unit.name for unit in session.exec(select(UnitRow).where(col(UnitRow.id).in_(ids)))}
 
 
 def scope_words(context: Context) -> str:

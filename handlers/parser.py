@@ -21,10 +21,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
 
 from handlers.categories import DEFAULT_CATEGORIES, infer_category, normalize_category
-from handlers.command import Command, CommandName, HazardFields
+from handlers.command import Command, CommandName, HazardFields, Level
 from handlers.commands import COMMANDS_BY_NAME
 from handlers.dates import looks_like_deadline, resolve_deadline, split_leading_deadline
 from handlers.normalize import normalize_text
@@ -46,7 +45,6 @@ _COMMANDS = COMMANDS_BY_NAME  # the command table: words, which take #N, example
 _WORD_TO_COMMAND: dict[str, CommandName] = {w.lower(): s.name for s in _COMMANDS.values() for w in s.words}
 _ALL_WORDS = sorted(_WORD_TO_COMMAND, key=len, reverse=True)
 _NUMBERED: frozenset[CommandName] = frozenset(s.name for s in _COMMANDS.values() if s.takes_number)
-Level = Literal["一般", "重大"]
 _LEVEL_FROM_WORD: dict[str, Level] = {"重大隐患": "重大", "一般隐患": "一般"}
 
 _CANONICAL_WORD: dict[CommandName, str] = {s.name: s.word for s in _COMMANDS.values()}
@@ -481,7 +479,7 @@ def _build(
     elif name in ("list", "overdue"):
         question, unit_text = split_filters(free)
         command.command = question.command if name == "list" else name
-        hazard.level = hazard.level or question.level  # type: ignore[assignment]
+        hazard.level = hazard.level or question.level
         command.list_status = question.status
         if unit_text and hazard.unit is None:
             hazard.unit = unit_text
@@ -521,7 +519,7 @@ def _plain_report(
     plain = understand_report(text, today=today, vocabulary=vocabulary)
     hazard = HazardFields(
         location=plain.location, problem=plain.problem, responsible=plain.responsible, unit=plain.unit,
-        deadline=plain.deadline, level=plain.level or _LEVEL_FROM_WORD.get(word),  # type: ignore[arg-type]
+        deadline=plain.deadline, level=plain.level or _LEVEL_FROM_WORD.get(word),
     )
     hazard.category = infer_category(hazard.problem, hazard.location, categories)
     return Command("report", fields=hazard, plain=True, doubts=plain.doubts)
@@ -605,7 +603,7 @@ def parse_message(
         return Command("chat")
     question = understand_question(clean)
     if question is not None:
-        return Command(question.command, fields=HazardFields(level=question.level),  # type: ignore[arg-type]
+        return Command(question.command, fields=HazardFields(level=question.level),
                        list_status=question.status)
 
     head = _match_command(clean)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from handlers import permissions
 from handlers.command import Command, CommandSpec
@@ -34,7 +34,7 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
     unit_name = unit.name if unit else unit_id
     submitted = set(
         session.exec(
-            select(Submission.period_due).where(Submission.campaign_id == campaign.id, Submission.unit_id == unit_id)
+            select(col(Submission.period_due)).where(Submission.campaign_id == campaign.id, Submission.unit_id == unit_id)
         )
     )
     period = period_for(campaign, context.today, submitted=submitted)
@@ -52,7 +52,7 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
         when = existing.at.astimezone(context.now.tzinfo)
         return [Reply(f"{unit_name}本期（{fmt_date(period.due)}）已由{who.name if who else existing.person_id}于{when:%m-%d %H:%M}报送，无需重复报送。")]
 
-    since, until = period.bounds(context.now.tzinfo)  # type: ignore[arg-type]
+    since, until = period.bounds(context.tz)
     units = descendants(session, [unit_id])
     figures = total_figures(
         unit_figures(session, campaign_id=campaign.id, unit_ids=units, today=context.today, since=since, until=until).values()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from handlers import permissions
 from handlers.command import Command, CommandSpec
@@ -10,6 +11,7 @@ from handlers.context import Context
 from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
 from handlers.messages import Reply
+from models.ids import stored_id
 from models.ledger import (
     descendants,
     hazard_by_number,
@@ -44,7 +46,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     photos = list(session.exec(
         select(AttachmentFile.id, AttachmentFile.missing_since).where(AttachmentFile.hazard_id == hazard.id)
     ).all())
-    on_disk = [photo_id for photo_id, missing_since in photos if missing_since is None]
+    on_disk = [photo_id for photo_id, missing_since in photos if missing_since is None and photo_id is not None]
     lines = [
         f"隐患 #{hazard.number}｜{status}",
         f"部位：{hazard.location}",
@@ -62,8 +64,8 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
         lines.append(f"照片：{len(photos)}张" + (f"（{not_saved}张暂未保存）" if not_saved else ""))
         if context.photo_link is not None:  # a photo not on disk yet would only give a dead link
             lines += [f"  {context.photo_link(photo_id)}" for photo_id in on_disk[-4:]]
-    events = hazard_events(session, hazard.id)  # type: ignore[arg-type]
-    names = {p.id: p.name for p in session.exec(select(PersonRow).where(PersonRow.id.in_({e.actor_id for e in events})))}  # type: ignore[attr-defined]
+    events = hazard_events(session, stored_id(hazard))
+    names = {p.id: p.name for p in session.exec(select(PersonRow).where(col(PersonRow.id).in_({e.actor_id for e in events})))}
     lines.append("处理记录：")
     for event in events[-8:]:
         when = event.at.astimezone(context.now.tzinfo)
@@ -72,14 +74,14 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
-def _open_hazards_query(context: Context):  # type: ignore[no-untyped-def]
+def _open_hazards_query(context: Context) -> SelectOfScalar[Hazard]:
     """Open hazards of the campaign within the units this chat serves."""
     statement = select(Hazard).where(
         Hazard.campaign_id == context.campaign.id,
-        Hazard.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+        col(Hazard.status).in_(OPEN_STATUSES),
     )
     chat = permissions.chat_scope(context)
-    return statement if chat is None else statement.where(Hazard.unit_id.in_(chat))  # type: ignore[attr-defined]
+    return statement if chat is None else statement.where(col(Hazard.unit_id).in_(chat))
 
 
 def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) -> Reply:
@@ -120,11 +122,11 @@ def handle_list(command: Command, context: Context, *, overdue_only: bool = Fals
         unit = find_unit(session, command.fields.unit, among=scope)
         if unit is None:
             return [Reply(f"没有找到您可查看的单位「{command.fields.unit}」。例如：清单 单位：总务基建处")]
-        statement = statement.where(Hazard.unit_id.in_(descendants(session, [unit.id])))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(descendants(session, [unit.id])))
         title = f"{unit.name} {what}"
     else:
         if scope is not None:
-            statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+            statement = statement.where(col(Hazard.unit_id).in_(scope))
         title = _list_title(context, what)
     empty = "目前没有逾期隐患 ✔" if overdue_only else ("没有未销号的隐患。" if what == "未销号隐患" else f"没有{what}。")
     return [_listing(title, list(session.exec(statement)), context, empty)]
@@ -140,7 +142,9 @@ def _list_title(context: Context, what: str = "未销号隐患") -> str:
     return f"{shown} {what}" if shown else f"{what}清单"
 
 
-def _narrowed(statement, what: str, command: Command):  # type: ignore[no-untyped-def]
+def _narrowed(
+    statement: SelectOfScalar[Hazard], what: str, command: Command
+) -> tuple[SelectOfScalar[Hazard], str]:
     """清单 重大 / 清单 待验收: only one level or one status; `what` names the list accordingly."""
     if command.fields.level:
         statement = statement.where(Hazard.level == command.fields.level)
@@ -154,9 +158,9 @@ def _narrowed(statement, what: str, command: Command):  # type: ignore[no-untype
 def handle_progress_report(command: Command, context: Context) -> list[Reply]:
     """进度: where the campaign stands: phase, next deadlines, totals."""
     session, campaign, today = context.session, context.campaign, context.today
-    phases = list(session.exec(select(PhaseRow).where(PhaseRow.campaign_id == campaign.id).order_by(PhaseRow.seq)))
+    phases = list(session.exec(select(PhaseRow).where(PhaseRow.campaign_id == campaign.id).order_by(col(PhaseRow.seq))))
     milestones = list(
-        session.exec(select(MilestoneRow).where(MilestoneRow.campaign_id == campaign.id).order_by(MilestoneRow.due))
+        session.exec(select(MilestoneRow).where(MilestoneRow.campaign_id == campaign.id).order_by(col(MilestoneRow.due)))
     )
     lines = [f"{campaign.name}", f"时间：{campaign.start} 至 {campaign.end}"]
     if today < campaign.start:

@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, case, delete, func, update
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, update
+from sqlalchemy import select as sa_select  # sqlmodel's select is typed for up to 4 columns
+from sqlalchemy.orm import Mapped
+from sqlmodel import Session, col, select
+
+from models.ids import stored_id
 
 from models.tables import (
     OPEN_STATUSES,
@@ -40,9 +44,9 @@ def next_hazard_number(session: Session, campaign_id: str) -> int:
     """Atomically take the campaign's next 序号 (safe with concurrent writers)."""
     result = session.execute(
         update(CampaignRow)
-        .where(CampaignRow.id == campaign_id)
-        .values(next_number=CampaignRow.next_number + 1)
-        .returning(CampaignRow.next_number)
+        .where(col(CampaignRow.id) == campaign_id)
+        .values(next_number=col(CampaignRow.next_number) + 1)
+        .returning(col(CampaignRow.next_number))
     )
     return int(result.scalar_one()) - 1
 
@@ -65,7 +69,7 @@ def record_event(
 ) -> HazardEvent:
     """Append an audit event, moving the hazard to `to_status` when given."""
     event = HazardEvent(
-        hazard_id=hazard.id,  # type: ignore[arg-type]
+        hazard_id=stored_id(hazard),
         at=at,
         actor_id=actor_id,
         action=action,
@@ -83,7 +87,7 @@ def record_event(
 
 def hazard_events(session: Session, hazard_id: int) -> list[HazardEvent]:
     return list(
-        session.exec(select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(HazardEvent.id))
+        session.exec(select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(col(HazardEvent.id)))
     )
 
 
@@ -156,9 +160,9 @@ def photos_to_fetch_again(
     """Missing photos due for another attempt, each with the message it came with (its route says how)."""
     statement = (
         select(AttachmentFile, InboundMessage)
-        .join(InboundMessage, InboundMessage.id == AttachmentFile.source_msg_id, isouter=True)  # type: ignore[arg-type]
-        .where(AttachmentFile.retry_at <= now)  # type: ignore[operator]
-        .order_by(AttachmentFile.retry_at)  # type: ignore[arg-type]
+        .join(InboundMessage, col(InboundMessage.id) == AttachmentFile.source_msg_id, isouter=True)
+        .where(col(AttachmentFile.retry_at) <= now)
+        .order_by(col(AttachmentFile.retry_at))
         .limit(limit)
     )
     return [(row, message) for row, message in session.exec(statement)]
@@ -196,7 +200,7 @@ def subtrees(session: Session, roots: Iterable[str]) -> dict[str, set[str]]:
     frontier = set(found)
     while frontier:
         rows = session.execute(
-            select(UnitRow.id, UnitRow.parent_id).where(UnitRow.parent_id.in_(frontier))  # type: ignore[union-attr]
+            select(UnitRow.id, UnitRow.parent_id).where(col(UnitRow.parent_id).in_(frontier))
         ).all()
         frontier = set()
         for unit_id, parent_id in rows:
@@ -225,7 +229,7 @@ def parent_chains(session: Session, unit_ids: Iterable[str]) -> dict[str, list[s
     parents: dict[str, str | None] = {}
     frontier = set(wanted)
     while frontier:
-        statement = select(UnitRow.id, UnitRow.parent_id).where(UnitRow.id.in_(frontier))  # type: ignore[attr-defined]
+        statement = select(UnitRow.id, UnitRow.parent_id).where(col(UnitRow.id).in_(frontier))
         rows = session.execute(statement).all()
         for unit_id, parent_id in rows:
             parents[unit_id] = parent_id
@@ -284,37 +288,37 @@ def unit_figures(
 ) -> dict[str, UnitFigures]:
     """Per-unit figures computed in SQL; `since`/`until` bound the period counts."""
 
-    def in_period(column: object) -> object:
-        conditions = [column.isnot(None)]  # type: ignore[attr-defined]
+    def in_period(column: Mapped[datetime | None]) -> ColumnElement[bool]:
+        conditions: list[ColumnElement[bool]] = [column.isnot(None)]
         if since is not None:
-            conditions.append(column >= since)  # type: ignore[operator]
+            conditions.append(column >= since)
         if until is not None:
-            conditions.append(column < until)  # type: ignore[operator]
+            conditions.append(column < until)
         return and_(*conditions)
 
-    live = Hazard.status != HazardStatus.WITHDRAWN.value
-    is_open = Hazard.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+    live = col(Hazard.status) != HazardStatus.WITHDRAWN.value
+    is_open = col(Hazard.status).in_(OPEN_STATUSES)
     statement = (
-        select(
-            Hazard.unit_id,
-            func.sum(case((and_(live, in_period(Hazard.found_at)), 1), else_=0)),
-            func.sum(case((and_(live, in_period(Hazard.rectified_at)), 1), else_=0)),
-            func.sum(case((and_(live, in_period(Hazard.closed_at)), 1), else_=0)),
+        sa_select(
+            col(Hazard.unit_id),
+            func.sum(case((and_(live, in_period(col(Hazard.found_at))), 1), else_=0)),
+            func.sum(case((and_(live, in_period(col(Hazard.rectified_at))), 1), else_=0)),
+            func.sum(case((and_(live, in_period(col(Hazard.closed_at))), 1), else_=0)),
             func.sum(case((is_open, 1), else_=0)),
             func.sum(
                 case(
-                    (and_(Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline < today), 1),
+                    (and_(col(Hazard.status) == HazardStatus.RECTIFYING.value, col(Hazard.deadline) < today), 1),
                     else_=0,
                 )
             ),
-            func.sum(case((and_(is_open, Hazard.level == "重大"), 1), else_=0)),
+            func.sum(case((and_(is_open, col(Hazard.level) == "重大"), 1), else_=0)),
         )
-        .where(Hazard.campaign_id == campaign_id)
+        .where(col(Hazard.campaign_id) == campaign_id)
         .group_by(Hazard.unit_id)
     )
     wanted = None if unit_ids is None else set(unit_ids)
     if wanted is not None:
-        statement = statement.where(Hazard.unit_id.in_(wanted))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(wanted))
     figures = {
         row[0]: UnitFigures(row[0], *(int(value or 0) for value in row[1:]))
         for row in session.execute(statement)
@@ -359,9 +363,9 @@ def take_pending_photos(
         select(PendingPhoto)
         .where(
             PendingPhoto.platform == platform, PendingPhoto.sender_id == sender_id, PendingPhoto.chat_id == chat_id,
-            PendingPhoto.received_at >= since,  # type: ignore[operator]
+            PendingPhoto.received_at >= since,
         )
-        .order_by(PendingPhoto.id)  # type: ignore[arg-type]
+        .order_by(col(PendingPhoto.id))
         .with_for_update(skip_locked=True)  # two handler processes never attach the same photo twice
     ))
     for row in rows:
@@ -374,12 +378,12 @@ def count_pending_photos(session: Session, *, platform: str, sender_id: str, cha
     """How many photos the sender has waiting in that chat (received since `since`)."""
     statement = select(func.count()).select_from(PendingPhoto).where(
         PendingPhoto.platform == platform, PendingPhoto.sender_id == sender_id, PendingPhoto.chat_id == chat_id,
-        PendingPhoto.received_at >= since,  # type: ignore[operator]
+        PendingPhoto.received_at >= since,
     )
     return int(session.exec(statement).one())
 
 
 def drop_expired_pending_photos(session: Session, *, before: datetime) -> int:
     """Delete pending photos received before `before` (nobody wrote the words in time)."""
-    result = session.execute(delete(PendingPhoto).where(PendingPhoto.received_at < before))  # type: ignore[arg-type]
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    result = session.exec(delete(PendingPhoto).where(col(PendingPhoto.received_at) < before))
+    return int(result.rowcount or 0)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.ledger import descendants
 from models.tables import DuePush, DuePushState, GroupRow, GroupUnit, Hazard
@@ -40,7 +40,7 @@ def queue_major_alert(session: Session, *, hazard: Hazard, now: datetime) -> int
                 payload=json.dumps({"hazard_id": hazard.id, "number": hazard.number}), created_at=now,
             )
             .on_conflict_do_nothing(index_elements=["key"])
-            .returning(DuePush.id)  # type: ignore[arg-type]
+            .returning(col(DuePush.id))
         )
         added += len(session.execute(statement).all())
     return added

@@ -13,11 +13,11 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from handlers.directory import unit_names
 from handlers.format import fmt_date, hazard_line
@@ -72,7 +72,7 @@ def _roots_of(session: Session, group_ids: Iterable[str]) -> dict[str, list[str]
     wanted = set(group_ids)
     roots: dict[str, list[str]] = {}
     if wanted:
-        statement = select(GroupUnit.group_id, GroupUnit.unit_id).where(GroupUnit.group_id.in_(wanted))  # type: ignore[attr-defined]
+        statement = select(GroupUnit.group_id, GroupUnit.unit_id).where(col(GroupUnit.group_id).in_(wanted))
         for group_id, unit_id in session.exec(statement):
             roots.setdefault(group_id, []).append(unit_id)
     return {group_id: sorted(units) for group_id, units in roots.items()}
@@ -97,7 +97,7 @@ def reporting_units(session: Session, group: GroupRow) -> list[str]:
     # Every staff group's units in one query: a county has hundreds of staff groups.
     staff_roots: dict[str, set[str]] = {}
     for staff_id, unit_id in session.exec(
-        select(GroupUnit.group_id, GroupUnit.unit_id).join(GroupRow, GroupRow.id == GroupUnit.group_id)  # type: ignore[arg-type]
+        select(GroupUnit.group_id, GroupUnit.unit_id).join(GroupRow, col(GroupRow.id) == GroupUnit.group_id)
         .where(GroupRow.kind == "staff")
     ):
         staff_roots.setdefault(staff_id, set()).add(unit_id)
@@ -130,10 +130,10 @@ def _cut(lines: list[str], unit: str = "项") -> list[str]:
     return lines[: MAX_LINES - 1] + [f"……另有{len(lines) - MAX_LINES + 1}{unit}"]
 
 
-def _open_hazards(session: Session, campaign_id: str, scope: set[str] | None) -> Any:
-    statement = select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
+def _open_hazards(session: Session, campaign_id: str, scope: set[str] | None) -> SelectOfScalar[Hazard]:
+    statement = select(Hazard).where(Hazard.campaign_id == campaign_id, col(Hazard.status).in_(OPEN_STATUSES))
     if scope is not None:
-        statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(scope))
     return statement
 
 
@@ -148,17 +148,17 @@ class _Overdue:
 
 
 def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1) -> _Overdue:
-    order = (Hazard.deadline, Hazard.number)
+    order = (col(Hazard.deadline), col(Hazard.number))
     conditions = [
-        Hazard.campaign_id == campaign_id, Hazard.status == HazardStatus.RECTIFYING.value,
-        Hazard.deadline <= today - timedelta(days=min_days),
+        col(Hazard.campaign_id) == campaign_id, col(Hazard.status) == HazardStatus.RECTIFYING.value,
+        col(Hazard.deadline) <= today - timedelta(days=min_days),
     ]
     if scope is not None:
-        conditions.append(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+        conditions.append(col(Hazard.unit_id).in_(scope))
     # A school can have hundreds overdue: fetch (id, responsible) pairs for all, whole rows only for the listed.
     pairs = session.execute(select(Hazard.id, Hazard.responsible_id).where(*conditions).order_by(*order)).all()
     listed_ids = [row[0] for row in pairs[:MAX_LINES]]
-    listed = list(session.exec(select(Hazard).where(Hazard.id.in_(listed_ids)).order_by(*order))) if listed_ids else []  # type: ignore[union-attr]
+    listed = list(session.exec(select(Hazard).where(col(Hazard.id).in_(listed_ids)).order_by(*order))) if listed_ids else []
     return _Overdue(
         count=len(pairs),
         listed=listed,
@@ -181,7 +181,7 @@ def _submitters(session: Session, unit_ids: Iterable[str]) -> list[tuple[str, fr
     # instead of loading everyone (a province has tens of thousands of people).
     units = (
         select(UnitRow.id, UnitRow.parent_id)
-        .where(or_(UnitRow.id.in_(wanted), UnitRow.parent_id.in_(wanted)))  # type: ignore[attr-defined]
+        .where(or_(col(UnitRow.id).in_(wanted), col(UnitRow.parent_id).in_(wanted)))
         .subquery()
     )
     statement = (
@@ -258,10 +258,10 @@ def report_reminders(session: Session, items: Sequence[tuple[DuePush, CampaignRo
     submitted = set(
         (campaign_id, due, unit_id)
         for campaign_id, due, unit_id in session.execute(
-            select(Submission.campaign_id, Submission.period_due, Submission.unit_id).where(
-                Submission.campaign_id.in_({campaign.id for _, campaign, *_ in drafts}),  # type: ignore[attr-defined]
-                Submission.period_due.in_({period.due for *_, period, _ in drafts}),  # type: ignore[attr-defined]
-                Submission.unit_id.in_({unit for *_, units in drafts for unit in units}),  # type: ignore[attr-defined]
+            select(col(Submission.campaign_id), col(Submission.period_due), col(Submission.unit_id)).where(
+                col(Submission.campaign_id).in_({campaign.id for _, campaign, *_ in drafts}),
+                col(Submission.period_due).in_({period.due for *_, period, _ in drafts}),
+                col(Submission.unit_id).in_({unit for *_, units in drafts for unit in units}),
             )
         )
     )
@@ -413,7 +413,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
         else:
             lines.append(f"第{len(days)}期（截至{due:%m-%d}）已全部报送")
     majors = list(
-        session.exec(_open_hazards(session, campaign.id, scope).where(Hazard.level == "重大").order_by(Hazard.deadline))
+        session.exec(_open_hazards(session, campaign.id, scope).where(Hazard.level == "重大").order_by(col(Hazard.deadline)))
     )
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
@@ -454,9 +454,9 @@ def compose(session: Session, push: DuePush, *, now: datetime, settings: Compose
 def compose_many(session: Session, pushes: Sequence[DuePush], *, now: datetime, settings: ComposeSettings) -> list[Composed]:
     """compose() for each push, in order; report reminders share their queries (see report_reminders)."""
     campaigns = {
-        c.id: c for c in session.exec(select(CampaignRow).where(CampaignRow.id.in_({p.campaign_id for p in pushes})))  # type: ignore[attr-defined]
+        c.id: c for c in session.exec(select(CampaignRow).where(col(CampaignRow.id).in_({p.campaign_id for p in pushes})))
     }
-    groups = {g.id: g for g in session.exec(select(GroupRow).where(GroupRow.id.in_({p.group_id for p in pushes})))}  # type: ignore[attr-defined]
+    groups = {g.id: g for g in session.exec(select(GroupRow).where(col(GroupRow.id).in_({p.group_id for p in pushes})))}
     composed: list[Composed] = []
     reminders: list[tuple[int, tuple[DuePush, CampaignRow, GroupRow]]] = []
     for push in pushes:

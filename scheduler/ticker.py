@@ -15,17 +15,21 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine, update
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from models.config import Config
+from models.ids import stored_id
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from handlers.messages import Reply
 from models.tables import CampaignRow, DuePush, DuePushState, GroupRow
@@ -59,7 +63,7 @@ class TickResult:
     failed: list[str] = field(default_factory=list)
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(session: Session) -> Callable[[type[DuePush]], PgInsert | SqliteInsert]:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
@@ -153,7 +157,7 @@ class Ticker:
                 statement = (
                     _insert(session)(DuePush)
                     .on_conflict_do_nothing(index_elements=["key"])
-                    .returning(DuePush.id)  # type: ignore[arg-type]
+                    .returning(col(DuePush.id))
                 )
                 added = len(session.connection().execute(statement, rows).all())  # executemany, batched by SQLAlchemy
             if not self._reconciled:
@@ -171,9 +175,9 @@ class Ticker:
         pending = session.exec(
             select(DuePush).where(
                 DuePush.state == DuePushState.PENDING.value,
-                DuePush.kind.in_(PLANNED_KINDS),  # type: ignore[attr-defined]
+                col(DuePush.kind).in_(PLANNED_KINDS),
                 DuePush.due_at >= first,
-            ).order_by(DuePush.id)  # type: ignore[arg-type]
+            ).order_by(col(DuePush.id))
         ).all()
         last = max(p.due_at for p in planned)
         for row in pending:
@@ -197,7 +201,7 @@ class Ticker:
                     select(DuePush.key).where(
                         DuePush.state == DuePushState.PENDING.value,
                         DuePush.send_at < cutoff,
-                        DuePush.kind.not_in(NEVER_LATE),  # type: ignore[attr-defined]
+                        col(DuePush.kind).not_in(NEVER_LATE),
                     )
                 )
             )
@@ -211,12 +215,12 @@ class Ticker:
             result = session.execute(
                 update(DuePush)
                 .where(
-                    DuePush.key.in_(keys),  # type: ignore[attr-defined]
-                    DuePush.state == DuePushState.PENDING.value,
-                    DuePush.send_at < cutoff,
+                    col(DuePush.key).in_(keys),
+                    col(DuePush.state) == DuePushState.PENDING.value,
+                    col(DuePush.send_at) < cutoff,
                 )
                 .values(state=DuePushState.SKIPPED.value, reason=reason, claimed_by=self.name, claimed_at=now)
-                .returning(DuePush.key)  # type: ignore[arg-type]
+                .returning(col(DuePush.key))
             )
             skipped = [str(key) for key in result.scalars()]
             session.commit()
@@ -227,13 +231,15 @@ class Ticker:
 
     # -- send ------------------------------------------------------------------------------------
 
-    def _due(self, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
+    def _due(
+        self, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None
+    ) -> SelectOfScalar[DuePush]:
         statement = select(DuePush).where(DuePush.state == DuePushState.PENDING.value, DuePush.send_at <= now)
         if kinds is not None:
-            statement = statement.where(DuePush.kind.in_(kinds))  # type: ignore[attr-defined]
+            statement = statement.where(col(DuePush.kind).in_(kinds))
         if excluded:
-            statement = statement.where(DuePush.id.not_in(excluded))  # type: ignore[union-attr]
-        return statement.order_by(DuePush.send_at, DuePush.id).limit(limit)  # type: ignore[arg-type]
+            statement = statement.where(col(DuePush.id).not_in(excluded))
+        return statement.order_by(col(DuePush.send_at), col(DuePush.id)).limit(limit)
 
     def _claim(
         self, session: Session, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None = None
@@ -244,7 +250,7 @@ class Ticker:
             return list(session.exec(self._due(now, excluded, limit, kinds).with_for_update(skip_locked=True)))
         while True:
             with Session(self.db) as peek:
-                candidates = [int(row.id) for row in peek.exec(self._due(now, excluded, limit, kinds))]  # type: ignore[arg-type]
+                candidates = [stored_id(row) for row in peek.exec(self._due(now, excluded, limit, kinds))]
             if not candidates:
                 return []
             # The compare-and-set is this transaction's first statement, so SQLite takes its write lock
@@ -252,15 +258,15 @@ class Ticker:
             claimed = set(
                 session.execute(
                     update(DuePush)
-                    .where(DuePush.id.in_(candidates), DuePush.state == DuePushState.PENDING.value)  # type: ignore[union-attr]
+                    .where(col(DuePush.id).in_(candidates), col(DuePush.state) == DuePushState.PENDING.value)
                     .values(claimed_by=self.name, claimed_at=now)
-                    .returning(DuePush.id)  # type: ignore[arg-type]
+                    .returning(col(DuePush.id))
                 ).scalars()
             )
             excluded.update(row_id for row_id in candidates if row_id not in claimed)  # another ticker took them
             if claimed:
-                statement = select(DuePush).where(DuePush.id.in_(claimed))  # type: ignore[union-attr]
-                return list(session.exec(statement.order_by(DuePush.send_at, DuePush.id)))  # type: ignore[arg-type]
+                statement = select(DuePush).where(col(DuePush.id).in_(claimed))
+                return list(session.exec(statement.order_by(col(DuePush.send_at), col(DuePush.id))))
             session.rollback()
 
     def send_due(self, now: datetime, result: TickResult | None = None) -> TickResult:
@@ -281,7 +287,7 @@ class Ticker:
                 rows = self._claim(session, now, excluded, size, kinds)
                 if not rows:
                     return
-                claimed = [(int(row.id), row.key) for row in rows]  # type: ignore[arg-type]
+                claimed = [(stored_id(row), row.key) for row in rows]
                 try:
                     states = self._send(session, rows, now)
                     session.commit()
@@ -293,11 +299,11 @@ class Ticker:
                         continue
                     failed = (*claimed[0], exc)
             if failed is not None:
-                row_id, key, exc = failed
+                row_id, key, error = failed
                 excluded.add(row_id)
                 result.failed.append(key)
-                log.error("scheduler: composing or enqueueing %s failed; will retry", key, exc_info=exc)
-                self._note_error(row_id, f"{type(exc).__name__}: {exc}")
+                log.error("scheduler: composing or enqueueing %s failed; will retry", key, exc_info=error)
+                self._note_error(row_id, f"{type(error).__name__}: {error}")
                 size = self.batch
                 continue
             for (_, key), state in zip(claimed, states):
@@ -307,7 +313,7 @@ class Ticker:
     def _send(self, session: Session, rows: list[DuePush], now: datetime) -> list[str]:
         """Compose the rows, enqueue their messages and mark them, in the caller's transaction; returns their states."""
         # Held here so compose_many and the loop below find the groups in the session's identity map.
-        groups = {g.id: g for g in session.exec(select(GroupRow).where(GroupRow.id.in_({r.group_id for r in rows})))}  # type: ignore[attr-defined]
+        groups = {g.id: g for g in session.exec(select(GroupRow).where(col(GroupRow.id).in_({r.group_id for r in rows})))}
         composed = compose_many(session, rows, now=now, settings=self.settings)
         states = []
         with session.no_autoflush:  # the rows' updates go out together at the flush below
@@ -330,7 +336,7 @@ class Ticker:
     def _note_error(self, row_id: int, error: str) -> None:
         try:
             with Session(self.db) as session:
-                session.execute(update(DuePush).where(DuePush.id == row_id).values(reason=f"last error: {error}"[:2000]))
+                session.execute(update(DuePush).where(col(DuePush.id) == row_id).values(reason=f"last error: {error}"[:2000]))
                 session.commit()
         except Exception:
             log.exception("scheduler: could not record the error of due push %s", row_id)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Config
 from bot.outbox import Draft
@@ -31,7 +31,7 @@ from bot.secrets import Secrets
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
 from handlers.format import fit_replies, merge_replies
-from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply
+from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply, as_platform
 from handlers.parser import parse_message
 from handlers.photos import keep_lone_photos
 from handlers.understand import Vocabulary
@@ -39,6 +39,7 @@ from handlers.router import dispatch
 from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
 from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
+from models.ids import stored_ids
 from models.ledger import descendants
 from models.tables import CampaignRow, GroupRow, GroupUnit, Hazard, InboundMessage, PersonRow
 from scheduler.alerts import queue_major_alert
@@ -198,7 +199,7 @@ class Engine:
         keys: list[tuple[str, str]] = []
         for msg, route in items:
             msg = storable(msg)
-            key = (msg.platform, msg.msg_id)
+            key: tuple[str, str] = (msg.platform, msg.msg_id)
             keys.append(key)
             rows.setdefault(key, dict(
                 platform=msg.platform,
@@ -215,7 +216,7 @@ class Engine:
         statement = (
             insert(InboundMessage)
             .on_conflict_do_nothing(index_elements=["platform", "platform_msg_id"])
-            .returning(InboundMessage.id, InboundMessage.platform, InboundMessage.platform_msg_id)  # type: ignore[arg-type]
+            .returning(col(InboundMessage.id), col(InboundMessage.platform), col(InboundMessage.platform_msg_id))
         )
         with self.write_gate(timeout=BUSY_TIMEOUT_SECONDS), self.journal.begin() as connection:
             ids = {(platform, msg_id): row_id for row_id, platform, msg_id in connection.execute(statement, list(rows.values()))}
@@ -232,7 +233,7 @@ class Engine:
                 return None
             route = json.loads(row.route or "{}")
             msg = Inbound(
-                platform=row.platform,  # type: ignore[arg-type]
+                platform=as_platform(row.platform),
                 msg_id=row.platform_msg_id,
                 chat_id=row.chat_id,
                 sender_id=row.sender_id,
@@ -246,11 +247,11 @@ class Engine:
         """Ids of messages recorded at least `older_than` ago and never handled (their process died)."""
         cutoff = self.now() - older_than
         with Session(self.db) as session:
-            return list(
+            return stored_ids(
                 session.exec(
-                    select(InboundMessage.id)
+                    select(col(InboundMessage.id))
                     .where(InboundMessage.state == "received", InboundMessage.received_at <= cutoff)
-                    .order_by(InboundMessage.id)  # type: ignore[arg-type]
+                    .order_by(col(InboundMessage.id))
                 )
             )
 
@@ -312,9 +313,9 @@ class Engine:
         """
         if inbound_id is None:
             return True
-        result = session.execute(
+        result = session.exec(
             update(InboundMessage)
-            .where(InboundMessage.id == inbound_id, InboundMessage.state == "received")  # type: ignore[arg-type]
+            .where(col(InboundMessage.id) == inbound_id, col(InboundMessage.state) == "received")
             .values(state="processing")
         )
         return bool(result.rowcount)
@@ -438,10 +439,10 @@ class Engine:
         running = session.exec(
             select(CampaignRow)
             .where(CampaignRow.start <= today, CampaignRow.end >= today)
-            .order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
+            .order_by(col(CampaignRow.start).desc())
         ).first()
         if running is not None:
             return running
         return session.exec(
-            select(CampaignRow).where(CampaignRow.start <= today).order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
+            select(CampaignRow).where(CampaignRow.start <= today).order_by(col(CampaignRow.start).desc())
         ).first()

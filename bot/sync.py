@@ -8,7 +8,7 @@ Rows from the platform directory (source="platform", bot/directory/) are left to
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from bot.config import Config
 from models.directory import CONFIG
@@ -23,6 +23,15 @@ def sync_config(session: Session, config: Config) -> None:
     loaded: list[object] = []
     for table in (CampaignRow, UnitRow, PersonRow, GroupRow):
         loaded.extend(session.exec(select(table)).all())
+    _sync_campaigns(session, config)
+    _sync_units(session, config)
+    _sync_people(session, config)
+    _sync_groups(session, config)
+    session.commit()
+
+
+def _sync_campaigns(session: Session, config: Config) -> None:
+    """Each campaign's row, with its phases and milestones written afresh."""
     for campaign in config.campaigns:
         row = session.get(CampaignRow, campaign.id) or CampaignRow(
             id=campaign.id, name=campaign.name, start=campaign.start, end=campaign.end
@@ -34,8 +43,8 @@ def sync_config(session: Session, config: Config) -> None:
             row.report_at = campaign.reporting.at.strftime("%H:%M")
         session.add(row)
         session.flush()
-        session.execute(delete(PhaseRow).where(PhaseRow.campaign_id == campaign.id))
-        session.execute(delete(MilestoneRow).where(MilestoneRow.campaign_id == campaign.id))
+        session.execute(delete(PhaseRow).where(col(PhaseRow.campaign_id) == campaign.id))
+        session.execute(delete(MilestoneRow).where(col(MilestoneRow.campaign_id) == campaign.id))
         for seq, phase in enumerate(campaign.phases, start=1):
             session.add(
                 PhaseRow(
@@ -46,6 +55,9 @@ def sync_config(session: Session, config: Config) -> None:
         for milestone in campaign.milestones:
             session.add(MilestoneRow(campaign_id=campaign.id, name=milestone.name, due=milestone.date))
 
+
+def _sync_units(session: Session, config: Config) -> None:
+    """The config's units, in config order; units of the config no longer in it are deactivated."""
     configured_units = {unit.id for unit in config.units}
     for seq, unit in enumerate(config.units):
         row = session.get(UnitRow, unit.id) or UnitRow(id=unit.id, name=unit.name)
@@ -55,11 +67,14 @@ def sync_config(session: Session, config: Config) -> None:
         session.add(row)
     session.execute(
         update(UnitRow)
-        .where(UnitRow.id.not_in(configured_units), UnitRow.source == CONFIG)  # type: ignore[attr-defined]
+        .where(col(UnitRow.id).not_in(configured_units), col(UnitRow.source) == CONFIG)
         .values(active=False)
     )
     session.flush()
 
+
+def _sync_people(session: Session, config: Config) -> None:
+    """The config's people; people of the config no longer in it are deactivated."""
     configured_people = {person.id for person in config.people}
     for person in config.people:
         row = session.get(PersonRow, person.id) or PersonRow(id=person.id, name=person.name, unit_id=person.unit)
@@ -71,11 +86,14 @@ def sync_config(session: Session, config: Config) -> None:
         session.add(row)
     session.execute(
         update(PersonRow)
-        .where(PersonRow.id.not_in(configured_people), PersonRow.source == CONFIG)  # type: ignore[attr-defined]
+        .where(col(PersonRow.id).not_in(configured_people), col(PersonRow.source) == CONFIG)
         .values(active=False)
     )
     session.flush()
 
+
+def _sync_groups(session: Session, config: Config) -> None:
+    """The config's groups and the units each serves (the group-unit links are written afresh)."""
     session.execute(delete(GroupUnit))
     for group in config.groups:
         row = session.get(GroupRow, group.id) or GroupRow(id=group.id, name=group.name, platform=group.platform)
@@ -85,4 +103,3 @@ def sync_config(session: Session, config: Config) -> None:
         session.flush()
         for unit_id in group.units:
             session.add(GroupUnit(group_id=group.id, unit_id=unit_id))
-    session.commit()

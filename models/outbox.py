@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from models.ids import stored_ids
 from models.tables import OutboxMessage, OutboxState
 
 PRIORITY_NORMAL = 0
@@ -198,15 +199,13 @@ def failed_since(db: Engine, since: datetime) -> list[int]:
     """Ids of failed rows whose last attempt (or, never attempted, creation) was at or after `since`."""
     attempted = func.coalesce(OutboxMessage.last_claimed_at, OutboxMessage.created_at)
     with Session(db) as session:
-        return [
-            row_id
-            for row_id in session.exec(
-                select(OutboxMessage.id)
+        return stored_ids(
+            session.exec(
+                select(col(OutboxMessage.id))
                 .where(OutboxMessage.state == OutboxState.FAILED.value, attempted >= since)
                 .order_by(col(OutboxMessage.id))
             )
-            if row_id is not None  # a stored row always has one: the column is Optional only before INSERT
-        ]
+        )
 
 
 def requeue(db: Engine, ids: Sequence[int], *, now: datetime, give_up_after: timedelta) -> list[Requeued]:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, col, select
 
 from models.ids import stored_ids
@@ -48,7 +49,7 @@ def enqueue(
 
 
 @functools.cache
-def _enqueue_statement(dialect: str) -> Any:
+def _enqueue_statement(dialect: str) -> ReturningInsert[int | None]:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once: the values go in as parameters, so the
     compiled statement is reused (building it per message was most of a 10,000-push fan-out's time)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert

@@ -29,7 +29,7 @@ from bot.secrets import Secrets
 from bot.sync import sync_config
 from handlers.context import BuildingRef, Context, Policy
 from handlers.format import fit_replies, merge_replies
-from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply
+from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply, as_platform
 from handlers.parser import parse_message
 from handlers.photos import keep_lone_photos
 from handlers.understand import Vocabulary
@@ -204,7 +204,7 @@ class Engine:
         keys: list[tuple[str, str]] = []
         for msg, route in items:
             msg = storable(msg)
-            key = (msg.platform, msg.msg_id)
+            key: tuple[str, str] = (msg.platform, msg.msg_id)
             keys.append(key)
             rows.setdefault(key, dict(
                 platform=msg.platform,
@@ -232,7 +232,7 @@ class Engine:
                 return None
             route = json.loads(row.route or "{}")
             msg = Inbound(
-                platform=row.platform,  # type: ignore[arg-type]
+                platform=as_platform(row.platform),
                 msg_id=row.platform_msg_id,
                 chat_id=row.chat_id,
                 sender_id=row.sender_id,

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from models import outbox as store
 from models.clock import SystemClock
+from models.ids import stored_id
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ class OutboxSender:
 
     async def _release(self, row: OutboxMessage, until: datetime) -> None:
         """Hand back a row claimed in this pass whose robot was throttled meanwhile; it was not tried."""
-        row_id = int(row.id)  # type: ignore[arg-type]
+        row_id = stored_id(row)
         error = f"not tried: {row.robot} is throttled by the platform until {until.isoformat()}"
         now = self.clock()
         await anyio.to_thread.run_sync(
@@ -244,7 +245,7 @@ class OutboxSender:
     async def _deliver(self, row: OutboxMessage) -> None:
         delivery = self.deliveries.get(row.channel)
         now = self.clock()
-        row_id = int(row.id)  # type: ignore[arg-type]
+        row_id = stored_id(row)
         if delivery is None:
             await anyio.to_thread.run_sync(
                 lambda: store.mark_failed(self.db, row_id, error=f"no delivery configured for channel {row.channel}")

@@ -24,6 +24,7 @@ from bot.engine import Engine
 from bot.health import DataDirProbe
 from bot.platforms.base import Runtime
 from handlers.messages import Attachment
+from models.ids import stored_id
 from models.ledger import (
     mark_photo_still_missing,
     mark_photo_written,
@@ -68,7 +69,7 @@ def _due(engine: Engine, limit: int) -> list[_Due]:
     with Session(engine.db) as session:
         return [
             _Due(
-                photo_id=row.id,  # type: ignore[arg-type]
+                photo_id=stored_id(row),
                 sha256=row.sha256,
                 message_id=message.id if message else None,
                 platform=message.platform if message else None,

@@ -76,7 +76,9 @@ class SharedCache:
         """The value and its remaining lifetime in seconds, or None (absent, or Redis away)."""
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                value, ttl_ms = await pipe.get(PREFIX + key).pttl(PREFIX + key).execute()
+                pipe.get(PREFIX + key)  # queued: a pipeline sends both commands at execute()
+                pipe.pttl(PREFIX + key)
+                value, ttl_ms = await pipe.execute()
         except Exception as exc:
             self._unavailable(exc)
             return None

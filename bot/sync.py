@@ -27,6 +27,15 @@ def sync_config(session: Session, config: Config) -> None:
     # a county's config (2,000 people) re-syncs in a fraction of the time (bench/config_reload.py).
     # The session holds rows weakly: `loaded` keeps them for the whole sync.
     loaded = load_directory_rows(session)  # noqa: F841
+    _sync_campaigns(session, config)
+    _sync_units(session, config)
+    _sync_people(session, config)
+    _sync_groups(session, config)
+    session.commit()
+
+
+def _sync_campaigns(session: Session, config: Config) -> None:
+    """Each campaign's row, with its phases and milestones written afresh."""
     for campaign in config.campaigns:
         row = session.get(CampaignRow, campaign.id) or CampaignRow(
             id=campaign.id, name=campaign.name, start=campaign.start, end=campaign.end
@@ -49,6 +58,9 @@ def sync_config(session: Session, config: Config) -> None:
         for milestone in campaign.milestones:
             session.add(MilestoneRow(campaign_id=campaign.id, name=milestone.name, due=milestone.date))
 
+
+def _sync_units(session: Session, config: Config) -> None:
+    """The config's units, in config order; units of the config no longer in it are deactivated."""
     configured_units = {unit.id for unit in config.units}
     for seq, unit in enumerate(config.units):
         row = session.get(UnitRow, unit.id) or UnitRow(id=unit.id, name=unit.name)
@@ -59,6 +71,9 @@ def sync_config(session: Session, config: Config) -> None:
     deactivate_units_except(session, configured_units, source=CONFIG)
     session.flush()
 
+
+def _sync_people(session: Session, config: Config) -> None:
+    """The config's people; people of the config no longer in it are deactivated."""
     configured_people = {person.id for person in config.people}
     for person in config.people:
         row = session.get(PersonRow, person.id) or PersonRow(id=person.id, name=person.name, unit_id=person.unit)
@@ -71,6 +86,9 @@ def sync_config(session: Session, config: Config) -> None:
     deactivate_people_except(session, configured_people, source=CONFIG)
     session.flush()
 
+
+def _sync_groups(session: Session, config: Config) -> None:
+    """The config's groups and the units each serves (the group-unit links are written afresh)."""
     clear_group_units(session)
     for group in config.groups:
         row = session.get(GroupRow, group.id) or GroupRow(id=group.id, name=group.name, platform=group.platform)
@@ -80,4 +98,3 @@ def sync_config(session: Session, config: Config) -> None:
         session.flush()
         for unit_id in group.units:
             session.add(GroupUnit(group_id=group.id, unit_id=unit_id))
-    session.commit()

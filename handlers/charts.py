@@ -16,6 +16,7 @@ from functools import lru_cache
 from io import BytesIO
 from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -25,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, MaxNLocator
+from matplotlib.typing import RcKeyType
 
 from models.reports import ChartData, StatusCounts
 
@@ -103,7 +105,7 @@ def chart_fonts() -> tuple[str, ...]:
     return families
 
 
-def _rc() -> dict[str, object]:
+def _rc() -> dict[RcKeyType, Any]:
     return {
         "font.family": "sans-serif",
         "font.sans-serif": [*chart_fonts(), "DejaVu Sans"],
@@ -296,14 +298,14 @@ def _release(figure: Figure, canvas: FigureCanvasAgg) -> None:
     that a busy server collects rarely; without this, RSS climbs by tens of MB between collections.
     """
     for text in figure.findobj(Text):
-        text._renderer = None  # type: ignore[attr-defined]
+        text._renderer = None  # type: ignore[attr-defined]  # private: matplotlib's stubs omit it
     canvas.__dict__.pop("renderer", None)
     figure.clear()
 
 
 def render_outstanding_chart(data: ChartData) -> bytes:
     """Render the 统计 chart as PNG bytes (≥1080 px wide, well under WeCom's 2 MB image limit)."""
-    with _LOCK, matplotlib.rc_context(_rc()):  # type: ignore[arg-type]
+    with _LOCK, matplotlib.rc_context(_rc()):
         figure = _build(data)
         canvas = FigureCanvasAgg(figure)
         buffer = BytesIO()

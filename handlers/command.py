@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 # The name of a chat command, as declared by its `CommandSpec` (the table is `handlers.commands.COMMANDS`).
 CommandName = str
 
+Level = Literal["一般", "重大"]  # 等级 of a hazard
+
 
 @dataclass(slots=True)
 class HazardFields:
@@ -23,7 +25,7 @@ class HazardFields:
     location: str | None = None  # 部位
     problem: str | None = None  # 存在隐患问题
     category: str | None = None  # 类别 (given or inferred from keywords)
-    level: Literal["一般", "重大"] | None = None  # 等级
+    level: Level | None = None  # 等级
     responsible: str | None = None  # 责任人 (a name as typed)
     unit: str | None = None  # 单位 / 责任部门 (a name as typed)
     deadline: date | None = None  # 期限, resolved to a real date

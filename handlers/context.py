@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 from sqlmodel import Session
@@ -60,3 +60,10 @@ class Context:
     @property
     def today(self) -> date:
         return self.now.date()
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone of `now` (the campaign's)."""
+        if self.now.tzinfo is None:
+            raise ValueError("naive datetime: a handler's `now` is zone-aware")
+        return self.now.tzinfo

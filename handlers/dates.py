@@ -29,8 +29,8 @@ import re
 from collections.abc import Callable
 from datetime import date, timedelta
 
-import cn2an  # type: ignore[import-untyped]
-from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped]
+import cn2an
+from dateutil.relativedelta import relativedelta
 
 from handlers.normalize import normalize_text
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
@@ -11,6 +12,7 @@ from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
 from handlers.photos import attach_pending_photos, has_pending_photos, pending_note, photo_note, store_attachments
+from models.ids import stored_id
 from models.ledger import hazard_by_number, hazard_events, record_event
 from models.queries_ledger import has_fix_photo
 from models.tables import Hazard, HazardStatus, PersonRow
@@ -37,7 +39,7 @@ def _load(command: Command, context: Context) -> Hazard | Reply:
 
 def _ended(hazard: Hazard) -> Reply | None:
     if hazard.status == CLOSED:
-        return Reply(f"隐患 #{hazard.number} 已于 {hazard.closed_at:%Y-%m-%d} 销号，无需再处理。")  # type: ignore[str-format]
+        return Reply(f"隐患 #{hazard.number} 已于 {hazard.closed_at:%Y-%m-%d} 销号，无需再处理。")
     if hazard.status == WITHDRAWN:
         return Reply(f"隐患 #{hazard.number} 已撤销，无需再处理。")
     return None
@@ -63,7 +65,7 @@ def _rectifier_id(context: Context, hazard: Hazard) -> str | None:
     """Who reported the fix now awaiting verification (None while still 整改中)."""
     if hazard.status != RECTIFIED:
         return None
-    rectify_events = [e for e in hazard_events(context.session, hazard.id) if e.action == "rectify"]  # type: ignore[arg-type]
+    rectify_events = [e for e in hazard_events(context.session, stored_id(hazard)) if e.action == "rectify"]
     return rectify_events[-1].actor_id if rectify_events else None
 
 
@@ -90,8 +92,8 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         context.session, hazard=hazard, actor_id=context.person.id, action="rectify", at=context.now,
         detail=note, to_status=RECTIFIED,
     )
-    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
-    earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
+    photos = store_attachments(context, stored_id(hazard), stored_id(event))
+    earlier = attach_pending_photos(context, stored_id(hazard), stored_id(event))
     lines = [f"隐患 #{hazard.number} 已报整改，待验收。", f"说明：{note}"]
     if photos:
         lines.append(photo_note(photos))
@@ -119,8 +121,8 @@ def handle_progress(command: Command, context: Context) -> list[Reply]:
         context.session, hazard=hazard, actor_id=context.person.id, action="progress", at=context.now,
         detail=command.note or "",
     )
-    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
-    earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
+    photos = store_attachments(context, stored_id(hazard), stored_id(event))
+    earlier = attach_pending_photos(context, stored_id(hazard), stored_id(event))
     missing = any(photo.missing for photo in photos)
     extra = f"，照片{len(photos)}张" if photos and not missing else ""
     lines = [
@@ -164,7 +166,7 @@ def handle_close(command: Command, context: Context) -> list[Reply]:
         session, hazard=hazard, actor_id=person.id, action="close", at=context.now, detail=detail + override,
         to_status=CLOSED,
     )
-    store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
+    store_attachments(context, stored_id(hazard), stored_id(event))
     return [Reply(
         f"隐患 #{hazard.number} 已销号 ✔\n{hazard.location} {hazard.problem}\n"
         f"发现人：{_name(context, hazard.reporter_id)}\n整改人：{rectifier}\n"

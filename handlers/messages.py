@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 Platform = Literal["console", "wecom", "dingtalk"]
+
+
+def as_platform(name: str) -> Platform:
+    """A platform name read back from the database (stored from `Inbound.platform`) as a `Platform`."""
+    for platform in get_args(Platform):
+        if platform == name:
+            return platform  # one of Platform (get_args gives its values)
+    raise ValueError(f"unknown platform {name!r}")
 
 
 @dataclass(frozen=True, slots=True)

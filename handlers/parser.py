@@ -21,10 +21,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
 
 from handlers.categories import DEFAULT_CATEGORIES, infer_category, normalize_category
-from handlers.command import Command, CommandName, HazardFields
+from handlers.command import Command, CommandName, HazardFields, Level
 from handlers.commands import COMMANDS_BY_NAME
 from handlers.dates import looks_like_deadline, resolve_deadline, split_leading_deadline
 from handlers.normalize import normalize_text
@@ -46,7 +45,6 @@ _COMMANDS = COMMANDS_BY_NAME  # the command table: words, which take #N, example
 _WORD_TO_COMMAND: dict[str, CommandName] = {w.lower(): s.name for s in _COMMANDS.values() for w in s.words}
 _ALL_WORDS = sorted(_WORD_TO_COMMAND, key=len, reverse=True)
 _NUMBERED: frozenset[CommandName] = frozenset(s.name for s in _COMMANDS.values() if s.takes_number)
-Level = Literal["一般", "重大"]
 _LEVEL_FROM_WORD: dict[str, Level] = {"重大隐患": "重大", "一般隐患": "一般"}
 
 _CANONICAL_WORD: dict[CommandName, str] = {s.name: s.word for s in _COMMANDS.values()}
@@ -429,72 +427,106 @@ def _build(
         command.help_topic = _help_topic(rest)
         return command
     if name in _NUMBERED:
-        if hazard_no is None:
-            hazard_no, rest = _take_number(rest)
-        number = None if hazard_no is None else _hazard_number(hazard_no)
-        if hazard_no is None:
-            command.errors.append(f"请写上隐患编号，例如：{_example(name, word)}")
-        elif number is None:
-            command.errors.append(
-                f"隐患编号「{_snippet(hazard_no)}」不对：编号太长，请写清单里的编号，例如：{_example(name, word)}"
-            )
-        else:
-            command.hazard_no = number
-        if hazard_no is not None and _HASH_NUMBER_RE.search(rest):
-            # 销号 #23 #24 would otherwise close #23 and quietly keep "#24" as a note.
-            command.errors.append(f"一次只能写一个隐患编号，请分开发送，例如：{_example(name, word)}")
+        rest = _take_hazard_number(command, name, word, rest, hazard_no)
+    body = _split_body(_with_colons(name, rest))
+    if name == "report" and not body.fields and body.free_text:
+        return _plain_report(body.free_text, word=word, today=today, categories=categories, vocabulary=vocabulary)
+    draft = _apply_fields(body, today=today)
+    if name == "report":
+        _report_fields(draft, body, word=word)
+    elif name == "check":
+        _check_fields(draft, body, word=word)
+    elif name == "extend":
+        _extend_fields(draft, body, word=word, today=today)
+    elif name in ("list", "overdue"):
+        _list_fields(command, draft, body, name=name)
+    else:
+        draft.notes.insert(0, body.free_text)
+    _require_note(draft, name=name, word=word)
+    return _finish(command, draft, categories)
 
+
+def _take_hazard_number(command: Command, name: CommandName, word: str, rest: str, hazard_no: str | None) -> str:
+    """Set the command's hazard number (given, or taken from `rest`), or say what is wrong with it; returns the
+    rest of the text."""
+    if hazard_no is None:
+        hazard_no, rest = _take_number(rest)
+    number = None if hazard_no is None else _hazard_number(hazard_no)
+    if hazard_no is None:
+        command.errors.append(f"请写上隐患编号，例如：{_example(name, word)}")
+    elif number is None:
+        command.errors.append(
+            f"隐患编号「{_snippet(hazard_no)}」不对：编号太长，请写清单里的编号，例如：{_example(name, word)}"
+        )
+    else:
+        command.hazard_no = number
+    if hazard_no is not None and _HASH_NUMBER_RE.search(rest):
+        # 销号 #23 #24 would otherwise close #23 and quietly keep "#24" as a note.
+        command.errors.append(f"一次只能写一个隐患编号，请分开发送，例如：{_example(name, word)}")
+    return rest
+
+
+def _with_colons(name: CommandName, rest: str) -> str:
+    """A 隐患/检查 written without any colon: put colons after its keys (glued or spaced)."""
     if name == "report" and ":" not in rest and "：" not in rest:
         rest = _with_glued_keys(rest)
     if name in ("report", "check") and ":" not in rest and "：" not in rest:
         rest = _COLONLESS_RE.sub(r"\1：", rest)
-    body = _split_body(rest)
-    if name == "report" and not body.fields and body.free_text:
-        return _plain_report(body.free_text, word=word, today=today, categories=categories, vocabulary=vocabulary)
-    draft = _apply_fields(body, today=today)
-    free = body.free_text
-    hazard = draft.fields
+    return rest
 
-    if name == "report":
-        if word in _LEVEL_FROM_WORD and hazard.level is None and not any(a == "level" for a, _, _ in body.fields):
-            hazard.level = _LEVEL_FROM_WORD[word]
-        if free and hazard.problem is None:
-            hazard.problem = free
-        else:
-            draft.notes.insert(0, free)
-        if not body.errors:  # a mistyped key already explains what is missing
-            missing = [attr for attr in ("location", "problem") if getattr(hazard, attr) is None]
-            draft.errors.extend(_MISSING_HINTS[attr] for attr in missing)
-    elif name == "check":
-        if hazard.location is not None and draft.result is None:
-            tail = _NO_HAZARD_TAIL_RE.search(hazard.location)
-            if tail is not None:
-                draft.result = tail["result"]
-                hazard.location = hazard.location[: tail.start()] or None
-        draft.notes.insert(0, free)
-        if hazard.location is None and not body.errors:
-            draft.errors.append(f"缺少「部位」：请写明检查了哪里，例如：{_example('check', word)}")
-    elif name == "extend":
-        draft.notes.insert(0, _extend_deadline(free, draft, word=word, today=today))
-        if hazard.deadline is None and not draft.deadline_rejected:
-            draft.errors.append(f"请写上新的期限，例如：{_example('extend', word)}")
-    elif name in ("list", "overdue"):
-        question, unit_text = split_filters(free)
-        command.command = question.command if name == "list" else name
-        hazard.level = hazard.level or question.level  # type: ignore[assignment]
-        command.list_status = question.status
-        if unit_text and hazard.unit is None:
-            hazard.unit = unit_text
+
+def _report_fields(draft: _Draft, body: _Body, *, word: str) -> None:
+    """隐患: the level a word like 重大隐患 implies, free text as the problem, and what is missing."""
+    hazard, free = draft.fields, body.free_text
+    if word in _LEVEL_FROM_WORD and hazard.level is None and not any(a == "level" for a, _, _ in body.fields):
+        hazard.level = _LEVEL_FROM_WORD[word]
+    if free and hazard.problem is None:
+        hazard.problem = free
     else:
         draft.notes.insert(0, free)
+    if not body.errors:  # a mistyped key already explains what is missing
+        missing = [attr for attr in ("location", "problem") if getattr(hazard, attr) is None]
+        draft.errors.extend(_MISSING_HINTS[attr] for attr in missing)
 
-    if name == "progress" and not _join_notes(draft.notes):
-        draft.errors.append(f"请写上进展情况，例如：{_example('progress', word)}")
-    if name == "reject" and not _join_notes(draft.notes):
-        draft.errors.append(f"请写上退回原因，例如：{_example('reject', word)}")
-    if name == "reopen" and not _join_notes(draft.notes):
-        draft.errors.append(f"请写上重开原因，例如：{_example('reopen', word)}")
-    return _finish(command, draft, categories)
+
+def _check_fields(draft: _Draft, body: _Body, *, word: str) -> None:
+    """检查: a result written at the end of the place (…无隐患), and the place it needs."""
+    hazard = draft.fields
+    if hazard.location is not None and draft.result is None:
+        tail = _NO_HAZARD_TAIL_RE.search(hazard.location)
+        if tail is not None:
+            draft.result = tail["result"]
+            hazard.location = hazard.location[: tail.start()] or None
+    draft.notes.insert(0, body.free_text)
+    if hazard.location is None and not body.errors:
+        draft.errors.append(f"缺少「部位」：请写明检查了哪里，例如：{_example('check', word)}")
+
+
+def _extend_fields(draft: _Draft, body: _Body, *, word: str, today: date) -> None:
+    """延期: the new deadline (a field or the start of the free text), the rest is the reason."""
+    draft.notes.insert(0, _extend_deadline(body.free_text, draft, word=word, today=today))
+    if draft.fields.deadline is None and not draft.deadline_rejected:
+        draft.errors.append(f"请写上新的期限，例如：{_example('extend', word)}")
+
+
+def _list_fields(command: Command, draft: _Draft, body: _Body, *, name: CommandName) -> None:
+    """清单/逾期: 重大, 待验收 or 逾期 in the free text narrow the list; what is left names a unit."""
+    hazard = draft.fields
+    question, unit_text = split_filters(body.free_text)
+    command.command = question.command if name == "list" else name
+    hazard.level = hazard.level or question.level
+    command.list_status = question.status
+    if unit_text and hazard.unit is None:
+        hazard.unit = unit_text
+
+
+_NOTE_REQUIRED: dict[CommandName, str] = {"progress": "进展情况", "reject": "退回原因", "reopen": "重开原因"}
+
+
+def _require_note(draft: _Draft, *, name: CommandName, word: str) -> None:
+    """进展, 退回 and 重开 must say something."""
+    if name in _NOTE_REQUIRED and not _join_notes(draft.notes):
+        draft.errors.append(f"请写上{_NOTE_REQUIRED[name]}，例如：{_example(name, word)}")
 
 
 def _with_glued_keys(rest: str) -> str:
@@ -521,7 +553,7 @@ def _plain_report(
     plain = understand_report(text, today=today, vocabulary=vocabulary)
     hazard = HazardFields(
         location=plain.location, problem=plain.problem, responsible=plain.responsible, unit=plain.unit,
-        deadline=plain.deadline, level=plain.level or _LEVEL_FROM_WORD.get(word),  # type: ignore[arg-type]
+        deadline=plain.deadline, level=plain.level or _LEVEL_FROM_WORD.get(word),
     )
     hazard.category = infer_category(hazard.problem, hazard.location, categories)
     return Command("report", fields=hazard, plain=True, doubts=plain.doubts)
@@ -605,7 +637,7 @@ def parse_message(
         return Command("chat")
     question = understand_question(clean)
     if question is not None:
-        return Command(question.command, fields=HazardFields(level=question.level),  # type: ignore[arg-type]
+        return Command(question.command, fields=HazardFields(level=question.level),
                        list_status=question.status)
 
     head = _match_command(clean)

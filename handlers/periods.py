@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from models.tables import CampaignRow
 
@@ -17,7 +16,7 @@ class ReportingPeriod:
     start: date  # first day counted (inclusive)
     due: date  # the report day (inclusive)
 
-    def bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    def bounds(self, tz: tzinfo) -> tuple[datetime, datetime]:
         """Zone-aware [since, until) covering the period's days."""
         return (
             datetime.combine(self.start, time.min, tz),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
@@ -22,6 +23,7 @@ from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from handlers.understand import doubts_reply
+from models.ids import stored_id
 from models.ledger import next_hazard_number, record_event
 from models.queries_directory import first_active_name_in
 from models.tables import Hazard, HazardStatus
@@ -137,8 +139,8 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
         session, hazard=hazard, actor_id=person.id, action="report", at=context.now,
         detail=f"上报：{hazard.location} {hazard.problem}",
     )
-    photos = store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
-    earlier = attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
+    photos = store_attachments(context, stored_id(hazard), stored_id(event))
+    earlier = attach_pending_photos(context, stored_id(hazard), stored_id(event))
 
     unit_name = unit_names(session, [unit_id]).get(unit_id, unit_id)
     lines = [
@@ -161,7 +163,7 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
     mentions = (responsible.id,) if responsible and responsible.id != person.id else ()
     replies = [Reply("\n".join(lines), mentions=mentions)]
     if level == "重大":  # leaders hear of it within seconds, whatever the hour: safety first
-        return Outcome(replies, effects=(AlertLeaders(hazard.id),))  # type: ignore[arg-type]
+        return Outcome(replies, effects=(AlertLeaders(stored_id(hazard)),))
     return replies
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
@@ -41,7 +42,7 @@ def handle_submit(command: Command, context: Context) -> list[Reply]:
         when = existing.at.astimezone(context.now.tzinfo)
         return [Reply(f"{unit_name}本期（{fmt_date(period.due)}）已由{who.name if who else existing.person_id}于{when:%m-%d %H:%M}报送，无需重复报送。")]
 
-    since, until = period.bounds(context.now.tzinfo)  # type: ignore[arg-type]
+    since, until = period.bounds(context.tz)
     units = descendants(session, [unit_id])
     figures = total_figures(
         unit_figures(session, campaign_id=campaign.id, unit_ids=units, today=context.today, since=since, until=until).values()

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
-from handlers.command import HazardFields
+from handlers.command import HazardFields, Level
 from handlers.dates import find_deadline
 
 
@@ -80,12 +80,12 @@ class Question:
     """A 清单 / 逾期 question in plain words: what to list."""
 
     command: str  # "list" or "overdue"
-    level: str | None = None
+    level: Level | None = None
     status: str | None = None  # "rectified" for 待验收
     unit: str | None = None
 
 
-_FILTER_WORDS: dict[str, tuple[str | None, str | None, bool]] = {
+_FILTER_WORDS: dict[str, tuple[Level | None, str | None, bool]] = {
     # word: (level, status, overdue only)
     "重大隐患": ("重大", None, False), "重大": ("重大", None, False),
     "待验收": (None, "rectified", False), "已整改": (None, "rectified", False),
@@ -179,7 +179,7 @@ class PlainReport:
     responsible: str | None = None
     unit: str | None = None
     deadline: date | None = None
-    level: str | None = None
+    level: Level | None = None
     doubts: list[str] = field(default_factory=list)
 
 

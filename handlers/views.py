@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context

@@ -167,7 +167,7 @@ class Person(_Model):
     id: Id
     name: NonEmpty
     unit: str
-    roles: list[Role] = Field(default_factory=lambda: ["teacher"])
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["teacher"]))
     wecom_userid: str | None = Field(default=None, min_length=1, max_length=128)
     dingtalk_staff_id: str | None = Field(default=None, min_length=1, max_length=128)
     mobile: Mobile = None
@@ -256,7 +256,8 @@ class Server(_Model):
 class Policy(_Model):
     withdraw_minutes: int = Field(default=30, ge=0)  # a reporter may 撤销 within this window
     verify_by_other: bool = True  # 销号 needs someone other than whoever fixed it (a leader may override)
-    photo_required: list[Literal["一般", "重大"]] = Field(default_factory=lambda: ["重大"])  # "all": both levels
+    photo_required: list[Literal["一般", "重大"]] = Field(  # "all": both levels
+        default_factory=lambda: list[Literal["一般", "重大"]](["重大"]))
     pending_photo_minutes: int = Field(default=10, ge=1, le=24 * 60)  # a photo without words waits this long
 
     @field_validator("photo_required", mode="before")
@@ -710,7 +711,8 @@ def _check_units(data: Row) -> list[Problem]:
             problems.append(_unknown_unit(("units", i, "parent"), parent, set(parents)))
             continue
         # Report each cycle once, on its first unit; units merely hanging below a cycle are not at fault.
-        chain, cursor = [ident], parent
+        chain: list[str] = [ident]
+        cursor: str | None = parent
         while cursor is not None and cursor in parents and cursor != ident and len(chain) <= len(parents):
             chain.append(cursor)
             cursor = parents[cursor]

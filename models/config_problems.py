@@ -16,7 +16,7 @@ LANGS: tuple[str, ...] = ("zh", "en")
 Loc = tuple[int | str, ...]
 
 
-class Ref(tuple):  # type: ignore[type-arg]
+class Ref(tuple[int | str, ...]):
     """A param that points at another entry (a TOML path); rendered like a problem's location."""
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlalchemy.orm import Mapped
+from sqlmodel import Session, col, select
 
 from models.tables import PersonRow, UnitRow
 
@@ -95,8 +96,8 @@ class AppliedPlan:
     people: Changes = field(default_factory=Changes)
 
 
-def _user_id_column(platform: str):  # type: ignore[no-untyped-def]
-    return PersonRow.wecom_userid if platform == "wecom" else PersonRow.dingtalk_staff_id
+def _user_id_column(platform: str) -> Mapped[str | None]:
+    return col(PersonRow.wecom_userid) if platform == "wecom" else col(PersonRow.dingtalk_staff_id)
 
 
 def user_ids_typed_in_config(session: Session, platform: str) -> set[str]:

@@ -14,6 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import and_, bindparam, case, delete, func, or_, update
 from sqlmodel import Session, select
+from sqlalchemy import ColumnElement
+from sqlalchemy import select as sa_select  # sqlmodel's select is typed for up to 4 columns
+from sqlalchemy.orm import Mapped
+from sqlmodel import col
+
+from models.ids import stored_id
 
 from models.directory_cache import cached as cached_directory
 from models.tables import (
@@ -72,7 +78,7 @@ def record_event(
 ) -> HazardEvent:
     """Append an audit event, moving the hazard to `to_status` when given."""
     event = HazardEvent(
-        hazard_id=hazard.id,  # type: ignore[arg-type]
+        hazard_id=stored_id(hazard),
         at=at,
         actor_id=actor_id,
         action=action,
@@ -90,7 +96,7 @@ def record_event(
 
 def hazard_events(session: Session, hazard_id: int) -> list[HazardEvent]:
     return list(
-        session.exec(select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(HazardEvent.id))
+        session.exec(select(HazardEvent).where(HazardEvent.hazard_id == hazard_id).order_by(col(HazardEvent.id)))
     )
 
 
@@ -163,9 +169,9 @@ def photos_to_fetch_again(
     """Missing photos due for another attempt, each with the message it came with (its route says how)."""
     statement = (
         select(AttachmentFile, InboundMessage)
-        .join(InboundMessage, InboundMessage.id == AttachmentFile.source_msg_id, isouter=True)  # type: ignore[arg-type]
-        .where(AttachmentFile.retry_at <= now)  # type: ignore[operator]
-        .order_by(AttachmentFile.retry_at)  # type: ignore[arg-type]
+        .join(InboundMessage, col(InboundMessage.id) == AttachmentFile.source_msg_id, isouter=True)
+        .where(col(AttachmentFile.retry_at) <= now)
+        .order_by(col(AttachmentFile.retry_at))
         .limit(limit)
     )
     return [(row, message) for row, message in session.exec(statement)]
@@ -206,7 +212,7 @@ def subtrees(session: Session, roots: Iterable[str]) -> dict[str, set[str]]:
     frontier = set(found)
     while frontier:
         rows = session.execute(
-            select(UnitRow.id, UnitRow.parent_id).where(UnitRow.parent_id.in_(frontier))  # type: ignore[union-attr]
+            select(UnitRow.id, UnitRow.parent_id).where(col(UnitRow.parent_id).in_(frontier))
         ).all()
         frontier = set()
         for unit_id, parent_id in rows:
@@ -238,7 +244,7 @@ def parent_chains(session: Session, unit_ids: Iterable[str]) -> dict[str, list[s
     parents: dict[str, str | None] = {}
     frontier = set(wanted)
     while frontier:
-        statement = select(UnitRow.id, UnitRow.parent_id).where(UnitRow.id.in_(frontier))  # type: ignore[attr-defined]
+        statement = select(UnitRow.id, UnitRow.parent_id).where(col(UnitRow.id).in_(frontier))
         rows = session.execute(statement).all()
         for unit_id, parent_id in rows:
             parents[unit_id] = parent_id
@@ -297,37 +303,37 @@ def unit_figures(
 ) -> dict[str, UnitFigures]:
     """Per-unit figures computed in SQL; `since`/`until` bound the period counts."""
 
-    def in_period(column: object) -> object:
-        conditions = [column.isnot(None)]  # type: ignore[attr-defined]
+    def in_period(column: Mapped[datetime | None]) -> ColumnElement[bool]:
+        conditions: list[ColumnElement[bool]] = [column.isnot(None)]
         if since is not None:
-            conditions.append(column >= since)  # type: ignore[operator]
+            conditions.append(column >= since)
         if until is not None:
-            conditions.append(column < until)  # type: ignore[operator]
+            conditions.append(column < until)
         return and_(*conditions)
 
-    live = Hazard.status != HazardStatus.WITHDRAWN.value
-    is_open = Hazard.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+    live = col(Hazard.status) != HazardStatus.WITHDRAWN.value
+    is_open = col(Hazard.status).in_(OPEN_STATUSES)
     statement = (
-        select(
-            Hazard.unit_id,
-            func.sum(case((and_(live, in_period(Hazard.found_at)), 1), else_=0)),
-            func.sum(case((and_(live, in_period(Hazard.rectified_at)), 1), else_=0)),
-            func.sum(case((and_(live, in_period(Hazard.closed_at)), 1), else_=0)),
+        sa_select(
+            col(Hazard.unit_id),
+            func.sum(case((and_(live, in_period(col(Hazard.found_at))), 1), else_=0)),
+            func.sum(case((and_(live, in_period(col(Hazard.rectified_at))), 1), else_=0)),
+            func.sum(case((and_(live, in_period(col(Hazard.closed_at))), 1), else_=0)),
             func.sum(case((is_open, 1), else_=0)),
             func.sum(
                 case(
-                    (and_(Hazard.status == HazardStatus.RECTIFYING.value, Hazard.deadline < today), 1),
+                    (and_(col(Hazard.status) == HazardStatus.RECTIFYING.value, col(Hazard.deadline) < today), 1),
                     else_=0,
                 )
             ),
-            func.sum(case((and_(is_open, Hazard.level == "重大"), 1), else_=0)),
+            func.sum(case((and_(is_open, col(Hazard.level) == "重大"), 1), else_=0)),
         )
-        .where(Hazard.campaign_id == campaign_id)
+        .where(col(Hazard.campaign_id) == campaign_id)
         .group_by(Hazard.unit_id)
     )
     wanted = None if unit_ids is None else set(unit_ids)
     if wanted is not None:
-        statement = statement.where(Hazard.unit_id.in_(wanted))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(wanted))
     figures = {
         row[0]: UnitFigures(row[0], *(int(value or 0) for value in row[1:]))
         for row in session.execute(statement)
@@ -372,9 +378,9 @@ def take_pending_photos(
         select(PendingPhoto)
         .where(
             PendingPhoto.platform == platform, PendingPhoto.sender_id == sender_id, PendingPhoto.chat_id == chat_id,
-            PendingPhoto.received_at >= since,  # type: ignore[operator]
+            PendingPhoto.received_at >= since,
         )
-        .order_by(PendingPhoto.id)  # type: ignore[arg-type]
+        .order_by(col(PendingPhoto.id))
         .with_for_update(skip_locked=True)  # two handler processes never attach the same photo twice
     ))
     for row in rows:
@@ -387,7 +393,7 @@ def count_pending_photos(session: Session, *, platform: str, sender_id: str, cha
     """How many photos the sender has waiting in that chat (received since `since`)."""
     statement = select(func.count()).select_from(PendingPhoto).where(
         PendingPhoto.platform == platform, PendingPhoto.sender_id == sender_id, PendingPhoto.chat_id == chat_id,
-        PendingPhoto.received_at >= since,  # type: ignore[operator]
+        PendingPhoto.received_at >= since,
     )
     return int(session.exec(statement).one())
 

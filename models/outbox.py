@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, or_, update
 from sqlmodel import Session, select
+from sqlmodel import col
 
+from models.ids import stored_ids
 from models.tables import OutboxMessage, OutboxState
 from models.upsert import dialect_of, insert_on_conflict
 
@@ -56,15 +58,15 @@ def due_candidates(
     and robots in `skip_robots` (at their rate limit) take no room at all.
     """
     due = [
-        OutboxMessage.state == OutboxState.PENDING.value,
-        OutboxMessage.next_attempt_at <= now,
-        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),  # type: ignore[union-attr]
+        col(OutboxMessage.state) == OutboxState.PENDING.value,
+        col(OutboxMessage.next_attempt_at) <= now,
+        or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
     ]
     if skip_robots:
-        due.append(OutboxMessage.robot.not_in(sorted(skip_robots)))  # type: ignore[attr-defined]
+        due.append(col(OutboxMessage.robot).not_in(sorted(skip_robots)))
     turn = (
         func.row_number()
-        .over(partition_by=OutboxMessage.robot, order_by=(OutboxMessage.priority.desc(), OutboxMessage.id))  # type: ignore[attr-defined]
+        .over(partition_by=OutboxMessage.robot, order_by=(col(OutboxMessage.priority).desc(), col(OutboxMessage.id)))
         .label("turn")
     )
     ranked = select(OutboxMessage.id, OutboxMessage.robot, OutboxMessage.priority, turn).where(*due).subquery()
@@ -84,18 +86,18 @@ def claim(db: Engine, ids: Sequence[int], *, now: datetime, lease: timedelta) ->
     claimed: list[OutboxMessage] = []
     with Session(db, expire_on_commit=False) as session:
         for row_id in ids:
-            result = session.execute(
+            result = session.exec(
                 update(OutboxMessage)
                 .where(
-                    OutboxMessage.id == row_id,
-                    OutboxMessage.state == OutboxState.PENDING.value,
-                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),  # type: ignore[union-attr]
+                    col(OutboxMessage.id) == row_id,
+                    col(OutboxMessage.state) == OutboxState.PENDING.value,
+                    or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
                 )
                 .values(
                     claimed_until=now + lease,
                     last_claimed_at=now,
                     interrupted_at=case(
-                        (OutboxMessage.claimed_until.is_not(None), OutboxMessage.last_claimed_at),  # type: ignore[union-attr]
+                        (col(OutboxMessage.claimed_until).is_not(None), OutboxMessage.last_claimed_at),
                         else_=OutboxMessage.interrupted_at,
                     ),
                 )
@@ -112,7 +114,7 @@ def mark_sent(db: Engine, row_id: int, *, now: datetime) -> None:
     with Session(db) as session:
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == row_id)
+            .where(col(OutboxMessage.id) == row_id)
             .values(
                 state=OutboxState.SENT.value, sent_at=now, claimed_until=None,
                 attempts=OutboxMessage.attempts + 1,
@@ -157,14 +159,14 @@ def recent_sends(db: Engine, *, since: datetime) -> list[tuple[str, datetime]]:
     """(robot, sent_at) of messages sent since a time: seeds the rate limiter after a restart."""
     with Session(db) as session:
         rows = session.exec(
-            select(OutboxMessage.robot, OutboxMessage.sent_at).where(OutboxMessage.sent_at >= since)  # type: ignore[operator]
+            select(OutboxMessage.robot, OutboxMessage.sent_at).where(col(OutboxMessage.sent_at) >= since)
         ).all()
     return [(str(robot), sent_at) for robot, sent_at in rows if sent_at is not None]
 
 
 def list_messages(db: Engine, *, state: str | None = None, limit: int = 50) -> list[OutboxMessage]:
     with Session(db, expire_on_commit=False) as session:
-        statement = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)  # type: ignore[union-attr]
+        statement = select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(limit)
         if state:
             statement = statement.where(OutboxMessage.state == state)
         return list(session.exec(statement))
@@ -184,14 +186,13 @@ def failed_since(db: Engine, since: datetime) -> list[int]:
     """Ids of failed rows whose last attempt (or, never attempted, creation) was at or after `since`."""
     attempted = func.coalesce(OutboxMessage.last_claimed_at, OutboxMessage.created_at)
     with Session(db) as session:
-        return [
-            int(row_id)
-            for row_id in session.exec(
-                select(OutboxMessage.id)
+        return stored_ids(
+            session.exec(
+                select(col(OutboxMessage.id))
                 .where(OutboxMessage.state == OutboxState.FAILED.value, attempted >= since)
-                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+                .order_by(col(OutboxMessage.id))
             )
-        ]
+        )
 
 
 def requeue(db: Engine, ids: Sequence[int], *, now: datetime, give_up_after: timedelta) -> list[Requeued]:
@@ -203,9 +204,9 @@ def requeue(db: Engine, ids: Sequence[int], *, now: datetime, give_up_after: tim
     outcomes: list[Requeued] = []
     with Session(db) as session:
         for row_id in ids:
-            result = session.execute(
+            result = session.exec(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.FAILED.value)
+                .where(col(OutboxMessage.id) == row_id, col(OutboxMessage.state) == OutboxState.FAILED.value)
                 .values(
                     state=OutboxState.PENDING.value, attempts=0, next_attempt_at=now,
                     give_up_at=now + give_up_after, claimed_until=None,

@@ -12,8 +12,10 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, literal
+from sqlalchemy import select as sa_select  # sqlmodel's select is typed for up to 4 columns
+from sqlalchemy.orm import Mapped
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.ledger import UnitFigures, unit_figures
 from models.tables import OPEN_STATUSES, CampaignRow, Hazard, HazardStatus, UnitRow
@@ -66,22 +68,22 @@ def _urgency(row: StatusCounts) -> tuple[int, int, str]:
 
 
 def _status_sums(today: date) -> tuple[ColumnElement[int], ...]:
-    rectifying = Hazard.status == HazardStatus.RECTIFYING.value
+    rectifying = col(Hazard.status) == HazardStatus.RECTIFYING.value
     return (
-        func.sum(case((and_(rectifying, Hazard.deadline >= today), 1), else_=0)),
-        func.sum(case((Hazard.status == HazardStatus.RECTIFIED.value, 1), else_=0)),
-        func.sum(case((and_(rectifying, Hazard.deadline < today), 1), else_=0)),
-        func.sum(case((Hazard.level == "重大", 1), else_=0)),
+        func.sum(case((and_(rectifying, col(Hazard.deadline) >= today), 1), else_=0)),
+        func.sum(case((col(Hazard.status) == HazardStatus.RECTIFIED.value, 1), else_=0)),
+        func.sum(case((and_(rectifying, col(Hazard.deadline) < today), 1), else_=0)),
+        func.sum(case((col(Hazard.level) == "重大", 1), else_=0)),
     )
 
 
 def _open_hazards(campaign_id: str, unit_ids: set[str] | None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
-        Hazard.campaign_id == campaign_id,
-        Hazard.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+        col(Hazard.campaign_id) == campaign_id,
+        col(Hazard.status).in_(OPEN_STATUSES),
     ]
     if unit_ids is not None:
-        conditions.append(Hazard.unit_id.in_(unit_ids))  # type: ignore[attr-defined]
+        conditions.append(col(Hazard.unit_id).in_(unit_ids))
     return conditions
 
 
@@ -89,7 +91,7 @@ def unit_tree(session: Session) -> tuple[dict[str, str], dict[str, str | None]]:
     """Every unit's name and parent, in the database's (config) order."""
     names: dict[str, str] = {}
     parents: dict[str, str | None] = {}
-    rows = session.execute(select(UnitRow.id, UnitRow.name, UnitRow.parent_id).order_by(UnitRow.seq, UnitRow.id))
+    rows = session.execute(select(UnitRow.id, UnitRow.name, UnitRow.parent_id).order_by(col(UnitRow.seq), col(UnitRow.id)))
     for unit_id, name, parent_id in rows:
         names[unit_id] = name
         parents[unit_id] = parent_id
@@ -122,7 +124,7 @@ def bar_units(unit_ids: Iterable[str], parents: dict[str, str | None]) -> tuple[
     return {unit: top_of(unit, tops) for unit in scope}, None
 
 
-def _local_day(session: Session, column: ColumnElement[datetime], tz: ZoneInfo, at: datetime) -> ColumnElement[object]:
+def _local_day(session: Session, column: Mapped[datetime | None], tz: ZoneInfo, at: datetime) -> ColumnElement[object]:
     """The local calendar day of a UTC timestamp column, in SQL."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -154,15 +156,15 @@ def daily_found_closed(
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     index = {day: i for i, day in enumerate(days)}
     series: dict[str, list[int]] = {"found": [0] * len(days), "closed": [0] * len(days)}
-    base = [Hazard.campaign_id == campaign_id, Hazard.status != HazardStatus.WITHDRAWN.value]
+    base = [col(Hazard.campaign_id) == campaign_id, col(Hazard.status) != HazardStatus.WITHDRAWN.value]
     if unit_ids is not None:
-        base.append(Hazard.unit_id.in_(unit_ids))  # type: ignore[attr-defined]
+        base.append(col(Hazard.unit_id).in_(unit_ids))
     for name, column, extra in (
-        ("found", Hazard.found_at, None),
-        ("closed", Hazard.closed_at, Hazard.status == HazardStatus.CLOSED.value),
+        ("found", col(Hazard.found_at), None),
+        ("closed", col(Hazard.closed_at), col(Hazard.status) == HazardStatus.CLOSED.value),
     ):
-        day = _local_day(session, column, tz, at).label("day")  # type: ignore[arg-type]
-        conditions = [*base, column.isnot(None)]  # type: ignore[union-attr]
+        day = _local_day(session, column, tz, at).label("day")
+        conditions = [*base, column.isnot(None)]
         if extra is not None:
             conditions.append(extra)
         statement = select(day, func.count()).where(*conditions).group_by(day)
@@ -385,19 +387,19 @@ def building_summary(
 ) -> BuildingSummary:
     """Per-building figures of the hazards in scope; buildings of the scope's units are listed even without hazards."""
     wanted = None if unit_ids is None else set(unit_ids)
-    live = [Hazard.campaign_id == campaign_id, Hazard.status != HazardStatus.WITHDRAWN.value]
+    live = [col(Hazard.campaign_id) == campaign_id, col(Hazard.status) != HazardStatus.WITHDRAWN.value]
     if wanted is not None:
-        live.append(Hazard.unit_id.in_(wanted))  # type: ignore[attr-defined]
-    is_open = Hazard.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
-    hard = and_(is_open, Hazard.immediate == False)  # noqa: E712
+        live.append(col(Hazard.unit_id).in_(wanted))
+    is_open = col(Hazard.status).in_(OPEN_STATUSES)
+    hard = and_(is_open, col(Hazard.immediate) == False)  # noqa: E712
     aggregates = session.execute(
-        select(
-            Hazard.building_id,
+        sa_select(
+            col(Hazard.building_id),
             func.count(),
-            func.sum(case((Hazard.status == HazardStatus.CLOSED.value, 1), else_=0)),
-            func.sum(case((Hazard.immediate == True, 1), else_=0)),  # noqa: E712
+            func.sum(case((col(Hazard.status) == HazardStatus.CLOSED.value, 1), else_=0)),
+            func.sum(case((col(Hazard.immediate) == True, 1), else_=0)),  # noqa: E712
             func.sum(case((hard, 1), else_=0)),
-            func.sum(case((Hazard.closed_building == True, 1), else_=0)),  # noqa: E712
+            func.sum(case((col(Hazard.closed_building) == True, 1), else_=0)),  # noqa: E712
             func.max(case((hard, Hazard.deadline), else_=None)),
         )
         .where(*live)
@@ -409,21 +411,21 @@ def building_summary(
     responsible: dict[str, list[str]] = {}
     for building_id, name in session.execute(
         select(Hazard.building_id, Hazard.responsible_name)
-        .where(*live, hard, Hazard.building_id.isnot(None), Hazard.responsible_name != "")  # type: ignore[union-attr]
+        .where(*live, hard, col(Hazard.building_id).isnot(None), Hazard.responsible_name != "")
         .group_by(Hazard.building_id, Hazard.responsible_name)
         .order_by(Hazard.building_id, func.min(Hazard.number))
     ):
         responsible.setdefault(building_id, []).append(name)
 
-    rank = func.row_number().over(partition_by=Hazard.building_id, order_by=Hazard.number).label("rank")
+    rank = func.row_number().over(partition_by=Hazard.building_id, order_by=col(Hazard.number)).label("rank")
     ranked = (
-        select(Hazard.building_id, Hazard.number, Hazard.location, Hazard.problem, rank)
-        .where(*live, Hazard.building_id.isnot(None))  # type: ignore[union-attr]
+        sa_select(col(Hazard.building_id), col(Hazard.number), col(Hazard.location), col(Hazard.problem), rank)
+        .where(*live, col(Hazard.building_id).isnot(None))
         .subquery()
     )
     problems: dict[str, list[str]] = {}
     for building_id, number, location, problem, _ in session.execute(
-        select(ranked).where(ranked.c.rank <= problem_limit).order_by(ranked.c.building_id, ranked.c.number)
+        sa_select(ranked).where(ranked.c.rank <= problem_limit).order_by(ranked.c.building_id, ranked.c.number)
     ):
         text = f"{location}：{problem}" if location and location not in problem else problem
         problems.setdefault(building_id, []).append(f"{text}（#{number}）")
@@ -477,10 +479,10 @@ class LedgerCounts:
 def ledger_counts(session: Session, *, campaign_id: str, unit_ids: Iterable[str] | None) -> LedgerCounts:
     """How many rows the ledger has (withdrawn reports left out) and how many are closed."""
     statement = select(
-        func.count(), func.sum(case((Hazard.status == HazardStatus.CLOSED.value, 1), else_=0))
+        func.count(), func.sum(case((col(Hazard.status) == HazardStatus.CLOSED.value, 1), else_=0))
     ).where(Hazard.campaign_id == campaign_id, Hazard.status != HazardStatus.WITHDRAWN.value)
     if unit_ids is not None:
-        statement = statement.where(Hazard.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))
     total, closed = session.execute(statement).one()
     return LedgerCounts(int(total or 0), int(closed or 0))
 
@@ -516,13 +518,13 @@ def ledger_lines(
     session: Session, *, campaign_id: str, unit_ids: Iterable[str] | None, batch: int = 2000
 ) -> Iterator[LedgerLine]:
     """The ledger rows in 序号 order, streamed in batches (withdrawn reports are left out)."""
-    statement = select(
-        Hazard.number, Hazard.location, Hazard.check_item, Hazard.problem, Hazard.measure, Hazard.completion,
-        Hazard.responsible_name, Hazard.found_at, Hazard.closed_at, Hazard.status, Hazard.level,
-        Hazard.deadline, Hazard.remark, Hazard.category,
-    ).where(Hazard.campaign_id == campaign_id, Hazard.status != HazardStatus.WITHDRAWN.value)
+    statement = sa_select(
+        col(Hazard.number), col(Hazard.location), col(Hazard.check_item), col(Hazard.problem), col(Hazard.measure),
+        col(Hazard.completion), col(Hazard.responsible_name), col(Hazard.found_at), col(Hazard.closed_at),
+        col(Hazard.status), col(Hazard.level), col(Hazard.deadline), col(Hazard.remark), col(Hazard.category),
+    ).where(col(Hazard.campaign_id) == campaign_id, col(Hazard.status) != HazardStatus.WITHDRAWN.value)
     if unit_ids is not None:
-        statement = statement.where(Hazard.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
-    result = session.execute(statement.order_by(Hazard.number).execution_options(yield_per=batch))
+        statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))
+    result = session.execute(statement.order_by(col(Hazard.number)).execution_options(yield_per=batch))
     for row in result:
         yield LedgerLine._make(row)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 from chinese_calendar import constants as cc_constants
 
+from models.config import Config
 from scheduler import holidays
 
 log = logging.getLogger(__name__)
@@ -87,13 +88,13 @@ class WorkCalendar:
         self.estimated_years: set[int] = set()  # years answered from the estimate: the library had no data
 
     @classmethod
-    def from_config(cls, config: object) -> "WorkCalendar":
+    def from_config(cls, config: Config) -> "WorkCalendar":
         """Build from a `models.config.Config` ([calendar] section and timezone)."""
-        settings = config.calendar  # type: ignore[attr-defined]
-        quiet = tuple(settings.quiet_hours) if settings.quiet_hours else None
+        settings = config.calendar
+        quiet = (settings.quiet_hours[0], settings.quiet_hours[1]) if settings.quiet_hours else None  # [start, end]
         return cls(
-            tz=ZoneInfo(config.timezone),  # type: ignore[attr-defined]
-            quiet_hours=quiet,  # type: ignore[arg-type]
+            tz=ZoneInfo(config.timezone),
+            quiet_hours=quiet,
             extra_holidays=settings.extra_holidays,
             extra_workdays=settings.extra_workdays,
             skip_non_workdays=settings.skip_non_workdays,
@@ -143,7 +144,8 @@ class WorkCalendar:
         return moment >= start or moment < end
 
     def _quiet_end(self, local: datetime) -> datetime:
-        start, end = self.quiet_hours  # type: ignore[misc]
+        assert self.quiet_hours is not None  # only called inside quiet hours
+        start, end = self.quiet_hours
         day = local.date()
         if start > end and local.time() >= start:  # evening part of a span that wraps midnight
             day += timedelta(days=1)

@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from models import queries_schedule
 from models.config import Config
+from models.ids import stored_id
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from models.queries_directory import campaign_ids, group_ids, groups_by_id
 from handlers.messages import Reply
@@ -227,7 +228,7 @@ class Ticker:
                 rows = self._claim(session, now, excluded, size, kinds)
                 if not rows:
                     return
-                claimed = [(int(row.id), row.key) for row in rows]  # type: ignore[arg-type]
+                claimed = [(stored_id(row), row.key) for row in rows]
                 try:
                     states = self._send(session, rows, now)
                     session.commit()
@@ -239,11 +240,11 @@ class Ticker:
                         continue
                     failed = (*claimed[0], exc)
             if failed is not None:
-                row_id, key, exc = failed
+                row_id, key, error = failed
                 excluded.add(row_id)
                 result.failed.append(key)
-                log.error("scheduler: composing or enqueueing %s failed; will retry", key, exc_info=exc)
-                self._note_error(row_id, f"{type(exc).__name__}: {exc}")
+                log.error("scheduler: composing or enqueueing %s failed; will retry", key, exc_info=error)
+                self._note_error(row_id, f"{type(error).__name__}: {error}")
                 size = self.batch
                 continue
             for (_, key), state in zip(claimed, states):

@@ -17,9 +17,6 @@ QUERY_CONSTRUCTS = frozenset({
     "and_", "or_", "not_", "case", "exists", "union", "union_all", "join", "outerjoin", "tuple_", "cast", "col",
 })
 SQL_LIBRARIES = ("sqlalchemy", "sqlmodel")
-# TODO(issue 11): bot/platforms/** and bot/app.py are being rewritten in parallel (their SQL moves into
-# models/platform_queries.py); drop these two entries once that lands.
-ALLOWED = ("bot/platforms/", "bot/app.py")
 
 
 def _is_sql_module(name: str) -> bool:
@@ -53,8 +50,6 @@ def test_no_module_outside_models_builds_sql() -> None:
     offenders = []
     for path in _modules():
         relative = path.relative_to(ROOT).as_posix()
-        if relative.startswith(ALLOWED):
-            continue
         for line, what in sql_constructs_imported(path.read_text(encoding="utf-8")):
             offenders.append(f"{relative}:{line}: {what}")
     assert offenders == [], "move these queries into a named function of models/:\n" + "\n".join(offenders)
@@ -77,5 +72,5 @@ def test_the_scan_sees_query_constructs() -> None:
         "from sqlalchemy.dialects.postgresql import insert",
         "import sqlalchemy",
     ]
-    # The allowed modules do still build SQL today: the scan would see it there.
-    assert any(sql_constructs_imported(path.read_text(encoding="utf-8")) for path in (ROOT / "bot/platforms").glob("*.py"))
+    # and it reads the real query modules: models/ builds SQL, so the scan finds it there.
+    assert any(sql_constructs_imported(path.read_text(encoding="utf-8")) for path in (ROOT / "models").glob("*.py"))

@@ -276,10 +276,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from sqlmodel import Session, select
 
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
     from bot.app import build_engine
-    from handlers.exports import export_workbook
+    from bot.engine import checklist_of
+    from handlers.exports import ReportingPeriodForm, export_workbook
+    from handlers.periods import report_days
     from models.ledger import descendants
-    from models.reports import BuildingInfo
+    from models.reports import BuildingInfo, PeriodBounds
     from models.tables import CampaignRow, UnitRow
 
     config = _load_config(args.config)
@@ -307,6 +312,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     select(UnitRow.name).where(UnitRow.parent_id == None, UnitRow.active == True)  # noqa: E711, E712
                 ).all()
                 unit_name = "、".join(tops)
+            period = None
+            if args.period is not None:
+                days = report_days(campaign)
+                if args.form != "statistics" or not 1 <= args.period <= len(days):
+                    why = (f"{campaign.id} has {len(days)} reporting periods" if args.form == "statistics"
+                           else "--period goes with --form statistics")
+                    print(f"--period {args.period}: {why}", file=sys.stderr)
+                    return 2
+                start = campaign.start if args.period == 1 else days[args.period - 2] + timedelta(days=1)
+                due = days[args.period - 1]
+                tz = ZoneInfo(campaign.timezone)
+                bounds = PeriodBounds(datetime.combine(start, time.min, tz),
+                                      datetime.combine(due + timedelta(days=1), time.min, tz), due)
+                period = ReportingPeriodForm(args.period, bounds, start)
             buildings = [BuildingInfo(b.id, b.name, b.unit, b.built_year) for b in config.buildings]
             result = export_workbook(
                 session,
@@ -316,6 +335,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 unit_name=unit_name,
                 on=engine.now().date(),
                 buildings=buildings,
+                checklist=checklist_of(config),
+                period=period,
             )
     finally:
         engine.db.dispose()
@@ -393,11 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config.example.toml")
     p.set_defaults(func=_cmd_migrate)
 
-    p = sub.add_parser("export", help="write an official form (ledger, buildings, statistics) as XLSX")
+    p = sub.add_parser("export", help="write an official form (ledger, buildings, statistics, checklist) as XLSX")
     p.add_argument("--config", default="config.example.toml")
     p.add_argument("--campaign", required=True, help="campaign id from the config")
-    p.add_argument("--form", required=True, choices=("ledger", "buildings", "statistics"),
-                   help="ledger: 问题隐患自查整改清单; buildings: 排查情况汇总表; statistics: 销号统计表")
+    p.add_argument("--form", required=True, choices=("ledger", "buildings", "statistics", "checklist"),
+                   help="ledger: 问题隐患自查整改清单; buildings: 排查情况汇总表; statistics: 销号统计表; "
+                        "checklist: 项目清单")
+    p.add_argument("--period", type=int, metavar="N",
+                   help="statistics of the N-th 报送 period only (1 = the first), beside what each school submitted")
     p.add_argument("--out", required=True, help="the .xlsx file to write")
     p.add_argument("--unit", help="only this unit and the units under it (default: all)")
     p.set_defaults(func=_cmd_export)

@@ -276,15 +276,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from sqlmodel import Session, select
 
-    from datetime import time, timedelta
-    from zoneinfo import ZoneInfo
-
     from bot.app import build_engine
     from bot.engine import checklist_of
-    from handlers.exports import ReportingPeriodForm, export_workbook
+    from handlers.exports import export_workbook, reporting_period_form
     from handlers.periods import report_days
     from models.ledger import descendants
-    from models.reports import BuildingInfo, PeriodBounds
+    from models.reports import BuildingInfo
     from models.tables import CampaignRow, UnitRow
 
     config = _load_config(args.config)
@@ -314,18 +311,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 unit_name = "、".join(tops)
             period = None
             if args.period is not None:
-                days = report_days(campaign)
-                if args.form != "statistics" or not 1 <= args.period <= len(days):
-                    why = (f"{campaign.id} has {len(days)} reporting periods" if args.form == "statistics"
-                           else "--period goes with --form statistics")
+                period = reporting_period_form(campaign, args.period) if args.form == "statistics" else None
+                if period is None:
+                    why = (f"{campaign.id} has {len(report_days(campaign))} reporting periods"
+                           if args.form == "statistics" else "--period goes with --form statistics")
                     print(f"--period {args.period}: {why}", file=sys.stderr)
                     return 2
-                start = campaign.start if args.period == 1 else days[args.period - 2] + timedelta(days=1)
-                due = days[args.period - 1]
-                tz = ZoneInfo(campaign.timezone)
-                bounds = PeriodBounds(datetime.combine(start, time.min, tz),
-                                      datetime.combine(due + timedelta(days=1), time.min, tz), due)
-                period = ReportingPeriodForm(args.period, bounds, start)
             buildings = [BuildingInfo(b.id, b.name, b.unit, b.built_year) for b in config.buildings]
             result = export_workbook(
                 session,

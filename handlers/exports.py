@@ -17,8 +17,9 @@ page set-up are all set before the rows are written, as write-only mode requires
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from io import BytesIO
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -34,6 +35,7 @@ from sqlmodel import Session, col, select
 from handlers.command import Command, CommandSpec
 from handlers.context import ChecklistRef, Context
 from handlers.messages import Reply
+from handlers.periods import report_days
 from handlers.stats import report_units, reporting_unit_name
 from models.ledger import UnitFigures, total_figures
 from models.reports import (
@@ -614,20 +616,44 @@ FORM_WORDS: dict[str, Form] = {
 FORM_CHOICES = "台账、汇总表、统计表、清单表"
 
 
-def forms_asked(note: str | None) -> list[Form] | None:
-    """The forms named after 导出 (None: a word that names no form)."""
+_PERIOD_WORD = re.compile(r"第?(\d{1,3})期")
+
+
+def forms_asked(note: str | None) -> tuple[list[Form], int | None] | None:
+    """The forms named after 导出, and a 报送 period (第N期) for the statistics; None: a word that names neither."""
     words = [word for word in (note or "").replace("、", " ").replace("，", " ").split() if word]
     forms: list[Form] = []
+    period: int | None = None
     for word in words:
+        if (match := _PERIOD_WORD.fullmatch(word)) is not None:
+            period = int(match.group(1))
+            continue
         form = FORM_WORDS.get(word.strip("《》"))
         if form is None:
             return None
         if form not in forms:
             forms.append(form)
-    return forms
+    if period is not None and not forms:
+        forms = ["statistics"]
+    return forms, period
 
 
-def ledger_reply(context: Context, unit_ids: set[str] | None, forms: Sequence[Form] = ()) -> Reply:
+def reporting_period_form(campaign: CampaignRow, number: int) -> ReportingPeriodForm | None:
+    """The campaign's `number`-th 报送 period (1: the first), or None when it has no such period."""
+    days = report_days(campaign)
+    if not 1 <= number <= len(days):
+        return None
+    start = campaign.start if number == 1 else days[number - 2] + timedelta(days=1)
+    due = days[number - 1]
+    tz = ZoneInfo(campaign.timezone)
+    since = datetime.combine(start, time.min, tz)
+    bounds = PeriodBounds(since, datetime.combine(due + timedelta(days=1), time.min, tz), due)
+    return ReportingPeriodForm(number, bounds, start)
+
+
+def ledger_reply(
+    context: Context, unit_ids: set[str] | None, forms: Sequence[Form] = (), period: ReportingPeriodForm | None = None
+) -> Reply:
     """Reply with one XLSX: the asked forms, else the ledger, the building summary (when the scope's schools have
     buildings), the statistics and the checklist (when one is configured)."""
     session = context.session
@@ -648,6 +674,7 @@ def ledger_reply(context: Context, unit_ids: set[str] | None, forms: Sequence[Fo
         on=context.today,
         buildings=buildings,
         checklist=context.policy.checklist,
+        period=period,
     )
     counts = ledger_counts(session, campaign_id=context.campaign.id, unit_ids=unit_ids)
     sheets = "、".join(f"《{FORM_LABELS[form]}》" for form in result.sheets)
@@ -661,16 +688,25 @@ def ledger_reply(context: Context, unit_ids: set[str] | None, forms: Sequence[Fo
 
 HELP_EXPORT = (
     "导出隐患台账（Excel，含《问题隐患自查整改清单》、建筑单体汇总表、销号统计表、项目清单）：台账\n"
-    f"只导出其中一张表：导出 统计表（可选：{FORM_CHOICES}）"
+    f"只导出其中一张表：导出 统计表（可选：{FORM_CHOICES}）\n"
+    "某一期报送的统计表（与各校报送数核对）：导出 统计表 第3期"
 )
 
 
 def handle_export(command: Command, context: Context) -> list[Reply]:
     """台账 / 导出 [表名]: the official forms as one XLSX in the seeds' layouts."""
-    forms = forms_asked(command.note)
-    if forms is None:
+    asked = forms_asked(command.note)
+    if asked is None:
         return [Reply(f"没有「{command.note}」这张表。可以导出：{FORM_CHOICES}，例如：导出 统计表；只发「台账」导出全部。")]
-    return [ledger_reply(context, report_units(context), forms)]
+    forms, number = asked
+    period = None
+    if number is not None:
+        period = reporting_period_form(context.campaign, number)
+        count = len(report_days(context.campaign))
+        if period is None or forms != ["statistics"]:
+            why = f"本活动共{count}期报送" if period is None else "按期导出只适用于统计表"
+            return [Reply(f"{why}，请改为例如：导出 统计表 第{min(max(number, 1), count) or 1}期")]
+    return [ledger_reply(context, report_units(context), forms, period)]
 
 
 EXPORT = CommandSpec(

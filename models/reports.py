@@ -62,6 +62,7 @@ class ChartData:
     major: int = 0  # outstanding 重大 hazards
     totals: StatusCounts = field(default_factory=lambda: StatusCounts("合计"))
     folded_units: int = 0  # units added up in the last row of `units` (其他N个单位); 0: no such row
+    reported: int = 0  # hazards reported in scope (withdrawn ones left out): tells "none yet" from "all closed"
 
 
 def _urgency(row: StatusCounts) -> tuple[int, int, str]:
@@ -176,14 +177,27 @@ def daily_found_closed(
     return days, series["found"], series["closed"]
 
 
-def _fold_tail(rows: Iterable[StatusCounts], limit: int, rest_label: Callable[[int], str]) -> list[StatusCounts]:
-    """The `limit` most urgent rows; beyond that the rest (and any row already called 其他) add up into one."""
+MAX_OVERDUE_BARS = 30  # units with overdue items keep their own bar beyond max_units, up to this many bars
+
+
+def _fold_tail(
+    rows: Iterable[StatusCounts], limit: int, rest_label: Callable[[int], str], *, keep_overdue: bool = False
+) -> list[StatusCounts]:
+    """The `limit` most urgent rows; beyond that the rest (and any row already called 其他) add up into one.
+
+    With `keep_overdue`, every row with overdue items keeps its own bar (up to MAX_OVERDUE_BARS bars in all):
+    folding must not hide which units are late.
+    """
     ordered = sorted(rows, key=_urgency)
     named = [row for row in ordered if row.label != OTHER_LABEL]
     other = [row for row in ordered if row.label == OTHER_LABEL]
     if len(named) + len(other) <= limit:
         return named + other
-    kept, tail = named[: limit - 1], named[limit - 1 :] + other
+    keep = limit - 1
+    if keep_overdue:
+        late = sum(1 for row in named if row.overdue)
+        keep = max(keep, min(late, MAX_OVERDUE_BARS - 1))
+    kept, tail = named[:keep], named[keep:] + other
     rest = StatusCounts(rest_label(len(tail)))
     for row in tail:
         rest = rest + row
@@ -224,6 +238,7 @@ def chart_data(
         wanted_or_active = wanted
     scope = wanted_or_active | {row[0] for row in per_unit}
     owner, own_level = bar_units(scope, parents)
+    own_open = {row[0] for row in per_unit}
     bars: dict[str, StatusCounts] = {}
     major = 0
     for unit_id, rectifying, awaiting, overdue, unit_major in per_unit:
@@ -248,14 +263,18 @@ def chart_data(
     days, found, closed = daily_found_closed(
         session, campaign_id=campaign.id, unit_ids=wanted, first=campaign.start, last=last, tz=tz, at=local_now
     )
-    folded = len(unit_rows) - max_units + 1 if len(unit_rows) > max_units else 0
+    units = _fold_tail(unit_rows, max_units, lambda n: f"{OTHER_LABEL}{n}个单位", keep_overdue=True)
+    folded = len(unit_rows) - len(units) + 1 if len(units) < len(unit_rows) else 0
+    # The 本级 of a county (its bureau) is a unit of the count only when it has open items of its own.
+    counted = {key for key in owner.values() if key != own_level or own_level in own_open}
     return ChartData(
         campaign_name=campaign.name,
         as_of=local_now,
         scope_name=scope_name,
-        units=tuple(_fold_tail(unit_rows, max_units, lambda n: f"{OTHER_LABEL}{n}个单位")),
-        unit_count=len(set(owner.values())),
+        units=tuple(units),
+        unit_count=len(counted),
         folded_units=folded,
+        reported=sum(found),
         categories=tuple(_fold_tail(category_rows.values(), max_categories, lambda n: OTHER_LABEL)),
         days=tuple(days),
         found=tuple(found),

@@ -414,7 +414,7 @@ def period_figures(
     """Per-unit figures of one reporting period: found, rectified and closed within it, and what was still
     open, overdue and major at its end (or now, for the running period), read from the hazards' timestamps."""
     end = min(period.until, datetime.combine(today + timedelta(days=1), datetime.min.time(), period.since.tzinfo))
-    day = min(period.due + timedelta(days=1), today)
+    day = min(period.due, today)  # overdue as a 报送 on the report day counts it: deadline before that day
     live = col(Hazard.status) != HazardStatus.WITHDRAWN.value
 
     def within(column: SQLCoreOperations[Any]) -> ColumnElement[bool]:

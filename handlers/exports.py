@@ -566,7 +566,7 @@ def export_workbook(
             for head, units, name in owned:
                 summary = building_summary(
                     session, campaign_id=campaign.id, buildings=[b for b in buildings if b.unit_id == head.unit_id],
-                    unit_ids=units, problem_limit=problem_limit, tz=tz,
+                    unit_ids=units, problem_limit=problem_limit, tz=tz, school=head if head.unit_id else None,
                 )
                 title = SHEET_NAMES["buildings"] if len(owned) == 1 else _sheet_title("汇总表", name, taken)
                 header = FormHeader(form_title(campaign.name, "排查", "情况汇总表"), name, on)

@@ -732,17 +732,19 @@ def building_summary(
     problem_limit: int = 10,
     tz: ZoneInfo | str = "Asia/Shanghai",
     immediate_days: int = IMMEDIATE_DAYS,
+    school: ReportUnit | None = None,
 ) -> BuildingSummary:
     """Per-building figures of the hazards in scope; every building of the scope's schools is listed.
 
     A hazard counts for a building only when the building belongs to the hazard's own school; any other
-    hazard in scope is `unassigned` (the form notes how many, and the ledger lists them).
+    hazard in scope is `unassigned` (the form notes how many, and the ledger lists them). A caller that
+    already knows the one `school` of the scope (see `report_units`) saves looking the schools up again.
     """
     zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     wanted = None if unit_ids is None else set(unit_ids)
     schools = {b.unit_id for b in buildings}
     listed = [b for b in buildings if wanted is None or b.unit_id in wanted]
-    heads = report_units(session, unit_ids=wanted, schools=schools)
+    heads = [school] if school is not None else report_units(session, unit_ids=wanted, schools=schools)
     school_of_unit = {unit: head.unit_id for head in heads for unit in head.units if head.unit_id in schools}
     live = [col(Hazard.campaign_id) == campaign_id, col(Hazard.status) != HazardStatus.WITHDRAWN.value]
     if wanted is not None:

@@ -550,7 +550,8 @@ def export_workbook(
         if form == "ledger":
             per_school = [
                 (head, units, name) for head, units, name in _school_forms(session, scope, schools, unit_name)
-                if not head.own_level or ledger_counts(session, campaign_id=campaign.id, unit_ids=units).total
+                if (head.active and not head.own_level)
+                or ledger_counts(session, campaign_id=campaign.id, unit_ids=units).total
             ] or [(ReportUnit("", unit_name, frozenset()), set(), unit_name)]  # nothing in scope: the blank form
             for head, units, name in per_school:
                 title = SHEET_NAMES["ledger"] if len(per_school) == 1 else _sheet_title("台账", name, taken)

@@ -299,6 +299,7 @@ class ReportUnit:
     name: str
     units: frozenset[str]  # the unit ids whose hazards count here (the school and everything under it)
     own_level: bool = False  # a unit above the schools: only its own hazards
+    active: bool = True  # False: no longer in the config; listed only while it has hazards
 
     @property
     def label(self) -> str:
@@ -308,7 +309,7 @@ class ReportUnit:
 def report_units(
     session: Session, *, unit_ids: Iterable[str] | None, schools: Iterable[str] = ()
 ) -> list[ReportUnit]:
-    """The report units of a scope (None: every active unit), in config order.
+    """The report units of a scope (None: every unit, also those no longer configured), in config order.
 
     `schools` are the units owning buildings. A unit belongs to the nearest school at or above it; a unit
     above schools reports its own hazards; any other unit rolls up into the highest unit above it in scope
@@ -316,11 +317,8 @@ def report_units(
     the scope are the schools, or their children when the one top is a county over schools with departments.
     """
     names, parents = unit_tree(session)
-    if unit_ids is None:
-        active = set(session.exec(select(UnitRow.id).where(UnitRow.active == True)))  # noqa: E712
-        scope = {unit for unit in names if unit in active}
-    else:
-        scope = set(unit_ids)
+    active = set(session.exec(select(UnitRow.id).where(col(UnitRow.active).is_(True))))
+    scope = set(names) if unit_ids is None else set(unit_ids)
     heads = set(schools) & scope
     if not heads:
         tops = {unit for unit in scope if parents.get(unit) not in scope}
@@ -355,7 +353,7 @@ def report_units(
         members.setdefault(head, set()).add(unit)
     order = {unit: i for i, unit in enumerate(names)}
     return [
-        ReportUnit(head, names.get(head, head), frozenset(units), own_level=head in above)
+        ReportUnit(head, names.get(head, head), frozenset(units), own_level=head in above, active=head in active)
         for head, units in sorted(members.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
     ]
 
@@ -483,7 +481,7 @@ def statistics_rows(
     (or, when it sent none itself, its departments together) submitted with 报送 for it.
     """
     heads = report_units(session, unit_ids=unit_ids, schools=schools)
-    scope = set().union(*(head.units for head in heads)) if heads else set()
+    scope = None if unit_ids is None else set().union(*(head.units for head in heads))
     if period is not None:
         figures = period_figures(session, campaign_id=campaign_id, unit_ids=scope, period=period, today=today)
         sent = submitted_figures(session, campaign_id=campaign_id, due=period.due)
@@ -494,15 +492,24 @@ def statistics_rows(
         sent = {}
     names, parents = unit_tree(session)
     rows: list[StatisticsRow] = []
-    shown = [head for head in heads if not head.own_level or _has_hazards(figures.get(head.unit_id))]
+    rolled_up = {
+        head.unit_id: _roll_up(head.unit_id, (figures[u] for u in ({head.unit_id} if head.own_level else head.units)
+                                              if u in figures))
+        for head in heads
+    }
+    shown = [
+        head for head in heads
+        if (head.active and not head.own_level) or _has_hazards(rolled_up[head.unit_id])
+    ]
     for head in shown:
         units = {head.unit_id} if head.own_level else head.units
-        rolled = _roll_up(head.unit_id, (figures[u] for u in units if u in figures))
+        rolled = rolled_up[head.unit_id]
         submitted, at = _submitted_for(head, sent)
         rows.append(StatisticsRow(head.unit_id, head.label, 0, rolled, submitted, at))
         if len(shown) == 1 and not head.own_level:
+            active = set(session.exec(select(UnitRow.id).where(col(UnitRow.active).is_(True))))
             for unit, depth in tree_order(units, parents, list(names)):
-                if depth == 0:
+                if depth == 0 or (unit not in active and not _has_hazards(figures.get(unit))):
                     continue
                 rows.append(StatisticsRow(unit, names.get(unit, unit), depth, figures.get(unit, UnitFigures(unit))))
     return rows

@@ -10,7 +10,14 @@ from sqlmodel import Session
 
 from models.db import upgrade
 from models.ledger import next_hazard_number
-from models.reports import BuildingInfo, PeriodBounds, building_summary, period_figures, report_units
+from models.reports import (
+    BuildingInfo,
+    PeriodBounds,
+    building_summary,
+    period_figures,
+    report_units,
+    statistics_rows,
+)
 from models.tables import CampaignRow, CheckRecord, Hazard, PersonRow, UnitRow
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -85,3 +92,15 @@ def test_a_period_s_figures_come_from_the_timestamps(any_engine: Engine) -> None
         figures = period_figures(session, campaign_id="c1", unit_ids=None, period=period, today=date(2024, 1, 5))
     f = figures["s1_log"]
     assert (f.found, f.rectified, f.closed, f.outstanding, f.overdue, f.major) == (2, 2, 1, 2, 1, 0)
+
+
+def test_units_no_longer_configured_keep_their_hazards_in_the_statistics(any_engine: Engine) -> None:
+    with setup(any_engine) as session:
+        session.add(UnitRow(id="old_dept", name="旧部门", parent_id="s1", seq=9, active=False))
+        session.add(UnitRow(id="old_school", name="已撤并学校", parent_id="bureau", seq=10, active=False))
+        session.flush()
+        hazard(session, "old_dept")
+        session.commit()
+        rows = statistics_rows(session, campaign_id="c1", unit_ids=None, today=date(2023, 12, 5),
+                               schools={"s1", "s2"})
+    assert [(row.name, row.figures.found) for row in rows] == [("城关一中", 1), ("城南小学", 0)]

@@ -136,3 +136,14 @@ def test_checklist_form_is_seed_003_attachment_1(with_hazards: Path, tmp_path: P
     assert len(rows) == 15 and rows[-1][0] == "备注\n（问题隐患补充）"
     merged = {str(rng) for rng in sheet.merged_cells.ranges}
     assert {"A4:A8", "A9:A12", "A13:A17", "B18:E18"} <= merged
+
+
+def test_statistics_of_one_reporting_period(with_hazards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "period.xlsx"
+    assert export(with_hazards, out, "statistics", "--period", "1") == 0
+    sheet = load_workbook(out).active
+    assert "统计时段：第1期 2026-11-16 至 2026-11-20" in sheet["A2"].value
+    rows = [row for row in sheet.iter_rows(min_row=4, values_only=True) if row[1]]
+    assert [row[1] for row in rows[:3]] == ["城关第一中学", "城南小学", "合计"]  # no row for 县教育局 itself
+    assert list(rows[0][2:11]) == [2, 1, 1, 1, 0, 0, None, None, "未报送"]
+    assert list(rows[2][2:8]) == [3, 1, 1, 2, 0, 0]

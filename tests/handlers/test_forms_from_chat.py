@@ -169,3 +169,10 @@ def test_a_period_s_statistics_show_what_each_school_submitted(county: Chat) -> 
     assert total[1] == "合计" and total[2] == 5
     reply = county.say("wu_ju", "导出 统计表 第30期", group="county")
     assert reply == "本活动共17期报送，请改为例如：导出 统计表 第17期"
+
+
+def test_a_school_s_departments_reports_add_up_when_the_school_sent_none(county: Chat) -> None:
+    assert "已报送本期统计" in county.say("wang_jianguo", "报送", group="staff")  # 总务基建处 for itself
+    book = workbook(county, "wu_ju", "导出 统计表 第2期", "county")
+    first = statistics_table(book["销号统计表"])[0]
+    assert first[1] == "城关一中" and first[8:11] == ["2/1/1/1/0/0", "12-05 10:00", "一致"]

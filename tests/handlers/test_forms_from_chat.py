@@ -176,3 +176,9 @@ def test_a_school_s_departments_reports_add_up_when_the_school_sent_none(county:
     book = workbook(county, "wu_ju", "导出 统计表 第2期", "county")
     first = statistics_table(book["销号统计表"])[0]
     assert first[1] == "城关一中" and first[8:11] == ["2/1/1/1/0/0", "12-05 10:00", "一致"]
+
+
+def test_the_county_s_statistics_text_has_one_line_per_school(county: Chat) -> None:
+    reply = county.say("wu_ju", "统计", group="county")
+    assert "· 城关一中：2/1/1/0" in reply and "· 城南小学：2/0/2/0" in reply
+    assert "总务基建处" not in reply and "县教育局" not in reply.split("单位：")[1]

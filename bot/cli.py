@@ -277,7 +277,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from sqlmodel import Session
 
     from bot.app import build_engine
-    from handlers.exports import export_workbook
+    from bot.engine import checklist_of
+    from handlers.exports import export_workbook, reporting_period_form
+    from handlers.periods import report_days
     from models.ledger import descendants
     from models.queries_directory import campaign_ids, top_unit_names
     from models.reports import BuildingInfo
@@ -306,6 +308,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 unit_ids = None
                 tops = top_unit_names(session)
                 unit_name = "、".join(tops)
+            period = None
+            if args.period is not None:
+                period = reporting_period_form(campaign, args.period) if args.form == "statistics" else None
+                if period is None:
+                    why = (f"{campaign.id} has {len(report_days(campaign))} reporting periods"
+                           if args.form == "statistics" else "--period goes with --form statistics")
+                    print(f"--period {args.period}: {why}", file=sys.stderr)
+                    return 2
             buildings = [BuildingInfo(b.id, b.name, b.unit, b.built_year) for b in config.buildings]
             result = export_workbook(
                 session,
@@ -315,6 +325,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 unit_name=unit_name,
                 on=engine.now().date(),
                 buildings=buildings,
+                checklist=checklist_of(config),
+                period=period,
             )
     finally:
         engine.db.dispose()
@@ -392,11 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config.example.toml")
     p.set_defaults(func=_cmd_migrate)
 
-    p = sub.add_parser("export", help="write an official form (ledger, buildings, statistics) as XLSX")
+    p = sub.add_parser("export", help="write an official form (ledger, buildings, statistics, checklist) as XLSX")
     p.add_argument("--config", default="config.example.toml")
     p.add_argument("--campaign", required=True, help="campaign id from the config")
-    p.add_argument("--form", required=True, choices=("ledger", "buildings", "statistics"),
-                   help="ledger: 问题隐患自查整改清单; buildings: 排查情况汇总表; statistics: 销号统计表")
+    p.add_argument("--form", required=True, choices=("ledger", "buildings", "statistics", "checklist"),
+                   help="ledger: 问题隐患自查整改清单; buildings: 排查情况汇总表; statistics: 销号统计表; "
+                        "checklist: 项目清单")
+    p.add_argument("--period", type=int, metavar="N",
+                   help="statistics of the N-th 报送 period only (1 = the first), beside what each school submitted")
     p.add_argument("--out", required=True, help="the .xlsx file to write")
     p.add_argument("--unit", help="only this unit and the units under it (default: all)")
     p.set_defaults(func=_cmd_export)

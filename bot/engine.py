@@ -27,7 +27,7 @@ from bot.outbox import Draft
 from bot.photolinks import PhotoLinks
 from bot.secrets import Secrets
 from bot.sync import sync_config
-from handlers.context import BuildingRef, Context, Policy
+from handlers.context import BuildingRef, ChecklistRef, Context, Policy
 from handlers.format import fit_replies, merge_replies
 from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply, as_platform
 from handlers.parser import parse_message
@@ -116,6 +116,14 @@ class Recorded:
         return self.inbound_id is None
 
 
+def checklist_of(config: Config) -> tuple[ChecklistRef, ...]:
+    """The config's 项目清单 (seed 003 附件1) as the forms need it."""
+    return tuple(
+        ChecklistRef(item.project, item.seq, item.content, item.method, tuple(item.departments))
+        for item in config.checklist
+    )
+
+
 def vocabulary_of(config: Config) -> Vocabulary:
     """The names of the configured people, units and buildings, for reading reports written without keys."""
     return Vocabulary(
@@ -157,6 +165,7 @@ class Engine:
             pending_photo_minutes=config.policy.pending_photo_minutes,
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
+            checklist=checklist_of(config),
         )
         self.vocabulary = vocabulary_of(config)
         # Per platform: how replies become outbox drafts (the platforms' renderers, fixed at construction).

@@ -30,7 +30,7 @@ from matplotlib.typing import RcKeyType
 
 from models.reports import ChartData, StatusCounts
 
-__all__ = ["ChartData", "StatusCounts", "chart_fonts", "render_outstanding_chart"]
+__all__ = ["ChartData", "StatusCounts", "chart_fonts", "render_outstanding_chart", "short_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -128,18 +128,58 @@ def _short(label: str, limit: int = LABEL_CHARS) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
+def short_labels(labels: Sequence[str], limit: int = LABEL_CHARS) -> list[str]:
+    """Labels of at most `limit` characters that still tell the units apart.
+
+    Unit names differ mostly at the end (通榆县第二实验小学 / 通榆县第二实验幼儿园) and share a place name at the
+    start, so a long name first keeps its end ("…第二实验小学"); when that is not unique, its start and end
+    around the cut, and only then its start. A shortened label never equals another label.
+    """
+    result: list[str] = []
+    taken = {label for label in labels if len(label) <= limit}
+    for label in labels:
+        if len(label) <= limit:
+            result.append(label)
+            continue
+        keep = limit - 1
+        candidates = [
+            "…" + label[-keep:],
+            *(label[:head] + "…" + label[-(keep - head):] for head in range(2, keep - 1)),
+            label[:keep] + "…",
+        ]
+        others = [other for other in labels if other != label]
+        choice = next(
+            (c for c in candidates if c not in taken and not any(_fits(c, other) for other in others)),
+            next((c for c in candidates if c not in taken), candidates[0]),
+        )
+        taken.add(choice)
+        result.append(choice)
+    return result
+
+
+def _fits(short: str, label: str) -> bool:
+    """Whether a shortened label could also be read as `label` (same start and end around the …)."""
+    head, _, tail = short.partition("…")
+    return label.startswith(head) and label.endswith(tail) and len(label) >= len(head) + len(tail)
+
+
 def _bar_height_in(rows: int) -> float:
     return 0.56 * rows if rows else 1.0
 
 
-def _status_bars(ax: Axes, rows: Sequence[StatusCounts], *, folded_tail: bool) -> None:
+def _empty_text(data: ChartData) -> str:
+    """Nothing outstanding: because nothing was reported yet, or because everything reported is closed."""
+    return f"已登记{data.reported}项隐患，已全部销号" if data.reported else "尚未登记隐患"
+
+
+def _status_bars(ax: Axes, rows: Sequence[StatusCounts], *, folded_tail: bool, empty: str = "暂无未销号隐患") -> None:
     """Horizontal stacked bars (overdue first: the part that matters), most urgent on top.
 
     A folded tail (其他N个单位) bigger than every named unit would squash their bars to slivers, so it is
     written as a figure in its row instead of drawn to scale.
     """
     if not rows:
-        _empty(ax, "暂无未销号隐患")
+        _empty(ax, empty)
         return
     named = rows[:-1] if folded_tail else rows
     largest = max((row.total for row in named), default=0) or max(row.total for row in rows) or 1
@@ -155,12 +195,14 @@ def _status_bars(ax: Axes, rows: Sequence[StatusCounts], *, folded_tail: bool) -
     for y, row in zip(positions, rows):
         text = f"{row.total}" + (f"（逾期{row.overdue}）" if row.overdue else "")
         if tail_as_text and y == len(rows) - 1:
-            ax.text(0, y, f"合计 {text}", va="center", ha="left", fontsize=BASE_PT, color=MUTED)
+            ax.text(0, y, f"合计 {text}", va="center", ha="left", fontsize=BASE_PT,
+                    color=OVERDUE if row.overdue else MUTED, fontweight="bold" if row.overdue else "normal")
             continue
         ax.text(row.total + largest * 0.015, y, text, va="center", ha="left", fontsize=BASE_PT,
                 color=OVERDUE if row.overdue else "black", fontweight="bold" if row.overdue else "normal")
-    ax.set_yticks(positions, [_short(row.label, LABEL_CHARS + (3 if folded_tail and i == len(rows) - 1 else 0))
-                              for i, row in enumerate(rows)])
+    named_labels = short_labels([row.label for row in named])
+    tail_label = [_short(rows[-1].label, LABEL_CHARS + 3)] if folded_tail else []
+    ax.set_yticks(positions, [*named_labels, *tail_label])
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the first row on top
     ax.set_xlim(0, largest * 1.45)  # room for the value labels
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
@@ -178,7 +220,9 @@ def _empty(ax: Axes, text: str) -> None:
 
 
 def _title_lines(data: ChartData) -> list[str]:
-    return textwrap.wrap(data.campaign_name, 24) or ["隐患统计"]
+    """The school (or county) the chart is about, then the campaign: never a chat group's name."""
+    title = f"{data.scope_name}｜{data.campaign_name}" if data.scope_name else data.campaign_name
+    return textwrap.wrap(title, 24) or ["隐患统计"]
 
 
 def _header_height(data: ChartData) -> float:
@@ -192,8 +236,7 @@ def _header(figure: Figure, data: ChartData, y: Callable[[float], float]) -> Non
     figure.text(x0, y(0.12), "\n".join(lines), ha="left", va="top", fontsize=BASE_PT + 7, fontweight="bold",
                 linespacing=1.25)
     below_title = 0.12 + 0.42 * len(lines) + 0.1
-    scope = f"{data.scope_name}｜" if data.scope_name else ""
-    figure.text(x0, y(below_title), f"{scope}未销号隐患快照｜截至 {data.as_of:%Y-%m-%d %H:%M}",
+    figure.text(x0, y(below_title), f"未销号隐患快照｜截至 {data.as_of:%Y-%m-%d %H:%M}",
                 ha="left", va="top", fontsize=BASE_PT - 1, color=MUTED)
     totals = data.totals
     figures = (
@@ -257,7 +300,7 @@ def _burn_down(ax: Axes, data: ChartData) -> None:
 def _build(data: ChartData) -> Figure:
     """Lay the panels out by hand, in inches: constrained layout would double the render time."""
     folded = data.folded_units > 0
-    labels = [_short(r.label, LABEL_CHARS + 3) for r in data.units] + [_short(r.label) for r in data.categories]
+    labels = [_short(r.label, LABEL_CHARS + 3) for r in data.units] + short_labels([r.label for r in data.categories])
     left = max(0.9, max((_text_width_in(label, BASE_PT) for label in labels), default=0) + 0.3)
     right = 0.35
     title_space, tick_space, gap = 0.58, 0.45, 0.12
@@ -284,9 +327,9 @@ def _build(data: ChartData) -> Figure:
         top += body + tick_space + gap
 
     axes["units"].set_title(f"各单位未销号隐患（共{data.unit_count}个单位）" if data.unit_count > 1 else "未销号隐患")
-    _status_bars(axes["units"], data.units, folded_tail=folded)
+    _status_bars(axes["units"], data.units, folded_tail=folded, empty=_empty_text(data))
     axes["categories"].set_title("按类别")
-    _status_bars(axes["categories"], data.categories, folded_tail=False)
+    _status_bars(axes["categories"], data.categories, folded_tail=False, empty=_empty_text(data))
     _burn_down(axes["trend"], data)
     return figure
 

@@ -24,6 +24,17 @@ class BuildingRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ChecklistRef:
+    """One line of the 项目清单 (seed 003 附件1) as configured: what must be checked, how, and by whom."""
+
+    project: str  # 督查项目
+    seq: int  # 序号 within the project
+    content: str  # 督查内容
+    method: str = ""  # 督查方法
+    departments: tuple[str, ...] = ()  # 责任部门 (unit ids)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Admin-set rules the handlers apply (built by `bot` from the config)."""
 
@@ -35,6 +46,7 @@ class Policy:
     pending_photo_minutes: int = 10  # a photo sent without words waits this long for its report or 整改
     categories: Sequence[tuple[str, Sequence[str]]] | None = None
     buildings: Sequence["BuildingRef"] = ()
+    checklist: Sequence[ChecklistRef] = ()  # the config's [[checklist]], for the 项目清单 form
 
 
 @dataclass(slots=True)

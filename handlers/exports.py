@@ -2,7 +2,12 @@
 
 - ledger: 问题隐患自查整改清单 in the exact columns of seed 003 附件2;
 - buildings: 排查情况汇总表 of seed 004 附件, one row per 建筑单体 and its 合计 line;
-- statistics: 隐患排查整改销号统计表 of seed 002 附件1, one row per unit and a 合计 row.
+- statistics: 隐患排查整改销号统计表 of seed 002 附件1, one row per school (departments rolled up) and a 合计 row,
+  for the campaign so far or for one 10-day reporting period with what each school submitted with 报送;
+- checklist: 项目清单 of seed 003 附件1 (督查项目 / 序号 / 督查内容 / 督查方法 / 责任部门) from the config.
+
+A county's ledger and building summary have one sheet per school (each school fills in its own form; 序号 is
+the row number within it). Every cell is set in 宋体, the font the paper forms use.
 
 Sheets are written in openpyxl's write-only mode (rows stream out as they are appended), so a ledger of
 100,000 hazards needs little memory; the header block, widths, wrapping, frozen header, print titles and
@@ -12,8 +17,9 @@ page set-up are all set before the rows are written, as write-only mode requires
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from io import BytesIO
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -24,28 +30,34 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from handlers.command import Command, CommandSpec
-from handlers.context import Context
+from handlers.context import ChecklistRef, Context
 from handlers.messages import Reply
+from handlers.periods import report_days
 from handlers.stats import report_units, reporting_unit_name
-from models.ledger import total_figures
+from models.ledger import UnitFigures, total_figures
 from models.reports import (
+    FIGURE_KEYS,
+    LEDGER_STATUS_TEXT,
     BuildingInfo,
     BuildingRow,
     BuildingSummary,
     LedgerLine,
+    PeriodBounds,
+    ReportUnit,
     StatisticsRow,
     building_summary,
     ledger_counts,
     ledger_lines,
     statistics_rows,
 )
-from models.tables import CampaignRow, HazardStatus
+from models.reports import report_units as form_units
+from models.tables import CampaignRow, HazardStatus, UnitRow
 
-Form = Literal["ledger", "buildings", "statistics"]
-FORMS: tuple[Form, ...] = ("ledger", "buildings", "statistics")
+Form = Literal["ledger", "buildings", "statistics", "checklist"]
+FORMS: tuple[Form, ...] = ("ledger", "buildings", "statistics", "checklist")
 
 LEDGER_COLUMNS: tuple[tuple[str, float], ...] = (
     ("序号", 6), ("部位", 18), ("检查内容", 16), ("存在隐患问题", 30), ("整改措施", 22),
@@ -59,35 +71,52 @@ STATISTICS_COLUMNS: tuple[tuple[str, float], ...] = (
     ("序号", 6), ("单位", 26), ("发现隐患数", 11), ("已整改数", 11), ("已销号数", 11), ("未销号数", 11),
     ("其中逾期", 11), ("重大隐患\n（未销号）", 12), ("备注", 20),
 )
-SHEET_NAMES: dict[Form, str] = {"ledger": "隐患台账", "buildings": "建筑单体汇总", "statistics": "销号统计表"}
+# With a reporting period: what the school submitted with 报送, and whether it matches the ledger.
+PERIOD_COLUMNS: tuple[tuple[str, float], ...] = (
+    ("报送数\n（发现/整改/销号/\n未销号/逾期/重大）", 22), ("报送时间", 12), ("与台账核对", 18),
+)
+CHECKLIST_COLUMNS: tuple[tuple[str, float], ...] = (
+    ("督查项目", 14), ("序号", 6), ("督查内容", 56), ("督查方法", 14), ("责任部门", 26),
+)
+SHEET_NAMES: dict[Form, str] = {
+    "ledger": "隐患台账", "buildings": "建筑单体汇总", "statistics": "销号统计表", "checklist": "项目清单",
+}
 FORM_LABELS: dict[Form, str] = {
     "ledger": "问题隐患自查整改清单",
     "buildings": "排查情况汇总表（建筑单体）",
     "statistics": "隐患排查整改销号统计表",
+    "checklist": "项目清单",
 }
+BLANK_ROWS = 10  # an empty ledger is the seed's blank form: rows numbered 1–10 to fill in by hand
+FONT = "宋体"  # SimSun: the paper forms' typeface, on every Chinese Windows and in WPS
 
 SIGNATURES = "主要负责人签字：__________　　　填表人签字：__________　　　联系电话：__________"  # seed 004
 
 _THIN = Side(style="thin", color="000000")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _HEAD_FILL = PatternFill("solid", start_color="F2F2F2", end_color="F2F2F2")
-_TITLE = {"font": Font(size=16, bold=True), "alignment": Alignment(horizontal="center", vertical="center")}
-_INFO = {"font": Font(size=11), "alignment": Alignment(horizontal="left", vertical="center")}
+_PLAIN = Font(name=FONT, size=11)
+_BOLD = Font(name=FONT, size=11, bold=True)
+_TITLE = {"font": Font(name=FONT, size=16, bold=True), "alignment": Alignment(horizontal="center", vertical="center")}
+_INFO = {"font": _PLAIN, "alignment": Alignment(horizontal="left", vertical="center")}
 _HEAD = {
-    "font": Font(bold=True),
+    "font": _BOLD,
     "alignment": Alignment(horizontal="center", vertical="center", wrap_text=True),
     "border": _BORDER,
     "fill": _HEAD_FILL,
 }
-_WRAP = {"alignment": Alignment(horizontal="left", vertical="center", wrap_text=True), "border": _BORDER}
-_CENTER = {"alignment": Alignment(horizontal="center", vertical="center", wrap_text=True), "border": _BORDER}
+_WRAP = {"font": _PLAIN, "alignment": Alignment(horizontal="left", vertical="center", wrap_text=True),
+         "border": _BORDER}
+_CENTER = {"font": _PLAIN, "alignment": Alignment(horizontal="center", vertical="center", wrap_text=True),
+           "border": _BORDER}
+_NOTE = {"font": Font(name=FONT, size=10), "alignment": Alignment(wrap_text=True, vertical="center")}
 _TOTAL = {
-    "font": Font(bold=True),
+    "font": _BOLD,
     "alignment": Alignment(horizontal="center", vertical="center", wrap_text=True),
     "border": _BORDER,
 }
 _TOTAL_TEXT = {
-    "font": Font(bold=True),
+    "font": _BOLD,
     "alignment": Alignment(horizontal="left", vertical="center", wrap_text=True),
     "border": _BORDER,
 }
@@ -105,6 +134,30 @@ class FormHeader:
     @property
     def date_text(self) -> str:
         return f"{self.on.year}年{self.on.month}月{self.on.day}日"
+
+
+def form_title(name: str, *words: str) -> str:
+    """A form's title after the campaign's name, leaving out leading words the name already says.
+
+    "…安全隐患排查整治" + "排查", "情况汇总表" is "…安全隐患排查整治情况汇总表", not "…排查整治排查情况汇总表".
+    The last word (the form's own name) always stays.
+    """
+    kept = list(words)
+    while len(kept) > 1 and kept[0] in name:
+        kept.pop(0)
+    return name + "".join(kept)
+
+
+def _sheet_title(base: str, name: str, taken: set[str]) -> str:
+    """A unique sheet name (Excel: at most 31 characters, none of []:*?/\\)."""
+    cleaned = "".join(ch for ch in name if ch not in "[]:*?/\\")
+    title = f"{base}-{cleaned}"[:31] if cleaned else base
+    candidate, n = title, 2
+    while candidate in taken:
+        suffix = f"({n})"
+        candidate, n = title[: 31 - len(suffix)] + suffix, n + 1
+    taken.add(candidate)
+    return candidate
 
 
 def _text(value: str | None) -> str | None:
@@ -146,10 +199,11 @@ class _Rows:
 
 
 def _new_sheet(
-    book: Workbook, form: Form, columns: Sequence[tuple[str, float]], *, header_rows: tuple[int, int]
+    book: Workbook, form: Form, columns: Sequence[tuple[str, float]], *, header_rows: tuple[int, int],
+    title: str | None = None,
 ) -> WriteOnlyWorksheet:
     """A sheet with widths, print set-up (A4 landscape, fit to width, repeated header) and a frozen header."""
-    sheet: WriteOnlyWorksheet = book.create_sheet(SHEET_NAMES[form])
+    sheet: WriteOnlyWorksheet = book.create_sheet(title or SHEET_NAMES[form])
     for column, (_, width) in enumerate(columns, start=1):
         sheet.column_dimensions[get_column_letter(column)].width = width
     first, last = header_rows
@@ -194,7 +248,8 @@ def _heading_row(sheet: WriteOnlyWorksheet, names: Sequence[str | None]) -> None
 
 
 def _remark(line: LedgerLine, today: date) -> str:
-    parts = []
+    """备注: the hazard's number in the chat (#N), 重大, the deadline of an open one, and the reporter's remark."""
+    parts = [f"#{line.number}"]
     if line.level == "重大":
         parts.append("重大隐患")
     if line.status in (HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value):
@@ -205,10 +260,30 @@ def _remark(line: LedgerLine, today: date) -> str:
     return "；".join(parts)
 
 
-def write_ledger_sheet(book: Workbook, lines: Iterable[LedgerLine], header: FormHeader, tz: ZoneInfo) -> int:
-    """Add the 问题隐患自查整改清单 sheet; returns the number of hazard rows written."""
+def completion_text(line: LedgerLine) -> str:
+    """整改完成情况 as the hazard stands now.
+
+    整改中: the fix is not done, also after a 退回 (whose rejected fix note is no completion any more);
+    待验收: the fix note, marked as awaiting verification so that it does not read as closed;
+    已销号: the fix note (or 已整改).
+    """
+    if line.status == HazardStatus.RECTIFYING.value:
+        return LEDGER_STATUS_TEXT["rectifying"]
+    if line.status == HazardStatus.RECTIFIED.value:
+        return f"{line.completion}（待验收）" if line.completion else LEDGER_STATUS_TEXT["rectified"]
+    return line.completion_text
+
+
+def write_ledger_sheet(
+    book: Workbook, lines: Iterable[LedgerLine], header: FormHeader, tz: ZoneInfo, *, title: str | None = None
+) -> int:
+    """Add the 问题隐患自查整改清单 sheet; returns the number of hazard rows written.
+
+    序号 is the row number within the form (1, 2, 3 …, no gaps after 撤销); the hazard's own number (#N, as
+    used in the chat) is the first thing in 备注. An empty form gets BLANK_ROWS numbered rows to fill in by hand.
+    """
     width = len(LEDGER_COLUMNS)
-    sheet = _new_sheet(book, "ledger", LEDGER_COLUMNS, header_rows=(3, 3))
+    sheet = _new_sheet(book, "ledger", LEDGER_COLUMNS, header_rows=(3, 3), title=title)
     _header_block(
         sheet, header, width,
         f"填报单位（章）：{header.unit_name}　　　主要负责人：__________　　　日期：{header.date_text}",
@@ -217,14 +292,17 @@ def write_ledger_sheet(book: Workbook, lines: Iterable[LedgerLine], header: Form
     rows = _Rows(sheet, [_CENTER, _WRAP, _WRAP, _WRAP, _WRAP, _WRAP, _CENTER, _CENTER, _CENTER, _WRAP])
     count = 0
     for line in lines:
+        count += 1
         closed = line.closed_at.astimezone(tz).strftime("%Y-%m-%d") if line.closed_at else None
         rows.append((
-            line.number, line.location, line.check_item, line.problem, line.measure, line.completion_text,
+            count, line.location, line.check_item, line.problem, line.measure, completion_text(line),
             line.responsible_name, line.found_at.astimezone(tz).strftime("%Y-%m-%d"), closed,
             _remark(line, header.on),
         ))
-        count += 1
-    footer = 3 + count + 2
+    blank = 0 if count else BLANK_ROWS
+    for seq in range(1, blank + 1):
+        rows.append((seq, *([None] * (width - 1))))
+    footer = 3 + count + blank + 2
     sheet.append([])
     _line(sheet, footer, width, "上报人：__________　　　联系方式：__________")
     return count
@@ -235,6 +313,8 @@ def write_ledger_sheet(book: Workbook, lines: Iterable[LedgerLine], header: Form
 
 def _building_remark(row: BuildingRow) -> str:
     parts = []
+    if not row.checked:
+        parts.append("尚未检查")
     year = row.building.built_year
     if year:
         parts.append(f"{year}年建" + ("（1998年以前建筑）" if year < 1998 else ""))
@@ -253,10 +333,15 @@ def totals_text(summary: BuildingSummary) -> str:
     )
 
 
-def write_buildings_sheet(book: Workbook, summary: BuildingSummary, header: FormHeader) -> None:
-    """Add the 排查情况汇总表 sheet: a two-row header, one row per building, and the 合计 line."""
+def write_buildings_sheet(
+    book: Workbook, summary: BuildingSummary, header: FormHeader, *, title: str | None = None
+) -> None:
+    """Add the 排查情况汇总表 sheet: a two-row header, one row per building, and the 合计 line.
+
+    A building without hazards reads 无 only when somebody checked it (a 检查 record); else 未检查.
+    """
     width = len(BUILDING_COLUMNS)
-    sheet = _new_sheet(book, "buildings", BUILDING_COLUMNS, header_rows=(3, 4))
+    sheet = _new_sheet(book, "buildings", BUILDING_COLUMNS, header_rows=(3, 4), title=title)
     _header_block(sheet, header, width, f"填报单位：{header.unit_name}（盖章）　　　日期：{header.date_text}")
     names = [name for name, _ in BUILDING_COLUMNS]
     # Row 3: 不能立即整改的隐患 spans its three sub-columns; the other headings span rows 3–4.
@@ -273,7 +358,7 @@ def write_buildings_sheet(book: Workbook, summary: BuildingSummary, header: Form
                 problems.append(f"……共{row.hazards}项，详见隐患台账")
             content = "\n".join(problems)
         else:
-            content = "无"
+            content = "无" if row.checked else "未检查"
         hard = row.hard_to_fix
         rows.append((
             seq,
@@ -291,6 +376,9 @@ def write_buildings_sheet(book: Workbook, summary: BuildingSummary, header: Form
                   *(_cell(sheet, None, _TOTAL_TEXT) for _ in range(width - 2))])
     _merge(sheet, total_row, 2, width)
     next_row = total_row + 1
+    if summary.totals.unchecked:
+        _line(sheet, next_row, width, f"注：{summary.totals.unchecked}栋尚未检查（无隐患也请发「检查」记录）。")
+        next_row += 1
     if summary.unassigned:
         _line(sheet, next_row, width, f"注：另有{summary.unassigned}项隐患未关联建筑单体，见隐患台账。")
         next_row += 1
@@ -301,37 +389,101 @@ def write_buildings_sheet(book: Workbook, summary: BuildingSummary, header: Form
 # -- statistics (seed 002 附件1) ---------------------------------------------------------------------
 
 
+def _figures(f: UnitFigures) -> tuple[int, ...]:
+    return tuple(getattr(f, key) for key in FIGURE_KEYS)
+
+
+def _check_text(row: StatisticsRow) -> str:
+    """与台账核对: whether what the school submitted with 报送 is what the ledger says for the period."""
+    if row.submitted is None:
+        return "未报送"
+    names = ("发现", "整改", "销号", "未销号", "逾期", "重大")
+    differ = [
+        f"{name}报{sent}/台账{ledger}"
+        for name, sent, ledger in zip(names, _figures(row.submitted), _figures(row.figures))
+        if sent != ledger
+    ]
+    return "一致" if not differ else "不一致：" + "，".join(differ)
+
+
 def write_statistics_sheet(
-    book: Workbook, rows: Sequence[StatisticsRow], header: FormHeader, *, period: str
+    book: Workbook, rows: Sequence[StatisticsRow], header: FormHeader, *, period: str,
+    with_submissions: bool = False, tz: ZoneInfo | None = None,
 ) -> None:
-    """Add the 隐患排查整改销号统计表 sheet: one row per unit and the 合计 row."""
-    width = len(STATISTICS_COLUMNS)
-    sheet = _new_sheet(book, "statistics", STATISTICS_COLUMNS, header_rows=(3, 3))
+    """Add the 隐患排查整改销号统计表 sheet: one row per school, its 其中 departments, and the 合计 row.
+
+    With submissions (a reporting period), three columns beside the ledger's figures show what each school
+    sent with 报送, when, and whether it matches.
+    """
+    columns = [*STATISTICS_COLUMNS[:-1], *(PERIOD_COLUMNS if with_submissions else ()), STATISTICS_COLUMNS[-1]]
+    width = len(columns)
+    sheet = _new_sheet(book, "statistics", columns, header_rows=(3, 3))
     _header_block(
         sheet, header, width,
         f"填报单位（盖章）：{header.unit_name}　　　统计时段：{period}　　　填报日期：{header.date_text}",
     )
-    _heading_row(sheet, [name for name, _ in STATISTICS_COLUMNS])
-    body = _Rows(sheet, [_CENTER, _WRAP, *([_CENTER] * 6), _WRAP])
-    for seq, row in enumerate(rows, start=1):
-        f = row.figures
-        body.append((seq, "　" * row.depth + row.name, f.found, f.rectified, f.closed, f.outstanding, f.overdue,
-                     f.major, None))
-    total = total_figures(row.figures for row in rows)
+    _heading_row(sheet, [name for name, _ in columns])
+    extra = [_CENTER, _CENTER, _WRAP] if with_submissions else []
+    body = _Rows(sheet, [_CENTER, _WRAP, *([_CENTER] * 6), *extra, _WRAP])
+    seq = 0
+    for row in rows:
+        if row.depth == 0:
+            seq += 1
+            number: int | None = seq
+            name = row.name
+        else:
+            number, name = None, "　" * row.depth + "其中：" + row.name
+        sent: tuple[Any, ...] = ()
+        if with_submissions and row.depth == 0:
+            at = row.submitted_at.astimezone(tz).strftime("%m-%d %H:%M") if row.submitted_at and tz else None
+            figures = "/".join(str(v) for v in _figures(row.submitted)) if row.submitted else None
+            sent = (figures, at, _check_text(row))
+        elif with_submissions:
+            sent = (None, None, None)
+        body.append((number, name, *_figures(row.figures), *sent, None))
+    total = total_figures(row.figures for row in rows if row.depth == 0)
     sheet.append([
         _cell(sheet, None, _TOTAL), _cell(sheet, "合计", _TOTAL),
-        *(_cell(sheet, value, _TOTAL) for value in (total.found, total.rectified, total.closed,
-                                                     total.outstanding, total.overdue, total.major)),
-        _cell(sheet, None, _TOTAL),
+        *(_cell(sheet, value, _TOTAL) for value in _figures(total)),
+        *(_cell(sheet, None, _TOTAL) for _ in range(width - 8)),
     ])
     note_row = 3 + len(rows) + 2
     sheet.row_dimensions[note_row].height = 32
     _line(sheet, note_row, width,
-          "注：已整改数含已销号；未销号数＝整改中＋已整改待验收；其中逾期指超过整改期限仍未整改；"
-          "重大隐患为尚未销号的重大隐患。", {"font": Font(size=10), "alignment": Alignment(wrap_text=True,
-                                                                                     vertical="center")})
+          "注：每所学校（幼儿园）一行，含其各部门的隐患；“其中”行为部门明细，不计入合计。已整改数含已销号；"
+          "未销号数＝整改中＋已整改待验收；其中逾期指超过整改期限仍未整改；重大隐患为尚未销号的重大隐患。", _NOTE)
     sheet.append([])
     _line(sheet, note_row + 2, width, SIGNATURES)
+
+
+# -- checklist (seed 003 附件1) ------------------------------------------------------------------------
+
+
+def write_checklist_sheet(
+    book: Workbook, items: Sequence[ChecklistRef], header: FormHeader, unit_names: dict[str, str]
+) -> None:
+    """Add the 项目清单 sheet: 督查项目 (merged over its rows), 序号, 督查内容, 督查方法, 责任部门, and the
+    seed's last line 备注（问题隐患补充）left blank to fill in by hand."""
+    width = len(CHECKLIST_COLUMNS)
+    sheet = _new_sheet(book, "checklist", CHECKLIST_COLUMNS, header_rows=(3, 3))
+    _header_block(sheet, header, width, f"填报单位：{header.unit_name}　　　日期：{header.date_text}")
+    _heading_row(sheet, [name for name, _ in CHECKLIST_COLUMNS])
+    rows = _Rows(sheet, [_CENTER, _CENTER, _WRAP, _CENTER, _WRAP])
+    row_number = 4
+    first_of_project = row_number
+    for i, item in enumerate(items):
+        departments = "、".join(unit_names.get(unit, unit) for unit in item.departments)
+        starts = i == 0 or items[i - 1].project != item.project
+        rows.append((item.project if starts else None, item.seq, item.content, item.method, departments))
+        ends = i == len(items) - 1 or items[i + 1].project != item.project
+        if starts:
+            first_of_project = row_number
+        if ends and row_number > first_of_project:
+            _merge(sheet, first_of_project, 1, 1, end_row=row_number)
+        row_number += 1
+    sheet.row_dimensions[row_number].height = 60
+    sheet.append([_cell(sheet, "备注\n（问题隐患补充）", _CENTER), *(_cell(sheet, None, _WRAP) for _ in range(width - 1))])
+    _merge(sheet, row_number, 2, width)
 
 
 # -- putting forms together -------------------------------------------------------------------------
@@ -344,6 +496,31 @@ class ExportResult:
     ledger_rows: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReportingPeriodForm:
+    """Which 报送 period a statistics form covers: its number (第N期) and days."""
+
+    number: int
+    bounds: PeriodBounds
+    start: date
+
+
+def _school_forms(
+    session: Session, scope: set[str] | None, schools: set[str], unit_name: str
+) -> list[tuple[ReportUnit, set[str], str]]:
+    """The schools a per-school form is written for: each with its units and the name it is filed under.
+
+    A unit above the schools (a bureau) gets a form only for hazards of its own; `export_workbook` drops it
+    when it has none.
+    """
+    heads = form_units(session, unit_ids=scope, schools=schools)
+    forms = [(head, {head.unit_id} if head.own_level else set(head.units), head.label) for head in heads]
+    if len(forms) == 1 and scope is not None:
+        head, units, _ = forms[0]
+        return [(head, units, unit_name)]
+    return forms
+
+
 def export_workbook(
     session: Session,
     *,
@@ -354,30 +531,63 @@ def export_workbook(
     on: date,
     buildings: Sequence[BuildingInfo] = (),
     problem_limit: int = 10,
+    checklist: Sequence[ChecklistRef] = (),
+    period: ReportingPeriodForm | None = None,
 ) -> ExportResult:
-    """Write the requested forms (one sheet each) for the given units (None: all) into one XLSX."""
+    """Write the requested forms for the given units (None: all) into one XLSX.
+
+    The ledger and the building summary get one sheet per school in scope; the statistics and the checklist
+    one sheet each. With a `period`, the statistics cover that reporting period and show each school's 报送.
+    """
     tz = ZoneInfo(campaign.timezone)
     scope = None if unit_ids is None else set(unit_ids)
+    schools = {building.unit_id for building in buildings}
     book = Workbook(write_only=True)
     written: list[Form] = []
     ledger_rows = 0
+    taken: set[str] = set()
     for form in forms:
         if form == "ledger":
-            header = FormHeader(f"{unit_name}安全隐患自查整改清单", unit_name, on)
-            ledger_rows = write_ledger_sheet(
-                book, ledger_lines(session, campaign_id=campaign.id, unit_ids=scope), header, tz
-            )
+            per_school = [
+                (head, units, name) for head, units, name in _school_forms(session, scope, schools, unit_name)
+                if (head.active and not head.own_level)
+                or ledger_counts(session, campaign_id=campaign.id, unit_ids=units).total
+            ] or [(ReportUnit("", unit_name, frozenset()), set(), unit_name)]  # nothing in scope: the blank form
+            for head, units, name in per_school:
+                title = SHEET_NAMES["ledger"] if len(per_school) == 1 else _sheet_title("台账", name, taken)
+                header = FormHeader(f"{name}安全隐患自查整改清单", name, on)
+                ledger_rows += write_ledger_sheet(
+                    book, ledger_lines(session, campaign_id=campaign.id, unit_ids=units), header, tz, title=title
+                )
         elif form == "buildings":
-            summary = building_summary(
-                session, campaign_id=campaign.id, buildings=buildings, unit_ids=scope, problem_limit=problem_limit
-            )
-            header = FormHeader(f"{campaign.name}排查情况汇总表", unit_name, on)
-            write_buildings_sheet(book, summary, header)
+            owned = [(head, units, name) for head, units, name in _school_forms(session, scope, schools, unit_name)
+                     if head.unit_id in schools]
+            if not owned:  # no school in scope has buildings: the form is still filed, with its 合计 of 0
+                owned = [(ReportUnit("", unit_name, frozenset()), scope or set(), unit_name)]
+            for head, units, name in owned:
+                summary = building_summary(
+                    session, campaign_id=campaign.id, buildings=[b for b in buildings if b.unit_id == head.unit_id],
+                    unit_ids=units, problem_limit=problem_limit, tz=tz, school=head if head.unit_id else None,
+                )
+                title = SHEET_NAMES["buildings"] if len(owned) == 1 else _sheet_title("汇总表", name, taken)
+                header = FormHeader(form_title(campaign.name, "排查", "情况汇总表"), name, on)
+                write_buildings_sheet(book, summary, header, title=title)
         elif form == "statistics":
-            rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on)
-            header = FormHeader(f"{campaign.name}隐患排查整改销号统计表", unit_name, on)
-            period = f"{campaign.start:%Y-%m-%d} 至 {min(on, campaign.end):%Y-%m-%d}"
-            write_statistics_sheet(book, rows, header, period=period)
+            header = FormHeader(form_title(campaign.name, "隐患", "排查", "整改销号统计表"), unit_name, on)
+            if period is None:
+                rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools)
+                text = f"{campaign.start:%Y-%m-%d} 至 {min(on, campaign.end):%Y-%m-%d}"
+            else:
+                rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools,
+                                       period=period.bounds)
+                text = f"第{period.number}期 {period.start:%Y-%m-%d} 至 {period.bounds.due:%Y-%m-%d}"
+            write_statistics_sheet(book, rows, header, period=text, with_submissions=period is not None, tz=tz)
+        elif form == "checklist":
+            departments = {unit for item in checklist for unit in item.departments}
+            found = session.execute(select(col(UnitRow.id), col(UnitRow.name)).where(col(UnitRow.id).in_(departments)))
+            names = {unit: name for unit, name in found}
+            header = FormHeader(f"{campaign.name}项目清单", unit_name, on)
+            write_checklist_sheet(book, checklist, header, names)
         else:
             raise ValueError(f"unknown form {form!r}; use one of {', '.join(FORMS)}")
         written.append(form)
@@ -397,12 +607,65 @@ def ledger_file_name(campaign: CampaignRow, on: date) -> str:
     return f"隐患台账_{campaign.id}_{on:%Y%m%d}.xlsx"
 
 
-def ledger_reply(context: Context, unit_ids: set[str] | None) -> Reply:
-    """Reply with one XLSX: the ledger, the building summary (when buildings are configured) and the statistics."""
+# What may follow 台账 / 导出 to pick one form (nothing: all of them).
+FORM_WORDS: dict[str, Form] = {
+    "台账": "ledger", "隐患台账": "ledger", "整改清单": "ledger", "自查整改清单": "ledger",
+    "汇总表": "buildings", "排查情况汇总表": "buildings", "建筑": "buildings", "建筑单体": "buildings",
+    "统计表": "statistics", "销号统计表": "statistics",
+    "清单表": "checklist", "项目清单": "checklist", "检查清单": "checklist", "督查清单": "checklist",
+}
+FORM_CHOICES = "台账、汇总表、统计表、清单表"
+
+
+_PERIOD_WORD = re.compile(r"第?(\d{1,3})期")
+
+
+def forms_asked(note: str | None) -> tuple[list[Form], int | None] | None:
+    """The forms named after 导出, and a 报送 period (第N期) for the statistics; None: a word that names neither."""
+    words = [word for word in (note or "").replace("、", " ").replace("，", " ").split() if word]
+    forms: list[Form] = []
+    period: int | None = None
+    for word in words:
+        if (match := _PERIOD_WORD.fullmatch(word)) is not None:
+            period = int(match.group(1))
+            continue
+        form = FORM_WORDS.get(word.strip("《》"))
+        if form is None:
+            return None
+        if form not in forms:
+            forms.append(form)
+    if period is not None and not forms:
+        forms = ["statistics"]
+    return forms, period
+
+
+def reporting_period_form(campaign: CampaignRow, number: int) -> ReportingPeriodForm | None:
+    """The campaign's `number`-th 报送 period (1: the first), or None when it has no such period."""
+    days = report_days(campaign)
+    if not 1 <= number <= len(days):
+        return None
+    start = campaign.start if number == 1 else days[number - 2] + timedelta(days=1)
+    due = days[number - 1]
+    tz = ZoneInfo(campaign.timezone)
+    since = datetime.combine(start, time.min, tz)
+    bounds = PeriodBounds(since, datetime.combine(due + timedelta(days=1), time.min, tz), due)
+    return ReportingPeriodForm(number, bounds, start)
+
+
+def ledger_reply(
+    context: Context, unit_ids: set[str] | None, forms: Sequence[Form] = (), period: ReportingPeriodForm | None = None
+) -> Reply:
+    """Reply with one XLSX: the asked forms, else the ledger, the building summary (when the scope's schools have
+    buildings), the statistics and the checklist (when one is configured)."""
     session = context.session
     buildings = context_buildings(context)
     in_scope = [b for b in buildings if unit_ids is None or b.unit_id in unit_ids]
-    forms: list[Form] = ["ledger", "buildings", "statistics"] if in_scope else ["ledger", "statistics"]
+    if not forms:
+        every: list[Form] = ["ledger", "buildings", "statistics", "checklist"]
+        skip = {*([] if in_scope else ["buildings"]), *([] if context.policy.checklist else ["checklist"])}
+        forms = [form for form in every if form not in skip]
+    if "checklist" in forms and not context.policy.checklist:
+        return Reply("配置中还没有项目清单（[[checklist]]），请管理员在配置文件中添加后再导出清单表。")
     result = export_workbook(
         session,
         campaign=context.campaign,
@@ -411,6 +674,8 @@ def ledger_reply(context: Context, unit_ids: set[str] | None) -> Reply:
         unit_name=reporting_unit_name(context),
         on=context.today,
         buildings=buildings,
+        checklist=context.policy.checklist,
+        period=period,
     )
     counts = ledger_counts(session, campaign_id=context.campaign.id, unit_ids=unit_ids)
     sheets = "、".join(f"《{FORM_LABELS[form]}》" for form in result.sheets)
@@ -422,12 +687,27 @@ def ledger_reply(context: Context, unit_ids: set[str] | None) -> Reply:
     )
 
 
-HELP_EXPORT = "导出隐患台账（Excel，含《问题隐患自查整改清单》、建筑单体汇总表、销号统计表）：台账"
+HELP_EXPORT = (
+    "导出隐患台账（Excel，含《问题隐患自查整改清单》、建筑单体汇总表、销号统计表、项目清单）：台账\n"
+    f"只导出其中一张表：导出 统计表（可选：{FORM_CHOICES}）\n"
+    "某一期报送的统计表（与各校报送数核对）：导出 统计表 第3期"
+)
 
 
 def handle_export(command: Command, context: Context) -> list[Reply]:
-    """台账: the ledger, building summary and statistics as one XLSX in the official layouts."""
-    return [ledger_reply(context, report_units(context))]
+    """台账 / 导出 [表名]: the official forms as one XLSX in the seeds' layouts."""
+    asked = forms_asked(command.note)
+    if asked is None:
+        return [Reply(f"没有「{command.note}」这张表。可以导出：{FORM_CHOICES}，例如：导出 统计表；只发「台账」导出全部。")]
+    forms, number = asked
+    period = None
+    if number is not None:
+        period = reporting_period_form(context.campaign, number)
+        count = len(report_days(context.campaign))
+        if period is None or forms != ["statistics"]:
+            why = f"本活动共{count}期报送" if period is None else "按期导出只适用于统计表"
+            return [Reply(f"{why}，请改为例如：导出 统计表 第{min(max(number, 1), count) or 1}期")]
+    return [ledger_reply(context, report_units(context), forms, period)]
 
 
 EXPORT = CommandSpec(

@@ -13,7 +13,7 @@ from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import unit_names
 from handlers.messages import Reply
-from models.ledger import total_figures, unit_figures
+from models.ledger import UnitFigures, total_figures, unit_figures
 from models.tables import CampaignRow
 
 log = logging.getLogger(__name__)
@@ -49,17 +49,38 @@ def outstanding_chart_png(
     return render_outstanding_chart(data)
 
 
+def _per_school(
+    context: Context, units: set[str] | None, figures: dict[str, UnitFigures]
+) -> tuple[dict[str, str], dict[str, UnitFigures]]:
+    """Several schools in scope (a county): one line per school with its departments rolled up, so that two
+    schools' 教务处 never share an ambiguous line; a single school keeps one line per department."""
+    from models.reports import report_units as school_rows
+
+    schools = {building.unit_id for building in context.policy.buildings}
+    heads = school_rows(context.session, unit_ids=units, schools=schools)
+    if sum(1 for head in heads if not head.own_level) < 2:
+        return {}, figures
+    rolled: dict[str, UnitFigures] = {}
+    for head in heads:
+        members = {head.unit_id} if head.own_level else head.units
+        total = total_figures(figures[u] for u in members if u in figures)
+        rolled[head.unit_id] = UnitFigures(head.unit_id, total.found, total.rectified, total.closed,
+                                           total.outstanding, total.overdue, total.major)
+    return {head.unit_id: head.label for head in heads}, rolled
+
+
 def handle_stats(command: Command, context: Context) -> list[Reply]:
     """Per-unit table of found / closed / outstanding / overdue / major, with the chart attached."""
     session = context.session
     units = report_units(context)
     figures = unit_figures(session, campaign_id=context.campaign.id, unit_ids=units, today=context.today)
+    total = total_figures(figures.values())
+    names, figures = _per_school(context, units, figures)
     rows = sorted(
         (f for f in figures.values() if f.found or f.outstanding),
         key=lambda f: (-f.overdue, -f.outstanding, f.unit_id),
     )
-    total = total_figures(figures.values())
-    names = unit_names(session, [f.unit_id for f in rows])
+    names = {**unit_names(session, [f.unit_id for f in rows if f.unit_id not in names]), **names}
     lines = [
         f"{context.campaign.name}",
         f"截至{context.now:%Y-%m-%d %H:%M}：发现{total.found}｜销号{total.closed}｜未销号{total.outstanding}"

@@ -159,8 +159,19 @@ def _submitters(session: Session, unit_ids: Iterable[str]) -> list[tuple[str, fr
     return people
 
 
-def _chart(session: Session, campaign: CampaignRow, scope: set[str] | None, now: datetime, name: str) -> Reply | None:
+def chart_scope_name(session: Session, group_id: str) -> str:
+    """Whose hazards a group's chart shows: its schools (or county) by name, never the chat group's own name."""
+    roots = group_roots(session, group_id) or _top_units(session)
+    names = unit_names(session, roots)
+    shown = [names.get(root, root) for root in roots]
+    return "、".join(shown[:3]) + (f"等{len(shown)}个单位" if len(shown) > 3 else "")
+
+
+def _chart(
+    session: Session, campaign: CampaignRow, scope: set[str] | None, now: datetime, group_id: str
+) -> Reply | None:
     """The outstanding-items chart as an image reply; a chart failure never stops the text."""
+    name = chart_scope_name(session, group_id)
     try:
         from handlers.charts import render_outstanding_chart
         from models.reports import chart_data
@@ -269,7 +280,7 @@ def _reminder_text(session: Session, r: _Reminder, figures: dict[tuple[str, date
     mentions = tuple(person for person, covers in people if not covers.isdisjoint(r.missing))
     replies = [Reply("\n".join(lines), mentions=mentions)]
     if settings.reminder_charts:
-        chart = _chart(session, campaign, group_scope(session, r.group.id), now, r.group.name)
+        chart = _chart(session, campaign, group_scope(session, r.group.id), now, r.group.id)
         if chart:
             replies.append(chart)
     return Composed(tuple(replies))
@@ -368,7 +379,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
         lines += _hazard_lines(majors, len(majors), today)
     replies = [Reply("\n".join(lines))]
     if settings.charts_in_digests and total.found:
-        chart = _chart(session, campaign, scope, now, group.name)
+        chart = _chart(session, campaign, scope, now, group.id)
         if chart:
             replies.append(chart)
     return Composed(tuple(replies))

@@ -9,18 +9,21 @@ import threading
 import warnings
 from datetime import date, datetime, timedelta
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from PIL import Image
 from sqlmodel import Session
 
 from bot.engine import Engine
-from handlers.charts import OVERDUE, WIDTH_PX, chart_fonts, render_outstanding_chart
+from handlers.charts import OVERDUE, WIDTH_PX, chart_fonts, render_outstanding_chart, short_labels
 from models.ledger import descendants
-from models.reports import ChartData, StatusCounts, chart_data
+from models.reports import MAX_OVERDUE_BARS, ChartData, StatusCounts, chart_data
 from models.tables import CampaignRow, UnitRow
 from tests.handlers.test_exports import add_hazard
-from tests.school import REPORT, TZ, Chat
+from bot.config import parse_config
+from handlers import charts
+from tests.school import REPORT, TWO_SCHOOLS, TZ, Chat, start_engine
 
 NOW = datetime(2023, 12, 5, 10, 0, tzinfo=TZ)
 WECOM_IMAGE_LIMIT = 2 * 1024 * 1024
@@ -70,7 +73,7 @@ def test_chart_data_splits_outstanding_items_by_status_unit_and_category(engine:
     units = {row.label: (row.rectifying, row.awaiting, row.overdue) for row in data.units}
     assert units == {"教务处": (1, 0, 1), "总务基建处": (0, 1, 0), "城关一中（本级）": (1, 0, 0)}
     assert data.units[0].label == "教务处"  # the unit with overdue items comes first
-    assert data.unit_count == 4  # the school itself (本级) and its three departments
+    assert data.unit_count == 4  # the school itself (本级, it has an item of its own) and its three departments
     categories = {row.label: (row.rectifying, row.awaiting, row.overdue) for row in data.categories}
     assert categories == {"消防": (1, 0, 1), "用电": (0, 1, 0), "其他": (1, 0, 0)}
     assert data.categories[-1].label == "其他"
@@ -114,11 +117,78 @@ def test_three_hundred_units_fold_the_tail_into_other(engine: Engine) -> None:
         session.commit()
         scope = {f"k{i}" for i in range(300)}
         data = chart_data(session, campaign=campaign(session), unit_ids=scope, now=NOW)
-    assert len(data.units) == 12 and data.units[-1].label == "其他289个单位"
+    late = [i for i in range(300) if i % 7 == 0]  # 43 units with overdue items
+    assert len(data.units) == MAX_OVERDUE_BARS and data.units[-1].label == f"其他{300 - MAX_OVERDUE_BARS + 1}个单位"
+    assert data.folded_units == 300 - MAX_OVERDUE_BARS + 1
     assert sum(row.total for row in data.units) == data.totals.total == sum(1 + i % 3 for i in range(300))
-    assert all(row.overdue for row in data.units[:11])  # the named bars are the most urgent units
+    assert all(row.overdue for row in data.units[:-1])  # the named bars are the most urgent units
+    assert sum(row.overdue for row in data.units) == sum(1 + i % 3 for i in late)
     png = render_outstanding_chart(data)
     assert png_size(png)[0] >= WIDTH_PX and len(png) <= WECOM_IMAGE_LIMIT
+
+
+def test_units_with_overdue_items_are_never_folded_into_other(engine: Engine) -> None:
+    """Twelve bars at most, except that every unit with overdue items keeps its own (up to MAX_OVERDUE_BARS)."""
+    with Session(engine.db) as session:
+        for i in range(20):
+            session.add(UnitRow(id=f"k{i}", name=f"第{i + 1}小学"))
+        session.flush()
+        for i in range(20):
+            for _ in range(5 if i < 15 else 1):  # the 15 big units are on time; the 5 small ones are late
+                add_hazard(session, unit=f"k{i}", deadline=date(2023, 12, 1) if i >= 15 else date(2023, 12, 9))
+        session.commit()
+        data = chart_data(session, campaign=campaign(session), unit_ids={f"k{i}" for i in range(20)}, now=NOW,
+                          max_units=6)
+    named = {row.label for row in data.units[:-1]}
+    assert {f"第{i + 1}小学" for i in range(15, 20)} <= named and len(data.units) == 6
+    assert data.units[-1].overdue == 0 and data.units[-1].label == "其他15个单位"
+
+
+def test_the_bureau_is_not_a_unit_of_itself(two_schools: Chat) -> None:
+    with Session(two_schools.engine.db) as session:
+        add_hazard(session, unit="teaching")
+        add_hazard(session, unit="s2_logistics")
+        session.commit()
+        data = chart_data(session, campaign=campaign(session), unit_ids=descendants(session, ["bureau"]), now=NOW)
+        assert [row.label for row in data.units] == ["城关一中", "城南小学"] and data.unit_count == 2
+        add_hazard(session, unit="bureau")
+        session.commit()
+        data = chart_data(session, campaign=campaign(session), unit_ids=descendants(session, ["bureau"]), now=NOW)
+    assert data.unit_count == 3 and "县教育局（本级）" in {row.label for row in data.units}
+
+
+def test_an_empty_chart_tells_nothing_reported_from_all_closed(engine: Engine) -> None:
+    with Session(engine.db) as session:
+        empty = chart_data(session, campaign=campaign(session), unit_ids=None, now=NOW)
+        add_hazard(session, unit="teaching", status="closed")
+        session.commit()
+        closed = chart_data(session, campaign=campaign(session), unit_ids=None, now=NOW)
+    assert (empty.reported, closed.reported) == (0, 1) and not empty.units and not closed.units
+    assert charts._empty_text(empty) == "尚未登记隐患"
+    assert charts._empty_text(closed) == "已登记1项隐患，已全部销号"
+    for data in (empty, closed):
+        assert png_size(render_outstanding_chart(data))[0] == WIDTH_PX
+
+
+def test_long_unit_names_keep_the_part_that_tells_them_apart() -> None:
+    labels = short_labels(["通榆县第二实验小学", "通榆县第二实验幼儿园", "城关一中", "通榆县第一中学"])
+    assert labels == ["…县第二实验小学", "…第二实验幼儿园", "城关一中", "通榆县第一中学"]
+    assert all(len(label) <= 8 for label in labels)
+    twins = short_labels(["通榆县第二实验小学东校区", "通榆县第三实验小学东校区"])
+    assert len(set(twins)) == 2 and all(len(label) <= 8 for label in twins)
+
+
+def test_the_chart_is_titled_with_the_school_not_the_group(tmp_path: Path) -> None:
+    from scheduler.messages import chart_scope_name
+
+    engine = start_engine(parse_config(TWO_SCHOOLS), tmp_path)
+    try:
+        with Session(engine.db) as session:
+            assert chart_scope_name(session, "staff") == "城关一中"  # not 一中安全工作群
+            assert chart_scope_name(session, "county") == "县教育局"
+    finally:
+        engine.db.dispose()
+    assert charts._title_lines(sample(1)) == ["城关一中｜冬春安全整治大会战"]
 
 
 # -- the picture -----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from handlers.command import Command, CommandSpec
 from handlers.context import ChecklistRef, Context
@@ -38,6 +38,7 @@ from handlers.messages import Reply
 from handlers.periods import report_days
 from handlers.stats import report_units, reporting_unit_name
 from models.ledger import UnitFigures, total_figures
+from models.queries_directory import unit_names
 from models.reports import (
     FIGURE_KEYS,
     LEDGER_STATUS_TEXT,
@@ -584,8 +585,7 @@ def export_workbook(
             write_statistics_sheet(book, rows, header, period=text, with_submissions=period is not None, tz=tz)
         elif form == "checklist":
             departments = {unit for item in checklist for unit in item.departments}
-            found = session.execute(select(col(UnitRow.id), col(UnitRow.name)).where(col(UnitRow.id).in_(departments)))
-            names = {unit: name for unit, name in found}
+            names = unit_names(session, departments)
             header = FormHeader(f"{campaign.name}项目清单", unit_name, on)
             write_checklist_sheet(book, checklist, header, names)
         else:

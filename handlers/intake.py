@@ -233,14 +233,28 @@ def _resolve_deadline(item: Item, context: Context, level: str) -> tuple[date, s
     if beyond is not None:
         if end < today:  # the campaign is over: no deadline can be settled in a chat
             return Refusal(Reply(beyond))
+        if _passed_this_year(written, today):  # 12月1日 on 12月7日: next year's is after the campaign
+            day = f"{written.month}月{written.day}日"
+            beyond = f"期限{day}今年已经过去了，明年的{day}又晚于本次排查整治的结束日期 {end.isoformat()}。"
         return Doubt("date", beyond, _date_answer(context))
     return written, ""
 
 
+def _passed_this_year(written: date, today: date) -> bool:
+    """Whether `written` is a date without a year read as next year's because this year's has passed."""
+    if written.year != today.year + 1:
+        return False
+    try:
+        return written.replace(year=today.year) < today
+    except ValueError:  # 2月29日
+        return False
+
+
 def _date_answer(context: Context) -> str:
-    end = context.campaign.end
-    example = f"{end.month}月{end.day}日" if (end - context.today).days < 14 else "本周五"
-    return f"请直接回复新的期限，例如：{example}；回复「取消」放弃。"
+    """How to answer a date question, with an example that would be accepted (within the campaign)."""
+    end, today = context.campaign.end, context.today
+    example = min(today + timedelta(days=7), end)
+    return f"请直接回复 {end.isoformat()} 或之前的新期限，例如：{example.month}月{example.day}日；回复「取消」放弃。"
 
 
 _CN_DIGITS = str.maketrans("零一二两三四五六七八九", "01223456789")

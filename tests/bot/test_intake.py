@@ -80,8 +80,9 @@ def test_a_past_date_without_a_year_is_asked_about(sim) -> None:  # type: ignore
     client, _ = sim
     # On 2026-12-07, 12月1日 has passed this year; the next one (2027-12-01) is after the campaign's end.
     reply = say(client, "图书馆二楼灭火器过期了，12月1日前弄好")
-    assert "晚于本次排查整治的结束日期 2027-05-10" in reply and hazards(client) == []
-    assert "请直接回复新的期限" in reply and len(reply.splitlines()) <= 6
+    assert reply.splitlines()[1] == "期限12月1日今年已经过去了，明年的12月1日又晚于本次排查整治的结束日期 2027-05-10。"
+    assert "请直接回复 2027-05-10 或之前的新期限，例如：12月14日" in reply and len(reply.splitlines()) <= 6
+    assert hazards(client) == []
     reply = say(client, "12月20日")
     assert reply.startswith("已登记隐患 #1") and "期限：2026-12-20" in reply
     assert hazards(client)[0].deadline == date(2026, 12, 20)

@@ -124,6 +124,6 @@ def test_plain_words_that_name_no_defect_are_asked_back(chat: Chat) -> None:
 def test_plain_report_with_a_past_deadline_is_asked_back(chat: Chat) -> None:
     reply = chat.say("zhang_wei", "三楼东侧灭火器过期了，本周一前弄好")  # the clock stands on Tuesday 2023-12-05
     assert hazards(chat) == [] and "期限已经过去了（2023-12-04（周一））" in reply
-    assert "请直接回复新的期限" in reply and len(reply.splitlines()) <= 6
+    assert "请直接回复 2024-05-10 或之前的新期限，例如：12月12日" in reply and len(reply.splitlines()) <= 6
     assert "已登记隐患 #1" in chat.say("zhang_wei", "12月20日")
     assert hazards(chat)[0].deadline.isoformat() == "2023-12-20"

@@ -408,8 +408,9 @@ class Engine:
             msg.text, today=now.date(), categories=self.policy.categories, vocabulary=self.vocabulary
         )
         # An answer to the sender's draft report (王建国, 12月20日 …) settles it; anything else is routed.
-        outcome = follow_up(msg.text, command, context) or dispatch(command, context)
-        if msg.attachments and not command.ok:  # words we could not use: keep the photos for the next message
+        answer = follow_up(msg.text, command, context)
+        outcome = answer or dispatch(command, context)
+        if msg.attachments and not command.ok and answer is None:  # words we could not use: keep the photos for the next message
             outcome = Outcome([*outcome.replies, *keep_lone_photos(context)], outcome.effects)
         return outcome
 

@@ -33,7 +33,7 @@ from handlers.intake import (
 from handlers.messages import Outcome, Reply
 from handlers.normalize import normalize_text
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
-from models.drafts import draft_photos, drop_drafts, has_live_draft, sender_drafts, update_draft
+from models.drafts import draft_photos, drop_drafts, has_live_draft, keep_draft_photo, sender_drafts, update_draft
 from models.ledger import hazard_by_number, record_event, store_photo
 from models.tables import AttachmentFile, ReportDraft
 
@@ -43,6 +43,7 @@ _ANSWERABLE = ("location", "problem", "person", "date")
 _EDGES = " \t\n，,；;。.！!？?、：:"
 _KEY_PREFIX_RE = re.compile(r"^(?:部位|位置|地点|问题|责任人|负责人|整改人|期限|时限|截止)[ ]*[:：]?[ ]*")
 _NAME_WRAPPER_RE = re.compile(r"^(?:是|改成|改为|应该是|换成|由|请)|(?:老师|负责|来负责|吧|的)$")
+_NOBODY = frozenset(("不写", "无", "没有", "不知道", "不清楚", "不确定", "暂无", "待定"))
 _NAME_RE = re.compile(r"^[\u4e00-\u9fff·]{2,6}$")
 
 
@@ -78,6 +79,7 @@ def _nothing_waiting(context: Context, drafts: _Drafts) -> list[Reply]:
 def settle(context: Context, rows: list[ReportDraft], items: list[Item], *, before: Sequence[str] = ()) -> Outcome:
     """Assess every draft again: register the ready ones in order, drop the refused, keep the rest and ask."""
     done: list[Registered] = []
+    plain: list[bool] = []
     lines = list(before)
     waiting: list[tuple[ReportDraft, Item, Doubt]] = []
     finished: list[ReportDraft] = []
@@ -85,10 +87,11 @@ def settle(context: Context, rows: list[ReportDraft], items: list[Item], *, befo
         assessment = assess(item, context)
         if isinstance(assessment, Ready):
             assert row.id is not None
-            done.append(register(
-                item, assessment, context, draft_ids=[row.id], with_message_photos=False,
+            done.append(register(  # photos sent with the answer go with the first hazard registered
+                item, assessment, context, draft_ids=[row.id], with_message_photos=not done,
                 source_msg_id=row.source_msg_id,
             ))
+            plain.append(item.plain)
             finished.append(row)
         elif isinstance(assessment, Refusal):
             lines.append(assessment.reply.text)
@@ -96,10 +99,12 @@ def settle(context: Context, rows: list[ReportDraft], items: list[Item], *, befo
         else:
             update_draft(context.session, row, payload=item.to_json())
             waiting.append((row, item, assessment))
+    if waiting and not done:  # photos sent with an answer that settled nothing wait with the draft
+        _keep_message_photos(context, waiting[0][0])
     drop_drafts(context.session, finished)
     replies: list[Reply] = []
     if len(done) == 1:
-        replies.append(registered_reply(done[0], context, plain=items[rows.index(finished[0])].plain))
+        replies.append(registered_reply(done[0], context, plain=plain[0]))
     elif done:
         replies.append(registered_list_reply(done, context))
     if lines:
@@ -111,6 +116,15 @@ def settle(context: Context, rows: list[ReportDraft], items: list[Item], *, befo
             ask = Reply(f"{ask.text}\n（还有{len(waiting) - 1}条等您确认）")
         replies.append(ask)
     return Outcome(replies, effects=alerts(done))
+
+
+def _keep_message_photos(context: Context, row: ReportDraft) -> None:
+    assert row.id is not None
+    for attachment in context.attachments:
+        keep_draft_photo(
+            context.session, draft_id=row.id, filename=attachment.filename, content_type=attachment.content_type,
+            data=attachment.data, source_msg_id=context.inbound_id,
+        )
 
 
 def _items(rows: list[ReportDraft]) -> list[Item]:
@@ -268,6 +282,8 @@ def _apply_answer(item: Item, doubt: Doubt, text: str, command: Command, *, toda
         fields.location = value[:200]
     elif doubt.kind == "problem":
         fields.problem = value
+    elif doubt.kind == "person" and value in _NOBODY:
+        fields.responsible = None  # the hazard goes to the unit (单位, else the reporter's)
     elif doubt.kind == "person":
         name = _NAME_WRAPPER_RE.sub("", value).strip(_EDGES).removeprefix("@")
         if not _NAME_RE.match(name):

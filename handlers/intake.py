@@ -208,7 +208,10 @@ def _resolve_owner(
                 "person", question, f"回复「是」按{close[0].name}登记，或直接回复正确的姓名；回复「取消」放弃。",
                 suggestion=close[0].name,
             )
-        return Doubt("person", question, f"请直接回复责任人的姓名，例如：{_example_person(context, allowed)}；回复「取消」放弃。")
+        return Doubt(
+            "person", question,
+            f"请直接回复责任人的姓名，例如：{_example_person(context, allowed)}（不确定可回复「不写」）；回复「取消」放弃。",
+        )
     if allowed is not None and responsible.unit_id not in allowed:
         example = _example_person(context, allowed)
         return Refusal(Reply(
@@ -271,11 +274,13 @@ def _same_numbers(a: str, b: str) -> bool:
     return not first or not second or first == second
 
 
-def _similar(a: str, b: str) -> float:
+def _similar(a: str, b: str, at_least: float) -> bool:
+    """Whether two short texts are at least this similar (difflib's ratio, without punctuation and particles)."""
     a, b = _PUNCTUATION_RE.sub("", a), _PUNCTUATION_RE.sub("", b)
     if not a or not b:
-        return 0.0
-    return difflib.SequenceMatcher(None, a, b).ratio()
+        return False
+    matcher = difflib.SequenceMatcher(None, a, b)  # the cheap upper bounds first: most open hazards differ
+    return matcher.real_quick_ratio() >= at_least and matcher.quick_ratio() >= at_least and matcher.ratio() >= at_least
 
 
 def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
@@ -286,21 +291,18 @@ def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
     if allowed is not None:
         units &= allowed
     building = find_building(context.session, location, context.policy.buildings, unit_id=unit_id)
-    best: tuple[float, Hazard] | None = None
+    found: Hazard | None = None
     for hazard in open_hazards(context.session, campaign_id=context.campaign.id, unit_ids=units):
         same_place = (building is not None and hazard.building_id == building.id) or (
-            _similar(hazard.location, location) >= SAME_PLACE_RATIO
+            _similar(hazard.location, location, SAME_PLACE_RATIO)
         )
         if not same_place or not _same_numbers(hazard.location, location):  # 二楼 is not 三楼
             continue
-        if not _same_numbers(hazard.problem, problem):  # 第3处 is not 第5处
-            continue
-        ratio = _similar(hazard.problem, problem)
-        if ratio >= SAME_PROBLEM_RATIO and (best is None or ratio > best[0]):
-            best = (ratio, hazard)
-    if best is None:
+        if _same_numbers(hazard.problem, problem) and _similar(hazard.problem, problem, SAME_PROBLEM_RATIO):
+            found = hazard  # the most recent one (open hazards come oldest first)
+    if found is None:
         return None
-    hazard = best[1]
+    hazard = found
     n = hazard.number
     return Doubt(
         "duplicate", f"可能与 #{n} 重复（{hazard.location} {_short(hazard.problem)}）。",

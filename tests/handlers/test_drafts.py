@@ -114,3 +114,18 @@ def test_same_names_an_open_hazard_the_chat_can_see(chat: Chat) -> None:
     assert chat.say("chen_jing", "同 #2").startswith("没有找到隐患 #2")
     assert "已补充到隐患 #1" in chat.say("chen_jing", "同 #1")
     assert len(hazards(chat)) == 2
+
+
+def test_an_unknown_owner_may_be_left_out_and_the_unit_takes_it(chat: Chat) -> None:
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n责任人：马小二\n单位：总务处")
+    assert "（不确定可回复「不写」）" in reply
+    reply = chat.say("zhang_wei", "不写")
+    assert reply.startswith("已登记隐患 #1") and "责任人：未指定（总务基建处）" in reply
+
+
+def test_a_photo_sent_with_the_answer_comes_with_the_hazard(chat: Chat) -> None:
+    from handlers.messages import Attachment
+
+    chat.say("zhang_wei", TYPO)
+    reply = chat.say("zhang_wei", "是", photos=(Attachment("a.jpg", "image/jpeg", b"\xff\xd8\xff" + b"a" * 30),))
+    assert reply.startswith("已登记隐患 #1") and "照片：1张已保存" in reply and "收到1张照片" not in reply

@@ -45,6 +45,7 @@ from models.drafts import (
     draft_photos,
     drop_drafts,
     drop_stale_drafts,
+    OpenHazard,
     keep_draft_photo,
     open_hazards,
     save_draft,
@@ -274,13 +275,26 @@ def _same_numbers(a: str, b: str) -> bool:
     return not first or not second or first == second
 
 
-def _similar(a: str, b: str, at_least: float) -> bool:
-    """Whether two short texts are at least this similar (difflib's ratio, without punctuation and particles)."""
-    a, b = _PUNCTUATION_RE.sub("", a), _PUNCTUATION_RE.sub("", b)
-    if not a or not b:
-        return False
-    matcher = difflib.SequenceMatcher(None, a, b)  # the cheap upper bounds first: most open hazards differ
-    return matcher.real_quick_ratio() >= at_least and matcher.quick_ratio() >= at_least and matcher.ratio() >= at_least
+class _Like:
+    """Whether texts are at least `at_least` similar to one text (difflib's ratio, without punctuation).
+
+    The one text is difflib's second sequence, indexed once for all the open hazards it is compared with; the
+    cheap upper bounds come first, since most open hazards differ.
+    """
+
+    def __init__(self, text: str, at_least: float) -> None:
+        self.at_least = at_least
+        self.empty = not _PUNCTUATION_RE.sub("", text)
+        self.matcher = difflib.SequenceMatcher(None)
+        self.matcher.set_seq2(_PUNCTUATION_RE.sub("", text))
+
+    def __call__(self, other: str) -> bool:
+        other = _PUNCTUATION_RE.sub("", other)
+        if self.empty or not other:
+            return False
+        matcher, at_least = self.matcher, self.at_least
+        matcher.set_seq1(other)
+        return matcher.real_quick_ratio() >= at_least and matcher.quick_ratio() >= at_least and matcher.ratio() >= at_least
 
 
 def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
@@ -291,14 +305,13 @@ def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
     if allowed is not None:
         units &= allowed
     building = find_building(context.session, location, context.policy.buildings, unit_id=unit_id)
-    found: Hazard | None = None
+    like_place, like_problem = _Like(location, SAME_PLACE_RATIO), _Like(problem, SAME_PROBLEM_RATIO)
+    found: OpenHazard | None = None
     for hazard in open_hazards(context.session, campaign_id=context.campaign.id, unit_ids=units):
-        same_place = (building is not None and hazard.building_id == building.id) or (
-            _similar(hazard.location, location, SAME_PLACE_RATIO)
-        )
+        same_place = (building is not None and hazard.building_id == building.id) or like_place(hazard.location)
         if not same_place or not _same_numbers(hazard.location, location):  # 二楼 is not 三楼
             continue
-        if _same_numbers(hazard.problem, problem) and _similar(hazard.problem, problem, SAME_PROBLEM_RATIO):
+        if _same_numbers(hazard.problem, problem) and like_problem(hazard.problem):
             found = hazard  # the most recent one (open hazards come oldest first)
     if found is None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete
@@ -84,11 +85,21 @@ def draft_photos(session: Session, draft_ids: Iterable[int]) -> list[DraftPhoto]
     return list(session.exec(statement))
 
 
-def open_hazards(session: Session, *, campaign_id: str, unit_ids: Iterable[str] | None) -> list[Hazard]:
-    """The campaign's open hazards (整改中, 待验收) of these units (None: all), for spotting a repeated report."""
-    statement = select(Hazard).where(
+@dataclass(frozen=True, slots=True)
+class OpenHazard:
+    """What spotting a repeated report needs of an open hazard (a few columns, not the whole row)."""
+
+    number: int
+    location: str
+    problem: str
+    building_id: str | None
+
+
+def open_hazards(session: Session, *, campaign_id: str, unit_ids: Iterable[str] | None) -> list[OpenHazard]:
+    """The campaign's open hazards (整改中, 待验收) of these units (None: all), oldest first."""
+    statement = select(Hazard.number, Hazard.location, Hazard.problem, Hazard.building_id).where(
         Hazard.campaign_id == campaign_id, Hazard.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
     )
     if unit_ids is not None:
         statement = statement.where(Hazard.unit_id.in_(list(unit_ids)))  # type: ignore[attr-defined]
-    return list(session.exec(statement.order_by(Hazard.number)))  # type: ignore[arg-type]
+    return [OpenHazard(*row) for row in session.exec(statement.order_by(Hazard.number))]  # type: ignore[arg-type]

@@ -487,6 +487,13 @@ def item_line(index: int, item: Item, assessment: Assessment) -> str:
     return line
 
 
+def drop_earlier_drafts(context: Context) -> bool:
+    """Drop the sender's drafts in this chat; whether one was still waiting."""
+    rows = sender_drafts(context.session, platform=context.platform, sender_id=context.person.id, chat_id=context.chat_id)
+    drop_drafts(context.session, rows)
+    return any(row.expires_at > context.now for row in rows)
+
+
 def keep_as_drafts(items: Sequence[Item], context: Context) -> list[ReportDraft]:
     """Save the items as the sender's drafts in this chat (replacing any earlier ones), with the message's photos
     and the photos the sender sent just before (kept with the first draft, for as long as it waits)."""

@@ -14,6 +14,7 @@ from handlers.intake import (
     alerts,
     assess,
     doubt_reply,
+    drop_earlier_drafts,
     item_line,
     keep_as_drafts,
     register,
@@ -50,7 +51,10 @@ def _take_one(item: Item, context: Context) -> list[Reply] | Outcome:
         keep_as_drafts([item], context)
         return [doubt_reply(item, assessment, context)]
     done = register(item, assessment, context)
-    return Outcome([registered_reply(done, context, plain=item.plain)], effects=alerts([done]))
+    reply = registered_reply(done, context, plain=item.plain)
+    if drop_earlier_drafts(context):  # a report sent again in full replaces the one asked about
+        reply = Reply(f"{reply.text}\n（刚才等您确认的那条已作废。）", mentions=reply.mentions)
+    return Outcome([reply], effects=alerts([done]))
 
 
 def _take_several(items: list[Item], context: Context) -> list[Reply]:

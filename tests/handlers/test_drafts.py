@@ -129,3 +129,11 @@ def test_a_photo_sent_with_the_answer_comes_with_the_hazard(chat: Chat) -> None:
     chat.say("zhang_wei", TYPO)
     reply = chat.say("zhang_wei", "是", photos=(Attachment("a.jpg", "image/jpeg", b"\xff\xd8\xff" + b"a" * 30),))
     assert reply.startswith("已登记隐患 #1") and "照片：1张已保存" in reply and "收到1张照片" not in reply
+
+
+def test_a_report_sent_again_in_full_replaces_the_draft(chat: Chat) -> None:
+    chat.say("zhang_wei", TYPO)
+    reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动\n责任人：王建国")
+    assert reply.startswith("已登记隐患 #1") and reply.endswith("（刚才等您确认的那条已作废。）")
+    assert drafts(chat) == []
+    assert chat.say("zhang_wei", "是").startswith("现在没有等您确认的隐患")

@@ -137,3 +137,12 @@ def test_a_report_sent_again_in_full_replaces_the_draft(chat: Chat) -> None:
     assert reply.startswith("已登记隐患 #1") and reply.endswith("（刚才等您确认的那条已作废。）")
     assert drafts(chat) == []
     assert chat.say("zhang_wei", "是").startswith("现在没有等您确认的隐患")
+
+
+def test_an_ambiguous_owner_is_asked_about_by_unit(two_schools: Chat) -> None:
+    chat = two_schools  # the county's leaders' group serves both schools, each with a 王建国
+    reply = chat.say("wu_ju", "隐患\n部位：食堂\n问题：灭火器过期\n责任人：王建国", group="county")
+    assert "有2位「王建国」：王建国（总务基建处）、王建国（城南小学后勤处）。" in reply and hazards(chat) == []
+    reply = chat.say("wu_ju", "单位：城南小学后勤处", group="county")
+    assert reply.startswith("已登记隐患 #1") and "责任人：王建国（城南小学后勤处）" in reply
+    assert hazards(chat)[0].responsible_id == "wang_jianguo2"

@@ -28,6 +28,7 @@ from bot.photolinks import PhotoLinks
 from bot.secrets import Secrets
 from bot.sync import sync_config
 from handlers.context import BuildingRef, ChecklistRef, Context, Policy
+from handlers.drafts import follow_up
 from handlers.format import fit_replies, merge_replies
 from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply, as_platform
 from handlers.parser import parse_message
@@ -163,6 +164,7 @@ class Engine:
             verify_by_other=config.policy.verify_by_other,
             photo_required=frozenset(config.policy.photo_required),
             pending_photo_minutes=config.policy.pending_photo_minutes,
+            draft_minutes=config.intake.draft_minutes,
             categories=[(c.name, tuple(c.keywords)) for c in config.categories] or None,
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
             checklist=checklist_of(config),
@@ -406,8 +408,10 @@ class Engine:
         command = parse_message(
             msg.text, today=now.date(), categories=self.policy.categories, vocabulary=self.vocabulary
         )
-        outcome = dispatch(command, context)
-        if msg.attachments and not command.ok:  # words we could not use: keep the photos for the next message
+        # An answer to the sender's draft report (王建国, 12月20日 …) settles it; anything else is routed.
+        answer = follow_up(msg.text, command, context)
+        outcome = answer or dispatch(command, context)
+        if msg.attachments and not command.ok and answer is None:  # words we could not use: keep the photos for the next message
             outcome = Outcome([*outcome.replies, *keep_lone_photos(context)], outcome.effects)
         return outcome
 

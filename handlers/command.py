@@ -56,6 +56,7 @@ class Command:
     plain: bool = False
     doubts: list[str] = field(default_factory=list)
     list_status: str | None = None  # 清单 待验收: only hazards in this status
+    items: list["Command"] = field(default_factory=list)  # several hazards in one message (1. … 2. …), each a report
 
     @property
     def ok(self) -> bool:
@@ -97,6 +98,8 @@ class CommandSpec:
     example_tail: str = ""  # what follows the word in the examples of error messages, e.g. " #23"
     takes_number: bool = False  # needs a hazard number (#23)
     everyday: bool = True  # named in the reply to a message that starts with no command word
+    # The word is the whole message (确认, 是, 同 #12): a message that only starts with it (是否…, 同学们…) is not it.
+    alone: bool = False
 
     @property
     def word(self) -> str:

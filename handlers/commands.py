@@ -10,6 +10,7 @@ from __future__ import annotations
 from handlers import (
     check, chitchat, exports, help as help_module, lifecycle, overdue, report, stats, submit, transfer, views,
 )
+from handlers import drafts
 from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -32,6 +33,10 @@ _HANDLED: tuple[CommandSpec, ...] = (
     exports.EXPORT,
     views.PROGRESS_REPORT,
     chitchat.SPEC,
+    drafts.CONFIRM,
+    drafts.CANCEL,
+    drafts.NEW,
+    drafts.SAME,
 )
 
 COMMANDS: tuple[CommandSpec, ...] = (*_HANDLED, help_module.help_spec(_HANDLED))

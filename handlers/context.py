@@ -44,6 +44,7 @@ class Policy:
     verify_by_other: bool = True  # 销号 by someone other than the rectifier and the responsible person
     photo_required: frozenset[str] = frozenset({"重大"})  # levels whose 整改 must carry a photo
     pending_photo_minutes: int = 10  # a photo sent without words waits this long for its report or 整改
+    draft_minutes: int = 30  # a doubtful report waits this long for its sender's answer (确认, a fix, 取消)
     categories: Sequence[tuple[str, Sequence[str]]] | None = None
     buildings: Sequence["BuildingRef"] = ()
     checklist: Sequence[ChecklistRef] = ()  # the config's [[checklist]], for the 项目清单 form

@@ -44,6 +44,8 @@ from handlers.understand import (
 _COMMANDS = COMMANDS_BY_NAME  # the command table: words, which take #N, examples
 _WORD_TO_COMMAND: dict[str, CommandName] = {w.lower(): s.name for s in _COMMANDS.values() for w in s.words}
 _ALL_WORDS = sorted(_WORD_TO_COMMAND, key=len, reverse=True)
+# Words suggested for a typo: not those that only count alone (是, 同), which resemble too many openings.
+_SUGGESTIBLE_WORDS = [word for word in _ALL_WORDS if not _COMMANDS[_WORD_TO_COMMAND[word]].alone]
 _NUMBERED: frozenset[CommandName] = frozenset(s.name for s in _COMMANDS.values() if s.takes_number)
 _LEVEL_FROM_WORD: dict[str, Level] = {"重大隐患": "重大", "一般隐患": "一般"}
 
@@ -345,7 +347,22 @@ def _match_command(text: str) -> tuple[CommandName, str, str] | None:
     rest = text[match.end():].lstrip(" ")
     if rest[:1] in (":", "："):
         rest = rest[1:]
-    return _WORD_TO_COMMAND[word.lower()], word, rest.strip()
+    name = _WORD_TO_COMMAND[word.lower()]
+    if _COMMANDS[name].alone and not _is_alone(name, rest):
+        return None
+    return name, word, rest.strip()
+
+
+_ALONE_TAIL_RE = re.compile(r"^[ 。.！!~～啊吧呀了哈的，,]*$")
+
+
+def _is_alone(name: CommandName, rest: str) -> bool:
+    """Whether a word that must stand alone does (确认。 同 #12), rather than start a longer message (是否…)."""
+    if name in _NUMBERED:
+        number, rest = _take_number(rest)
+        if number is None:  # 同 alone asks for its number; 同学们… is something else
+            return not rest.strip()
+    return _ALONE_TAIL_RE.match(rest) is not None
 
 
 def _names_the_owner(text: str) -> bool:
@@ -601,7 +618,7 @@ def _extend_deadline(free: str, draft: _Draft, *, word: str, today: date) -> str
 
 def _unknown_command(text: str) -> Command:
     run = re.match(rf"[#/]?[ ]*([{_CJK}A-Za-z]{{1,4}})", text)
-    close = difflib.get_close_matches(run[1], _ALL_WORDS, n=1, cutoff=0.5) if run else []
+    close = difflib.get_close_matches(run[1], _SUGGESTIBLE_WORDS, n=1, cutoff=0.5) if run else []
     if close:
         name = _WORD_TO_COMMAND[close[0]]
         error = (f"没看懂「{_snippet(text)}」，您是想写「{close[0]}」吗？例如：{_example(name, close[0])}；"
@@ -630,6 +647,17 @@ def parse_message(
     """
     table = DEFAULT_CATEGORIES if categories is None else categories
     words = EMPTY_VOCABULARY if vocabulary is None else vocabulary
+    several = _several_reports(text, today=today, categories=table, vocabulary=words)
+    if several is not None:
+        return several
+    return _parse_one(text, today=today, categories=table, vocabulary=words)
+
+
+def _parse_one(
+    text: str, *, today: date, categories: Sequence[tuple[str, Sequence[str]]], vocabulary: Vocabulary
+) -> Command:
+    """One message that is one command."""
+    table, words = categories, vocabulary
     clean = _LOCATION_COPULA_RE.sub(r"\1：", _COPULA_RE.sub(r"\1：", _prepare(text)))
     if not clean:
         return Command(None, errors=[_EMPTY])
@@ -684,3 +712,53 @@ def parse_message(
     has_problem = any(attr == "problem" and value for attr, _, value in body.fields)
     implied: CommandName = "check" if has_result and not has_problem else "report"
     return _build(implied, _CANONICAL_WORD[implied], clean, today=today, categories=table)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Several hazards in one message
+
+# 1. 2. / 1、 / 1) / （1） / ① / 一、 at the start of a line or after a space or separator (not 12.15, not 3号楼).
+_ITEM_MARKER_RE = re.compile(
+    r"(?:^|(?<=[\s，,；;。]))(?:\d{1,2}[.、．)）](?!\d)|[①-⑳]|[一二三四五六七八九十]{1,2}、|[（(]\d{1,2}[)）])[ ]*"
+)
+# What may come before the list: nothing, or a report word and a few words (隐患如下：, 发现以下几处隐患：).
+_LIST_HEAD_RE = re.compile(
+    r"^[#/]?[ ]*(?:(?:一般|重大)?(?:隐患|上报|报告|发现|反映)?(?:以下|如下|下列|几处|几个|两处|三处|这些|[一二三四五六七八九十两\d]+[处个条项])*"
+    r"(?:一般|重大)?(?:隐患|问题)?(?:如下)?)[ ：:，,。\n]*$"
+)
+
+
+def _several_reports(
+    text: str, *, today: date, categories: Sequence[tuple[str, Sequence[str]]], vocabulary: Vocabulary
+) -> Command | None:
+    """A message that lists several hazards (numbered, or one per line with a place and a problem each), or None.
+
+    Each part is read as a report of its own; the command carries them as `items`.
+    """
+    normalized = normalize_text(text)
+    markers = list(_ITEM_MARKER_RE.finditer(normalized))
+    if len(markers) >= 2:
+        head = normalized[: markers[0].start()]
+        ends = [marker.start() for marker in markers[1:]] + [len(normalized)]
+        parts = [normalized[marker.end(): end] for marker, end in zip(markers, ends)]
+        numbered = True
+    elif ":" not in normalized and "：" not in normalized and "\n" in normalized:
+        lines = [line for line in normalized.split("\n") if line.strip()]
+        head, parts, numbered = "", lines, False
+        if lines and _LIST_HEAD_RE.match(lines[0]):
+            head, parts = lines[0], lines[1:]
+    else:
+        return None
+    if len(parts) < 2 or not _LIST_HEAD_RE.match(head.strip()):
+        return None
+    items = [_parse_one(part, today=today, categories=categories, vocabulary=vocabulary) for part in parts]
+    for item in items:
+        if item.command != "report" or not item.ok:
+            return None
+        if not numbered and not (item.fields.location and item.fields.problem and not item.doubts):
+            return None
+        if "重大" in head and item.fields.level is None:
+            item.fields.level = "重大"
+    first = items[0]
+    return Command("report", fields=first.fields, note=first.note, plain=first.plain, doubts=list(first.doubts),
+                   items=items)

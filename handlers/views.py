@@ -28,6 +28,7 @@ LIST_LIMIT = 15
 ACTION_LABELS = {
     "report": "上报", "rectify": "报整改", "progress": "进展", "close": "销号",
     "reject": "退回", "extend": "延期", "withdraw": "撤销", "reopen": "重开", "transfer": "转交",
+    "same": "同一隐患再报",
 }
 
 

@@ -271,6 +271,12 @@ class Policy(_Model):
         return value
 
 
+class Intake(_Model):
+    """How reports are taken in: a doubtful one waits as a draft for its sender's answer."""
+
+    draft_minutes: int = Field(default=30, ge=1, le=24 * 60)  # a draft report waits this long for 确认 / a fix
+
+
 class WeComBot(_Model):
     """A WeCom 智能机器人 that receives @-messages: HTTP callback or long connection (WebSocket)."""
 
@@ -460,6 +466,7 @@ class Config(_Model):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     simulator: Simulator = Field(default_factory=Simulator)
     directory: Directory | None = None
+    intake: Intake = Field(default_factory=Intake)
 
     @field_validator("timezone")
     @classmethod

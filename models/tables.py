@@ -387,3 +387,34 @@ class DirectoryVersion(SQLModel, table=True):
     __tablename__ = "directory_version"
     id: int = Field(default=1, primary_key=True)
     version: int = 0
+class ReportDraft(SQLModel, table=True):
+    """A hazard report waiting for its sender to settle a doubt (确认, a corrected field, 新的, 同 #N, 取消).
+
+    Nothing doubtful goes into the ledger: the report waits here, for its sender in that chat only, until
+    `expires_at`. `payload` is the report so far (JSON, see `handlers.intake.Item`); several hazards sent in one
+    message are several drafts with the same `source_msg_id`, registered together.
+    """
+
+    __tablename__ = "report_draft"
+    __table_args__ = (Index("ix_report_draft_sender_chat", "platform", "sender_id", "chat_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    sender_id: str = Field(max_length=64)  # person.id
+    chat_id: str = Field(max_length=128)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
+    created_at: datetime = Field(sa_column=_ts())
+    expires_at: datetime = Field(sa_column=Column(AwareDateTime(), nullable=False, index=True))
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")
+
+
+class DraftPhoto(SQLModel, table=True):
+    """A photo that came with (or just before) a draft report; stored with the hazard when it is registered."""
+
+    __tablename__ = "draft_photo"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="report_draft.id", index=True)
+    filename: str = Field(default="", max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")

@@ -291,7 +291,7 @@ def test_a_lone_picture_waits_for_the_report_after_it(bot: Bot, tiny_png: bytes)
 def test_a_report_replying_to_a_picture_takes_that_picture(bot: Bot, tiny_png: bytes) -> None:
     before = bot.count(AttachmentFile)
     message = robot_message(
-        bot.fake, text=REPORT.replace("3号", "9号"), replied_picture=tiny_png, conversation_id=HTTP_CID,
+        bot.fake, text=REPORT.replace("3号", "6号"), replied_picture=tiny_png, conversation_id=HTTP_CID,
         robot_code=HTTP_KEY,
     )
     assert post_callback(bot.url, HTTP_SECRET, message).status_code == 200

@@ -39,13 +39,13 @@ def test_recovery_leaves_fresh_messages_to_their_own_worker(engine: Engine, chat
 
 
 def test_a_handler_crash_is_answered_politely_and_rolled_back(engine: Engine, chat: Chat, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import handlers.report
+    import handlers.intake
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
     # the ledger write fails half-way (e.g. the disk): nothing of the report may remain
-    monkeypatch.setattr(handlers.report, "record_event", explode)
+    monkeypatch.setattr(handlers.intake, "record_event", explode)
     replies = engine.handle_sync(_inbound(chat, "m1"))
     assert [r.text for r in replies] == [INTERNAL_ERROR_TEXT]
     assert "Traceback" not in replies[0].text and "disk on fire" not in replies[0].text

@@ -491,13 +491,13 @@ def test_a_callback_kept_waiting_by_another_writer_of_the_sqlite_file_is_answere
     assert db_count(client, Hazard) == 1
 
 
-def _report_with_photo(fake: FakeWeCom, png: bytes, msgid: str) -> dict[str, object]:
+def _report_with_photo(fake: FakeWeCom, png: bytes, msgid: str, text: str = REPORT) -> dict[str, object]:
     """A mixed AI-bot message from ZhangWei: the report text and one encrypted photo hosted by the fake."""
     url = fake.host_media(png, wecom.aes_key(AES_KEY))
     return {
         "msgid": msgid, "aibotid": "B", "chatid": CHAT, "chattype": "group", "from": {"userid": "ZhangWei"},
         "response_url": fake.new_response_url(), "msgtype": "mixed",
-        "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "@安全助手 " + REPORT}},
+        "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "@安全助手 " + text}},
                                {"msgtype": "image", "image": {"url": url}}]},
     }
 
@@ -565,7 +565,7 @@ def test_a_missing_photo_sent_again_meanwhile_is_found_on_disk_without_downloadi
         wait_for(lambda: fake.responses)
         disk.space_returns()
     fake.media.clear()  # the first message's media link has expired
-    second = _report_with_photo(fake, tiny_png, "again-2")
+    second = _report_with_photo(fake, tiny_png, "again-2", REPORT.replace("二楼", "三楼"))  # another hazard
     response = post_aibot_callback("/wecom/callback", second, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
     assert response.status_code == 200
     wait_for(lambda: len(fake.responses) == 2)

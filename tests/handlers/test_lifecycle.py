@@ -245,6 +245,7 @@ def test_a_general_fix_needs_no_photo_by_default(chat: Chat) -> None:
 def test_closing_a_major_hazard_on_site_needs_a_photo_unless_a_leader_overrides(chat: Chat) -> None:
     chat.say("zhang_wei", MAJOR_REPORT)
     chat.say("zhang_wei", MAJOR_REPORT)
+    chat.say("zhang_wei", "新的")  # the same words again are asked about first
     reply = chat.say("li_na", "销号 #1")
     assert reply.startswith("重大隐患销号需要整改后的照片。") and "附现场照片发「销号 #1」" in reply
     assert _hazard(chat).status == "rectifying"

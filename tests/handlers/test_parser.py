@@ -281,6 +281,14 @@ GOOD = [
     ok("chitchat-thanks", "谢谢！", "chat"),
     ok("plain-rectify-after-number", "#23 已清理", "rectify", hazard_no=23, note="已清理"),
     ok("plain-words-after-command", "隐患 3号楼问题严重", "report", location="3号楼", problem="问题严重", plain=True),
+    # --- answers to a report the bot asked about (handlers/drafts.py) ----------------------------------------------
+    ok("draft-confirm", "确认", "confirm"),
+    ok("draft-confirm-shi", "是的。", "confirm"),
+    ok("draft-cancel", "取消", "cancel"),
+    ok("draft-new-after-duplicate", "新的", "new"),
+    ok("draft-same-as-open-hazard", "同 #12", "same", hazard_no=12),
+    ok("several-numbered-reports", "隐患\n1. 部位：3号楼；问题：插座松动\n2. 部位：食堂；问题：灯管松动", "report",
+       location="3号楼", problem="插座松动"),
     # --- other days ------------------------------------------------------------------------------------------------
     ok("saturday-bare-friday-is-next-week", "隐患 部位：3号楼 问题：插座松动 期限：周五", "report",
        today=date(2023, 12, 30), deadline=date(2024, 1, 5)),

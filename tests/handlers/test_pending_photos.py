@@ -95,7 +95,7 @@ def test_photos_belong_to_their_sender_and_chat(chat: Chat) -> None:
     chat.say("sun_li", "", photos=(SCENE_2,), group="staff")
     reply = chat.say("sun_li", "隐患 部位：操场；问题：围墙裂缝", group="s2")  # another chat
     assert "已登记隐患" in reply and "已附上" not in reply
-    assert "已附上刚才的1张照片" in chat.say("zhang_wei", REPORT)
+    assert "已附上刚才的1张照片" in chat.say("zhang_wei", "隐患\n部位：操场\n问题：单杠松动")
 
 
 def test_a_refused_rectify_keeps_the_pending_photo(chat: Chat) -> None:

@@ -27,17 +27,19 @@ def test_plain_report_with_an_unknown_person_is_shown_back_not_stored(chat: Chat
     assert hazards(chat) == []
     assert len(reply.splitlines()) <= 6
     assert "「王建图」" in reply and "王建国" in reply and "没有登记" in reply
-    template = reply.splitlines()[-1]
-    assert template == "隐患 部位：三楼东侧，问题：灭火器过期，责任人：王建国，期限：12月8日"
-    assert "已登记隐患 #1" in chat.say("zhang_wei", template)
-    assert hazards(chat)[0].responsible_id == "wang_jianguo"
+    assert reply.splitlines()[0] == "我理解的是：部位「三楼东侧」，问题「灭火器过期」，责任人「王建图」，期限12月8日。"
+    assert "已登记隐患 #1" in chat.say("zhang_wei", "是")
+    (hazard,) = hazards(chat)
+    assert (hazard.responsible_id, hazard.deadline.isoformat()) == ("wang_jianguo", "2023-12-08")
 
 
 def test_plain_report_without_a_place_asks_for_it(chat: Chat) -> None:
     reply = chat.say("zhang_wei", "隐患 灭火器过期了")
     assert hazards(chat) == []
     assert "部位" in reply and len(reply.splitlines()) <= 6
-    assert "问题：灭火器过期" in reply
+    assert "问题「灭火器过期」" in reply
+    assert "已登记隐患 #1" in chat.say("zhang_wei", "三楼东侧")
+    assert (hazards(chat)[0].location, hazards(chat)[0].problem) == ("三楼东侧", "灭火器过期")
 
 
 def test_plain_report_deadline_after_the_campaign_is_a_doubt(chat: Chat) -> None:
@@ -79,6 +81,7 @@ def test_lifecycle_in_plain_words(chat: Chat) -> None:
 def test_plain_extend_and_withdraw(chat: Chat) -> None:
     chat.say("zhang_wei", REPORT)
     chat.say("zhang_wei", REPORT)
+    chat.say("zhang_wei", "新的")  # the same words again: asked whether it repeats #1
     chat.say("wang_jianguo", "#1 延期到月底 等配件")
     assert hazards(chat)[0].deadline.isoformat() == "2023-12-31"
     chat.say("zhang_wei", "#2 报错了 撤销")
@@ -120,5 +123,7 @@ def test_plain_words_that_name_no_defect_are_asked_back(chat: Chat) -> None:
 
 def test_plain_report_with_a_past_deadline_is_asked_back(chat: Chat) -> None:
     reply = chat.say("zhang_wei", "三楼东侧灭火器过期了，本周一前弄好")  # the clock stands on Tuesday 2023-12-05
-    assert hazards(chat) == [] and "期限已经过去了" in reply
-    assert reply.splitlines()[-1] == "隐患 部位：三楼东侧，问题：灭火器过期，期限：（请写今天以后、活动结束前的日期）"
+    assert hazards(chat) == [] and "期限已经过去了（2023-12-04（周一））" in reply
+    assert "请直接回复 2024-05-10 或之前的新期限，例如：12月12日" in reply and len(reply.splitlines()) <= 6
+    assert "已登记隐患 #1" in chat.say("zhang_wei", "12月20日")
+    assert hazards(chat)[0].deadline.isoformat() == "2023-12-20"

@@ -107,7 +107,7 @@ def create_app(
     # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
     # and the one holder of each long connection (a second connection would kick the first).
     sender.may_send = is_leader
-    if config.directory is not None:  # units and people from the WeCom/DingTalk directory, synced by the leader
+    if config.directory is not None and config.directory.has_api:  # the WeCom/DingTalk directory, synced by the leader
         runtime.services.append(directory_service(
             config, engine.db, secrets, clock=engine.now, is_leader=is_leader, http=runtime.http
         ))

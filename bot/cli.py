@@ -1,4 +1,4 @@
-"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan, export, directory sync.
+"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan, export, directory sync and import.
 
 Every command takes `--now` (an ISO time with a UTC offset): the command runs as if it were that
 time. One-shot commands stand still at it; `serve --now` starts the bot's clock there and lets it
@@ -368,6 +368,41 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_directory_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sqlmodel import Session
+
+    from bot.directory.export_file import ExportFileError
+    from bot.directory.service import import_export
+    from bot.sync import sync_config
+    from models.db import make_engine, upgrade
+
+    config = _load_config(args.config)
+    if config is None:
+        return 1
+    if config.directory is None:
+        print("配置文件里没有 [directory]：请先写上 platform 和 schools（见 docs/setup-county.md）", file=sys.stderr)
+        return 1
+    db = make_engine(config.database.url)
+    try:
+        upgrade(db)
+        with Session(db) as session:  # the schools' units come from the TOML, as when `serve` starts
+            sync_config(session, config)
+        now = _clock(args, config.tz).now()
+        try:
+            report = import_export(config, db, Path(args.file), args.platform, now, dry_run=args.dry_run)
+        except ExportFileError as exc:
+            print(f"导入失败，通讯录没有改动：{exc}", file=sys.stderr)
+            return 1
+    finally:
+        db.dispose()
+    if args.dry_run:
+        print("dry run: nothing was written")
+    print("\n".join(report.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetybot", description="School safety hazard campaign bot")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -426,6 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dry-run", action="store_true", help="show what would change without writing it")
     d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)  # also accepted before `sync`
     d.set_defaults(func=_cmd_directory_sync)
+    d = directory.add_parser("import", help="units and people from the admin console's contacts export (.xlsx)")
+    d.add_argument("file", help="the .xlsx exported from 通讯录 → 导出 (WeCom or DingTalk admin console)")
+    d.add_argument("--platform", required=True, choices=("wecom", "dingtalk"), help="which console wrote the file")
+    d.add_argument("--config", default="config.example.toml")
+    d.add_argument("--dry-run", action="store_true", help="show what would change without writing it")
+    d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
+    d.set_defaults(func=_cmd_directory_import)
 
     for command in sub.choices.values():
         command.add_argument("--now", help=NOW_HELP)

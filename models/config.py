@@ -420,7 +420,8 @@ class Directory(_Model):
     """Units and people come from the WeCom/DingTalk directory (bot/directory/), not from [[people]]."""
 
     platform: Literal["wecom", "dingtalk"]
-    # wecom: corp_id, secret (the contacts-sync or app secret); dingtalk: app_key, app_secret: env var NAMES
+    # wecom: corp_id, secret (the contacts-sync or app secret); dingtalk: app_key, app_secret: env var NAMES.
+    # None at all: the app has no contacts permission (`safetybot directory import` of the console's export).
     credentials: dict[str, EnvVarName] = Field(default_factory=dict)
     # platform department id -> id of a configured unit (the school); its sub-departments become units under it
     schools: dict[str, str] = Field(min_length=1)
@@ -430,6 +431,11 @@ class Directory(_Model):
     # API calls per second; default 20 on DingTalk (a reported 20 QPS per app), 50 on WeCom (far below its
     # 10,000 calls per minute per API and corp).
     calls_per_second: float | None = Field(default=None, gt=0, le=1000)
+
+    @property
+    def has_api(self) -> bool:
+        """Credentials are named: the directory API can be called (periodic sync, looking up unknown senders)."""
+        return bool(self.credentials)
 
     @property
     def rate(self) -> float:
@@ -858,7 +864,7 @@ def _check_directory(data: Row) -> list[Problem]:
     credentials = directory.get("credentials")
     needed = DIRECTORY_CREDENTIALS.get(str(directory.get("platform")), ())
     missing = [key for key in needed if not (isinstance(credentials, dict) and key in credentials)]
-    if missing:
+    if missing and credentials:  # none at all: no API access (console export import, senders bind in chat)
         example = ", ".join(f'{key} = "SAFETYBOT_{key.upper()}"' for key in needed)
         problems.append(problem("directory", "credentials", code="directory_credentials",
                                 missing=", ".join(missing), example=example))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 import anyio
 import httpx
@@ -19,6 +20,7 @@ from bot.config import Config
 from bot.directory.apply import SyncReport, apply_snapshot
 from bot.directory.calls import ApiCaller, DirectoryError
 from bot.directory.dingtalk import DingTalkDirectory
+from bot.directory.export_file import ExportFileError, read_export, schools_in_export
 from bot.directory.mobiles import role_mobiles
 from bot.directory.wecom import WeComDirectory
 from bot.secrets import Secrets
@@ -62,6 +64,30 @@ def apply_in_transaction(db: Engine, config: Config, snapshot: Snapshot, now: da
             session.rollback()
         else:
             session.commit()
+    return report
+
+
+def import_export(config: Config, db: Engine, path: Path, platform: str, now: datetime, *,
+                  dry_run: bool = False) -> SyncReport:
+    """A console export applied as a sync; ExportFileError (nothing changed) when it cannot be used.
+
+    An export is the whole directory, so every configured school must be in it: otherwise nothing is written
+    (its people would leave).
+    """
+    directory = config.directory
+    if directory is None:
+        raise ExportFileError("配置文件里没有 [directory]：请先写上 platform 和 schools（见 docs/setup-county.md）")
+    if directory.platform != platform:
+        raise ExportFileError(
+            f"配置的 [directory] platform 是 {directory.platform}，文件却按 {platform} 读取：请改 --platform 或配置"
+        )
+    snapshot = read_export(path, platform)
+    schools, problems = schools_in_export(directory, snapshot, {unit.id: unit.name for unit in config.units})
+    if problems:
+        raise ExportFileError("\n".join([*problems, "没有写入任何内容。"]))
+    as_read = config.model_copy(update={"directory": directory.model_copy(update={"schools": schools})})
+    report = apply_in_transaction(db, as_read, snapshot, now, dry_run=dry_run)
+    log.info("directory: imported a %s export; %s", platform, "; ".join(report.lines()[:2]))
     return report
 
 

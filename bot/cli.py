@@ -403,6 +403,41 @@ def _cmd_directory_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_groups(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from models.db import make_engine, upgrade
+    from models.joining import seen_chats
+
+    config = _load_config(args.config)
+    if config is None:
+        return 1
+    db = make_engine(config.database.url)
+    try:
+        upgrade(db)
+        with Session(db) as session:
+            rows = [
+                (chat.platform, chat.chat_id, group.name if group else "", group.kind if group else "",
+                 "bound" if group else "unbound", chat.messages, chat.last_seen.astimezone(config.tz))
+                for chat, group in seen_chats(session)
+            ]
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps([
+            {"platform": p, "chat_id": c, "group": g, "kind": k, "state": st, "messages": n, "last_seen": t.isoformat()}
+            for p, c, g, k, st, n, t in rows
+        ], ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no chats seen yet: @-mention the bot in a group, then an admin sends 登记本群 there")
+        return 0
+    for platform, chat_id, name, kind, state, messages, last in rows:
+        where = f"{name} ({kind})" if name else "-> an admin sends: 登记本群 学校名 群名 教职工"
+        print(f"{platform:<8} {state:<7} {last:%Y-%m-%d %H:%M}  {messages:>4} msgs  {chat_id}  {where}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetybot", description="School safety hazard campaign bot")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -468,6 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dry-run", action="store_true", help="show what would change without writing it")
     d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
     d.set_defaults(func=_cmd_directory_import)
+
+    p = sub.add_parser("groups", help="the chats the bot was @-mentioned in, bound to a group or not")
+    p.add_argument("--config", default="config.example.toml")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_groups)
 
     for command in sub.choices.values():
         command.add_argument("--now", help=NOW_HELP)

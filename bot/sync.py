@@ -11,7 +11,7 @@ from sqlalchemy import update
 from sqlmodel import Session, delete, select
 
 from bot.config import Config
-from models.directory import CONFIG
+from models.directory import CHAT, CONFIG
 from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
 
 
@@ -76,11 +76,13 @@ def sync_config(session: Session, config: Config) -> None:
     )
     session.flush()
 
-    session.execute(delete(GroupUnit))
+    # Groups an admin bound in chat (登记本群, source "chat") keep their units; the TOML's are written anew.
+    chat_groups = select(GroupRow.id).where(GroupRow.source == CHAT)
+    session.execute(delete(GroupUnit).where(GroupUnit.group_id.not_in(chat_groups)))  # type: ignore[attr-defined]
     for group in config.groups:
         row = session.get(GroupRow, group.id) or GroupRow(id=group.id, name=group.name, platform=group.platform)
         row.name, row.platform, row.kind = group.name, group.platform, group.kind
-        row.chat_id, row.campaign_id = group.chat_id, group.campaign
+        row.chat_id, row.campaign_id, row.source = group.chat_id, group.campaign, CONFIG
         session.add(row)
         session.flush()
         for unit_id in group.units:

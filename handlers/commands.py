@@ -10,6 +10,7 @@ from __future__ import annotations
 from handlers import (
     check, chitchat, exports, help as help_module, lifecycle, overdue, report, stats, submit, transfer, views,
 )
+from handlers import join  # new people and groups bound in chat
 from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -32,6 +33,9 @@ _HANDLED: tuple[CommandSpec, ...] = (
     exports.EXPORT,
     views.PROGRESS_REPORT,
     chitchat.SPEC,
+    join.JOIN,
+    join.APPROVE,
+    join.REGISTER_GROUP,
 )
 
 COMMANDS: tuple[CommandSpec, ...] = (*_HANDLED, help_module.help_spec(_HANDLED))

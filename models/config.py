@@ -431,6 +431,10 @@ class Directory(_Model):
     # API calls per second; default 20 on DingTalk (a reported 20 QPS per app), 50 on WeCom (far below its
     # 10,000 calls per minute per API and corp).
     calls_per_second: float | None = Field(default=None, gt=0, le=1000)
+    # An unknown sender who names their unit in chat (我是 教务处) waits for an admin's 同意 张三.
+    approve: bool = False
+    # People who left the directory keep their rows (history) but lose name, mobile and ids after this many days.
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
 
     @property
     def has_api(self) -> bool:

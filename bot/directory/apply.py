@@ -6,8 +6,6 @@ console-export import) build a `Snapshot`, `apply_snapshot` turns it into rows.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,10 +25,10 @@ from models.directory import (
     PlannedUnit,
     Snapshot,
     apply_plan,
+    stable_id,
     user_ids_typed_in_config,
 )
 
-_MAX_ID = 64
 UNIT_SEQ_BASE = 100_000  # platform units list after the TOML's units, in the platform's order
 
 
@@ -56,15 +54,6 @@ class SyncReport:
         if self.skipped_config_people:
             out.append(f"kept from [[people]]: {self.skipped_config_people}")
         return out + self.problems
-
-
-def stable_id(platform: str, kind: str, platform_id: str) -> str:
-    """`wecom-dept-123`, `dingtalk-user-manager4711`; hashed when a long user id would not fit."""
-    candidate = f"{platform}-{kind}-{platform_id}"
-    if len(candidate) <= _MAX_ID and re.fullmatch(r"[A-Za-z0-9_.-]+", platform_id):
-        return candidate
-    digest = hashlib.sha256(platform_id.encode("utf-8")).hexdigest()[:24]
-    return f"{platform}-{kind}-h{digest}"
 
 
 def apply_snapshot(session: Session, config: Config, snapshot: Snapshot, now: datetime) -> SyncReport:

@@ -281,6 +281,11 @@ GOOD = [
     ok("chitchat-thanks", "谢谢！", "chat"),
     ok("plain-rectify-after-number", "#23 已清理", "rectify", hazard_no=23, note="已清理"),
     ok("plain-words-after-command", "隐患 3号楼问题严重", "report", location="3号楼", problem="问题严重", plain=True),
+    # --- new people and groups bound in chat (handlers/join.py) -----------------------------------------------
+    ok("join-unit", "我是 教务处", "join", note="教务处"),
+    ok("join-unit-and-name-glued", "我是教务处 张三", "join", note="教务处 张三"),
+    ok("approve-name", "同意 张三", "approve", note="张三"),
+    ok("register-group", "登记本群 城关一中 安全工作群 教职工", "register_group", note="城关一中 安全工作群 教职工"),
     # --- other days ------------------------------------------------------------------------------------------------
     ok("saturday-bare-friday-is-next-week", "隐患 部位：3号楼 问题：插座松动 期限：周五", "report",
        today=date(2023, 12, 30), deadline=date(2024, 1, 5)),

@@ -451,7 +451,7 @@ class Engine:
         self, session: Session, msg: Inbound, inbound_id: int | None, looked_up: LookupResult | None = None
     ) -> Outcome:
         from handlers.help import no_campaign_reply
-        from handlers.join import unknown_chat
+        from handlers.join import bind_here, unknown_chat
 
         person = self.find_person(session, msg.platform, msg.sender_id)
         group = self.find_group(session, msg.platform, msg.chat_id)
@@ -460,8 +460,10 @@ class Engine:
             chat = note_chat(session, msg.platform, msg.chat_id, now)
             admin = person is not None and "admin" in person.role_set
             command = parse_message(msg.text, today=now.date())
-            if not admin or command.command != "register_group":
+            if person is None or not admin or command.command != "register_group":
                 return Outcome(unknown_chat(session, person=person, chat=chat))
+            return Outcome(bind_here(session, person=person, platform=msg.platform, chat_id=msg.chat_id, group=None,
+                                     command=command))
         if person is None:
             found = self._stranger(session, msg, group, looked_up, now)
             if isinstance(found, Outcome):

@@ -174,30 +174,37 @@ def unknown_chat(session: Session, *, person: PersonRow | None, chat: SeenChat) 
     return [Reply("您好！本群还没有开通安全助手，请学校管理员在群里 @我 登记后再使用。")]
 
 
-def handle_register_group(command: Command, context: Context) -> list[Reply]:
-    """登记本群 城关一中 安全工作群 教职工: an admin binds the chat they write in to a school."""
-    if "admin" not in context.person.role_set:
+def bind_here(
+    session: Session, *, person: PersonRow, platform: str, chat_id: str, group: GroupRow | None, command: Command,
+) -> list[Reply]:
+    """登记本群 城关一中 安全工作群 教职工: an admin binds the chat they write in to a school (no campaign needed)."""
+    if "admin" not in person.role_set:
         return [Reply("只有管理员可以登记群。")]
-    if not context.chat_id or context.platform == "console":
+    if not chat_id or platform == "console":
         return [Reply("请在要登记的群里 @我 发送。")]
-    if context.group is not None and context.group.source != "chat":
-        return [Reply(f"本群已经是「{context.group.name}」，不用再登记。")]
+    if group is not None and group.source != "chat":
+        return [Reply(f"本群已经是「{group.name}」，不用再登记。")]
     words = _words(command)
     audience = "staff"
     if words and words[-1] in _AUDIENCES:
         audience = _AUDIENCES[words.pop()]
-    scope = permissions.scope_units(context.session, context.person)
     if not words:
         return [Reply(f"请写上学校名。{REGISTER_HELP}")]
-    school = find_unit(context.session, words[0], among=scope)
+    school = find_unit(session, words[0], among=permissions.scope_units(session, person))
     if school is None:
         return [Reply(f"没有找到学校「{words[0]}」，请写您负责的学校的名称。{REGISTER_HELP}")]
     name = " ".join(words[1:]) or f"{school.name}安全工作群"
-    group = bind_chat(context.session, platform=context.platform, chat_id=context.chat_id, name=name[:64],
-                      kind=audience, unit_id=school.id, campaign_id=None)
+    bound = bind_chat(session, platform=platform, chat_id=chat_id, name=name[:64], kind=audience, unit_id=school.id,
+                      campaign_id=None)
     who = "领导群" if audience == "leaders" else "教职工群"
-    return [Reply(f"已登记本群：{group.name}（{school.name}，{who}）。老师们现在可以 @我 上报隐患了，"
+    return [Reply(f"已登记本群：{bound.name}（{school.name}，{who}）。老师们现在可以 @我 上报隐患了，"
                   "新同事发「我是 单位名」即可登记。")]
+
+
+def handle_register_group(command: Command, context: Context) -> list[Reply]:
+    """登记本群 … in a chat the bot knows already (re-binding a chat bound in chat)."""
+    return bind_here(context.session, person=context.person, platform=context.platform, chat_id=context.chat_id,
+                     group=context.group, command=command)
 
 
 JOIN = CommandSpec(

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from sqlmodel import Session
 
 from bot.config import Config
-from bot.directory.service import directory_service
+from bot.directory.service import directory_service, retention_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
@@ -111,6 +111,8 @@ def create_app(
         runtime.services.append(directory_service(
             config, engine.db, secrets, clock=engine.now, is_leader=is_leader, http=runtime.http
         ))
+    if config.directory is not None and config.directory.retention_days:  # people who left lose their personal data
+        runtime.services.append(retention_service(config, engine.db, clock=engine.now, is_leader=is_leader))
     data_dir_probe = DataDirProbe(engine.data_dir)
     reloader = (
         ConfigReloader(config_path, Holders(engine=engine, runtime=runtime, scheduler=scheduler, sender=sender))

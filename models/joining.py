@@ -166,5 +166,10 @@ def purge_leavers(session: Session, *, left_before: datetime) -> int:
         for user_id in user_ids:
             for request in session.exec(select(DirectoryRequest).where(DirectoryRequest.user_id == user_id)):
                 session.delete(request)
+    # Senders who were asked but never bound: their display name goes too.
+    for request in session.exec(
+        select(DirectoryRequest).where(DirectoryRequest.state != "bound", col(DirectoryRequest.updated_at) < left_before)
+    ):
+        session.delete(request)
     session.flush()
     return len(rows)

@@ -41,6 +41,7 @@ class SyncReport:
     api_calls: int = 0
     skipped_config_people: int = 0  # members already typed in [[people]]: the TOML entry wins
     problems: list[str] = field(default_factory=list)
+    purged: int = 0  # people who left more than `retention_days` ago whose personal fields were removed
 
     def lines(self) -> list[str]:
         """A short human summary, one line per kind."""
@@ -51,6 +52,8 @@ class SyncReport:
                 f"{c.deactivated} deactivated, {c.unchanged} unchanged"
             )
         out.append(f"api calls: {self.api_calls}")
+        if self.purged:
+            out.append(f"purged (left more than retention_days ago): {self.purged}")
         if self.skipped_config_people:
             out.append(f"kept from [[people]]: {self.skipped_config_people}")
         return out + self.problems

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -25,6 +25,7 @@ from bot.directory.mobiles import role_mobiles
 from bot.directory.wecom import WeComDirectory
 from bot.secrets import Secrets
 from models.directory import Snapshot
+from models.joining import purge_leavers
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,28 @@ async def fetch_snapshot(config: Config, secrets: Secrets, http: httpx.AsyncClie
     return await source.snapshot(directory.schools, mobiles=role_mobiles(role.who for role in directory.roles))
 
 
+def purge_expired(session: Session, config: Config, now: datetime) -> int:
+    """`[directory] retention_days`: blank the personal fields of people who left that long ago (0 when unset)."""
+    days = config.directory.retention_days if config.directory is not None else None
+    if not days:
+        return 0
+    return purge_leavers(session, left_before=now - timedelta(days=days))
+
+
+def purge_in_transaction(db: Engine, config: Config, now: datetime) -> int:
+    with Session(db) as session:
+        purged = purge_expired(session, config, now)
+        session.commit()
+    if purged:
+        log.info("directory: personal fields of %d people who left were removed (retention_days)", purged)
+    return purged
+
+
 def apply_in_transaction(db: Engine, config: Config, snapshot: Snapshot, now: datetime, *, dry_run: bool) -> SyncReport:
     """Apply the snapshot and commit, or roll back when only asked what would change."""
     with Session(db) as session:
         report = apply_snapshot(session, config, snapshot, now)
+        report.purged = purge_expired(session, config, now)
         if dry_run:
             session.rollback()
         else:
@@ -119,6 +138,23 @@ def directory_service(
             if is_leader():
                 await sync_logged(config, db, secrets, clock(), http=http)
             await anyio.sleep(interval)
+
+    return run
+
+
+def retention_service(
+    config: Config, db: Engine, *, clock: Callable[[], datetime], is_leader: Callable[[], bool],
+) -> Callable[[], Awaitable[None]]:
+    """A service for the app: while this process leads, purge expired leavers once an hour."""
+
+    async def run() -> None:
+        while True:
+            if is_leader():
+                try:
+                    await anyio.to_thread.run_sync(lambda: purge_in_transaction(db, config, clock()))
+                except Exception:
+                    log.exception("directory: purging people who left failed; tried again in an hour")
+            await anyio.sleep(3600)
 
     return run
 

@@ -251,3 +251,45 @@ roles = ["admin"]
     assert main(["directory", "import", str(bad), "--platform", "wecom", "--config", str(config_file)]) == 1
     err = capsys.readouterr().err
     assert "导入失败，通讯录没有改动" in err and "「部门」" in err
+
+
+def test_people_who_left_lose_their_personal_fields_after_retention_days(
+    tmp_path: Path, engines: tuple[Engine, Engine]
+) -> None:
+    from datetime import date, timedelta
+
+    from bot.directory.service import purge_in_transaction
+    from models.tables import CampaignRow, Hazard
+
+    _, db = engines
+    org, schools = build_org(schools=1, departments_per_school=2, members_per_school=4)
+    org.members["s1u4"].mobile = "13800000004"
+    data = config_data("wecom", "http://127.0.0.1:9", org, schools)
+    data["directory"]["retention_days"] = 30
+    data["directory"]["roles"] = [{"who": "13800000004", "roles": ["safety_officer"]}]  # so the mobile is kept
+    config = parse_config(data)
+    load_toml(config, db)
+    import_export(config, db, write_wecom_export(org, tmp_path / "a.xlsx"), "wecom", NOW)
+    with Session(db) as session:
+        leaver = session.exec(select(PersonRow).where(PersonRow.wecom_userid == "s1u4")).one()
+        assert leaver.mobile == "13800000004"
+        session.add(CampaignRow(id="c", name="排查", start=date(2026, 3, 1), end=date(2026, 4, 30)))
+        session.add(Hazard(campaign_id="c", number=1, unit_id=leaver.unit_id, location="1号楼", problem="灭火器过期",
+                           reporter_id=leaver.id, deadline=date(2026, 3, 9), found_at=NOW))
+        session.commit()
+        leaver_id = leaver.id
+    org.remove_member("s1u4")
+    import_export(config, db, write_wecom_export(org, tmp_path / "b.xlsx"), "wecom", LATER)
+
+    assert purge_in_transaction(db, config, LATER + timedelta(days=29)) == 0
+    with Session(db) as session:
+        assert session.get(PersonRow, leaver_id).name == "教师1-4"  # type: ignore[union-attr]
+
+    assert purge_in_transaction(db, config, LATER + timedelta(days=31)) == 1
+
+    with Session(db) as session:
+        gone = session.get(PersonRow, leaver_id)
+        assert gone is not None
+        assert (gone.name, gone.mobile, gone.wecom_userid, gone.active) == ("已离职人员", None, None, False)
+        assert session.exec(select(Hazard)).one().reporter_id == leaver_id  # the history row stays
+    assert purge_in_transaction(db, config, LATER + timedelta(days=60)) == 0  # once

@@ -61,9 +61,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         print(summary(args.path, len(exc.records), args.lang), file=sys.stderr)
         return 1
-    warnings, errors = simulator_exposure(config)
+    warnings, errors = simulator_exposure(config, args.lang)
     for line in warnings:
-        print(f"warning: {line}", file=sys.stderr)
+        print(f"{'warning: ' if args.lang == 'en' else '警告：'}{line}", file=sys.stderr)
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
@@ -75,14 +75,19 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     else:
         print(f"{args.path}: OK，配置正确（{counts[0]} 个活动、{counts[1]} 个单位、{counts[2]} 人、{counts[3]} 个群）")
     if config.campaigns:
-        note = _campaign_holidays_note(config)
+        note = _campaign_holidays_note(config, args.lang)
         if note:
             print(note)
     return 0
 
 
-def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, *, where: str) -> str | None:
-    """Which days off in [first, last] are estimates (past the official holiday data), or None if none can be."""
+def _estimated_holidays_note(
+    calendar: "WorkCalendar", first: date, last: date, *, where: str, lang: str = "en"
+) -> str | None:
+    """Which days off in [first, last] are estimates (past the official holiday data), or None if none can be.
+
+    `where` is English ("in the campaigns"); in Chinese the note speaks of 活动期间 (the campaigns).
+    """
     from datetime import timedelta
 
     from scheduler.calendar import holiday_data_range, holiday_runs
@@ -91,6 +96,12 @@ def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, 
     if last <= data_end:
         return None
     runs = holiday_runs(calendar.estimated_holidays(max(first, data_end + timedelta(days=1)), last))
+    if lang == "zh":
+        return (
+            f"提示：官方节假日数据只到 {data_end}；活动期间在此之后的假日是按农历推算的（调休上班日无法推算）："
+            f"{'、'.join(runs) or '无'}。官方安排公布后，请写进 [calendar] extra_holidays / extra_workdays，"
+            "或升级 chinesecalendar"
+        )
     return (
         f"note: official holiday data ends {data_end}; days off after it {where} are estimated from the lunar "
         f"calendar (make-up workdays are not): {', '.join(runs) or 'none'}. Put the official days in [calendar] "
@@ -98,13 +109,13 @@ def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, 
     )
 
 
-def _campaign_holidays_note(config: "Config") -> str | None:
+def _campaign_holidays_note(config: "Config", lang: str = "en") -> str | None:
     """_estimated_holidays_note over the campaigns' dates."""
     from scheduler.calendar import WorkCalendar
 
     first = min(c.start for c in config.campaigns)
     last = max(c.end for c in config.campaigns)
-    return _estimated_holidays_note(WorkCalendar.from_config(config), first, last, where="in the campaigns")
+    return _estimated_holidays_note(WorkCalendar.from_config(config), first, last, where="in the campaigns", lang=lang)
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:

@@ -1018,11 +1018,31 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data)
 
 
-def simulator_exposure(config: Config) -> tuple[list[str], list[str]]:
-    """What `check-config` says about who can reach the simulator: (warnings, errors)."""
+def simulator_exposure(config: Config, lang: str = "en") -> tuple[list[str], list[str]]:
+    """What `check-config` says about who can reach the simulator: (warnings, errors), in Chinese (zh) or English."""
     sim, host = config.simulator, config.server.host
     if not sim.enabled or is_loopback_host(host):
         return [], []
+    if sim.token_env is None:
+        if lang == "zh":
+            return [], [
+                f"simulator：已开启，但 server.host = {host!r} 对本机以外开放，又没有设置 simulator.token_env，"
+                "机器人不会挂载 /sim。请设置 token_env（保存一个很长的随机口令的环境变量名），或改为 enabled = false"
+            ]
+        return [], [
+            f"simulator: enabled while server.host = {host!r} listens beyond this machine and no "
+            "simulator.token_env is set; the bot will not mount /sim. Set token_env (the NAME of an env var "
+            "holding a long random token), or set enabled = false"
+        ]
+    if lang == "zh":
+        return [
+            f"simulator：已开启，且 server.host = {host!r} 对本机以外开放；能访问这个端口并持有 ${sim.token_env} "
+            "中口令的人，可以冒充控制台群里的任何人发消息"
+        ], []
+    return [
+        f"simulator: enabled while server.host = {host!r} listens beyond this machine; anyone who reaches the "
+        f"port and holds the token in ${sim.token_env} can post as any person of the console groups"
+    ], []
     if sim.token_env is None:
         return [], [
             f"simulator: enabled while server.host = {host!r} listens beyond this machine and no "

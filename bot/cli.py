@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from datetime import date, datetime, tzinfo
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from models.clock import DEFAULT_TZ, Clock, FixedClock, SystemClock
 
@@ -418,7 +418,7 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     from sqlmodel import Session
 
     from models.db import make_engine, upgrade
-    from models.joining import seen_chats
+    from models.joining import seen_chats, units_of_group
 
     config = _load_config(args.config)
     if config is None:
@@ -427,13 +427,20 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     try:
         upgrade(db)
         with Session(db) as session:
+            seen = seen_chats(session)
             rows = [
                 (chat.platform, chat.chat_id, group.name if group else "", group.kind if group else "",
                  "bound" if group else "unbound", chat.messages, chat.last_seen.astimezone(config.tz))
-                for chat, group in seen_chats(session)
+                for chat, group in seen
             ]
+            units = {group.id: units_of_group(session, group.id) for _, group in seen if group is not None}
+            toml = [_group_toml(chat.platform, chat.chat_id, group, units) for chat, group in seen
+                    if group is None or group.source == "chat"]
     finally:
         db.dispose()
+    if args.toml:
+        print("\n".join(toml) if toml else "# every chat seen has its [[groups]] entry already")
+        return 0
     if args.json:
         print(json.dumps([
             {"platform": p, "chat_id": c, "group": g, "kind": k, "state": st, "messages": n, "last_seen": t.isoformat()}
@@ -447,6 +454,24 @@ def _cmd_groups(args: argparse.Namespace) -> int:
         where = f"{name} ({kind})" if name else "-> an admin sends: 登记本群 学校名 群名 教职工"
         print(f"{platform:<8} {state:<7} {last:%Y-%m-%d %H:%M}  {messages:>4} msgs  {chat_id}  {where}")
     return 0
+
+
+def _group_toml(platform: str, chat_id: str, group: Any, units: dict[str, list[str]]) -> str:
+    """A [[groups]] entry for a chat, to paste into the config (scheduled reminders need one, with its key)."""
+    env = "SAFETYBOT_WECOM_WEBHOOK_KEY" if platform == "wecom" else "SAFETYBOT_DINGTALK_ACCESS_TOKEN"
+    key = "webhook_key" if platform == "wecom" else "access_token"
+    group_units = units.get(group.id, []) if group is not None else []
+    return "\n".join([
+        "[[groups]]",
+        f'id = "{group.id if group is not None else "group-id"}"',
+        f"name = {json.dumps(group.name if group is not None else '群名', ensure_ascii=False)}",
+        f'platform = "{platform}"',
+        f'kind = "{group.kind if group is not None else "staff"}"',
+        f"units = {json.dumps(group_units or ['school-unit-id'], ensure_ascii=False)}",
+        f"chat_id = {json.dumps(chat_id)}",
+        f'credentials = {{ {key} = "{env}" }}',
+        "",
+    ])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -518,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("groups", help="the chats the bot was @-mentioned in, bound to a group or not")
     p.add_argument("--config", default="config.example.toml")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--toml", action="store_true", help="[[groups]] entries to paste, chat ids filled in")
     p.set_defaults(func=_cmd_groups)
 
     for command in sub.choices.values():

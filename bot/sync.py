@@ -12,6 +12,7 @@ from sqlmodel import Session, delete, select
 
 from bot.config import Config
 from models.directory import CHAT, CONFIG
+from models.joining import drop_chat_groups_now_configured
 from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
 
 
@@ -76,7 +77,11 @@ def sync_config(session: Session, config: Config) -> None:
     )
     session.flush()
 
-    # Groups an admin bound in chat (登记本群, source "chat") keep their units; the TOML's are written anew.
+    # Groups an admin bound in chat (登记本群, source "chat") keep their units, unless the TOML now has the chat;
+    # the TOML's are written anew.
+    drop_chat_groups_now_configured(
+        session, {(group.platform, group.chat_id): group.id for group in config.groups if group.chat_id}
+    )
     chat_groups = select(GroupRow.id).where(GroupRow.source == CHAT)
     session.execute(delete(GroupUnit).where(GroupUnit.group_id.not_in(chat_groups)))  # type: ignore[attr-defined]
     for group in config.groups:

@@ -143,6 +143,30 @@ def bind_chat(
     return row
 
 
+def drop_chat_groups_now_configured(session: Session, configured: dict[tuple[str, str], str]) -> int:
+    """Groups bound in chat whose chat now has a [[groups]] entry give way to it (`configured`: (platform,
+    chat_id) -> that group's id). Returns how many were dropped."""
+    dropped = 0
+    for row in session.exec(select(GroupRow).where(GroupRow.source == CHAT)).all():
+        taken_by = configured.get((row.platform, row.chat_id or ""))
+        if taken_by is None:
+            continue
+        for unit in session.exec(select(GroupUnit).where(GroupUnit.group_id == row.id)):
+            session.delete(unit)
+        session.execute(
+            update(SeenChat).where(SeenChat.group_id == row.id).values(group_id=taken_by)  # type: ignore[arg-type]
+        )
+        session.flush()
+        session.delete(row)
+        dropped += 1
+    session.flush()
+    return dropped
+
+
+def units_of_group(session: Session, group_id: str) -> list[str]:
+    return list(session.exec(select(GroupUnit.unit_id).where(GroupUnit.group_id == group_id)))
+
+
 # -- people who left -----------------------------------------------------------------------------------------
 
 

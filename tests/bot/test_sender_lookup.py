@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import tomllib
 import itertools
 import logging
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from bot.secrets import Secrets
 from handlers.messages import Inbound
 from models.clock import FixedClock
 from models.db import make_engine
-from models.tables import DirectoryRequest, Hazard, PersonRow
+from models.tables import DirectoryRequest, GroupRow, Hazard, PersonRow
 from tests.fakes.contacts import FakeOrg
 from tests.fakes.dingtalk_server import FakeDingTalk
 from tests.fakes.wecom_server import FakeWeCom
@@ -215,3 +216,19 @@ schools = {{ 1000 = "school" }}
     assert "unbound" in unbound and "登记本群" in unbound
     assert main(["groups", "--config", str(path), "--json"]) == 0
     assert '"state": "unbound"' in capsys.readouterr().out
+
+    # The [[groups]] entries to paste (scheduled reminders need one with the group's key), chat ids filled in.
+    assert main(["groups", "--config", str(path), "--toml"]) == 0
+    entries = tomllib.loads(capsys.readouterr().out.replace("[[groups]]", "[[g]]"))["g"]
+    by_chat = {entry["chat_id"]: entry for entry in entries}
+    assert by_chat["wrkA"]["units"] == ["school"] and by_chat["wrkA"]["name"] == "一中安全群"
+    assert by_chat["wrkB"]["credentials"] == {"webhook_key": "SAFETYBOT_WECOM_WEBHOOK_KEY"}
+    # Once the TOML has the chat, its entry wins and the chat-bound group gives way.
+    with path.open("a", encoding="utf-8") as file:
+        file.write('\n[[groups]]\nid = "a"\nname = "一中群"\nplatform = "wecom"\nunits = ["school"]\n'
+                   'chat_id = "wrkA"\ncredentials = { webhook_key = "HOOK" }\n')
+    (tmp_path / "restart").mkdir()
+    again = Bot(load_config(path), tmp_path / "restart", cfg.database.url)  # start() loads the TOML again
+    with Session(again.engine.db) as session:
+        groups = session.exec(select(GroupRow).where(GroupRow.chat_id == "wrkA")).all()
+        assert [(g.id, g.source) for g in groups] == [("a", "config")]

@@ -423,8 +423,9 @@ class Directory(_Model):
     # wecom: corp_id, secret (the contacts-sync or app secret); dingtalk: app_key, app_secret: env var NAMES.
     # None at all: the app has no contacts permission (`safetybot directory import` of the console's export).
     credentials: dict[str, EnvVarName] = Field(default_factory=dict)
-    # platform department id -> id of a configured unit (the school); its sub-departments become units under it
-    schools: dict[str, str] = Field(min_length=1)
+    # platform department id -> id of a configured unit (the school); its sub-departments become units under it.
+    # Left out: a department named like a [[units]] entry (its name or an alias) is that unit.
+    schools: dict[str, str] = Field(default_factory=dict)
     roles: list[DirectoryRole] = Field(default_factory=list)
     sync_every_minutes: int = Field(default=1440, ge=15, le=7 * 1440)
     max_concurrency: int = Field(default=4, ge=1, le=16)  # API calls in flight at once

@@ -64,10 +64,40 @@ def apply_snapshot(session: Session, config: Config, snapshot: Snapshot, now: da
     if config.directory is None:
         raise ValueError("no [directory] in the config")
     taken = user_ids_typed_in_config(session, snapshot.platform)
-    plan, report = build_plan(config.directory, snapshot, taken)
+    directory, problems = config.directory, []
+    if not directory.schools:
+        mapping, problems = schools_by_name(config, snapshot)
+        directory = directory.model_copy(update={"schools": mapping})
+    plan, report = build_plan(directory, snapshot, taken)
+    report.problems[:0] = problems
     applied: AppliedPlan = apply_plan(session, plan, now)
     report.units, report.people = applied.units, applied.people
     return report
+
+
+def schools_by_name(config: Config, snapshot: Snapshot) -> tuple[dict[str, str], list[str]]:
+    """`[directory] schools` left out: each department named like a [[units]] entry (name or alias) is that unit.
+
+    A name two departments share maps neither (the problem says so: give `schools` by department id then).
+    """
+    unit_of_name: dict[str, str] = {}
+    for unit in config.units:
+        for name in (unit.name, *unit.aliases):
+            unit_of_name.setdefault(name, unit.id)
+    departments: dict[str, list[str]] = defaultdict(list)
+    for dept in snapshot.departments:
+        if dept.name in unit_of_name:
+            departments[dept.name].append(dept.id)
+    mapping: dict[str, str] = {}
+    problems: list[str] = []
+    for name, dept_ids in departments.items():
+        unit_id = unit_of_name[name]
+        if len(dept_ids) > 1:
+            problems.append(f"units.{unit_id}: {len(dept_ids)} departments are named {name!r}; "
+                            "map the right one in [directory] schools by its department id")
+        elif unit_id not in mapping.values():
+            mapping[dept_ids[0]] = unit_id
+    return mapping, problems
 
 
 def build_plan(directory: Directory, snapshot: Snapshot, taken_user_ids: set[str]) -> tuple[DirectoryPlan, SyncReport]:

@@ -54,7 +54,10 @@ async def fetch_snapshot(config: Config, secrets: Secrets, http: httpx.AsyncClie
             caller, api_base=config.dingtalk.api_base, oapi_base=config.dingtalk.oapi_base,
             app_key=_credential(config, secrets, "app_key"), app_secret=_credential(config, secrets, "app_secret"),
         )
-    return await source.snapshot(directory.schools, mobiles=role_mobiles(role.who for role in directory.roles))
+    # Without `schools`, the whole visible organisation (root department 1 on both platforms) is read and the
+    # schools are found by name (apply.schools_by_name).
+    roots = list(directory.schools) or ["1"]
+    return await source.snapshot(roots, mobiles=role_mobiles(role.who for role in directory.roles))
 
 
 def purge_expired(session: Session, config: Config, now: datetime) -> int:
@@ -101,10 +104,12 @@ def import_export(config: Config, db: Engine, path: Path, platform: str, now: da
             f"配置的 [directory] platform 是 {directory.platform}，文件却按 {platform} 读取：请改 --platform 或配置"
         )
     snapshot = read_export(path, platform)
-    schools, problems = schools_in_export(directory, snapshot, {unit.id: unit.name for unit in config.units})
-    if problems:
-        raise ExportFileError("\n".join([*problems, "没有写入任何内容。"]))
-    as_read = config.model_copy(update={"directory": directory.model_copy(update={"schools": schools})})
+    as_read = config
+    if directory.schools:  # else apply_snapshot finds the schools by name
+        schools, problems = schools_in_export(directory, snapshot, {unit.id: unit.name for unit in config.units})
+        if problems:
+            raise ExportFileError("\n".join([*problems, "没有写入任何内容。"]))
+        as_read = config.model_copy(update={"directory": directory.model_copy(update={"schools": schools})})
     report = apply_in_transaction(db, as_read, snapshot, now, dry_run=dry_run)
     log.info("directory: imported a %s export; %s", platform, "; ".join(report.lines()[:2]))
     return report

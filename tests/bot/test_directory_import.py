@@ -293,3 +293,33 @@ def test_people_who_left_lose_their_personal_fields_after_retention_days(
         assert (gone.name, gone.mobile, gone.wecom_userid, gone.active) == ("已离职人员", None, None, False)
         assert session.exec(select(Hazard)).one().reporter_id == leaver_id  # the history row stays
     assert purge_in_transaction(db, config, LATER + timedelta(days=60)) == 0  # once
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_without_schools_the_departments_named_like_units_are_the_schools(
+    platform: str, tmp_path: Path, engines: tuple[Engine, Engine]
+) -> None:
+    synced_db, imported_db = engines
+    org, schools = build_org(schools=3, departments_per_school=2, members_per_school=6)
+    fake_cls = FakeWeCom if platform == "wecom" else FakeDingTalk
+    with fake_cls() as fake:
+        if isinstance(fake, FakeWeCom):
+            fake.add_corp(ENV["WC_CORP"], ENV["WC_SECRET"])
+        else:
+            fake.add_app(ENV["DT_KEY"], ENV["DT_SECRET"])
+        fake.org = org
+        data = config_data(platform, fake.base_url, org, schools)
+        del data["directory"]["schools"]  # one line per school in [[units]] is all the admin types
+        config = parse_config(data)
+        synced = sync(config, synced_db)
+    load_toml(config, imported_db)
+
+    imported = import_export(config, imported_db, (write_wecom_export if platform == "wecom" else
+                             write_dingtalk_export)(org, tmp_path / "x.xlsx"), platform, NOW)
+
+    assert synced.problems == imported.problems == []
+    assert (synced.people.added, imported.people.added) == (18, 18)
+    assert directory_of(imported_db) == directory_of(synced_db)
+    with Session(synced_db) as session:
+        principal = session.exec(select(PersonRow).where(PersonRow.source == "platform", PersonRow.name == "教师1-1")).one()
+    assert (principal.unit_id, principal.role_set) == ("school-1", {"unit_head"})

@@ -64,7 +64,7 @@ def apply_snapshot(session: Session, config: Config, snapshot: Snapshot, now: da
     if config.directory is None:
         raise ValueError("no [directory] in the config")
     taken = user_ids_typed_in_config(session, snapshot.platform)
-    directory, problems = config.directory, []
+    directory, problems = config.directory, list[str]()
     if not directory.schools:
         mapping, problems = schools_by_name(config, snapshot)
         directory = directory.model_copy(update={"schools": mapping})

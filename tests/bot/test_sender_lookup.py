@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
-import tomllib
 import itertools
 import logging
+import tomllib
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ def config(platform: str, base_url: str, **directory: Any) -> Config:
 class Bot:
     def __init__(self, config: Config, tmp_path: Path, db_url: str | None = None) -> None:
         db = make_engine(db_url or f"sqlite:///{tmp_path / 'bot.db'}")
-        self.engine = Engine(config=config, db=db, data_dir=tmp_path / "data", clock=FixedClock(START, TZ),
+        self.clock = FixedClock(START, TZ)
+        self.engine = Engine(config=config, db=db, data_dir=tmp_path / "data", clock=self.clock,
                              secrets=Secrets(environ=ENV))
         self.engine.start()
         self.platform = config.directory.platform if config.directory else "console"
@@ -71,7 +73,7 @@ class Bot:
 
     def say(self, user_id: str, text: str, *, chat: str = CHAT) -> str:
         msg = Inbound(platform=self.platform, msg_id=f"m{next(self._ids)}", chat_id=chat,  # type: ignore[arg-type]
-                      sender_id=user_id, text=text, received_at=START, sender_name=user_id)
+                      sender_id=user_id, text=text, received_at=self.clock.now(), sender_name=user_id)
         return "\n".join(reply.text for reply in self.engine.handle_sync(msg))
 
     def person(self, user_id: str) -> PersonRow | None:
@@ -170,9 +172,20 @@ def test_a_refused_lookup_asks_in_chat_and_logs_nothing_of_the_person(
 def test_an_unreachable_api_is_asked_again_after_an_hour(tmp_path: Path) -> None:
     bot = Bot(config("wecom", "http://127.0.0.1:9"), tmp_path)  # nothing listens there
 
+    def tried_at() -> datetime:
+        with Session(bot.engine.db) as session:
+            request = session.exec(select(DirectoryRequest)).one()
+            assert request.lookup == "failed"
+            return request.updated_at
+
     assert bot.say("maming", REPORT).startswith("您好！我还不认识您")
-    with Session(bot.engine.db) as session:
-        assert session.exec(select(DirectoryRequest)).one().lookup == "failed"
+    assert tried_at() == START
+    bot.clock.set(START + timedelta(minutes=30))
+    bot.say("maming", "你好")
+    assert tried_at() == START  # not tried again within the hour
+    bot.clock.set(START + timedelta(minutes=61))
+    bot.say("maming", "你好")
+    assert tried_at() == START + timedelta(minutes=61)
 
 
 def test_cli_groups_lists_the_chats_seen_and_their_state(

@@ -76,7 +76,7 @@ def person_of(chat: WeComChat, user_id: str) -> PersonRow | None:
 # -- unknown senders -------------------------------------------------------------------------------------------
 
 
-def test_an_unknown_sender_is_asked_once_for_their_unit_and_binds_in_one_exchange(wecom: WeComChat) -> None:
+def test_an_unknown_sender_is_asked_for_their_unit_in_one_line_and_binds_in_one_exchange(wecom: WeComChat) -> None:
     asked = wecom.say("newbie", REPORT, name="马明")
 
     assert asked == "您好，马明！我还不认识您，请告诉我您的单位，回复如：我是 安全保卫处"

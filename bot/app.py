@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from sqlmodel import Session
 
 from bot.config import Config
-from bot.directory.service import directory_service
+from bot.directory.service import directory_service, retention_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
@@ -96,12 +96,13 @@ def _leader_check(config: Config, services: Services) -> Callable[[], bool]:
 def _jobs(config: Config, services: Services, receiving: list[Receiving]) -> list[Service]:
     """The long-running jobs this process runs while it leads: platforms' connections, the directory sync."""
     jobs = [service for bound in receiving for service in bound.services]
-    if config.directory is not None:  # units and people from the WeCom/DingTalk directory, synced by the leader
-        engine, runtime = services.engine, services.runtime
+    engine, runtime, is_leader = services.engine, services.runtime, services.sender.may_send
+    if config.directory is not None and config.directory.has_api:  # the WeCom/DingTalk directory, synced by the leader
         jobs.append(directory_service(
-            config, engine.db, services.secrets, clock=engine.now, is_leader=services.sender.may_send,
-            http=runtime.http,
+            config, engine.db, services.secrets, clock=engine.now, is_leader=is_leader, http=runtime.http,
         ))
+    if config.directory is not None and config.directory.retention_days:  # people who left lose their personal data
+        jobs.append(retention_service(config, engine.db, clock=engine.now, is_leader=is_leader))
     return jobs
 
 

@@ -1,4 +1,4 @@
-"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan, export, directory sync.
+"""The `safetybot` command line: serve, check-config, parse, migrate, outbox, plan, export, directory sync and import.
 
 Every command takes `--now` (an ISO time with a UTC offset): the command runs as if it were that
 time. One-shot commands stand still at it; `serve --now` starts the bot's clock there and lets it
@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from datetime import date, datetime, tzinfo
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from models.clock import DEFAULT_TZ, Clock, FixedClock, SystemClock
 
@@ -61,9 +61,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         print(summary(args.path, len(exc.records), args.lang), file=sys.stderr)
         return 1
-    warnings, errors = simulator_exposure(config)
+    warnings, errors = simulator_exposure(config, args.lang)
     for line in warnings:
-        print(f"warning: {line}", file=sys.stderr)
+        print(f"{'warning: ' if args.lang == 'en' else '警告：'}{line}", file=sys.stderr)
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
@@ -75,14 +75,19 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     else:
         print(f"{args.path}: OK，配置正确（{counts[0]} 个活动、{counts[1]} 个单位、{counts[2]} 人、{counts[3]} 个群）")
     if config.campaigns:
-        note = _campaign_holidays_note(config)
+        note = _campaign_holidays_note(config, args.lang)
         if note:
             print(note)
     return 0
 
 
-def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, *, where: str) -> str | None:
-    """Which days off in [first, last] are estimates (past the official holiday data), or None if none can be."""
+def _estimated_holidays_note(
+    calendar: "WorkCalendar", first: date, last: date, *, where: str, lang: str = "en"
+) -> str | None:
+    """Which days off in [first, last] are estimates (past the official holiday data), or None if none can be.
+
+    `where` is English ("in the campaigns"); in Chinese the note speaks of 活动期间 (the campaigns).
+    """
     from datetime import timedelta
 
     from scheduler.calendar import holiday_data_range, holiday_runs
@@ -91,6 +96,12 @@ def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, 
     if last <= data_end:
         return None
     runs = holiday_runs(calendar.estimated_holidays(max(first, data_end + timedelta(days=1)), last))
+    if lang == "zh":
+        return (
+            f"提示：官方节假日数据只到 {data_end}；活动期间在此之后的假日是按农历推算的（调休上班日无法推算）："
+            f"{'、'.join(runs) or '无'}。官方安排公布后，请写进 [calendar] extra_holidays / extra_workdays，"
+            "或升级 chinesecalendar"
+        )
     return (
         f"note: official holiday data ends {data_end}; days off after it {where} are estimated from the lunar "
         f"calendar (make-up workdays are not): {', '.join(runs) or 'none'}. Put the official days in [calendar] "
@@ -98,13 +109,13 @@ def _estimated_holidays_note(calendar: "WorkCalendar", first: date, last: date, 
     )
 
 
-def _campaign_holidays_note(config: "Config") -> str | None:
+def _campaign_holidays_note(config: "Config", lang: str = "en") -> str | None:
     """_estimated_holidays_note over the campaigns' dates."""
     from scheduler.calendar import WorkCalendar
 
     first = min(c.start for c in config.campaigns)
     last = max(c.end for c in config.campaigns)
-    return _estimated_holidays_note(WorkCalendar.from_config(config), first, last, where="in the campaigns")
+    return _estimated_holidays_note(WorkCalendar.from_config(config), first, last, where="in the campaigns", lang=lang)
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
@@ -379,6 +390,101 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_directory_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sqlmodel import Session
+
+    from bot.directory.export_file import ExportFileError
+    from bot.directory.service import import_export
+    from bot.sync import sync_config
+    from models.db import make_engine, upgrade
+
+    config = _load_config(args.config)
+    if config is None:
+        return 1
+    if config.directory is None:
+        print("配置文件里没有 [directory]：请先写上 platform 和 schools（见 docs/setup-county.md）", file=sys.stderr)
+        return 1
+    db = make_engine(config.database.url)
+    try:
+        upgrade(db)
+        with Session(db) as session:  # the schools' units come from the TOML, as when `serve` starts
+            sync_config(session, config)
+        now = _clock(args, config.tz).now()
+        try:
+            report = import_export(config, db, Path(args.file), args.platform, now, dry_run=args.dry_run)
+        except ExportFileError as exc:
+            print(f"导入失败，通讯录没有改动：{exc}", file=sys.stderr)
+            return 1
+    finally:
+        db.dispose()
+    if args.dry_run:
+        print("dry run: nothing was written")
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _cmd_groups(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from models.db import make_engine, upgrade
+    from models.joining import seen_chats, units_of_group
+
+    config = _load_config(args.config)
+    if config is None:
+        return 1
+    db = make_engine(config.database.url)
+    try:
+        upgrade(db)
+        with Session(db) as session:
+            seen = seen_chats(session)
+            rows = [
+                (chat.platform, chat.chat_id, group.name if group else "", group.kind if group else "",
+                 "bound" if group else "unbound", chat.messages, chat.last_seen.astimezone(config.tz))
+                for chat, group in seen
+            ]
+            units = {group.id: units_of_group(session, group.id) for _, group in seen if group is not None}
+            toml = [_group_toml(chat.platform, chat.chat_id, group, units) for chat, group in seen
+                    if group is None or group.source == "chat"]
+    finally:
+        db.dispose()
+    if args.toml:
+        print("\n".join(toml) if toml else "# every chat seen has its [[groups]] entry already")
+        return 0
+    if args.json:
+        print(json.dumps([
+            {"platform": p, "chat_id": c, "group": g, "kind": k, "state": st, "messages": n, "last_seen": t.isoformat()}
+            for p, c, g, k, st, n, t in rows
+        ], ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no chats seen yet: @-mention the bot in a group, then an admin sends 登记本群 there")
+        return 0
+    for platform, chat_id, name, kind, state, messages, last in rows:
+        where = f"{name} ({kind})" if name else "-> an admin sends: 登记本群 学校名 群名 教职工"
+        print(f"{platform:<8} {state:<7} {last:%Y-%m-%d %H:%M}  {messages:>4} msgs  {chat_id}  {where}")
+    return 0
+
+
+def _group_toml(platform: str, chat_id: str, group: Any, units: dict[str, list[str]]) -> str:
+    """A [[groups]] entry for a chat, to paste into the config (scheduled reminders need one, with its key)."""
+    env = "SAFETYBOT_WECOM_WEBHOOK_KEY" if platform == "wecom" else "SAFETYBOT_DINGTALK_ACCESS_TOKEN"
+    key = "webhook_key" if platform == "wecom" else "access_token"
+    group_units = units.get(group.id, []) if group is not None else []
+    return "\n".join([
+        "[[groups]]",
+        f'id = "{group.id if group is not None else "group-id"}"',
+        f"name = {json.dumps(group.name if group is not None else '群名', ensure_ascii=False)}",
+        f'platform = "{platform}"',
+        f'kind = "{group.kind if group is not None else "staff"}"',
+        f"units = {json.dumps(group_units or ['school-unit-id'], ensure_ascii=False)}",
+        f"chat_id = {json.dumps(chat_id)}",
+        f'credentials = {{ {key} = "{env}" }}',
+        "",
+    ])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetybot", description="School safety hazard campaign bot")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -440,6 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dry-run", action="store_true", help="show what would change without writing it")
     d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)  # also accepted before `sync`
     d.set_defaults(func=_cmd_directory_sync)
+    d = directory.add_parser("import", help="units and people from the admin console's contacts export (.xlsx)")
+    d.add_argument("file", help="the .xlsx exported from 通讯录 → 导出 (WeCom or DingTalk admin console)")
+    d.add_argument("--platform", required=True, choices=("wecom", "dingtalk"), help="which console wrote the file")
+    d.add_argument("--config", default="config.example.toml")
+    d.add_argument("--dry-run", action="store_true", help="show what would change without writing it")
+    d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
+    d.set_defaults(func=_cmd_directory_import)
+
+    p = sub.add_parser("groups", help="the chats the bot was @-mentioned in, bound to a group or not")
+    p.add_argument("--config", default="config.example.toml")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--toml", action="store_true", help="[[groups]] entries to paste, chat ids filled in")
+    p.set_defaults(func=_cmd_groups)
 
     for command in sub.choices.values():
         command.add_argument("--now", help=NOW_HELP)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlmodel import Session
 
 from bot.config import Config
+from bot.directory.lookup import LookupResult, SenderLookup
 from bot.outbox import Draft
 from bot.photolinks import PhotoLinks
 from bot.secrets import Secrets
@@ -41,6 +42,8 @@ from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_g
 from models.directory_cache import DirectoryCache, attach, read_version
 from models.inbound import claim_inbound, finish_inbound, record_inbound, unhandled_inbound
 from models.ledger import descendants
+from models.directory import Member
+from models.joining import bind_person, decide, needs_lookup, note_chat, note_lookup, note_request, unit_of_department
 from models.queries_directory import campaign_for, group_for_chat, group_unit_ids, person_for_sender
 from models.tables import CampaignRow, GroupRow, Hazard, InboundMessage, PersonRow
 from scheduler.alerts import queue_major_alert
@@ -186,6 +189,10 @@ class Engine:
         self.journal = journal_engine_for(db)
         # The directory, read once per process and again only after it changed (any process's change).
         self.directory = DirectoryCache(db)
+        # Unknown senders are looked up once by id through the directory API when the config names credentials.
+        self.lookup: Callable[[str], LookupResult] | None = None
+        if config.directory is not None and config.directory.has_api:
+            self.lookup = SenderLookup(config, self.secrets)
 
     def start(self) -> None:
         """Migrate the schema and load the config's directory into the database."""
@@ -265,13 +272,14 @@ class Engine:
         Returns [] when another worker (recovery, another process) already handled the message.
         """
         msg = storable(msg)
+        looked_up = self._look_up_sender(msg)  # a network call, before any lock or transaction
         with self.write_gate():
             with Session(self.db) as session:
                 try:
                     claimed = self._claim(session, inbound_id)
                     if claimed is None:
                         return []
-                    outcome = self._handle(session, msg, inbound_id, claimed[1])
+                    outcome = self._handle(session, msg, inbound_id, claimed[1], looked_up)
                     effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
                     self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed[0])
                     session.commit()
@@ -370,19 +378,101 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _binds_in_chat(self, msg: Inbound) -> bool:
+        """Unknown senders and chats are bound in chat on the directory's platform (`[directory]` configured)."""
+        return self.config.directory is not None and msg.platform == self.config.directory.platform
+
+    def _look_up_sender(self, msg: Inbound) -> LookupResult | None:
+        """An unknown sender in a known group, looked up through the API once (None: no lookup wanted)."""
+        if self.lookup is None or not self._binds_in_chat(msg):
+            return None
+        with Session(self.db) as session:
+            if self.find_person(session, msg.platform, msg.sender_id) is not None:
+                return None
+            if self.find_group(session, msg.platform, msg.chat_id) is None:
+                return None
+            if not needs_lookup(session, msg.platform, msg.sender_id, self.now()):
+                return None
+        try:
+            return self.lookup(msg.sender_id)
+        except Exception:
+            log.exception("directory: looking up a sender failed")
+            return LookupResult("failed")
+
+    def _stranger(self, session: Session, msg: Inbound, group: GroupRow | None, looked_up: LookupResult | None,
+                  now: datetime) -> PersonRow | Outcome:
+        """The person an unknown sender turns out to be (looked up), else what to answer them."""
+        from handlers.help import unknown_person_reply
+        from handlers.join import Stranger, unknown_sender
+
+        if not self._binds_in_chat(msg):
+            return Outcome([unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)])
+        directory = self.config.directory
+        assert directory is not None
+        if looked_up is not None:
+            request = note_request(session, platform=msg.platform, user_id=msg.sender_id, chat_id=msg.chat_id,
+                                   name="", now=now)
+            note_lookup(session, request, looked_up.outcome, now)
+            person = self._bind_member(session, msg.platform, looked_up.member, directory.schools)
+            if person is not None:
+                decide(session, request, "bound", by=None, now=now)
+                return person
+        group_units = set(group_unit_ids(session, group.id)) if group else set()
+        command = parse_message(msg.text, today=now.date(), categories=self.policy.categories)
+        return Outcome(unknown_sender(
+            session, stranger=Stranger(msg.platform, msg.sender_id, msg.chat_id, msg.sender_name), command=command,
+            group=group, roots=group_units,
+            approve=directory.approve, now=now,
+        ))
+
+    @staticmethod
+    def _private(session: Session, msg: Inbound, inbound_id: int | None) -> bool:
+        """A one-to-one chat with the bot: the route's chat_type (set by the adapters), else the chat id's shape."""
+        row = session.get(InboundMessage, inbound_id) if inbound_id is not None else None
+        chat_type = json.loads(row.route or "{}").get("chat_type") if row is not None else None
+        if chat_type:
+            return str(chat_type) == "single"
+        return not msg.chat_id or msg.chat_id.startswith("single:") or msg.chat_id == msg.sender_id
+
+    @staticmethod
+    def _bind_member(session: Session, platform: str, member: Member | None, schools: dict[str, str]) -> PersonRow | None:
+        """A looked-up member as a person of the unit of their first known department (None: no such unit)."""
+        if member is None or not member.active:
+            return None
+        for dept_id in member.department_ids:
+            unit_id = unit_of_department(session, dept_id, schools)
+            if unit_id is not None:
+                roles = ("unit_head",) if dept_id in member.leader_of else ("teacher",)
+                return bind_person(session, platform=platform, user_id=member.user_id, name=member.name,
+                                   unit_id=unit_id, roles=roles)
+        return None
+
     def _handle(
-        self, session: Session, msg: Inbound, inbound_id: int | None, directory_version: int | None = None
+        self, session: Session, msg: Inbound, inbound_id: int | None, directory_version: int | None = None,
+        looked_up: LookupResult | None = None,
     ) -> Outcome:
-        from handlers.help import no_campaign_reply, unknown_person_reply
+        from handlers.help import no_campaign_reply
+        from handlers.join import bind_here, unknown_chat
 
         if directory_version is None:
             directory_version = read_version(session)
         attach(session, self.directory.at(session, directory_version))
         person = self.find_person(session, msg.platform, msg.sender_id)
-        if person is None:
-            return Outcome([unknown_person_reply(session, sender_name=msg.sender_name or msg.sender_id)])
         group = self.find_group(session, msg.platform, msg.chat_id)
         now = msg.received_at.astimezone(self.tz)
+        if group is None and self._binds_in_chat(msg) and not self._private(session, msg, inbound_id):
+            chat = note_chat(session, msg.platform, msg.chat_id, now)
+            admin = person is not None and "admin" in person.role_set
+            command = parse_message(msg.text, today=now.date())
+            if person is None or not admin or command.command != "register_group":
+                return Outcome(unknown_chat(session, person=person, chat=chat))
+            return Outcome(bind_here(session, person=person, platform=msg.platform, chat_id=msg.chat_id, group=None,
+                                     command=command))
+        if person is None:
+            found = self._stranger(session, msg, group, looked_up, now)
+            if isinstance(found, Outcome):
+                return found
+            person = found
         campaign = self.find_campaign(session, group, now)
         if campaign is None:
             return Outcome([no_campaign_reply()])

@@ -10,10 +10,11 @@ from bot.config import Config
 from bot.secrets import Secrets
 
 # Query parameters and JSON fields that carry credentials in platform URLs and bodies
-# (WeCom webhook keys and response codes, DingTalk access tokens, signs, sessions and tickets).
+# (WeCom webhook keys and response codes, DingTalk access tokens, signs, sessions and tickets), and the
+# directory's personal data in lookup URLs (WeCom user/get?userid=…).
 _SECRET_QUERY = re.compile(
     r"(?i)(key|response_code|access_token|secret|token|sign|ticket|session|appsecret|clientsecret|signature"
-    r"|security-token)=([^&\s\"'#]+)"
+    r"|security-token|userid|mobile)=([^&\s\"'#]+)"
 )
 _SECRET_JSON = re.compile(r'(?i)("(?:accessToken|access_token|appSecret|clientSecret|ticket)"\s*:\s*")([^"]*)(")')
 

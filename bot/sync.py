@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from bot.config import Config
-from models.directory import CONFIG
+from models.directory import CHAT, CONFIG
+from models.joining import drop_chat_groups_now_configured
 from models.queries_directory import (
     clear_campaign_plan,
     clear_group_units,
@@ -87,13 +88,19 @@ def _sync_people(session: Session, config: Config) -> None:
     session.flush()
 
 
+
 def _sync_groups(session: Session, config: Config) -> None:
     """The config's groups and the units each serves (the group-unit links are written afresh)."""
-    clear_group_units(session)
+    # Groups an admin bound in chat (登记本群, source "chat") keep their units, unless the TOML now has the chat;
+    # the TOML's are written anew.
+    drop_chat_groups_now_configured(
+        session, {(group.platform, group.chat_id): group.id for group in config.groups if group.chat_id}
+    )
+    clear_group_units(session, keep_source=CHAT)
     for group in config.groups:
         row = session.get(GroupRow, group.id) or GroupRow(id=group.id, name=group.name, platform=group.platform)
         row.name, row.platform, row.kind = group.name, group.platform, group.kind
-        row.chat_id, row.campaign_id = group.chat_id, group.campaign
+        row.chat_id, row.campaign_id, row.source = group.chat_id, group.campaign, CONFIG
         session.add(row)
         session.flush()
         for unit_id in group.units:

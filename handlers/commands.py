@@ -11,6 +11,7 @@ from handlers import (
     check, chitchat, exports, help as help_module, lifecycle, overdue, report, stats, submit, transfer, views,
 )
 from handlers import drafts
+from handlers import join  # new people and groups bound in chat
 from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -37,6 +38,9 @@ _HANDLED: tuple[CommandSpec, ...] = (
     drafts.CANCEL,
     drafts.NEW,
     drafts.SAME,
+    join.JOIN,
+    join.APPROVE,
+    join.REGISTER_GROUP,
 )
 
 COMMANDS: tuple[CommandSpec, ...] = (*_HANDLED, help_module.help_spec(_HANDLED))

@@ -80,9 +80,9 @@ def unknown_person_reply(session: Session, *, sender_name: str) -> Reply:
     who = "、".join(admins) if admins else "管理员"
     return Reply(
         f"您好{('，' + sender_name) if sender_name else ''}！您还不在安全助手的人员名单里，暂时不能使用。"
-        f"请联系{who}在配置文件的 [[people]] 中添加您（姓名、所在单位、角色、企业微信/钉钉账号），添加后即可使用。"
+        f"请联系{who}把您加入名单（告诉管理员您的姓名和所在单位），加入后即可使用。"
     )
 
 
 def no_campaign_reply() -> Reply:
-    return Reply("目前没有进行中的排查整治活动，无法登记。请联系管理员在配置文件的 [[campaigns]] 中添加活动。")
+    return Reply("目前没有进行中的排查整治活动，无法登记。请联系管理员添加活动。")

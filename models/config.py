@@ -427,16 +427,27 @@ class Directory(_Model):
     """Units and people come from the WeCom/DingTalk directory (bot/directory/), not from [[people]]."""
 
     platform: Literal["wecom", "dingtalk"]
-    # wecom: corp_id, secret (the contacts-sync or app secret); dingtalk: app_key, app_secret: env var NAMES
+    # wecom: corp_id, secret (the contacts-sync or app secret); dingtalk: app_key, app_secret: env var NAMES.
+    # None at all: the app has no contacts permission (`safetybot directory import` of the console's export).
     credentials: dict[str, EnvVarName] = Field(default_factory=dict)
-    # platform department id -> id of a configured unit (the school); its sub-departments become units under it
-    schools: dict[str, str] = Field(min_length=1)
+    # platform department id -> id of a configured unit (the school); its sub-departments become units under it.
+    # Left out: a department named like a [[units]] entry (its name or an alias) is that unit.
+    schools: dict[str, str] = Field(default_factory=dict)
     roles: list[DirectoryRole] = Field(default_factory=list)
     sync_every_minutes: int = Field(default=1440, ge=15, le=7 * 1440)
     max_concurrency: int = Field(default=4, ge=1, le=16)  # API calls in flight at once
     # API calls per second; default 20 on DingTalk (a reported 20 QPS per app), 50 on WeCom (far below its
     # 10,000 calls per minute per API and corp).
     calls_per_second: float | None = Field(default=None, gt=0, le=1000)
+    # An unknown sender who names their unit in chat (我是 教务处) waits for an admin's 同意 张三.
+    approve: bool = False
+    # People who left the directory keep their rows (history) but lose name, mobile and ids after this many days.
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @property
+    def has_api(self) -> bool:
+        """Credentials are named: the directory API can be called (periodic sync, looking up unknown senders)."""
+        return bool(self.credentials)
 
     @property
     def rate(self) -> float:
@@ -867,7 +878,7 @@ def _check_directory(data: Row) -> list[Problem]:
     credentials = directory.get("credentials")
     needed = DIRECTORY_CREDENTIALS.get(str(directory.get("platform")), ())
     missing = [key for key in needed if not (isinstance(credentials, dict) and key in credentials)]
-    if missing:
+    if missing and credentials:  # none at all: no API access (console export import, senders bind in chat)
         example = ", ".join(f'{key} = "SAFETYBOT_{key.upper()}"' for key in needed)
         problems.append(problem("directory", "credentials", code="directory_credentials",
                                 missing=", ".join(missing), example=example))
@@ -1017,11 +1028,31 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data)
 
 
-def simulator_exposure(config: Config) -> tuple[list[str], list[str]]:
-    """What `check-config` says about who can reach the simulator: (warnings, errors)."""
+def simulator_exposure(config: Config, lang: str = "en") -> tuple[list[str], list[str]]:
+    """What `check-config` says about who can reach the simulator: (warnings, errors), in Chinese (zh) or English."""
     sim, host = config.simulator, config.server.host
     if not sim.enabled or is_loopback_host(host):
         return [], []
+    if sim.token_env is None:
+        if lang == "zh":
+            return [], [
+                f"simulator：已开启，但 server.host = {host!r} 对本机以外开放，又没有设置 simulator.token_env，"
+                "机器人不会挂载 /sim。请设置 token_env（保存一个很长的随机口令的环境变量名），或改为 enabled = false"
+            ]
+        return [], [
+            f"simulator: enabled while server.host = {host!r} listens beyond this machine and no "
+            "simulator.token_env is set; the bot will not mount /sim. Set token_env (the NAME of an env var "
+            "holding a long random token), or set enabled = false"
+        ]
+    if lang == "zh":
+        return [
+            f"simulator：已开启，且 server.host = {host!r} 对本机以外开放；能访问这个端口并持有 ${sim.token_env} "
+            "中口令的人，可以冒充控制台群里的任何人发消息"
+        ], []
+    return [
+        f"simulator: enabled while server.host = {host!r} listens beyond this machine; anyone who reaches the "
+        f"port and holds the token in ${sim.token_env} can post as any person of the console groups"
+    ], []
     if sim.token_env is None:
         return [], [
             f"simulator: enabled while server.host = {host!r} listens beyond this machine and no "

@@ -8,6 +8,8 @@ deleted: hazards and their history keep pointing at them.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +19,17 @@ from sqlmodel import Session, col, select
 from models.tables import PersonRow, UnitRow
 
 CONFIG, PLATFORM = "config", "platform"  # values of unit.source / person.source
+CHAT = "chat"  # person.source of an unknown sender bound in chat (我是 …), chat_group.source of 登记本群
+_MAX_ID = 64
+
+
+def stable_id(platform: str, kind: str, platform_id: str) -> str:
+    """`wecom-dept-123`, `dingtalk-user-manager4711`; hashed when a long user id would not fit."""
+    candidate = f"{platform}-{kind}-{platform_id}"
+    if len(candidate) <= _MAX_ID and re.fullmatch(r"[A-Za-z0-9_.-]+", platform_id):
+        return candidate
+    digest = hashlib.sha256(platform_id.encode("utf-8")).hexdigest()[:24]
+    return f"{platform}-{kind}-h{digest}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +117,7 @@ def user_ids_typed_in_config(session: Session, platform: str) -> set[str]:
     """Platform user ids already given to active people of the TOML (the TOML entry wins)."""
     column = _user_id_column(platform)
     rows = session.exec(
-        select(column).where(PersonRow.source != PLATFORM, PersonRow.active == True, column != None)  # noqa: E711,E712
+        select(column).where(PersonRow.source == CONFIG, PersonRow.active == True, column != None)  # noqa: E711,E712
     )
     return {str(value) for value in rows}
 
@@ -143,7 +156,10 @@ def _apply_units(session: Session, planned: tuple[PlannedUnit, ...], changes: Ch
 
 
 def _apply_people(session: Session, plan: DirectoryPlan, now: datetime, changes: Changes) -> None:
-    existing = {row.id: row for row in session.exec(select(PersonRow).where(PersonRow.source == PLATFORM))}
+    # People bound in chat (我是 …) are taken over when the directory lists them, and left alone when not.
+    existing = {
+        row.id: row for row in session.exec(select(PersonRow).where(PersonRow.source.in_((PLATFORM, CHAT))))  # type: ignore[attr-defined]
+    }
     for person in plan.people:
         row = existing.pop(person.id, None)
         roles = ",".join(person.roles)
@@ -157,14 +173,14 @@ def _apply_people(session: Session, plan: DirectoryPlan, now: datetime, changes:
         else:
             changes.unchanged += 1
         row.name, row.unit_id, row.roles, row.mobile = person.name, person.unit_id, roles, person.mobile
-        row.active, row.left_at = True, None
+        row.active, row.left_at, row.source = True, None, PLATFORM
         if plan.platform == "wecom":
             row.wecom_userid = person.user_id
         else:
             row.dingtalk_staff_id = person.user_id
         session.add(row)
     for row in existing.values():
-        if row.active:
+        if row.active and row.source == PLATFORM:
             row.active, row.left_at = False, now
             changes.deactivated += 1
             session.add(row)

@@ -210,9 +210,14 @@ def deactivate_people_except(session: Session, person_ids: Collection[str], *, s
     )
 
 
-def clear_group_units(session: Session) -> None:
-    """Delete every group's units (the config's are added again)."""
-    session.execute(delete(GroupUnit))
+def clear_group_units(session: Session, *, keep_source: str | None = None) -> None:
+    """Delete the groups' units (the config's are added again); groups of `keep_source` (bound in chat) keep theirs."""
+    statement = delete(GroupUnit)
+    if keep_source is not None:
+        statement = statement.where(
+            col(GroupUnit.group_id).not_in(select(col(GroupRow.id)).where(col(GroupRow.source) == keep_source))
+        )
+    session.execute(statement)
 
 
 def people_by_id(session: Session, person_ids: Iterable[str]) -> dict[str, PersonRow]:

@@ -138,6 +138,7 @@ class GroupRow(SQLModel, table=True):
     kind: str = Field(default="staff", max_length=16)
     chat_id: Optional[str] = Field(default=None, max_length=128, index=True)
     campaign_id: Optional[str] = Field(default=None, max_length=64)
+    source: str = Field(default="config", max_length=16)  # "config" (the TOML) or "chat" (登记本群 by an admin)
 
 
 class GroupUnit(SQLModel, table=True):
@@ -418,3 +419,39 @@ class DraftPhoto(SQLModel, table=True):
     content_type: str = Field(default="application/octet-stream", max_length=64)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")
+class DirectoryRequest(SQLModel, table=True):
+    """An unknown sender: looked up once by id through the platform API, else asked which unit they belong to.
+
+    `state`: "asked" (the bot asked 我是 …), "pending" (named a unit; an admin approves with 同意), "bound"
+    (a person row exists), "refused". `lookup` is the API's answer, cached so each id is looked up once:
+    "" (not tried), "found", "not_found", "refused" (no permission), "failed" (the API could not be reached).
+    """
+
+    __tablename__ = "directory_request"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=128)
+    chat_id: str = Field(max_length=128)  # where they first wrote
+    name: str = Field(default="", max_length=128)  # the display name the platform gave (purged with the person)
+    unit_id: Optional[str] = Field(default=None, max_length=64)  # the unit they named
+    state: str = Field(default="asked", max_length=16)
+    lookup: str = Field(default="", max_length=16)
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+    decided_by: Optional[str] = Field(default=None, max_length=64)  # person.id of the approving admin
+
+
+class SeenChat(SQLModel, table=True):
+    """A chat the bot was @-mentioned in, bound to a group or not yet (`safetybot groups` lists them)."""
+
+    __tablename__ = "seen_chat"
+    __table_args__ = (UniqueConstraint("platform", "chat_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    chat_id: str = Field(max_length=128)
+    first_seen: datetime = Field(sa_column=_ts())
+    last_seen: datetime = Field(sa_column=_ts())
+    messages: int = 0
+    answered: bool = False  # the one polite line to someone who may not bind it was said
+    group_id: Optional[str] = Field(default=None, max_length=64)  # the group it is bound to

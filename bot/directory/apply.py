@@ -6,8 +6,6 @@ console-export import) build a `Snapshot`, `apply_snapshot` turns it into rows.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,10 +25,10 @@ from models.directory import (
     PlannedUnit,
     Snapshot,
     apply_plan,
+    stable_id,
     user_ids_typed_in_config,
 )
 
-_MAX_ID = 64
 UNIT_SEQ_BASE = 100_000  # platform units list after the TOML's units, in the platform's order
 
 
@@ -43,6 +41,7 @@ class SyncReport:
     api_calls: int = 0
     skipped_config_people: int = 0  # members already typed in [[people]]: the TOML entry wins
     problems: list[str] = field(default_factory=list)
+    purged: int = 0  # people who left more than `retention_days` ago whose personal fields were removed
 
     def lines(self) -> list[str]:
         """A short human summary, one line per kind."""
@@ -53,18 +52,11 @@ class SyncReport:
                 f"{c.deactivated} deactivated, {c.unchanged} unchanged"
             )
         out.append(f"api calls: {self.api_calls}")
+        if self.purged:
+            out.append(f"purged (left more than retention_days ago): {self.purged}")
         if self.skipped_config_people:
             out.append(f"kept from [[people]]: {self.skipped_config_people}")
         return out + self.problems
-
-
-def stable_id(platform: str, kind: str, platform_id: str) -> str:
-    """`wecom-dept-123`, `dingtalk-user-manager4711`; hashed when a long user id would not fit."""
-    candidate = f"{platform}-{kind}-{platform_id}"
-    if len(candidate) <= _MAX_ID and re.fullmatch(r"[A-Za-z0-9_.-]+", platform_id):
-        return candidate
-    digest = hashlib.sha256(platform_id.encode("utf-8")).hexdigest()[:24]
-    return f"{platform}-{kind}-h{digest}"
 
 
 def apply_snapshot(session: Session, config: Config, snapshot: Snapshot, now: datetime) -> SyncReport:
@@ -72,10 +64,40 @@ def apply_snapshot(session: Session, config: Config, snapshot: Snapshot, now: da
     if config.directory is None:
         raise ValueError("no [directory] in the config")
     taken = user_ids_typed_in_config(session, snapshot.platform)
-    plan, report = build_plan(config.directory, snapshot, taken)
+    directory, problems = config.directory, list[str]()
+    if not directory.schools:
+        mapping, problems = schools_by_name(config, snapshot)
+        directory = directory.model_copy(update={"schools": mapping})
+    plan, report = build_plan(directory, snapshot, taken)
+    report.problems[:0] = problems
     applied: AppliedPlan = apply_plan(session, plan, now)
     report.units, report.people = applied.units, applied.people
     return report
+
+
+def schools_by_name(config: Config, snapshot: Snapshot) -> tuple[dict[str, str], list[str]]:
+    """`[directory] schools` left out: each department named like a [[units]] entry (name or alias) is that unit.
+
+    A name two departments share maps neither (the problem says so: give `schools` by department id then).
+    """
+    unit_of_name: dict[str, str] = {}
+    for unit in config.units:
+        for name in (unit.name, *unit.aliases):
+            unit_of_name.setdefault(name, unit.id)
+    departments: dict[str, list[str]] = defaultdict(list)
+    for dept in snapshot.departments:
+        if dept.name in unit_of_name:
+            departments[dept.name].append(dept.id)
+    mapping: dict[str, str] = {}
+    problems: list[str] = []
+    for name, dept_ids in departments.items():
+        unit_id = unit_of_name[name]
+        if len(dept_ids) > 1:
+            problems.append(f"units.{unit_id}: {len(dept_ids)} departments are named {name!r}; "
+                            "map the right one in [directory] schools by its department id")
+        elif unit_id not in mapping.values():
+            mapping[dept_ids[0]] = unit_id
+    return mapping, problems
 
 
 def build_plan(directory: Directory, snapshot: Snapshot, taken_user_ids: set[str]) -> tuple[DirectoryPlan, SyncReport]:

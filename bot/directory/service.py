@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import anyio
 import httpx
@@ -19,10 +20,12 @@ from bot.config import Config
 from bot.directory.apply import SyncReport, apply_snapshot
 from bot.directory.calls import ApiCaller, DirectoryError
 from bot.directory.dingtalk import DingTalkDirectory
+from bot.directory.export_file import ExportFileError, read_export, schools_in_export
 from bot.directory.mobiles import role_mobiles
 from bot.directory.wecom import WeComDirectory
 from bot.secrets import Secrets
 from models.directory import Snapshot
+from models.joining import purge_leavers
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +54,64 @@ async def fetch_snapshot(config: Config, secrets: Secrets, http: httpx.AsyncClie
             caller, api_base=config.dingtalk.api_base, oapi_base=config.dingtalk.oapi_base,
             app_key=_credential(config, secrets, "app_key"), app_secret=_credential(config, secrets, "app_secret"),
         )
-    return await source.snapshot(directory.schools, mobiles=role_mobiles(role.who for role in directory.roles))
+    # Without `schools`, the whole visible organisation (root department 1 on both platforms) is read and the
+    # schools are found by name (apply.schools_by_name).
+    roots = list(directory.schools) or ["1"]
+    return await source.snapshot(roots, mobiles=role_mobiles(role.who for role in directory.roles))
+
+
+def purge_expired(session: Session, config: Config, now: datetime) -> int:
+    """`[directory] retention_days`: blank the personal fields of people who left that long ago (0 when unset)."""
+    days = config.directory.retention_days if config.directory is not None else None
+    if not days:
+        return 0
+    return purge_leavers(session, left_before=now - timedelta(days=days))
+
+
+def purge_in_transaction(db: Engine, config: Config, now: datetime) -> int:
+    with Session(db) as session:
+        purged = purge_expired(session, config, now)
+        session.commit()
+    if purged:
+        log.info("directory: personal fields of %d people who left were removed (retention_days)", purged)
+    return purged
 
 
 def apply_in_transaction(db: Engine, config: Config, snapshot: Snapshot, now: datetime, *, dry_run: bool) -> SyncReport:
     """Apply the snapshot and commit, or roll back when only asked what would change."""
     with Session(db) as session:
         report = apply_snapshot(session, config, snapshot, now)
+        report.purged = purge_expired(session, config, now)
         if dry_run:
             session.rollback()
         else:
             session.commit()
+    return report
+
+
+def import_export(config: Config, db: Engine, path: Path, platform: str, now: datetime, *,
+                  dry_run: bool = False) -> SyncReport:
+    """A console export applied as a sync; ExportFileError (nothing changed) when it cannot be used.
+
+    An export is the whole directory, so every configured school must be in it: otherwise nothing is written
+    (its people would leave).
+    """
+    directory = config.directory
+    if directory is None:
+        raise ExportFileError("配置文件里没有 [directory]：请先写上 platform 和 schools（见 docs/setup-county.md）")
+    if directory.platform != platform:
+        raise ExportFileError(
+            f"配置的 [directory] platform 是 {directory.platform}，文件却按 {platform} 读取：请改 --platform 或配置"
+        )
+    snapshot = read_export(path, platform)
+    as_read = config
+    if directory.schools:  # else apply_snapshot finds the schools by name
+        schools, problems = schools_in_export(directory, snapshot, {unit.id: unit.name for unit in config.units})
+        if problems:
+            raise ExportFileError("\n".join([*problems, "没有写入任何内容。"]))
+        as_read = config.model_copy(update={"directory": directory.model_copy(update={"schools": schools})})
+    report = apply_in_transaction(db, as_read, snapshot, now, dry_run=dry_run)
+    log.info("directory: imported a %s export; %s", platform, "; ".join(report.lines()[:2]))
     return report
 
 
@@ -93,6 +143,23 @@ def directory_service(
             if is_leader():
                 await sync_logged(config, db, secrets, clock(), http=http)
             await anyio.sleep(interval)
+
+    return run
+
+
+def retention_service(
+    config: Config, db: Engine, *, clock: Callable[[], datetime], is_leader: Callable[[], bool],
+) -> Callable[[], Awaitable[None]]:
+    """A service for the app: while this process leads, purge expired leavers once an hour."""
+
+    async def run() -> None:
+        while True:
+            if is_leader():
+                try:
+                    await anyio.to_thread.run_sync(lambda: purge_in_transaction(db, config, clock()))
+                except Exception:
+                    log.exception("directory: purging people who left failed; tried again in an hour")
+            await anyio.sleep(3600)
 
     return run
 

@@ -467,9 +467,12 @@ def test_check_config_errors_on_an_exposed_simulator_without_token(
     config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_config(config_path, tmp_path, simulator="enabled = true", host="0.0.0.0")
-    assert cli_main(["check-config", str(path)]) == 1
+    assert cli_main(["check-config", str(path), "--lang", "en"]) == 1
     err = capsys.readouterr().err
     assert "simulator: enabled while server.host = '0.0.0.0'" in err and "token_env" in err
+    assert cli_main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "simulator：已开启，但 server.host = '0.0.0.0' 对本机以外开放，又没有设置 simulator.token_env" in err
 
 
 def test_check_config_warns_on_an_exposed_simulator_with_token(
@@ -477,10 +480,12 @@ def test_check_config_warns_on_an_exposed_simulator_with_token(
 ) -> None:
     simulator = 'enabled = true\ntoken_env = "SAFETYBOT_SIM_TOKEN"'
     path = write_config(config_path, tmp_path, simulator=simulator, host="0.0.0.0")
-    assert cli_main(["check-config", str(path)]) == 0
+    assert cli_main(["check-config", str(path), "--lang", "en"]) == 0
     out = capsys.readouterr()
     assert "warning: simulator: enabled while server.host = '0.0.0.0'" in out.err
     assert "OK" in out.out
+    assert cli_main(["check-config", str(path)]) == 0
+    assert "警告：simulator：已开启，且 server.host = '0.0.0.0' 对本机以外开放" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("simulator", "host"), [("enabled = true", "127.0.0.1"), ("enabled = false", "0.0.0.0")])

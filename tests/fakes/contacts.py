@@ -5,8 +5,8 @@ more departments. A test changes it between syncs (rename, move, remove a member
 permission (`refuse` = an errcode returned by every contacts call) or hide departments from the app
 (`visible`: the roots of the app's visible range; None = everything).
 Answers follow the real shapes: WeCom `department/simplelist`, `department/get`, `user/list`,
-`user/getuserid`; DingTalk `topapi/v2/department/get`, `topapi/v2/department/listsub`, `topapi/v2/user/list`
-(cursor paging), `topapi/v2/user/getbymobile`.
+`user/getuserid`, `user/get`; DingTalk `topapi/v2/department/get`, `topapi/v2/department/listsub`, `topapi/v2/user/list`
+(cursor paging), `topapi/v2/user/getbymobile`, `topapi/v2/user/get`.
 """
 
 from __future__ import annotations
@@ -110,6 +110,13 @@ class FakeOrg:
             if found is None:
                 return _wecom_error(46004, "user no exist")
             return {"errcode": 0, "errmsg": "ok", "userid": found.user_id}
+        if api == "user/get":  # one member by userid
+            member = self.members.get(str(params.get("userid") or ""))
+            if member is None:
+                return _wecom_error(60111, "userid not found")
+            if not any(self.is_visible(d) for d in member.departments):
+                return _wecom_error(60011, "no privilege to access/modify contact/party/agent")
+            return {"errcode": 0, "errmsg": "ok", **_wecom_user(member, self.departments, self.hide_mobiles)}
         try:
             dept_id = int(params.get("id") or params.get("department_id") or 0)
         except ValueError:
@@ -138,6 +145,16 @@ class FakeOrg:
             if found is None:
                 return {"errcode": 60121, "errmsg": "找不到该用户", "request_id": "fake"}
             return {"errcode": 0, "errmsg": "ok", "result": {"userid": found.user_id}, "request_id": "fake"}
+        if api == "v2/user/get":  # one member by userid
+            member = self.members.get(str(body.get("userid") or ""))
+            if member is None:
+                return {"errcode": 60121, "errmsg": "找不到该用户", "request_id": "fake"}
+            if not any(self.is_visible(d) for d in member.departments):
+                return {"errcode": 60011, "errmsg": "没有调用该接口的权限", "request_id": "fake"}
+            user = _dingtalk_user(member, member.departments[0], self.departments)
+            user["leader_in_dept"] = [{"dept_id": d, "leader": member.user_id in self.departments[d].leaders}
+                                      for d in member.departments]
+            return {"errcode": 0, "errmsg": "ok", "result": user, "request_id": "fake"}
         dept_id = body.get("dept_id")
         if not isinstance(dept_id, int) or dept_id not in self.departments:
             return {"errcode": 60003, "errmsg": "部门不存在", "request_id": "fake"}

@@ -371,7 +371,8 @@ class FakeDingTalk:
             fake.org.count(request.url.path)
             if fake._token_app(request.query_params.get("access_token")) is None:
                 return JSONResponse({"errcode": 40014, "errmsg": "不合法的access_token", "request_id": "fake"})
-            if api not in ("v2/department/get", "v2/department/listsub", "v2/user/list", "v2/user/getbymobile"):
+            if api not in ("v2/department/get", "v2/department/listsub", "v2/user/list", "v2/user/getbymobile",
+                           "v2/user/get"):
                 return JSONResponse({"errcode": 22, "errmsg": "无效的接口", "request_id": "fake"})
             try:
                 body = await request.json()

@@ -37,7 +37,7 @@ from wechatpy.enterprise.crypto import PrpCrypto
 
 from tests.fakes.contacts import FakeOrg
 
-CONTACT_APIS = ("department/simplelist", "department/get", "user/list")
+CONTACT_APIS = ("department/simplelist", "department/get", "user/list", "user/get")
 RESPONSE_URL_USED = 600039  # fake-only: a response_url answered twice
 _MORE = "more info at https://open.work.weixin.qq.com/devtool/query?e={code}"
 

@@ -289,6 +289,11 @@ GOOD = [
     ok("draft-same-as-open-hazard", "同 #12", "same", hazard_no=12),
     ok("several-numbered-reports", "隐患\n1. 部位：3号楼；问题：插座松动\n2. 部位：食堂；问题：灯管松动", "report",
        location="3号楼", problem="插座松动"),
+    # --- new people and groups bound in chat (handlers/join.py) -----------------------------------------------
+    ok("join-unit", "我是 教务处", "join", note="教务处"),
+    ok("join-unit-and-name-glued", "我是教务处 张三", "join", note="教务处 张三"),
+    ok("approve-name", "同意 张三", "approve", note="张三"),
+    ok("register-group", "登记本群 城关一中 安全工作群 教职工", "register_group", note="城关一中 安全工作群 教职工"),
     # --- other days ------------------------------------------------------------------------------------------------
     ok("saturday-bare-friday-is-next-week", "隐患 部位：3号楼 问题：插座松动 期限：周五", "report",
        today=date(2023, 12, 30), deadline=date(2024, 1, 5)),

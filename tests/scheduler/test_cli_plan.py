@@ -82,7 +82,7 @@ def test_plan_follows_the_overrides_over_the_estimate(tmp_path: Path, capsys: py
 
 
 def test_check_config_names_the_estimated_holidays_of_the_campaigns(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(EXAMPLE_CONFIG)]) == 0
+    assert main(["check-config", str(EXAMPLE_CONFIG), "--lang", "en"]) == 0
     out, err = capsys.readouterr()
     note = out.splitlines()[1]
     assert note.startswith("note: official holiday data ends 2026-12-31; days off after it in the campaigns")
@@ -91,6 +91,16 @@ def test_check_config_names_the_estimated_holidays_of_the_campaigns(capsys: pyte
         "2027-05-01–2027-05-05 劳动节." in note
     )
     assert err == ""
+
+
+def test_check_config_speaks_of_the_estimated_holidays_in_chinese_by_default(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", str(EXAMPLE_CONFIG)]) == 0
+    note = capsys.readouterr().out.splitlines()[1]
+    assert note.startswith("提示：官方节假日数据只到 2026-12-31；活动期间在此之后的假日是按农历推算的（调休上班日无法推算）：")
+    assert "2027-01-01–2027-01-03 元旦、2027-02-05–2027-02-12 春节、" in note
+    assert note.endswith("请写进 [calendar] extra_holidays / extra_workdays，或升级 chinesecalendar")
 
 
 def test_check_config_says_nothing_of_estimates_within_the_official_data(

@@ -143,6 +143,7 @@ def to_inbound(ctx: DingTalkContext, message: RobotMessage, robot: DingTalkRobot
         "session_webhook": session_webhook,
         "session_expires": message.session_expires_ms,
         "sender": message.sender_id,
+        "chat_type": "group" if message.conversation_type == "2" else "single",  # for unknown chats
     }
     if message.download_codes:
         route["download_codes"] = list(message.download_codes)

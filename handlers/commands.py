@@ -10,6 +10,7 @@ from __future__ import annotations
 from handlers import (
     check, chitchat, exports, help as help_module, lifecycle, overdue, report, stats, submit, transfer, views,
 )
+from handlers import lookback  # 回头看 (issue 16)
 from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -31,6 +32,10 @@ _HANDLED: tuple[CommandSpec, ...] = (
     stats.STATS,
     exports.EXPORT,
     views.PROGRESS_REPORT,
+    lookback.RECHECK,  # 回头看 (issue 16): 复查, 覆盖, 清零, 档案
+    lookback.COVERAGE,
+    lookback.ZERO,
+    lookback.ARCHIVE,
     chitchat.SPEC,
 )
 

@@ -25,6 +25,7 @@ from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from handlers.understand import doubts_reply
 from models.ledger import next_hazard_number, record_event
+from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
 from models.tables import Hazard, HazardStatus, PersonRow
 
 HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
@@ -81,6 +82,11 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
         unit_id = responsible.unit_id if responsible else person.unit_id
     else:
         unit_id = unit.id
+    origin, origin_error = _origin(fields.source, context)  # 回头看 (issue 16): who found it
+    if origin_error is not None:
+        return [origin_error]
+    if unit is None and responsible is None and origin != "自查":
+        unit_id = _inspected_unit(context, allowed_units) or unit_id
     doubts = list(command.doubts)
     if command.plain and fields.deadline is not None and fields.deadline > context.campaign.end:
         doubts.append("after_campaign")
@@ -131,6 +137,9 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
         found_at=context.now,
         remark=command.note or "",
         source_msg_id=context.inbound_id,
+        origin=origin,
+        origin_date=today if origin != "自查" else None,
+        missed_by_school=origin in MISSED_ORIGINS,
     )
     session.add(hazard)
     session.flush()
@@ -151,6 +160,8 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
     ]
     if hazard.measure:
         lines.append(f"措施：{hazard.measure}")
+    if origin != "自查":
+        lines.append(f"来源：{origin}" + ("（学校自查未查出，计入本校）" if hazard.missed_by_school else ""))
     if photos:
         lines.append(photo_note(photos))
     if earlier:
@@ -164,6 +175,34 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
     if level == "重大":  # leaders hear of it within seconds, whatever the hour: safety first
         return Outcome(replies, effects=(AlertLeaders(hazard.id),))  # type: ignore[arg-type]
     return replies
+
+
+# 回头看 (issue 16): who may file a finding of an inspection from above, and where a supervisor's finding goes.
+ORIGIN_ROLES = frozenset({"supervisor", "safety_officer", "leader", "admin"})
+
+
+def _origin(typed: str | None, context: Context) -> tuple[str, Reply | None]:
+    """The finding's source: 来源 as written, else 督查 for a supervisor (督导组), else the school's 自查."""
+    roles = context.person.role_set
+    if not typed:
+        return ("督查" if "supervisor" in roles else "自查"), None
+    origin = normalize_origin(typed)
+    if origin is None:
+        return "自查", Reply(f"来源「{typed}」看不懂，这条隐患没有登记。请写其中之一：{'、'.join(ORIGINS)}，例如：来源：督查")
+    if origin != "自查" and not roles & ORIGIN_ROLES:
+        return "自查", Reply(
+            f"「{origin}」发现的隐患由督导组、安全管理人员或校领导登记，这条隐患没有登记。"
+            "自己排查发现的隐患不用写来源，删去「来源」一行后重新发送即可。"
+        )
+    return origin, None
+
+
+def _inspected_unit(context: Context, allowed: set[str] | None) -> str | None:
+    """A supervisor from outside the chat's units, naming no unit: the one school this group serves."""
+    if allowed is None or context.person.unit_id in allowed:
+        return None
+    roots = permissions.chat_roots(context) or []
+    return roots[0] if len(roots) == 1 else None
 
 
 def _unknown_unit_reply(context: Context, typed: str, allowed: set[str] | None) -> Reply:

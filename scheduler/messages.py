@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from handlers.context import BuildingRef
 from handlers.directory import unit_names
+from handlers.lookback import digest_lines as lookback_digest_lines, reminder_lines as lookback_reminder_lines
 from handlers.format import fmt_date, hazard_line
 from handlers.messages import Reply
 from handlers.periods import ReportingPeriod, report_days
@@ -49,6 +51,7 @@ class ComposeSettings:
 
     charts_in_digests: bool = True
     reminder_charts: bool = False
+    buildings: tuple[BuildingRef, ...] = ()  # 回头看 coverage in the leaders' digest (issue 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +353,7 @@ def deadline_nudge(session: Session, push: DuePush, campaign: CampaignRow, group
     else:
         lines = [f"【节点提醒】{payload['name']}：{deadline:%m-%d}截止（{left}）"]
     lines += _open_by_unit(session, campaign, group_scope(session, group.id), today)
+    lines += lookback_reminder_lines(session, campaign, scope=group_scope(session, group.id))
     return Composed((Reply("\n".join(lines)),))
 
 
@@ -418,6 +422,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
         lines += _hazard_lines(majors, len(majors), today)
+    lines += lookback_digest_lines(session, campaign, scope=scope, today=today, buildings=settings.buildings)
     replies = [Reply("\n".join(lines))]
     if settings.charts_in_digests and total.found:
         chart = _chart(session, campaign, scope, now, group.name)

@@ -178,7 +178,7 @@ def _rebound(context: Context, item: RecheckItem, old: Hazard, note: str) -> lis
     session.add(item)
     who = hazard.responsible_name or "未指定"
     lines = [
-        f"复查 #{item.number} 反弹：已登记为新隐患 #{hazard.number}（{hazard.level}），关联原隐患 #{old.number}",
+        f"复查 #{item.number} 反弹：已登记为新隐患 #{hazard.number}（{hazard.level}），关联原隐患 {_old_name(session, old)}",
         f"部位：{hazard.location}",
         f"问题：{note}",
         f"责任人：{who}",
@@ -192,6 +192,26 @@ def _rebound(context: Context, item: RecheckItem, old: Hazard, note: str) -> lis
     return replies
 
 
+def _old_name(session: Session, old: Hazard) -> str:
+    """How a reply names a hazard of a looked-back campaign: 「冬春安全整治」#3."""
+    campaign = session.get(CampaignRow, old.campaign_id)
+    return f"「{campaign.name if campaign else old.campaign_id}」#{old.number}"
+
+
+def origin_lines(session: Session, hazard: Hazard) -> list[str]:
+    """查看 #N: where a finding came from and the closed hazard a rebound follows up (none for a plain 自查)."""
+    lines: list[str] = []
+    if hazard.origin != "自查" or hazard.origin_date is not None:
+        when = f"，{hazard.origin_date.isoformat()}发现" if hazard.origin_date else ""
+        missed = "，学校自查未查出" if hazard.missed_by_school else ""
+        lines.append(f"来源：{hazard.origin}{when}{missed}")
+    if hazard.linked_hazard_id is not None:
+        old = session.get(Hazard, hazard.linked_hazard_id)
+        if old is not None:
+            lines.append(f"关联：复查反弹，原隐患 {_old_name(session, old)}（{old.location} {old.problem}）")
+    return lines
+
+
 def _recheck_list(context: Context) -> Reply:
     visible = permissions.visible_units(context)
     rows = rechecks(context.session, context.campaign.id, unit_ids=visible)
@@ -203,7 +223,7 @@ def _recheck_list(context: Context) -> Reply:
     lines = [f"【回头看复查】共{len(rows)}项，已复查{done}项，待复查{len(pending)}项："]
     for item, hazard in pending[:LIST_LIMIT]:
         lines.append(f"复查 #{item.number} {names.get(item.unit_id, item.unit_id)} {hazard.location} {hazard.problem}"
-                     f"（{hazard.level}，{hazard.closed_at:%Y-%m-%d}销号）")  # type: ignore[str-format]
+                     f"（{hazard.level}，{hazard.closed_at:%Y-%m-%d}销号）")
     if len(pending) > LIST_LIMIT:
         lines.append(f"……另有{len(pending) - LIST_LIMIT}项")
     if pending:

@@ -121,7 +121,7 @@ def test_rebound_opens_a_new_hazard_linked_to_the_old_one(county: Chat) -> None:
     item, old = next((i, h) for i, h in items(county) if i.unit_id == "teaching")
     assert "请写明反弹的情况" in county.say("li_na", f"复查 #{item.number} 反弹", group="lb_s1")
     reply = county.say("li_na", f"复查 #{item.number} 反弹 灭火器又过期了", group="lb_s1")
-    assert f"复查 #{item.number} 反弹：已登记为新隐患 #1" in reply and f"关联原隐患 #{old.number}" in reply
+    assert f"复查 #{item.number} 反弹：已登记为新隐患 #1" in reply and f"关联原隐患 「冬春安全整治大会战」#{old.number}" in reply
     with county.session() as session:
         new = session.exec(select(Hazard).where(Hazard.campaign_id == "lb", Hazard.number == 1)).one()
         assert (new.linked_hazard_id, new.origin, new.unit_id, new.problem) == (old.id, "复查", "teaching", "灭火器又过期了")

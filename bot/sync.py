@@ -34,6 +34,7 @@ def sync_config(session: Session, config: Config) -> None:
             row.report_at = campaign.reporting.at.strftime("%H:%M")
         row.kind, row.looks_back_on = campaign.kind, "|".join(campaign.looks_back_on)  # 回头看 (issue 16)
         row.recheck_share, row.recheck_photo = campaign.recheck_share, campaign.recheck_photo
+        row.three_looks = "|".join(campaign.three_looks)
         session.add(row)
         session.flush()
         session.execute(delete(PhaseRow).where(PhaseRow.campaign_id == campaign.id))

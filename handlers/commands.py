@@ -32,10 +32,11 @@ _HANDLED: tuple[CommandSpec, ...] = (
     stats.STATS,
     exports.EXPORT,
     views.PROGRESS_REPORT,
-    lookback.RECHECK,  # 回头看 (issue 16): 复查, 覆盖, 清零, 档案
+    lookback.RECHECK,  # 回头看 (issue 16): 复查, 覆盖, 清零, 档案, 三看
     lookback.COVERAGE,
     lookback.ZERO,
     lookback.ARCHIVE,
+    lookback.THREE_LOOKS,
     chitchat.SPEC,
 )
 

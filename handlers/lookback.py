@@ -7,6 +7,7 @@ hazard and a share of the 一般 ones, reproducibly) the first time anyone asks 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -30,9 +31,12 @@ from models.lookback import (
     pending_recheck_counts,
     recheck_by_number,
     rechecks,
+    three_look_answers,
     total_by_origin,
 )
-from models.tables import CampaignRow, Hazard, HazardStatus, RecheckItem, RecheckStatus
+from models.tables import CampaignRow, Hazard, HazardStatus, LookbackAnswer, RecheckItem, RecheckStatus
+
+log = logging.getLogger(__name__)
 
 RECHECK_ROLES = frozenset({"unit_head", "safety_officer", "leader", "admin", "supervisor"})
 ARCHIVE_ROLES = frozenset({"safety_officer", "leader", "admin", "supervisor"})
@@ -307,6 +311,22 @@ def zero_lines(session: Session, campaign: CampaignRow, *, scope: set[str] | Non
     return lines
 
 
+def zero_chart(session: Session, campaign: CampaignRow, *, scope: set[str] | None) -> Reply | None:
+    """The 动态清零 chart (open findings per unit by source) as an image reply; None when all is closed or on failure."""
+    open_counts = open_by_origin(session, campaign.id, scope)
+    if not open_counts:
+        return None
+    try:
+        from handlers.charts import render_zero_chart
+
+        names = unit_names(session, open_counts)
+        rows = sorted(((names.get(u, u), c) for u, c in open_counts.items()), key=lambda r: (-sum(r[1].values()), r[0]))
+        return Reply("动态清零图", image_png=render_zero_chart(f"动态清零：未销号{sum(sum(c.values()) for _, c in rows)}项", rows))
+    except Exception:
+        log.exception("清零 chart of %s failed; the text goes without it", campaign.id)
+        return None
+
+
 def handle_zero(command: Command, context: Context) -> list[Reply]:
     scope = permissions.visible_units(context)
     lines = [f"【动态清零】{context.campaign.name}"]
@@ -314,7 +334,8 @@ def handle_zero(command: Command, context: Context) -> list[Reply]:
     if lines[1].startswith("未销号0项"):
         lines.append("已全部清零 ✔")
     lines += missed_lines(context.session, context.campaign, scope=scope, schools=_schools(context))
-    return [Reply("\n".join(lines))]
+    chart = zero_chart(context.session, context.campaign, scope=scope)
+    return [Reply("\n".join(lines)), *([chart] if chart else [])]
 
 
 # -- 档案 ------------------------------------------------------------------------------------------------
@@ -350,6 +371,79 @@ def handle_archive(command: Command, context: Context) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
+# -- 三看 (seed 000) ---------------------------------------------------------------------------------------
+
+THREE_LOOKS_HELP = """三看（回头看）：每所学校对以下各项回答一次「是」或「否」并说明，可更正。
+三看            列出各项和本校的回答
+三看 1 是 已明确各部门安全责任
+三看 3 否 长效机制还在修订，4月底前完成"""
+ANSWER_ROLES = frozenset({"unit_head", "safety_officer", "leader", "admin"})
+_YES_NO = {"是": "是", "到位": "是", "已落实": "是", "否": "否", "未到位": "否", "不到位": "否", "未落实": "否"}
+
+
+def _school(context: Context, unit_id: str) -> str:
+    return school_of(context.session, unit_id, {b.unit_id for b in context.policy.buildings})
+
+
+def handle_three_looks(command: Command, context: Context) -> list[Reply]:
+    """三看: list the items and the school's answers, or record one answer (是/否 with a note) for the school."""
+    campaign = context.campaign
+    items = campaign.three_look_items
+    if not _is_lookback(campaign) or not items:
+        return [Reply(f"「{campaign.name}」没有设置三看项目（回头看活动的 three_looks）。")]
+    text = (command.note or "").strip()
+    match = _NUMBER.match(text)
+    school = _school(context, context.person.unit_id)
+    if match is None:
+        return [_three_looks_list(context, items, school)]
+    item, rest = int(match.group(1)), text[match.end():].strip()
+    if not 1 <= item <= len(items):
+        return [Reply(f"三看只有第1到第{len(items)}项，例如：三看 1 是 已明确各部门安全责任")]
+    word = next((w for w in sorted(_YES_NO, key=len, reverse=True) if rest.startswith(w)), None)
+    if word is None:
+        return [Reply(f"请回答「是」或「否」并说明，例如：三看 {item} 是 已明确各部门安全责任")]
+    note = rest[len(word):].strip(" ，,：:")
+    if not note:
+        return [Reply(f"请写上说明，例如：三看 {item} {_YES_NO[word]} 已明确各部门安全责任")]
+    allowed = permissions.chat_scope(context)
+    if not context.person.role_set & ANSWER_ROLES or (allowed is not None and school not in allowed):
+        return [Reply("三看由本校的部门负责人、安全管理人员或校领导回答。请把情况告诉他们。")]
+    existing = three_look_answers(context.session, campaign.id, [school]).get(school, {}).get(item)
+    row = existing or LookbackAnswer(campaign_id=campaign.id, unit_id=school, item=item, answer="", person_id="",
+                                     at=context.now)
+    row.answer, row.note, row.person_id, row.at = _YES_NO[word], note, context.person.id, context.now
+    context.session.add(row)
+    name = unit_names(context.session, [school]).get(school, school)
+    done = len(three_look_answers(context.session, campaign.id, [school]).get(school, {}) | {item: row})
+    verb = "已更正" if existing else "已记录"
+    return [Reply(f"{verb}：{name} 三看第{item}项「{items[item - 1]}」：{row.answer}，{note}。"
+                  f"本校已回答{done}/{len(items)}项。")]
+
+
+def _three_looks_list(context: Context, items: list[str], school: str) -> Reply:
+    answers = three_look_answers(context.session, context.campaign.id, [school]).get(school, {})
+    name = unit_names(context.session, [school]).get(school, school)
+    lines = [f"【三看】{name}（已回答{len(answers)}/{len(items)}项）"]
+    for number, text in enumerate(items, start=1):
+        answer = answers.get(number)
+        lines.append(f"{number}. {text}：" + (f"{answer.answer}，{answer.note}" if answer else "未回答"))
+    lines.append("回答请发：三看 1 是 说明（或 三看 1 否 说明）")
+    return Reply("\n".join(lines))
+
+
+def three_look_lines(session: Session, campaign: CampaignRow, *, schools: Sequence[str]) -> list[str]:
+    """The schools that have not answered every 三看 item (for the leaders' digest)."""
+    items = campaign.three_look_items
+    if not items or not schools:
+        return []
+    answers = three_look_answers(session, campaign.id, schools)
+    missing = [s for s in schools if len(answers.get(s, {})) < len(items)]
+    if not missing:
+        return ["三看：各校已全部回答"]
+    names = unit_names(session, missing)
+    return ["三看未答完：" + "、".join(names.get(s, s) for s in missing)]
+
+
 # -- digests ---------------------------------------------------------------------------------------------
 
 
@@ -369,6 +463,7 @@ def digest_lines(
         lines.append("覆盖：" + covered[0])
         lines += covered[1:]
         lines += missed_lines(session, campaign, scope=scope, schools=schools)
+        lines += three_look_lines(session, campaign, schools=schools)
     zero = zero_lines(session, campaign, scope=scope)
     lines.append("动态清零：" + zero[0])
     return lines
@@ -398,6 +493,11 @@ COVERAGE = CommandSpec(
 ZERO = CommandSpec(
     "zero", ("清零", "动态清零", "清零情况"), handle_zero,
     usage="清零", summary="各单位按来源的未销号隐患", help=ZERO_HELP, everyday=False,
+)
+THREE_LOOKS = CommandSpec(
+    "three_looks", ("三看",), handle_three_looks,
+    usage="三看 1 是/否 说明", summary="回头看：本校回答三看（责任、查改、长效机制）", help=THREE_LOOKS_HELP,
+    example_tail=" 1 是 已明确各部门安全责任", everyday=False,
 )
 ARCHIVE = CommandSpec(
     "archive", ("档案", "档案检查", "查档案"), handle_archive,

@@ -143,6 +143,9 @@ class Reporting(_Model):
         return _parse_hhmm(value)
 
 
+THREE_LOOKS = ("安全工作责任是否落实到位", "安全隐患是否查改到位", "长效机制是否落实到位")  # seed 000's 三看
+
+
 class Campaign(_Model):
     id: Id
     name: NonEmpty
@@ -160,6 +163,8 @@ class Campaign(_Model):
     looks_back_on: list[str] = Field(default_factory=list)
     recheck_share: float = Field(default=0.2, ge=0, le=1)
     recheck_photo: bool = True  # 复查 #N 合格 must carry a photo of the place
+    # 三看 (seed 000): what each school answers once in a look-back (三看 1 是 说明), in order.
+    three_looks: list[NonEmpty] = Field(default_factory=lambda: list(THREE_LOOKS))
 
 
 class Unit(_Model):

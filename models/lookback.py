@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from models.ledger import descendants
+from models.ledger import subtrees
 from models.tables import (
     OPEN_STATUSES,
     AttachmentFile,
@@ -25,6 +25,7 @@ from models.tables import (
     Hazard,
     HazardEvent,
     HazardStatus,
+    LookbackAnswer,
     RecheckItem,
     RecheckStatus,
 )
@@ -162,7 +163,8 @@ def coverage(
     ))
     checked = set(session.exec(select(CheckRecord.building_id).where(CheckRecord.campaign_id == campaign_id)))
     checked |= set(session.exec(select(Hazard.building_id).where(Hazard.campaign_id == campaign_id, live)))
-    unchecked_schools = [school for school in schools if not descendants(session, [school]) & touched_units]
+    trees = subtrees(session, schools)  # one query per tree level, not one per school
+    unchecked_schools = [school for school in schools if not trees[school] & touched_units]
     unchecked_buildings = [ident for ident, _school in buildings if ident not in checked]
     return Coverage(
         unchecked_schools=unchecked_schools,
@@ -275,3 +277,16 @@ def archive_gaps(
         if gap.gaps:
             found.append(gap)
     return found
+
+
+def three_look_answers(
+    session: Session, campaign_id: str, unit_ids: Iterable[str] | None = None
+) -> dict[str, dict[int, LookbackAnswer]]:
+    """Per school, its 三看 answers by item number."""
+    statement = select(LookbackAnswer).where(LookbackAnswer.campaign_id == campaign_id)
+    if unit_ids is not None:
+        statement = statement.where(LookbackAnswer.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+    result: dict[str, dict[int, LookbackAnswer]] = {}
+    for row in session.exec(statement):
+        result.setdefault(row.unit_id, {})[row.item] = row
+    return result

@@ -80,10 +80,15 @@ class CampaignRow(SQLModel, table=True):
     looks_back_on: str = Field(default="", sa_column_kwargs={"server_default": ""})  # "|"-separated campaign ids
     recheck_share: float = Field(default=0.2, sa_column_kwargs={"server_default": "0.2"})  # of closed 一般 hazards
     recheck_photo: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})  # 复查 合格 needs a photo
+    three_looks: str = Field(default="", sa_column_kwargs={"server_default": ""})  # "|"-separated 三看 items
 
     @property
     def looked_back(self) -> list[str]:
         return [ident for ident in self.looks_back_on.split("|") if ident]
+
+    @property
+    def three_look_items(self) -> list[str]:
+        return [item for item in self.three_looks.split("|") if item]
 
 
 class PhaseRow(SQLModel, table=True):
@@ -425,3 +430,18 @@ class RecheckItem(SQLModel, table=True):
     @property
     def status_label(self) -> str:
         return RecheckStatus(self.status).label
+
+
+class LookbackAnswer(SQLModel, table=True):
+    """A school's answer to one 三看 item of a look-back (seed 000): 是/否 with what it says."""
+
+    __tablename__ = "lookback_answer"
+    __table_args__ = (UniqueConstraint("campaign_id", "unit_id", "item"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
+    unit_id: str = Field(foreign_key="unit.id", max_length=64)  # the school
+    item: int  # 1-based position in the campaign's three_looks
+    answer: str = Field(max_length=8)  # 是 / 否
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    person_id: str = Field(foreign_key="person.id", max_length=64)
+    at: datetime = Field(sa_column=_ts())

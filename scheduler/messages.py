@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 from handlers.context import BuildingRef
 from handlers.directory import unit_names
 from handlers.lookback import digest_lines as lookback_digest_lines, reminder_lines as lookback_reminder_lines
+from handlers.lookback import zero_chart as lookback_zero_chart
 from handlers.format import fmt_date, hazard_line
 from handlers.messages import Reply
 from handlers.periods import ReportingPeriod, report_days
@@ -428,6 +429,10 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
         chart = _chart(session, campaign, scope, now, group.name)
         if chart:
             replies.append(chart)
+    if settings.charts_in_digests and campaign.kind == "lookback":  # 回头看 (issue 16): 动态清零 by source
+        zero = lookback_zero_chart(session, campaign, scope=scope)
+        if zero:
+            replies.append(zero)
     return Composed(tuple(replies))
 
 

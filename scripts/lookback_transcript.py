@@ -71,7 +71,8 @@ class Transcript:
     def say(self, person: str, text: str, *, group: str, photo: bool = False) -> str:
         msg = Inbound(platform="console", msg_id=f"t{next(self.ids)}", chat_id=group, sender_id=person, text=text,
                       received_at=self.clock.now(), attachments=(PHOTO,) if photo else ())
-        reply = "\n".join(r.text for r in self.engine.handle_sync(msg))
+        replies = self.engine.handle_sync(msg)
+        reply = "\n".join(f"［图片：{r.text}，{len(r.image_png):,} 字节 PNG］" if r.image_png else r.text for r in replies)
         shown = text.replace("\n", " ⏎ ") + ("  📷" if photo else "")
         self.out += [f"**{self.names[person]}**（{group}，{self.clock.now():%m-%d %H:%M}）：`{shown}`", "",
                      "```", reply, "```", ""]
@@ -150,6 +151,10 @@ def main() -> int:
         t.say("zhao_min", "清零", group="lookback-leaders")
         t.say("zhao_min", "档案", group="lookback-leaders")
 
+        t.heading("三看 (seed 000)")
+        t.say("li_na", "三看 1 是 各部门安全责任书已签订", group="lookback-staff")
+        t.say("zhao_min", "三看", group="lookback-staff")
+
         t.heading("The leaders' digest of 2027-03-03")
         clock.set(datetime(2027, 3, 3, 8, 0, tzinfo=TZ))
         with Session(engine.db) as session:
@@ -159,9 +164,9 @@ def main() -> int:
             push = DuePush(key="demo", kind="leader_digest", campaign_id=campaign.id, group_id=group.id,
                            due_at=clock.now(), send_at=clock.now(), created_at=clock.now(),
                            payload=json.dumps({"cadence": "daily", "escalate_after_days": 3}))
-            settings = ComposeSettings(charts_in_digests=False, buildings=engine.policy.buildings)  # type: ignore[arg-type]
+            settings = ComposeSettings(charts_in_digests=True, buildings=tuple(engine.policy.buildings))
             composed = leader_digest(session, push, campaign, group, clock.now(), settings)
-        t.block("leader_digest:", [r.text for r in composed.replies])
+        t.block("leader_digest:", [f"［图片：{r.text}，PNG］" if r.image_png else r.text for r in composed.replies])
         engine.db.dispose()
     sys.stdout.write("\n".join(t.out).strip() + "\n")
     return 0

@@ -129,3 +129,20 @@ def test_lookback_draw_on_a_campaign_with_nothing_closed(config_path: Path, caps
     assert main(["lookback", "draw", "--config", str(config_path), "--campaign", "lookback-2027", "--now", NOW]) == 0
     assert "0 复查 items from winter-2026" in capsys.readouterr().out
     assert main(["lookback", "draw", "--config", str(config_path), "--campaign", "winter-2026", "--now", NOW]) == 2
+
+
+def test_check_config_names_an_unknown_looked_back_campaign() -> None:
+    import tomllib
+
+    from bot.config import ConfigError, parse_config
+    from tests.conftest import EXAMPLE_CONFIG
+
+    data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    lookback = next(c for c in data["campaigns"] if c["id"] == "lookback-2027")
+    assert lookback["kind"] == "lookback" and [p["name"][:2] for p in lookback["phases"]] == ["自查", "整改", "督查"]
+    lookback["looks_back_on"] = ["winter-2062", "lookback-2027"]
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    lines = error.value.lines("en")
+    assert any("looks_back_on[0]" in line and "winter-2062" in line and "winter-2026" in line for line in lines), lines
+    assert any("looks_back_on[1]" in line for line in lines)  # not itself

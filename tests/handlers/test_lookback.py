@@ -168,6 +168,8 @@ def test_a_supervisors_finding_counts_against_the_school(county: Chat) -> None:
     assert "未销号3项（本次共登记3项" in zero
     assert "· 城南小学 2：省督查1、督查1" in zero and "· 城南小学后勤处 1：自查1" in zero
     assert "督查发现、自查未查出：城南小学2项" in zero
+    [text, chart] = county.last  # the 动态清零 chart comes with it
+    assert chart.image_png is not None and chart.image_png.startswith(b"\x89PNG") and text.image_png is None
 
 
 def test_archive_check_finds_each_gap(county: Chat) -> None:
@@ -188,3 +190,20 @@ def test_archive_check_finds_each_gap(county: Chat) -> None:
     assert f"c1 #{no_after} 食堂 插座松动：无整改前照片、无整改后照片" in reply
     assert f"c1 #{own} 3号教学楼 吊顶渗水：无整改前照片、整改人自己验收销号" in reply
     assert date(2024, 3, 5) == county.now.date()
+
+
+def test_each_school_answers_the_three_looks_once(county: Chat) -> None:
+    county.now = IN_LOOKBACK
+    listing = county.say("li_na", "三看", group="lb_s1")
+    assert listing.startswith("【三看】城关一中（已回答0/3项）")
+    assert "1. 安全工作责任是否落实到位：未回答" in listing
+    assert "请写上说明" in county.say("li_na", "三看 1 是", group="lb_s1")
+    assert "第1到第3项" in county.say("li_na", "三看 4 是 好", group="lb_s1")
+    assert "请回答「是」或「否」" in county.say("li_na", "三看 1 还行", group="lb_s1")
+    assert county.say("zhang_wei", "三看 1 是 已明确", group="lb_s1").startswith("三看由本校")
+    reply = county.say("li_na", "三看 1 是 已明确各部门安全责任", group="lb_s1")
+    assert reply == "已记录：城关一中 三看第1项「安全工作责任是否落实到位」：是，已明确各部门安全责任。本校已回答1/3项。"
+    assert county.say("zhao_min", "三看 1 否 还缺食堂的责任书", group="lb_s1").startswith("已更正：城关一中 三看第1项")
+    assert "1. 安全工作责任是否落实到位：否，还缺食堂的责任书" in county.say("li_na", "三看", group="lb_s1")
+    assert "【三看】城南小学（已回答0/3项）" in county.say("ma_li", "三看", group="lb_s2")  # each school its own
+    assert "没有设置三看项目" in county.say("li_na", "三看", group="staff")

@@ -273,6 +273,7 @@ GOOD = [
     ok("coverage", "覆盖", "coverage"),
     ok("zero", "清零", "zero"),
     ok("archive", "档案", "archive"),
+    ok("three-looks", "三看 1 是 已明确", "three_looks", note="1 是 已明确"),
     ok("report-with-source", "隐患 部位：食堂 问题：灭火器过期 来源：督查", "report", source="督查", location="食堂"),
     # --- help ----------------------------------------------------------------------------------------------------
     ok("overdue", "逾期", "overdue"),

@@ -39,7 +39,9 @@ def test_leader_digest_and_phase_reminder_of_a_lookback(county: Chat) -> None:
     assert "覆盖：学校：已检查1/2；建筑单体：已检查2/4" in digest
     assert "未检查的学校：城南小学" in digest and "未检查的建筑（城南小学）：3号教学楼、食堂" in digest
     assert "督查发现、自查未查出：城关一中1项" in digest
+    assert "三看未答完：城关一中、城南小学" in digest
     assert "动态清零：未销号1项（本次共登记1项：督查1）" in digest
+    assert [m.kind for m in outbox(county.engine.db, "lb_county")].count("image") == 2  # + the 动态清零 chart
     # c1's own digest (another campaign, not a look-back) says nothing of it.
     assert not any("待复查" in t for t in texts(county.engine, "leaders"))
     ticker.tick(at("2024-03-28 09:00"))  # 3 days before the 自查 phase ends

@@ -1,4 +1,4 @@
-"""look-back campaigns (回头看): campaign kind, hazard origin, recheck items
+"""look-back campaigns (回头看): campaign kind, hazard origin, recheck items, 三看 answers
 
 Revision ID: 0013
 Revises: 0005
@@ -26,6 +26,8 @@ def upgrade() -> None:
                                       nullable=False))
         batch_op.add_column(sa.Column('recheck_share', sa.Float(), server_default='0.2', nullable=False))
         batch_op.add_column(sa.Column('recheck_photo', sa.Boolean(), server_default='1', nullable=False))
+        batch_op.add_column(sa.Column('three_looks', sqlmodel.sql.sqltypes.AutoString(), server_default='',
+                                      nullable=False))
     with op.batch_alter_table('hazard', schema=None) as batch_op:
         batch_op.add_column(sa.Column(
             'origin', sqlmodel.sql.sqltypes.AutoString(length=16), server_default='自查', nullable=False
@@ -60,9 +62,26 @@ def upgrade() -> None:
     with op.batch_alter_table('recheck_item', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_recheck_item_hazard_id'), ['hazard_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_recheck_item_unit_id'), ['unit_id'], unique=False)
+    op.create_table(
+        'lookback_answer',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column('unit_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column('item', sa.Integer(), nullable=False),
+        sa.Column('answer', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column('note', sa.Text(), nullable=False),
+        sa.Column('person_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_lookback_answer_campaign_id_campaign')),
+        sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_lookback_answer_person_id_person')),
+        sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], name=op.f('fk_lookback_answer_unit_id_unit')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_lookback_answer')),
+        sa.UniqueConstraint('campaign_id', 'unit_id', 'item', name=op.f('uq_lookback_answer_campaign_id')),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('lookback_answer')
     with op.batch_alter_table('recheck_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recheck_item_unit_id'))
         batch_op.drop_index(batch_op.f('ix_recheck_item_hazard_id'))

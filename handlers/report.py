@@ -87,6 +87,8 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
         return [origin_error]
     if unit is None and responsible is None and origin != "自查":
         unit_id = _inspected_unit(context, allowed_units) or unit_id
+        if unit_id == person.unit_id and "supervisor" in person.role_set:  # the 督导组's own office: ask which school
+            return [Reply(f"请写明是哪所学校的隐患，这条隐患没有登记。例如：单位：{_a_school(context, allowed_units)}")]
     doubts = list(command.doubts)
     if command.plain and fields.deadline is not None and fields.deadline > context.campaign.end:
         doubts.append("after_campaign")
@@ -203,6 +205,12 @@ def _inspected_unit(context: Context, allowed: set[str] | None) -> str | None:
         return None
     roots = permissions.chat_roots(context) or []
     return roots[0] if len(roots) == 1 else None
+
+
+def _a_school(context: Context, allowed: set[str] | None) -> str:
+    """The name of a school (a unit owning buildings) this chat serves, for an example."""
+    schools = [b.unit_id for b in context.policy.buildings if allowed is None or b.unit_id in allowed]
+    return unit_names(context.session, schools[:1]).get(schools[0], "城南小学") if schools else "城南小学"
 
 
 def _unknown_unit_reply(context: Context, typed: str, allowed: set[str] | None) -> Reply:

@@ -158,6 +158,10 @@ def test_a_supervisors_finding_counts_against_the_school(county: Chat) -> None:
     county.say("zheng_gang", "隐患 部位：3号教学楼 问题：疏散指示灯不亮 来源：省督查 期限：3月20日", group="lb_s2")
     county.say("qian_hong", "隐患 部位：3号教学楼 问题：插座松动 期限：3月20日", group="lb_s2")
     assert "看不懂" in county.say("zheng_gang", "隐患 部位：食堂 问题：x 来源：路人", group="lb_s2")
+    # In the county's group the supervisor's own office is no place for a hazard: the bot asks for the school.
+    assert county.say("zheng_gang", "隐患 部位：食堂 问题：灭火器过期 期限：3月20日", group="lb_county") == (
+        "请写明是哪所学校的隐患，这条隐患没有登记。例如：单位：城关一中"
+    )
     assert "由督导组" in county.say("qian_hong", "隐患 部位：食堂 问题：插座松动 来源：督查", group="lb_s2")
     with county.session() as session:
         rows = list(session.exec(select(Hazard).where(Hazard.campaign_id == "lb").order_by(Hazard.number)))

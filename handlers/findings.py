@@ -152,14 +152,15 @@ def _campaign_units(session: Session, campaign_units: list[str] | None) -> set[s
     return None if not campaign_units else descendants(session, campaign_units)
 
 
-def _exact_unit(session: Session, name: str, among: set[str] | None) -> UnitRow | None:
-    """A unit by its exact name, alias or id: an import never guesses from a partial name."""
-    for unit in session.exec(select(UnitRow).where(UnitRow.active == True)):  # noqa: E712
-        if among is not None and unit.id not in among:
-            continue
-        if name in (unit.name, unit.id) or name in unit.aliases.split("|"):
-            return unit
-    return None
+def _unit_labels(session: Session, among: set[str] | None) -> dict[str, UnitRow]:
+    """The campaign's active units by exact name, alias and id (first wins): an import never guesses from a part."""
+    labels: dict[str, UnitRow] = {}
+    for unit in session.exec(select(UnitRow).where(UnitRow.active == True).order_by(UnitRow.seq)):  # type: ignore[arg-type]  # noqa: E712
+        if among is None or unit.id in among:
+            for label in (unit.name, unit.id, *unit.aliases.split("|")):
+                if label:
+                    labels.setdefault(label, unit)
+    return labels
 
 
 def import_findings(
@@ -177,6 +178,8 @@ def import_findings(
     """File each readable row as a hazard of `campaign`; report the others. Nothing is written on a dry run."""
     report = ImportReport(sheet.layout)
     allowed = _campaign_units(session, campaign_units)
+    labels = _unit_labels(session, allowed)
+    trees: dict[str, set[str]] = {}  # each unit's subtree, for its 责任人
     today = now.date()
     for row in sheet.rows:
         values = row.values
@@ -185,7 +188,7 @@ def import_findings(
         if not unit_text:
             report.refused.append(f"{where} 未登记：没有写单位（请加「单位」列，或在表头上方写「部门（章）：单位名称」）")
             continue
-        unit = _exact_unit(session, unit_text, allowed)
+        unit = labels.get(unit_text)
         if unit is None:
             near = find_unit(session, unit_text, among=allowed)
             hint = f"，是不是「{near.name}」？请改成完整名称" if near is not None else "，请写本次回头看单位的全称或简称"
@@ -230,7 +233,7 @@ def import_findings(
         responsible_text = (values.get("responsible") or "").strip()
         responsible = None
         if responsible_text:
-            unit_tree = descendants(session, [unit.id])
+            unit_tree = trees.get(unit.id) or trees.setdefault(unit.id, descendants(session, [unit.id]))
             candidates = [p for p in find_people(session, responsible_text) if p.unit_id in (allowed or unit_tree)]
             responsible = pick_person(candidates, prefer_units=unit_tree)
             if responsible is None:

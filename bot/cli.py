@@ -17,6 +17,8 @@ from models.clock import DEFAULT_TZ, Clock, FixedClock, SystemClock
 
 if TYPE_CHECKING:
     from bot.config import Config
+    from bot.engine import Engine
+    from models.tables import CampaignRow
     from scheduler.calendar import WorkCalendar
 
 NOW_HELP = "run as if it were this ISO time with a UTC offset, e.g. 2023-12-05T10:00+08:00 (default: the wall clock)"
@@ -485,6 +487,133 @@ def _group_toml(platform: str, chat_id: str, group: Any, units: dict[str, list[s
     ])
 
 
+# -- 回头看 (look-back campaigns, issue 16) -------------------------------------------------------------
+
+
+def _lookback_engine(args: argparse.Namespace) -> "tuple[Config, Engine, CampaignRow] | int":
+    """The config, a started engine (migrated, synced) and the campaign named by --campaign, or an exit code."""
+    from sqlmodel import Session
+
+    from bot.app import build_engine
+    from models.queries_directory import campaign_ids
+    from models.tables import CampaignRow
+
+    config = _load_config(args.config)
+    if config is None:
+        return 1
+    engine = build_engine(config, _clock(args, config.tz))
+    engine.start()
+    with Session(engine.db) as session:
+        campaign = session.get(CampaignRow, args.campaign)
+        if campaign is None:
+            known = ", ".join(sorted(campaign_ids(session)))
+            print(f"unknown campaign {args.campaign!r}; known: {known or 'none'}", file=sys.stderr)
+            engine.db.dispose()
+            return 2
+        session.expunge(campaign)
+    return config, engine, campaign
+
+
+def _cmd_findings_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sqlmodel import Session
+
+    from handlers.findings import FindingsError, import_findings, read_sheet
+    from models.lookback import normalize_origin
+    from models.tables import PersonRow
+
+    origin = normalize_origin(args.source)
+    if origin is None:
+        print(f"--source {args.source!r}: unknown source; use 自查, 县普查, 市抽查, 省督查, 督查, 审计 or 通报",
+              file=sys.stderr)
+        return 2
+    try:
+        sheet = read_sheet(Path(args.file))
+    except (FindingsError, OSError) as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    loaded = _lookback_engine(args)
+    if isinstance(loaded, int):
+        return loaded
+    config, engine, campaign = loaded
+    try:
+        with Session(engine.db) as session:
+            if args.by:
+                reporter = session.get(PersonRow, args.by)
+            else:  # the first admin of the config files what the county handed over
+                admins = [p.id for p in config.people if "admin" in p.roles]
+                reporter = session.get(PersonRow, admins[0]) if admins else None
+            if reporter is None:
+                print("who files the findings? give --by PERSON_ID (a person of the config)", file=sys.stderr)
+                return 2
+            campaign = session.merge(campaign)
+            units = next((c.units for c in config.campaigns if c.id == campaign.id), [])
+            report = import_findings(
+                session, sheet, campaign=campaign, campaign_units=units or None, reporter=reporter,
+                policy=engine.policy, now=engine.now(), default_origin=origin, dry_run=args.dry_run,
+            )
+            if args.dry_run:
+                session.rollback()
+            else:
+                session.commit()
+    finally:
+        engine.db.dispose()
+    if args.dry_run:
+        print("dry run: nothing was written")
+    print("\n".join(report.lines()))
+    return 1 if report.refused else 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from handlers.lookback import archive_lines
+
+    loaded = _lookback_engine(args)
+    if isinstance(loaded, int):
+        return loaded
+    _config, engine, campaign = loaded
+    try:
+        with Session(engine.db) as session:
+            lines = archive_lines(session, session.merge(campaign), scope=None, limit=None)
+    finally:
+        engine.db.dispose()
+    print(f"档案检查：{campaign.name}")
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_lookback_draw(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from handlers.directory import unit_names
+    from models.lookback import draw_rechecks, rechecks
+
+    loaded = _lookback_engine(args)
+    if isinstance(loaded, int):
+        return loaded
+    _config, engine, campaign = loaded
+    try:
+        with Session(engine.db) as session:
+            campaign = session.merge(campaign)
+            if campaign.kind != "lookback":
+                print(f"{campaign.id} is not a look-back campaign (kind = \"lookback\")", file=sys.stderr)
+                return 2
+            _items, drawn = draw_rechecks(session, campaign, now=engine.now())
+            session.commit()
+            rows = rechecks(session, campaign.id)
+            names = unit_names(session, {item.unit_id for item, _ in rows})
+            print(("drew" if drawn else "already drawn:") + f" {len(rows)} 复查 items from "
+                  + ", ".join(campaign.looked_back))
+            for item, hazard in rows:
+                print(f"复查 #{item.number} {names.get(item.unit_id, item.unit_id)} {hazard.campaign_id} #{hazard.number} "
+                      f"{hazard.level} {hazard.location} {hazard.problem} [{item.status_label}]")
+    finally:
+        engine.db.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safetybot", description="School safety hazard campaign bot")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -559,6 +688,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--toml", action="store_true", help="[[groups]] entries to paste, chat ids filled in")
     p.set_defaults(func=_cmd_groups)
+
+    p = sub.add_parser("findings", help="回头看: findings of earlier inspections in (import a spreadsheet)")
+    findings = p.add_subparsers(dest="findings_cmd", required=True)
+    f = findings.add_parser("import", help="file the rows of an XLSX/CSV (seed 003 附件2 ledger, or 来源/单位/部位/问题/发现日期/期限)")
+    f.add_argument("file")
+    f.add_argument("--config", default="config.example.toml")
+    f.add_argument("--campaign", required=True, help="the (look-back) campaign that receives the findings")
+    f.add_argument("--source", default="自查", help="source of rows that name none (default: 自查)")
+    f.add_argument("--by", help="person id recorded as filing them (default: the config's first admin)")
+    f.add_argument("--dry-run", action="store_true", help="show what would be filed without writing it")
+    f.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
+    f.set_defaults(func=_cmd_findings_import)
+
+    p = sub.add_parser("audit", help="回头看: closed hazards whose record is incomplete (档案检查)")
+    p.add_argument("--config", default="config.example.toml")
+    p.add_argument("--campaign", required=True)
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("lookback", help="回头看: draw the 复查 sample of a look-back campaign")
+    lookback = p.add_subparsers(dest="lookback_cmd", required=True)
+    d = lookback.add_parser("draw", help="draw (once) and list the closed hazards to re-check")
+    d.add_argument("--config", default="config.example.toml")
+    d.add_argument("--campaign", required=True)
+    d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
+    d.set_defaults(func=_cmd_lookback_draw)
+
+    p = sub.add_parser("findings", help="回头看: findings of earlier inspections in (import a spreadsheet)")
+    findings = p.add_subparsers(dest="findings_cmd", required=True)
+    f = findings.add_parser("import", help="file the rows of an XLSX/CSV (seed 003 附件2 ledger, or 来源/单位/部位/问题/发现日期/期限)")
+    f.add_argument("file")
+    f.add_argument("--config", default="config.example.toml")
+    f.add_argument("--campaign", required=True, help="the (look-back) campaign that receives the findings")
+    f.add_argument("--source", default="自查", help="source of rows that name none (default: 自查)")
+    f.add_argument("--by", help="person id recorded as filing them (default: the config's first admin)")
+    f.add_argument("--dry-run", action="store_true", help="show what would be filed without writing it")
+    f.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
+    f.set_defaults(func=_cmd_findings_import)
+
+    p = sub.add_parser("audit", help="回头看: closed hazards whose record is incomplete (档案检查)")
+    p.add_argument("--config", default="config.example.toml")
+    p.add_argument("--campaign", required=True)
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("lookback", help="回头看: draw the 复查 sample of a look-back campaign")
+    lookback = p.add_subparsers(dest="lookback_cmd", required=True)
+    d = lookback.add_parser("draw", help="draw (once) and list the closed hazards to re-check")
+    d.add_argument("--config", default="config.example.toml")
+    d.add_argument("--campaign", required=True)
+    d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
+    d.set_defaults(func=_cmd_lookback_draw)
 
     for command in sub.choices.values():
         command.add_argument("--now", help=NOW_HELP)

@@ -46,6 +46,9 @@ def _sync_campaigns(session: Session, config: Config) -> None:
             row.report_every_days = campaign.reporting.every_days
             row.report_first = campaign.reporting.first
             row.report_at = campaign.reporting.at.strftime("%H:%M")
+        row.kind, row.looks_back_on = campaign.kind, "|".join(campaign.looks_back_on)  # 回头看 (issue 16)
+        row.recheck_share, row.recheck_photo = campaign.recheck_share, campaign.recheck_photo
+        row.three_looks = "|".join(campaign.three_looks)
         session.add(row)
         session.flush()
         clear_campaign_plan(session, campaign.id)

@@ -358,3 +358,46 @@ def render_outstanding_chart(data: ChartData) -> bytes:
         finally:
             _release(figure, canvas)
         return buffer.getvalue()
+
+
+# -- 动态清零 (回头看, issue 16) -------------------------------------------------------------------------
+
+# One colour per source of a finding (Okabe–Ito, then greys): the school's own 自查 in blue, inspections warm.
+ORIGIN_COLOURS = {
+    "自查": "#0072B2", "县普查": "#E69F00", "市抽查": "#D55E00", "省督查": "#CC79A7", "督查": "#F0E442",
+    "审计": "#009E73", "通报": "#56B4E9", "复查": "#999999",
+}
+
+
+def render_zero_chart(title: str, rows: Sequence[tuple[str, dict[str, int]]]) -> bytes:
+    """动态清零: per unit, its open findings stacked by source (largest on top), as PNG bytes."""
+    origins = [o for o in ORIGIN_COLOURS if any(o in counts for _, counts in rows)]
+    origins += sorted({o for _, counts in rows for o in counts} - set(origins))
+    shown = list(rows)[:20]
+    with _LOCK, matplotlib.rc_context(_rc()):
+        legend_in = 0.5 * math.ceil(len(origins) / 4)
+        top_in, bottom_in = 1.0, 0.8 + legend_in
+        height = top_in + _bar_height_in(len(shown)) + bottom_in
+        figure = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+        ax = figure.add_axes((0.22, bottom_in / height, 0.74, 1 - (top_in + bottom_in) / height))
+        ax.set_title(title)
+        ax.set_axisbelow(True)
+        labels = [_short(name) for name, _ in shown][::-1]
+        left = [0] * len(shown)
+        for origin in origins:
+            values = [counts.get(origin, 0) for _, counts in shown][::-1]
+            ax.barh(labels, values, left=left, color=ORIGIN_COLOURS.get(origin, GAP_FILL), label=origin)
+            left = [a + b for a, b in zip(left, values)]
+        if not shown:
+            _empty(ax, "已全部清零")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(axis="x", color=GRID)
+            figure.legend(loc="lower center", ncols=min(4, len(origins)) or 1, frameon=False)
+        canvas = FigureCanvasAgg(figure)
+        buffer = BytesIO()
+        try:
+            canvas.print_png(buffer, pil_kwargs={"compress_level": 3})
+        finally:
+            _release(figure, canvas)
+        return buffer.getvalue()

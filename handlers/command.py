@@ -33,6 +33,7 @@ class HazardFields:
     check_item: str | None = None  # 检查内容
     immediate: bool | None = None  # 立即整改 是/否
     closed_building: bool | None = None  # 停用 是/否
+    source: str | None = None  # 来源 (回头看: 督查, 县普查, 市抽查 …; None: the school's own 自查)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from handlers import (
 )
 from handlers import drafts
 from handlers import join  # new people and groups bound in chat
+from handlers import lookback  # 回头看 (issue 16)
 from handlers.command import CommandSpec
 
 _HANDLED: tuple[CommandSpec, ...] = (
@@ -33,6 +34,11 @@ _HANDLED: tuple[CommandSpec, ...] = (
     stats.STATS,
     exports.EXPORT,
     views.PROGRESS_REPORT,
+    lookback.RECHECK,  # 回头看 (issue 16): 复查, 覆盖, 清零, 档案, 三看
+    lookback.COVERAGE,
+    lookback.ZERO,
+    lookback.ARCHIVE,
+    lookback.THREE_LOOKS,
     chitchat.SPEC,
     drafts.CONFIRM,
     drafts.CANCEL,

@@ -50,6 +50,7 @@ from models.drafts import (
     sender_drafts,
 )
 from models.ledger import next_hazard_number, record_event, store_photo, take_pending_photos
+from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
 from models.queries_directory import first_active_name_in
 from models.tables import AttachmentFile, Hazard, HazardStatus, PersonRow, ReportDraft, UnitRow
 
@@ -103,6 +104,7 @@ class Ready:
     deadline_note: str
     level: str
     notes: tuple[str, ...] = ()
+    origin: str = "自查"  # 回头看 (issue 16): who found it (自查, 督查, 县普查, …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,16 @@ def assess(item: Item, context: Context) -> Assessment:
         return owner
     responsible, notes = owner
     unit_id = unit.id if unit is not None else (responsible.unit_id if responsible else context.person.unit_id)
+    origin = _origin(item.fields.source, context)  # 回头看 (issue 16): who found it
+    if isinstance(origin, Refusal):
+        return origin
+    if unit is None and responsible is None and origin != "自查":
+        unit_id = _inspected_unit(context, allowed) or unit_id
+        if unit_id == context.person.unit_id and "supervisor" in context.person.role_set:
+            # the 督导组's own office is no school: ask which school
+            return Refusal(Reply(
+                f"请写明是哪所学校的隐患，这条隐患没有登记。例如：单位：{_a_school(context, allowed)}"
+            ))
     if allowed is not None and unit_id not in allowed:
         return Refusal(Reply(
             f"您的单位不属于{scope_words(context)}，这条隐患没有登记。"
@@ -159,7 +171,43 @@ def assess(item: Item, context: Context) -> Assessment:
         duplicate = _find_duplicate(item, context, unit_id)
         if duplicate is not None:
             return duplicate
-    return Ready(unit_id, responsible, deadline[0], deadline[1], level, tuple(notes))
+    return Ready(unit_id, responsible, deadline[0], deadline[1], level, tuple(notes), origin)
+
+
+# 回头看 (issue 16): who may file a finding of an inspection from above, and where a supervisor's finding goes.
+ORIGIN_ROLES = frozenset({"supervisor", "safety_officer", "leader", "admin"})
+
+
+def _origin(typed: str | None, context: Context) -> str | Refusal:
+    """The finding's source: 来源 as written, else 督查 for a supervisor (督导组), else the school's 自查."""
+    roles = context.person.role_set
+    if not typed:
+        return "督查" if "supervisor" in roles else "自查"
+    origin = normalize_origin(typed)
+    if origin is None:
+        return Refusal(Reply(
+            f"来源「{typed}」看不懂，这条隐患没有登记。请写其中之一：{'、'.join(ORIGINS)}，例如：来源：督查"
+        ))
+    if origin != "自查" and not roles & ORIGIN_ROLES:
+        return Refusal(Reply(
+            f"「{origin}」发现的隐患由督导组、安全管理人员或校领导登记，这条隐患没有登记。"
+            "自己排查发现的隐患不用写来源，删去「来源」一行后重新发送即可。"
+        ))
+    return origin
+
+
+def _inspected_unit(context: Context, allowed: set[str] | None) -> str | None:
+    """A supervisor from outside the chat's units, naming no unit: the one school this group serves."""
+    if allowed is None or context.person.unit_id in allowed:
+        return None
+    roots = permissions.chat_roots(context) or []
+    return roots[0] if len(roots) == 1 else None
+
+
+def _a_school(context: Context, allowed: set[str] | None) -> str:
+    """The name of a school (a unit owning buildings) this chat serves, for an example."""
+    schools = [b.unit_id for b in context.policy.buildings if allowed is None or b.unit_id in allowed]
+    return unit_names(context.session, schools[:1]).get(schools[0], "城南小学") if schools else "城南小学"
 
 
 def _resolve_unit(item: Item, context: Context, allowed: set[str] | None) -> UnitRow | None | Refusal:
@@ -367,6 +415,9 @@ def register(
         found_at=context.now,
         remark=item.note or "",
         source_msg_id=source_msg_id if source_msg_id is not None else context.inbound_id,
+        origin=ready.origin,
+        origin_date=context.today if ready.origin != "自查" else None,
+        missed_by_school=ready.origin in MISSED_ORIGINS,
     )
     session.add(hazard)
     session.flush()
@@ -405,6 +456,8 @@ def registered_reply(done: Registered, context: Context, *, plain: bool) -> Repl
     ]
     if hazard.measure:
         lines.append(f"措施：{hazard.measure}")
+    if hazard.origin != "自查":
+        lines.append(f"来源：{hazard.origin}" + ("（学校自查未查出，计入本校）" if hazard.missed_by_school else ""))
     if done.photos:
         lines.append(photo_note(done.photos))
     if done.earlier:

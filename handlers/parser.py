@@ -66,6 +66,7 @@ _FIELD_KEYS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("check_item", "检查内容", ("检查项", "检查项目")),
     ("immediate", "立即整改", ("是否立即整改", "能否立即整改", "可否立即整改", "立查立改")),
     ("closed_building", "停用", ("是否停用", "停止使用")),
+    ("source", "来源", ("发现来源", "问题来源", "隐患来源")),  # 回头看 (issue 16): 督查, 县普查 …
     ("result", "结果", ("检查结果",)),
     ("note", "说明", ("备注", "原因", "整改说明", "整改情况", "完成情况", "整改完成情况", "情况说明", "处理情况",
                      "进展情况", "延期原因", "退回原因", "理由")),
@@ -73,7 +74,7 @@ _FIELD_KEYS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 _FIELD_EXAMPLES: dict[str, str] = {
     "location": "3号教学楼二楼东侧", "problem": "消防通道堆放杂物", "category": "消防", "level": "一般",
     "responsible": "王建国", "unit": "总务处", "deadline": "12月10日", "measure": "清理杂物", "check_item": "消防设施",
-    "immediate": "是", "closed_building": "否", "result": "无隐患",
+    "immediate": "是", "closed_building": "否", "result": "无隐患", "source": "督查",
 }
 _LABEL_TO_ATTR: dict[str, str] = {
     label: attr for attr, main, synonyms in _FIELD_KEYS for label in (main, *synonyms)

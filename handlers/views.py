@@ -8,6 +8,7 @@ from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
+from handlers.lookback import origin_lines  # 回头看 (issue 16)
 from handlers.messages import Reply
 from models.ledger import (
     descendants,
@@ -29,6 +30,7 @@ ACTION_LABELS = {
     "report": "上报", "rectify": "报整改", "progress": "进展", "close": "销号",
     "reject": "退回", "extend": "延期", "withdraw": "撤销", "reopen": "重开", "transfer": "转交",
     "same": "同一隐患再报",
+    "recheck": "复查", "import": "导入",  # 回头看 (issue 16)
 }
 
 
@@ -56,6 +58,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
         lines.append(f"措施：{hazard.measure}")
     if hazard.completion:
         lines.append(f"整改情况：{hazard.completion}")
+    lines += origin_lines(session, hazard)  # 回头看 (issue 16): source, original date, the hazard it follows up
     if photos:
         not_saved = len(photos) - len(on_disk)
         lines.append(f"照片：{len(photos)}张" + (f"（{not_saved}张暂未保存）" if not_saved else ""))

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from models.config_problems import Problem, Ref, closest, problem, render
 
-Role = Literal["teacher", "unit_head", "safety_officer", "leader", "admin"]
+Role = Literal["teacher", "unit_head", "safety_officer", "leader", "admin", "supervisor"]  # supervisor: 督导组
 PlatformName = Literal["console", "wecom", "dingtalk"]
 ROLES: tuple[str, ...] = get_args(Role)
 PLATFORMS: tuple[str, ...] = get_args(PlatformName)
@@ -143,6 +143,9 @@ class Reporting(_Model):
         return _parse_hhmm(value)
 
 
+THREE_LOOKS = ("安全工作责任是否落实到位", "安全隐患是否查改到位", "长效机制是否落实到位")  # seed 000's 三看
+
+
 class Campaign(_Model):
     id: Id
     name: NonEmpty
@@ -154,6 +157,14 @@ class Campaign(_Model):
     milestones: list[Milestone] = Field(default_factory=list)
     nudge_days_before: list[int] = Field(default_factory=lambda: [3, 1, 0])
     escalate_after_days: int = Field(default=3, ge=0)
+    # Look-back (回头看, issue 16): a "lookback" campaign re-checks what the campaigns in looks_back_on closed
+    # (every 重大 hazard and recheck_share of the 一般 ones, drawn reproducibly from the campaign id).
+    kind: Literal["campaign", "lookback"] = "campaign"
+    looks_back_on: list[str] = Field(default_factory=list)
+    recheck_share: float = Field(default=0.2, ge=0, le=1)
+    recheck_photo: bool = True  # 复查 #N 合格 must carry a photo of the place
+    # 三看 (seed 000): what each school answers once in a look-back (三看 1 是 说明), in order.
+    three_looks: list[NonEmpty] = Field(default_factory=lambda: list(THREE_LOOKS))
 
 
 class Unit(_Model):
@@ -803,6 +814,11 @@ def _check_campaigns(data: Row) -> list[Problem]:
         first = _date(reporting, "first") if isinstance(reporting, dict) else None
         if outside(first):
             problems.append(problem("campaigns", c, "reporting", "first", code="outside_campaign", day=first, **span))
+        campaign_ids = _ids(data, "campaigns")
+        for b, back in _strs(row, "looks_back_on"):
+            if back not in campaign_ids or back == _str(row, "id"):
+                problems.append(problem("campaigns", c, "looks_back_on", b, code="unknown_campaign", value=back,
+                                        close=closest(back, campaign_ids - {_str(row, "id")})))
         nudges = row.get("nudge_days_before")
         for n, days in enumerate(nudges if isinstance(nudges, list) else []):
             if isinstance(days, int) and days < 0:

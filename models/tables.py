@@ -75,6 +75,20 @@ class CampaignRow(SQLModel, table=True):
     report_first: Optional[date] = None
     report_at: Optional[str] = Field(default=None, max_length=5)  # "HH:MM" local time
     next_number: int = 1
+    # Look-back (回头看, issue 16): kind "lookback" re-checks what the campaigns in `looks_back_on` closed.
+    kind: str = Field(default="campaign", max_length=16, sa_column_kwargs={"server_default": "campaign"})
+    looks_back_on: str = Field(default="", sa_column_kwargs={"server_default": ""})  # "|"-separated campaign ids
+    recheck_share: float = Field(default=0.2, sa_column_kwargs={"server_default": "0.2"})  # of closed 一般 hazards
+    recheck_photo: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})  # 复查 合格 needs a photo
+    three_looks: str = Field(default="", sa_column_kwargs={"server_default": ""})  # "|"-separated 三看 items
+
+    @property
+    def looked_back(self) -> list[str]:
+        return [ident for ident in self.looks_back_on.split("|") if ident]
+
+    @property
+    def three_look_items(self) -> list[str]:
+        return [item for item in self.three_looks.split("|") if item]
 
 
 class PhaseRow(SQLModel, table=True):
@@ -185,6 +199,13 @@ class Hazard(SQLModel, table=True):
     closed_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))  # 销号时间
     remark: str = ""  # 备注
     source_msg_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")
+    # Look-back (回头看, issue 16): where the finding comes from (自查, 县普查, 市抽查, 省督查, 审计, 通报, 督查,
+    # 复查), the date it was first found, the closed hazard a 复查 rebound follows up, and whether the school's own
+    # self-check missed it (found by an inspection from above).
+    origin: str = Field(default="自查", max_length=16, sa_column_kwargs={"server_default": "自查"})
+    origin_date: Optional[date] = None
+    linked_hazard_id: Optional[int] = Field(default=None, foreign_key="hazard.id")
+    missed_by_school: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
     @property
     def status_label(self) -> str:
@@ -455,3 +476,48 @@ class SeenChat(SQLModel, table=True):
     messages: int = 0
     answered: bool = False  # the one polite line to someone who may not bind it was said
     group_id: Optional[str] = Field(default=None, max_length=64)  # the group it is bound to
+class RecheckStatus(StrEnum):
+    PENDING = "pending"  # 待复查
+    PASSED = "passed"  # 复查合格
+    REBOUND = "rebound"  # 反弹: a new hazard was opened, linked to the old one
+
+    @property
+    def label(self) -> str:
+        return {"pending": "待复查", "passed": "复查合格", "rebound": "反弹"}[self.value]
+
+
+class RecheckItem(SQLModel, table=True):
+    """A hazard closed in a looked-back campaign, drawn for re-checking (复查 #N) in a look-back campaign."""
+
+    __tablename__ = "recheck_item"
+    __table_args__ = (UniqueConstraint("campaign_id", "number"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=64)  # the look-back campaign
+    number: int  # 复查 #N, numbered per look-back campaign
+    hazard_id: int = Field(foreign_key="hazard.id", index=True)  # the closed hazard to re-check
+    unit_id: str = Field(foreign_key="unit.id", index=True, max_length=64)
+    status: str = Field(default=RecheckStatus.PENDING.value, max_length=16)
+    created_at: datetime = Field(sa_column=_ts())
+    checked_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    checked_by: Optional[str] = Field(default=None, foreign_key="person.id", max_length=64)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    new_hazard_id: Optional[int] = Field(default=None, foreign_key="hazard.id")  # the rebound's new hazard
+
+    @property
+    def status_label(self) -> str:
+        return RecheckStatus(self.status).label
+
+
+class LookbackAnswer(SQLModel, table=True):
+    """A school's answer to one 三看 item of a look-back (seed 000): 是/否 with what it says."""
+
+    __tablename__ = "lookback_answer"
+    __table_args__ = (UniqueConstraint("campaign_id", "unit_id", "item"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
+    unit_id: str = Field(foreign_key="unit.id", max_length=64)  # the school
+    item: int  # 1-based position in the campaign's three_looks
+    answer: str = Field(max_length=8)  # 是 / 否
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    person_id: str = Field(foreign_key="person.id", max_length=64)
+    at: datetime = Field(sa_column=_ts())

@@ -17,7 +17,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from handlers.context import BuildingRef
 from handlers.directory import unit_names
+from handlers.lookback import digest_lines as lookback_digest_lines, reminder_lines as lookback_reminder_lines
+from handlers.lookback import zero_chart as lookback_zero_chart
 from handlers.format import fmt_date, hazard_line
 from handlers.messages import Reply
 from handlers.periods import ReportingPeriod, report_days
@@ -44,6 +47,7 @@ class ComposeSettings:
 
     charts_in_digests: bool = True
     reminder_charts: bool = False
+    buildings: tuple[BuildingRef, ...] = ()  # 回头看 coverage in the leaders' digest (issue 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +319,7 @@ def deadline_nudge(session: Session, push: DuePush, campaign: CampaignRow, group
     else:
         lines = [f"【节点提醒】{payload['name']}：{deadline:%m-%d}截止（{left}）"]
     lines += _open_by_unit(session, campaign, group_scope(session, group.id), today)
+    lines += lookback_reminder_lines(session, campaign, scope=group_scope(session, group.id))
     return Composed((Reply("\n".join(lines)),))
 
 
@@ -377,11 +382,16 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
         lines += _hazard_lines(majors, len(majors), today)
+    lines += lookback_digest_lines(session, campaign, scope=scope, today=today, buildings=settings.buildings)
     replies = [Reply("\n".join(lines))]
     if settings.charts_in_digests and total.found:
         chart = _chart(session, campaign, scope, now, group.id)
         if chart:
             replies.append(chart)
+    if settings.charts_in_digests and campaign.kind == "lookback":  # 回头看 (issue 16): 动态清零 by source
+        zero = lookback_zero_chart(session, campaign, scope=scope)
+        if zero:
+            replies.append(zero)
     return Composed(tuple(replies))
 
 

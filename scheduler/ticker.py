@@ -28,6 +28,7 @@ from models.config import Config
 from models.ids import stored_id
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from models.queries_directory import campaign_ids, group_ids, groups_by_id
+from handlers.context import BuildingRef
 from handlers.messages import Reply
 from models.tables import DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
@@ -89,7 +90,8 @@ class Ticker:
         self.materialize_every = materialize_every
         self.batch = batch  # due rows claimed per transaction: 10,000 reminders in one minute are 100 commits
         self.settings = ComposeSettings(
-            charts_in_digests=config.scheduler.charts_in_digests, reminder_charts=config.scheduler.reminder_charts
+            charts_in_digests=config.scheduler.charts_in_digests, reminder_charts=config.scheduler.reminder_charts,
+            buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
         )
         self._materialized_at: datetime | None = None
         self._reconciled = False

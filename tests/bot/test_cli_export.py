@@ -113,7 +113,7 @@ def test_unknown_campaign_or_unit_is_refused(with_hazards: Path, tmp_path: Path,
     out = tmp_path / "x.xlsx"
     assert main(["export", "--config", str(with_hazards), "--campaign", "nope", "--form", "ledger",
                  "--out", str(out)]) == 2
-    assert "unknown campaign 'nope'; known: winter-2018, winter-2026" in capsys.readouterr().err
+    assert "unknown campaign 'nope'; known: lookback-2027, winter-2018, winter-2026" in capsys.readouterr().err
     assert export(with_hazards, out, "ledger", "--unit", "nowhere") == 2
     assert export(with_hazards, out, "statistics", "--period", "99") == 2
     assert "winter-2026 has 18 reporting periods" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from bot.cli import main
 
 NOW = "2023-12-05T10:00+08:00"
 FIELD_KEYS = {"location", "problem", "category", "level", "responsible", "unit", "deadline", "measure",
-              "check_item", "immediate", "closed_building"}
+              "check_item", "immediate", "closed_building", "source"}
 
 
 def parse_json(message: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -44,6 +44,7 @@ def test_report_prints_every_field_with_an_iso_deadline(capsys: pytest.CaptureFi
         "check_item": "消防设施",
         "immediate": False,
         "closed_building": False,
+        "source": None,
     }
 
 

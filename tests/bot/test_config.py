@@ -392,10 +392,10 @@ def test_load_config_reports_missing_and_malformed_files(tmp_path: Path) -> None
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
-    assert "OK，配置正确（2 个活动、8 个单位、8 人、3 个群）" in out
+    assert "OK，配置正确（3 个活动、8 个单位、9 人、3 个群）" in out
     assert err == ""
     assert main(["check-config", str(EXAMPLE), "--lang", "en"]) == 0
-    assert "OK (2 campaigns, 8 units, 8 people, 3 groups)" in capsys.readouterr().out
+    assert "OK (3 campaigns, 8 units, 9 people, 3 groups)" in capsys.readouterr().out
 
 
 def _broken_example(tmp_path: Path) -> Path:

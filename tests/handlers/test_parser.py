@@ -267,6 +267,14 @@ GOOD = [
     ok("export-traditional", "臺賬", "export"),
     ok("progress-report", "进度", "progress_report"),
     ok("progress-report-traditional", "進度", "progress_report"),
+    # --- 回头看 (issue 16) -----------------------------------------------------------------------------------------
+    ok("recheck-list", "复查", "recheck", note=None),
+    ok("recheck-passed", "复查 #3 合格", "recheck", note="#3 合格"),
+    ok("coverage", "覆盖", "coverage"),
+    ok("zero", "清零", "zero"),
+    ok("archive", "档案", "archive"),
+    ok("three-looks", "三看 1 是 已明确", "three_looks", note="1 是 已明确"),
+    ok("report-with-source", "隐患 部位：食堂 问题：灭火器过期 来源：督查", "report", source="督查", location="食堂"),
     # --- help ----------------------------------------------------------------------------------------------------
     ok("overdue", "逾期", "overdue"),
     ok("overdue-of-a-unit", "逾期 单位：教务处", "overdue", unit="教务处"),

@@ -88,7 +88,7 @@ def test_check_config_names_the_estimated_holidays_of_the_campaigns(capsys: pyte
     assert note.startswith("note: official holiday data ends 2026-12-31; days off after it in the campaigns")
     assert (
         "2027-01-01–2027-01-03 元旦, 2027-02-05–2027-02-12 春节, 2027-04-03–2027-04-05 清明节, "
-        "2027-05-01–2027-05-05 劳动节." in note
+        "2027-05-01–2027-05-05 劳动节, 2027-06-09 端午节." in note  # 端午: the look-back runs to 06-15
     )
     assert err == ""
 

@@ -18,6 +18,7 @@ ROLE_NAMES = {
     "safety_officer": "安全员",
     "leader": "校领导",
     "admin": "管理员",
+    "supervisor": "督导组",  # 回头看 (issue 16)
 }
 # Only these files are served, so a crafted path can never reach anything else in the package.
 

@@ -714,31 +714,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
     d.set_defaults(func=_cmd_lookback_draw)
 
-    p = sub.add_parser("findings", help="回头看: findings of earlier inspections in (import a spreadsheet)")
-    findings = p.add_subparsers(dest="findings_cmd", required=True)
-    f = findings.add_parser("import", help="file the rows of an XLSX/CSV (seed 003 附件2 ledger, or 来源/单位/部位/问题/发现日期/期限)")
-    f.add_argument("file")
-    f.add_argument("--config", default="config.example.toml")
-    f.add_argument("--campaign", required=True, help="the (look-back) campaign that receives the findings")
-    f.add_argument("--source", default="自查", help="source of rows that name none (default: 自查)")
-    f.add_argument("--by", help="person id recorded as filing them (default: the config's first admin)")
-    f.add_argument("--dry-run", action="store_true", help="show what would be filed without writing it")
-    f.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
-    f.set_defaults(func=_cmd_findings_import)
-
-    p = sub.add_parser("audit", help="回头看: closed hazards whose record is incomplete (档案检查)")
-    p.add_argument("--config", default="config.example.toml")
-    p.add_argument("--campaign", required=True)
-    p.set_defaults(func=_cmd_audit)
-
-    p = sub.add_parser("lookback", help="回头看: draw the 复查 sample of a look-back campaign")
-    lookback = p.add_subparsers(dest="lookback_cmd", required=True)
-    d = lookback.add_parser("draw", help="draw (once) and list the closed hazards to re-check")
-    d.add_argument("--config", default="config.example.toml")
-    d.add_argument("--campaign", required=True)
-    d.add_argument("--now", help=NOW_HELP, default=argparse.SUPPRESS)
-    d.set_defaults(func=_cmd_lookback_draw)
-
     for command in sub.choices.values():
         command.add_argument("--now", help=NOW_HELP)
     return parser

@@ -383,3 +383,32 @@ def drop_expired_pending_photos(session: Session, *, before: datetime) -> int:
     """Delete pending photos received before `before` (nobody wrote the words in time)."""
     result = session.execute(delete(PendingPhoto).where(PendingPhoto.received_at < before))  # type: ignore[arg-type]
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHazardFact:
+    """An open hazard as `safetybot plan` previews it (escalations, 督办 checks): its unit chain, the unit first."""
+
+    id: int
+    number: int
+    campaign_id: str
+    chain: tuple[str, ...]
+    deadline: date
+    level: str
+    found_at: datetime
+    status: str
+
+
+def open_hazard_facts(session: Session) -> list[OpenHazardFact]:
+    """Every open (整改中 or 待验收) hazard, in campaign and number order."""
+    hazards = list(
+        session.exec(
+            select(Hazard).where(Hazard.status.in_(OPEN_STATUSES)).order_by(Hazard.campaign_id, Hazard.number)  # type: ignore[attr-defined,arg-type]
+        )
+    )
+    chains = parent_chains(session, {h.unit_id for h in hazards})
+    return [
+        OpenHazardFact(int(h.id or 0), h.number, h.campaign_id, tuple(chains[h.unit_id]), h.deadline, h.level,
+                       h.found_at, h.status)
+        for h in hazards
+    ]

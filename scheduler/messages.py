@@ -23,7 +23,7 @@ from handlers.directory import unit_names
 from handlers.format import fmt_date, hazard_line
 from handlers.messages import Reply
 from handlers.periods import ReportingPeriod, report_days
-from models.ledger import UnitFigures, descendants, subtrees, total_figures, unit_figures
+from models.ledger import UnitFigures, descendants, parent_chains, school_of, subtrees, total_figures, unit_figures
 from models.tables import (
     OPEN_STATUSES,
     CampaignRow,
@@ -35,6 +35,17 @@ from models.tables import (
     PersonRow,
     Submission,
     UnitRow,
+)
+from handlers.supervision import SupervisionSheet, supervision_file_name, supervision_workbook
+from models.config import EscalationStep
+from scheduler.escalation import (
+    GroupReach,
+    LadderHazard,
+    climbs,
+    deadline_range,
+    step_title,
+    steps_from_payload,
+    supervision_due,
 )
 from scheduler.plan import days_left
 
@@ -49,6 +60,9 @@ class ComposeSettings:
 
     charts_in_digests: bool = True
     reminder_charts: bool = False
+    supervision: bool = True  # a 重大 alert carries the 督办单 (XLSX)
+    supervision_every_days: int = 10
+    schools: frozenset[str] = frozenset()  # units owning buildings (handlers.directory.school_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,23 +269,24 @@ def report_reminders(session: Session, items: Sequence[tuple[DuePush, CampaignRo
             top_units = _top_units(session) if top_units is None else top_units
             units = top_units
         drafts.append((push, campaign, group, int(payload["seq"]), period, units))
+    # A 报送 by any unit counts for the units above it (a department's 报送 is its school's).
+    trees = subtrees(session, {unit for *_, units in drafts for unit in units})
     submitted = set(
         (campaign_id, due, unit_id)
         for campaign_id, due, unit_id in session.execute(
             select(Submission.campaign_id, Submission.period_due, Submission.unit_id).where(
                 Submission.campaign_id.in_({campaign.id for _, campaign, *_ in drafts}),  # type: ignore[attr-defined]
                 Submission.period_due.in_({period.due for *_, period, _ in drafts}),  # type: ignore[attr-defined]
-                Submission.unit_id.in_({unit for *_, units in drafts for unit in units}),  # type: ignore[attr-defined]
+                Submission.unit_id.in_(set().union(*trees.values())),  # type: ignore[attr-defined]
             )
         )
     )
     reminders = [
         _Reminder(push, campaign, group, seq, period, units,
-                  [u for u in units if (campaign.id, period.due, u) not in submitted])
+                  [u for u in units if not any((campaign.id, period.due, s) in submitted for s in trees[u])])
         for push, campaign, group, seq, period, units in drafts
     ]
     missing = {unit for r in reminders for unit in r.missing}
-    trees = subtrees(session, missing)
     # Figures per (campaign, period, day): normally one query for the whole batch.
     wanted: dict[tuple[str, datetime, datetime, date], set[str]] = {}
     for r in reminders:
@@ -298,10 +313,14 @@ def _reminder_text(session: Session, r: _Reminder, figures: dict[tuple[str, date
     tz = ZoneInfo(campaign.timezone)
     today = now.astimezone(tz).date()
     rolled = _rolled_up(figures[(campaign.id, *period.bounds(tz), today)], {u: trees[u] for u in r.missing})
-    when = (
-        f"今天{campaign.report_at or ''}截止" if today == period.due
-        else f"已于{period.due:%m-%d}截止，请尽快补报"
-    )
+    deadline_at = json.loads(r.push.payload).get("deadline_at") or campaign.report_at or ""
+    if today < period.due:
+        ahead = (period.due - today).days
+        when = f"{'明天' if ahead == 1 else f'{period.due:%m-%d}'}{deadline_at}截止（还有{ahead}天）"
+    elif today == period.due:
+        when = f"今天{deadline_at}截止"
+    else:
+        when = f"已于{period.due:%m-%d}截止，请尽快补报"
     lines = [
         f"【报送提醒】{campaign.name}",
         f"第{r.seq}期（{period.start:%m-%d}至{period.due:%m-%d}）统计报表{when}。"
@@ -406,7 +425,9 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
                 select(Submission.unit_id).where(Submission.campaign_id == campaign.id, Submission.period_due == due)
             )
         )
-        missing = [u for u in units if u not in submitted]
+        # A 报送 by any unit counts for the units above it (a department's 报送 is its school's).
+        trees = subtrees(session, units)
+        missing = [u for u in units if submitted.isdisjoint(trees[u])]
         names = unit_names(session, units)
         if missing:
             lines.append(f"第{len(days)}期（截至{due:%m-%d}）未报送：" + "、".join(names.get(u, u) for u in missing))
@@ -426,8 +447,134 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     return Composed(tuple(replies))
 
 
-def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime) -> Composed:
-    """重大隐患: sent to the leaders at once when a 重大 hazard is reported."""
+def _reaches(session: Session, campaign_id: str) -> list[GroupReach]:
+    """The groups working on a campaign (or on none in particular), with their configured units."""
+    roots: dict[str, set[str]] = {}
+    for group_id, unit_id in session.exec(select(GroupUnit.group_id, GroupUnit.unit_id)):
+        roots.setdefault(group_id, set()).add(unit_id)
+    return [
+        GroupReach(g.id, g.kind, frozenset(roots[g.id]) if g.id in roots else None)
+        for g in session.exec(select(GroupRow).order_by(GroupRow.id))
+        if g.campaign_id in (None, campaign_id)
+    ]
+
+
+def _ladder(hazard: Hazard, chain: Sequence[str]) -> LadderHazard:
+    assert hazard.id is not None
+    return LadderHazard(hazard.id, hazard.number, hazard.campaign_id, tuple(chain), hazard.deadline, hazard.level,
+                        status=hazard.status)
+
+
+def _step_mentions(session: Session, reached: Sequence[tuple[Hazard, EscalationStep]],
+                   chains: dict[str, list[str]]) -> tuple[str, ...]:
+    """Who each (hazard, step) @-mentions: its responsible person, the nearest people of a role, named people."""
+    units = {unit for chain in chains.values() for unit in chain}
+    people = list(session.exec(select(PersonRow).where(PersonRow.active == True, PersonRow.unit_id.in_(units))))  # type: ignore[attr-defined]  # noqa: E712
+    found: list[str] = []
+    for hazard, step in reached:
+        chain = chains.get(hazard.unit_id, [hazard.unit_id])
+        for who in step.mention:
+            if who == "responsible":
+                found += [hazard.responsible_id] if hazard.responsible_id else []
+            elif any(p.id == who for p in people):
+                found += [p.id for p in people if p.id == who and p.unit_id in chain]
+            else:
+                for unit in chain:  # the nearest unit that has such people
+                    holders = sorted(p.id for p in people if p.unit_id == unit and who in p.role_set)
+                    if holders:
+                        found += holders
+                        break
+    return tuple(dict.fromkeys(found))
+
+
+def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime) -> Composed:
+    """逾期升级: the group's overdue hazards that reached a step of the ladder since the last workday, in one message."""
+    payload = json.loads(push.payload)
+    steps = steps_from_payload(payload)
+    first, last = date.fromisoformat(payload["first"]), date.fromisoformat(payload["day"])
+    today = now.astimezone(ZoneInfo(campaign.timezone)).date()
+    deadlines = deadline_range(steps, first, last)
+    if deadlines is None:
+        return Composed(skip_reason="no escalation steps for this group")
+    scope = group_scope(session, group.id)
+    conditions = [
+        Hazard.campaign_id == campaign.id, Hazard.status == HazardStatus.RECTIFYING.value,
+        Hazard.deadline >= deadlines[0], Hazard.deadline <= min(deadlines[1], today - timedelta(days=1)),
+    ]
+    if scope is not None:
+        conditions.append(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+    hazards = list(session.exec(select(Hazard).where(*conditions).order_by(Hazard.deadline, Hazard.number)))  # type: ignore[arg-type]
+    chains = parent_chains(session, {h.unit_id for h in hazards})
+    reaches = _reaches(session, campaign.id)
+    reach = next((r for r in reaches if r.id == group.id), None)
+    if reach is None:
+        return Composed(skip_reason=f"group {group.id} does not work on campaign {campaign.id}")
+    by_step: dict[int, list[Hazard]] = {}
+    reached: list[tuple[Hazard, EscalationStep]] = []
+    for hazard in hazards:
+        for step in climbs(_ladder(hazard, chains[hazard.unit_id]), steps, reach, reaches, first, last):
+            by_step.setdefault(steps.index(step), []).append(hazard)
+            reached.append((hazard, step))
+    if not reached:
+        return Composed(skip_reason="no overdue hazard reached an escalation step")
+    lines = [f"【逾期升级】{campaign.name} {today:%m-%d}", "以下隐患逾期未整改，按规定逐级上报："]
+    for index in sorted(by_step, key=lambda i: -steps[i].after_days):
+        listed = by_step[index]
+        lines.append(f"{step_title(steps[index])}{len(listed)}项：")
+        lines += _hazard_lines(listed, len(listed), today)
+    lines.append("请督促责任人尽快整改，完成后发「整改 #序号」；确需延期请部门负责人发「延期 #序号 日期 原因」。")
+    return Composed((Reply("\n".join(lines), mentions=_step_mentions(session, reached, chains)),))
+
+
+def supervision_check(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow,
+                      now: datetime) -> Composed:
+    """督办复查: 挂牌督办 (重大) hazards not yet closed whose every-N-days check falls since the last workday."""
+    payload = json.loads(push.payload)
+    first, last = date.fromisoformat(payload["first"]), date.fromisoformat(payload["day"])
+    every = int(payload.get("every_days", 10))
+    tz = ZoneInfo(campaign.timezone)
+    today = now.astimezone(tz).date()
+    majors = session.exec(
+        _open_hazards(session, campaign.id, group_scope(session, group.id))
+        .where(Hazard.level == "重大").order_by(Hazard.found_at, Hazard.number)
+    )
+    due = [
+        (hazard, k) for hazard in majors
+        if (k := supervision_due(hazard.found_at.astimezone(tz).date(), every, first, last))
+    ]
+    if not due:
+        return Composed(skip_reason=f"no 督办 check due ({every}-day cadence)")
+    lines = [
+        f"【督办复查】{campaign.name} {today:%m-%d}",
+        f"挂牌督办的重大隐患尚未销号（{len(due)}项），请复查五到位（措施、资金、期限、责任人、预案）：",
+    ]
+    shown = due if len(due) <= MAX_LINES else due[: MAX_LINES - 1]
+    for hazard, k in shown:
+        lines.append(f"{hazard_line(hazard, today)}（第{k}次复查，督办{(today - hazard.found_at.astimezone(tz).date()).days}天）")
+    if len(due) > len(shown):
+        lines.append(f"……另有{len(due) - len(shown)}项")
+    lines.append(f"销号后不再提醒；每{every}天复查一次。查看详情发「查看 #序号」。")
+    mentions = tuple(dict.fromkeys(h.responsible_id for h, _ in due if h.responsible_id))
+    return Composed((Reply("\n".join(lines), mentions=mentions),))
+
+
+def _supervision_reply(session: Session, hazard: Hazard, campaign: CampaignRow, unit: str, reporter: str,
+                       found: datetime, every_days: int, schools: frozenset[str]) -> Reply:
+    """The 督办单 of a 重大 hazard as a file reply."""
+    school_id = school_of(session, hazard.unit_id, schools)
+    sheet = SupervisionSheet(
+        campaign=campaign.name, number=hazard.number,
+        school=unit_names(session, [school_id]).get(school_id, school_id), unit=unit,
+        location=hazard.location, problem=hazard.problem, category=hazard.category,
+        responsible=hazard.responsible_name, reporter=reporter, found_at=found, deadline=hazard.deadline,
+        measure=hazard.measure, every_days=every_days,
+    )
+    return Reply(f"督办单 #{hazard.number}", file_name=supervision_file_name(sheet), file_data=supervision_workbook(sheet))
+
+
+def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime,
+                settings: ComposeSettings | None = None) -> Composed:
+    """重大隐患: sent to the leaders at once when a 重大 hazard is reported, with its 督办单 (挂牌督办)."""
     hazard = session.get(Hazard, json.loads(push.payload).get("hazard_id"))
     if hazard is None or hazard.status == HazardStatus.WITHDRAWN.value:
         return Composed(skip_reason="hazard withdrawn before the alert went out")
@@ -443,7 +590,16 @@ def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: G
         f"上报：{reporter.name if reporter else hazard.reporter_id} {found:%m-%d %H:%M}｜状态：{hazard.status_label}",
         f"请校领导督办。查看详情发「查看 #{hazard.number}」。",
     ]
-    return Composed((Reply("\n".join(lines)),))
+    settings = settings or ComposeSettings()
+    if not settings.supervision:
+        return Composed((Reply("\n".join(lines)),))
+    lines[-1] = (
+        f"已挂牌督办（督办单见附件，请落实五到位：措施、资金、期限、责任人、预案），每{settings.supervision_every_days}天"
+        f"复查一次直至销号。查看详情发「查看 #{hazard.number}」。"
+    )
+    sheet = _supervision_reply(session, hazard, campaign, unit, reporter.name if reporter else hazard.reporter_id, found,
+                               settings.supervision_every_days, settings.schools)
+    return Composed((Reply("\n".join(lines)), sheet))
 
 
 def compose(session: Session, push: DuePush, *, now: datetime, settings: ComposeSettings) -> Composed:
@@ -483,5 +639,9 @@ def _compose_one(session: Session, push: DuePush, campaign: CampaignRow, group: 
     if push.kind == "leader_digest":
         return leader_digest(session, push, campaign, group, now, settings)
     if push.kind == "major_alert":
-        return major_alert(session, push, campaign, group, now)
+        return major_alert(session, push, campaign, group, now, settings)
+    if push.kind == "escalation":
+        return escalation(session, push, campaign, group, now)
+    if push.kind == "supervision_check":
+        return supervision_check(session, push, campaign, group, now)
     return Composed(skip_reason=f"unknown push kind {push.kind!r}")

@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 
 # Kinds that are never skipped for lateness: a 重大 hazard still matters hours later (safety first).
 NEVER_LATE = ("major_alert",)
-PLANNED_KINDS = ("report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest")
+PLANNED_KINDS = (
+    "report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest", "escalation",
+    "supervision_check",
+)
 
 
 class EnqueuePush(Protocol):
@@ -92,7 +95,9 @@ class Ticker:
         self.materialize_every = materialize_every
         self.batch = batch  # due rows claimed per transaction: 10,000 reminders in one minute are 100 commits
         self.settings = ComposeSettings(
-            charts_in_digests=config.scheduler.charts_in_digests, reminder_charts=config.scheduler.reminder_charts
+            charts_in_digests=config.scheduler.charts_in_digests, reminder_charts=config.scheduler.reminder_charts,
+            supervision=config.supervision.enabled, supervision_every_days=config.supervision.every_days,
+            schools=frozenset(building.unit for building in config.buildings),
         )
         self._materialized_at: datetime | None = None
         self._reconciled = False

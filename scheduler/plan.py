@@ -108,6 +108,8 @@ def days_left(deadline: date, today: date) -> str:
 def _shift_note(due: datetime, send: datetime, calendar: WorkCalendar) -> str:
     if send == due:
         return ""
+    if send < due:  # a reminder before a deadline, moved off a day off to the workday before
+        return f"（原定{due:%m-%d}周{_WEEKDAY_ZH[due.weekday()]}，提前）"
     if send.date() == due.date():
         return f"（原定{due:%H:%M}，避开免打扰时段）"
     # Days off that only the lunar estimate knows about are flagged: the official calendar may differ.
@@ -194,16 +196,34 @@ class _Planner:
                         f"第{seq}期报送提醒（{day:%m-%d} {deadline_at}截止）" if reporting.remind_before
                         else f"第{seq}期报送提醒（截至{day:%m-%d}）"
                     )
+                    due = self.at(day + timedelta(days=days), moment)
+                    early = self._earlier_workday(due, period.start) if reporting.remind_before else None
                     push = self.push(
                         key=f"report_reminder:{campaign.id}:{group.id}:{day.isoformat()}{suffix}",
-                        kind="report_reminder", campaign=campaign, group=group,
-                        due=self.at(day + timedelta(days=days), moment), summary=summary,
+                        kind="report_reminder", campaign=campaign, group=group, due=due,
+                        summary=summary,
                         payload={"seq": seq, "period_start": period.start.isoformat(), "period_due": day.isoformat(),
                                  "deadline_at": deadline_at},
+                        send=early,
                     )
                     # Two reminders moved onto the same day (a weekend) would say the same: keep the later one.
-                    taken[push.send_at.date()] = push
+                    kept = taken.get(push.send_at.date())
+                    if kept is None or push.send_at >= kept.send_at:
+                        taken[push.send_at.date()] = push
                 yield from taken.values()
+
+    def _earlier_workday(self, due: datetime, floor: date) -> datetime | None:
+        """A reminder before a deadline that falls on a day off goes out on the workday before (same time), not
+        after the deadline; None when `due` may go out as it is (or no workday is left since `floor`)."""
+        if not self.calendar.skip_non_workdays or self.calendar.is_workday(due.date()):
+            return None
+        day = due.date() - timedelta(days=1)
+        while day >= floor:
+            if self.calendar.is_workday(day):
+                moved = self.at(day, due.timetz().replace(tzinfo=None))
+                return moved if self.allowed(moved) == moved else None
+            day -= timedelta(days=1)
+        return None
 
     def _nudges(self, campaign: Campaign, *, kind: str, ident: str, deadline: date, title: str,
                 payload: Mapping[str, Any]) -> Iterator[PlannedPush]:
@@ -391,7 +411,11 @@ def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: da
         pushes += planner.leader_digests(campaign, first, last)
         pushes += planner.escalations(campaign, first, last)
         pushes += planner.supervision_checks(campaign, first, last)
-    pushes = [p for p in pushes if first <= p.due_at.date() <= last]
+    # A reminder moved earlier (off a day off before its deadline) counts from the day it goes out.
+    pushes = [
+        p for p in pushes
+        if first <= p.due_at.date() <= last or (p.send_at < p.due_at and first <= p.send_at.date() <= last)
+    ]
     order = {kind: rank for rank, kind in enumerate(KINDS)}
     return sorted(pushes, key=lambda p: (p.send_at, order[p.kind], p.group_id, p.key))
 

@@ -338,6 +338,24 @@ class _Planner:
             if not self.calendar.skip_non_workdays or self.calendar.is_workday(day):
                 yield day
 
+    def _above_other_leaders(self, group: GroupReach, reaches: list[GroupReach]) -> bool:
+        """Whether a leaders' group covers another leaders' group's units from above (it hears "county" steps)."""
+        if group.kind != "leaders":
+            return False
+        parents = {unit.id: unit.parent for unit in self.config.units}
+        for other in reaches:
+            if other.id == group.id or other.kind != "leaders" or other.roots is None:
+                continue
+            if group.roots is None:
+                return True  # a group of every unit is above any group of some units
+            for root in other.roots:
+                unit = parents.get(root)
+                while unit is not None:
+                    if unit in group.roots:
+                        return True
+                    unit = parents.get(unit)
+        return False
+
     def escalations(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
         steps = self.config.escalation.steps
         if not steps:
@@ -345,8 +363,9 @@ class _Planner:
         for day in self._workdays(campaign, first, last):
             since = self._since_last_workday(day)
             reaches = [_reach_of(g) for kind in ("staff", "leaders") for g in _groups(self.config, campaign, day, kind)]
+            above = {g.id: self._above_other_leaders(g, reaches) for g in reaches}
             for group in reaches:
-                heard = [s for s in steps if TARGET_KIND[s.to] == group.kind]
+                heard = [s for s in steps if TARGET_KIND[s.to] == group.kind and (s.to != "county" or above[group.id])]
                 if not heard:
                     continue
                 if self.hazards is None:

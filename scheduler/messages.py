@@ -526,7 +526,7 @@ def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: Gr
     return Composed((Reply("\n".join(lines), mentions=_step_mentions(session, reached, chains)),))
 
 
-def supervision_check(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow,
+def supervision(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow,
                       now: datetime) -> Composed:
     """督办复查: 挂牌督办 (重大) hazards not yet closed whose every-N-days check falls since the last workday."""
     payload = json.loads(push.payload)
@@ -642,6 +642,6 @@ def _compose_one(session: Session, push: DuePush, campaign: CampaignRow, group: 
         return major_alert(session, push, campaign, group, now, settings)
     if push.kind == "escalation":
         return escalation(session, push, campaign, group, now)
-    if push.kind == "supervision_check":
-        return supervision_check(session, push, campaign, group, now)
+    if push.kind == "supervision":
+        return supervision(session, push, campaign, group, now)
     return Composed(skip_reason=f"unknown push kind {push.kind!r}")

@@ -10,7 +10,7 @@ Kinds and where they go:
   leader_digest     leaders' groups, daily (workdays) or weekly, at scheduler.leader_digest.at
   escalation        staff and leaders' groups every workday at escalation.at: the overdue hazards that reached
                     a step of [[escalation.steps]] since the previous workday, all steps in one message
-  supervision_check leaders' groups every workday at supervision.at: 督办 (重大) hazards whose
+  supervision leaders' groups every workday at supervision.at: 督办 (重大) hazards whose
                     every_days check falls since the previous workday
 (Given the open hazards (`PlanHazards`), escalations and 督办 checks name them and empty ones are left out.)
 (major_alert rows are not planned: the report handler writes them when a 重大 hazard comes in.)
@@ -37,7 +37,7 @@ from scheduler.escalation import (
 )
 
 KINDS = (
-    "report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "escalation", "supervision_check",
+    "report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "escalation", "supervision",
     "leader_digest", "major_alert",
 )
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
@@ -387,7 +387,7 @@ class _Planner:
                     payload={"first": since.isoformat(), "day": day.isoformat(), "steps": steps_payload(heard)},
                 )
 
-    def supervision_checks(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
+    def supervisions(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
         settings = self.config.supervision
         if not settings.enabled:
             return
@@ -410,8 +410,8 @@ class _Planner:
                         continue
                     summary = f"督办复查：{_names(items)}"
                 yield self.push(
-                    key=f"supervision_check:{campaign.id}:{group.id}:{day.isoformat()}",
-                    kind="supervision_check", campaign=campaign, group=group,
+                    key=f"supervision:{campaign.id}:{group.id}:{day.isoformat()}",
+                    kind="supervision", campaign=campaign, group=group,
                     due=self.at(day, settings.at), summary=summary,
                     payload={"first": since.isoformat(), "day": day.isoformat(), "every_days": settings.every_days},
                 )
@@ -429,7 +429,7 @@ def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: da
         pushes += planner.overdue_digests(campaign, first, last)
         pushes += planner.leader_digests(campaign, first, last)
         pushes += planner.escalations(campaign, first, last)
-        pushes += planner.supervision_checks(campaign, first, last)
+        pushes += planner.supervisions(campaign, first, last)
     # A reminder moved earlier (off a day off before its deadline) counts from the day it goes out.
     pushes = [
         p for p in pushes

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 NEVER_LATE = ("major_alert",)
 PLANNED_KINDS = (
     "report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest", "escalation",
-    "supervision_check",
+    "supervision",
 )
 
 

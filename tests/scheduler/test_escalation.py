@@ -206,7 +206,7 @@ def test_targets_tell_the_school_leaders_from_the_county() -> None:
     assert targets("county", ("school2", "bureau"), groups) == []
 
 
-def test_supervision_check_cadence() -> None:
+def test_supervision_cadence() -> None:
     found = date(2018, 11, 27)
     assert supervision_due(found, 10, date(2018, 12, 7), date(2018, 12, 7)) == 1
     assert supervision_due(found, 10, date(2018, 12, 15), date(2018, 12, 17)) == 2  # 12-17 after a weekend
@@ -233,15 +233,15 @@ def test_a_major_hazard_is_supervised_with_a_sheet_and_a_check_every_ten_days(
 
     for day in days("2018-12-06", "2018-12-07"):
         ticker.tick(at(f"{day} 09:00"))
-    [(key, text, mentions)] = escalations(engine.db, "supervision_check")["leaders"]
-    assert key == "supervision_check:winter-2018:leaders:2018-12-07"
+    [(key, text, mentions)] = escalations(engine.db, "supervision")["leaders"]
+    assert key == "supervision:winter-2018:leaders:2018-12-07"
     assert text.splitlines()[1] == "挂牌督办的重大隐患尚未销号（1项），请复查五到位（措施、资金、期限、责任人、预案）："
     assert "#1 【重大】实验楼三楼 危化品柜未上锁｜李娜｜12-20 还剩13天（第1次复查，督办10天）" in text
     assert mentions == ["li_na"]
     chat.now = at("2018-12-10 10:00")
     chat.say("liu_yang", "撤销 #1")  # an admin withdraws it: no more checks
     ticker.tick(at("2018-12-17 09:00"))
-    [row] = due_rows(engine.db, key="supervision_check:winter-2018:leaders:2018-12-17")
+    [row] = due_rows(engine.db, key="supervision:winter-2018:leaders:2018-12-17")
     assert row.state == "skipped" and row.reason.startswith("no 督办 check due")
 
 

@@ -10,7 +10,7 @@ Kinds and where they go:
   leader_digest     leaders' groups, daily (workdays) or weekly, at scheduler.leader_digest.at
   escalation        staff and leaders' groups every workday at escalation.at: the overdue hazards that reached
                     a step of [[escalation.steps]] since the previous workday, all steps in one message
-  supervision leaders' groups every workday at supervision.at: 督办 (重大) hazards whose
+  supervision       leaders' groups every workday at supervision.at: 督办 (重大) hazards whose
                     every_days check falls since the previous workday
 (Given the open hazards (`PlanHazards`), escalations and 督办 checks name them and empty ones are left out.)
 (major_alert rows are not planned: the report handler writes them when a 重大 hazard comes in.)

@@ -487,11 +487,32 @@ def _step_mentions(session: Session, reached: Sequence[tuple[Hazard, EscalationS
     return tuple(dict.fromkeys(found))
 
 
+MAX_CATCH_UP = timedelta(days=14)
+
+
+def _since_missed(session: Session, push: DuePush, first: date) -> date:
+    """Where an escalation push's window starts: its planned start, or earlier when the pushes before it were
+    missed (the bot was down past the grace window), so no step is lost; from the day after the last one
+    composed (sent, or skipped with nothing to say), at most MAX_CATCH_UP back."""
+    earlier = session.exec(
+        select(DuePush).where(
+            DuePush.kind == push.kind, DuePush.group_id == push.group_id, DuePush.campaign_id == push.campaign_id,
+            DuePush.due_at < push.due_at, DuePush.due_at >= push.due_at - MAX_CATCH_UP,
+        ).order_by(DuePush.due_at.desc())  # type: ignore[attr-defined]
+    ).all()
+    for row in earlier:
+        if not row.reason.startswith("missed"):
+            return min(first, date.fromisoformat(json.loads(row.payload)["day"]) + timedelta(days=1))
+        first = min(first, date.fromisoformat(json.loads(row.payload)["first"]))
+    return first
+
+
 def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime) -> Composed:
     """逾期升级: the group's overdue hazards that reached a step of the ladder since the last workday, in one message."""
     payload = json.loads(push.payload)
     steps = steps_from_payload(payload)
     first, last = date.fromisoformat(payload["first"]), date.fromisoformat(payload["day"])
+    first = _since_missed(session, push, first)
     today = now.astimezone(ZoneInfo(campaign.timezone)).date()
     deadlines = deadline_range(steps, first, last)
     if deadlines is None:

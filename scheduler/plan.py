@@ -2,7 +2,8 @@
 
 `safetybot plan` prints this list; the ticker stores it as due-push rows with the same keys.
 Kinds and where they go:
-  report_reminder   staff groups, on each report day (first + k·every_days) at reporting.at
+  report_reminder   staff groups, on each report day (first + k·every_days) at reporting.at, or at each of
+                    reporting.remind_before (e.g. "-1d 16:00": the day before; a day off: the workday before)
   phase_nudge       staff groups, nudge_days_before each phase end, at scheduler.nudge_at
   milestone_nudge   staff groups, nudge_days_before each milestone, at scheduler.nudge_at
   overdue_digest    staff groups every workday at scheduler.overdue_digest_at; leaders' groups too

@@ -124,6 +124,25 @@ def test_an_overdue_hazard_climbs_each_step_once_on_its_day(engine: Engine, chat
     assert len(outbox(engine.db)) == count
 
 
+def test_steps_missed_while_the_bot_was_down_climb_in_the_next_message(
+    engine: Engine, chat: Chat, config: Config
+) -> None:
+    chat.say("zhang_wei", REPORT_1)
+    chat.say("chen_jing", REPORT_2)
+    ticker = new_ticker(config, engine.db)
+    ticker.tick(at("2018-11-28 08:45"))
+    ticker.tick(at("2018-12-04 08:45"))  # down from 11-28 to 12-04: the pushes between were skipped as missed
+    assert due_rows(engine.db, key="escalation:winter-2018:staff:2018-11-30")[0].reason.startswith("missed")
+    sent = escalations(engine.db)
+    [(key, staff, _)] = sent["staff"]
+    assert key == "escalation:winter-2018:staff:2018-12-04"
+    assert "→部门负责人（逾期第2天）2项：" in staff and "→责任人（逾期第1天）2项：" in staff
+    [(_, leaders, _)] = sent["leaders"]
+    assert "→分管领导（逾期第4天）2项：" in leaders
+    ticker.tick(at("2018-12-05 08:45"))
+    assert len(escalations(engine.db)["staff"]) == 1  # and they do not climb again
+
+
 def test_a_rectified_hazard_stops_climbing(engine: Engine, chat: Chat, config: Config) -> None:
     chat.say("zhang_wei", REPORT_1)
     chat.say("chen_jing", REPORT_2)

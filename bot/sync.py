@@ -12,6 +12,7 @@ from sqlmodel import Session, delete, select
 
 from bot.config import Config
 from models.directory import CONFIG
+from models.ledger import assign_hazard_schools
 from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
 
 
@@ -85,4 +86,6 @@ def sync_config(session: Session, config: Config) -> None:
         session.flush()
         for unit_id in group.units:
             session.add(GroupUnit(group_id=group.id, unit_id=unit_id))
+    # Hazards filed before per-school numbers get their school (keeping their numbers).
+    assign_hazard_schools(session, {building.unit for building in config.buildings})
     session.commit()

@@ -12,8 +12,9 @@ from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
+from handlers.numbers import find_hazard
 from handlers.photos import attach_pending_photos, has_pending_photos, pending_note, photo_note, store_attachments
-from models.ledger import hazard_by_number, hazard_events, record_event
+from models.ledger import hazard_events, record_event
 from models.tables import AttachmentFile, Hazard, HazardEvent, HazardStatus, PersonRow
 
 HELP_RECTIFY = "整改完成后发：整改 #23 已清理通道（在同一条消息里附整改后的照片），随后由发现人或安全员验收销号。"
@@ -30,10 +31,7 @@ CLOSED, WITHDRAWN = HazardStatus.CLOSED.value, HazardStatus.WITHDRAWN.value
 
 def _load(command: Command, context: Context) -> Hazard | Reply:
     """The hazard #N of this campaign if the person may see it, else the reply saying why not."""
-    hazard = hazard_by_number(context.session, context.campaign.id, command.hazard_no or 0)
-    if hazard is None or not permissions.can_see(context, hazard):
-        return Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")
-    return hazard
+    return find_hazard(command, context)
 
 
 def _ended(hazard: Hazard) -> Reply | None:

@@ -24,7 +24,7 @@ from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from handlers.understand import doubts_reply
-from models.ledger import next_hazard_number, record_event
+from models.ledger import next_hazard_number, record_event, school_of
 from models.tables import Hazard, HazardStatus, PersonRow
 
 HELP = """上报隐患：@安全助手 后发送（每项一行，也可用「，」「；」隔开）
@@ -109,10 +109,13 @@ def handle_report(command: Command, context: Context) -> list[Reply] | Outcome:
         return [Reply(f"期限 {fmt_date(deadline)} 已经过去，请写今天或以后的日期，例如：期限：本周五")]
 
     building = find_building(session, fields.location or "", context.policy.buildings, unit_id=unit_id)
-    number = next_hazard_number(session, context.campaign.id)
+    # Numbers are per school within the campaign: #12 in a school's group is that school's 12.
+    school_id = school_of(session, unit_id, {b.unit_id for b in context.policy.buildings})
+    number = next_hazard_number(session, context.campaign.id, school_id)
     hazard = Hazard(
         campaign_id=context.campaign.id,
         number=number,
+        school_id=school_id,
         unit_id=unit_id,
         location=fields.location or "",
         check_item=fields.check_item or "",

@@ -13,6 +13,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, case, delete, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from models.tables import (
@@ -20,6 +22,7 @@ from models.tables import (
     AttachmentFile,
     CampaignRow,
     Hazard,
+    HazardCounter,
     HazardEvent,
     HazardStatus,
     InboundMessage,
@@ -36,21 +39,71 @@ PHOTO_RETRY_MAX = timedelta(hours=1)
 PHOTO_RETRY_FOR = timedelta(days=2)
 
 
-def next_hazard_number(session: Session, campaign_id: str) -> int:
-    """Atomically take the campaign's next 序号 (safe with concurrent writers)."""
-    result = session.execute(
-        update(CampaignRow)
-        .where(CampaignRow.id == campaign_id)
-        .values(next_number=CampaignRow.next_number + 1)
-        .returning(CampaignRow.next_number)
+def next_hazard_number(session: Session, campaign_id: str, school_id: str | None = None) -> int:
+    """Atomically take the next 序号 of a school in a campaign (of the whole campaign when no school is given);
+    safe with concurrent writers. A school's first number follows the highest it already has."""
+    if school_id is None:
+        result = session.execute(
+            update(CampaignRow)
+            .where(CampaignRow.id == campaign_id)
+            .values(next_number=CampaignRow.next_number + 1)
+            .returning(CampaignRow.next_number)
+        )
+        return int(result.scalar_one()) - 1
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    highest = (
+        select(func.coalesce(func.max(Hazard.number), 0) + 2)
+        .where(Hazard.campaign_id == campaign_id, Hazard.school_id == school_id)
+        .scalar_subquery()
     )
-    return int(result.scalar_one()) - 1
+    statement = insert(HazardCounter).values(campaign_id=campaign_id, school_id=school_id, next_number=highest)
+    statement = statement.on_conflict_do_update(
+        index_elements=["campaign_id", "school_id"], set_={"next_number": HazardCounter.next_number + 1}
+    ).returning(HazardCounter.next_number)  # type: ignore[call-overload]  # SQLModel column typed as int
+    return int(session.execute(statement).scalar_one()) - 1
 
 
 def hazard_by_number(session: Session, campaign_id: str, number: int) -> Hazard | None:
+    """The first hazard numbered `number` in the campaign (any school); see hazards_by_number."""
     return session.exec(
-        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number)
+        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number).order_by(Hazard.id)  # type: ignore[arg-type]
     ).first()
+
+
+def hazards_by_number(session: Session, campaign_id: str, number: int) -> list[Hazard]:
+    """Every hazard numbered `number` in the campaign: one per school (numbers are per school)."""
+    return list(session.exec(
+        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number).order_by(Hazard.id)  # type: ignore[arg-type]
+    ))
+
+
+def assign_hazard_schools(session: Session, schools: Iterable[str]) -> int:
+    """Give hazards filed before per-school numbers their school (they keep their numbers, unique in their
+    campaign), and start each school's counter after its highest number. Returns how many were assigned."""
+    school_ids = set(schools)
+    legacy = list(session.exec(select(Hazard).where(Hazard.school_id == None)))  # noqa: E711
+    if not legacy:
+        return 0
+    of_unit: dict[str, str] = {}
+    for hazard in legacy:
+        if hazard.unit_id not in of_unit:
+            of_unit[hazard.unit_id] = school_of(session, hazard.unit_id, school_ids)
+        hazard.school_id = of_unit[hazard.unit_id]
+        session.add(hazard)
+    session.flush()
+    highest = session.execute(
+        select(Hazard.campaign_id, Hazard.school_id, func.max(Hazard.number))
+        .where(Hazard.school_id != None)  # noqa: E711
+        .group_by(Hazard.campaign_id, Hazard.school_id)  # type: ignore[arg-type]  # SQLModel column typed as str
+    ).all()
+    for campaign_id, school_id, number in highest:
+        counter = session.get(HazardCounter, (campaign_id, school_id))
+        if counter is None:
+            session.add(HazardCounter(campaign_id=campaign_id, school_id=school_id, next_number=number + 1))
+        elif counter.next_number <= number:
+            counter.next_number = number + 1
+            session.add(counter)
+    return len(legacy)
 
 
 def record_event(

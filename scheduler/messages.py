@@ -36,6 +36,7 @@ from models.tables import (
     Submission,
     UnitRow,
 )
+from handlers.numbers import with_school_names
 from handlers.supervision import SupervisionSheet, supervision_file_name, supervision_workbook
 from models.config import EscalationStep
 from scheduler.escalation import (
@@ -181,11 +182,13 @@ def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: 
     )
 
 
-def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date) -> list[str]:
+def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date, session: Session | None = None) -> list[str]:
     """The first of `count` hazards as list lines, cut like _cut (only the lines shown are formatted)."""
-    if count <= MAX_LINES:
-        return [hazard_line(h, today) for h in hazards]
-    return [hazard_line(h, today) for h in hazards[: MAX_LINES - 1]] + [f"……另有{count - MAX_LINES + 1}项"]
+    shown = hazards if count <= MAX_LINES else hazards[: MAX_LINES - 1]
+    lines = [hazard_line(h, today) for h in shown]
+    if session is not None:  # several schools' #12 in one list: 城南小学#12
+        lines = with_school_names(session, shown, lines)
+    return lines if count <= MAX_LINES else lines + [f"……另有{count - MAX_LINES + 1}项"]
 
 
 def _submitters(session: Session, unit_ids: Iterable[str]) -> list[tuple[str, frozenset[str]]]:
@@ -385,7 +388,7 @@ def overdue_digest(session: Session, push: DuePush, campaign: CampaignRow, group
         head = f"【逾期升级】逾期满{min_days}天的隐患{overdue.count}项，请督办："
     else:
         head = f"【逾期隐患】截至{today:%m-%d}共{overdue.count}项，请责任人尽快整改，完成后发「整改 #序号」："
-    lines = [head, *_hazard_lines(overdue.listed, overdue.count, today)]
+    lines = [head, *_hazard_lines(overdue.listed, overdue.count, today, session)]
     if overdue.unassigned:
         lines.append(f"其中{overdue.unassigned}项责任人不在名单中，请部门负责人跟进。")
     return Composed((Reply("\n".join(lines), mentions=overdue.mentions),))
@@ -415,7 +418,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     escalated = _overdue(session, campaign.id, scope, today, escalate)
     if escalated.count:
         lines.append(f"逾期满{escalate}天（{escalated.count}项）：")
-        lines += _hazard_lines(escalated.listed, escalated.count, today)
+        lines += _hazard_lines(escalated.listed, escalated.count, today, session)
     days = [d for d in report_days(campaign) if d <= today]
     if days:
         due = days[-1]
@@ -438,7 +441,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     )
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
-        lines += _hazard_lines(majors, len(majors), today)
+        lines += _hazard_lines(majors, len(majors), today, session)
     replies = [Reply("\n".join(lines))]
     if settings.charts_in_digests and total.found:
         chart = _chart(session, campaign, scope, now, group.name)
@@ -542,7 +545,7 @@ def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: Gr
     for index in sorted(by_step, key=lambda i: -steps[i].after_days):
         listed = by_step[index]
         lines.append(f"{step_title(steps[index])}{len(listed)}项：")
-        lines += _hazard_lines(listed, len(listed), today)
+        lines += _hazard_lines(listed, len(listed), today, session)
     lines.append("请督促责任人尽快整改，完成后发「整改 #序号」；确需延期请部门负责人发「延期 #序号 日期 原因」。")
     return Composed((Reply("\n".join(lines), mentions=_step_mentions(session, reached, chains)),))
 
@@ -570,8 +573,9 @@ def supervision(session: Session, push: DuePush, campaign: CampaignRow, group: G
         f"挂牌督办的重大隐患尚未销号（{len(due)}项），请复查五到位（措施、资金、期限、责任人、预案）：",
     ]
     shown = due if len(due) <= MAX_LINES else due[: MAX_LINES - 1]
-    for hazard, k in shown:
-        lines.append(f"{hazard_line(hazard, today)}（第{k}次复查，督办{(today - hazard.found_at.astimezone(tz).date()).days}天）")
+    listed = with_school_names(session, [h for h, _ in shown], [hazard_line(h, today) for h, _ in shown])
+    for (hazard, k), line in zip(shown, listed):
+        lines.append(f"{line}（第{k}次复查，督办{(today - hazard.found_at.astimezone(tz).date()).days}天）")
     if len(due) > len(shown):
         lines.append(f"……另有{len(due) - len(shown)}项")
     lines.append(f"销号后不再提醒；每{every}天复查一次。查看详情发「查看 #序号」。")

@@ -300,9 +300,10 @@ def _plan_hazards(config: Config) -> PlanHazards:
     finally:
         db.dispose()
     tz = config.tz
+    names = {unit.id: unit.name for unit in config.units}
     return PlanHazards(tuple(
         LadderHazard(f.id, f.number, f.campaign_id, f.chain, f.deadline, f.level, f.found_at.astimezone(tz).date(),
-                     f.status)
+                     f.status, names.get(f.school_id or "", f.school_id or ""))
         for f in facts
     ))
 

@@ -450,6 +450,7 @@ class OpenHazardFact:
     level: str
     found_at: datetime
     status: str
+    school_id: str | None = None
 
 
 def open_hazard_facts(session: Session) -> list[OpenHazardFact]:
@@ -462,6 +463,6 @@ def open_hazard_facts(session: Session) -> list[OpenHazardFact]:
     chains = parent_chains(session, {h.unit_id for h in hazards})
     return [
         OpenHazardFact(int(h.id or 0), h.number, h.campaign_id, tuple(chains[h.unit_id]), h.deadline, h.level,
-                       h.found_at, h.status)
+                       h.found_at, h.status, h.school_id)
         for h in hazards
     ]

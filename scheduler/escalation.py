@@ -41,6 +41,7 @@ class LadderHazard:
     level: str = "一般"
     found: date | None = None  # the day it was reported (督办 checks count from it)
     status: str = "rectifying"
+    school: str = ""  # the name of the school its number belongs to (numbers are per school)
 
 
 def step_day(deadline: date, step: EscalationStep) -> date:

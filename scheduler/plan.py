@@ -134,6 +134,12 @@ def _reach_of(group: Group) -> GroupReach:
     return GroupReach(group.id, group.kind, frozenset(group.units) if group.units else None)
 
 
+def _labels(hazards: list[LadderHazard]) -> list[str]:
+    """#12, or 城南小学#12 when the hazards come from several schools (numbers are per school)."""
+    several = len({h.school for h in hazards}) > 1
+    return [f"{h.school}#{h.number}" if several and h.school else f"#{h.number}" for h in hazards]
+
+
 def _names(items: list[str], limit: int = 6) -> str:
     return "、".join(items[:limit]) + (f"等{len(items)}项" if len(items) > limit else "")
 
@@ -372,12 +378,13 @@ class _Planner:
                 if self.hazards is None:
                     summary = f"逾期升级：{'、'.join(dict.fromkeys(s.name for s in heard))}（当天到级的逾期隐患；无则不发）"
                 else:
-                    items = [
-                        f"#{h.number}→{'、'.join(s.name for s in found)}"
-                        for h in self.hazards.hazards
+                    climbing = [
+                        (h, found) for h in self.hazards.hazards
                         if h.campaign_id == campaign.id and h.status == "rectifying"
                         and (found := climbs(h, heard, group, reaches, since, day))
                     ]
+                    labels = _labels([h for h, _ in climbing])
+                    items = [f"{label}→{'、'.join(s.name for s in found)}" for label, (_, found) in zip(labels, climbing)]
                     if not items:
                         continue
                     summary = f"逾期升级：{_names(items)}"
@@ -399,14 +406,15 @@ class _Planner:
                     summary = f"督办复查：挂牌督办的重大隐患每{settings.every_days}天复查一次（无则不发）"
                 else:
                     reach = _reach_of(group)
-                    items = [
-                        f"#{h.number}第{k}次"
-                        for h in self.hazards.hazards
+                    checks = [
+                        (h, k) for h in self.hazards.hazards
                         if h.campaign_id == campaign.id and h.level == "重大" and h.found is not None
                         and h.status in ("rectifying", "rectified")
                         and (reach.roots is None or reach.roots & set(h.chain))
                         and (k := supervision_due(h.found, settings.every_days, since, day))
                     ]
+                    labels = _labels([h for h, _ in checks])
+                    items = [f"{label}第{k}次" for label, (_, k) in zip(labels, checks)]
                     if not items:
                         continue
                     summary = f"督办复查：{_names(items)}"

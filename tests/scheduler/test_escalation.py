@@ -189,6 +189,21 @@ def test_plan_names_the_climbs_of_the_open_hazards(config: Config) -> None:
     }
 
 
+def test_plan_names_the_school_where_a_group_sees_several(config: Config) -> None:
+    found = date(2018, 11, 27)
+    hazards = PlanHazards((
+        LadderHazard(1, 3, "winter-2018", ("security", "school", "bureau"), date(2018, 12, 20), "重大", found,
+                     school="城关第一中学"),
+        LadderHazard(2, 1, "winter-2018", ("school2", "bureau"), date(2018, 12, 20), "重大", found, school="城南小学"),
+    ))
+    pushes = plan_window(config, WorkCalendar.from_config(config), first=date(2018, 12, 7), last=date(2018, 12, 7),
+                         hazards=hazards)
+    assert {p.group_id: p.summary for p in pushes if p.kind == "supervision"} == {
+        "leaders": "督办复查：#3第1次",
+        "county": "督办复查：城关第一中学#3第1次、城南小学#1第1次",  # numbers are per school
+    }
+
+
 def test_cli_plan_reads_the_open_hazards_from_the_database(
     engine: Engine, chat: Chat, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.engine import Engine
     from models.tables import CampaignRow
     from scheduler.calendar import WorkCalendar
+    from scheduler.plan import PlanHazards
 
 NOW_HELP = "run as if it were this ISO time with a UTC offset, e.g. 2023-12-05T10:00+08:00 (default: the wall clock)"
 
@@ -268,7 +269,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     # The note below says it once, for the window asked about, instead of a log line per year.
     logging.getLogger("scheduler.calendar").setLevel(logging.ERROR)
     calendar = WorkCalendar.from_config(config)
-    pushes = plan_window(config, calendar, first=first, last=last)
+    hazards = None if args.no_db else _plan_hazards(config)
+    pushes = plan_window(config, calendar, first=first, last=last, hazards=hazards)
     if args.json:
         print(json.dumps([p.to_json() for p in pushes], ensure_ascii=False, indent=2))
     else:
@@ -282,6 +284,41 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     return 0
+
+
+def _plan_hazards(config: Config) -> PlanHazards:
+    """The open hazards in the config's database, for the escalations and 督办 checks `plan` names (none when
+    there is no database yet)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.ledger import open_hazard_facts
+    from scheduler.escalation import LadderHazard
+    from scheduler.plan import PlanHazards
+
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
+        return PlanHazards()
+    db = make_engine(config.database.url)
+    try:
+        with Session(db) as session:
+            facts = open_hazard_facts(session)
+    except SQLAlchemyError as exc:
+        print(f"could not read the open hazards ({type(exc).__name__}); planning without them", file=sys.stderr)
+        return PlanHazards()
+    finally:
+        db.dispose()
+    tz = config.tz
+    names = {unit.id: unit.name for unit in config.units}
+    return PlanHazards(tuple(
+        LadderHazard(f.id, f.number, f.campaign_id, f.chain, f.deadline, f.level, f.found_at.astimezone(tz).date(),
+                     f.status, names.get(f.school_id or "", f.school_id or ""))
+        for f in facts
+    ))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -666,6 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first day, YYYY-MM-DD (default: today)")
     p.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: 14 days after --from)")
     p.add_argument("--json", action="store_true", help="a JSON list of {at, kind, campaign, group, summary}")
+    p.add_argument("--no-db", action="store_true",
+                   help="plan from the config alone: escalations and 督办 checks as daily slots, not naming hazards")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("directory", help="units and people from the WeCom/DingTalk directory ([directory])")

@@ -19,6 +19,7 @@ from models.queries_directory import (
     deactivate_units_except,
     load_directory_rows,
 )
+from models.ledger import assign_hazard_schools
 from models.tables import CampaignRow, GroupRow, GroupUnit, MilestoneRow, PersonRow, PhaseRow, UnitRow
 
 
@@ -108,3 +109,5 @@ def _sync_groups(session: Session, config: Config) -> None:
         session.flush()
         for unit_id in group.units:
             session.add(GroupUnit(group_id=group.id, unit_id=unit_id))
+    # Hazards filed before per-school numbers get their school (keeping their numbers).
+    assign_hazard_schools(session, {building.unit for building in config.buildings})

@@ -58,6 +58,7 @@ class Command:
     doubts: list[str] = field(default_factory=list)
     list_status: str | None = None  # 清单 待验收: only hazards in this status
     items: list["Command"] = field(default_factory=list)  # several hazards in one message (1. … 2. …), each a report
+    hazard_school: str | None = None  # 城南小学#12: the school whose #12 (numbers are per school)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +77,7 @@ class Command:
             "result": self.result,
             "errors": list(self.errors),
             "doubts": list(self.doubts),
+            **({"hazard_school": self.hazard_school} if self.hazard_school else {}),
         }
 
 

@@ -49,7 +49,7 @@ from models.drafts import (
     save_draft,
     sender_drafts,
 )
-from models.ledger import next_hazard_number, record_event, store_photo, take_pending_photos
+from models.ledger import next_hazard_number, record_event, school_of, store_photo, take_pending_photos
 from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
 from models.queries_directory import first_active_name_in
 from models.tables import AttachmentFile, Hazard, HazardStatus, PersonRow, ReportDraft, UnitRow
@@ -394,9 +394,12 @@ def register(
     fields, session, person = item.fields, context.session, context.person
     building = find_building(session, fields.location or "", context.policy.buildings, unit_id=ready.unit_id)
     responsible = ready.responsible
+    # Numbers are per school within the campaign: #12 in a school's group is that school's 12.
+    school_id = school_of(session, ready.unit_id, {b.unit_id for b in context.policy.buildings})
     hazard = Hazard(
         campaign_id=context.campaign.id,
-        number=next_hazard_number(session, context.campaign.id),
+        number=next_hazard_number(session, context.campaign.id, school_id),
+        school_id=school_id,
         unit_id=ready.unit_id,
         location=fields.location or "",
         check_item=fields.check_item or "",

@@ -11,9 +11,10 @@ from handlers.context import Context
 from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
+from handlers.numbers import find_hazard
 from handlers.photos import attach_pending_photos, has_pending_photos, pending_note, photo_note, store_attachments
 from models.ids import stored_id
-from models.ledger import hazard_by_number, hazard_events, record_event
+from models.ledger import hazard_events, record_event
 from models.queries_ledger import has_fix_photo
 from models.tables import Hazard, HazardStatus, PersonRow
 
@@ -31,10 +32,7 @@ CLOSED, WITHDRAWN = HazardStatus.CLOSED.value, HazardStatus.WITHDRAWN.value
 
 def _load(command: Command, context: Context) -> Hazard | Reply:
     """The hazard #N of this campaign if the person may see it, else the reply saying why not."""
-    hazard = hazard_by_number(context.session, context.campaign.id, command.hazard_no or 0)
-    if hazard is None or not permissions.can_see(context, hazard):
-        return Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")
-    return hazard
+    return find_hazard(command, context)
 
 
 def _ended(hazard: Hazard) -> Reply | None:

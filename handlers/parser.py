@@ -114,6 +114,8 @@ _NUMBER_AT_START_RE = re.compile(
     r")"
 )
 _HASH_NUMBER_RE = re.compile(r"#[ ]*(?P<n>\d+)(?:[ ]*号(?![楼院馆室房栋层]))?")
+# 城南小学#12: a school's #12 (numbers are per school; a county chat names the school)
+_SCHOOL_HASH_RE = re.compile(rf"^(?P<school>[{_CJK}A-Za-z0-9]{{1,19}}[学校中小园院])#[ ]*(?P<n>\d+)")
 _LEADING_HASH_RE = re.compile(rf"^(?:#[ ]*(?P<a>\d+)|第[ ]*(?P<b>\d+)[ ]*号{_NOT_A_NUMBER_AFTER_HAO})(?:[ ]*号)?")
 # Colons are on the symbol page of a phone keyboard, so a report typed with none at all (部位3号楼 问题插座坏了)
 # gets them back before the main keys; only where a key starts a line or follows a space or separator.
@@ -467,6 +469,10 @@ def _build(
 def _take_hazard_number(command: Command, name: CommandName, word: str, rest: str, hazard_no: str | None) -> str:
     """Set the command's hazard number (given, or taken from `rest`), or say what is wrong with it; returns the
     rest of the text."""
+    school = _SCHOOL_HASH_RE.match(rest) if hazard_no is None else None
+    if school is not None:  # 城南小学#12: that school's 12 (numbers are per school)
+        command.hazard_school = school["school"]
+        hazard_no, rest = school["n"], rest[school.end():].strip().lstrip(_SEPARATORS + " ")
     if hazard_no is None:
         hazard_no, rest = _take_number(rest)
     number = None if hazard_no is None else _hazard_number(hazard_no)
@@ -673,6 +679,12 @@ def _parse_one(
     if head is not None and head[0] != "chat":
         name, word, rest = head
         return _build(name, word, rest, today=today, categories=table, vocabulary=words)
+
+    school = _SCHOOL_HASH_RE.match(clean)
+    if school is not None and not clean[school.end():].strip():  # 城南小学#12 alone shows that school's #12
+        command = _build("show", "查看", "", today=today, categories=table, hazard_no=school["n"])
+        command.hazard_school = school["school"]
+        return command
 
     leading = _LEADING_HASH_RE.match(clean)
     if leading is not None:  # `#23` alone shows it; `#23 销号` is 销号 #23

@@ -10,7 +10,8 @@ from handlers.context import Context
 from handlers.directory import find_people, find_unit, school_units, unit_names, unknown_person_text
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from models.ledger import hazard_by_number, record_event
+from handlers.numbers import find_hazard
+from models.ledger import record_event
 from models.tables import Hazard, HazardStatus, PersonRow
 
 HELP = "更换责任人：转交 #23 王建国（也可写 #23 转给王建国，或 #23 责任人：王建国；部门负责人、安全员或校领导可以转交）"
@@ -32,9 +33,9 @@ def _new_owner_name(command: Command) -> tuple[str, str]:
 
 def _load(command: Command, context: Context) -> Hazard | Reply:
     """The open hazard #N the person may see, else the reply saying why not."""
-    hazard = hazard_by_number(context.session, context.campaign.id, command.hazard_no or 0)
-    if hazard is None or not permissions.can_see(context, hazard):
-        return Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")
+    hazard = find_hazard(command, context)
+    if isinstance(hazard, Reply):
+        return hazard
     if hazard.status in (HazardStatus.CLOSED.value, HazardStatus.WITHDRAWN.value):
         return Reply(f"隐患 #{hazard.number} {hazard.status_label}，不需要再转交。")
     return hazard

@@ -10,9 +10,9 @@ from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
 from handlers.lookback import origin_lines  # 回头看 (issue 16)
 from handlers.messages import Reply
+from handlers.numbers import find_hazard, hazard_label, with_school_names
 from models.ledger import (
     descendants,
-    hazard_by_number,
     hazard_events,
     total_figures,
     unit_figures,
@@ -37,9 +37,9 @@ ACTION_LABELS = {
 def handle_show(command: Command, context: Context) -> list[Reply]:
     """查看 #N: details and the audit trail."""
     session = context.session
-    hazard = hazard_by_number(session, context.campaign.id, command.hazard_no or 0)
-    if hazard is None or not permissions.can_see(context, hazard):
-        return [Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，发「清单」可查看本单位未销号的隐患。")]
+    hazard = find_hazard(command, context)
+    if isinstance(hazard, Reply):
+        return [hazard]
     unit = unit_names(session, [hazard.unit_id]).get(hazard.unit_id, hazard.unit_id)
     status = hazard.status_label
     if hazard.is_overdue(context.today):
@@ -47,7 +47,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     photos = hazard_photos(session, hazard.id)  # type: ignore[arg-type]
     on_disk = [photo_id for photo_id, missing_since in photos if missing_since is None]
     lines = [
-        f"隐患 #{hazard.number}｜{status}",
+        f"隐患 {hazard_label(context, hazard)}｜{status}",
         f"部位：{hazard.location}",
         f"问题：{hazard.problem}",
         f"类别：{hazard.category}｜等级：{hazard.level}",
@@ -86,7 +86,8 @@ def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) ->
     waiting = sum(1 for h in hazards if h.status == "rectified")
     head = f"{title}（共{len(hazards)}条，逾期{overdue}条，待验收{waiting}条）"
     hazards.sort(key=lambda h: (not h.is_overdue(context.today), h.status != "rectified", h.deadline, h.number))
-    lines = [head] + [hazard_line(h, context.today) for h in hazards[:LIST_LIMIT]]
+    shown = hazards[:LIST_LIMIT]
+    lines = [head] + with_school_names(context.session, shown, [hazard_line(h, context.today) for h in shown])
     if len(hazards) > LIST_LIMIT:
         lines.append(f"……还有{len(hazards) - LIST_LIMIT}条，发「台账」导出全部。")
     lines.append("发「查看 #编号」看详情。")

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -130,17 +131,56 @@ class Milestone(_Model):
     date: date
 
 
+_REMIND_BEFORE = re.compile(r"^\s*([+-]?\d{1,2})\s*d\s+(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_remind_before(value: str) -> tuple[int, time]:
+    """"-1d 16:00" → (-1, 16:00): a reminder that many days before the report day (0d = that day), at that time."""
+    match = _REMIND_BEFORE.match(value) if isinstance(value, str) else None
+    if match is None or int(match[2]) > 23 or int(match[3]) > 59 or not -30 <= int(match[1]) <= 0:
+        raise PydanticCustomError(
+            "remind_before", "{value} is not a reminder time such as \"-1d 16:00\" (days before the report day, "
+            "-30d to 0d, and HH:MM)", {"value": repr(value)},
+        )
+    return int(match[1]), time(int(match[2]), int(match[3]))
+
+
+def _check_remind_before(value: str) -> str:
+    parse_remind_before(value)
+    return value
+
+
 class Reporting(_Model):
     """Every `every_days` days from `first`, at `at` local time, each unit submits (报送)."""
 
     every_days: int = Field(default=10, ge=1, le=366)
     first: date
     at: time = time(17, 0)
+    # Reminders before the deadline, e.g. ["-1d 16:00", "0d 09:00"]; empty: one reminder at `at` itself.
+    remind_before: list[Annotated[str, AfterValidator(_check_remind_before)]] = Field(default_factory=list)
 
     @field_validator("at", mode="before")
     @classmethod
     def _parse_at(cls, value: Any) -> Any:
         return _parse_hhmm(value)
+
+    @model_validator(mode="after")
+    def _reminders_before_the_deadline(self) -> "Reporting":
+        for text in self.remind_before:
+            days, moment = parse_remind_before(text)
+            if days == 0 and moment >= self.at:
+                raise PydanticCustomError(
+                    "remind_after_deadline",
+                    "{value} is not before the deadline {at}: remind earlier on the day, e.g. \"0d 09:00\"",
+                    {"value": repr(text), "at": self.at.strftime("%H:%M")},
+                )
+        return self
+
+    def reminders(self) -> list[tuple[int, time]]:
+        """(days before the report day, time of day) of each reminder, earliest first; [(0, at)] when none are set."""
+        if not self.remind_before:
+            return [(0, self.at)]
+        return sorted({parse_remind_before(text) for text in self.remind_before})
 
 
 THREE_LOOKS = ("安全工作责任是否落实到位", "安全隐患是否查改到位", "长效机制是否落实到位")  # seed 000's 三看
@@ -390,6 +430,40 @@ class SchedulerSettings(_Model):
     reminder_charts: bool = False
 
 
+# -- escalation ladder and 挂牌督办 (scheduler/escalation.py) --------------------------------------
+
+ESCALATION_TARGETS = ("staff", "leaders", "county")
+ESCALATION_MENTIONS = ("responsible", "unit_head", "safety_officer", "leader")
+
+
+class EscalationStep(_Model):
+    """One rung: `after_days` after a hazard fell overdue (0 = the first day past its deadline) it climbs to `name`."""
+
+    after_days: int = Field(ge=0, le=366)
+    name: NonEmpty  # who it climbs to, as the message says it: 责任人, 部门负责人, 分管领导, 校长, 教育局
+    # where the message goes: "staff" the hazard's staff groups, "leaders" its school's leaders' groups,
+    # "county" the leaders' groups above the school (教育局)
+    to: Literal["staff", "leaders", "county"] = "staff"
+    # who is @-mentioned: "responsible", a role of the hazard's unit or a unit above it (unit_head,
+    # safety_officer, leader; the nearest such people), or person ids (only for hazards of their own school)
+    mention: list[NonEmpty] = Field(default_factory=list)
+
+
+class Escalation(_Model):
+    """The ladder an overdue hazard climbs; one message per group and day carries all of that day's steps."""
+
+    at: TimeOfDay = time(8, 45)
+    steps: list[EscalationStep] = Field(default_factory=list)
+
+
+class Supervision(_Model):
+    """挂牌督办: a 重大 hazard gets a 督办单 (XLSX) in the leaders' groups at once, and a check every `every_days` days."""
+
+    enabled: bool = True
+    every_days: int = Field(default=10, ge=1, le=366)
+    at: TimeOfDay = time(9, 0)
+
+
 class RedisSettings(_Model):
     """Optional Redis shared by the replicas (replay window, access tokens); used when the env var is set."""
 
@@ -485,6 +559,8 @@ class Config(_Model):
     outbox: Outbox = Field(default_factory=Outbox)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    escalation: Escalation = Field(default_factory=Escalation)
+    supervision: Supervision = Field(default_factory=Supervision)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     simulator: Simulator = Field(default_factory=Simulator)
     directory: Directory | None = None
@@ -574,7 +650,7 @@ _PYDANTIC_CODES: dict[str, str] = {
     "string_pattern_mismatch": "pattern",
 }
 _OUR_CODES = ("secret_in_config", "env_var_name", "mobile", "timezone", "time_of_day", "quiet_hours",
-              "photo_levels", "url_host")
+              "photo_levels", "url_host", "remind_before", "remind_after_deadline")
 
 
 def _pydantic_problem(err: Any) -> Problem:
@@ -826,6 +902,22 @@ def _check_campaigns(data: Row) -> list[Problem]:
     return problems
 
 
+def _check_escalation(data: Row) -> list[Problem]:
+    """A step's mentions must be "responsible", a role or a person id."""
+    escalation = data.get("escalation")
+    if not isinstance(escalation, dict):
+        return []
+    problems: list[Problem] = []
+    people = _ids(data, "people")
+    known = set(ESCALATION_MENTIONS) | people
+    for s, step in enumerate(_rows(escalation, "steps")):
+        for m, who in _strs(step, "mention"):
+            if who not in known:
+                problems.append(problem("escalation", "steps", s, "mention", m, code="unknown_mention", value=who,
+                                        kinds=", ".join(ESCALATION_MENTIONS), close=closest(who, known)))
+    return problems
+
+
 def _check_people(data: Row) -> list[Problem]:
     problems: list[Problem] = []
     unit_ids = _ids(data, "units")
@@ -1009,7 +1101,7 @@ def find_problem_records(data: dict[str, Any]) -> list[Problem]:
     except ValidationError as exc:
         problems.extend(_pydantic_problem(err) for err in exc.errors())
     for check in (_check_ids, _check_units, _check_campaigns, _check_people, _check_groups, _check_catalogue,
-                  _check_directory):
+                  _check_directory, _check_escalation):
         problems.extend(check(data))
     unique = {render(record, data, "en"): record for record in reversed(problems)}  # first of equal lines wins
     return sorted(reversed(unique.values()), key=_sort_key)

@@ -152,6 +152,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "不是主机名：只写主机，例如 oapi.dingtalk.com，或 *.example.com 表示其所有子域名",
         "not a host name: write the host only, e.g. oapi.dingtalk.com, or *.example.com for its subdomains",
     ),
+    "remind_before": (
+        "{value} 不是提醒时间；请写成 \"-1d 16:00\"（报送日前几天，-30d 到 0d，加 HH:MM），"
+        "例如 remind_before = [\"-1d 16:00\", \"0d 09:00\"]",
+        "{value} is not a reminder time such as \"-1d 16:00\" (days before the report day, -30d to 0d, and HH:MM)",
+    ),
+    "remind_after_deadline": (
+        "{value} 不在截止时间 {at} 之前；当天的提醒请早于截止，例如 \"0d 09:00\"",
+        "{value} is not before the deadline {at}: remind earlier on the day, e.g. \"0d 09:00\"",
+    ),
+    "unknown_mention": (
+        "不认识 {value!r}；请写 {kinds} 之一，或 [[people]] 里已有的 id",
+        "unknown {value!r}: use one of {kinds}, or a person id from [[people]]",
+    ),
     # pydantic's own errors, by their type
     "missing": ("缺少这一项（必填）；请补上", "missing (this key is required)"),
     "extra_forbidden": ("不认识的键{hint_zh}", "unknown key{hint_en}"),

@@ -3,7 +3,7 @@
 Handling a report looks up the sender, the chat's group and campaign, the group's units, the unit tree and
 people by name; from the database that was a dozen statements per message. A `DirectoryCache` loads the
 tables once and answers from memory while the database's directory version (bumped by triggers on every
-change, migration 0008) is the one it was loaded at; the handler reads that version in the statement that
+change, migration 0006) is the one it was loaded at; the handler reads that version in the statement that
 claims its message, so a change committed by any process shows in the next message handled.
 
 A session handling a message carries the cache in `session.info` (`attach`); the query functions of

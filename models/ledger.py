@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from models.ids import stored_id
+from models.upsert import dialect_of, insert_on_conflict
 
 from models.directory_cache import cached as cached_directory
 from models.tables import (
@@ -27,6 +28,7 @@ from models.tables import (
     AttachmentFile,
     CampaignRow,
     Hazard,
+    HazardCounter,
     HazardEvent,
     HazardStatus,
     InboundMessage,
@@ -43,12 +45,31 @@ PHOTO_RETRY_MAX = timedelta(hours=1)
 PHOTO_RETRY_FOR = timedelta(days=2)
 
 
-def next_hazard_number(session: Session, campaign_id: str) -> int:
-    """Atomically take the campaign's next 序号 (safe with concurrent writers)."""
+def next_hazard_number(session: Session, campaign_id: str, school_id: str | None = None) -> int:
+    """Atomically take the next 序号 of a school in a campaign (of the whole campaign when no school is given);
+    safe with concurrent writers. A school's first number follows the highest it already has."""
+    if school_id is not None:
+        return _next_school_number(session, campaign_id, school_id)
     # Core on the session's connection, built once: every report runs it (the ORM's bulk UPDATE cost more
     # CPU than the rest of the report's statements); nothing reads a campaign row's next_number.
     result = session.connection().execute(_NEXT_NUMBER, {"campaign_id": campaign_id})
     return int(result.scalar_one()) - 1
+
+
+def _next_school_number(session: Session, campaign_id: str, school_id: str) -> int:
+    connection, key = session.connection(), {"campaign_id": campaign_id, "school_id": school_id}
+    taken = connection.execute(_NEXT_SCHOOL_NUMBER, key).scalar_one_or_none()
+    if taken is None:  # the school's first number in this campaign: after the highest it has (older hazards)
+        highest = session.exec(
+            select(func.max(Hazard.number)).where(Hazard.campaign_id == campaign_id, Hazard.school_id == school_id)
+        ).one()
+        # A concurrent first number conflicts on the counter's key and is counted up instead.
+        first = insert_on_conflict(
+            dialect_of(session), HazardCounter, conflict=("campaign_id", "school_id"), increment=("next_number",),
+            returning=("next_number",),
+        )
+        taken = connection.execute(first, {**key, "next_number": (highest or 0) + 2}).scalar_one()
+    return int(taken) - 1
 
 
 _CAMPAIGN = CampaignRow.__table__  # type: ignore[attr-defined]
@@ -58,12 +79,56 @@ _NEXT_NUMBER = (
     .values(next_number=_CAMPAIGN.c.next_number + 1)
     .returning(_CAMPAIGN.c.next_number)
 )
+_COUNTER = HazardCounter.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
+_NEXT_SCHOOL_NUMBER = (
+    update(_COUNTER)
+    .where(_COUNTER.c.campaign_id == bindparam("campaign_id"), _COUNTER.c.school_id == bindparam("school_id"))
+    .values(next_number=_COUNTER.c.next_number + 1)
+    .returning(_COUNTER.c.next_number)
+)
 
 
 def hazard_by_number(session: Session, campaign_id: str, number: int) -> Hazard | None:
+    """The first hazard numbered `number` in the campaign (any school); see hazards_by_number."""
     return session.exec(
-        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number)
+        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number).order_by(Hazard.id)  # type: ignore[arg-type]
     ).first()
+
+
+def hazards_by_number(session: Session, campaign_id: str, number: int) -> list[Hazard]:
+    """Every hazard numbered `number` in the campaign: one per school (numbers are per school)."""
+    return list(session.exec(
+        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number).order_by(Hazard.id)  # type: ignore[arg-type]
+    ))
+
+
+def assign_hazard_schools(session: Session, schools: Iterable[str]) -> int:
+    """Give hazards filed before per-school numbers their school (they keep their numbers, unique in their
+    campaign), and start each school's counter after its highest number. Returns how many were assigned."""
+    school_ids = set(schools)
+    legacy = list(session.exec(select(Hazard).where(Hazard.school_id == None)))  # noqa: E711
+    if not legacy:
+        return 0
+    of_unit: dict[str, str] = {}
+    for hazard in legacy:
+        if hazard.unit_id not in of_unit:
+            of_unit[hazard.unit_id] = school_of(session, hazard.unit_id, school_ids)
+        hazard.school_id = of_unit[hazard.unit_id]
+        session.add(hazard)
+    session.flush()
+    highest = session.execute(
+        select(Hazard.campaign_id, Hazard.school_id, func.max(Hazard.number))
+        .where(Hazard.school_id != None)  # noqa: E711
+        .group_by(Hazard.campaign_id, Hazard.school_id)  # type: ignore[arg-type]  # SQLModel column typed as str
+    ).all()
+    for campaign_id, school_id, number in highest:
+        counter = session.get(HazardCounter, (campaign_id, school_id))
+        if counter is None:
+            session.add(HazardCounter(campaign_id=campaign_id, school_id=school_id, next_number=number + 1))
+        elif counter.next_number <= number:
+            counter.next_number = number + 1
+            session.add(counter)
+    return len(legacy)
 
 
 def record_event(
@@ -432,3 +497,33 @@ _TAKE_PENDING = (  # built once: every report runs it
     ))
     .returning(*_PENDING.c)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHazardFact:
+    """An open hazard as `safetybot plan` previews it (escalations, 督办 checks): its unit chain, the unit first."""
+
+    id: int
+    number: int
+    campaign_id: str
+    chain: tuple[str, ...]
+    deadline: date
+    level: str
+    found_at: datetime
+    status: str
+    school_id: str | None = None
+
+
+def open_hazard_facts(session: Session) -> list[OpenHazardFact]:
+    """Every open (整改中 or 待验收) hazard, in campaign and number order."""
+    hazards = list(
+        session.exec(
+            select(Hazard).where(Hazard.status.in_(OPEN_STATUSES)).order_by(Hazard.campaign_id, Hazard.number)  # type: ignore[attr-defined,arg-type]
+        )
+    )
+    chains = parent_chains(session, {h.unit_id for h in hazards})
+    return [
+        OpenHazardFact(int(h.id or 0), h.number, h.campaign_id, tuple(chains[h.unit_id]), h.deadline, h.level,
+                       h.found_at, h.status, h.school_id)
+        for h in hazards
+    ]

@@ -162,11 +162,11 @@ class GroupUnit(SQLModel, table=True):
 
 
 class Hazard(SQLModel, table=True):
-    """One row of the ledger (seed 003 附件2), numbered per campaign (序号 #N)."""
+    """One row of the ledger (seed 003 附件2), numbered per school within a campaign (序号 #N; 城南小学#N)."""
 
     __tablename__ = "hazard"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "number"),
+        UniqueConstraint("campaign_id", "school_id", "number", name="uq_hazard_campaign_school_number"),
         Index("ix_hazard_campaign_status_unit", "campaign_id", "status", "unit_id"),
         # Covers every column unit_figures() reads, so digests and the statistics table count a school's
         # thousands of hazards from the index alone instead of one random heap page per hazard.
@@ -177,7 +177,10 @@ class Hazard(SQLModel, table=True):
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
-    number: int  # 序号
+    number: int  # 序号, per school within the campaign
+    # The school the number belongs to (handlers.directory school_of); None only for rows filed before per-school
+    # numbers, until the next start-up's sync assigns it (models.ledger.assign_hazard_schools).
+    school_id: Optional[str] = Field(default=None, max_length=64)
     unit_id: str = Field(foreign_key="unit.id", index=True, max_length=64)
     location: str  # 部位
     check_item: str = ""  # 检查内容
@@ -220,6 +223,16 @@ class Hazard(SQLModel, table=True):
     def is_overdue(self, today: date) -> bool:
         """Past its deadline and not yet rectified."""
         return self.status == HazardStatus.RECTIFYING.value and self.deadline < today
+
+
+class HazardCounter(SQLModel, table=True):
+    """The next hazard number of one school in one campaign (taken atomically by models.ledger.next_hazard_number)."""
+
+    __tablename__ = "hazard_counter"
+
+    campaign_id: str = Field(foreign_key="campaign.id", primary_key=True, max_length=64)
+    school_id: str = Field(primary_key=True, max_length=64)
+    next_number: int = 1
 
 
 class HazardEvent(SQLModel, table=True):
@@ -403,7 +416,7 @@ class PendingPhoto(SQLModel, table=True):
 
 class DirectoryVersion(SQLModel, table=True):
     """One row whose `version` grows with every change to the directory (campaigns, units, people, groups and
-    their units), bumped by database triggers (migration 0008), so a process that caches the directory
+    their units), bumped by database triggers (migration 0006), so a process that caches the directory
     sees any writer's change — another process, the directory sync, a migration, an admin's SQL."""
 
     __tablename__ = "directory_version"

@@ -35,16 +35,23 @@ def insert_on_conflict(
     *,
     conflict: Sequence[str],
     update: Sequence[str] = (),
+    increment: Sequence[str] = (),
     returning: Sequence[str] = (),
 ) -> Any:
     """INSERT INTO table … ON CONFLICT (conflict) DO NOTHING, or DO UPDATE SET the `update` columns to
-    the inserted values; RETURNING the named columns (of the rows inserted or updated). Cached."""
-    return _statement(dialect, table, tuple(conflict), tuple(update), tuple(returning))
+    the inserted values and the `increment` columns to their stored value + 1; RETURNING the named columns
+    (of the rows inserted or updated). Cached."""
+    return _statement(dialect, table, tuple(conflict), tuple(update), tuple(increment), tuple(returning))
 
 
 @functools.cache
 def _statement(
-    dialect: str, table: type[SQLModel], conflict: tuple[str, ...], update: tuple[str, ...], returning: tuple[str, ...]
+    dialect: str,
+    table: type[SQLModel],
+    conflict: tuple[str, ...],
+    update: tuple[str, ...],
+    increment: tuple[str, ...],
+    returning: tuple[str, ...],
 ) -> Any:
     if dialect == "postgresql":
         statement: Any = postgresql.insert(table)
@@ -52,13 +59,13 @@ def _statement(
         statement = sqlite.insert(table)
     else:
         raise ValueError(f"no INSERT … ON CONFLICT for the {dialect!r} dialect")
-    if update:
-        statement = statement.on_conflict_do_update(
-            index_elements=list(conflict), set_={name: statement.excluded[name] for name in update}
-        )
+    columns = table.__table__.c  # type: ignore[attr-defined]
+    if update or increment:
+        changes: dict[str, Any] = {name: statement.excluded[name] for name in update}
+        changes.update({name: columns[name] + 1 for name in increment})
+        statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=changes)
     else:
         statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
     if returning:
-        columns = table.__table__.c  # type: ignore[attr-defined]
         statement = statement.returning(*(columns[name] for name in returning))
     return statement

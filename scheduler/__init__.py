@@ -7,4 +7,5 @@ ticker    due-push rows: materialize, skip what was missed, claim and send exact
 leader    one ticking process: PostgreSQL advisory lock or a file lock
 runner    APScheduler 3.11 wakes the tick every minute inside the app
 alerts    重大 hazard alerts queued by the report handler
+escalation the overdue ladder and 督办 check cadence (pure; shared by plan and messages)
 """

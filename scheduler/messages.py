@@ -24,8 +24,8 @@ from handlers.lookback import zero_chart as lookback_zero_chart
 from handlers.format import fmt_date, hazard_line
 from handlers.messages import Reply
 from handlers.periods import ReportingPeriod, report_days
-from models import queries_directory, queries_ledger
-from models.ledger import UnitFigures, descendants, subtrees, total_figures, unit_figures
+from models import queries_directory, queries_escalation, queries_ledger
+from models.ledger import UnitFigures, descendants, parent_chains, school_of, subtrees, total_figures, unit_figures
 from models.tables import (
     CampaignRow,
     DuePush,
@@ -33,6 +33,18 @@ from models.tables import (
     Hazard,
     HazardStatus,
     PersonRow,
+)
+from handlers.numbers import with_school_names
+from handlers.supervision import SupervisionSheet, supervision_file_name, supervision_workbook
+from models.config import EscalationStep
+from scheduler.escalation import (
+    GroupReach,
+    LadderHazard,
+    climbs,
+    deadline_range,
+    step_title,
+    steps_from_payload,
+    supervision_due,
 )
 from scheduler.plan import days_left
 
@@ -48,6 +60,9 @@ class ComposeSettings:
     charts_in_digests: bool = True
     reminder_charts: bool = False
     buildings: tuple[BuildingRef, ...] = ()  # 回头看 coverage in the leaders' digest (issue 16)
+    supervision: bool = True  # a 重大 alert carries the 督办单 (XLSX)
+    supervision_every_days: int = 10
+    schools: frozenset[str] = frozenset()  # units owning buildings (handlers.directory.school_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +156,13 @@ def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: 
     )
 
 
-def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date) -> list[str]:
+def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date, session: Session | None = None) -> list[str]:
     """The first of `count` hazards as list lines, cut like _cut (only the lines shown are formatted)."""
-    if count <= MAX_LINES:
-        return [hazard_line(h, today) for h in hazards]
-    return [hazard_line(h, today) for h in hazards[: MAX_LINES - 1]] + [f"……另有{count - MAX_LINES + 1}项"]
+    shown = hazards if count <= MAX_LINES else hazards[: MAX_LINES - 1]
+    lines = [hazard_line(h, today) for h in shown]
+    if session is not None:  # several schools' #12 in one list: 城南小学#12
+        lines = with_school_names(session, shown, lines)
+    return lines if count <= MAX_LINES else lines + [f"……另有{count - MAX_LINES + 1}项"]
 
 
 def _submitters(session: Session, unit_ids: Iterable[str]) -> list[tuple[str, frozenset[str]]]:
@@ -228,19 +245,20 @@ def report_reminders(session: Session, items: Sequence[tuple[DuePush, CampaignRo
             top_units = _top_units(session) if top_units is None else top_units
             units = top_units
         drafts.append((push, campaign, group, int(payload["seq"]), period, units))
+    # A 报送 by any unit counts for the units above it (a department's 报送 is its school's).
+    trees = subtrees(session, {unit for *_, units in drafts for unit in units})
     submitted = queries_ledger.submissions_among(
         session,
         {campaign.id for _, campaign, *_ in drafts},
         {period.due for *_, period, _ in drafts},
-        {unit for *_, units in drafts for unit in units},
+        set().union(*trees.values()),
     )
     reminders = [
         _Reminder(push, campaign, group, seq, period, units,
-                  [u for u in units if (campaign.id, period.due, u) not in submitted])
+                  [u for u in units if not any((campaign.id, period.due, s) in submitted for s in trees[u])])
         for push, campaign, group, seq, period, units in drafts
     ]
     missing = {unit for r in reminders for unit in r.missing}
-    trees = subtrees(session, missing)
     # Figures per (campaign, period, day): normally one query for the whole batch.
     wanted: dict[tuple[str, datetime, datetime, date], set[str]] = {}
     for r in reminders:
@@ -267,10 +285,14 @@ def _reminder_text(session: Session, r: _Reminder, figures: dict[tuple[str, date
     tz = ZoneInfo(campaign.timezone)
     today = now.astimezone(tz).date()
     rolled = _rolled_up(figures[(campaign.id, *period.bounds(tz), today)], {u: trees[u] for u in r.missing})
-    when = (
-        f"今天{campaign.report_at or ''}截止" if today == period.due
-        else f"已于{period.due:%m-%d}截止，请尽快补报"
-    )
+    deadline_at = json.loads(r.push.payload).get("deadline_at") or campaign.report_at or ""
+    if today < period.due:
+        ahead = (period.due - today).days
+        when = f"{'明天' if ahead == 1 else f'{period.due:%m-%d}'}{deadline_at}截止（还有{ahead}天）"
+    elif today == period.due:
+        when = f"今天{deadline_at}截止"
+    else:
+        when = f"已于{period.due:%m-%d}截止，请尽快补报"
     lines = [
         f"【报送提醒】{campaign.name}",
         f"第{r.seq}期（{period.start:%m-%d}至{period.due:%m-%d}）统计报表{when}。"
@@ -336,7 +358,7 @@ def overdue_digest(session: Session, push: DuePush, campaign: CampaignRow, group
         head = f"【逾期升级】逾期满{min_days}天的隐患{overdue.count}项，请督办："
     else:
         head = f"【逾期隐患】截至{today:%m-%d}共{overdue.count}项，请责任人尽快整改，完成后发「整改 #序号」："
-    lines = [head, *_hazard_lines(overdue.listed, overdue.count, today)]
+    lines = [head, *_hazard_lines(overdue.listed, overdue.count, today, session)]
     if overdue.unassigned:
         lines.append(f"其中{overdue.unassigned}项责任人不在名单中，请部门负责人跟进。")
     return Composed((Reply("\n".join(lines), mentions=overdue.mentions),))
@@ -366,13 +388,15 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     escalated = _overdue(session, campaign.id, scope, today, escalate)
     if escalated.count:
         lines.append(f"逾期满{escalate}天（{escalated.count}项）：")
-        lines += _hazard_lines(escalated.listed, escalated.count, today)
+        lines += _hazard_lines(escalated.listed, escalated.count, today, session)
     days = [d for d in report_days(campaign) if d <= today]
     if days:
         due = days[-1]
         units = reporting_units(session, group)
         submitted = queries_ledger.submitted_units(session, campaign.id, due)
-        missing = [u for u in units if u not in submitted]
+        # A 报送 by any unit counts for the units above it (a department's 报送 is its school's).
+        trees = subtrees(session, units)
+        missing = [u for u in units if submitted.isdisjoint(trees[u])]
         names = unit_names(session, units)
         if missing:
             lines.append(f"第{len(days)}期（截至{due:%m-%d}）未报送：" + "、".join(names.get(u, u) for u in missing))
@@ -381,7 +405,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     majors = queries_ledger.open_hazards(session, campaign.id, units=scope, level="重大", order_by_deadline=True)
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
-        lines += _hazard_lines(majors, len(majors), today)
+        lines += _hazard_lines(majors, len(majors), today, session)
     lines += lookback_digest_lines(session, campaign, scope=scope, today=today, buildings=settings.buildings)
     replies = [Reply("\n".join(lines))]
     if settings.charts_in_digests and total.found:
@@ -395,8 +419,142 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     return Composed(tuple(replies))
 
 
-def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime) -> Composed:
-    """重大隐患: sent to the leaders at once when a 重大 hazard is reported."""
+def _reaches(session: Session, campaign_id: str) -> list[GroupReach]:
+    """The groups working on a campaign (or on none in particular), with their configured units."""
+    roots = queries_escalation.units_per_group(session)
+    return [
+        GroupReach(g.id, g.kind, frozenset(roots[g.id]) if g.id in roots else None)
+        for g in queries_escalation.groups_in_id_order(session)
+        if g.campaign_id in (None, campaign_id)
+    ]
+
+
+def _ladder(hazard: Hazard, chain: Sequence[str]) -> LadderHazard:
+    assert hazard.id is not None
+    return LadderHazard(hazard.id, hazard.number, hazard.campaign_id, tuple(chain), hazard.deadline, hazard.level,
+                        status=hazard.status)
+
+
+def _step_mentions(session: Session, reached: Sequence[tuple[Hazard, EscalationStep]],
+                   chains: dict[str, list[str]]) -> tuple[str, ...]:
+    """Who each (hazard, step) @-mentions: its responsible person, the nearest people of a role, named people."""
+    units = {unit for chain in chains.values() for unit in chain}
+    people = queries_escalation.active_people_in_units(session, units)
+    found: list[str] = []
+    for hazard, step in reached:
+        chain = chains.get(hazard.unit_id, [hazard.unit_id])
+        for who in step.mention:
+            if who == "responsible":
+                found += [hazard.responsible_id] if hazard.responsible_id else []
+            elif any(p.id == who for p in people):
+                found += [p.id for p in people if p.id == who and p.unit_id in chain]
+            else:
+                for unit in chain:  # the nearest unit that has such people
+                    holders = sorted(p.id for p in people if p.unit_id == unit and who in p.role_set)
+                    if holders:
+                        found += holders
+                        break
+    return tuple(dict.fromkeys(found))
+
+
+MAX_CATCH_UP = timedelta(days=14)
+
+
+def _since_missed(session: Session, push: DuePush, first: date) -> date:
+    """Where an escalation push's window starts: its planned start, or earlier when the pushes before it were
+    missed (the bot was down past the grace window), so no step is lost; from the day after the last one
+    composed (sent, or skipped with nothing to say), at most MAX_CATCH_UP back."""
+    earlier = queries_escalation.pushes_before(session, push, push.due_at - MAX_CATCH_UP)
+    for row in earlier:
+        if not row.reason.startswith("missed"):
+            return min(first, date.fromisoformat(json.loads(row.payload)["day"]) + timedelta(days=1))
+        first = min(first, date.fromisoformat(json.loads(row.payload)["first"]))
+    return first
+
+
+def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime) -> Composed:
+    """逾期升级: the group's overdue hazards that reached a step of the ladder since the last workday, in one message."""
+    payload = json.loads(push.payload)
+    steps = steps_from_payload(payload)
+    first, last = date.fromisoformat(payload["first"]), date.fromisoformat(payload["day"])
+    first = _since_missed(session, push, first)
+    today = now.astimezone(ZoneInfo(campaign.timezone)).date()
+    deadlines = deadline_range(steps, first, last)
+    if deadlines is None:
+        return Composed(skip_reason="no escalation steps for this group")
+    scope = group_scope(session, group.id)
+    hazards = queries_escalation.rectifying_due_between(
+        session, campaign.id, scope, deadlines[0], min(deadlines[1], today - timedelta(days=1))
+    )
+    chains = parent_chains(session, {h.unit_id for h in hazards})
+    reaches = _reaches(session, campaign.id)
+    reach = next((r for r in reaches if r.id == group.id), None)
+    if reach is None:
+        return Composed(skip_reason=f"group {group.id} does not work on campaign {campaign.id}")
+    by_step: dict[int, list[Hazard]] = {}
+    reached: list[tuple[Hazard, EscalationStep]] = []
+    for hazard in hazards:
+        for step in climbs(_ladder(hazard, chains[hazard.unit_id]), steps, reach, reaches, first, last):
+            by_step.setdefault(steps.index(step), []).append(hazard)
+            reached.append((hazard, step))
+    if not reached:
+        return Composed(skip_reason="no overdue hazard reached an escalation step")
+    lines = [f"【逾期升级】{campaign.name} {today:%m-%d}", "以下隐患逾期未整改，按规定逐级上报："]
+    for index in sorted(by_step, key=lambda i: -steps[i].after_days):
+        listed = by_step[index]
+        lines.append(f"{step_title(steps[index])}{len(listed)}项：")
+        lines += _hazard_lines(listed, len(listed), today, session)
+    lines.append("请督促责任人尽快整改，完成后发「整改 #序号」；确需延期请部门负责人发「延期 #序号 日期 原因」。")
+    return Composed((Reply("\n".join(lines), mentions=_step_mentions(session, reached, chains)),))
+
+
+def supervision(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow,
+                      now: datetime) -> Composed:
+    """督办复查: 挂牌督办 (重大) hazards not yet closed whose every-N-days check falls since the last workday."""
+    payload = json.loads(push.payload)
+    first, last = date.fromisoformat(payload["first"]), date.fromisoformat(payload["day"])
+    every = int(payload.get("every_days", 10))
+    tz = ZoneInfo(campaign.timezone)
+    today = now.astimezone(tz).date()
+    majors = queries_escalation.open_majors_in_found_order(session, campaign.id, group_scope(session, group.id))
+    due = [
+        (hazard, k) for hazard in majors
+        if (k := supervision_due(hazard.found_at.astimezone(tz).date(), every, first, last))
+    ]
+    if not due:
+        return Composed(skip_reason=f"no 督办 check due ({every}-day cadence)")
+    lines = [
+        f"【督办复查】{campaign.name} {today:%m-%d}",
+        f"挂牌督办的重大隐患尚未销号（{len(due)}项），请复查五到位（措施、资金、期限、责任人、预案）：",
+    ]
+    shown = due if len(due) <= MAX_LINES else due[: MAX_LINES - 1]
+    listed = with_school_names(session, [h for h, _ in shown], [hazard_line(h, today) for h, _ in shown])
+    for (hazard, k), line in zip(shown, listed):
+        lines.append(f"{line}（第{k}次复查，督办{(today - hazard.found_at.astimezone(tz).date()).days}天）")
+    if len(due) > len(shown):
+        lines.append(f"……另有{len(due) - len(shown)}项")
+    lines.append(f"销号后不再提醒；每{every}天复查一次。查看详情发「查看 #序号」。")
+    mentions = tuple(dict.fromkeys(h.responsible_id for h, _ in due if h.responsible_id))
+    return Composed((Reply("\n".join(lines), mentions=mentions),))
+
+
+def _supervision_reply(session: Session, hazard: Hazard, campaign: CampaignRow, unit: str, reporter: str,
+                       found: datetime, every_days: int, schools: frozenset[str]) -> Reply:
+    """The 督办单 of a 重大 hazard as a file reply."""
+    school_id = school_of(session, hazard.unit_id, schools)
+    sheet = SupervisionSheet(
+        campaign=campaign.name, number=hazard.number,
+        school=unit_names(session, [school_id]).get(school_id, school_id), unit=unit,
+        location=hazard.location, problem=hazard.problem, category=hazard.category,
+        responsible=hazard.responsible_name, reporter=reporter, found_at=found, deadline=hazard.deadline,
+        measure=hazard.measure, every_days=every_days,
+    )
+    return Reply(f"督办单 #{hazard.number}", file_name=supervision_file_name(sheet), file_data=supervision_workbook(sheet))
+
+
+def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime,
+                settings: ComposeSettings | None = None) -> Composed:
+    """重大隐患: sent to the leaders at once when a 重大 hazard is reported, with its 督办单 (挂牌督办)."""
     hazard = session.get(Hazard, json.loads(push.payload).get("hazard_id"))
     if hazard is None or hazard.status == HazardStatus.WITHDRAWN.value:
         return Composed(skip_reason="hazard withdrawn before the alert went out")
@@ -412,7 +570,16 @@ def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: G
         f"上报：{reporter.name if reporter else hazard.reporter_id} {found:%m-%d %H:%M}｜状态：{hazard.status_label}",
         f"请校领导督办。查看详情发「查看 #{hazard.number}」。",
     ]
-    return Composed((Reply("\n".join(lines)),))
+    settings = settings or ComposeSettings()
+    if not settings.supervision:
+        return Composed((Reply("\n".join(lines)),))
+    lines[-1] = (
+        f"已挂牌督办（督办单见附件，请落实五到位：措施、资金、期限、责任人、预案），每{settings.supervision_every_days}天"
+        f"复查一次直至销号。查看详情发「查看 #{hazard.number}」。"
+    )
+    sheet = _supervision_reply(session, hazard, campaign, unit, reporter.name if reporter else hazard.reporter_id, found,
+                               settings.supervision_every_days, settings.schools)
+    return Composed((Reply("\n".join(lines)), sheet))
 
 
 def compose(session: Session, push: DuePush, *, now: datetime, settings: ComposeSettings) -> Composed:
@@ -450,5 +617,9 @@ def _compose_one(session: Session, push: DuePush, campaign: CampaignRow, group: 
     if push.kind == "leader_digest":
         return leader_digest(session, push, campaign, group, now, settings)
     if push.kind == "major_alert":
-        return major_alert(session, push, campaign, group, now)
+        return major_alert(session, push, campaign, group, now, settings)
+    if push.kind == "escalation":
+        return escalation(session, push, campaign, group, now)
+    if push.kind == "supervision":
+        return supervision(session, push, campaign, group, now)
     return Composed(skip_reason=f"unknown push kind {push.kind!r}")

@@ -2,12 +2,18 @@
 
 `safetybot plan` prints this list; the ticker stores it as due-push rows with the same keys.
 Kinds and where they go:
-  report_reminder   staff groups, on each report day (first + k·every_days) at reporting.at
+  report_reminder   staff groups, on each report day (first + k·every_days) at reporting.at, or at each of
+                    reporting.remind_before (e.g. "-1d 16:00": the day before; a day off: the workday before)
   phase_nudge       staff groups, nudge_days_before each phase end, at scheduler.nudge_at
   milestone_nudge   staff groups, nudge_days_before each milestone, at scheduler.nudge_at
   overdue_digest    staff groups every workday at scheduler.overdue_digest_at; leaders' groups too
                     (escalations only) when the leader digest is weekly
   leader_digest     leaders' groups, daily (workdays) or weekly, at scheduler.leader_digest.at
+  escalation        staff and leaders' groups every workday at escalation.at: the overdue hazards that reached
+                    a step of [[escalation.steps]] since the previous workday, all steps in one message
+  supervision       leaders' groups every workday at supervision.at: 督办 (重大) hazards whose
+                    every_days check falls since the previous workday
+(Given the open hazards (`PlanHazards`), escalations and 督办 checks name them and empty ones are left out.)
 (major_alert rows are not planned: the report handler writes them when a 重大 hazard comes in.)
 """
 
@@ -22,8 +28,19 @@ from models.config import Campaign, Config, Group
 from handlers.periods import period_for, report_days
 from models.tables import CampaignRow
 from scheduler.calendar import WorkCalendar
+from scheduler.escalation import (
+    GroupReach,
+    LadderHazard,
+    TARGET_KIND,
+    climbs,
+    steps_payload,
+    supervision_due,
+)
 
-KINDS = ("report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest", "major_alert")
+KINDS = (
+    "report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "escalation", "supervision",
+    "leader_digest", "major_alert",
+)
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _WEEKDAY_ZH = "一二三四五六日"
 
@@ -92,6 +109,8 @@ def days_left(deadline: date, today: date) -> str:
 def _shift_note(due: datetime, send: datetime, calendar: WorkCalendar) -> str:
     if send == due:
         return ""
+    if send < due:  # a reminder before a deadline, moved off a day off to the workday before
+        return f"（原定{due:%m-%d}周{_WEEKDAY_ZH[due.weekday()]}，提前）"
     if send.date() == due.date():
         return f"（原定{due:%H:%M}，避开免打扰时段）"
     # Days off that only the lunar estimate knows about are flagged: the official calendar may differ.
@@ -104,9 +123,32 @@ def _shift_note(due: datetime, send: datetime, calendar: WorkCalendar) -> str:
 MAX_SHIFT = timedelta(days=45)
 
 
+@dataclass(frozen=True, slots=True)
+class PlanHazards:
+    """The open hazards a plan may name (read from the database by `safetybot plan`)."""
+
+    hazards: tuple[LadderHazard, ...] = ()
+
+
+def _reach_of(group: Group) -> GroupReach:
+    return GroupReach(group.id, group.kind, frozenset(group.units) if group.units else None)
+
+
+def _labels(hazards: list[LadderHazard]) -> list[str]:
+    """#12, or 城南小学#12 when the hazards come from several schools (numbers are per school)."""
+    several = len({h.school for h in hazards}) > 1
+    return [f"{h.school}#{h.number}" if several and h.school else f"#{h.number}" for h in hazards]
+
+
+def _names(items: list[str], limit: int = 6) -> str:
+    return "、".join(items[:limit]) + (f"等{len(items)}项" if len(items) > limit else "")
+
+
 class _Planner:
-    def __init__(self, config: Config, calendar: WorkCalendar, first: date, last: date) -> None:
+    def __init__(self, config: Config, calendar: WorkCalendar, first: date, last: date,
+                 hazards: PlanHazards | None = None) -> None:
         self.config = config
+        self.hazards = hazards
         self.calendar = calendar
         self.tz = calendar.tz
         self.settings = config.scheduler
@@ -145,19 +187,50 @@ class _Planner:
         if campaign.reporting is None:
             return
         row = campaign_row(campaign, self.config.timezone)
+        reporting = campaign.reporting
+        deadline_at = reporting.at.strftime("%H:%M")
         for seq, day in enumerate(report_days(row), start=1):
             if not self.near(day):
                 continue
             period = period_for(row, day)
             assert period is not None and period.due == day
             for group in _groups(self.config, campaign, day, "staff"):
-                yield self.push(
-                    key=f"report_reminder:{campaign.id}:{group.id}:{day.isoformat()}",
-                    kind="report_reminder", campaign=campaign, group=group,
-                    due=self.at(day, campaign.reporting.at),
-                    summary=f"第{seq}期报送提醒（截至{day:%m-%d}）",
-                    payload={"seq": seq, "period_start": period.start.isoformat(), "period_due": day.isoformat()},
-                )
+                taken: dict[date, PlannedPush] = {}
+                for days, moment in reporting.reminders():
+                    # No remind_before: one reminder at the deadline itself, under the original key.
+                    suffix = f":{days}d{moment:%H%M}" if reporting.remind_before else ""
+                    summary = (
+                        f"第{seq}期报送提醒（{day:%m-%d} {deadline_at}截止）" if reporting.remind_before
+                        else f"第{seq}期报送提醒（截至{day:%m-%d}）"
+                    )
+                    due = self.at(day + timedelta(days=days), moment)
+                    early = self._earlier_workday(due, period.start) if reporting.remind_before else None
+                    push = self.push(
+                        key=f"report_reminder:{campaign.id}:{group.id}:{day.isoformat()}{suffix}",
+                        kind="report_reminder", campaign=campaign, group=group, due=due,
+                        summary=summary,
+                        payload={"seq": seq, "period_start": period.start.isoformat(), "period_due": day.isoformat(),
+                                 "deadline_at": deadline_at},
+                        send=early,
+                    )
+                    # Two reminders moved onto the same day (a weekend) would say the same: keep the later one.
+                    kept = taken.get(push.send_at.date())
+                    if kept is None or push.send_at >= kept.send_at:
+                        taken[push.send_at.date()] = push
+                yield from taken.values()
+
+    def _earlier_workday(self, due: datetime, floor: date) -> datetime | None:
+        """A reminder before a deadline that falls on a day off goes out on the workday before (same time), not
+        after the deadline; None when `due` may go out as it is (or no workday is left since `floor`)."""
+        if not self.calendar.skip_non_workdays or self.calendar.is_workday(due.date()):
+            return None
+        day = due.date() - timedelta(days=1)
+        while day >= floor:
+            if self.calendar.is_workday(day):
+                moved = self.at(day, due.timetz().replace(tzinfo=None))
+                return moved if self.allowed(moved) == moved else None
+            day -= timedelta(days=1)
+        return None
 
     def _nudges(self, campaign: Campaign, *, kind: str, ident: str, deadline: date, title: str,
                 payload: Mapping[str, Any]) -> Iterator[PlannedPush]:
@@ -255,9 +328,108 @@ class _Planner:
                 )
 
 
-def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: date) -> list[PlannedPush]:
+    # -- escalation ladder and 督办 checks (scheduler/escalation.py) -------------------------------
+
+    def _since_last_workday(self, day: date) -> date:
+        """The first day a workday's push covers: the day after the previous workday (the day itself when
+        pushes go out on every day)."""
+        if not self.calendar.skip_non_workdays:
+            return day
+        previous = day - timedelta(days=1)
+        while previous > day - MAX_SHIFT and not self.calendar.is_workday(previous):
+            previous -= timedelta(days=1)
+        return previous + timedelta(days=1)
+
+    def _workdays(self, campaign: Campaign, first: date, last: date) -> Iterator[date]:
+        for day in self._days(campaign, first, last):
+            if not self.calendar.skip_non_workdays or self.calendar.is_workday(day):
+                yield day
+
+    def _above_other_leaders(self, group: GroupReach, reaches: list[GroupReach]) -> bool:
+        """Whether a leaders' group covers another leaders' group's units from above (it hears "county" steps)."""
+        if group.kind != "leaders":
+            return False
+        parents = {unit.id: unit.parent for unit in self.config.units}
+        for other in reaches:
+            if other.id == group.id or other.kind != "leaders" or other.roots is None:
+                continue
+            if group.roots is None:
+                return True  # a group of every unit is above any group of some units
+            for root in other.roots:
+                unit = parents.get(root)
+                while unit is not None:
+                    if unit in group.roots:
+                        return True
+                    unit = parents.get(unit)
+        return False
+
+    def escalations(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
+        steps = self.config.escalation.steps
+        if not steps:
+            return
+        for day in self._workdays(campaign, first, last):
+            since = self._since_last_workday(day)
+            reaches = [_reach_of(g) for kind in ("staff", "leaders") for g in _groups(self.config, campaign, day, kind)]
+            above = {g.id: self._above_other_leaders(g, reaches) for g in reaches}
+            for group in reaches:
+                heard = [s for s in steps if TARGET_KIND[s.to] == group.kind and (s.to != "county" or above[group.id])]
+                if not heard:
+                    continue
+                if self.hazards is None:
+                    summary = f"逾期升级：{'、'.join(dict.fromkeys(s.name for s in heard))}（当天到级的逾期隐患；无则不发）"
+                else:
+                    climbing = [
+                        (h, found) for h in self.hazards.hazards
+                        if h.campaign_id == campaign.id and h.status == "rectifying"
+                        and (found := climbs(h, heard, group, reaches, since, day))
+                    ]
+                    labels = _labels([h for h, _ in climbing])
+                    items = [f"{label}→{'、'.join(s.name for s in found)}" for label, (_, found) in zip(labels, climbing)]
+                    if not items:
+                        continue
+                    summary = f"逾期升级：{_names(items)}"
+                yield self.push(
+                    key=f"escalation:{campaign.id}:{group.id}:{day.isoformat()}",
+                    kind="escalation", campaign=campaign, group=next(g for g in self.config.groups if g.id == group.id),
+                    due=self.at(day, self.config.escalation.at), summary=summary,
+                    payload={"first": since.isoformat(), "day": day.isoformat(), "steps": steps_payload(heard)},
+                )
+
+    def supervisions(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
+        settings = self.config.supervision
+        if not settings.enabled:
+            return
+        for day in self._workdays(campaign, first, last):
+            since = self._since_last_workday(day)
+            for group in _groups(self.config, campaign, day, "leaders"):
+                if self.hazards is None:
+                    summary = f"督办复查：挂牌督办的重大隐患每{settings.every_days}天复查一次（无则不发）"
+                else:
+                    reach = _reach_of(group)
+                    checks = [
+                        (h, k) for h in self.hazards.hazards
+                        if h.campaign_id == campaign.id and h.level == "重大" and h.found is not None
+                        and h.status in ("rectifying", "rectified")
+                        and (reach.roots is None or reach.roots & set(h.chain))
+                        and (k := supervision_due(h.found, settings.every_days, since, day))
+                    ]
+                    labels = _labels([h for h, _ in checks])
+                    items = [f"{label}第{k}次" for label, (_, k) in zip(labels, checks)]
+                    if not items:
+                        continue
+                    summary = f"督办复查：{_names(items)}"
+                yield self.push(
+                    key=f"supervision:{campaign.id}:{group.id}:{day.isoformat()}",
+                    kind="supervision", campaign=campaign, group=group,
+                    due=self.at(day, settings.at), summary=summary,
+                    payload={"first": since.isoformat(), "day": day.isoformat(), "every_days": settings.every_days},
+                )
+
+
+def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: date,
+                hazards: PlanHazards | None = None) -> list[PlannedPush]:
     """Every planned push whose planned (due) day is within [first, last], in sending order."""
-    planner = _Planner(config, calendar, first, last)
+    planner = _Planner(config, calendar, first, last, hazards)
     pushes: list[PlannedPush] = []
     for campaign in config.campaigns:
         pushes += planner.report_reminders(campaign)
@@ -265,13 +437,21 @@ def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: da
         pushes += planner.milestone_nudges(campaign)
         pushes += planner.overdue_digests(campaign, first, last)
         pushes += planner.leader_digests(campaign, first, last)
-    pushes = [p for p in pushes if first <= p.due_at.date() <= last]
+        pushes += planner.escalations(campaign, first, last)
+        pushes += planner.supervisions(campaign, first, last)
+    # A reminder moved earlier (off a day off before its deadline) counts from the day it goes out.
+    pushes = [
+        p for p in pushes
+        if first <= p.due_at.date() <= last or (p.send_at < p.due_at and first <= p.send_at.date() <= last)
+    ]
     order = {kind: rank for rank, kind in enumerate(KINDS)}
     return sorted(pushes, key=lambda p: (p.send_at, order[p.kind], p.group_id, p.key))
 
 
-def plan_window(config: Config, calendar: WorkCalendar, *, first: date, last: date) -> list[PlannedPush]:
+def plan_window(config: Config, calendar: WorkCalendar, *, first: date, last: date,
+                hazards: PlanHazards | None = None) -> list[PlannedPush]:
     """Pushes that will be *sent* within [first, last] (a push may be planned days before it goes out)."""
     return [
-        p for p in plan_pushes(config, calendar, first=first - MAX_SHIFT, last=last) if first <= p.send_at.date() <= last
+        p for p in plan_pushes(config, calendar, first=first - MAX_SHIFT, last=last, hazards=hazards)
+        if first <= p.send_at.date() <= last
     ]

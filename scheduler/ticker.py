@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 
 # Kinds that are never skipped for lateness: a 重大 hazard still matters hours later (safety first).
 NEVER_LATE = ("major_alert",)
-PLANNED_KINDS = ("report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest")
+PLANNED_KINDS = (
+    "report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest", "escalation",
+    "supervision",
+)
 
 
 class EnqueuePush(Protocol):
@@ -92,6 +95,8 @@ class Ticker:
         self.settings = ComposeSettings(
             charts_in_digests=config.scheduler.charts_in_digests, reminder_charts=config.scheduler.reminder_charts,
             buildings=tuple(BuildingRef(b.id, b.unit, (b.name, *b.aliases), b.built_year) for b in config.buildings),
+            supervision=config.supervision.enabled, supervision_every_days=config.supervision.every_days,
+            schools=frozenset(building.unit for building in config.buildings),
         )
         self._materialized_at: datetime | None = None
         self._reconciled = False

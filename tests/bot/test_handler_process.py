@@ -215,7 +215,8 @@ def test_a_major_report_reaches_the_leaders_outbox_within_seconds(
         hand_off("major-1", MAJOR_REPORT)
         _poll(lambda: bool(_major_alerts(engine)), timeout=30)
         delay = time.monotonic() - reported
-    [alert] = _major_alerts(engine)
+    [alert, sheet] = sorted(_major_alerts(engine), key=lambda m: m.dedupe_key)  # the alert and its 督办单
+    assert sheet.kind == "file"
     assert alert.group_id == "leaders" and "危化品柜未上锁" in json.loads(alert.payload)["text"]
     assert delay < 5.0, f"the alert took {delay:.1f} s"
     with capsys.disabled():

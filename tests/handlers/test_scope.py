@@ -23,9 +23,9 @@ PRIVATE = "dm"  # a chat id that is no configured group: a private chat with the
 
 
 def report_both(chat: Chat) -> None:
-    """#1 belongs to 城关一中 (教务处), #2 to 城南小学."""
+    """Each school's #1 (numbers are per school): 城关一中 (教务处) and 城南小学."""
     assert "#1" in chat.say("zhang_wei", SCHOOL1_REPORT)
-    assert "#2" in chat.say("zhou_tao", SCHOOL2_REPORT, group="s2")
+    assert "#1" in chat.say("zhou_tao", SCHOOL2_REPORT, group="s2")
 
 
 def hazards(chat: Chat) -> list[Hazard]:
@@ -49,19 +49,20 @@ def workbook_text(chat: Chat) -> str:
 def test_an_admin_in_a_school_group_lists_only_that_school(two_schools: Chat) -> None:
     report_both(two_schools)
     in_school2 = two_schools.say("he_jun", "清单", group="s2")
-    assert "城南篮球架松动" in in_school2 and "#2" in in_school2
-    assert "一中灭火器过期" not in in_school2 and "#1" not in in_school2
+    assert "城南篮球架松动" in in_school2 and "#1" in in_school2
+    assert "一中灭火器过期" not in in_school2
     in_school1 = two_schools.say("liu_yang", "清单")
     assert "一中灭火器过期" in in_school1 and "城南篮球架松动" not in in_school1
 
 
 def test_an_admin_cannot_see_or_change_another_schools_hazard_from_its_group(two_schools: Chat) -> None:
     report_both(two_schools)
-    for command in ("查看 #1", "#1", "销号 #1", "撤销 #1", "延期 #1 12月30日 等配件", "整改 #1 已更换"):
-        reply = two_schools.say("he_jun", command, group="s2")
-        assert reply.startswith("没有找到隐患 #1"), (command, reply)
+    assert "#2" in two_schools.say("zhang_wei", SCHOOL1_REPORT.replace("3号教学楼二楼", "3号教学楼三楼"))
+    for command in ("查看 #2", "#2", "销号 #2", "撤销 #2", "延期 #2 12月30日 等配件", "整改 #2 已更换"):
+        reply = two_schools.say("he_jun", command, group="s2")  # 城南小学 has no #2; 城关一中's is out of reach
+        assert reply.startswith("没有找到隐患 #2"), (command, reply)
         assert "一中灭火器过期" not in reply
-    first = hazards(two_schools)[0]
+    first = next(h for h in hazards(two_schools) if h.school_id == "school" and h.number == 2)
     assert (first.status, first.deadline.isoformat(), first.completion) == ("rectifying", "2023-12-10", "")
     with two_schools.session() as session:
         assert [e.action for e in session.exec(select(HazardEvent).where(HazardEvent.hazard_id == first.id))] == ["report"]
@@ -77,7 +78,8 @@ def test_an_admins_private_chat_covers_the_admins_own_school(two_schools: Chat) 
     report_both(two_schools)
     listing = two_schools.say("he_jun", "清单", group=PRIVATE)
     assert "城南篮球架松动" in listing and "一中灭火器过期" not in listing
-    assert "没有找到隐患 #1" in two_schools.say("he_jun", "查看 #1", group=PRIVATE)
+    mine = two_schools.say("he_jun", "查看 #1", group=PRIVATE)  # the own school's #1
+    assert "城南篮球架松动" in mine and "一中灭火器过期" not in mine
     stats = two_schools.say("he_jun", "统计", group=PRIVATE)
     assert "发现1｜" in stats and "城关一中" not in stats and "教务处" not in stats
     assert "累计发现1条" in two_schools.say("he_jun", "进度", group=PRIVATE)

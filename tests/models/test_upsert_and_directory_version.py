@@ -1,4 +1,4 @@
-"""The one INSERT … ON CONFLICT helper, and the directory version the triggers of migration 0008 keep."""
+"""The one INSERT … ON CONFLICT helper, and the directory version the triggers of migration 0006 keep."""
 
 from __future__ import annotations
 

@@ -45,7 +45,10 @@ def test_plan_json(seed_config: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_plan_of_the_example_config_warns_where_holiday_data_ends(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--config", str(EXAMPLE_CONFIG), "--from", "2026-12-28", "--until", "2027-01-12"]) == 0
     out, err = capsys.readouterr()
-    assert "2027-01-11 17:00+08:00  report_reminder  winter-2026  school2-staff  第6期报送提醒（截至01-09）（原定01-09周六，顺延）" in out
+    # Report day 01-09 is a Saturday: both reminders before it ("-1d 16:00", "0d 09:00") fall on days off and
+    # come on the Friday before, as one; none comes after the deadline.
+    assert "2027-01-08 16:00+08:00  report_reminder  winter-2026  school2-staff  第6期报送提醒（01-09 17:00截止）" in out
+    assert "2027-01-11 17:00+08:00  report_reminder" not in out
     assert "official holiday data ends 2026-12-31" in err
     assert "estimated from the lunar calendar (make-up workdays are not): 2027-01-01–2027-01-03 元旦." in err
 
@@ -57,14 +60,31 @@ def test_plan_moves_a_reminder_out_of_the_estimated_2027_spring_festival(
     assert main(["plan", "--config", str(EXAMPLE_CONFIG), "--from", "2027-02-01", "--until", "2027-02-19"]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert (
-        "2027-02-15 17:00+08:00  report_reminder  winter-2026  staff          "
-        "第9期报送提醒（截至02-08）（原定02-08周一，按估算假期顺延）"
+    assert (  # the reminders before a deadline inside the holiday come before it
+        "2027-02-04 16:00+08:00  report_reminder  winter-2026  staff          "
+        "第9期报送提醒（02-08 17:00截止）（原定02-07周日，提前）"
     ) in lines
     assert not any(line.startswith(("2027-02-05", "2027-02-08", "2027-02-12")) for line in lines)
     assert "2027-02-05–2027-02-12 春节" in err
-    # A weekend move outside the estimated holidays keeps the plain label.
     assert main(["plan", "--config", str(EXAMPLE_CONFIG), "--from", "2027-03-01", "--until", "2027-03-01"]) == 0
+    assert "report_reminder" not in capsys.readouterr().out
+
+
+def test_plan_without_remind_before_moves_the_reminder_after_the_holiday(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        EXAMPLE_CONFIG.read_text(encoding="utf-8").replace('remind_before = ["-1d 16:00", "0d 09:00"]', ""),
+        encoding="utf-8",
+    )
+    assert main(["plan", "--config", str(path), "--from", "2027-02-01", "--until", "2027-02-19"]) == 0
+    assert (
+        "2027-02-15 17:00+08:00  report_reminder  winter-2026  staff          "
+        "第9期报送提醒（截至02-08）（原定02-08周一，按估算假期顺延）"
+    ) in capsys.readouterr().out.splitlines()
+    # A weekend move outside the estimated holidays keeps the plain label.
+    assert main(["plan", "--config", str(path), "--from", "2027-03-01", "--until", "2027-03-01"]) == 0
     assert "（原定02-28周日，顺延）" in capsys.readouterr().out
 
 
@@ -76,8 +96,8 @@ def test_plan_follows_the_overrides_over_the_estimate(tmp_path: Path, capsys: py
     )
     assert main(["plan", "--config", str(path), "--from", "2027-02-08", "--until", "2027-02-08", "--json"]) == 0
     out, err = capsys.readouterr()
-    assert {"at": "2027-02-08T17:00+08:00", "kind": "report_reminder", "campaign": "winter-2026", "group": "staff",
-            "summary": "第9期报送提醒（截至02-08）"} in json.loads(out)
+    assert {"at": "2027-02-08T09:00+08:00", "kind": "report_reminder", "campaign": "winter-2026", "group": "staff",
+            "summary": "第9期报送提醒（02-08 17:00截止）"} in json.loads(out)
     assert "extra_holidays / extra_workdays" in err and "): none." in err
 
 

@@ -90,8 +90,9 @@ def test_major_hazard_alerts_the_leaders_at_once_even_in_quiet_hours(engine: Eng
     assert row.key == "major_alert:1:leaders" and row.send_at == at("2018-12-04 23:10")
     result = new_ticker(config, engine.db).tick(at("2018-12-04 23:11"))
     assert result.sent == ["major_alert:1:leaders"]
-    [alert] = texts(engine.db, "leaders")
+    [alert, sheet] = texts(engine.db, "leaders")  # the alert and its 督办单 (挂牌督办)
     assert alert.startswith("【重大隐患】#1 实验楼三楼\n问题：危化品柜未上锁\n单位：安全保卫处｜责任人：李娜")
+    assert sheet == "督办单 #1"
     assert {m.priority for m in outbox(engine.db, "leaders")} == {PRIORITY_URGENT}  # first in its robot's turn
     assert not texts(engine.db, "staff")  # staff digests wait for the morning
 

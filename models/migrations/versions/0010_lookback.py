@@ -1,7 +1,7 @@
 """look-back campaigns (回头看): campaign kind, hazard origin, recheck items, 三看 answers
 
-Revision ID: 0013
-Revises: 0005
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01 08:40:00
 """
 from typing import Sequence, Union
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 
 
-revision: str = '0013'
-down_revision: Union[str, None] = '0010'
+revision: str = '0010'
+down_revision: Union[str, None] = '0009'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

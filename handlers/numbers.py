@@ -1,0 +1,77 @@
+"""Which hazard `#N` means in a chat: numbers are per school within a campaign.
+
+`#12` in a school's group is that school's 12. A chat that sees several schools' #12 (a county group)
+asks which one, and `城南小学#12` names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from handlers import permissions
+from handlers.command import Command
+from handlers.context import Context
+from handlers.messages import Reply
+from models.ledger import hazards_by_number
+from models.queries_directory import unit_names
+from models.queries_escalation import units_by_id
+from models.tables import Hazard
+
+
+def _school_names(context: Context, school_ids: set[str]) -> dict[str, tuple[str, ...]]:
+    """Each school's name and aliases, the name first."""
+    if not school_ids:
+        return {}
+    rows = units_by_id(context.session, school_ids).values()
+    return {row.id: (row.name, *[a for a in row.aliases.split("|") if a]) for row in rows}
+
+
+def hazard_label(context: Context, hazard: Hazard) -> str:
+    """#12 where the chat serves one school; 城南小学#12 where it serves several (a county chat)."""
+    roots = permissions.chat_roots(context)
+    schools = {building.unit_id for building in context.policy.buildings}
+    if hazard.school_id is None or (roots is not None and len(roots) == 1 and roots[0] in schools):
+        return f"#{hazard.number}"
+    if roots is not None and hazard.school_id in roots:
+        return f"#{hazard.number}"
+    name = _school_names(context, {hazard.school_id}).get(hazard.school_id, (hazard.school_id,))[0]
+    return f"{name}#{hazard.number}"
+
+
+def find_hazard(command: Command, context: Context) -> Hazard | Reply:
+    """The hazard `#N` (or `学校#N`) means here, if the person may see it; else the reply saying why not."""
+    number = command.hazard_no or 0
+    typed = f"{command.hazard_school or ''}#{number}"
+    candidates = hazards_by_number(context.session, context.campaign.id, number)
+    if command.hazard_school:
+        names = _school_names(context, {h.school_id for h in candidates if h.school_id})
+        wanted = command.hazard_school
+        candidates = [
+            h for h in candidates
+            if h.school_id and any(wanted == name or wanted in name for name in names.get(h.school_id, ()))
+        ]
+    visible = [h for h in candidates if permissions.can_see(context, h)]
+    if len(visible) == 1:
+        return visible[0]
+    if not visible:
+        return Reply(f"没有找到隐患 {typed}。请核对编号，发「清单」可查看本单位未销号的隐患。")
+    names = _school_names(context, {h.school_id for h in visible if h.school_id})
+    labels = [f"{names.get(h.school_id, (h.school_id,))[0]}#{number}" for h in visible if h.school_id]
+    return Reply(
+        f"这里有{len(visible)}所学校的 #{number}：{'、'.join(labels)}。请写明学校，例如：查看 {labels[0]}"
+    )
+
+
+def with_school_names(session: Session, hazards: Sequence[Hazard], lines: Sequence[str]) -> list[str]:
+    """List lines (`#12 …`, one per hazard, in order) as `城南小学#12 …` when the hazards come from several
+    schools, where a bare number would be ambiguous; unchanged otherwise."""
+    schools = {h.school_id for h in hazards if h.school_id}
+    if len(schools) < 2:
+        return list(lines)
+    names = unit_names(session, schools)
+    return [
+        f"{names.get(h.school_id, h.school_id)}{line}" if h.school_id and line.startswith(f"#{h.number}") else line
+        for h, line in zip(hazards, lines)
+    ]

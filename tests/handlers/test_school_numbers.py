@@ -1,0 +1,65 @@
+"""Hazard numbers per school within a campaign: #1 in each school's group, 城南小学#1 in the county's."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+from sqlmodel import select
+
+from models.tables import Hazard, HazardCounter
+from tests.school import Chat
+
+ONE = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：12月10日"
+TWO = "隐患\n部位：食堂后厨\n问题：插座老化\n期限：12月12日"
+
+
+def _numbers(chat: Chat) -> list[tuple[str | None, int, str]]:
+    with chat.session() as session:
+        return [(h.school_id, h.number, h.location) for h in session.exec(select(Hazard).order_by(Hazard.id))]  # type: ignore[arg-type]
+
+
+def test_each_school_numbers_its_own_hazards(two_schools: Chat) -> None:
+    chat = two_schools
+    assert "已登记隐患 #1" in chat.say("zhang_wei", ONE)
+    assert "已登记隐患 #1" in chat.say("zhou_tao", TWO, group="s2")
+    assert "已登记隐患 #2" in chat.say("zhou_tao", "隐患\n部位：餐厅\n问题：地面湿滑\n期限：12月12日", group="s2")
+    assert _numbers(chat) == [("school", 1, "3号教学楼二楼东侧"), ("school2", 1, "食堂后厨"), ("school2", 2, "餐厅")]
+    # In a school's group, #1 is that school's 1.
+    assert "插座老化" in chat.say("zhou_tao", "查看 #1", group="s2")
+    assert "消防通道堆放杂物" in chat.say("zhang_wei", "#1")
+
+
+def test_the_county_names_the_school(two_schools: Chat) -> None:
+    chat = two_schools
+    chat.say("zhang_wei", ONE)
+    chat.say("zhou_tao", TWO, group="s2")
+    asked = chat.say("wu_ju", "查看 #1", group="county")
+    assert asked == "这里有2所学校的 #1：城关一中#1、城南小学#1。请写明学校，例如：查看 城关一中#1"
+    shown = chat.say("wu_ju", "查看 城南小学#1", group="county")
+    assert shown.startswith("隐患 城南小学#1｜整改中") and "插座老化" in shown
+    assert chat.say("wu_ju", "城南小学#1", group="county").startswith("隐患 城南小学#1｜")
+    assert "消防通道堆放杂物" in chat.say("wu_ju", "查看 城关一中#1", group="county")
+    listed = chat.say("wu_ju", "清单", group="county").splitlines()
+    assert any(line.startswith("城关一中#1 3号教学楼二楼东侧") for line in listed), listed
+    assert any(line.startswith("城南小学#1 食堂后厨") for line in listed), listed
+    assert "没有找到隐患 城南小学#9" in chat.say("wu_ju", "查看 城南小学#9", group="county")
+    assert "12-20" in chat.say("wu_ju", "延期 城南小学#1 12月20日 等待配件", group="county")
+    with chat.session() as session:
+        deadlines = {h.school_id: h.deadline.isoformat() for h in session.exec(select(Hazard))}
+    assert deadlines == {"school": "2023-12-10", "school2": "2023-12-20"}
+
+
+def test_hazards_numbered_before_per_school_numbers_keep_them(two_schools: Chat) -> None:
+    chat = two_schools
+    chat.say("zhang_wei", ONE)
+    chat.say("zhang_wei", "隐患\n部位：食堂\n问题：灭火器过期\n期限：12月10日")
+    chat.say("zhou_tao", TWO, group="s2")
+    with chat.session() as session:  # as migration 0009 leaves them: campaign-wide numbers, no school yet
+        session.execute(update(Hazard).where(Hazard.unit_id == "school2").values(number=3))  # type: ignore[arg-type]
+        session.execute(update(Hazard).values(school_id=None))
+        session.execute(delete(HazardCounter))
+        session.commit()
+    chat.engine.start()  # the start-up sync gives them their schools
+    assert _numbers(chat) == [("school", 1, "3号教学楼二楼东侧"), ("school", 2, "食堂"), ("school2", 3, "食堂后厨")]
+    assert "插座老化" in chat.say("zhou_tao", "#3", group="s2")  # still reachable by the number people wrote down
+    assert "已登记隐患 #4" in chat.say("zhou_tao", "隐患\n部位：餐厅\n问题：地面湿滑\n期限：12月12日", group="s2")
+    assert "已登记隐患 #3" in chat.say("zhang_wei", "隐患\n部位：3号教学楼\n问题：窗户松动\n期限：12月12日")

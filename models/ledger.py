@@ -57,8 +57,10 @@ def next_hazard_number(session: Session, campaign_id: str, school_id: str | None
 
 
 def _next_school_number(session: Session, campaign_id: str, school_id: str) -> int:
-    connection, key = session.connection(), {"campaign_id": campaign_id, "school_id": school_id}
-    taken = connection.execute(_NEXT_SCHOOL_NUMBER, key).scalar_one_or_none()
+    connection = session.connection()
+    taken = connection.execute(
+        _NEXT_SCHOOL_NUMBER, {"b_campaign": campaign_id, "b_school": school_id}
+    ).scalar_one_or_none()
     if taken is None:  # the school's first number in this campaign: after the highest it has (older hazards)
         highest = session.exec(
             select(func.max(Hazard.number)).where(Hazard.campaign_id == campaign_id, Hazard.school_id == school_id)
@@ -68,7 +70,9 @@ def _next_school_number(session: Session, campaign_id: str, school_id: str) -> i
             dialect_of(session), HazardCounter, conflict=("campaign_id", "school_id"), increment=("next_number",),
             returning=("next_number",),
         )
-        taken = connection.execute(first, {**key, "next_number": (highest or 0) + 2}).scalar_one()
+        taken = connection.execute(
+            first, {"campaign_id": campaign_id, "school_id": school_id, "next_number": (highest or 0) + 2}
+        ).scalar_one()
     return int(taken) - 1
 
 
@@ -82,7 +86,7 @@ _NEXT_NUMBER = (
 _COUNTER = HazardCounter.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
 _NEXT_SCHOOL_NUMBER = (
     update(_COUNTER)
-    .where(_COUNTER.c.campaign_id == bindparam("campaign_id"), _COUNTER.c.school_id == bindparam("school_id"))
+    .where(_COUNTER.c.campaign_id == bindparam("b_campaign"), _COUNTER.c.school_id == bindparam("b_school"))
     .values(next_number=_COUNTER.c.next_number + 1)
     .returning(_COUNTER.c.next_number)
 )

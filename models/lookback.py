@@ -56,7 +56,8 @@ def normalize_origin(text: str) -> str | None:
 
 
 def _draw_key(seed: str, hazard: Hazard) -> str:
-    return hashlib.sha256(f"{seed}:{hazard.campaign_id}:{hazard.number}".encode()).hexdigest()
+    # Numbers are per school: the school is part of a hazard's name in its campaign.
+    return hashlib.sha256(f"{seed}:{hazard.campaign_id}:{hazard.school_id or ''}:{hazard.number}".encode()).hexdigest()
 
 
 def draw_sample(hazards: Sequence[Hazard], *, share: float, seed: str) -> list[Hazard]:
@@ -68,7 +69,7 @@ def draw_sample(hazards: Sequence[Hazard], *, share: float, seed: str) -> list[H
 
 
 def closed_in(session: Session, campaign_ids: Sequence[str]) -> list[Hazard]:
-    """Hazards closed (销号) in these campaigns, in campaign order then by number."""
+    """Hazards closed (销号) in these campaigns, in campaign order, then by school and number."""
     order = {ident: i for i, ident in enumerate(campaign_ids)}
     rows = session.exec(
         select(Hazard).where(
@@ -76,7 +77,7 @@ def closed_in(session: Session, campaign_ids: Sequence[str]) -> list[Hazard]:
             Hazard.status == HazardStatus.CLOSED.value,
         )
     ).all()
-    return sorted(rows, key=lambda h: (order.get(h.campaign_id, 0), h.number))
+    return sorted(rows, key=lambda h: (order.get(h.campaign_id, 0), h.school_id or "", h.number))
 
 
 def draw_rechecks(session: Session, campaign: CampaignRow, *, now: datetime) -> tuple[list[RecheckItem], bool]:

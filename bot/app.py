@@ -23,6 +23,7 @@ from bot.directory.service import directory_service, retention_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
+from bot.pages import add_page_routes
 from bot.photo_retry import fetch_missing_photos
 from bot.platforms.base import Receiving, Runtime, Service
 from bot.recorder import Busy
@@ -236,4 +237,5 @@ def create_app(
     for bound in receiving:
         app.router.routes.extend(bound.routes)
     _add_health_and_photos(app, services.engine, data_dir_probe)
+    add_page_routes(app, services.engine)  # issue 15: the hazard and leaders' pages behind signed links
     return app

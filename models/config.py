@@ -299,6 +299,8 @@ class Server(_Model):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     photo_link_hours: int = Field(default=24, ge=1, le=24 * 30)
     link_secret_env: EnvVarName = "SAFETYBOT_LINK_SECRET"  # NAME of the env var with the link-signing key
+    # Issue 15: how long a hazard page / leaders' page link (查看 #N, the leaders' digest) opens.
+    page_link_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
     # Processes that handle recorded messages, so the web process only verifies, records and acknowledges;
     # 0 handles them inside the web process.
     handler_processes: int = Field(default=1, ge=0, le=16)

@@ -1,0 +1,170 @@
+"""Issue 15: the hazard page and the leaders' page behind signed, expiring links (served by the bot itself)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from bot.app import create_app
+from bot.config import load_config
+from bot.secrets import Secrets
+from models.clock import FixedClock
+from models.queries_ledger import open_hazards
+from models.tables import CampaignRow, DuePush, GroupRow
+from scheduler.messages import ComposeSettings, leader_digest
+from tests.conftest import CAMPAIGN_NOW
+
+SIM_URL = "http://127.0.0.1:8000"
+REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放<b>杂物</b>\n责任人：王建国\n期限：明天"
+PAGE_LINK = re.compile(r"网页（照片和记录）：(\S+)")
+
+
+def with_public_url(config_path: Path, url: str = SIM_URL) -> Path:
+    text = config_path.read_text(encoding="utf-8")
+    assert text.count("\n[server]\n") == 1
+    config_path.write_text(text.replace("\n[server]\n", f'\n[server]\npublic_url = "{url}"\n'), encoding="utf-8")
+    return config_path
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime.fromisoformat(CAMPAIGN_NOW))
+
+
+@pytest.fixture
+def client(config_path: Path, clock: FixedClock) -> Iterator[TestClient]:
+    config = load_config(with_public_url(config_path))
+    secrets = Secrets({"SAFETYBOT_LINK_SECRET": "a-long-test-signing-key-0123456789"})
+    with TestClient(create_app(config, secrets=secrets, clock=clock), base_url=SIM_URL) as test_client:
+        yield test_client
+
+
+def send(client: TestClient, text: str, *, person: str = "zhang_wei", photo: bytes | None = None) -> list[str]:
+    files = {"photo": ("scene.png", photo, "image/png")} if photo else None
+    response = client.post(
+        "/sim/api/messages", data={"person_id": person, "group_id": "staff", "text": text}, files=files
+    )
+    assert response.status_code == 200, response.text
+    return [reply["text"] for reply in response.json()["replies"]]
+
+
+def reported_and_fixed(client: TestClient, png: bytes) -> str:
+    """A hazard reported with a photo and fixed with another; returns its number."""
+    registered = "\n".join(send(client, REPORT, photo=png))
+    number = re.search(r"已登记隐患 #(\d+)", registered)
+    assert number, registered
+    fixed = "\n".join(send(client, f"整改 #{number.group(1)} 已清理通道", person="wang_jianguo", photo=png))
+    assert "整改" in fixed, fixed
+    return number.group(1)
+
+
+def page_path(url: str) -> str:
+    assert url.startswith(SIM_URL), url
+    return url[len(SIM_URL):]
+
+
+def test_show_reply_links_to_a_page_with_both_photos_and_escaped_text(client: TestClient, tiny_png: bytes) -> None:
+    number = reported_and_fixed(client, tiny_png)
+    shown = "\n".join(send(client, f"#{number}"))
+    link = PAGE_LINK.search(shown)
+    assert link, shown
+    page = client.get(page_path(link.group(1)))
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "消防通道堆放&lt;b&gt;杂物&lt;/b&gt;" in html and "<b>杂物</b>" not in html  # user text is escaped
+    assert html.count('<figure class="before">') == 1 and html.count('<figure class="after">') == 1
+    photos = re.findall(r'<img src="(/photos/[^"]+)"', html)
+    assert len(photos) == 2
+    for src in photos:
+        image = client.get(src)
+        assert image.status_code == 200 and image.content == tiny_png
+    assert "报整改" in html and "王建国" in html
+    assert "http" not in re.sub(r'xmlns="[^"]*"', "", html.split("<body>", 1)[1])  # no external assets
+    assert 'name="viewport"' in html
+
+
+def test_tampered_link_is_refused_with_a_chinese_page_403(client: TestClient, tiny_png: bytes) -> None:
+    number = reported_and_fixed(client, tiny_png)
+    link = PAGE_LINK.search("\n".join(send(client, f"查看 #{number}")))
+    assert link
+    path = page_path(link.group(1))
+    _, _, kind, hazard_id, expires, signature = path.split("/")
+    for altered in (
+        f"/p/{kind}/{int(hazard_id) + 1}/{expires}/{signature}",  # another hazard
+        f"/p/{kind}/{hazard_id}/{int(expires) + 86400}/{signature}",  # a longer life
+        f"/p/{kind}/{hazard_id}/{expires}/{signature[:-2]}AA",
+        f"/p/l/{hazard_id}/{expires}/{signature}",  # the hazard's signature on the leaders' page
+    ):
+        refused = client.get(altered)
+        assert refused.status_code == 403, altered
+        assert "链接无效" in refused.text and "Traceback" not in refused.text
+
+
+def test_expired_link_is_gone_410(client: TestClient, clock: FixedClock, tiny_png: bytes) -> None:
+    number = reported_and_fixed(client, tiny_png)
+    link = PAGE_LINK.search("\n".join(send(client, f"#{number}")))
+    assert link
+    path = page_path(link.group(1))
+    clock.advance(timedelta(days=6))
+    assert client.get(path).status_code == 200  # within the default week
+    clock.advance(timedelta(days=2))
+    expired = client.get(path)
+    assert expired.status_code == 410
+    assert "链接已过期" in expired.text and "查看 #编号" in expired.text
+
+
+def test_no_page_link_without_public_url(config_path: Path, tiny_png: bytes) -> None:
+    config = load_config(config_path)
+    clock = FixedClock(datetime.fromisoformat(CAMPAIGN_NOW))
+    with TestClient(create_app(config, clock=clock), base_url=SIM_URL) as plain:
+        number = reported_and_fixed(plain, tiny_png)
+        shown = "\n".join(send(plain, f"#{number}"))
+        assert "网页" not in shown
+        assert plain.get("/p/h/1/9999999999/x").status_code == 404
+
+
+def test_leader_digest_links_to_the_leaders_page_with_chart_and_filters(
+    client: TestClient, clock: FixedClock, tiny_png: bytes
+) -> None:
+    reported_and_fixed(client, tiny_png)
+    send(client, "隐患\n部位：食堂后厨\n问题：插座老化\n等级：重大\n责任人：王建国\n期限：12月20日")
+    send(client, "隐患\n部位：2号教学楼一楼\n问题：灭火器过期\n责任人：王建国\n期限：12月8日")
+    app = client.app
+    engine = app.state.engine  # type: ignore[attr-defined]
+    settings = app.state.scheduler.ticker.settings  # type: ignore[attr-defined]
+    assert settings.leader_page_link is not None
+    clock.advance(timedelta(days=3))  # the 12-08 one is now overdue
+    with Session(engine.db) as session:
+        group = session.get(GroupRow, "leaders")
+        assert group is not None and group.campaign_id is not None
+        campaign = session.get(CampaignRow, group.campaign_id)
+        assert campaign is not None
+        push = DuePush(id=1, payload="{}")
+        digest = leader_digest(session, push, campaign, group, engine.now(), ComposeSettings(
+            charts_in_digests=False, leader_page_link=settings.leader_page_link))
+        assert len(open_hazards(session, campaign.id)) == 3
+    text = digest.replies[0].text
+    link = re.search(r"网页（清单、统计图、筛选）：(\S+)", text)
+    assert link, text
+    page = client.get(page_path(link.group(1)))
+    assert page.status_code == 200
+    html = page.text
+    assert '<img alt="隐患统计图" src="data:image/png;base64,' in html
+    assert html.count('<li><a href="/p/h/') == 3
+    overdue = client.get(page_path(link.group(1)) + "?f=overdue").text
+    assert overdue.count('<li><a href="/p/h/') == 1 and "灭火器过期" in overdue
+    major = client.get(page_path(link.group(1)) + "?f=major").text
+    assert major.count('<li><a href="/p/h/') == 1 and "插座老化" in major
+    unit = re.search(r'href="\?unit=([^"]+)"', html)
+    assert unit, html
+    assert client.get(page_path(link.group(1)) + f"?unit={unit.group(1)}").status_code == 200
+    # every hazard row opens its own signed page
+    first = re.search(r'<li><a href="(/p/h/[^"]+)"', html)
+    assert first and client.get(first.group(1)).status_code == 200

@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from bot.app import create_app
+from bot.cli import main
 from bot.config import load_config
 from bot.secrets import Secrets
 from models.clock import FixedClock
 from models.queries_ledger import open_hazards
 from models.tables import CampaignRow, DuePush, GroupRow
 from scheduler.messages import ComposeSettings, leader_digest
-from tests.conftest import CAMPAIGN_NOW
+from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG
 
 SIM_URL = "http://127.0.0.1:8000"
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放<b>杂物</b>\n责任人：王建国\n期限：明天"
@@ -168,3 +169,37 @@ def test_leader_digest_links_to_the_leaders_page_with_chart_and_filters(
     # every hazard row opens its own signed page
     first = re.search(r'<li><a href="(/p/h/[^"]+)"', html)
     assert first and client.get(first.group(1)).status_code == 200
+
+
+# -- check-config: server.public_url when links are on ------------------------------------------------
+
+
+def _example_with(tmp_path: Path, public_url: str) -> Path:
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace("\n[server]\n", f'\n[server]\npublic_url = "{public_url}"\n', 1), encoding="utf-8")
+    return path
+
+
+def test_check_config_warns_in_chinese_about_links_without_a_key_or_https(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAFETYBOT_LINK_SECRET", raising=False)
+    monkeypatch.delenv("SAFETYBOT_SECRETS_FILE", raising=False)
+    assert main(["check-config", str(_example_with(tmp_path, "http://safety.school.example"))]) == 0
+    out, err = capsys.readouterr()
+    assert "OK，配置正确" in out
+    assert "警告：server.public_url 已设置，但环境变量 $SAFETYBOT_LINK_SECRET 里没有签名密钥" in err
+    assert "用的是 http" in err and "请改用 https 地址" in err
+    monkeypatch.setenv("SAFETYBOT_LINK_SECRET", "a-long-test-signing-key-0123456789")
+    assert main(["check-config", str(_example_with(tmp_path, "https://safety.school.example"))]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_check_config_refuses_a_public_url_with_a_query(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFETYBOT_LINK_SECRET", "a-long-test-signing-key-0123456789")
+    assert main(["check-config", str(_example_with(tmp_path, "https://safety.school.example/?a=1"))]) == 1
+    err = capsys.readouterr().err
+    assert "不能带 ? 或 #" in err and 'public_url = "https://safety.school.example"' in err

@@ -215,8 +215,8 @@ def leader_page(engine: Engine, links: PageLinks, session: Session, group_id: st
         f'<div class="muted">{escape(campaign.name)} · {now:%Y-%m-%d %H:%M}</div>'
         f'<div>未销号 {len(every)} 条 · <span class="tag bad">逾期 {overdue}</span>'
         f'<span class="tag bad">重大 {major}</span></div></header>'
-        f"{_chart_img(session, engine, campaign.id, scope, group.id)}"
         f'<nav class="filters">{"".join(nav)}</nav>'
+        f"{_chart_img(session, engine, campaign.id, scope, group.id)}"
         f'<nav class="units">{"".join(units_nav)}</nav>'
         f'<section><h2>清单（{len(shown)}条）</h2>{listing}</section>'
         '<p class="muted">只读页面。点一条看详情和照片。</p>'

@@ -34,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.pagelinks import LEADER, PageLinks  # noqa: E402
+from bot.pagelinks import LEADER, PageLinks
 
 EXAMPLE = ROOT / "config.example.toml"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from html import escape
 from urllib.parse import urlencode
@@ -135,8 +137,32 @@ def hazard_page(engine: Engine, session: Session, hazard: Hazard) -> HTMLRespons
     return _page(f"隐患 {label}", body)
 
 
-def _chart_img(session: Session, engine: Engine, campaign_id: str, scope: set[str] | None, group_id: str) -> str:
-    """The outstanding-items chart inline (data: URI); a chart failure leaves it out."""
+_CHARTS: OrderedDict[tuple[object, ...], str] = OrderedDict()  # the last few charts drawn (~1.2 s each)
+_CHARTS_LOCK = threading.Lock()
+CHART_CACHE = 32
+
+
+def _chart_img(
+    session: Session, engine: Engine, campaign_id: str, scope: set[str] | None, group_id: str, every: list[Hazard]
+) -> str:
+    """The outstanding-items chart inline (data: URI), drawn again when the outstanding items change or ten
+    minutes pass (so switching filters does not redraw it); a chart failure leaves it out."""
+    now = engine.now()
+    key = (group_id, campaign_id, now.date(), now.hour, now.minute // 10,
+           hash(tuple(sorted((h.id, h.status, h.level, h.deadline, h.unit_id) for h in every))))
+    with _CHARTS_LOCK:
+        cached = _CHARTS.get(key)
+    if cached is not None:
+        return cached
+    html = _draw_chart(session, engine, campaign_id, scope, group_id)
+    with _CHARTS_LOCK:
+        _CHARTS[key] = html
+        while len(_CHARTS) > CHART_CACHE:
+            _CHARTS.popitem(last=False)
+    return html
+
+
+def _draw_chart(session: Session, engine: Engine, campaign_id: str, scope: set[str] | None, group_id: str) -> str:
     try:
         from handlers.charts import render_outstanding_chart
         from models.reports import chart_data
@@ -216,7 +242,7 @@ def leader_page(engine: Engine, links: PageLinks, session: Session, group_id: st
         f'<div>未销号 {len(every)} 条 · <span class="tag bad">逾期 {overdue}</span>'
         f'<span class="tag bad">重大 {major}</span></div></header>'
         f'<nav class="filters">{"".join(nav)}</nav>'
-        f"{_chart_img(session, engine, campaign.id, scope, group.id)}"
+        f"{_chart_img(session, engine, campaign.id, scope, group.id, every)}"
         f'<nav class="units">{"".join(units_nav)}</nav>'
         f'<section><h2>清单（{len(shown)}条）</h2>{listing}</section>'
         '<p class="muted">只读页面。点一条看详情和照片。</p>'

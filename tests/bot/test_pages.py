@@ -203,3 +203,16 @@ def test_check_config_refuses_a_public_url_with_a_query(
     assert main(["check-config", str(_example_with(tmp_path, "https://safety.school.example/?a=1"))]) == 1
     err = capsys.readouterr().err
     assert "不能带 ? 或 #" in err and 'public_url = "https://safety.school.example"' in err
+
+
+def test_without_a_link_key_the_handler_processes_sign_with_the_web_process_key(config_path: Path) -> None:
+    import pickle
+
+    config = load_config(with_public_url(config_path))
+    secrets = Secrets({})
+    app = create_app(config, secrets=secrets, start=False, clock=FixedClock(datetime.fromisoformat(CAMPAIGN_NOW)))
+    key = secrets.get("SAFETYBOT_LINK_SECRET")
+    assert key and len(key) >= 32
+    handed: Secrets = pickle.loads(pickle.dumps(secrets))  # what a handler process receives
+    assert handed.get("SAFETYBOT_LINK_SECRET") == key
+    assert app.state.engine.page_links._key == key.encode()  # type: ignore[attr-defined]

@@ -198,10 +198,17 @@ def leader_page(engine: Engine, links: PageLinks, session: Session, group_id: st
         shown = [h for h in shown if h.is_overdue(today)]
     elif chosen == "major":
         shown = [h for h in shown if h.level == "重大"]
-    unit_ids = sorted({h.unit_id for h in every})
-    names = unit_names(session, unit_ids + [h.school_id for h in every if h.school_id])
+    # A county's page filters by school (a county has hundreds of departments named alike), a school's by unit.
+    schools = len({h.school_id for h in every})
+    by_school = schools > 1
+
+    def unit_of(hazard: Hazard) -> str:
+        return (hazard.school_id or hazard.unit_id) if by_school else hazard.unit_id
+
+    unit_ids = sorted({unit_of(h) for h in every})
+    names = unit_names(session, [h.unit_id for h in every] + [h.school_id for h in every if h.school_id])
     if unit_filter in unit_ids:
-        shown = [h for h in shown if h.unit_id == unit_filter]
+        shown = [h for h in shown if unit_of(h) == unit_filter]
     else:
         unit_filter = ""
     shown.sort(key=lambda h: (not h.is_overdue(today), h.level != "重大", h.deadline, h.number))
@@ -212,17 +219,17 @@ def leader_page(engine: Engine, links: PageLinks, session: Session, group_id: st
 
     nav = [f'<a class="{"on" if not chosen else ""}" href="{href(f="")}">全部</a>']
     nav += [f'<a class="{"on" if chosen == key else ""}" href="{href(f=key)}">{label}</a>' for key, label in FILTERS.items()]
-    units_nav = [f'<a class="{"on" if not unit_filter else ""}" href="{href(unit="")}">全部单位</a>']
+    every_unit = "全部学校" if by_school else "全部单位"
+    units_nav = [f'<a class="{"on" if not unit_filter else ""}" href="{href(unit="")}">{every_unit}</a>']
     units_nav += [
         f'<a class="{"on" if unit_filter == u else ""}" href="{href(unit=u)}">{escape(names.get(u, u))}</a>'
         for u in unit_ids
     ]
     overdue = sum(1 for h in every if h.is_overdue(today))
     major = sum(1 for h in every if h.level == "重大")
-    schools = len({h.school_id for h in every})
     items = []
     for hazard in shown[:LIST_LIMIT]:
-        label = f"{names.get(hazard.school_id, '')}#{hazard.number}" if schools > 1 and hazard.school_id else f"#{hazard.number}"
+        label = f"{names.get(hazard.school_id, '')}#{hazard.number}" if by_school and hazard.school_id else f"#{hazard.number}"
         tail = (f"{hazard.deadline:%m-%d} {days_left_text(hazard.deadline, today)}" if hazard.status == "rectifying"
                 else hazard.status_label)
         flag = '<span class="tag bad">重大</span>' if hazard.level == "重大" else ""

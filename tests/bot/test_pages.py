@@ -216,3 +216,26 @@ def test_without_a_link_key_the_handler_processes_sign_with_the_web_process_key(
     handed: Secrets = pickle.loads(pickle.dumps(secrets))  # what a handler process receives
     assert handed.get("SAFETYBOT_LINK_SECRET") == key
     assert app.state.engine.page_links._key == key.encode()  # type: ignore[attr-defined]
+
+
+def test_a_county_leaders_page_names_the_schools_and_filters_by_school(config_path: Path, clock: FixedClock) -> None:
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(text + (
+        '\n[[groups]]\nid = "county"\nname = "县局安全领导群"\nplatform = "console"\nkind = "leaders"\n'
+        'units = ["bureau"]\ncampaign = "winter-2026"\n'
+    ), encoding="utf-8")
+    config = load_config(with_public_url(config_path))
+    secrets = Secrets({"SAFETYBOT_LINK_SECRET": "a-long-test-signing-key-0123456789"})
+    with TestClient(create_app(config, secrets=secrets, clock=clock), base_url=SIM_URL) as county:
+        assert "已登记隐患" in "\n".join(send(county, REPORT))
+        reply = county.post("/sim/api/messages", data={
+            "person_id": "zhou_tao", "group_id": "school2-staff",
+            "text": "隐患\n部位：教学楼一楼\n问题：楼梯扶手松动\n责任人：孙丽\n期限：12月20日",
+        }).json()
+        assert "已登记隐患" in "\n".join(r["text"] for r in reply["replies"]), reply
+        link = county.app.state.engine.page_links.leader_link("county")  # type: ignore[attr-defined]
+        html = county.get(page_path(link)).text
+        assert "城关第一中学#1" in html and "城南小学#1" in html
+        assert "全部学校" in html and 'href="?unit=school2"' in html
+        only = county.get(page_path(link) + "?unit=school2").text
+        assert only.count('<li><a href="/p/h/') == 1 and "楼梯扶手松动" in only

@@ -148,8 +148,8 @@ def _chart_img(
     """The outstanding-items chart inline (data: URI), drawn again when the outstanding items change or ten
     minutes pass (so switching filters does not redraw it); a chart failure leaves it out."""
     now = engine.now()
-    key = (group_id, campaign_id, now.date(), now.hour, now.minute // 10,
-           hash(tuple(sorted((h.id, h.status, h.level, h.deadline, h.unit_id) for h in every))))
+    key = (id(engine), group_id, campaign_id, now.date(), now.hour, now.minute // 10,
+           hash(tuple(sorted((h.id, h.status, h.level, h.deadline, h.unit_id, h.category) for h in every))))
     with _CHARTS_LOCK:
         cached = _CHARTS.get(key)
     if cached is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from secrets import token_urlsafe
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
@@ -23,6 +24,7 @@ from bot.directory.service import directory_service, retention_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
+from bot.pages import add_page_routes
 from bot.photo_retry import fetch_missing_photos
 from bot.platforms.base import Receiving, Runtime, Service
 from bot.recorder import Busy
@@ -188,6 +190,15 @@ def _add_health_and_photos(app: FastAPI, engine: Engine, data_dir_probe: DataDir
         return FileResponse(path, media_type=row.content_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
+def _share_link_key(config: Config, secrets: Secrets) -> None:
+    """Without a link-signing key in the environment, one random key for this process and its handler processes,
+    so a link a handler process signed (查看 #N) opens here; such links still stop working at restart."""
+    name = config.server.link_secret_env
+    if config.server.public_url and not secrets.get(name):
+        log.warning("no link key in $%s: using a random key, photo and page links stop working at restart", name)
+        secrets.provide(name, token_urlsafe(32))
+
+
 def create_app(
     config: Config,
     engine: Engine | None = None,
@@ -201,7 +212,9 @@ def create_app(
 
     With `config_path`, the config is reloaded from that file on SIGHUP and when it changes (bot/reload.py).
     """
-    services = build_services(config, secrets or Secrets(), clock, engine=engine)
+    secrets = secrets or Secrets()
+    _share_link_key(config, secrets)
+    services = build_services(config, secrets, clock, engine=engine)
     if start:
         services.engine.start()
     # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
@@ -236,4 +249,5 @@ def create_app(
     for bound in receiving:
         app.router.routes.extend(bound.routes)
     _add_health_and_photos(app, services.engine, data_dir_probe)
+    add_page_routes(app, services.engine)  # issue 15: the hazard and leaders' pages behind signed links
     return app

@@ -65,6 +65,14 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         print(summary(args.path, len(exc.records), args.lang), file=sys.stderr)
         return 1
     warnings, errors = simulator_exposure(config, args.lang)
+    # Issue 15: the public address of the signed hazard/leaders' page and photo links.
+    from bot.secrets import Secrets
+    from models.config import page_link_problems
+
+    link_warnings, link_errors = page_link_problems(
+        config, secret_set=bool(Secrets().get(config.server.link_secret_env)), lang=args.lang
+    )
+    warnings, errors = warnings + link_warnings, errors + link_errors
     for line in warnings:
         print(f"{'warning: ' if args.lang == 'en' else '警告：'}{line}", file=sys.stderr)
     for line in errors:

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from bot.config import Config
 from bot.directory.lookup import LookupResult, SenderLookup
 from bot.outbox import Draft
+from bot.pagelinks import PageLinks
 from bot.photolinks import PhotoLinks
 from bot.secrets import Secrets
 from bot.sync import sync_config
@@ -182,6 +183,13 @@ class Engine:
                 secret=self.secrets.get(config.server.link_secret_env),
                 ttl=timedelta(hours=config.server.photo_link_hours),
                 clock=self.now,
+            )
+        # Issue 15: signed links to the read-only hazard and leaders' pages, under the photo links' key.
+        self.page_links: PageLinks | None = None
+        if self.photo_links is not None:
+            self.page_links = PageLinks(
+                base_url=self.photo_links.base_url, key=self.photo_links.key,
+                ttl=timedelta(hours=config.server.page_link_hours), clock=self.now,
             )
         self.give_up_after = timedelta(minutes=config.outbox.give_up_after_minutes)
         self.write_gate = write_gate_for(db)
@@ -490,6 +498,7 @@ class Engine:
             attachments=msg.attachments,
             inbound_id=inbound_id,
             photo_link=self.photo_links.link if self.photo_links else None,
+            page_link=self.page_links.hazard_link if self.page_links else None,
             platform=msg.platform,
             chat_id=msg.chat_id,
         )

@@ -43,8 +43,17 @@ class PhotoLinks:
         return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
 
     def link(self, photo_id: int) -> str:
+        return f"{self.base_url}{self.path(photo_id)}"
+
+    def path(self, photo_id: int) -> str:
+        """The link without the public address, for pages this server serves itself."""
         expires = int((self.clock() + self.ttl).timestamp())
-        return f"{self.base_url}/photos/{photo_id}/{expires}/{self._signature(photo_id, expires)}"
+        return f"/photos/{photo_id}/{expires}/{self._signature(photo_id, expires)}"
+
+    @property
+    def key(self) -> bytes:
+        """The signing key, shared with the page links (bot/pagelinks.py)."""
+        return self._key
 
     def verify(self, photo_id: int, expires: int, signature: str) -> bool:
         if expires < self.clock().timestamp():

@@ -132,6 +132,12 @@ def _swap_scheduler(scheduler: Any, config: Config) -> None:
     scheduler.tz = config.tz
     old = scheduler.ticker  # the new ticker materializes the new plan at its next tick
     scheduler.ticker = Ticker(config=config, db=old.db, enqueue_push=old.enqueue_push)
+    # Issue 15: the leaders' page link is handed in once by bot/services.py; keep it.
+    from dataclasses import replace
+
+    scheduler.ticker.settings = replace(
+        scheduler.ticker.settings, leader_page_link=old.settings.leader_page_link
+    )
 
 
 def _swap_sender(sender: Any, config: Config) -> None:

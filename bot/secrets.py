@@ -38,6 +38,10 @@ class Secrets:
     def get(self, env_name: str) -> str | None:
         return self._environ.get(env_name) or self._file.get(env_name)
 
+    def provide(self, env_name: str, value: str) -> None:
+        """Stand in for an unset variable in this process and the handler processes it starts (a generated key)."""
+        self._file[env_name] = value
+
     def require(self, env_name: str) -> str:
         value = self.get(env_name)
         if not value:

@@ -10,7 +10,7 @@ a handler process (bot/handler_process.py) uses the runtime without a web server
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -152,6 +152,8 @@ def build_services(
         secrets=engine.secrets if engine is not None else secrets,
         notify=engine.notify if engine is not None else (notify or (lambda effect: scheduler.wake())),
     )
+    if engine.page_links is not None:  # issue 15: the leaders' digest carries the leaders' page link
+        scheduler.ticker.settings = replace(scheduler.ticker.settings, leader_page_link=engine.page_links.leader_link)
     fetchers: Mapping[str, MediaFetcher] = _by_name(platforms, lambda p: p.fetcher)
     runtime = Runtime(
         engine=engine, config=config, http=deps.http, sender=sender, secrets=secrets, fetchers=fetchers,

@@ -66,6 +66,7 @@ class Context:
     attachments: Sequence[Attachment] = field(default_factory=tuple)
     inbound_id: int | None = None
     photo_link: Callable[[int], str] | None = None  # signed, expiring URL of a stored photo
+    page_link: Callable[[int], str] | None = None  # issue 15: signed, expiring URL of a hazard's page (by id)
     platform: str = ""  # where the message came from, with chat_id: whose pending photos are whose
     chat_id: str = ""
 

@@ -71,6 +71,8 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
         when = event.at.astimezone(context.now.tzinfo)
         detail = f" {event.detail}" if event.detail and event.action != "report" else ""
         lines.append(f"· {when:%m-%d %H:%M} {names.get(event.actor_id, event.actor_id)} {ACTION_LABELS.get(event.action, event.action)}{detail}")
+    if context.page_link is not None and hazard.id is not None:  # issue 15: the hazard's phone page
+        lines.append(f"网页（照片和记录）：{context.page_link(hazard.id)}")
     return [Reply("\n".join(lines))]
 
 

@@ -299,6 +299,8 @@ class Server(_Model):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     photo_link_hours: int = Field(default=24, ge=1, le=24 * 30)
     link_secret_env: EnvVarName = "SAFETYBOT_LINK_SECRET"  # NAME of the env var with the link-signing key
+    # Issue 15: how long a hazard page / leaders' page link (查看 #N, the leaders' digest) opens.
+    page_link_hours: int = Field(default=24 * 7, ge=1, le=24 * 90)
     # Processes that handle recorded messages, so the web process only verifies, records and acknowledges;
     # 0 handles them inside the web process.
     handler_processes: int = Field(default=1, ge=0, le=16)
@@ -1171,3 +1173,58 @@ def simulator_exposure(config: Config, lang: str = "en") -> tuple[list[str], lis
         f"simulator: enabled while server.host = {host!r} listens beyond this machine; anyone who reaches the "
         f"port and holds the token in ${sim.token_env} can post as any person of the console groups"
     ], []
+
+
+# -- issue 15: the signed page and photo links ---------------------------------------------------------
+
+
+def page_link_problems(config: Config, *, secret_set: bool, lang: str = "en") -> tuple[list[str], list[str]]:
+    """What `check-config` says about `server.public_url` when links are on: (warnings, errors), zh or en.
+
+    `secret_set`: whether the environment holds the link-signing key named by `server.link_secret_env`.
+    """
+    from urllib.parse import urlsplit
+
+    server = config.server
+    if not server.public_url:
+        return [], []
+    zh = lang == "zh"
+    url = urlsplit(server.public_url)
+    warnings: list[str] = []
+    errors: list[str] = []
+    if url.query or url.fragment or "?" in server.public_url or "#" in server.public_url:
+        errors.append(
+            f"server.public_url = {server.public_url!r}：不能带 ? 或 #，链接会打不开；请只写地址，例如 "
+            "public_url = \"https://safety.school.example\""
+            if zh else
+            f"server.public_url = {server.public_url!r} must not carry ? or #: the links would break; write the "
+            "address only, e.g. public_url = \"https://safety.school.example\""
+        )
+    if not secret_set:
+        warnings.append(
+            f"server.public_url 已设置，但环境变量 ${server.link_secret_env} 里没有签名密钥：机器人每次重启都会换一个"
+            "随机密钥，之前发出的隐患网页、照片和领导页面链接会全部失效；请在该环境变量里放一串很长的随机字符"
+            if zh else
+            f"server.public_url is set but ${server.link_secret_env} holds no signing key: a random key is used and "
+            "every hazard, photo and leaders' page link sent before a restart stops working; put a long random "
+            "string in that environment variable"
+        )
+    host = url.hostname or ""
+    on_phones = any(group.platform in ("wecom", "dingtalk") for group in config.groups)
+    if on_phones and is_loopback_host(host):
+        warnings.append(
+            f"server.public_url = {server.public_url!r} 指向本机，老师的手机打不开这些链接；请写企业微信/钉钉里能访问的"
+            "公网地址（反向代理的 https 地址）"
+            if zh else
+            f"server.public_url = {server.public_url!r} points at this machine: teachers' phones cannot open the "
+            "links; use the public https address of the reverse proxy"
+        )
+    elif url.scheme == "http" and not is_loopback_host(host):
+        warnings.append(
+            f"server.public_url = {server.public_url!r} 用的是 http：照片和隐患信息会明文传输，企业微信/钉钉内置浏览器"
+            "也可能拦截；请改用 https 地址"
+            if zh else
+            f"server.public_url = {server.public_url!r} uses http: photos and hazard details travel unencrypted and "
+            "the WeCom/DingTalk in-app browsers may refuse the page; use an https address"
+        )
+    return warnings, errors

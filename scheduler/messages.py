@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -63,6 +63,8 @@ class ComposeSettings:
     supervision: bool = True  # a 重大 alert carries the 督办单 (XLSX)
     supervision_every_days: int = 10
     schools: frozenset[str] = frozenset()  # units owning buildings (handlers.directory.school_of)
+    # Issue 15: the signed link to a leaders' group's page (by group id), handed in by bot/ when links are on.
+    leader_page_link: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +409,8 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
         lines.append(f"重大隐患（{len(majors)}项）：")
         lines += _hazard_lines(majors, len(majors), today, session)
     lines += lookback_digest_lines(session, campaign, scope=scope, today=today, buildings=settings.buildings)
+    if settings.leader_page_link is not None:  # issue 15: the outstanding items, chart and filters on a phone page
+        lines.append(f"网页（清单、统计图、筛选）：{settings.leader_page_link(group.id)}")
     replies = [Reply("\n".join(lines))]
     if settings.charts_in_digests and total.found:
         chart = _chart(session, campaign, scope, now, group.id)

@@ -496,6 +496,12 @@ class Simulator(_Model):
     token_env: EnvVarName | None = None
 
 
+class Cards(_Model):
+    """Replies that lead to an action carry buttons (issue 15); a tap is the same command as typed."""
+
+    enabled: bool = False  # off: every platform answers in text as before (the commands always work typed)
+
+
 def _who_as_text(value: Any) -> Any:
     """An unquoted mobile (13800000001) is a TOML integer; a `who` is always text."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -565,6 +571,7 @@ class Config(_Model):
     simulator: Simulator = Field(default_factory=Simulator)
     directory: Directory | None = None
     intake: Intake = Field(default_factory=Intake)
+    cards: Cards = Field(default_factory=Cards)
 
     @field_validator("timezone")
     @classmethod

@@ -145,6 +145,12 @@ class LongConnectionDelivery:
                 ]
             frame = {"cmd": "aibot_respond_msg", "headers": {"req_id": payload.get("req_id")},
                      "body": {"msgtype": "stream", "stream": stream}}
+            if isinstance(payload.get("card"), dict):  # issue 15: the reply's buttons as a card under the text
+                frame["body"] = {"msgtype": "stream_with_template_card", "stream": stream,
+                                 "template_card": payload["card"]}
+        elif payload.get("cmd") == "aibot_respond_update_msg":  # a card tap's answer: the card updated
+            frame = {"cmd": "aibot_respond_update_msg", "headers": {"req_id": payload.get("req_id")},
+                     "body": {"response_type": "update_template_card", "template_card": payload.get("card")}}
         else:
             frame = {"cmd": "aibot_send_msg", "headers": {"req_id": f"aibot_send_msg_{uuid.uuid4().hex}"},
                      "body": {"chatid": payload.get("chatid"), "msgtype": "markdown", "markdown": {"content": content}}}

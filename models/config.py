@@ -500,6 +500,10 @@ class Cards(_Model):
     """Replies that lead to an action carry buttons (issue 15); a tap is the same command as typed."""
 
     enabled: bool = False  # off: every platform answers in text as before (the commands always work typed)
+    # DingTalk: the interactive card template (built in DingTalk's card platform) with the parameters title,
+    # text, buttons (JSON [{"label","command"}], each button's callback param `command`) and who; empty: no
+    # DingTalk cards. WeCom's template_card needs no template.
+    dingtalk_template_id: str = ""
 
 
 def _who_as_text(value: Any) -> Any:

@@ -96,3 +96,9 @@ def name_of_wecom_user(session: Session, userid: str) -> str | None:
     """The configured name of the person with this WeCom userid (who tapped a card), if any (issue 15)."""
     row = session.exec(select(PersonRow).where(col(PersonRow.wecom_userid) == userid)).first()
     return row.name if row is not None else None
+
+
+def name_of_dingtalk_user(session: Session, staff_id: str) -> str | None:
+    """The configured name of the person with this DingTalk staff id (who tapped a card), if any (issue 15)."""
+    row = session.exec(select(PersonRow).where(col(PersonRow.dingtalk_staff_id) == staff_id)).first()
+    return row.name if row is not None else None

@@ -100,3 +100,27 @@ def test_report_card_then_taps_fix_refuse_close_once(bot: Bot, fake: FakeWeCom) 
     assert bot.query("select count(*) from inbound_message where platform_msg_id like 'card:%'")[0][0] == 4
     # Every card update was accepted by the platform (in time, with a valid card).
     assert bot.query("select count(*) from outbox where state = 'failed'")[0][0] == 0
+
+
+def test_a_tap_parses_into_the_command_and_odd_events_are_ignored() -> None:
+    from bot.platforms.wecom.inbound import parse_card_event
+
+    parsed = parse_card_event(card_tap("销号 #12", "sb-1", userid="LiNa", chatid=CHAT, msgid="e1"))
+    assert parsed is not None and (parsed.msg_id, parsed.text, parsed.user_id, parsed.chat_id, parsed.card_task_id) == (
+        "card:e1", "销号 #12", "LiNa", CHAT, "sb-1")
+    flat = {"msgid": "e2", "msgtype": "event", "from": {"userid": "LiNa"},
+            "event": {"eventtype": "template_card_event", "event_key": "整改 #3", "task_id": "t"}}
+    assert parse_card_event(flat) is not None  # the event's fields flat under `event`
+    for odd in ({}, {"msgtype": "event", "event": "x", "from": {}},
+                {**flat, "event": {"eventtype": "enter_chat"}}, {**flat, "from": None},
+                {**flat, "event": {"eventtype": "template_card_event", "event_key": 12, "task_id": "t"}}):
+        assert parse_card_event(odd) is None
+
+
+def test_the_fake_refuses_cards_wecom_would_refuse() -> None:
+    good = {"card_type": "button_interaction", "main_title": {"title": "隐患 #1"}, "task_id": "sb-1",
+            "button_list": [{"text": "销号", "key": "销号 #1"}]}
+    assert card_problem({"msgtype": "template_card", "template_card": good}) is None
+    assert card_problem({"msgtype": "template_card", "template_card": {**good, "task_id": "有空格 x"}})
+    assert card_problem({"msgtype": "template_card", "template_card": {**good, "button_list": []}})
+    assert card_problem({"msgtype": "template_card", "template_card": {**good, "button_list": [{"text": "x"}] * 7}})

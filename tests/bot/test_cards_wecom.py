@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.bot.test_wecom import CHAT, REPORT
+from tests.bot.test_wecom import CHAT, REPORT, WEBHOOK_KEY
 from tests.bot.test_wecom_e2e import Bot, start_bot, wait_for
 from tests.fakes.wecom_server import FakeWeCom, card_problem, card_tap
 
@@ -21,6 +21,7 @@ BOT = "aibot-id-1"
 def fake() -> Iterator[FakeWeCom]:
     with FakeWeCom() as server:
         server.ws_bots[BOT] = "aibot-secret-1"
+        server.add_webhook_key(WEBHOOK_KEY)
         yield server
 
 
@@ -100,6 +101,24 @@ def test_report_card_then_taps_fix_refuse_close_once(bot: Bot, fake: FakeWeCom) 
     assert bot.query("select count(*) from inbound_message where platform_msg_id like 'card:%'")[0][0] == 4
     # Every card update was accepted by the platform (in time, with a valid card).
     assert bot.query("select count(*) from outbox where state = 'failed'")[0][0] == 0
+
+
+def test_a_card_update_wecom_refuses_as_late_reaches_the_group_by_webhook(bot: Bot, fake: FakeWeCom) -> None:
+    assert fake.wait_subscribed(30)
+    body = fake.aibot_text("@安全助手 隐患\n部位：食堂后厨\n问题：插座老化\n责任人：王建国\n期限：明天",
+                           userid="ZhangWei", chatid=CHAT)
+    req_id = _push(fake, lambda: fake.push_ws("aibot-id-1", body))
+    reply = wait_for(lambda: _frames(fake, "aibot_respond_msg", req_id), what="the report's reply")[0]  # type: ignore[index]
+    task = reply["body"]["template_card"]["task_id"]
+    fake.card_update_window = -1.0  # every update arrives "after 5 s"
+    try:
+        sent = _push(fake, lambda: fake.push_ws_event(BOT, card_tap("查看 #2", task, userid="LiNa", chatid=CHAT)))
+        wait_for(lambda: _frames(fake, "aibot_respond_update_msg", sent), what="the refused card update")
+        pushed = wait_for(lambda: [m for m in fake.sent_to(WEBHOOK_KEY) if "点了「查看」" in m.content],
+                          what="the answer by webhook")
+    finally:
+        fake.card_update_window = 5.0
+    assert "李娜" in pushed[0].content and "插座老化" in pushed[0].content  # type: ignore[index]
 
 
 def test_a_tap_parses_into_the_command_and_odd_events_are_ignored() -> None:

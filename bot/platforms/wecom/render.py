@@ -155,8 +155,12 @@ def _card_update_drafts(session: Session, replies: list[Reply], route: dict[str,
     event = route["card_event"]
     who = name_of_wecom_user(session, str(event.get("user", ""))) or str(event.get("user", ""))
     card = update_card(replies, key=str(event.get("key", "")), who=who, task_id=str(event.get("task_id", "")))
+    # Should WeCom refuse the update (it drops those after 5 s), the answer goes to the group's webhook instead.
+    label = str(event.get("key", "")).split(maxsplit=1)[0] if str(event.get("key", "")).strip() else ""
+    fallback = f"{who} 点了「{label}」：\n{text_of_replies(session, replies)}"
     drafts = [Draft("card_update", {"cmd": "aibot_respond_update_msg", "bot": route.get("bot"),
-                                    "req_id": route.get("req_id"), "card": card})]
+                                    "req_id": route.get("req_id"), "card": card, "group_id": where.group_id,
+                                    "fallback_text": fallback})]
     if where.has_webhook:
         drafts += where.media(replies)
     return drafts

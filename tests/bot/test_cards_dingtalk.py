@@ -17,17 +17,19 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.bot.test_dingtalk_e2e import REPORT, SECRETS, STREAM_CID, STREAM_KEY, STREAM_SECRET, config_text, free_port
+from tests.bot.test_dingtalk_e2e import (
+    HTTP_CID, HTTP_KEY, HTTP_SECRET, REPORT, SECRETS, STREAM_CID, STREAM_KEY, STREAM_SECRET, config_text, free_port, replies_for,
+)
 from tests.conftest import CAMPAIGN_NOW, REPO_ROOT
-from tests.fakes.dingtalk_server import FakeDingTalk, robot_message
+from tests.fakes.dingtalk_server import FakeDingTalk, post_callback, robot_message
 
 TEMPLATE = "safetybot-card.schema"
 ZHANG_WEI, WANG_JIANGUO, LI_NA = "0135210001", "0135210002", "0135210003"
 
 
 class Served:
-    def __init__(self, fake: FakeDingTalk, db_url: str) -> None:
-        self.fake, self.db_url = fake, db_url
+    def __init__(self, fake: FakeDingTalk, db_url: str, url: str) -> None:
+        self.fake, self.db_url, self.url = fake, db_url, url
 
     def scalar(self, sql: str) -> Any:
         engine = create_engine(self.db_url)
@@ -43,7 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("dingtalk-cards")
     fake = FakeDingTalk()
     fake.add_app(STREAM_KEY, STREAM_SECRET)
-    fake.add_app(SECRETS["SAFETYBOT_DT_HTTP_KEY"], SECRETS["SAFETYBOT_DT_HTTP_SECRET"])
+    fake.add_app(HTTP_KEY, HTTP_SECRET)
     fake.start()
     config = tmp / "config.toml"
     config.write_text(config_text(tmp, fake.base_url) + f'\n[cards]\nenabled = true\ndingtalk_template_id = "{TEMPLATE}"\n',
@@ -65,7 +67,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        yield Served(fake, f"sqlite:///{tmp / 'safetybot.db'}")
+        yield Served(fake, f"sqlite:///{tmp / 'safetybot.db'}", f"http://127.0.0.1:{port}")
     finally:
         process.terminate()
         try:
@@ -118,3 +120,15 @@ def test_report_card_and_taps_over_the_stream(served: Served) -> None:
     assert served.scalar("select status from hazard") == "closed"
     assert served.scalar("select count(*) from hazard_event where action = 'close'") == 1
     assert served.scalar("select count(*) from inbound_message where platform_msg_id like 'card:%'") == 4
+
+
+def test_a_callback_mode_robot_answers_in_text_without_a_card(served: Served) -> None:
+    """Its taps could never come back (no Stream connection), so it sends no card."""
+    fake = served.fake
+    before = served.scalar("select count(*) from outbox where kind = 'card'")
+    message = robot_message(fake, text=REPORT.replace("3号", "5号"), conversation_id=HTTP_CID, robot_code=HTTP_KEY)
+    assert post_callback(served.url, HTTP_SECRET, message).status_code == 200
+    replies = replies_for(fake, message)
+    assert re.search(r"已登记隐患 #\d+", replies[0]["markdown"]["text"])  # type: ignore[index]
+    # The reply's rows are stored together, before any is sent: no card row came with it.
+    assert served.scalar("select count(*) from outbox where kind = 'card'") == before

@@ -1182,3 +1182,25 @@ def simulator_exposure(config: Config, lang: str = "en") -> tuple[list[str], lis
         f"simulator: enabled while server.host = {host!r} listens beyond this machine; anyone who reaches the "
         f"port and holds the token in ${sim.token_env} can post as any person of the console groups"
     ], []
+
+
+def cards_notes(config: Config, lang: str = "en") -> list[str]:
+    """What `check-config` says about [cards] (issue 15): where buttons cannot show (warnings, in zh or en)."""
+    if not config.cards.enabled:
+        return []
+    notes: list[str] = []
+    callback_bots = [bot.id for bot in config.wecom.bots if bot.mode != "websocket"]
+    if callback_bots:
+        notes.append(
+            f"cards：企业微信机器人 {', '.join(callback_bots)} 是回调模式，群里的卡片只能通过长连接发送，这些群仍用文字回复。"
+            if lang != "en" else
+            f"cards: WeCom bots {', '.join(callback_bots)} use HTTP callbacks; group cards go only over the long "
+            "connection (mode = \"websocket\"), so their groups keep text replies."
+        )
+    streams = [robot.id for robot in config.dingtalk.robots if robot.mode == "stream"]
+    if streams and not config.cards.dingtalk_template_id:
+        notes.append(
+            "cards：没有设置 dingtalk_template_id，钉钉群仍用文字回复。" if lang != "en" else
+            "cards: no dingtalk_template_id, so DingTalk groups keep text replies."
+        )
+    return notes

@@ -75,3 +75,28 @@ def test_cards_off_replies_carry_no_buttons(config_path: Path) -> None:
 def test_page_script_turns_buttons_into_taps(client: TestClient) -> None:
     script = client.get("/sim/assets/sim.js").text
     assert "card-button" in script and "send(button.command)" in script
+
+
+def test_check_config_says_where_cards_cannot_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+    from tests.conftest import EXAMPLE_CONFIG
+
+    path = tmp_path / "config.toml"
+    path.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8") + """
+[[wecom.bots]]
+id = "aibot"
+mode = "callback"
+credentials = { token = "SAFETYBOT_WECOM_TOKEN", encoding_aes_key = "SAFETYBOT_WECOM_AES_KEY" }
+
+[[dingtalk.robots]]
+id = "dt"
+mode = "stream"
+credentials = { app_key = "SAFETYBOT_DT_KEY", app_secret = "SAFETYBOT_DT_SECRET" }
+
+[cards]
+enabled = true
+""", encoding="utf-8")
+    assert main(["check-config", str(path), "--lang", "en"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: cards: WeCom bots aibot use HTTP callbacks" in err
+    assert "warning: cards: no dingtalk_template_id" in err

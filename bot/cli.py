@@ -54,7 +54,7 @@ def _clock(args: argparse.Namespace, tz: tzinfo) -> Clock:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_config, simulator_exposure
+    from bot.config import ConfigError, cards_notes, load_config, simulator_exposure
     from models.config_problems import summary
 
     try:
@@ -73,6 +73,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         config, secret_set=bool(Secrets().get(config.server.link_secret_env)), lang=args.lang
     )
     warnings, errors = warnings + link_warnings, errors + link_errors
+    warnings += cards_notes(config, args.lang)  # issue 15: where buttons cannot show
     for line in warnings:
         print(f"{'warning: ' if args.lang == 'en' else '警告：'}{line}", file=sys.stderr)
     for line in errors:

@@ -6,6 +6,7 @@ import re
 from dataclasses import replace
 from datetime import date, datetime
 
+from handlers.buttons import MAX_BUTTONS
 from handlers.messages import Reply
 from models.tables import Hazard
 
@@ -79,7 +80,9 @@ def merge_replies(replies: list[Reply]) -> list[Reply]:
     if len(texts) <= 1:
         return list(replies)
     mentions = tuple(dict.fromkeys(person for reply in texts for person in reply.mentions))
-    merged = Reply("\n\n".join(reply.text for reply in texts), mentions=mentions, kind=texts[0].kind)
+    buttons = tuple(dict.fromkeys(button for reply in texts for button in reply.buttons))  # issue 15: cards
+    merged = Reply("\n\n".join(reply.text for reply in texts), mentions=mentions, kind=texts[0].kind,
+                   buttons=buttons[:MAX_BUTTONS])
     attachments = [replace(r, text="", mentions=()) for r in replies if r.image_png is not None or r.file_data is not None]
     return [merged, *attachments]
 

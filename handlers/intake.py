@@ -23,6 +23,7 @@ from typing import Any
 from handlers import permissions
 from handlers.command import Command, HazardFields
 from handlers.context import Context
+from handlers.buttons import hazard_buttons
 from handlers.dates import beyond_campaign_error
 from handlers.directory import (
     closest_people,
@@ -38,6 +39,7 @@ from handlers.directory import (
 )
 from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Effect, Reply
+from handlers.numbers import hazard_label
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from models.drafts import (
     draft_photos,
@@ -469,7 +471,8 @@ def registered_reply(done: Registered, context: Context, *, plain: bool) -> Repl
         lines.append("⚠ 重大隐患：将报校领导跟踪督办。")
     lines += ready.notes
     lines.append(f"下一步：整改完成后发「整改 #{hazard.number} 说明」并附照片。")
-    return Reply("\n".join(lines), mentions=_mentions([done], context))
+    buttons = hazard_buttons(hazard_label(context, hazard))
+    return Reply("\n".join(lines), mentions=_mentions([done], context), buttons=buttons)
 
 
 def registered_list_reply(done: Sequence[Registered], context: Context) -> Reply:

@@ -8,10 +8,11 @@ from datetime import timedelta
 from handlers import permissions
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
+from handlers.buttons import rectified_buttons
 from handlers.dates import beyond_campaign_error
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from handlers.numbers import find_hazard
+from handlers.numbers import find_hazard, hazard_label
 from handlers.photos import attach_pending_photos, has_pending_photos, pending_note, photo_note, store_attachments
 from models.ids import stored_id
 from models.ledger import hazard_events, record_event
@@ -103,7 +104,7 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
     verifiers = "安全员、部门负责人或校领导" if finder_fixed else "发现人或安全员"
     lines.append(f"下一步：请{verifiers}现场验收后发「销号 #{hazard.number}」。")
     mentions = (hazard.reporter_id,) if hazard.reporter_id != context.person.id else ()
-    return [Reply("\n".join(lines), mentions=mentions)]
+    return [Reply("\n".join(lines), mentions=mentions, buttons=rectified_buttons(hazard_label(context, hazard)))]
 
 
 def handle_progress(command: Command, context: Context) -> list[Reply]:

@@ -41,6 +41,14 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class Button:
+    """A shortcut on a card: tapping it is the same as typing `command` (e.g. label 销号, command `销号 #12`)."""
+
+    label: str
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """What the bot answers: text, optionally an image or a file, and people to @-mention."""
 
@@ -51,6 +59,8 @@ class Reply:
     file_data: bytes | None = None
     kind: Literal["text", "markdown"] = "text"
     extras: dict[str, str] = field(default_factory=dict)
+    # Card buttons (issue 15): each platform renders them when `[cards] enabled`, or ignores them.
+    buttons: tuple[Button, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

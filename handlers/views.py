@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 
+from dataclasses import replace
+
 from handlers import permissions
+from handlers.buttons import overdue_buttons
 from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_unit, unit_names
@@ -121,7 +124,11 @@ def handle_list(command: Command, context: Context, *, overdue_only: bool = Fals
             narrowed["also_units"] = scope
         title = _list_title(context, what)
     empty = "目前没有逾期隐患 ✔" if overdue_only else ("没有未销号的隐患。" if what == "未销号隐患" else f"没有{what}。")
-    return [_listing(title, _open_hazards(context, **narrowed), context, empty)]
+    hazards = _open_hazards(context, **narrowed)
+    listing = _listing(title, hazards, context, empty)
+    if overdue_only and hazards:  # issue 15: 进展 / 申请延期 on the first items listed (sorted by _listing)
+        listing = replace(listing, buttons=overdue_buttons([hazard_label(context, h) for h in hazards]))
+    return [listing]
 
 
 def _list_title(context: Context, what: str = "未销号隐患") -> str:

@@ -498,6 +498,16 @@ class Simulator(_Model):
     token_env: EnvVarName | None = None
 
 
+class Cards(_Model):
+    """Replies that lead to an action carry buttons (issue 15); a tap is the same command as typed."""
+
+    enabled: bool = False  # off: every platform answers in text as before (the commands always work typed)
+    # DingTalk: the interactive card template (built in DingTalk's card platform) with the parameters title,
+    # text, buttons (JSON [{"label","command"}], each button's callback param `command`) and who; empty: no
+    # DingTalk cards. WeCom's template_card needs no template.
+    dingtalk_template_id: str = ""
+
+
 def _who_as_text(value: Any) -> Any:
     """An unquoted mobile (13800000001) is a TOML integer; a `who` is always text."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -567,6 +577,7 @@ class Config(_Model):
     simulator: Simulator = Field(default_factory=Simulator)
     directory: Directory | None = None
     intake: Intake = Field(default_factory=Intake)
+    cards: Cards = Field(default_factory=Cards)
 
     @field_validator("timezone")
     @classmethod
@@ -1228,3 +1239,23 @@ def page_link_problems(config: Config, *, secret_set: bool, lang: str = "en") ->
             "the WeCom/DingTalk in-app browsers may refuse the page; use an https address"
         )
     return warnings, errors
+def cards_notes(config: Config, lang: str = "en") -> list[str]:
+    """What `check-config` says about [cards] (issue 15): where buttons cannot show (warnings, in zh or en)."""
+    if not config.cards.enabled:
+        return []
+    notes: list[str] = []
+    callback_bots = [bot.id for bot in config.wecom.bots if bot.mode != "websocket"]
+    if callback_bots:
+        notes.append(
+            f"cards：企业微信机器人 {', '.join(callback_bots)} 是回调模式，群里的卡片只能通过长连接发送，这些群仍用文字回复。"
+            if lang != "en" else
+            f"cards: WeCom bots {', '.join(callback_bots)} use HTTP callbacks; group cards go only over the long "
+            "connection (mode = \"websocket\"), so their groups keep text replies."
+        )
+    streams = [robot.id for robot in config.dingtalk.robots if robot.mode == "stream"]
+    if streams and not config.cards.dingtalk_template_id:
+        notes.append(
+            "cards：没有设置 dingtalk_template_id，钉钉群仍用文字回复。" if lang != "en" else
+            "cards: no dingtalk_template_id, so DingTalk groups keep text replies."
+        )
+    return notes

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from models import outbox as outbox_store
 from models.tables import OutboxMessage, PersonRow
@@ -90,3 +90,15 @@ def console_pushes(db: Engine, *, after: int, limit: int = 100) -> tuple[list[Ou
         for row in rows:
             session.expunge(row)
     return rows, int(last_id or 0)
+
+
+def name_of_wecom_user(session: Session, userid: str) -> str | None:
+    """The configured name of the person with this WeCom userid (who tapped a card), if any (issue 15)."""
+    row = session.exec(select(PersonRow).where(col(PersonRow.wecom_userid) == userid)).first()
+    return row.name if row is not None else None
+
+
+def name_of_dingtalk_user(session: Session, staff_id: str) -> str | None:
+    """The configured name of the person with this DingTalk staff id (who tapped a card), if any (issue 15)."""
+    row = session.exec(select(PersonRow).where(col(PersonRow.dingtalk_staff_id) == staff_id)).first()
+    return row.name if row is not None else None

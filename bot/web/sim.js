@@ -174,6 +174,18 @@
         link.appendChild(label);
         bubble.appendChild(link);
       }
+      if (entry.buttons && entry.buttons.length) {
+        // A card's buttons (issue 15): a tap sends the command it stands for, as the person chosen above.
+        const bar = el("div", "card-buttons");
+        for (const button of entry.buttons) {
+          const tap = el("button", "card-button", button.label);
+          tap.type = "button";
+          tap.title = button.command;
+          tap.addEventListener("click", () => send(button.command));
+          bar.appendChild(tap);
+        }
+        bubble.appendChild(bar);
+      }
     } else {
       bubble.appendChild(el("span", "at", "@" + state.botName + " "));
       bubble.appendChild(document.createTextNode(entry.text));
@@ -283,10 +295,11 @@
     els.send.disabled = busy;
   }
 
-  async function send() {
+  async function send(tapped) {
     if (state.busy) return;
-    const text = els.input.value.replace(/\s+$/, "");
-    if (!text.trim() && !state.photo) {
+    const isTap = typeof tapped === "string";
+    const text = isTap ? tapped : els.input.value.replace(/\s+$/, "");
+    if (!isTap && !text.trim() && !state.photo) {
       els.input.focus();
       return;
     }
@@ -297,15 +310,17 @@
     form.append("group_id", groupId);
     form.append("text", text);
     form.append("client_msg_id", newId());
-    if (state.photo) form.append("photo", state.photo, state.photo.name);
+    if (state.photo && !isTap) form.append("photo", state.photo, state.photo.name);
 
     add({
       type: "user", personId: person.id, name: person.name, role: person.roles[0] || "",
-      text, photoUrl: state.photoUrl,
+      text, photoUrl: isTap ? null : state.photoUrl,
     });
-    els.input.value = "";
-    autoGrow();
-    clearPhoto();
+    if (!isTap) {
+      els.input.value = "";
+      autoGrow();
+      clearPhoto();
+    }
     setBusy(true);
     showTyping();
     try {
@@ -323,7 +338,7 @@
       for (const reply of data.replies || []) {
         addTo(groupId, {
           type: "bot", text: reply.text || "", kind: reply.kind, mentions: reply.mentions,
-          image: reply.image, file: reply.file,
+          image: reply.image, file: reply.file, buttons: reply.buttons,
         });
       }
     } catch (err) {

@@ -65,7 +65,7 @@ class Bot:
             return db.execute(sql).fetchall()
 
 
-def start_bot(tmp: Path, fake: FakeWeCom, *, bot_mode: str) -> Iterator[Bot]:
+def start_bot(tmp: Path, fake: FakeWeCom, *, bot_mode: str, extra_toml: str = "") -> Iterator[Bot]:
     tmp.mkdir(parents=True, exist_ok=True)
     db_path = tmp / "safetybot.db"
     config_path = tmp / "config.toml"
@@ -73,7 +73,7 @@ def start_bot(tmp: Path, fake: FakeWeCom, *, bot_mode: str) -> Iterator[Bot]:
         EXAMPLE_CONFIG.read_text(encoding="utf-8"), db_url=f"sqlite:///{db_path}", data_dir=str(tmp / "data"),
         handler_processes=1,  # as `safetybot serve` runs by default
     )
-    config_path.write_text(text + wecom_toml(fake, window=BOT_WINDOW, bot_mode=bot_mode), encoding="utf-8")
+    config_path.write_text(text + wecom_toml(fake, window=BOT_WINDOW, bot_mode=bot_mode) + extra_toml, encoding="utf-8")
     port = free_port()
     env = {**os.environ, **SECRET_ENV, "PYTHONUNBUFFERED": "1"}
     log = (tmp / "serve.log").open("wb")

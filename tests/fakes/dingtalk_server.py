@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.contacts import FakeOrg
 
+CARD_TOPIC = "/v1.0/card/instances/callback"  # interactive card taps (callbackType STREAM)
 STREAM_TOPIC = "/v1.0/im/bot/messages/get"
 
 
@@ -88,6 +89,8 @@ class FakeDingTalk:
         self.token_requests = 0
         self.stream_opens: list[dict[str, Any]] = []
         self.stream_acks: list[dict[str, Any]] = []
+        # Interactive cards (issue 15): outTrackId -> {"create": body, "space": openSpaceId, "updates": [cardParamMap]}
+        self.cards: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, deque[int | str]] = defaultdict(deque)
         self.retry_after: str | None = None  # the Retry-After header of an injected HTTP 429 (None: no header)
         self._tickets: dict[str, str] = {}
@@ -196,9 +199,10 @@ class FakeDingTalk:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def push_stream(self, message: dict[str, Any], *, topic: str = STREAM_TOPIC, timeout: float = 10.0) -> dict[str, Any]:
-        """Send a CALLBACK frame to the connected client and return its ACK frame."""
-        message_id = f"stream-{uuid.uuid4().hex}"
+    def push_stream(self, message: dict[str, Any], *, topic: str = STREAM_TOPIC, timeout: float = 10.0,
+                    message_id: str | None = None) -> dict[str, Any]:
+        """Send a CALLBACK frame to the connected client and return its ACK frame (a given messageId: a redelivery)."""
+        message_id = message_id or f"stream-{uuid.uuid4().hex}"
         frame = {
             "specVersion": "1.0",
             "type": "CALLBACK",
@@ -209,6 +213,24 @@ class FakeDingTalk:
             "data": json.dumps(message, ensure_ascii=False),
         }
         return self._call(self._send_and_wait(frame, message_id, timeout), timeout + 1)
+
+    def tap_card(self, out_track_id: str, command: str, *, user_id: str, message_id: str | None = None) -> dict[str, Any]:
+        """A tap on a delivered card's button, on the Stream topic /v1.0/card/instances/callback; returns the ACK.
+
+        Only a card created with callbackType STREAM calls back (the common failure: sent without it)."""
+        card = self.cards.get(out_track_id)
+        if card is None or card.get("space") is None:
+            raise AssertionError(f"no delivered card {out_track_id!r}")
+        if card["create"].get("callbackType") != "STREAM":
+            raise AssertionError("the card was created without callbackType STREAM: DingTalk never calls back")
+        space = str(card["space"])
+        data = {
+            "extension": "{}", "corpId": "dingcorp", "userId": user_id, "userIdType": 1, "type": "actionCallback",
+            "outTrackId": out_track_id, "spaceType": "IM_GROUP", "spaceId": space.split(".", 2)[-1],
+            "content": json.dumps({"cardPrivateData": {"actionIds": ["tap"], "params": {"command": command}}},
+                                  ensure_ascii=False),
+        }
+        return self.push_stream(data, topic=CARD_TOPIC, message_id=message_id)
 
     def ping_stream(self, opaque: str = "opaque-1", timeout: float = 10.0) -> dict[str, Any]:
         """Send a SYSTEM ping and return the ACK (which must echo the opaque data)."""
@@ -415,6 +437,64 @@ class FakeDingTalk:
                                     status_code=400)
             fake.group_messages.append({**body, "msgParam": param})
             return JSONResponse({"processQueryKey": uuid.uuid4().hex})
+
+        def card_error(code: str, message: str) -> JSONResponse:
+            return JSONResponse({"code": code, "message": message, "requestid": "fake"}, status_code=400)
+
+        def param_map_problem(card_data: Any) -> str | None:
+            params = card_data.get("cardParamMap") if isinstance(card_data, dict) else None
+            if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+                return "cardData.cardParamMap must map names to strings"
+            return None
+
+        @app.post("/v1.0/card/instances")
+        async def card_create(request: Request) -> JSONResponse:
+            denied = api_auth(request)
+            if denied:
+                return denied
+            body = await request.json()
+            track = body.get("outTrackId")
+            if not body.get("cardTemplateId") or not isinstance(track, str) or not track:
+                return card_error("invalidParameter", "cardTemplateId and outTrackId are required")
+            if track in fake.cards:
+                return card_error("param.outTrackId.duplicate", "outTrackId重复")
+            if (problem := param_map_problem(body.get("cardData"))) is not None:
+                return card_error("invalidParameter.cardData", problem)
+            fake.cards[track] = {"create": body, "space": None, "updates": []}
+            return JSONResponse({"success": True, "result": ""})
+
+        @app.post("/v1.0/card/instances/deliver")
+        async def card_deliver(request: Request) -> JSONResponse:
+            denied = api_auth(request)
+            if denied:
+                return denied
+            body = await request.json()
+            card = fake.cards.get(str(body.get("outTrackId")))
+            if card is None:
+                return card_error("card.instance.not.exist", "卡片实例不存在")
+            space = str(body.get("openSpaceId") or "")
+            model = body.get("imGroupOpenDeliverModel") or {}
+            app_key = fake._token_app(request.headers.get("x-acs-dingtalk-access-token"))
+            if not space.startswith("dtv1.card//IM_GROUP.") or not isinstance(model, dict):
+                return card_error("invalidParameter.openSpaceId", "openSpaceId无效")
+            if model.get("robotCode") != app_key:
+                return card_error("invalidParameter.robotCode.auth", "robotCode无权限")
+            card["space"] = space
+            return JSONResponse({"success": True, "result": [{"spaceId": space, "success": True}]})
+
+        @app.put("/v1.0/card/instances")
+        async def card_update(request: Request) -> JSONResponse:
+            denied = api_auth(request)
+            if denied:
+                return denied
+            body = await request.json()
+            card = fake.cards.get(str(body.get("outTrackId")))
+            if card is None:
+                return card_error("card.instance.not.exist", "卡片实例不存在")
+            if (problem := param_map_problem(body.get("cardData"))) is not None:
+                return card_error("invalidParameter.cardData", problem)
+            card["updates"].append(dict(body["cardData"]["cardParamMap"]))
+            return JSONResponse({"success": True, "result": True})
 
         @app.post("/v1.0/robot/messageFiles/download")
         async def download(request: Request) -> JSONResponse:

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -129,6 +130,8 @@ class FakeWeCom:
         self.ws_bots: dict[str, str] = {}  # bot_id -> secret
         self.ws_received: list[dict[str, Any]] = []
         self.ws_pushed: set[str] = set()  # req_ids of aibot_msg_callback frames sent
+        self.ws_events: dict[str, float] = {}  # req_id of a template_card_event frame sent -> when (clock)
+        self.card_update_window = 5.0  # a card tap must be answered within 5 s, else WeCom drops the update
         self._ws: dict[str, WebSocket] = {}
         self.org = FakeOrg()  # the contacts endpoints' organisation (tests/fakes/contacts.py)
         self.corps: dict[str, str] = {}  # corp_id -> secret accepted by /cgi-bin/gettoken
@@ -408,6 +411,10 @@ class FakeWeCom:
                     self.ws_received.append(frame)
                 if cmd == "aibot_respond_msg" and req_id not in self.ws_pushed:
                     await ws.send_json({"headers": {"req_id": req_id}, **error(846605, "invalid req_id")})
+                elif cmd == "aibot_respond_msg" and (problem := card_problem(frame.get("body") or {})):
+                    await ws.send_json({"headers": {"req_id": req_id}, **error(40058, problem)})
+                elif cmd == "aibot_respond_update_msg":
+                    await ws.send_json({"headers": {"req_id": req_id}, **self._card_update(req_id, frame)})
                 elif cmd in ("aibot_respond_msg", "aibot_send_msg"):
                     await ws.send_json({"headers": {"req_id": req_id}, **OK})
                 else:
@@ -417,6 +424,32 @@ class FakeWeCom:
         finally:
             if bot_id is not None and self._ws.get(bot_id) is ws:
                 del self._ws[bot_id]
+
+    def _card_update(self, req_id: str, frame: dict[str, Any]) -> dict[str, Any]:
+        """aibot_respond_update_msg: only for a card event's req_id, within 5 s, with a valid card."""
+        sent_at = self.ws_events.get(req_id)
+        if sent_at is None:
+            return error(846605, "invalid req_id")
+        if self.clock() - sent_at > self.card_update_window:
+            return error(846608, "card update expired")
+        body = frame.get("body") or {}
+        if body.get("response_type") != "update_template_card":
+            return error(40008, "invalid response_type")
+        problem = card_problem({"msgtype": "template_card", "template_card": body.get("template_card")})
+        return error(40058, problem) if problem else OK
+
+    def push_ws_event(self, bot_id: str, body: dict[str, Any], *, req_id: str | None = None) -> str:
+        """Push an aibot_event_callback frame (a card tap) to the bot's live connection; returns its req_id.
+
+        Passing the req_id of an earlier push sends it again, as WeCom's retry of the same event would."""
+        ws = self._ws.get(bot_id)
+        if ws is None or self.loop is None:
+            raise RuntimeError(f"bot {bot_id} is not connected")
+        req_id = req_id or uuid.uuid4().hex
+        self.ws_events[req_id] = self.clock()
+        frame = {"cmd": "aibot_event_callback", "headers": {"req_id": req_id}, "body": body}
+        asyncio.run_coroutine_threadsafe(ws.send_json(frame), self.loop).result(timeout=5)
+        return req_id
 
     def wait_subscribed(self, timeout: float = 10.0) -> bool:
         return self._subscribed.wait(timeout)
@@ -445,6 +478,44 @@ class FakeWeCom:
         if chatid:
             body["chatid"] = chatid
         return body
+
+
+def card_tap(event_key: str, task_id: str, *, userid: str, chatid: str | None, msgid: str | None = None,
+             aibotid: str = "AIBOTID") -> dict[str, Any]:
+    """A tap on a button_interaction card, as the 智能机器人 sends it (msgtype event, template_card_event)."""
+    body: dict[str, Any] = {
+        "msgid": msgid or uuid.uuid4().hex, "create_time": int(time.time()), "aibotid": aibotid,
+        "chattype": "group" if chatid else "single", "from": {"userid": userid}, "msgtype": "event",
+        "event": {"eventtype": "template_card_event", "template_card_event": {
+            "card_type": "button_interaction", "event_key": event_key, "task_id": task_id}},
+    }
+    if chatid:
+        body["chatid"] = chatid
+    return body
+
+
+def card_problem(body: dict[str, Any]) -> str | None:
+    """Why WeCom would refuse a reply's template card (None: fine, or no card at all)."""
+    if body.get("msgtype") not in ("template_card", "stream_with_template_card"):
+        return None
+    card = body.get("template_card")
+    if not isinstance(card, dict) or card.get("card_type") != "button_interaction":
+        return "template_card.card_type must be button_interaction"
+    title = (card.get("main_title") or {}).get("title")
+    if not title and not card.get("sub_title_text"):
+        return "main_title.title or sub_title_text required"
+    task_id = card.get("task_id")
+    if not isinstance(task_id, str) or not re.fullmatch(r"[A-Za-z0-9_\-@]{1,128}", task_id):
+        return "invalid task_id"
+    buttons = card.get("button_list")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 6:
+        return "button_list must hold 1 to 6 buttons"
+    for button in buttons:
+        if not isinstance(button, dict) or not button.get("text") or not button.get("key"):
+            return "every button needs text and key"
+        if len(str(button["key"]).encode("utf-8")) > 1024:
+            return "button key too long"
+    return None
 
 
 def callback_query(token: str, encrypt: str, *, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:

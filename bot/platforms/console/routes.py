@@ -115,7 +115,8 @@ def console_router(runtime: Runtime, guard: SimulatorGuard) -> APIRouter:
         if inbound_id is None:
             return {"replies": [], "duplicate": True}
         replies = await anyio.to_thread.run_sync(engine.process, inbound, inbound_id)
-        return {"replies": [reply_to_json(r) for r in replies], "duplicate": False}
+        cards = engine.config.cards.enabled  # issue 15: the page draws the buttons; a tap sends their command
+        return {"replies": [reply_to_json(r, cards=cards) for r in replies], "duplicate": False}
 
     @router.get("/api/pushes")
     def pushes(after: int = 0) -> dict[str, Any]:

@@ -27,8 +27,8 @@ def _data_url(content_type: str, data: bytes) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def reply_to_json(reply: Reply) -> dict[str, Any]:
-    """Translate one internal reply into the simulator's JSON shape."""
+def reply_to_json(reply: Reply, *, cards: bool = False) -> dict[str, Any]:
+    """Translate one internal reply into the simulator's JSON shape (with its buttons when cards are on)."""
     file: dict[str, str] | None = None
     if reply.file_data is not None:
         name = reply.file_name or "file.bin"
@@ -40,6 +40,7 @@ def reply_to_json(reply: Reply) -> dict[str, Any]:
         "mentions": list(reply.mentions),
         "image": _data_url("image/png", reply.image_png) if reply.image_png is not None else None,
         "file": file,
+        "buttons": [{"label": b.label, "command": b.command} for b in reply.buttons] if cards else [],
     }
 
 

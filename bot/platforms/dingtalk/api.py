@@ -142,9 +142,9 @@ class DingTalkApi:
             await self.invalidate(creds, token)
             raise DingTalkError(DeliveryResult.retry("access token refused twice")) from None
 
-    async def _api_post(self, token: str, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
-        response = await self.http.post(
-            f"{self.api_base}{path}", json=body, headers={"x-acs-dingtalk-access-token": token}
+    async def _api_post(self, token: str, path: str, body: dict[str, Any], what: str, method: str = "POST") -> dict[str, Any]:
+        response = await self.http.request(
+            method, f"{self.api_base}{path}", json=body, headers={"x-acs-dingtalk-access-token": token}
         )
         if response.status_code == 401 or (
             response.status_code in (400, 403) and "invalidauthentication" in response.text.lower()
@@ -168,6 +168,29 @@ class DingTalkApi:
             creds, lambda token: self._api_post(token, "/v1.0/robot/groupMessages/send", body, "group send")
         )
         return str(answer.get("processQueryKey") or "")
+
+    async def send_card(
+        self, creds: AppCredentials, conversation_id: str, out_track_id: str, template_id: str, params: Mapping[str, str]
+    ) -> None:
+        """An interactive card (issue 15): POST /v1.0/card/instances (callbackType STREAM, so taps come back on
+        the Stream topic /v1.0/card/instances/callback), then /deliver into the group as this robot."""
+        create = {"cardTemplateId": template_id, "outTrackId": out_track_id, "callbackType": "STREAM",
+                  "cardData": {"cardParamMap": dict(params)}}
+        deliver = {"outTrackId": out_track_id, "openSpaceId": f"dtv1.card//IM_GROUP.{conversation_id}",
+                   "imGroupOpenDeliverModel": {"robotCode": creds.robot_code}}
+
+        async def call(token: str) -> None:
+            await self._api_post(token, "/v1.0/card/instances", create, "card create")
+            await self._api_post(token, "/v1.0/card/instances/deliver", deliver, "card deliver")
+
+        await self._with_token(creds, call)
+
+    async def update_card(self, creds: AppCredentials, out_track_id: str, params: Mapping[str, str]) -> None:
+        """PUT /v1.0/card/instances: a tapped card shows the answer and who tapped."""
+        body = {"outTrackId": out_track_id, "cardData": {"cardParamMap": dict(params)}}
+        await self._with_token(
+            creds, lambda token: self._api_post(token, "/v1.0/card/instances", body, "card update", method="PUT")
+        )
 
     async def download_url(self, creds: AppCredentials, download_code: str) -> str:
         """POST /v1.0/robot/messageFiles/download: a short-lived URL of a picture a user sent."""

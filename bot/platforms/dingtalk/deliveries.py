@@ -40,10 +40,27 @@ class OpenApiDelivery:
 
     async def deliver(self, message: OutboxMessage) -> DeliveryResult:
         payload = _payload(message)
+        if message.kind in ("card", "card_update"):  # issue 15: interactive cards
+            return await self._card(payload, message.kind)
         if message.kind in ("image", "file"):
             return await self._send(payload, "", {}, message.blob, message.kind)
         return await self._send(payload, str(payload.get("msg_key") or "sampleMarkdown"),
                                 dict(payload.get("msg_param") or {}), None, message.kind)
+
+    async def _card(self, payload: Mapping[str, Any], kind: str) -> DeliveryResult:
+        creds = self.ctx.app_credentials(robot_id=payload.get("robot_id"), group_id=payload.get("group_id"))
+        if creds is None:
+            return DeliveryResult.fail("no DingTalk app credentials (app_key / app_secret) for this robot or group")
+        track, params = str(payload.get("out_track_id") or ""), dict(payload.get("params") or {})
+        conversation_id, template = str(payload.get("conversation_id") or ""), str(payload.get("template_id") or "")
+
+        async def call() -> None:
+            if kind == "card":
+                await self.api.send_card(creds, conversation_id, track, template, params)
+            else:
+                await self.api.update_card(creds, track, params)
+
+        return await guard("card", call, creds.app_secret)
 
     async def _send(
         self, payload: Mapping[str, Any], msg_key: str, msg_param: dict[str, Any], blob: bytes | None, kind: str

@@ -10,7 +10,8 @@ from typing import Any
 from bot.config import DingTalkRobot
 from bot.platforms.base import Runtime
 from bot.platforms.dingtalk.context import DingTalkContext
-from bot.platforms.dingtalk.limits import CH_SESSION, PLATFORM
+from bot.platforms.dingtalk.cards import parse_card_tap
+from bot.platforms.dingtalk.limits import CH_OPENAPI, CH_SESSION, PLATFORM
 from bot.platforms.dingtalk.render import robot_bucket
 from bot.untrusted import MalformedPayload
 from handlers.messages import Inbound
@@ -174,4 +175,33 @@ async def accept(
     if inbound_id is None:
         return None
     runtime.after_ack(inbound_id, lambda i: schedule(runtime.work, i))
+    return inbound_id
+
+
+async def accept_card_tap(
+    ctx: DingTalkContext, runtime: Runtime, data: Mapping[str, Any], robot: DingTalkRobot, schedule: Schedule,
+    message_id: str,
+) -> int | None:
+    """Record a tap on one of our cards as the command its button stands for (issue 15); None when ignored
+    or redelivered. Its id is the Stream messageId, which a redelivery repeats and a second tap does not."""
+    tap = parse_card_tap(data)
+    if tap is None or not message_id:
+        log.info("dingtalk robot %s: ignored a card callback that is not a button tap", robot.id)
+        return None
+    track, user, conversation, command = tap
+    group = ctx.group_by_chat(conversation)
+    inbound = Inbound(
+        platform=PLATFORM, msg_id=f"card:{message_id}", chat_id=conversation, sender_id=user, text=command,
+        received_at=ctx.now(), sender_name=user,
+    )
+    route: dict[str, Any] = {
+        "channel": CH_OPENAPI,
+        "robot": robot_bucket(robot.id, group.id if group else None, conversation),
+        "robot_id": robot.id, "group_id": group.id if group else None, "conversation_id": conversation,
+        "sender": user, "chat_type": "group",
+        "card_event": {"out_track_id": track, "key": command, "user": user},
+    }
+    inbound_id = await runtime.record(inbound, route)
+    if inbound_id is not None:
+        runtime.after_ack(inbound_id, lambda i: schedule(runtime.work, i))
     return inbound_id

@@ -44,7 +44,7 @@ class DingTalkPlatform:
             CH_SESSION: SessionWebhookDelivery(self.ctx, self.api, openapi),
             CH_WEBHOOK: CustomWebhookDelivery(self.ctx, self.api),
         })
-        self.renderer: Renderer | None = render_replies
+        self.renderer: Renderer | None = self.render
         self.push_renderer: PushRenderer = self.push_drafts
         self.fetcher: MediaFetcher | None = self.fetch_media
 
@@ -58,6 +58,14 @@ class DingTalkPlatform:
 
     def use_config(self, config: Config) -> None:
         self.ctx.use_config(config)
+
+    def render(self, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
+        """The Engine's renderer of "dingtalk" (render.render_replies), with cards when configured (issue 15)."""
+        config = self.ctx.config
+        # Taps come back only over a Stream connection: cards for Stream-mode robots (or a tap's own answer).
+        streamed = any(r.id == route.get("robot_id") and r.mode == "stream" for r in config.dingtalk.robots)
+        on = config.cards.enabled and (streamed or bool(route.get("card_event")))
+        return render_replies(session, replies, route, card_template=config.cards.dingtalk_template_id if on else "")
 
     def push_drafts(self, session: Session, group: GroupRow, replies: Sequence[Reply]) -> list[Draft]:
         """A push to a DingTalk group, by the running config's credentials (see render.push_drafts)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +17,11 @@ from sqlmodel import Session
 
 from bot.config import Config
 from bot.outbox import Draft, split_utf8
+from bot.platforms.dingtalk.cards import card_params, tapped_card_params
 from bot.platforms.dingtalk.limits import CH_OPENAPI, CH_SESSION, CH_WEBHOOK, MARKDOWN_MAX_BYTES, PLATFORM
 from handlers.format import escape_markdown
 from handlers.messages import Reply
-from models.platform_queries import dingtalk_targets
+from models.platform_queries import dingtalk_targets, name_of_dingtalk_user
 from models.tables import GroupRow
 
 log = logging.getLogger(__name__)
@@ -101,15 +103,26 @@ def _attachment_drafts(
     return drafts
 
 
-def render_replies(session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
-    """The Engine's renderer of "dingtalk": text as markdown by sessionWebhook, images/files by the OpenAPI."""
+def render_replies(
+    session: Session, replies: list[Reply], route: dict[str, Any], *, card_template: str = ""
+) -> list[Draft]:
+    """The Engine's renderer of "dingtalk": text as markdown by sessionWebhook, images/files by the OpenAPI;
+    with a card template (issue 15), a tap's answer updates its card and buttons come as a card below the text."""
     robot = str(route.get("robot") or "")
     base = {
         "robot_id": route.get("robot_id"),
         "group_id": route.get("group_id"),
         "conversation_id": route.get("conversation_id"),
     }
-    drafts: list[Draft] = []
+    event = route.get("card_event")
+    if isinstance(event, dict):  # a tap: no sessionWebhook; the card itself shows the answer
+        who = name_of_dingtalk_user(session, str(event.get("user", ""))) or str(event.get("user", ""))
+        params = tapped_card_params(replies, key=str(event.get("key", "")), who=who)
+        drafts = [Draft(kind="card_update", payload={**base, "out_track_id": event.get("out_track_id"), "params": params},
+                        channel=CH_OPENAPI, robot=robot)]
+        return drafts + [d for reply in replies for d in _attachment_drafts(reply, base=base, robot=robot)]
+    drafts = []
+    card = card_params(replies) if card_template and route.get("chat_type") == "group" else None
     for reply in replies:
         if reply.text.strip():
             targets = dingtalk_targets(session, reply.mentions)
@@ -130,6 +143,10 @@ def render_replies(session: Session, replies: list[Reply], route: dict[str, Any]
                     )
                 )
         drafts.extend(_attachment_drafts(reply, base=base, robot=robot))
+    if card is not None:
+        drafts.append(Draft(kind="card", payload={**base, "out_track_id": f"sb-{uuid.uuid4().hex}",
+                                                   "template_id": card_template, "params": card},
+                            channel=CH_OPENAPI, robot=robot))
     return drafts
 
 

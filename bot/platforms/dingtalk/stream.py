@@ -21,7 +21,8 @@ from bot.config import DingTalkRobot
 from bot.logging_setup import redact
 from bot.platforms.base import Runtime, Service
 from bot.platforms.dingtalk.context import DingTalkContext
-from bot.platforms.dingtalk.inbound import Schedule, accept
+from bot.platforms.dingtalk.cards import CARD_TOPIC
+from bot.platforms.dingtalk.inbound import Schedule, accept, accept_card_tap
 from bot.platforms.dingtalk.limits import STREAM_TOPIC
 from bot.untrusted import MalformedPayload
 
@@ -195,6 +196,22 @@ class _BotMessages:
         return AckMessage.STATUS_OK, "OK"
 
 
+class _CardTaps(_BotMessages):
+    """Records each tap on one of our interactive cards (topic /v1.0/card/instances/callback) and ACKs at once."""
+
+    async def process(self, message: Any) -> tuple[int, str]:
+        from dingtalk_stream.frames import AckMessage
+
+        data = message.data if isinstance(message.data, dict) else {}
+        message_id = str(getattr(message.headers, "message_id", "") or "")
+        try:
+            await accept_card_tap(self.ctx, self.runtime, data, self.robot, self.schedule, message_id)
+        except Exception:
+            log.exception("dingtalk stream: recording a card tap failed")
+            return AckMessage.STATUS_SYSTEM_EXCEPTION, "error"
+        return AckMessage.STATUS_OK, "OK"
+
+
 def _stream_client_class() -> type:
     """`_StreamClientFixes` on the SDK's client class (imported only now: the app starts without the SDK)."""
     import dingtalk_stream
@@ -213,6 +230,14 @@ def _message_handler_class() -> type:
 def stream_classes() -> tuple[type, type]:
     """(StreamClient, BotMessageHandler), built once, on first use."""
     return _stream_client_class(), _message_handler_class()
+
+
+@functools.cache
+def card_tap_handler_class() -> type:
+    """`_CardTaps` on the SDK's callback handler class (issue 15)."""
+    import dingtalk_stream
+
+    return type("CardTapHandler", (_CardTaps, dingtalk_stream.CallbackHandler), {})
 
 
 async def _safely(job: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -240,6 +265,8 @@ def stream_service(ctx: DingTalkContext, robot: DingTalkRobot, runtime: Runtime)
         async with anyio.create_task_group() as work:
             schedule: Schedule = lambda job, *args: work.start_soon(_safely, job, *args)  # noqa: E731
             client.register_callback_handler(STREAM_TOPIC, handler_class(ctx, runtime, robot, schedule))
+            if ctx.config.cards.enabled and ctx.config.cards.dingtalk_template_id:  # taps on our cards (issue 15)
+                client.register_callback_handler(CARD_TOPIC, card_tap_handler_class()(ctx, runtime, robot, schedule))
             await client.start()
 
     return run

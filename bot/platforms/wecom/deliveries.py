@@ -145,6 +145,12 @@ class LongConnectionDelivery:
                 ]
             frame = {"cmd": "aibot_respond_msg", "headers": {"req_id": payload.get("req_id")},
                      "body": {"msgtype": "stream", "stream": stream}}
+            if isinstance(payload.get("card"), dict):  # issue 15: the reply's buttons as a card under the text
+                frame["body"] = {"msgtype": "stream_with_template_card", "stream": stream,
+                                 "template_card": payload["card"]}
+        elif payload.get("cmd") == "aibot_respond_update_msg":  # a card tap's answer: the card updated
+            frame = {"cmd": "aibot_respond_update_msg", "headers": {"req_id": payload.get("req_id")},
+                     "body": {"response_type": "update_template_card", "template_card": payload.get("card")}}
         else:
             frame = {"cmd": "aibot_send_msg", "headers": {"req_id": f"aibot_send_msg_{uuid.uuid4().hex}"},
                      "body": {"chatid": payload.get("chatid"), "msgtype": "markdown", "markdown": {"content": content}}}
@@ -152,4 +158,26 @@ class LongConnectionDelivery:
             ack = await connection.request(frame)
         except (TimeoutError, ConnectionError) as exc:
             return DeliveryResult.retry(f"long connection: {type(exc).__name__}: {exc}")
-        return result_of(self.ctx, ack)
+        result = result_of(self.ctx, ack)
+        if payload.get("cmd") == "aibot_respond_update_msg" and not result.ok and not result.retryable:
+            return await self._card_fallback(row, payload, result.error)
+        return result
+
+    async def _card_fallback(self, row: OutboxMessage, payload: dict[str, Any], error: str) -> DeliveryResult:
+        """A card update WeCom refused (after its 5 s, say): the group still hears the answer, by webhook."""
+        group = self.ctx.group(payload.get("group_id"))
+        text = str(payload.get("fallback_text") or "")
+        if group is None or not self.ctx.webhook_key(group) or not text:
+            return DeliveryResult.fail(f"card update refused ({error}); no group webhook to fall back to")
+        messages = [
+            QueuedMessage(channel=CHANNEL_WEBHOOK, robot=draft.robot or webhook_robot(group.id), kind=draft.kind,
+                          payload=dict(draft.payload))
+            for draft in webhook_text_drafts(text, group_id=group.id, robot=webhook_robot(group.id))
+        ]
+        give_up_after = timedelta(minutes=self.ctx.config.outbox.give_up_after_minutes)
+        now = self.ctx.now()
+        await anyio.to_thread.run_sync(lambda: requeue(
+            self.ctx.db, messages, dedupe_prefix=f"{row.dedupe_key}:webhook", platform="wecom", group_id=group.id,
+            now=now, give_up_after=give_up_after,
+        ))
+        return DeliveryResult.fail(f"card update refused ({error}); the answer re-sent through the group webhook")

@@ -53,6 +53,7 @@ class ParsedMessage:
     media: tuple[MediaRef, ...] = ()
     response_url: str | None = None
     webhook_url: str | None = None
+    card_task_id: str | None = None  # a tap on one of our cards (template_card_event); text is the button's key
 
 
 def strip_mentions(text: str) -> str:
@@ -122,6 +123,28 @@ def parse_aibot_message(body: dict[str, Any]) -> ParsedMessage | None:
     return ParsedMessage(
         msg_id=str(msg_id), chat_id=chat_id, chat_type=chat_type, user_id=str(user_id), text=text,
         media=tuple(media), response_url=body.get("response_url") or None,
+    )
+
+
+def parse_card_event(body: dict[str, Any]) -> ParsedMessage | None:
+    """A tap on a card's button (`template_card_event`) as a message whose text is the button's key (issue 15).
+
+    Its id is the event's own msgid: WeCom repeats it when it retries the callback, a second tap has another."""
+    event = body.get("event")
+    sender = body.get("from")
+    if body.get("msgtype") != "event" or not isinstance(event, dict) or not isinstance(sender, dict):
+        return None
+    if event.get("eventtype") != "template_card_event":
+        return None
+    detail = event.get("template_card_event")
+    detail = detail if isinstance(detail, dict) else event  # the fields nested under the event type, or flat
+    key, task_id, msg_id, user_id = detail.get("event_key"), detail.get("task_id"), body.get("msgid"), sender.get("userid")
+    if not all(isinstance(v, str) and v for v in (key, task_id, msg_id, user_id)):
+        return None
+    chat_type = str(body.get("chattype") or "single")
+    return ParsedMessage(
+        msg_id=f"card:{msg_id}", chat_id=str(body.get("chatid") or f"single:{user_id}"), chat_type=chat_type,
+        user_id=str(user_id), text=str(key).strip()[:200], card_task_id=str(task_id),
     )
 
 
@@ -241,6 +264,8 @@ def to_inbound(
                      robot=webhook_robot(group.id) if group else f"wecom:webhook:chat:{parsed.chat_id}")
         if parsed.webhook_url and not ctx.webhook_key(group):
             route["webhook_url"] = parsed.webhook_url
+    if parsed.card_task_id is not None:  # a card tap: its answer updates that card (bot/platforms/wecom/cards.py)
+        route["card_event"] = {"task_id": parsed.card_task_id, "key": parsed.text, "user": parsed.user_id}
     msg = Inbound(
         platform="wecom", msg_id=parsed.msg_id, chat_id=parsed.chat_id, sender_id=parsed.user_id,
         text=parsed.text, received_at=ctx.now(), sender_name=parsed.sender_name or parsed.user_id,

@@ -16,7 +16,7 @@ from anyio.abc import TaskGroup
 from bot.config import WeComBot
 from bot.platforms.base import Runtime
 from bot.platforms.wecom.context import WeComContext
-from bot.platforms.wecom.inbound import parse_aibot_message, to_inbound
+from bot.platforms.wecom.inbound import parse_aibot_message, parse_card_event, to_inbound
 from bot.platforms.wecom.limits import HEARTBEAT_SECONDS, WS_ACK_TIMEOUT_SECONDS, WS_RECONNECT_MAX_SECONDS
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ class WsConnection:
                 event = ((frame.get("body") or {}).get("event") or {}).get("eventtype")
                 if event == "disconnected_event":
                     log.warning("wecom bot %s: another connection took over this bot", self.bot.id)
+                elif event == "template_card_event":  # a tap on a card's button (issue 15)
+                    await self._on_card_event(frame.get("body") or {}, req_id, work, runtime)
             elif not cmd:
                 future = self._pending.pop(req_id, None)
                 if future is not None and not future.done():
@@ -132,6 +134,16 @@ class WsConnection:
         msg, route = to_inbound(self.ctx, parsed, None, ws_bot=self.bot.id, req_id=req_id)
         inbound_id = await runtime.record(msg, route)
         if inbound_id is not None:
+            runtime.after_ack(inbound_id, lambda i: work.start_soon(self._work, i, runtime))
+
+    async def _on_card_event(self, body: dict[str, Any], req_id: str, work: TaskGroup, runtime: Runtime) -> None:
+        """A tap is recorded and handled as the command its button stands for; the answer updates the card."""
+        parsed = parse_card_event(body) if isinstance(body, dict) else None
+        if parsed is None:
+            return
+        msg, route = to_inbound(self.ctx, parsed, None, ws_bot=self.bot.id, req_id=req_id)
+        inbound_id = await runtime.record(msg, route)
+        if inbound_id is not None:  # None: WeCom repeated the same event; it was handled the first time
             runtime.after_ack(inbound_id, lambda i: work.start_soon(self._work, i, runtime))
 
     async def _work(self, inbound_id: int, runtime: Runtime) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.outbox import Draft, split_utf8
+from bot.platforms.wecom.cards import reply_card, task_id_for, update_card
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.limits import (
     CHANNEL_WEBHOOK, MARKDOWN_MAX_BYTES, NO_WEBHOOK_NOTE, RESPONSE_MAX_BYTES, TEXT_MAX_BYTES, TRUNCATED_NOTE,
@@ -17,7 +18,7 @@ from bot.platforms.wecom.limits import (
 )
 from handlers.format import escape_markdown
 from handlers.messages import Reply
-from models.platform_queries import wecom_userids
+from models.platform_queries import name_of_wecom_user, wecom_userids
 from models.tables import GroupRow
 
 
@@ -119,7 +120,13 @@ def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dic
     if mode == "webhook":
         return (where.text(text) if text else []) + where.media(replies)
     if mode == "ws":
-        return _long_connection_drafts(text, replies, route, where)
+        if route.get("card_event"):  # issue 15: a tap's answer updates the tapped card
+            return _card_update_drafts(session, replies, route, where)
+        drafts = _long_connection_drafts(text, replies, route, where)
+        card = reply_card(replies, task_id=task_id_for(f"{route.get('req_id')}")) if ctx.config.cards.enabled else None
+        if card is not None and drafts and drafts[0].kind == "stream":
+            drafts[0] = Draft("stream", {**drafts[0].payload, "card": card})
+        return drafts
     return _response_url_drafts(text, replies, route, where)
 
 
@@ -140,6 +147,22 @@ def _long_connection_drafts(text: str, replies: list[Reply], route: dict[str, An
                                          "chatid": route.get("chat_id"), "content": part}))
     if where.has_webhook:
         drafts += where.media(files)
+    return drafts
+
+
+def _card_update_drafts(session: Session, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:
+    """The answer to a card tap: `aibot_respond_update_msg` on the tap's req_id (within 5 s); media by webhook."""
+    event = route["card_event"]
+    who = name_of_wecom_user(session, str(event.get("user", ""))) or str(event.get("user", ""))
+    card = update_card(replies, key=str(event.get("key", "")), who=who, task_id=str(event.get("task_id", "")))
+    # Should WeCom refuse the update (it drops those after 5 s), the answer goes to the group's webhook instead.
+    label = str(event.get("key", "")).split(maxsplit=1)[0] if str(event.get("key", "")).strip() else ""
+    fallback = f"{who} 点了「{label}」：\n{text_of_replies(session, replies)}"
+    drafts = [Draft("card_update", {"cmd": "aibot_respond_update_msg", "bot": route.get("bot"),
+                                    "req_id": route.get("req_id"), "card": card, "group_id": where.group_id,
+                                    "fallback_text": fallback})]
+    if where.has_webhook:
+        drafts += where.media(replies)
     return drafts
 
 

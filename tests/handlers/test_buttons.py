@@ -1,0 +1,37 @@
+"""Card buttons (issue 15): the replies that lead to an action carry the commands they lead to."""
+
+from __future__ import annotations
+
+from handlers.buttons import hazard_buttons, overdue_buttons
+from handlers.messages import Button
+from tests.school import REPORT, Chat
+
+
+def _buttons(chat: Chat) -> list[tuple[str, str]]:
+    return [(b.label, b.command) for reply in chat.last for b in reply.buttons]
+
+
+def test_report_fix_and_overdue_replies_carry_their_next_commands(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    assert _buttons(chat) == [("整改", "整改 #1"), ("查看照片", "查看 #1"), ("转交", "转交 #1")]
+    chat.advance(days=30)
+    assert "逾期" in chat.say("wang_jianguo", "逾期")
+    assert _buttons(chat) == [("进展", "进展 #1"), ("申请延期", "延期 #1")]
+    chat.say("wang_jianguo", "整改 #1 已清理通道")
+    assert _buttons(chat) == [("销号", "销号 #1"), ("退回", "退回 #1")]
+    assert "退回原因" in chat.say("li_na", "退回 #1")  # the 退回 button asks for the reason, changes nothing
+    assert _buttons(chat) == []
+
+
+def test_refusals_and_lists_without_overdue_items_carry_no_buttons(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("zhang_wei", "逾期")
+    assert _buttons(chat) == []
+    chat.say("zhang_wei", "销号 #1")
+    assert _buttons(chat) == []
+
+
+def test_several_overdue_items_name_their_numbers_and_stop_at_six_buttons() -> None:
+    buttons = overdue_buttons([f"#{n}" for n in range(1, 6)])
+    assert len(buttons) == 6 and buttons[0] == Button("进展 #1", "进展 #1") and buttons[-1] == Button("延期 #3", "延期 #3")
+    assert hazard_buttons("城南小学#12")[0] == Button("整改", "整改 城南小学#12")

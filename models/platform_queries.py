@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from models import outbox as outbox_store
 from models.tables import OutboxMessage, PersonRow
@@ -90,3 +90,21 @@ def console_pushes(db: Engine, *, after: int, limit: int = 100) -> tuple[list[Ou
         for row in rows:
             session.expunge(row)
     return rows, int(last_id or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class WeComTarget:
+    """A person a WeCom message is about: their userid (None when unknown) and name."""
+
+    userid: str | None
+    name: str
+
+
+def wecom_targets(session: Session, person_ids: Iterable[str]) -> list[WeComTarget]:
+    """Userids and names of configured people, in the order asked (unknown person keys are skipped)."""
+    ids = list(dict.fromkeys(person_ids))
+    if not ids:
+        return []
+    rows = session.exec(select(PersonRow).where(col(PersonRow.id).in_(ids))).all()
+    by_id = {row.id: row for row in rows}
+    return [WeComTarget(row.wecom_userid or None, row.name) for pid in ids if (row := by_id.get(pid)) is not None]

@@ -418,9 +418,13 @@ def test_echoed_user_text_cannot_link_mention_or_format(client: TestClient, fake
     poster(PHISHING)
     wait_for(lambda: fake.responses)
     content = fake.responses[0]["markdown"]["content"]
-    assert content.startswith("<@WangJianGuo> 已登记隐患"), content  # the responsible person, mentioned by the bot
-    assert content.count("<@") == 1 and "<font" not in content and "](" not in content and "**" not in content
+    # <@userid> is not documented to render in a response_url reply: the responsible person by name there,
+    # and the bot's own mention goes by the group webhook.
+    assert content.startswith("已登记隐患") and content.rstrip().endswith("请王建国留意。"), content
+    assert "<@" not in content and "<font" not in content and "](" not in content and "**" not in content
     assert "问题：[点这里］(http://evil.example) 领奖 ＜@LiNa> ＊＊紧急＊＊ ＜font" in content  # still readable
+    notice = wait_for(lambda: fake.sent_to(WEBHOOK_KEY))[0].content  # type: ignore[index]
+    assert notice.startswith("<@WangJianGuo> 请留意：已登记隐患") and notice.count("<@") == 1, notice
 
 
 def test_bad_signature_is_refused_and_nothing_is_stored(client: TestClient, poster) -> None:
@@ -611,6 +615,8 @@ def test_group_robot_xml_callback_replies_through_the_webhook(client: TestClient
     assert response.status_code == 200
     sent = wait_for(lambda: fake.sent_to(ROBOT_WEBHOOK_KEY))
     assert sent[0].msgtype == "markdown" and re.search(r"已登记隐患 #\d+", sent[0].content)  # type: ignore[index]
+    # On the webhook <@userid> renders: the responsible person is mentioned in the reply itself, once.
+    assert sent[0].content.startswith("<@WangJianGuo> 已登记隐患") and len(sent) == 1  # type: ignore[index]
 
 
 def test_a_reply_hundreds_of_messages_long_is_cut_to_three(client: TestClient, fake: FakeWeCom) -> None:

@@ -42,10 +42,11 @@ class DingTalkPlatform:
                                meter=self.meter)
         self.replays = SignatureReplayGuard(self.ctx.window_ms, self.ctx.clock_ms, deps.shared)
         openapi = OpenApiDelivery(self.ctx, self.api)
+        custom = CustomWebhookDelivery(self.ctx, self.api)
         self.deliveries: Mapping[str, Delivery] = MappingProxyType({
             CH_OPENAPI: openapi,
-            CH_SESSION: SessionWebhookDelivery(self.ctx, self.api, openapi),
-            CH_WEBHOOK: CustomWebhookDelivery(self.ctx, self.api),
+            CH_SESSION: SessionWebhookDelivery(self.ctx, self.api, openapi, custom),
+            CH_WEBHOOK: custom,
         })
         self.renderer: Renderer | None = render_replies
         self.push_renderer: PushRenderer = self.push_drafts

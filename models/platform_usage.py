@@ -26,7 +26,7 @@ def count_call(db: Engine, *, platform: str, month: str, kind: str) -> None:
         statement = insert_on_conflict(
             dialect_of(session), PlatformApiCalls, conflict=("platform", "month", "kind"), increment=("calls",)
         )
-        session.connection().execute(statement, dict(platform=platform, month=month, kind=kind[:64], calls=1))
+        session.connection().execute(statement, {"platform": platform, "month": month, "kind": kind[:64], "calls": 1})
         session.commit()
 
 

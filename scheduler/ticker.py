@@ -291,7 +291,7 @@ class Ticker:
         return states
 
     def _send_saving(
-        self, session: Session, group: GroupRow, pushes: list[tuple[DuePush, list[Reply]]], budget: "PlatformBudget",
+        self, session: Session, group: GroupRow, pushes: list[tuple[DuePush, list[Reply]]], budget: PlatformBudget,
         now: datetime,
     ) -> None:
         """The platform's monthly API budget runs low: a group's non-urgent pushes of this tick go as ONE message,

@@ -34,6 +34,7 @@ from handlers.messages import Reply
 from models import outbox as outbox_store
 from bot.photo_retry import fetch_missing_photos
 from models.ledger import photo_path
+from models.platform_usage import month_of, usage_of_month
 from models.tables import AttachmentFile, DuePush, GroupRow, Hazard, InboundMessage, OutboxMessage
 from tests.fakes.full_disk import FullDisk
 from tests.fakes.wecom_server import (
@@ -425,6 +426,10 @@ def test_echoed_user_text_cannot_link_mention_or_format(client: TestClient, fake
     assert "问题：[点这里］(http://evil.example) 领奖 ＜@LiNa> ＊＊紧急＊＊ ＜font" in content  # still readable
     notice = wait_for(lambda: fake.sent_to(WEBHOOK_KEY))[0].content  # type: ignore[index]
     assert notice.startswith("<@WangJianGuo> 请留意：已登记隐患") and notice.count("<@") == 1, notice
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine.db) as session:  # both calls counted for the month (safetybot outbox --usage)
+        usage = {(u.platform, u.kind): u.calls for u in usage_of_month(session, month_of(engine.now(), engine.config.tz))}
+    assert usage == {("wecom", "response_url"): 1, ("wecom", "webhook_send"): 1}
 
 
 def test_bad_signature_is_refused_and_nothing_is_stored(client: TestClient, poster) -> None:

@@ -23,7 +23,6 @@ from bot.platforms.dingtalk.signing import SignatureReplayGuard
 from bot.platforms.dingtalk.stream import stream_service
 from bot.pushes import PushRenderer
 from bot.url_allowlist import UrlAllowList
-from bot.usage import CallMeter
 from handlers.messages import Attachment, Reply
 from models.tables import GroupRow
 
@@ -37,9 +36,8 @@ class DingTalkPlatform:
         redact_httpx_logs()
         self.ctx = DingTalkContext(deps, clock_ms)
         dingtalk = deps.config.dingtalk
-        self.meter = CallMeter(deps.db, deps.config.tz, deps.now)
         self.api = DingTalkApi(deps.http, api_base=dingtalk.api_base, oapi_base=dingtalk.oapi_base, shared=deps.shared,
-                               meter=self.meter)
+                               meter=self.ctx.meter)
         self.replays = SignatureReplayGuard(self.ctx.window_ms, self.ctx.clock_ms, deps.shared)
         openapi = OpenApiDelivery(self.ctx, self.api)
         custom = CustomWebhookDelivery(self.ctx, self.api)

@@ -22,7 +22,7 @@ from bot.logging_setup import redact
 from bot.platforms.base import Runtime, Service
 from bot.platforms.dingtalk.context import DingTalkContext
 from bot.platforms.dingtalk.inbound import Schedule, accept
-from bot.platforms.dingtalk.limits import STREAM_TOPIC
+from bot.platforms.dingtalk.limits import PLATFORM, STREAM_TOPIC
 from bot.untrusted import MalformedPayload
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,7 @@ class _BotMessages:
         from dingtalk_stream.frames import AckMessage
 
         data = message.data if isinstance(message.data, dict) else {}
+        await self.ctx.meter.count(PLATFORM, "stream_message")  # Stream pushes count as API calls
         try:
             await accept(self.ctx, self.runtime, data, self.robot, self.schedule)
         except MalformedPayload as exc:  # sending it again would not make it readable

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from typing import Any
+
 from sqlalchemy import Engine, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from models.tables import PlatformApiCalls
@@ -27,6 +30,21 @@ def count_call(db: Engine, *, platform: str, month: str, kind: str) -> None:
             dialect_of(session), PlatformApiCalls, conflict=("platform", "month", "kind"), increment=("calls",)
         )
         session.connection().execute(statement, {"platform": platform, "month": month, "kind": kind[:64], "calls": 1})
+        session.commit()
+
+
+def add_calls(db: Engine, *, platform: str, month: str, kind: str, calls: int) -> None:
+    """Add `calls` to the month's count of `kind` calls to `platform` (a directory sync's calls, at once)."""
+    if calls <= 0:
+        return
+    table = PlatformApiCalls.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
+    with Session(db) as session:
+        dialect = dialect_of(session)
+        insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        statement = insert.values(platform=platform, month=month, kind=kind[:64], calls=calls).on_conflict_do_update(
+            index_elements=["platform", "month", "kind"], set_={"calls": table.c.calls + insert.excluded.calls}
+        )
+        session.connection().execute(statement)
         session.commit()
 
 

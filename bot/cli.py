@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.config import Config
     from bot.engine import Engine
     from models.tables import CampaignRow
+    from models.platform_usage import UsageLine
     from scheduler.calendar import WorkCalendar
     from scheduler.plan import PlanHazards
 
@@ -194,6 +195,8 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     tz = config.tz
+    if args.usage:
+        return _usage(args, config)
     if args.requeue or args.requeue_failed_since:
         return _requeue(args, config)
     rows = store.list_messages(make_engine(config.database.url), state=args.state, limit=args.limit)
@@ -215,6 +218,68 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
         when = (row.sent_at or row.created_at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         error = f"  {row.last_error}" if row.last_error else ""
         print(f"{row.id:>6}  {row.state:<7} {when}  {row.channel:<24} tries={row.attempts}  {row.dedupe_key}{error}")
+    return 0
+
+
+def _usage_lines(config: "Config", month: str, used: dict[str, int] | None) -> list[str]:
+    """The month's budget line of each platform with a budget (`used` None: the database was not read)."""
+    budget = config.dingtalk.monthly_call_budget
+    if not budget:
+        return []
+    if used is None:
+        return [f"dingtalk API budget {month}: {budget} calls a month (usage not read)"]
+    calls = used.get("dingtalk", 0)
+    share = 100.0 * calls / budget
+    state = (
+        f"LOW: from {config.dingtalk.budget_low_percent}% on, a group's pushes merge and stay off the OpenAPI; "
+        "重大 alerts still go out"
+        if share >= config.dingtalk.budget_low_percent else f"pushes merge from {config.dingtalk.budget_low_percent}%"
+    )
+    return [f"dingtalk API budget {month}: {calls} of {budget} calls used ({share:.1f}%), {budget - calls} left; {state}"]
+
+
+def _month_usage(config: "Config", month: str) -> tuple[list["UsageLine"], dict[str, int]]:
+    """The month's calls by platform and kind, and each budgeted platform's total."""
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.platform_usage import budgeted_calls, usage_of_month
+
+    db = make_engine(config.database.url)
+    try:
+        with Session(db) as session:
+            lines = usage_of_month(session, month)
+            used = {"dingtalk": budgeted_calls(session, "dingtalk", month)}
+    finally:
+        db.dispose()
+    return lines, used
+
+
+def _usage(args: argparse.Namespace, config: "Config") -> int:
+    """`outbox --usage`: the month's API calls per platform and kind, the budget and how much of it is used."""
+    from models.platform_usage import month_of
+
+    month = month_of(_clock(args, config.tz).now(), config.tz)
+    lines, used = _month_usage(config, month)
+    if args.json:
+        print(json.dumps({
+            "month": month,
+            "calls": [{"platform": u.platform, "kind": u.kind, "calls": u.calls, "budgeted": u.budgeted} for u in lines],
+            "budget": {"dingtalk": config.dingtalk.monthly_call_budget} if config.dingtalk.monthly_call_budget else {},
+            "used": used,
+        }, ensure_ascii=False, indent=2))
+        return 0
+    print(f"API calls in {month}")
+    if not lines:
+        print("  none counted")
+    for platform in dict.fromkeys(u.platform for u in lines):
+        mine = [u for u in lines if u.platform == platform]
+        print(f"  {platform}: {sum(u.calls for u in mine)}")
+        for u in mine:
+            note = "" if u.budgeted else "  (not counted against the budget)"
+            print(f"    {u.kind:<28} {u.calls:>7}{note}")
+    for line in _usage_lines(config, month, used) or ["no monthly API budget set ([dingtalk] monthly_call_budget)"]:
+        print(line)
     return 0
 
 
@@ -289,10 +354,35 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             print(push.line(campaign_width=campaign_width, group_width=group_width))
         if not pushes:
             print(f"no pushes between {first} and {last}")
+    if not args.json:
+        _print_budget_line(args, config)
     note = _estimated_holidays_note(calendar, first, last, where="in this window")
     if note:
         print(note, file=sys.stderr)
     return 0
+
+
+def _print_budget_line(args: argparse.Namespace, config: "Config") -> None:
+    """`plan`'s last line: this month's API budget and how much of it is used (when a budget is set)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models.platform_usage import month_of
+
+    if not config.dingtalk.monthly_call_budget:
+        return
+    month = month_of(_clock(args, config.tz).now(), config.tz)
+    url = make_url(config.database.url)
+    used: dict[str, int] | None = None
+    if not args.no_db and not (url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists())):
+        try:
+            used = _month_usage(config, month)[1]
+        except SQLAlchemyError:
+            used = None
+    for line in _usage_lines(config, month, used):
+        print(line)
 
 
 def _plan_hazards(config: Config) -> PlanHazards:
@@ -703,6 +793,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--requeue", type=int, action="append", metavar="ID",
                    help="put this failed message back to pending (repeatable); a sent one is never sent again")
+    p.add_argument("--usage", action="store_true",
+                   help="this month's API calls per platform and kind, the monthly budget and the share used")
     p.add_argument("--requeue-failed-since", metavar="TIME",
                    help="requeue every failed message last tried at or after this ISO time with offset")
     p.set_defaults(func=_cmd_outbox)

@@ -32,7 +32,7 @@ from handlers.intake import (
 )
 from handlers.messages import Outcome, Reply
 from handlers.normalize import normalize_text
-from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
+from handlers.photos import attach_pending_photos, pending_note, store_attachments
 from models.drafts import draft_photos, drop_drafts, has_live_draft, keep_draft_photo, sender_drafts, update_draft
 from models.ledger import hazard_by_number, record_event, store_photo
 from models.tables import AttachmentFile, ReportDraft

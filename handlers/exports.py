@@ -55,7 +55,7 @@ from models.reports import (
     statistics_rows,
 )
 from models.reports import report_units as form_units
-from models.tables import CampaignRow, HazardStatus, UnitRow
+from models.tables import CampaignRow, HazardStatus
 
 Form = Literal["ledger", "buildings", "statistics", "checklist"]
 FORMS: tuple[Form, ...] = ("ledger", "buildings", "statistics", "checklist")

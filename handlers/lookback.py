@@ -21,7 +21,7 @@ from handlers.directory import unit_names
 from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import attach_pending_photos, has_pending_photos, photo_note, store_attachments
-from models.ledger import descendants, next_hazard_number, record_event, school_of
+from models.ledger import next_hazard_number, record_event, school_of
 from models.lookback import (
     archive_gaps,
     coverage,

@@ -369,6 +369,11 @@ class DingTalk(_Model):
     # How far a callback's `timestamp` header may be from our clock. DingTalk allows up to an hour; it
     # sends the callback at once, so a few minutes cover clock skew and keep a captured sign short-lived.
     callback_window_seconds: int = Field(default=300, ge=10, le=3600)
+    # API calls a month the organisation may make (robot OpenAPI sends, uploads, tokens; users report 5000 on
+    # free organisations); 0 = not counted against a budget. From `budget_low_percent` used on, digests merge
+    # (one message per group per tick) and non-urgent pushes stay off the OpenAPI; 重大 alerts always go out.
+    monthly_call_budget: int = Field(default=0, ge=0)
+    budget_low_percent: int = Field(default=80, ge=1, le=100)
 
 
 class Outbox(_Model):

@@ -102,3 +102,19 @@ def name_of_dingtalk_user(session: Session, staff_id: str) -> str | None:
     """The configured name of the person with this DingTalk staff id (who tapped a card), if any (issue 15)."""
     row = session.exec(select(PersonRow).where(col(PersonRow.dingtalk_staff_id) == staff_id)).first()
     return row.name if row is not None else None
+@dataclass(frozen=True, slots=True)
+class WeComTarget:
+    """A person a WeCom message is about: their userid (None when unknown) and name."""
+
+    userid: str | None
+    name: str
+
+
+def wecom_targets(session: Session, person_ids: Iterable[str]) -> list[WeComTarget]:
+    """Userids and names of configured people, in the order asked (unknown person keys are skipped)."""
+    ids = list(dict.fromkeys(person_ids))
+    if not ids:
+        return []
+    rows = session.exec(select(PersonRow).where(col(PersonRow.id).in_(ids))).all()
+    by_id = {row.id: row for row in rows}
+    return [WeComTarget(row.wecom_userid or None, row.name) for pid in ids if (row := by_id.get(pid)) is not None]

@@ -534,3 +534,13 @@ class LookbackAnswer(SQLModel, table=True):
     note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     person_id: str = Field(foreign_key="person.id", max_length=64)
     at: datetime = Field(sa_column=_ts())
+
+
+class PlatformApiCalls(SQLModel, table=True):
+    """API calls the bot made to a platform in one month, by kind (DingTalk counts them against a quota)."""
+
+    __tablename__ = "platform_api_calls"
+    platform: str = Field(primary_key=True, max_length=16)
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM in the config's time zone
+    kind: str = Field(primary_key=True, max_length=64)  # e.g. group_send, upload_media, access_token, webhook
+    calls: int = 0

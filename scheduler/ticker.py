@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -27,8 +27,10 @@ from models import queries_schedule
 from models.config import Config
 from models.ids import stored_id
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
+from models.platform_usage import budgeted_calls, month_of
 from models.queries_directory import campaign_ids, group_ids, groups_by_id
 from handlers.context import BuildingRef
+from handlers.format import merge_replies
 from handlers.messages import Reply
 from models.tables import DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
@@ -263,12 +265,17 @@ class Ticker:
         # Held here so compose_many and the loop below find the groups in the session's identity map.
         groups = groups_by_id(session, {r.group_id for r in rows})
         composed = compose_many(session, rows, now=now, settings=self.settings)
+        budget = platform_budget(session, self.config, now)
+        saving: dict[str, list[tuple[DuePush, list[Reply]]]] = {}  # group -> its non-urgent pushes, merged below
         states = []
         with session.no_autoflush:  # the rows' updates go out together at the flush below
             for row, message in zip(rows, composed):
                 row.claimed_by, row.claimed_at = self.name, now
                 if message.skip_reason is not None:
                     row.state, row.reason = DuePushState.SKIPPED.value, message.skip_reason
+                elif row.kind not in NEVER_LATE and budget.low(groups[row.group_id].platform):
+                    saving.setdefault(row.group_id, []).append((row, list(message.replies)))
+                    row.state, row.sent_at, row.reason = DuePushState.SENT.value, now, ""
                 else:
                     self.enqueue_push(
                         session, group=groups[row.group_id], dedupe_key=f"push:{row.key}", replies=message.replies,
@@ -278,8 +285,34 @@ class Ticker:
                     row.state, row.sent_at, row.reason = DuePushState.SENT.value, now, ""
                 session.add(row)
                 states.append(row.state)
+            for group_id, pushes in saving.items():
+                self._send_saving(session, groups[group_id], pushes, budget, now)
         session.flush()
         return states
+
+    def _send_saving(
+        self, session: Session, group: GroupRow, pushes: list[tuple[DuePush, list[Reply]]], budget: PlatformBudget,
+        now: datetime,
+    ) -> None:
+        """The platform's monthly API budget runs low: a group's non-urgent pushes of this tick go as ONE message,
+        text only (images and files need the platform's API; the custom robot webhook cannot send them)."""
+        texts = [
+            replace(reply, image_png=None, file_name=None, file_data=None)
+            for _, replies in pushes for reply in replies if reply.text.strip()
+        ]
+        left_out = any(r.image_png is not None or r.file_data is not None for _, replies in pushes for r in replies)
+        if left_out:
+            texts.append(Reply(budget.note(group.platform)))
+        merged = merge_replies(texts)
+        first = pushes[0][0]
+        self.enqueue_push(
+            session, group=group, dedupe_key=f"push:{first.key}" + (f"+{len(pushes) - 1}" if len(pushes) > 1 else ""),
+            replies=merged, now=now, give_up_after=self.give_up_after, priority=PRIORITY_NORMAL,
+        )
+        if len(pushes) > 1:
+            for row, _ in pushes:
+                row.reason = f"merged with {len(pushes) - 1} other push(es) into one message: {budget.why(group.platform)}"
+                session.add(row)
 
     def _note_error(self, row_id: int, error: str) -> None:
         try:
@@ -288,6 +321,38 @@ class Ticker:
                 session.commit()
         except Exception:
             log.exception("scheduler: could not record the error of due push %s", row_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformBudget:
+    """Each budgeted platform's API calls this month against its monthly budget (only DingTalk has one)."""
+
+    used: dict[str, int]
+    budget: dict[str, int]
+    low_percent: dict[str, int]
+
+    def percent(self, platform: str) -> float:
+        budget = self.budget.get(platform, 0)
+        return 100.0 * self.used.get(platform, 0) / budget if budget else 0.0
+
+    def low(self, platform: str) -> bool:
+        """True from `budget_low_percent` of the month's budget on."""
+        return bool(self.budget.get(platform)) and self.percent(platform) >= self.low_percent.get(platform, 100)
+
+    def why(self, platform: str) -> str:
+        return f"{self.used.get(platform, 0)} of {self.budget.get(platform, 0)} {platform} API calls used this month"
+
+    def note(self, platform: str) -> str:
+        name = {"dingtalk": "钉钉"}.get(platform, platform)
+        return f"（本月{name}接口调用已用 {self.percent(platform):.0f}%，图表和文件暂不推送，需要时请 @我 查询。）"
+
+
+def platform_budget(session: Session, config: Config, now: datetime) -> PlatformBudget:
+    """This month's budgeted API calls of each platform with a budget (one query per such platform)."""
+    budget = {"dingtalk": config.dingtalk.monthly_call_budget} if config.dingtalk.monthly_call_budget else {}
+    month = month_of(now, config.tz)
+    used = {platform: budgeted_calls(session, platform, month) for platform in budget}
+    return PlatformBudget(used=used, budget=budget, low_percent={"dingtalk": config.dingtalk.budget_low_percent})
 
 
 def _json(payload: object) -> str:

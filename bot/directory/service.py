@@ -26,6 +26,7 @@ from bot.directory.wecom import WeComDirectory
 from bot.secrets import Secrets
 from models.directory import Snapshot
 from models.joining import purge_leavers
+from models.platform_usage import add_calls, month_of
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,25 @@ def _credential(config: Config, secrets: Secrets, key: str) -> str:
     return value
 
 
-async def fetch_snapshot(config: Config, secrets: Secrets, http: httpx.AsyncClient) -> Snapshot:
-    """The configured platform's directory of the configured schools."""
+async def fetch_snapshot(
+    config: Config, secrets: Secrets, http: httpx.AsyncClient, *, on_calls: Callable[[int], None] | None = None
+) -> Snapshot:
+    """The configured platform's directory of the configured schools; `on_calls` is told how many API calls
+    that took (also when it failed), for the month's usage."""
     directory = config.directory
     assert directory is not None
     caller = ApiCaller(http, max_concurrency=directory.max_concurrency, calls_per_second=directory.rate)
+    try:
+        return await _fetch(config, secrets, caller)
+    finally:
+        if on_calls is not None and caller.calls:
+            calls = caller.calls
+            await anyio.to_thread.run_sync(lambda: on_calls(calls))
+
+
+async def _fetch(config: Config, secrets: Secrets, caller: ApiCaller) -> Snapshot:
+    directory = config.directory
+    assert directory is not None
     if directory.platform == "wecom":
         source: WeComDirectory | DingTalkDirectory = WeComDirectory(
             caller, api_base=config.wecom.api_base,
@@ -119,7 +134,11 @@ async def sync_directory(
     config: Config, db: Engine, secrets: Secrets, now: datetime, *, http: httpx.AsyncClient, dry_run: bool = False
 ) -> SyncReport:
     """One sync; raises DirectoryError (nothing changed) when the platform could not be read."""
-    snapshot = await fetch_snapshot(config, secrets, http)
+    def counted(calls: int) -> None:
+        assert config.directory is not None
+        add_calls(db, platform=config.directory.platform, month=month_of(now, config.tz), kind="directory", calls=calls)
+
+    snapshot = await fetch_snapshot(config, secrets, http, on_calls=counted)
     report = await anyio.to_thread.run_sync(
         lambda: apply_in_transaction(db, config, snapshot, now, dry_run=dry_run)
     )

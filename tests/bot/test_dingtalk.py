@@ -628,9 +628,10 @@ def test_a_session_webhook_on_another_host_is_never_called(
         message = robot_message(fake, text=REPORT)
         message["sessionWebhook"] = f"{page.base_url}/robot/sendBySession?session=internal"
         assert post_callback("", APP_SECRET, message, client=client).status_code == 200
-        sent = fake.wait_for(lambda: fake.group_messages)  # the reply came by the OpenAPI instead
-        assert sent[0]["msgKey"] == "sampleMarkdown" and sent[0]["openConversationId"] == "cidSafetyStaff001=="
-        assert re.search(r"已登记隐患 #\d+", sent[0]["msgParam"]["text"])
+        # The reply came by the group's custom robot instead, with its @ (the OpenAPI would lose it).
+        sent = fake.wait_for(lambda: fake.webhook_messages)
+        assert sent[0]["_token"] == WEBHOOK_TOKEN and re.search(r"已登记隐患 #\d+", sent[0]["markdown"]["text"])
+        assert sent[0]["at"]["atUserIds"] == ["0135210002"] and fake.group_messages == []
         assert count(client, Hazard) == 1  # the message itself was recorded and handled
         assert page.hits == [] and fake.session_messages == []
     assert "callback_url_hosts" in caplog.text

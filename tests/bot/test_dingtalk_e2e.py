@@ -21,7 +21,7 @@ from sqlmodel import Session, func, select
 from bot.config import load_config
 from bot.services import build_pushes
 from handlers.messages import Reply
-from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage
+from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, PlatformApiCalls
 from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, REPO_ROOT, campaign_clock, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, post_callback, robot_message
 
@@ -225,6 +225,13 @@ def test_stream_message_is_acked_and_answered(bot: Bot) -> None:
     ack = fake.push_stream(message)
     assert ack["code"] == 200 and ack["headers"]["contentType"] == "application/json"
     assert re.search(r"已登记隐患 #\d+", text_of(replies_for(fake, message)))
+    engine = create_engine(bot.db_url)  # the Stream push counted against the month's API budget
+    try:
+        with Session(engine) as session:
+            kinds = {row.kind for row in session.exec(select(PlatformApiCalls)) if row.platform == "dingtalk"}
+    finally:
+        engine.dispose()
+    assert "stream_message" in kinds
 
 
 def test_stream_reconnects_after_disconnect(bot: Bot) -> None:

@@ -24,6 +24,7 @@ from bot.directory.service import sync_directory, sync_logged
 from bot.engine import Engine as BotEngine
 from bot.secrets import Secrets
 from bot.sync import sync_config
+from models.platform_usage import month_of, usage_of_month
 from models.db import make_engine, upgrade
 from models.tables import CampaignRow, Hazard, PersonRow, UnitRow
 from tests.fakes.contacts import FakeOrg, build_org
@@ -231,6 +232,9 @@ def test_department_leaders_become_unit_heads(dingtalk: FakeDingTalk, db: Engine
     head = person(db, "dingtalk", "s1u2")
     assert (head.unit_id, head.role_set) == ("dingtalk-dept-1001", {"unit_head"})
     assert person(db, "dingtalk", "s1u6").role_set == {"teacher"}
+    with Session(db) as session:  # every call of the sync counted against the month's API budget
+        [usage] = usage_of_month(session, month_of(NOW, config.tz))
+    assert (usage.platform, usage.kind, usage.calls) == ("dingtalk", "directory", len(dingtalk.requests))
 
 
 def test_a_leader_of_a_second_department_is_placed_in_the_one_they_head(dingtalk: FakeDingTalk, db: Engine) -> None:

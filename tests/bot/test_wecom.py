@@ -34,6 +34,7 @@ from handlers.messages import Reply
 from models import outbox as outbox_store
 from bot.photo_retry import fetch_missing_photos
 from models.ledger import photo_path
+from models.platform_usage import month_of, usage_of_month
 from models.tables import AttachmentFile, DuePush, GroupRow, Hazard, InboundMessage, OutboxMessage
 from tests.fakes.full_disk import FullDisk
 from tests.fakes.wecom_server import (
@@ -418,9 +419,17 @@ def test_echoed_user_text_cannot_link_mention_or_format(client: TestClient, fake
     poster(PHISHING)
     wait_for(lambda: fake.responses)
     content = fake.responses[0]["markdown"]["content"]
-    assert content.startswith("<@WangJianGuo> 已登记隐患"), content  # the responsible person, mentioned by the bot
-    assert content.count("<@") == 1 and "<font" not in content and "](" not in content and "**" not in content
+    # <@userid> is not documented to render in a response_url reply: the responsible person by name there,
+    # and the bot's own mention goes by the group webhook.
+    assert content.startswith("已登记隐患") and content.rstrip().endswith("请王建国留意。"), content
+    assert "<@" not in content and "<font" not in content and "](" not in content and "**" not in content
     assert "问题：[点这里］(http://evil.example) 领奖 ＜@LiNa> ＊＊紧急＊＊ ＜font" in content  # still readable
+    notice = wait_for(lambda: fake.sent_to(WEBHOOK_KEY))[0].content  # type: ignore[index]
+    assert notice.startswith("<@WangJianGuo> 请留意：已登记隐患") and notice.count("<@") == 1, notice
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine.db) as session:  # both calls counted for the month (safetybot outbox --usage)
+        usage = {(u.platform, u.kind): u.calls for u in usage_of_month(session, month_of(engine.now(), engine.config.tz))}
+    assert usage == {("wecom", "response_url"): 1, ("wecom", "webhook_send"): 1}
 
 
 def test_bad_signature_is_refused_and_nothing_is_stored(client: TestClient, poster) -> None:
@@ -611,6 +620,8 @@ def test_group_robot_xml_callback_replies_through_the_webhook(client: TestClient
     assert response.status_code == 200
     sent = wait_for(lambda: fake.sent_to(ROBOT_WEBHOOK_KEY))
     assert sent[0].msgtype == "markdown" and re.search(r"已登记隐患 #\d+", sent[0].content)  # type: ignore[index]
+    # On the webhook <@userid> renders: the responsible person is mentioned in the reply itself, once.
+    assert sent[0].content.startswith("<@WangJianGuo> 已登记隐患") and len(sent) == 1  # type: ignore[index]
 
 
 def test_a_reply_hundreds_of_messages_long_is_cut_to_three(client: TestClient, fake: FakeWeCom) -> None:

@@ -17,9 +17,10 @@ from bot.outbox import DeliveryResult, answer_reason, platform_error
 from bot.platforms.dingtalk.context import AppCredentials
 from bot.platforms.dingtalk.inbound import as_int
 from bot.platforms.dingtalk.limits import (
-    MAX_MEDIA_BYTES, RATE_LIMIT_CODES, TOKEN_CODES, TOKEN_MARGIN_SECONDS, TRANSIENT_CODES,
+    MAX_MEDIA_BYTES, PLATFORM, RATE_LIMIT_CODES, TOKEN_CODES, TOKEN_MARGIN_SECONDS, TRANSIENT_CODES,
 )
 from bot.shared import SharedCache
+from bot.usage import WEBHOOK_KIND_PREFIX, CallMeter
 
 
 class DingTalkError(Exception):
@@ -67,8 +68,10 @@ class DingTalkApi:
         oapi_base: str,
         clock: Callable[[], float] = time.monotonic,
         shared: SharedCache | None = None,
+        meter: CallMeter | None = None,
     ) -> None:
         self.http = http
+        self.meter = meter  # counts every call against the month's budget (bot/usage.py)
         self.shared = shared  # with Redis, one token per app for every replica
         self.api_base = api_base.rstrip("/")
         self.oapi_base = oapi_base.rstrip("/")
@@ -105,6 +108,7 @@ class DingTalkApi:
                     self._tokens[creds.app_key] = (found[0], self.clock() + found[1])
                     return found[0]
             self.token_requests += 1
+            await self._count("access_token")
             response = await self.http.post(
                 f"{self.api_base}/v1.0/oauth2/accessToken",
                 json={"appKey": creds.app_key, "appSecret": creds.app_secret},
@@ -142,7 +146,12 @@ class DingTalkApi:
             await self.invalidate(creds, token)
             raise DingTalkError(DeliveryResult.retry("access token refused twice")) from None
 
+    async def _count(self, kind: str) -> None:
+        if self.meter is not None:
+            await self.meter.count(PLATFORM, kind)
+
     async def _api_post(self, token: str, path: str, body: dict[str, Any], what: str, method: str = "POST") -> dict[str, Any]:
+        await self._count(what.replace(" ", "_"))
         response = await self.http.request(
             method, f"{self.api_base}{path}", json=body, headers={"x-acs-dingtalk-access-token": token}
         )
@@ -213,6 +222,7 @@ class DingTalkApi:
             return self._media[key]
 
         async def call(token: str) -> str:
+            await self._count("upload_media")
             response = await self.http.post(
                 f"{self.oapi_base}/media/upload",
                 params={"access_token": token, "type": media_type},
@@ -242,6 +252,7 @@ class DingTalkApi:
 
     async def post_robot(self, url: str, body: Mapping[str, Any], what: str, *secrets: str) -> None:
         """POST a robot message (custom robot / sessionWebhook) and check its errcode."""
+        await self._count(WEBHOOK_KIND_PREFIX + what.replace(" ", "_"))
         response = await self.http.post(url, json=body)
         if response.status_code != 200:
             raise self._fail(response, what, *secrets)

@@ -14,6 +14,7 @@ from bot.platforms.dingtalk.limits import PLATFORM
 from bot.secrets import Secrets
 from bot.shared import SharedCache
 from bot.url_allowlist import UrlAllowList
+from bot.usage import CallMeter
 from models.clock import wall_clock_ms
 
 
@@ -42,6 +43,7 @@ class DingTalkContext:
         self.now: Callable[[], datetime] = deps.now
         self.shared: SharedCache | None = deps.shared
         self.clock_ms: Callable[[], int] = clock_ms or wall_clock_ms
+        self.meter = CallMeter(deps.db, deps.config.tz, deps.now)  # API calls per month against the budget
         self.use_config(deps.config)
 
     def use_config(self, config: Config) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import quote_plus
 
 from bot.outbox import DeliveryResult
 from bot.platforms.dingtalk.api import DingTalkApi, DingTalkError, guard, has_errcode
+from bot.config import Group
 from bot.platforms.dingtalk.context import DingTalkContext
 from bot.platforms.dingtalk.inbound import as_int
 from bot.platforms.dingtalk.limits import SESSION_GONE_CODES, SESSION_MARGIN_MS, UPLOAD_TYPES
@@ -94,14 +95,27 @@ class OpenApiDelivery:
 
 
 class SessionWebhookDelivery:
-    """dingtalk_session_webhook: reply by the callback's sessionWebhook, else by the OpenAPI once it expired."""
+    """dingtalk_session_webhook: reply by the callback's sessionWebhook; once it expired, by the group's custom
+    robot (which keeps the @) when it has one, else by the OpenAPI (without the @)."""
 
-    def __init__(self, ctx: DingTalkContext, api: DingTalkApi, fallback: OpenApiDelivery) -> None:
+    def __init__(
+        self, ctx: DingTalkContext, api: DingTalkApi, fallback: OpenApiDelivery,
+        custom: "CustomWebhookDelivery | None" = None,
+    ) -> None:
         self.ctx = ctx
         self.api = api
         self.fallback = fallback
+        self.custom = custom
 
     async def _fall_back(self, payload: Mapping[str, Any], why: str) -> DeliveryResult:
+        group = self.ctx.group(payload.get("group_id"))
+        body = payload.get("body")
+        if (
+            self.custom is not None and group is not None and isinstance(body, Mapping)
+            and self.ctx.secrets.credential(group.credentials, "webhook_token")
+        ):
+            log.info("dingtalk %s; replying by the group's custom robot instead (with @)", why)
+            return await self.custom.send(group, body)
         fallback = payload.get("fallback") or {}
         if not payload.get("conversation_id") or not isinstance(fallback, Mapping):
             return DeliveryResult.fail(why)
@@ -140,6 +154,10 @@ class CustomWebhookDelivery:
         group = self.ctx.group(payload.get("group_id") or message.group_id)
         if group is None:
             return DeliveryResult.fail(f"no dingtalk group {payload.get('group_id')!r} in the config")
+        return await self.send(group, payload.get("body") or {})
+
+    async def send(self, group: Group, body: Mapping[str, Any]) -> DeliveryResult:
+        """Post one robot message body by the group's custom robot."""
         token = self.ctx.secrets.credential(group.credentials, "webhook_token")
         secret = self.ctx.secrets.credential(group.credentials, "webhook_secret")
         if not token:
@@ -148,6 +166,6 @@ class CustomWebhookDelivery:
         if secret:
             url = signed_webhook_url(url, secret, self.ctx.clock_ms())
         return await guard(
-            "custom robot", lambda: self.api.post_robot(url, payload.get("body") or {}, "custom robot", token, secret or ""),
+            "custom robot", lambda: self.api.post_robot(url, body, "custom robot", token, secret or ""),
             token, secret,
         )

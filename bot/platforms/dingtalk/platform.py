@@ -36,13 +36,15 @@ class DingTalkPlatform:
         redact_httpx_logs()
         self.ctx = DingTalkContext(deps, clock_ms)
         dingtalk = deps.config.dingtalk
-        self.api = DingTalkApi(deps.http, api_base=dingtalk.api_base, oapi_base=dingtalk.oapi_base, shared=deps.shared)
+        self.api = DingTalkApi(deps.http, api_base=dingtalk.api_base, oapi_base=dingtalk.oapi_base, shared=deps.shared,
+                               meter=self.ctx.meter)
         self.replays = SignatureReplayGuard(self.ctx.window_ms, self.ctx.clock_ms, deps.shared)
         openapi = OpenApiDelivery(self.ctx, self.api)
+        custom = CustomWebhookDelivery(self.ctx, self.api)
         self.deliveries: Mapping[str, Delivery] = MappingProxyType({
             CH_OPENAPI: openapi,
-            CH_SESSION: SessionWebhookDelivery(self.ctx, self.api, openapi),
-            CH_WEBHOOK: CustomWebhookDelivery(self.ctx, self.api),
+            CH_SESSION: SessionWebhookDelivery(self.ctx, self.api, openapi, custom),
+            CH_WEBHOOK: custom,
         })
         self.renderer: Renderer | None = self.render
         self.push_renderer: PushRenderer = self.push_drafts

@@ -24,6 +24,7 @@ from bot.platforms.dingtalk.context import DingTalkContext
 from bot.platforms.dingtalk.cards import CARD_TOPIC
 from bot.platforms.dingtalk.inbound import Schedule, accept, accept_card_tap
 from bot.platforms.dingtalk.limits import STREAM_TOPIC
+from bot.platforms.dingtalk.limits import PLATFORM
 from bot.untrusted import MalformedPayload
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class _BotMessages:
         from dingtalk_stream.frames import AckMessage
 
         data = message.data if isinstance(message.data, dict) else {}
+        await self.ctx.meter.count(PLATFORM, "stream_message")  # Stream pushes count as API calls
         try:
             await accept(self.ctx, self.runtime, data, self.robot, self.schedule)
         except MalformedPayload as exc:  # sending it again would not make it readable

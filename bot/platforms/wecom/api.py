@@ -16,11 +16,17 @@ from bot.platforms.wecom.limits import FILE_MAX_BYTES, RATE_LIMITED_ERRCODES, RE
 async def post_json(ctx: WeComContext, url: str, body: dict[str, Any]) -> DeliveryResult | dict[str, Any]:
     """POST JSON; a DeliveryResult for transport-level outcomes, else the decoded answer."""
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    await ctx.meter.count("wecom", _call_kind(url))
     try:
         response = await ctx.http.post(url, content=data, headers={"Content-Type": "application/json"})
     except httpx.HTTPError as exc:
         return DeliveryResult.retry(ctx.redact(f"network error: {type(exc).__name__}: {exc}"))
     return answer_of(ctx, response)
+
+def _call_kind(url: str) -> str:
+    """The usage kind of a JSON post: the webhook's send, else a callback's response_url."""
+    return "webhook_send" if "/cgi-bin/webhook/" in url else "response_url"
+
 
 def answer_of(ctx: WeComContext, response: httpx.Response) -> DeliveryResult | dict[str, Any]:
     if response.status_code == 429:  # throttled before the API answered: wait as long as it asks
@@ -72,6 +78,7 @@ async def upload(ctx: WeComContext, payload: dict[str, Any], data: bytes) -> str
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         if filename.endswith(".xlsx") else "application/octet-stream"
     )
+    await ctx.meter.count("wecom", "webhook_upload_media")
     try:
         response = await ctx.http.post(url, files={"media": (filename, data, mime)})
     except httpx.HTTPError as exc:

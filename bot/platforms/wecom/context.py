@@ -16,6 +16,7 @@ from bot.platforms.wecom.crypto import CallbackCredentials
 from bot.secrets import Secrets
 from bot.shared import SharedCache
 from bot.url_allowlist import UrlAllowList
+from bot.usage import CallMeter
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class WeComContext:
         self.db: DbEngine = deps.db
         self.now: Callable[[], datetime] = deps.now
         self.shared: SharedCache | None = deps.shared
+        self.meter = CallMeter(deps.db, deps.config.tz, deps.now)  # API calls per month (outbox --usage)
         self.use_config(deps.config)
 
     def use_config(self, config: Config) -> None:

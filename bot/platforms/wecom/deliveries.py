@@ -154,6 +154,7 @@ class LongConnectionDelivery:
         else:
             frame = {"cmd": "aibot_send_msg", "headers": {"req_id": f"aibot_send_msg_{uuid.uuid4().hex}"},
                      "body": {"chatid": payload.get("chatid"), "msgtype": "markdown", "markdown": {"content": content}}}
+        await self.ctx.meter.count("wecom", str(frame["cmd"]))
         try:
             ack = await connection.request(frame)
         except (TimeoutError, ConnectionError) as exc:

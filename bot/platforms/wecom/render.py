@@ -19,6 +19,7 @@ from bot.platforms.wecom.limits import (
 from handlers.format import escape_markdown
 from handlers.messages import Reply
 from models.platform_queries import name_of_wecom_user, wecom_userids
+from models.platform_queries import wecom_targets
 from models.tables import GroupRow
 
 
@@ -27,16 +28,33 @@ def webhook_robot(group_id: str) -> str:
     return f"wecom:webhook:{group_id}"
 
 
-def _reply_block(session: Session, reply: Reply) -> str:
-    userids = wecom_userids(session, reply.mentions)
+def _reply_block(session: Session, reply: Reply, *, at: bool = True) -> str:
+    """A reply as markdown: the mentioned people as `<@userid>` (at=True: the webhook, where it renders),
+    else by name in plain text (response_url and long-connection replies, where it is not documented to)."""
     # Escaped before the mentions go in: only the bot's own <@userid> may mention anyone.
     text = escape_markdown(reply.text.replace("\r\n", "\n").strip())
+    if not at:
+        names = [target.name for target in wecom_targets(session, reply.mentions) if target.name]
+        return f"{text}\n请{'、'.join(escape_markdown(n) for n in names)}留意。".strip() if names and text else text
+    userids = wecom_userids(session, reply.mentions)
     prefix = " ".join(f"<@{uid}>" for uid in userids)
     return f"{prefix} {text}".strip() if prefix else text
 
 
-def text_of_replies(session: Session, replies: Iterable[Reply]) -> str:
-    return "\n\n".join(block for r in replies if (block := _reply_block(session, r)))
+def text_of_replies(session: Session, replies: Iterable[Reply], *, at: bool = True) -> str:
+    return "\n\n".join(block for r in replies if (block := _reply_block(session, r, at=at)))
+
+
+def mention_notice(session: Session, replies: Iterable[Reply]) -> str:
+    """The webhook line that @s the people a reply names (a new hazard's owner, a rejected fix…): a reply by
+    response_url or long connection names them in plain text, and this makes sure their phone rings."""
+    lines: list[str] = []
+    for reply in replies:
+        userids = wecom_userids(session, reply.mentions)
+        first = next((line.strip() for line in reply.text.split("\n") if line.strip()), "")
+        if userids and first:
+            lines.append(" ".join(f"<@{uid}>" for uid in userids) + f" 请留意：{escape_markdown(first)}")
+    return "\n".join(lines)
 
 
 def _truncate(text: str, max_bytes: int) -> str:
@@ -115,10 +133,12 @@ def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dic
         webhook_url=route.get("webhook_url") if not key else None,
         has_webhook=bool(key) or bool(route.get("webhook_url")),
     )
-    text = text_of_replies(session, replies)
     mode = route.get("mode")
     if mode == "webhook":
+        text = text_of_replies(session, replies)
         return (where.text(text) if text else []) + where.media(replies)
+    text = text_of_replies(session, replies, at=False)
+    notice = mention_notice(session, replies) if where.has_webhook else ""
     if mode == "ws":
         if route.get("card_event"):  # issue 15: a tap's answer updates the tapped card
             return _card_update_drafts(session, replies, route, where)
@@ -126,8 +146,9 @@ def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dic
         card = reply_card(replies, task_id=task_id_for(f"{route.get('req_id')}")) if ctx.config.cards.enabled else None
         if card is not None and drafts and drafts[0].kind == "stream":
             drafts[0] = Draft("stream", {**drafts[0].payload, "card": card})
-        return drafts
-    return _response_url_drafts(text, replies, route, where)
+    else:
+        drafts = _response_url_drafts(text, replies, route, where)
+    return drafts + (where.text(notice) if notice else [])
 
 
 def _long_connection_drafts(text: str, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:

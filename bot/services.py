@@ -27,7 +27,7 @@ from bot.platforms.base import MediaFetcher, Platform, PlatformDeps, Runtime
 from bot.platforms.console import ConsoleDelivery, ConsolePlatform, console_push_renderer
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.wecom import WeComPlatform
-from bot.pushes import Pushes, PushRenderer
+from bot.pushes import Pushes
 from bot.secrets import Secrets
 from bot.shared import SharedCache
 from handlers.messages import Effect

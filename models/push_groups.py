@@ -1,0 +1,43 @@
+"""The groups the campaign clock pushes to, read from the database: the TOML's and those bound in chat (登记本群).
+
+The scheduler plans from these rows, so a group an admin bound in chat gets the reminders, digests and
+escalations of a configured one (issue 13).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from models.tables import GroupRow, GroupUnit
+
+
+@dataclass(frozen=True, slots=True)
+class StoredGroup:
+    """A group row with the units it serves (empty: every unit), as the planner needs it."""
+
+    id: str
+    name: str
+    platform: str
+    kind: str
+    campaign_id: str | None
+    chat_id: str | None
+    source: str
+    units: tuple[str, ...]
+
+
+def stored_groups(session: Session) -> list[StoredGroup]:
+    """Every group of the database with its units, by id (two queries, however many groups)."""
+    units: dict[str, list[str]] = {}
+    for group_id, unit_id in session.exec(
+        select(GroupUnit.group_id, GroupUnit.unit_id).order_by(col(GroupUnit.group_id), col(GroupUnit.unit_id))
+    ):
+        units.setdefault(group_id, []).append(unit_id)
+    return [
+        StoredGroup(
+            id=row.id, name=row.name, platform=row.platform, kind=row.kind, campaign_id=row.campaign_id,
+            chat_id=row.chat_id, source=row.source, units=tuple(units.get(row.id, ())),
+        )
+        for row in session.exec(select(GroupRow).order_by(col(GroupRow.id)))
+    ]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.engine import Engine
     from models.tables import CampaignRow
     from scheduler.calendar import WorkCalendar
-    from scheduler.plan import PlanHazards
+    from scheduler.plan import PlanGroup, PlanHazards
 
 NOW_HELP = "run as if it were this ISO time with a UTC offset, e.g. 2023-12-05T10:00+08:00 (default: the wall clock)"
 
@@ -72,6 +72,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     if errors:
         print(summary(args.path, len(errors), args.lang), file=sys.stderr)
         return 1
+    for line in _chat_group_push_lines(config, args.lang):
+        print(f"{'warning: ' if args.lang == 'en' else '警告：'}{line}", file=sys.stderr)
     counts = (len(config.campaigns), len(config.units), len(config.people), len(config.groups))
     if args.lang == "en":
         print(f"{args.path}: OK ({counts[0]} campaigns, {counts[1]} units, {counts[2]} people, {counts[3]} groups)")
@@ -269,8 +271,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     # The note below says it once, for the window asked about, instead of a log line per year.
     logging.getLogger("scheduler.calendar").setLevel(logging.ERROR)
     calendar = WorkCalendar.from_config(config)
-    hazards = None if args.no_db else _plan_hazards(config)
-    pushes = plan_window(config, calendar, first=first, last=last, hazards=hazards)
+    hazards, groups = (None, None) if args.no_db else _plan_from_db(config)
+    pushes = plan_window(config, calendar, first=first, last=last, hazards=hazards, groups=groups)
     if args.json:
         print(json.dumps([p.to_json() for p in pushes], ensure_ascii=False, indent=2))
     else:
@@ -286,6 +288,44 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_from_db(config: Config) -> tuple[PlanHazards, list[PlanGroup] | None]:
+    """The open hazards and the groups bound in chat (登记本群) of the config's database, for `plan` (no hazards
+    and the TOML's groups when there is no database yet)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.push_groups import stored_groups
+    from scheduler.plan import PlanGroup, config_groups
+
+    hazards = _plan_hazards(config)
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
+        return hazards, None
+    db = make_engine(config.database.url)
+    try:
+        with Session(db) as session:
+            stored = stored_groups(session)
+    except SQLAlchemyError as exc:
+        print(f"could not read the groups bound in chat ({type(exc).__name__}); planning the config's groups",
+              file=sys.stderr)
+        return hazards, None
+    finally:
+        db.dispose()
+    # The TOML's groups as they are now (the database has them as of the last start or reload), and the groups
+    # bound in chat, unless the TOML has their chat by now (the next start drops those).
+    configured = {(g.platform, g.chat_id) for g in config.groups if g.chat_id}
+    ids = {g.id for g in config.groups}
+    chat_bound = [
+        PlanGroup.of_stored(g) for g in stored
+        if g.source == "chat" and (g.platform, g.chat_id) not in configured and g.id not in ids
+    ]
+    return hazards, config_groups(config) + chat_bound
+
+
 def _plan_hazards(config: Config) -> PlanHazards:
     """The open hazards in the config's database, for the escalations and 督办 checks `plan` names (none when
     there is no database yet)."""
@@ -298,7 +338,7 @@ def _plan_hazards(config: Config) -> PlanHazards:
     from models.db import make_engine
     from models.ledger import open_hazard_facts
     from scheduler.escalation import LadderHazard
-    from scheduler.plan import PlanHazards
+    from scheduler.plan import PlanGroup, PlanHazards
 
     url = make_url(config.database.url)
     if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
@@ -483,6 +523,9 @@ def _cmd_groups(args: argparse.Namespace) -> int:
                  "bound" if group else "unbound", chat.messages, chat.last_seen.astimezone(config.tz))
                 for chat, group in seen
             ]
+            # What a group bound in chat needs before the scheduler's pushes reach it (issue 13).
+            push = {chat.chat_id: _push_need(config, group.platform, group.id)
+                    for chat, group in seen if group is not None and group.source == "chat"}
             units = {group.id: units_of_group(session, group.id) for _, group in seen if group is not None}
             toml = [_group_toml(chat.platform, chat.chat_id, group, units) for chat, group in seen
                     if group is None or group.source == "chat"]
@@ -493,7 +536,8 @@ def _cmd_groups(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         print(json.dumps([
-            {"platform": p, "chat_id": c, "group": g, "kind": k, "state": st, "messages": n, "last_seen": t.isoformat()}
+            {"platform": p, "chat_id": c, "group": g, "kind": k, "state": st, "messages": n, "last_seen": t.isoformat(),
+             **({"push": push[c][1]} if c in push else {})}
             for p, c, g, k, st, n, t in rows
         ], ensure_ascii=False))
         return 0
@@ -502,8 +546,67 @@ def _cmd_groups(args: argparse.Namespace) -> int:
         return 0
     for platform, chat_id, name, kind, state, messages, last in rows:
         where = f"{name} ({kind})" if name else "-> an admin sends: 登记本群 学校名 群名 教职工"
+        if chat_id in push:
+            where += f"; pushes: {push[chat_id][1]}"
         print(f"{platform:<8} {state:<7} {last:%Y-%m-%d %H:%M}  {messages:>4} msgs  {chat_id}  {where}")
     return 0
+
+
+def _push_need(config: Config, platform: str, group_id: str) -> tuple[bool, str, str]:
+    """Whether the scheduler's pushes can reach a group bound in chat (no TOML entry), and what is needed if not,
+    in English and in Chinese. WeCom pushes only through the chat's 消息推送 webhook, whose key is a credential:
+    it goes into an environment variable named after the group (never into the chat, whose history keeps it)."""
+    from bot.secrets import Secrets
+    from models.push_groups import push_key_env
+
+    if platform == "wecom":
+        env = push_key_env(group_id)
+        if Secrets().get(env):
+            return True, f"ready (webhook key in {env})", f"可以推送（{env} 已设置）"
+        return (False, f"need the chat's 消息推送 webhook key in the environment variable {env}",
+                f"要推送提醒，请在群设置里添加「消息推送」，把 webhook 地址里的 key 写进环境变量 {env}")
+    if platform == "dingtalk":
+        if config.dingtalk.robots:
+            robot = config.dingtalk.robots[0].id
+            return True, f"ready (app robot {robot} by OpenAPI)", f"可以推送（由应用机器人 {robot} 发送）"
+        return (False, "need a [[dingtalk.robots]] entry, or a [[groups]] entry with webhook_token (groups --toml)",
+                "要推送提醒，请在配置里添加 [[dingtalk.robots]]，或用 groups --toml 生成 [[groups]] 并写上 webhook_token")
+    return True, "ready", "可以推送"
+
+
+def _chat_group_push_lines(config: Config, lang: str) -> list[str]:
+    """check-config: the groups bound in chat that pushes cannot reach yet (read from the config's database,
+    when there is one)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.push_groups import stored_groups
+
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
+        return []
+    db = make_engine(config.database.url)
+    try:
+        with Session(db) as session:
+            groups = [g for g in stored_groups(session) if g.source == "chat"]
+    except SQLAlchemyError:
+        return []
+    finally:
+        db.dispose()
+    configured = {(g.platform, g.chat_id) for g in config.groups if g.chat_id}
+    lines = []
+    for group in groups:
+        if (group.platform, group.chat_id) in configured:
+            continue
+        ready, english, chinese = _push_need(config, group.platform, group.id)
+        if not ready:
+            lines.append(f"group「{group.name}」({group.id}, bound in chat): {english}" if lang == "en"
+                         else f"群「{group.name}」（{group.id}，在群里登记）：{chinese}")
+    return lines
 
 
 def _group_toml(platform: str, chat_id: str, group: Any, units: dict[str, list[str]]) -> str:

@@ -6,6 +6,7 @@ escalations of a configured one (issue 13).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -41,3 +42,12 @@ def stored_groups(session: Session) -> list[StoredGroup]:
         )
         for row in session.exec(select(GroupRow).order_by(col(GroupRow.id)))
     ]
+
+
+def push_key_env(group_id: str) -> str:
+    """The NAME of the environment variable that holds the push key of a group bound in chat, which has no TOML
+    entry to name one: WeCom's 消息推送 webhook key (`SAFETYBOT_PUSH_KEY_WECOM_CHAT_WRKA` for `wecom-chat-wrkA`).
+
+    The key is a credential, so it is never typed into a chat (the chat's history and the bot's recorded
+    messages would keep it): an admin sets this variable (or a line of SAFETYBOT_SECRETS_FILE) instead."""
+    return "SAFETYBOT_PUSH_KEY_" + re.sub(r"[^A-Z0-9]+", "_", group_id.upper()).strip("_")

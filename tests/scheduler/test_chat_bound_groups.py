@@ -13,13 +13,15 @@ from sqlmodel import Session
 from bot.config import Config, parse_config
 from bot.engine import Engine
 from bot.services import build_pushes
+from models.clock import FixedClock
+from models.db import make_engine
 from models.push_groups import stored_groups
 from scheduler.calendar import WorkCalendar
 from scheduler.plan import PlanGroup, plan_window
 from scheduler.ticker import Ticker
 from tests.handlers.test_join import WeComChat, county
 from tests.scheduler.conftest import due_rows, outbox
-from tests.school import TZ, start_engine
+from tests.school import START, TZ, start_engine
 
 STAFF_CHAT, LEADERS_CHAT = "wrkS2", "wrkS2L"
 STAFF_GROUP, LEADERS_GROUP = f"wecom-chat-{STAFF_CHAT}", f"wecom-chat-{LEADERS_CHAT}"
@@ -118,3 +120,90 @@ def test_a_leaders_group_bound_in_chat_gets_the_leaders_digest_on_its_day_exactl
     monday = ticker.tick(at("2023-12-11 08:00"))
     assert f"leader_digest:c1:{LEADERS_GROUP}:2023-12-11" in monday.sent
     assert len([t for t in texts(engine, LEADERS_GROUP) if "领导日报" in t]) == 2
+
+
+CLI_CONFIG = """
+timezone = "Asia/Shanghai"
+
+[database]
+url = "sqlite:///{db}"
+
+[scheduler]
+charts_in_digests = false
+
+[[campaigns]]
+id = "c1"
+name = "冬春安全整治大会战"
+start = 2023-11-21
+end = 2024-05-10
+reporting = {{ every_days = 10, first = 2023-11-26, at = "17:00" }}
+
+[[units]]
+id = "school"
+name = "城关一中"
+
+[[units]]
+id = "school2"
+name = "城南小学"
+
+[[people]]
+id = "wu_ju"
+name = "吴菊"
+unit = "school"
+roles = ["admin", "leader"]
+wecom_userid = "wu_ju"
+
+[directory]
+platform = "wecom"
+schools = {{ 10 = "school", 20 = "school2" }}
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Iterator[Path]:
+    """A TOML config without [[groups]]: 城南小学's chat is bound in chat only."""
+    from bot.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text(CLI_CONFIG.format(db=tmp_path / "cli.db"), encoding="utf-8")
+    config = load_config(path)
+    engine = Engine(config=config, db=make_engine(config.database.url), data_dir=tmp_path / "data",
+                    clock=FixedClock(START))
+    engine.start()
+    chat = WeComChat(engine)
+    assert chat.say("wu_ju", "登记本群 城南小学 城南小学安全群 教职工", chat=STAFF_CHAT).startswith("已登记本群")
+    yield path
+    engine.db.dispose()
+
+
+def test_cli_plan_lists_a_group_bound_in_chat(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    assert main(["plan", "--config", str(config_file), "--from", "2023-12-06", "--until", "2023-12-06"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("2023-12-06 17:00+08:00  report_reminder") and STAFF_GROUP in line
+               and "第2期报送提醒（截至12-06）" in line for line in lines)
+    assert main(["plan", "--config", str(config_file), "--from", "2023-12-06", "--until", "2023-12-06", "--no-db"]) == 0
+    assert "no pushes between 2023-12-06 and 2023-12-06" in capsys.readouterr().out  # the TOML has no groups
+
+
+def test_groups_and_check_config_say_what_a_wecom_group_bound_in_chat_needs_to_get_pushes(
+    config_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli import main
+
+    env = "SAFETYBOT_PUSH_KEY_WECOM_CHAT_WRKS2"
+    monkeypatch.delenv(env, raising=False)
+    assert main(["groups", "--config", str(config_file)]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert f"城南小学安全群 (staff); pushes: need the chat's 消息推送 webhook key in the environment variable {env}" in line
+    assert main(["check-config", str(config_file)]) == 0
+    err = capsys.readouterr().err
+    assert f"警告：群「城南小学安全群」（{STAFF_GROUP}，在群里登记）：" in err and env in err
+
+    monkeypatch.setenv(env, "0b0c-key")
+    assert main(["groups", "--config", str(config_file), "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["push"] == f"ready (webhook key in {env})"
+    assert main(["check-config", "--lang", "en", str(config_file)]) == 0
+    assert "bound in chat" not in capsys.readouterr().err

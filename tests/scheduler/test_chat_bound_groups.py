@@ -207,3 +207,46 @@ def test_groups_and_check_config_say_what_a_wecom_group_bound_in_chat_needs_to_g
     assert entry["push"] == f"ready (webhook key in {env})"
     assert main(["check-config", "--lang", "en", str(config_file)]) == 0
     assert "bound in chat" not in capsys.readouterr().err
+
+
+def test_the_reminder_of_a_wecom_group_bound_in_chat_goes_out_by_the_webhook_key_its_variable_names(
+    tmp_path: Path,
+) -> None:
+    import anyio
+    import httpx
+
+    from bot.platforms.base import PlatformDeps
+    from bot.platforms.wecom.context import WeComContext
+    from bot.platforms.wecom.deliveries import WebhookDelivery
+    from bot.secrets import Secrets
+    from tests.fakes.wecom_server import FakeWeCom
+
+    key, env = "5f1e-chat-bound-key", "SAFETYBOT_PUSH_KEY_WECOM_CHAT_WRKS2"
+    with FakeWeCom(window=60.0) as fake:
+        fake.add_webhook_key(key)
+        data = county()
+        data["scheduler"] = {"charts_in_digests": False}
+        data["wecom"] = {"api_base": fake.base_url}
+        config = parse_config(data)
+        engine = start_engine(config, tmp_path)
+        try:
+            chat = WeComChat(engine)
+            assert chat.say("wu_ju", "登记本群 城南小学 城南小学安全群 教职工", chat=STAFF_CHAT).startswith("已登记本群")
+            new_ticker(config, engine).tick(at("2023-12-06 17:00"))
+            rows = outbox(engine.db, STAFF_GROUP)
+            assert [row.channel for row in rows] == ["wecom_webhook"]
+
+            async def deliver(environ: dict[str, str]) -> list[str]:
+                async with httpx.AsyncClient() as http:
+                    ctx = WeComContext(PlatformDeps(config=config, secrets=Secrets(environ=environ), http=http,
+                                                          db=engine.db, now=lambda: at("2023-12-06 17:00")))
+                    delivery = WebhookDelivery(ctx)
+                    return [(await delivery.deliver(row)).error or "sent" for row in rows]
+
+            [missing] = anyio.run(deliver, {})
+            assert env in missing and "bound in chat" in missing
+            assert anyio.run(deliver, {env: key}) == ["sent"]
+            [sent] = fake.sent_to(key)
+            assert sent.msgtype == "markdown" and "报送提醒" in sent.content and "城南小学" in sent.content
+        finally:
+            engine.db.dispose()

@@ -466,6 +466,8 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing was written")
     print("\n".join(report.lines()))
+    if args.dry_run and report.name_lines():  # what would change, by name, to check before the real run
+        print("\n".join(report.name_lines()))
     return 0
 
 
@@ -501,6 +503,8 @@ def _cmd_directory_import(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing was written")
     print("\n".join(report.lines()))
+    if args.dry_run and report.name_lines():  # what would change, by name, to check before the real run
+        print("\n".join(report.name_lines()))
     return 0
 
 

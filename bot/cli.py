@@ -253,7 +253,7 @@ def _requeue(args: argparse.Namespace, config: "Config") -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    """List every push the scheduler will make in a date window (from the config alone)."""
+    """List every push the scheduler will make in a date window (to the TOML's groups and those bound in chat)."""
     import logging
     from datetime import timedelta
 
@@ -614,7 +614,8 @@ def _chat_group_push_lines(config: Config, lang: str) -> list[str]:
 
 
 def _group_toml(platform: str, chat_id: str, group: Any, units: dict[str, list[str]]) -> str:
-    """A [[groups]] entry for a chat, to paste into the config (scheduled reminders need one, with its key)."""
+    """A [[groups]] entry for a chat, to paste into the config (for its own settings: a chat bound in chat gets the
+    pushes without one)."""
     env = "SAFETYBOT_WECOM_WEBHOOK_KEY" if platform == "wecom" else "SAFETYBOT_DINGTALK_ACCESS_TOKEN"
     key = "webhook_key" if platform == "wecom" else "access_token"
     group_units = units.get(group.id, []) if group is not None else []
@@ -811,7 +812,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: 14 days after --from)")
     p.add_argument("--json", action="store_true", help="a JSON list of {at, kind, campaign, group, summary}")
     p.add_argument("--no-db", action="store_true",
-                   help="plan from the config alone: escalations and 督办 checks as daily slots, not naming hazards")
+                   help="plan from the config alone: the TOML's groups only; escalations and 督办 checks as daily slots, "
+                        "not naming hazards")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("directory", help="units and people from the WeCom/DingTalk directory ([directory])")

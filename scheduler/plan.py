@@ -1,4 +1,6 @@
-"""What the campaign clock will push, computed from the config alone (pure: no database, no clock).
+"""What the campaign clock will push, computed from the config and the groups it is given (pure: no database, no
+clock). The ticker and `safetybot plan` give it the database's groups (`PlanGroup`): the TOML's and those an admin
+bound in chat (登记本群); without them it plans the TOML's `[[groups]]`.
 
 `safetybot plan` prints this list; the ticker stores it as due-push rows with the same keys.
 Kinds and where they go:

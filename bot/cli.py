@@ -299,7 +299,7 @@ def _plan_from_db(config: Config) -> tuple[PlanHazards, list[PlanGroup] | None]:
 
     from models.db import make_engine
     from models.push_groups import stored_groups
-    from scheduler.plan import PlanGroup, config_groups
+    from scheduler.plan import push_groups
 
     hazards = _plan_hazards(config)
     url = make_url(config.database.url)
@@ -317,13 +317,7 @@ def _plan_from_db(config: Config) -> tuple[PlanHazards, list[PlanGroup] | None]:
         db.dispose()
     # The TOML's groups as they are now (the database has them as of the last start or reload), and the groups
     # bound in chat, unless the TOML has their chat by now (the next start drops those).
-    configured = {(g.platform, g.chat_id) for g in config.groups if g.chat_id}
-    ids = {g.id for g in config.groups}
-    chat_bound = [
-        PlanGroup.of_stored(g) for g in stored
-        if g.source == "chat" and (g.platform, g.chat_id) not in configured and g.id not in ids
-    ]
-    return hazards, config_groups(config) + chat_bound
+    return hazards, push_groups(config, stored, stored_only=False)
 
 
 def _plan_hazards(config: Config) -> PlanHazards:

@@ -115,6 +115,21 @@ def config_groups(config: Config) -> list[PlanGroup]:
     return [PlanGroup.of_config(group) for group in config.groups]
 
 
+def push_groups(config: Config, stored: Sequence[StoredGroup], *, stored_only: bool = True) -> list[PlanGroup]:
+    """The groups to push to: the TOML's `[[groups]]` as the config has them now (only those the database holds,
+    unless not `stored_only`: a preview before the next start), and the groups an admin bound in chat that no
+    TOML entry has taken over. A group removed from the TOML keeps its row (the ledger refers to it) but gets
+    no more pushes."""
+    ids = {group.id for group in stored}
+    configured = [group for group in config_groups(config) if not stored_only or group.id in ids]
+    chats = {(group.platform, group.chat_id) for group in config.groups if group.chat_id}
+    taken = {group.id for group in config.groups}
+    return configured + [
+        PlanGroup.of_stored(group) for group in stored
+        if group.source == "chat" and (group.platform, group.chat_id) not in chats and group.id not in taken
+    ]
+
+
 def group_campaign(config: Config, group: Group | PlanGroup, day: date) -> Campaign | None:
     """The campaign a group works on that day: its configured one, else the latest started running one."""
     if group.campaign is not None:

@@ -34,7 +34,7 @@ from handlers.messages import Reply
 from models.tables import DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
 from scheduler.messages import ComposeSettings, compose_many
-from scheduler.plan import PlanGroup, PlannedPush, plan_pushes
+from scheduler.plan import PlanGroup, PlannedPush, plan_pushes, push_groups
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Ticker:
         groups of the database, the TOML's and those bound in chat alike)."""
         if groups is None:
             with Session(self.db) as session:
-                groups = [PlanGroup.of_stored(group) for group in stored_groups(session)]
+                groups = push_groups(self.config, stored_groups(session))
         local = now.astimezone(self.tz)
         return plan_pushes(
             self.config, self.calendar, first=(local - self.lookback).date(), last=(local + self.horizon).date(),
@@ -135,7 +135,7 @@ class Ticker:
         """Store planned pushes as pending rows (once per key); returns how many rows were new."""
         with Session(self.db) as session:
             # The database's groups: a group an admin bound in chat (登记本群) is planned like a configured one.
-            planned = self.planned(now, [PlanGroup.of_stored(group) for group in stored_groups(session)])
+            planned = self.planned(now, push_groups(self.config, stored_groups(session)))
             campaigns = set(campaign_ids(session))
             planned = [p for p in planned if p.campaign_id in campaigns]
             if not planned:

@@ -250,3 +250,15 @@ def test_the_reminder_of_a_wecom_group_bound_in_chat_goes_out_by_the_webhook_key
             assert sent.msgtype == "markdown" and "报送提醒" in sent.content and "城南小学" in sent.content
         finally:
             engine.db.dispose()
+
+
+def test_a_group_removed_from_the_toml_gets_no_more_pushes_while_groups_bound_in_chat_do(
+    bound: WeComChat, config: Config
+) -> None:
+    from models.tables import GroupRow
+
+    with Session(bound.engine.db) as session:  # a [[groups]] entry of an earlier config: its row stays
+        session.add(GroupRow(id="old-staff", name="旧群", platform="wecom", kind="staff", source="config"))
+        session.commit()
+    planned = {p.group_id for p in new_ticker(config, bound.engine).planned(at("2023-12-06 09:00"))}
+    assert {"staff", STAFF_GROUP, LEADERS_GROUP} <= planned and "old-staff" not in planned

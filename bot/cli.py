@@ -332,7 +332,7 @@ def _plan_hazards(config: Config) -> PlanHazards:
     from models.db import make_engine
     from models.ledger import open_hazard_facts
     from scheduler.escalation import LadderHazard
-    from scheduler.plan import PlanGroup, PlanHazards
+    from scheduler.plan import PlanHazards
 
     url = make_url(config.database.url)
     if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
@@ -585,9 +585,13 @@ def _chat_group_push_lines(config: Config, lang: str) -> list[str]:
     from models.push_groups import stored_groups
 
     url = make_url(config.database.url)
-    if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite and (not url.database or not Path(url.database).exists()):
         return []
-    db = make_engine(config.database.url)
+    # A checker must not hang on a database server it cannot reach: it then says nothing of these groups.
+    db = make_engine(config.database.url) if sqlite else make_engine(
+        config.database.url, connect_args={"connect_timeout": 3}
+    )
     try:
         with Session(db) as session:
             groups = [g for g in stored_groups(session) if g.source == "chat"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from models.tables import GroupRow, GroupUnit
@@ -35,12 +36,17 @@ def stored_groups(session: Session) -> list[StoredGroup]:
         select(GroupUnit.group_id, GroupUnit.unit_id).order_by(col(GroupUnit.group_id), col(GroupUnit.unit_id))
     ):
         units.setdefault(group_id, []).append(unit_id)
+    # Columns, not ORM rows: the ticker reads this every few minutes, and a county may have thousands of groups.
+    columns = sa_select(
+        col(GroupRow.id), col(GroupRow.name), col(GroupRow.platform), col(GroupRow.kind), col(GroupRow.campaign_id),
+        col(GroupRow.chat_id), col(GroupRow.source),
+    ).order_by(col(GroupRow.id))
     return [
         StoredGroup(
-            id=row.id, name=row.name, platform=row.platform, kind=row.kind, campaign_id=row.campaign_id,
-            chat_id=row.chat_id, source=row.source, units=tuple(units.get(row.id, ())),
+            id=group_id, name=name, platform=platform, kind=kind, campaign_id=campaign_id, chat_id=chat_id,
+            source=source, units=tuple(units.get(group_id, ())),
         )
-        for row in session.exec(select(GroupRow).order_by(col(GroupRow.id)))
+        for group_id, name, platform, kind, campaign_id, chat_id, source in session.execute(columns)
     ]
 
 

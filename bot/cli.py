@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from models.tables import CampaignRow
     from models.platform_usage import UsageLine
     from scheduler.calendar import WorkCalendar
-    from scheduler.plan import PlanHazards
+    from scheduler.plan import PlanGroup, PlanHazards
 
 NOW_HELP = "run as if it were this ISO time with a UTC offset, e.g. 2023-12-05T10:00+08:00 (default: the wall clock)"
 
@@ -82,6 +82,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     if errors:
         print(summary(args.path, len(errors), args.lang), file=sys.stderr)
         return 1
+    for line in _chat_group_push_lines(config, args.lang):
+        print(f"{'warning: ' if args.lang == 'en' else '警告：'}{line}", file=sys.stderr)
     counts = (len(config.campaigns), len(config.units), len(config.people), len(config.groups))
     if args.lang == "en":
         print(f"{args.path}: OK ({counts[0]} campaigns, {counts[1]} units, {counts[2]} people, {counts[3]} groups)")
@@ -325,7 +327,7 @@ def _requeue(args: argparse.Namespace, config: "Config") -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    """List every push the scheduler will make in a date window (from the config alone)."""
+    """List every push the scheduler will make in a date window (to the TOML's groups and those bound in chat)."""
     import logging
     from datetime import timedelta
 
@@ -343,8 +345,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     # The note below says it once, for the window asked about, instead of a log line per year.
     logging.getLogger("scheduler.calendar").setLevel(logging.ERROR)
     calendar = WorkCalendar.from_config(config)
-    hazards = None if args.no_db else _plan_hazards(config)
-    pushes = plan_window(config, calendar, first=first, last=last, hazards=hazards)
+    hazards, groups = (None, None) if args.no_db else _plan_from_db(config)
+    pushes = plan_window(config, calendar, first=first, last=last, hazards=hazards, groups=groups)
     if args.json:
         print(json.dumps([p.to_json() for p in pushes], ensure_ascii=False, indent=2))
     else:
@@ -383,6 +385,38 @@ def _print_budget_line(args: argparse.Namespace, config: "Config") -> None:
             used = None
     for line in _usage_lines(config, month, used):
         print(line)
+
+
+def _plan_from_db(config: Config) -> tuple[PlanHazards, list[PlanGroup] | None]:
+    """The open hazards and the groups bound in chat (登记本群) of the config's database, for `plan` (no hazards
+    and the TOML's groups when there is no database yet)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.push_groups import stored_groups
+    from scheduler.plan import push_groups
+
+    hazards = _plan_hazards(config)
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
+        return hazards, None
+    db = make_engine(config.database.url)
+    try:
+        with Session(db) as session:
+            stored = stored_groups(session)
+    except SQLAlchemyError as exc:
+        print(f"could not read the groups bound in chat ({type(exc).__name__}); planning the config's groups",
+              file=sys.stderr)
+        return hazards, None
+    finally:
+        db.dispose()
+    # The TOML's groups as they are now (the database has them as of the last start or reload), and the groups
+    # bound in chat, unless the TOML has their chat by now (the next start drops those).
+    return hazards, push_groups(config, stored, stored_only=False)
 
 
 def _plan_hazards(config: Config) -> PlanHazards:
@@ -525,6 +559,8 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing was written")
     print("\n".join(report.lines()))
+    if args.dry_run and report.name_lines():  # what would change, by name, to check before the real run
+        print("\n".join(report.name_lines()))
     return 0
 
 
@@ -560,6 +596,8 @@ def _cmd_directory_import(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing was written")
     print("\n".join(report.lines()))
+    if args.dry_run and report.name_lines():  # what would change, by name, to check before the real run
+        print("\n".join(report.name_lines()))
     return 0
 
 
@@ -582,6 +620,9 @@ def _cmd_groups(args: argparse.Namespace) -> int:
                  "bound" if group else "unbound", chat.messages, chat.last_seen.astimezone(config.tz))
                 for chat, group in seen
             ]
+            # What a group bound in chat needs before the scheduler's pushes reach it (issue 13).
+            push = {chat.chat_id: _push_need(config, group.platform, group.id)
+                    for chat, group in seen if group is not None and group.source == "chat"}
             units = {group.id: units_of_group(session, group.id) for _, group in seen if group is not None}
             toml = [_group_toml(chat.platform, chat.chat_id, group, units) for chat, group in seen
                     if group is None or group.source == "chat"]
@@ -592,7 +633,8 @@ def _cmd_groups(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         print(json.dumps([
-            {"platform": p, "chat_id": c, "group": g, "kind": k, "state": st, "messages": n, "last_seen": t.isoformat()}
+            {"platform": p, "chat_id": c, "group": g, "kind": k, "state": st, "messages": n, "last_seen": t.isoformat(),
+             **({"push": push[c][1]} if c in push else {})}
             for p, c, g, k, st, n, t in rows
         ], ensure_ascii=False))
         return 0
@@ -601,12 +643,76 @@ def _cmd_groups(args: argparse.Namespace) -> int:
         return 0
     for platform, chat_id, name, kind, state, messages, last in rows:
         where = f"{name} ({kind})" if name else "-> an admin sends: 登记本群 学校名 群名 教职工"
+        if chat_id in push:
+            where += f"; pushes: {push[chat_id][1]}"
         print(f"{platform:<8} {state:<7} {last:%Y-%m-%d %H:%M}  {messages:>4} msgs  {chat_id}  {where}")
     return 0
 
 
+def _push_need(config: Config, platform: str, group_id: str) -> tuple[bool, str, str]:
+    """Whether the scheduler's pushes can reach a group bound in chat (no TOML entry), and what is needed if not,
+    in English and in Chinese. WeCom pushes only through the chat's 消息推送 webhook, whose key is a credential:
+    it goes into an environment variable named after the group (never into the chat, whose history keeps it)."""
+    from bot.secrets import Secrets
+    from models.push_groups import push_key_env
+
+    if platform == "wecom":
+        env = push_key_env(group_id)
+        if Secrets().get(env):
+            return True, f"ready (webhook key in {env})", f"可以推送（{env} 已设置）"
+        return (False, f"need the chat's 消息推送 webhook key in the environment variable {env}",
+                f"要推送提醒，请在群设置里添加「消息推送」，把 webhook 地址里的 key 写进环境变量 {env}")
+    if platform == "dingtalk":
+        if config.dingtalk.robots:
+            robot = config.dingtalk.robots[0].id
+            return True, f"ready (app robot {robot} by OpenAPI)", f"可以推送（由应用机器人 {robot} 发送）"
+        return (False, "need a [[dingtalk.robots]] entry, or a [[groups]] entry with webhook_token (groups --toml)",
+                "要推送提醒，请在配置里添加 [[dingtalk.robots]]，或用 groups --toml 生成 [[groups]] 并写上 webhook_token")
+    return True, "ready", "可以推送"
+
+
+def _chat_group_push_lines(config: Config, lang: str) -> list[str]:
+    """check-config: the groups bound in chat that pushes cannot reach yet (read from the config's database,
+    when there is one)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.push_groups import stored_groups
+
+    url = make_url(config.database.url)
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite and (not url.database or not Path(url.database).exists()):
+        return []
+    # A checker must not hang on a database server it cannot reach: it then says nothing of these groups.
+    db = make_engine(config.database.url) if sqlite else make_engine(
+        config.database.url, connect_args={"connect_timeout": 3}
+    )
+    try:
+        with Session(db) as session:
+            groups = [g for g in stored_groups(session) if g.source == "chat"]
+    except SQLAlchemyError:
+        return []
+    finally:
+        db.dispose()
+    configured = {(g.platform, g.chat_id) for g in config.groups if g.chat_id}
+    lines = []
+    for group in groups:
+        if (group.platform, group.chat_id) in configured:
+            continue
+        ready, english, chinese = _push_need(config, group.platform, group.id)
+        if not ready:
+            lines.append(f"group「{group.name}」({group.id}, bound in chat): {english}" if lang == "en"
+                         else f"群「{group.name}」（{group.id}，在群里登记）：{chinese}")
+    return lines
+
+
 def _group_toml(platform: str, chat_id: str, group: Any, units: dict[str, list[str]]) -> str:
-    """A [[groups]] entry for a chat, to paste into the config (scheduled reminders need one, with its key)."""
+    """A [[groups]] entry for a chat, to paste into the config (for its own settings: a chat bound in chat gets the
+    pushes without one)."""
     env = "SAFETYBOT_WECOM_WEBHOOK_KEY" if platform == "wecom" else "SAFETYBOT_DINGTALK_ACCESS_TOKEN"
     key = "webhook_key" if platform == "wecom" else "access_token"
     group_units = units.get(group.id, []) if group is not None else []
@@ -805,7 +911,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: 14 days after --from)")
     p.add_argument("--json", action="store_true", help="a JSON list of {at, kind, campaign, group, summary}")
     p.add_argument("--no-db", action="store_true",
-                   help="plan from the config alone: escalations and 督办 checks as daily slots, not naming hazards")
+                   help="plan from the config alone: the TOML's groups only; escalations and 督办 checks as daily slots, "
+                        "not naming hazards")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("directory", help="units and people from the WeCom/DingTalk directory ([directory])")

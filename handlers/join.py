@@ -27,6 +27,7 @@ from models.joining import (
     pending_requests,
 )
 from models.ledger import descendants
+from models.push_groups import push_key_env
 from models.queries_directory import active_people
 from models.tables import GroupRow, PersonRow, SeenChat
 
@@ -202,8 +203,11 @@ def bind_here(
     bound = bind_chat(session, platform=platform, chat_id=chat_id, name=name[:64], kind=audience, unit_id=school.id,
                       campaign_id=None)
     who = "领导群" if audience == "leaders" else "教职工群"
+    # WeCom pushes reminders only through the chat's 消息推送 webhook, whose key is a secret: never asked for here.
+    push = (f"\n定时提醒要经本群的「消息推送」发出：请在群设置里添加消息推送，把地址中的 key 交给系统管理员，"
+            f"设为环境变量 {push_key_env(bound.id)}。" if platform == "wecom" else "")
     return [Reply(f"已登记本群：{bound.name}（{school.name}，{who}）。老师们现在可以 @我 上报隐患了，"
-                  "新同事发「我是 单位名」即可登记。")]
+                  f"新同事发「我是 单位名」即可登记。{push}")]
 
 
 def handle_register_group(command: Command, context: Context) -> list[Reply]:

@@ -101,6 +101,18 @@ class Changes:
     moved: int = 0
     deactivated: int = 0
     unchanged: int = 0
+    # The names behind the counts (not `unchanged`), for `directory sync/import --dry-run`, first NAMES_KEPT each.
+    names: dict[str, list[str]] = field(default_factory=dict)
+
+    def note(self, what: str, name: str) -> None:
+        """Count one row as `what` (added / changed / moved / deactivated) and keep its name."""
+        setattr(self, what, getattr(self, what) + 1)
+        kept = self.names.setdefault(what, [])
+        if len(kept) < NAMES_KEPT:
+            kept.append(name)
+
+
+NAMES_KEPT = 20
 
 
 @dataclass
@@ -138,11 +150,11 @@ def _apply_units(session: Session, planned: tuple[PlannedUnit, ...], changes: Ch
         row = existing.pop(unit.id, None)
         if row is None or not row.active:
             row = row or UnitRow(id=unit.id, name=unit.name, source=PLATFORM)
-            changes.added += 1
+            changes.note("added", unit.name)
         elif row.parent_id != unit.parent_id:
-            changes.moved += 1
+            changes.note("moved", unit.name)
         elif row.name != unit.name:
-            changes.changed += 1
+            changes.note("changed", f"{row.name}→{unit.name}")
         else:
             changes.unchanged += 1
         row.name, row.parent_id, row.seq, row.active = unit.name, unit.parent_id, unit.seq, True
@@ -151,7 +163,7 @@ def _apply_units(session: Session, planned: tuple[PlannedUnit, ...], changes: Ch
     for row in existing.values():
         if row.active:
             row.active = False
-            changes.deactivated += 1
+            changes.note("deactivated", row.name)
             session.add(row)
 
 
@@ -165,11 +177,11 @@ def _apply_people(session: Session, plan: DirectoryPlan, now: datetime, changes:
         roles = ",".join(person.roles)
         if row is None or not row.active:
             row = row or PersonRow(id=person.id, name=person.name, unit_id=person.unit_id, source=PLATFORM)
-            changes.added += 1
+            changes.note("added", person.name)
         elif row.unit_id != person.unit_id:
-            changes.moved += 1
+            changes.note("moved", person.name)
         elif (row.name, row.roles, row.mobile) != (person.name, roles, person.mobile):
-            changes.changed += 1
+            changes.note("changed", person.name if row.name == person.name else f"{row.name}→{person.name}")
         else:
             changes.unchanged += 1
         row.name, row.unit_id, row.roles, row.mobile = person.name, person.unit_id, roles, person.mobile
@@ -182,5 +194,5 @@ def _apply_people(session: Session, plan: DirectoryPlan, now: datetime, changes:
     for row in existing.values():
         if row.active and row.source == PLATFORM:
             row.active, row.left_at = False, now
-            changes.deactivated += 1
+            changes.note("deactivated", row.name)
             session.add(row)

@@ -1,4 +1,6 @@
-"""What the campaign clock will push, computed from the config alone (pure: no database, no clock).
+"""What the campaign clock will push, computed from the config and the groups it is given (pure: no database, no
+clock). The ticker and `safetybot plan` give it the database's groups (`PlanGroup`): the TOML's and those an admin
+bound in chat (登记本群); without them it plans the TOML's `[[groups]]`.
 
 `safetybot plan` prints this list; the ticker stores it as due-push rows with the same keys.
 Kinds and where they go:
@@ -19,13 +21,14 @@ Kinds and where they go:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from models.config import Campaign, Config, Group
 from handlers.periods import period_for, report_days
+from models.push_groups import StoredGroup
 from models.tables import CampaignRow
 from scheduler.calendar import WorkCalendar
 from scheduler.escalation import (
@@ -86,7 +89,48 @@ def campaign_row(campaign: Campaign, timezone: str) -> CampaignRow:
     )
 
 
-def group_campaign(config: Config, group: Group, day: date) -> Campaign | None:
+@dataclass(frozen=True, slots=True)
+class PlanGroup:
+    """A group the plan pushes to: a [[groups]] entry of the TOML, or a group of the database (the TOML's and
+    those an admin bound in chat with 登记本群, which have no TOML entry)."""
+
+    id: str
+    kind: str
+    units: tuple[str, ...] = ()  # empty: every unit
+    campaign: str | None = None  # None: the latest started running campaign
+    platform: str = ""
+    source: str = "config"  # "config" or "chat"
+
+    @classmethod
+    def of_config(cls, group: Group) -> PlanGroup:
+        return cls(group.id, group.kind, tuple(group.units), group.campaign, group.platform)
+
+    @classmethod
+    def of_stored(cls, group: StoredGroup) -> PlanGroup:
+        return cls(group.id, group.kind, group.units, group.campaign_id, group.platform, group.source)
+
+
+def config_groups(config: Config) -> list[PlanGroup]:
+    """The TOML's groups (`plan --no-db`, and before the database exists)."""
+    return [PlanGroup.of_config(group) for group in config.groups]
+
+
+def push_groups(config: Config, stored: Sequence[StoredGroup], *, stored_only: bool = True) -> list[PlanGroup]:
+    """The groups to push to: the TOML's `[[groups]]` as the config has them now (only those the database holds,
+    unless not `stored_only`: a preview before the next start), and the groups an admin bound in chat that no
+    TOML entry has taken over. A group removed from the TOML keeps its row (the ledger refers to it) but gets
+    no more pushes."""
+    ids = {group.id for group in stored}
+    configured = [group for group in config_groups(config) if not stored_only or group.id in ids]
+    chats = {(group.platform, group.chat_id) for group in config.groups if group.chat_id}
+    taken = {group.id for group in config.groups}
+    return configured + [
+        PlanGroup.of_stored(group) for group in stored
+        if group.source == "chat" and (group.platform, group.chat_id) not in chats and group.id not in taken
+    ]
+
+
+def group_campaign(config: Config, group: Group | PlanGroup, day: date) -> Campaign | None:
     """The campaign a group works on that day: its configured one, else the latest started running one."""
     if group.campaign is not None:
         return next((c for c in config.campaigns if c.id == group.campaign), None)
@@ -94,8 +138,8 @@ def group_campaign(config: Config, group: Group, day: date) -> Campaign | None:
     return max(running, key=lambda c: c.start) if running else None
 
 
-def _groups(config: Config, campaign: Campaign, day: date, kind: str) -> list[Group]:
-    return [g for g in config.groups if g.kind == kind and (c := group_campaign(config, g, day)) and c.id == campaign.id]
+def _groups(config: Config, groups: Sequence[PlanGroup], campaign: Campaign, day: date, kind: str) -> list[PlanGroup]:
+    return [g for g in groups if g.kind == kind and (c := group_campaign(config, g, day)) and c.id == campaign.id]
 
 
 def days_left(deadline: date, today: date) -> str:
@@ -130,7 +174,7 @@ class PlanHazards:
     hazards: tuple[LadderHazard, ...] = ()
 
 
-def _reach_of(group: Group) -> GroupReach:
+def _reach_of(group: PlanGroup) -> GroupReach:
     return GroupReach(group.id, group.kind, frozenset(group.units) if group.units else None)
 
 
@@ -146,8 +190,10 @@ def _names(items: list[str], limit: int = 6) -> str:
 
 class _Planner:
     def __init__(self, config: Config, calendar: WorkCalendar, first: date, last: date,
-                 hazards: PlanHazards | None = None) -> None:
+                 hazards: PlanHazards | None = None, groups: Sequence[PlanGroup] | None = None) -> None:
         self.config = config
+        self.groups = list(groups) if groups is not None else config_groups(config)
+        self._by_id = {group.id: group for group in self.groups}
         self.hazards = hazards
         self.calendar = calendar
         self.tz = calendar.tz
@@ -175,7 +221,7 @@ class _Planner:
             self._notes[due, send] = _shift_note(due, send, self.calendar)
         return self._notes[due, send]
 
-    def push(self, *, key: str, kind: str, campaign: Campaign, group: Group, due: datetime, summary: str,
+    def push(self, *, key: str, kind: str, campaign: Campaign, group: PlanGroup, due: datetime, summary: str,
              payload: Mapping[str, Any], send: datetime | None = None) -> PlannedPush:
         send = send or self.allowed(due)
         return PlannedPush(
@@ -194,7 +240,7 @@ class _Planner:
                 continue
             period = period_for(row, day)
             assert period is not None and period.due == day
-            for group in _groups(self.config, campaign, day, "staff"):
+            for group in _groups(self.config, self.groups, campaign, day, "staff"):
                 taken: dict[date, PlannedPush] = {}
                 for days, moment in reporting.reminders():
                     # No remind_before: one reminder at the deadline itself, under the original key.
@@ -237,7 +283,7 @@ class _Planner:
         days_before = sorted({n for n in campaign.nudge_days_before if n >= 0}, reverse=True)
         if not self.near(deadline):
             return
-        for group in _groups(self.config, campaign, deadline, "staff"):
+        for group in _groups(self.config, self.groups, campaign, deadline, "staff"):
             taken: dict[date, PlannedPush] = {}
             for n in days_before:
                 day = deadline - timedelta(days=n)
@@ -286,7 +332,7 @@ class _Planner:
                 continue
             kinds = ["staff", "leaders"] if escalate_to_leaders else ["staff"]
             for kind in kinds:
-                for group in _groups(self.config, campaign, day, kind):
+                for group in _groups(self.config, self.groups, campaign, day, kind):
                     summary = (
                         "逾期隐患日报（@责任人；无逾期不发）" if kind == "staff"
                         else f"逾期升级日报（逾期满{campaign.escalate_after_days}天；无则不发）"
@@ -310,7 +356,7 @@ class _Planner:
                 continue
             if not weekly and self.calendar.skip_non_workdays and not self.calendar.is_workday(day):
                 continue
-            for group in _groups(self.config, campaign, day, "leaders"):
+            for group in _groups(self.config, self.groups, campaign, day, "leaders"):
                 title = "领导周报" if weekly else "领导日报"
                 due = self.at(day, digest.at)
                 send = self.allowed(due)
@@ -369,7 +415,7 @@ class _Planner:
             return
         for day in self._workdays(campaign, first, last):
             since = self._since_last_workday(day)
-            reaches = [_reach_of(g) for kind in ("staff", "leaders") for g in _groups(self.config, campaign, day, kind)]
+            reaches = [_reach_of(g) for kind in ("staff", "leaders") for g in _groups(self.config, self.groups, campaign, day, kind)]
             above = {g.id: self._above_other_leaders(g, reaches) for g in reaches}
             for group in reaches:
                 heard = [s for s in steps if TARGET_KIND[s.to] == group.kind and (s.to != "county" or above[group.id])]
@@ -390,7 +436,7 @@ class _Planner:
                     summary = f"逾期升级：{_names(items)}"
                 yield self.push(
                     key=f"escalation:{campaign.id}:{group.id}:{day.isoformat()}",
-                    kind="escalation", campaign=campaign, group=next(g for g in self.config.groups if g.id == group.id),
+                    kind="escalation", campaign=campaign, group=self._by_id[group.id],
                     due=self.at(day, self.config.escalation.at), summary=summary,
                     payload={"first": since.isoformat(), "day": day.isoformat(), "steps": steps_payload(heard)},
                 )
@@ -401,7 +447,7 @@ class _Planner:
             return
         for day in self._workdays(campaign, first, last):
             since = self._since_last_workday(day)
-            for group in _groups(self.config, campaign, day, "leaders"):
+            for group in _groups(self.config, self.groups, campaign, day, "leaders"):
                 if self.hazards is None:
                     summary = f"督办复查：挂牌督办的重大隐患每{settings.every_days}天复查一次（无则不发）"
                 else:
@@ -427,9 +473,11 @@ class _Planner:
 
 
 def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: date,
-                hazards: PlanHazards | None = None) -> list[PlannedPush]:
-    """Every planned push whose planned (due) day is within [first, last], in sending order."""
-    planner = _Planner(config, calendar, first, last, hazards)
+                hazards: PlanHazards | None = None, groups: Sequence[PlanGroup] | None = None) -> list[PlannedPush]:
+    """Every planned push whose planned (due) day is within [first, last], in sending order.
+
+    `groups`: the groups to push to (the database's, chat-bound ones included); None: the TOML's."""
+    planner = _Planner(config, calendar, first, last, hazards, groups)
     pushes: list[PlannedPush] = []
     for campaign in config.campaigns:
         pushes += planner.report_reminders(campaign)
@@ -449,9 +497,9 @@ def plan_pushes(config: Config, calendar: WorkCalendar, *, first: date, last: da
 
 
 def plan_window(config: Config, calendar: WorkCalendar, *, first: date, last: date,
-                hazards: PlanHazards | None = None) -> list[PlannedPush]:
+                hazards: PlanHazards | None = None, groups: Sequence[PlanGroup] | None = None) -> list[PlannedPush]:
     """Pushes that will be *sent* within [first, last] (a push may be planned days before it goes out)."""
     return [
-        p for p in plan_pushes(config, calendar, first=first - MAX_SHIFT, last=last, hazards=hazards)
+        p for p in plan_pushes(config, calendar, first=first - MAX_SHIFT, last=last, hazards=hazards, groups=groups)
         if first <= p.send_at.date() <= last
     ]

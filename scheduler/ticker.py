@@ -28,14 +28,15 @@ from models.config import Config
 from models.ids import stored_id
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from models.platform_usage import budgeted_calls, month_of
-from models.queries_directory import campaign_ids, group_ids, groups_by_id
+from models.queries_directory import campaign_ids, groups_by_id
+from models.push_groups import stored_groups
 from handlers.context import BuildingRef
 from handlers.format import merge_replies
 from handlers.messages import Reply
 from models.tables import DuePush, DuePushState, GroupRow
 from scheduler.calendar import WorkCalendar
 from scheduler.messages import ComposeSettings, compose_many
-from scheduler.plan import PlannedPush, plan_pushes
+from scheduler.plan import PlanGroup, PlannedPush, plan_pushes, push_groups
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +121,25 @@ class Ticker:
 
     # -- materialize -----------------------------------------------------------------------------
 
-    def planned(self, now: datetime) -> list[PlannedPush]:
-        """The pushes planned from `now - lookback` to `now + horizon` (by planned day)."""
+    def planned(self, now: datetime, groups: list[PlanGroup] | None = None) -> list[PlannedPush]:
+        """The pushes planned from `now - lookback` to `now + horizon` (by planned day) for `groups` (None: the
+        groups of the database, the TOML's and those bound in chat alike)."""
+        if groups is None:
+            with Session(self.db) as session:
+                groups = push_groups(self.config, stored_groups(session))
         local = now.astimezone(self.tz)
         return plan_pushes(
-            self.config, self.calendar, first=(local - self.lookback).date(), last=(local + self.horizon).date()
+            self.config, self.calendar, first=(local - self.lookback).date(), last=(local + self.horizon).date(),
+            groups=groups,
         )
 
     def materialize(self, now: datetime) -> int:
         """Store planned pushes as pending rows (once per key); returns how many rows were new."""
-        planned = self.planned(now)
         with Session(self.db) as session:
-            groups = set(group_ids(session))
+            # The database's groups: a group an admin bound in chat (登记本群) is planned like a configured one.
+            planned = self.planned(now, push_groups(self.config, stored_groups(session)))
             campaigns = set(campaign_ids(session))
-            planned = [p for p in planned if p.group_id in groups and p.campaign_id in campaigns]
+            planned = [p for p in planned if p.campaign_id in campaigns]
             if not planned:
                 return 0
             # Re-planning every few minutes finds nearly every key stored already (10,000 groups plan 70,000

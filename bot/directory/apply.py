@@ -58,6 +58,17 @@ class SyncReport:
             out.append(f"kept from [[people]]: {self.skipped_config_people}")
         return out + self.problems
 
+    def name_lines(self) -> list[str]:
+        """Who and what would change, by name (the first 20 of each kind): `directory sync/import --dry-run`."""
+        out = []
+        for kind, c in (("units", self.units), ("people", self.people)):
+            for what in ("added", "changed", "moved", "deactivated"):
+                names, count = c.names.get(what, []), getattr(c, what)
+                if count:
+                    more = f" … and {count - len(names)} more" if count > len(names) else ""
+                    out.append(f"{kind} {what} ({count}): {'、'.join(names)}{more}")
+        return out
+
 
 def apply_snapshot(session: Session, config: Config, snapshot: Snapshot, now: datetime) -> SyncReport:
     """Make the database's platform units and people match the snapshot (commit is the caller's)."""

@@ -241,6 +241,9 @@ roles = ["admin"]
     assert main([*base, "--dry-run"]) == 0
     dry = capsys.readouterr().out
     assert "dry run: nothing was written" in dry and "people: 10 added" in dry
+    # The names of what would change, not only the counts (the first 20 of each kind).
+    [added] = [line for line in dry.splitlines() if line.startswith("people added (10): ")]
+    assert len(added.split(": ", 1)[1].split("、")) == 10
     assert main(base) == 0
     assert "people: 10 added" in capsys.readouterr().out
     assert main(base) == 0

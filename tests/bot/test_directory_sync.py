@@ -405,6 +405,24 @@ def test_a_dry_run_writes_nothing(wecom: FakeWeCom, db: Engine) -> None:
         assert session.exec(select(PersonRow).where(PersonRow.source == "platform")).all() == []
 
 
+def test_a_dry_run_names_what_would_change_the_first_20_of_each_kind(wecom: FakeWeCom, db: Engine) -> None:
+    wecom.org, schools = small_org()
+    config = directory_config("wecom", wecom.base_url, schools)
+
+    [added] = [line for line in sync(config, db, dry_run=True).name_lines() if line.startswith("people added")]
+    names, more = added.removeprefix("people added (24): ").split(" … ")
+    assert len(names.split("、")) == 20 and more == "and 4 more"
+
+    sync(config, db)
+    leaver, renamed = list(wecom.org.members.values())[:2]
+    wecom.org.remove_member(leaver.user_id)
+    old, renamed.name = renamed.name, "改名后"
+    lines = sync(config, db, dry_run=True).name_lines()
+    assert f"people deactivated (1): {leaver.name}" in lines
+    assert f"people changed (1): {old}→改名后" in lines
+    assert person(db, "wecom", leaver.user_id).active  # a dry run
+
+
 # -- the config sync and the snapshot interface --------------------------------------------------
 
 

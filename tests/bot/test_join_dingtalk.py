@@ -112,3 +112,25 @@ def test_a_private_chat_is_no_unknown_group(client: TestClient, fake: FakeDingTa
     reply = say(client, fake, ADMIN, "帮助", chat="cidPrivateChat01==", private=True)
 
     assert reply and "本群还没有登记" not in reply
+
+
+def test_a_dingtalk_group_bound_in_chat_gets_the_scheduler_pushes_through_the_app_robot(
+    client: TestClient, fake: FakeDingTalk
+) -> None:
+    from datetime import timedelta
+
+    from handlers.messages import Reply
+
+    assert "已登记本群" in say(client, fake, ADMIN, "登记本群 城关第一中学 一中新群 教职工")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    pushes = client.app.state.services.pushes  # type: ignore[attr-defined]  (what the scheduler is given)
+    with Session(engine.db) as session:
+        group = session.exec(select(GroupRow).where(GroupRow.chat_id == NEW_CHAT)).one()
+        added = pushes.enqueue_push(session, group=group, dedupe_key="push:report_reminder:x", now=engine.now(),
+                                    replies=[Reply("【报送提醒】第2期统计报表今天17:00截止")],
+                                    give_up_after=timedelta(hours=1))
+        session.commit()
+    assert added == 1
+    client.app.state.runtime.sender.kick()  # type: ignore[attr-defined]
+    [sent] = fake.wait_for(lambda: [m for m in fake.group_messages if m.get("openConversationId") == NEW_CHAT])
+    assert sent["robotCode"] == APP_KEY and "报送提醒" in sent["msgParam"]["text"]

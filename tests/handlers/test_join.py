@@ -183,6 +183,9 @@ def test_an_admin_binds_a_chat_to_a_school_in_the_chat(wecom: WeComChat) -> None
     bound = wecom.say("liu_yang", "登记本群 城关一中 一中安全群 教职工", chat="wrkNEW")
 
     assert bound.startswith("已登记本群：一中安全群（城关一中，教职工群）。")
+    # What the pushes need (the key is a secret: it goes to the server, never into the chat).
+    assert bound.splitlines()[-1] == ("定时提醒要经本群的「消息推送」发出：请在群设置里添加消息推送，把地址中的 key 交给"
+                                      "系统管理员，设为环境变量 SAFETYBOT_PUSH_KEY_WECOM_CHAT_WRKNEW。")
     with wecom.session() as session:
         group = session.exec(select(GroupRow).where(GroupRow.chat_id == "wrkNEW")).one()
         assert (group.name, group.kind, group.source) == ("一中安全群", "staff", "chat")

@@ -71,7 +71,7 @@ class DingTalkPlatform:
 
     def push_drafts(self, session: Session, group: GroupRow, replies: Sequence[Reply]) -> list[Draft]:
         """A push to a DingTalk group, by the running config's credentials (see render.push_drafts)."""
-        return push_drafts(session, self.ctx.config, group.id, replies)
+        return push_drafts(session, self.ctx.config, group.id, replies, row=group)
 
     async def fetch_media(self, route: dict[str, Any]) -> tuple[Attachment, ...]:
         """The pictures of a recorded message (see media.fetch_media)."""

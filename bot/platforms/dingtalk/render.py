@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.config import Config
+from bot.config import Config, Group
 from bot.outbox import Draft, split_utf8
 from bot.platforms.dingtalk.cards import card_params, tapped_card_params
 from bot.platforms.dingtalk.limits import CH_OPENAPI, CH_SESSION, CH_WEBHOOK, MARKDOWN_MAX_BYTES, PLATFORM
@@ -150,7 +150,22 @@ def render_replies(
     return drafts
 
 
-def push_drafts(session: Session, config: Config, group_id: str, replies: Sequence[Reply]) -> list[Draft]:
+def chat_bound_group(config: Config, row: GroupRow) -> Group | None:
+    """A group bound in chat (登记本群, no TOML entry) as the config entry its pushes need: the app robot that
+    lives in the chat sends to its conversation by OpenAPI. Which robot received the 登记本群 is not stored, so
+    this is the config's first [[dingtalk.robots]] entry (a county with several robots lists such chats in the
+    TOML, `safetybot groups --toml`). None when the row is not one, or no robot is configured."""
+    if row.source != "chat" or row.platform != PLATFORM or not row.chat_id or not config.dingtalk.robots:
+        return None
+    return Group.model_construct(
+        id=row.id, name=row.name, platform=PLATFORM, kind=row.kind, units=[], campaign=row.campaign_id,
+        chat_id=row.chat_id, credentials={}, bot=config.dingtalk.robots[0].id,
+    )
+
+
+def push_drafts(
+    session: Session, config: Config, group_id: str, replies: Sequence[Reply], *, row: GroupRow | None = None
+) -> list[Draft]:
     """Drafts for a proactive push to a configured DingTalk group (for the scheduler).
 
     Text goes by the group's custom robot when it has `webhook_token` (so @ works), else by the app
@@ -158,6 +173,8 @@ def push_drafts(session: Session, config: Config, group_id: str, replies: Sequen
     the app robot (the custom robot cannot send them); without one they are left out with a warning.
     """
     group = next((g for g in config.groups if g.id == group_id and g.platform == PLATFORM), None)
+    if group is None and row is not None:
+        group = chat_bound_group(config, row)
     if group is None:
         raise ValueError(f"no dingtalk group {group_id!r} in the config")
     has_webhook = "webhook_token" in group.credentials
@@ -198,6 +215,6 @@ def push_renderer(config: Config) -> Callable[[Session, GroupRow, Sequence[Reply
     """The `bot.pushes.Pushes` renderer of DingTalk groups (needs the config: credentials decide the channel)."""
 
     def render(session: Session, group: GroupRow, replies: Sequence[Reply]) -> list[Draft]:
-        return push_drafts(session, config, group.id, replies)
+        return push_drafts(session, config, group.id, replies, row=group)
 
     return render

@@ -56,8 +56,7 @@ def result_of(ctx: WeComContext, answer: dict[str, Any]) -> DeliveryResult:
     return DeliveryResult.fail(error)
 
 def webhook_url(ctx: WeComContext, payload: dict[str, Any], path: str, **query: str) -> str | None:
-    group = ctx.group(payload.get("group_id"))
-    key = ctx.webhook_key(group)
+    key = ctx.push_key(payload.get("group_id"))  # a group bound in chat: its SAFETYBOT_PUSH_KEY_… variable
     if key is None and payload.get("webhook_url"):
         match = re.search(r"[?&]key=([^&]+)", str(payload["webhook_url"]))
         key = match.group(1) if match else None

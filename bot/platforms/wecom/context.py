@@ -17,6 +17,7 @@ from bot.secrets import Secrets
 from bot.shared import SharedCache
 from bot.url_allowlist import UrlAllowList
 from bot.usage import CallMeter
+from models.push_groups import push_key_env
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,14 @@ class WeComContext:
 
     def webhook_key(self, group: Group | None) -> str | None:
         return self.secrets.credential(group.credentials, "webhook_key") if group else None
+
+    def push_key(self, group_id: str | None) -> str | None:
+        """The webhook key of a group: a configured group's `credentials.webhook_key`, else (a group bound in chat,
+        which has no TOML entry) the variable named by models.push_groups.push_key_env."""
+        if not group_id:
+            return None
+        group = self.group(group_id)
+        return self.webhook_key(group) if group is not None else self.secrets.get(push_key_env(group_id))
 
     def bot(self, bot_id: str | None) -> WeComBot | None:
         return next((b for b in self.config.wecom.bots if b.id == bot_id), None)

@@ -22,6 +22,7 @@ from bot.platforms.wecom.limits import (
 from bot.platforms.wecom.longconn import WsConnection
 from bot.platforms.wecom.render import webhook_robot, webhook_text_drafts
 from models.platform_queries import QueuedMessage, requeue
+from models.push_groups import push_key_env
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,14 @@ class WebhookDelivery:
         payload = json.loads(row.payload or "{}")
         send_url = webhook_url(self.ctx, payload, "send")
         if send_url is None:
+            group_id = str(payload.get("group_id") or "")
+            if group_id and self.ctx.group(group_id) is None:  # bound in chat: no TOML entry to name the variable
+                return DeliveryResult.fail(
+                    f"no webhook key for group {group_id!r} (bound in chat): set the environment variable "
+                    f"{push_key_env(group_id)} to its 消息推送 key"
+                )
             return DeliveryResult.fail(
-                f"no webhook key for group {payload.get('group_id')!r}: set credentials.webhook_key and its variable"
+                f"no webhook key for group {group_id!r}: set credentials.webhook_key and its variable"
             )
         if row.kind in ("markdown", "text"):
             content = str(payload.get("content", ""))

@@ -58,7 +58,9 @@ def next_hazard_number(session: Session, campaign_id: str, school_id: str | None
 
 def _next_school_number(session: Session, campaign_id: str, school_id: str) -> int:
     connection, key = session.connection(), {"campaign_id": campaign_id, "school_id": school_id}
-    taken = connection.execute(_NEXT_SCHOOL_NUMBER, key).scalar_one_or_none()
+    taken = connection.execute(
+        _NEXT_SCHOOL_NUMBER, {"counter_campaign": campaign_id, "counter_school": school_id}
+    ).scalar_one_or_none()
     if taken is None:  # the school's first number in this campaign: after the highest it has (older hazards)
         highest = session.exec(
             select(func.max(Hazard.number)).where(Hazard.campaign_id == campaign_id, Hazard.school_id == school_id)
@@ -82,7 +84,9 @@ _NEXT_NUMBER = (
 _COUNTER = HazardCounter.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
 _NEXT_SCHOOL_NUMBER = (
     update(_COUNTER)
-    .where(_COUNTER.c.campaign_id == bindparam("campaign_id"), _COUNTER.c.school_id == bindparam("school_id"))
+    # Not named like the columns: SQLAlchemy reserves those names for the SET clause of an UPDATE.
+    .where(_COUNTER.c.campaign_id == bindparam("counter_campaign"),
+           _COUNTER.c.school_id == bindparam("counter_school"))
     .values(next_number=_COUNTER.c.next_number + 1)
     .returning(_COUNTER.c.next_number)
 )

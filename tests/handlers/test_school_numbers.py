@@ -91,3 +91,21 @@ def test_lifecycle_replies_in_the_county_name_the_school(two_schools: Chat) -> N
     # In the school's own groups the number stays bare.
     assert chat.say("zhao_min", "销号 #1").startswith("隐患 #1 已销号")
     assert chat.say("sun_li", "进展 #1 复查", group="s2").startswith("隐患 #1 已于")
+
+
+def test_plain_words_take_the_school_too(two_schools: Chat) -> None:
+    """Issue 14: 城南小学#1 修好了, 城南小学#1 验收合格 and 看看城南小学#1 work like the typed commands."""
+    chat = two_schools
+    chat.say("zhang_wei", ONE)
+    chat.say("zhou_tao", TWO, group="s2")
+    shown = chat.say("wu_ju", "看看城南小学#1", group="county")
+    assert shown.startswith("隐患 城南小学#1｜整改中") and "插座老化" in shown, shown
+    fixed = chat.say("wu_ju", "城南小学#1 修好了", group="county")
+    assert fixed.startswith("隐患 城南小学#1 已报整改") and "说明：修好了" in fixed, fixed
+    closed = chat.say("wu_ju", "城南小学#1 验收合格", group="county")
+    assert closed.startswith("隐患 城南小学#1 已销号"), closed
+    with chat.session() as session:
+        status = {h.school_id: h.status for h in session.exec(select(Hazard))}
+    assert status == {"school": "rectifying", "school2": "closed"}
+    assert "插座老化" in chat.say("wu_ju", "看看 城南小学#1", group="county")
+    assert chat.say("wu_ju", "城关一中#1 延期到12月20日 等配件", group="county").startswith("隐患 城关一中#1 期限已调整")

@@ -16,7 +16,7 @@ page set-up are all set before the rows are written, as write-only mode requires
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -248,9 +248,11 @@ def _heading_row(sheet: WriteOnlyWorksheet, names: Sequence[str | None]) -> None
 # -- ledger (seed 003 附件2) ---------------------------------------------------------------------------
 
 
-def _remark(line: LedgerLine, today: date) -> str:
-    """备注: the hazard's number in the chat (#N), 重大, the deadline of an open one, and the reporter's remark."""
-    parts = [f"#{line.number}"]
+def _remark(line: LedgerLine, today: date, school_names: Mapping[str, str] | None = None) -> str:
+    """备注: the hazard's number in the chat (#N; 城南小学#N in a county's export, where numbers repeat per school),
+    重大, the deadline of an open one, and the reporter's remark."""
+    school = school_names.get(line.school_id, "") if school_names and line.school_id else ""
+    parts = [f"{school}#{line.number}"]
     if line.level == "重大":
         parts.append("重大隐患")
     if line.status in (HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value):
@@ -276,12 +278,14 @@ def completion_text(line: LedgerLine) -> str:
 
 
 def write_ledger_sheet(
-    book: Workbook, lines: Iterable[LedgerLine], header: FormHeader, tz: ZoneInfo, *, title: str | None = None
+    book: Workbook, lines: Iterable[LedgerLine], header: FormHeader, tz: ZoneInfo, *, title: str | None = None,
+    school_names: Mapping[str, str] | None = None,
 ) -> int:
     """Add the 问题隐患自查整改清单 sheet; returns the number of hazard rows written.
 
     序号 is the row number within the form (1, 2, 3 …, no gaps after 撤销); the hazard's own number (#N, as
-    used in the chat) is the first thing in 备注. An empty form gets BLANK_ROWS numbered rows to fill in by hand.
+    used in the chat; 城南小学#N with `school_names`, in a county's export) is the first thing in 备注. An empty
+    form gets BLANK_ROWS numbered rows to fill in by hand.
     """
     width = len(LEDGER_COLUMNS)
     sheet = _new_sheet(book, "ledger", LEDGER_COLUMNS, header_rows=(3, 3), title=title)
@@ -298,7 +302,7 @@ def write_ledger_sheet(
         rows.append((
             count, line.location, line.check_item, line.problem, line.measure, completion_text(line),
             line.responsible_name, line.found_at.astimezone(tz).strftime("%Y-%m-%d"), closed,
-            _remark(line, header.on),
+            _remark(line, header.on, school_names),
         ))
     blank = 0 if count else BLANK_ROWS
     for seq in range(1, blank + 1):
@@ -554,11 +558,14 @@ def export_workbook(
                 if (head.active and not head.own_level)
                 or ledger_counts(session, campaign_id=campaign.id, unit_ids=units).total
             ] or [(ReportUnit("", unit_name, frozenset()), set(), unit_name)]  # nothing in scope: the blank form
+            county = len(per_school) > 1 or len(schools if scope is None else schools & scope) > 1
+            school_names = unit_names(session, schools) if county else None  # 城南小学#12 in 备注
             for head, units, name in per_school:
                 title = SHEET_NAMES["ledger"] if len(per_school) == 1 else _sheet_title("台账", name, taken)
                 header = FormHeader(f"{name}安全隐患自查整改清单", name, on)
                 ledger_rows += write_ledger_sheet(
-                    book, ledger_lines(session, campaign_id=campaign.id, unit_ids=units), header, tz, title=title
+                    book, ledger_lines(session, campaign_id=campaign.id, unit_ids=units), header, tz, title=title,
+                    school_names=school_names,
                 )
         elif form == "buildings":
             owned = [(head, units, name) for head, units, name in _school_forms(session, scope, schools, unit_name)

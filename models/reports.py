@@ -827,6 +827,7 @@ class LedgerLine(NamedTuple):
     deadline: date
     remark: str
     category: str
+    school_id: str | None  # the hazard's school (its number is per school)
 
     @property
     def completion_text(self) -> str:
@@ -841,6 +842,7 @@ def ledger_lines(
         col(Hazard.number), col(Hazard.location), col(Hazard.check_item), col(Hazard.problem), col(Hazard.measure),
         col(Hazard.completion), col(Hazard.responsible_name), col(Hazard.found_at), col(Hazard.closed_at),
         col(Hazard.status), col(Hazard.level), col(Hazard.deadline), col(Hazard.remark), col(Hazard.category),
+        col(Hazard.school_id),
     ).where(col(Hazard.campaign_id) == campaign_id, col(Hazard.status) != HazardStatus.WITHDRAWN.value)
     if unit_ids is not None:
         statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))

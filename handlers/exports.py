@@ -72,6 +72,8 @@ STATISTICS_COLUMNS: tuple[tuple[str, float], ...] = (
     ("序号", 6), ("单位", 26), ("发现隐患数", 11), ("已整改数", 11), ("已销号数", 11), ("未销号数", 11),
     ("其中逾期", 11), ("重大隐患\n（未销号）", 12), ("备注", 20),
 )
+# 回头看 (a look-back campaign): the findings of inspections from above that the school's own self-check missed.
+MISSED_COLUMN: tuple[str, float] = ("其中自查\n未查出", 11)
 # With a reporting period: what the school submitted with 报送, and whether it matches the ledger.
 PERIOD_COLUMNS: tuple[tuple[str, float], ...] = (
     ("报送数\n（发现/整改/销号/\n未销号/逾期/重大）", 22), ("报送时间", 12), ("与台账核对", 18),
@@ -248,17 +250,23 @@ def _heading_row(sheet: WriteOnlyWorksheet, names: Sequence[str | None]) -> None
 # -- ledger (seed 003 附件2) ---------------------------------------------------------------------------
 
 
-def _remark(line: LedgerLine, today: date, school_names: Mapping[str, str] | None = None) -> str:
+def _remark(
+    line: LedgerLine, today: date, school_names: Mapping[str, str] | None = None, found_on: date | None = None
+) -> str:
     """备注: the hazard's number in the chat (#N; 城南小学#N in a county's export, where numbers repeat per school),
-    重大, the deadline of an open one, and the reporter's remark."""
+    its source when not the school's own 自查, 重大, the deadline of an open one, and the reporter's remark."""
     school = school_names.get(line.school_id, "") if school_names and line.school_id else ""
     parts = [f"{school}#{line.number}"]
+    if line.origin != "自查":  # 回头看: a finding of an inspection (来源：县普查，2026-10-12发现，自查未查出)
+        earlier = line.origin_date if line.origin_date and line.origin_date != found_on else None
+        when = f"，{earlier:%Y-%m-%d}发现" if earlier else ""  # an imported finding: 检查时间 is its import
+        parts.append(f"来源：{line.origin}{when}" + ("，自查未查出" if line.missed_by_school else ""))
     if line.level == "重大":
         parts.append("重大隐患")
     if line.status in (HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value):
         overdue = "（已逾期）" if line.status == HazardStatus.RECTIFYING.value and line.deadline < today else ""
         parts.append(f"期限{line.deadline:%Y-%m-%d}{overdue}")
-    if line.remark:
+    if line.remark and line.remark.strip() != line.origin:  # an imported 备注 that only named the source
         parts.append(line.remark)
     return "；".join(parts)
 
@@ -299,10 +307,11 @@ def write_ledger_sheet(
     for line in lines:
         count += 1
         closed = line.closed_at.astimezone(tz).strftime("%Y-%m-%d") if line.closed_at else None
+        found_on = line.found_at.astimezone(tz).date()
         rows.append((
             count, line.location, line.check_item, line.problem, line.measure, completion_text(line),
-            line.responsible_name, line.found_at.astimezone(tz).strftime("%Y-%m-%d"), closed,
-            _remark(line, header.on, school_names),
+            line.responsible_name, f"{found_on:%Y-%m-%d}", closed,
+            _remark(line, header.on, school_names, found_on),
         ))
     blank = 0 if count else BLANK_ROWS
     for seq in range(1, blank + 1):
@@ -413,14 +422,16 @@ def _check_text(row: StatisticsRow) -> str:
 
 def write_statistics_sheet(
     book: Workbook, rows: Sequence[StatisticsRow], header: FormHeader, *, period: str,
-    with_submissions: bool = False, tz: ZoneInfo | None = None,
+    with_submissions: bool = False, tz: ZoneInfo | None = None, with_missed: bool = False,
 ) -> None:
     """Add the 隐患排查整改销号统计表 sheet: one row per school, its 其中 departments, and the 合计 row.
 
     With submissions (a reporting period), three columns beside the ledger's figures show what each school
-    sent with 报送, when, and whether it matches.
+    sent with 报送, when, and whether it matches. With `with_missed` (回头看), a column before 备注 counts the
+    findings the school's own self-check missed (`StatisticsRow.missed`).
     """
-    columns = [*STATISTICS_COLUMNS[:-1], *(PERIOD_COLUMNS if with_submissions else ()), STATISTICS_COLUMNS[-1]]
+    columns = [*STATISTICS_COLUMNS[:-1], *(PERIOD_COLUMNS if with_submissions else ()),
+               *((MISSED_COLUMN,) if with_missed else ()), STATISTICS_COLUMNS[-1]]
     width = len(columns)
     sheet = _new_sheet(book, "statistics", columns, header_rows=(3, 3))
     _header_block(
@@ -428,7 +439,7 @@ def write_statistics_sheet(
         f"填报单位（盖章）：{header.unit_name}　　　统计时段：{period}　　　填报日期：{header.date_text}",
     )
     _heading_row(sheet, [name for name, _ in columns])
-    extra = [_CENTER, _CENTER, _WRAP] if with_submissions else []
+    extra = ([_CENTER, _CENTER, _WRAP] if with_submissions else []) + ([_CENTER] if with_missed else [])
     body = _Rows(sheet, [_CENTER, _WRAP, *([_CENTER] * 6), *extra, _WRAP])
     seq = 0
     for row in rows:
@@ -445,12 +456,16 @@ def write_statistics_sheet(
             sent = (figures, at, _check_text(row))
         elif with_submissions:
             sent = (None, None, None)
-        body.append((number, name, *_figures(row.figures), *sent, None))
+        missed: tuple[Any, ...] = (row.missed,) if with_missed else ()
+        body.append((number, name, *_figures(row.figures), *sent, *missed, None))
     total = total_figures(row.figures for row in rows if row.depth == 0)
+    missed_total = sum(row.missed for row in rows if row.depth == 0)
     sheet.append([
         _cell(sheet, None, _TOTAL), _cell(sheet, "合计", _TOTAL),
         *(_cell(sheet, value, _TOTAL) for value in _figures(total)),
-        *(_cell(sheet, None, _TOTAL) for _ in range(width - 8)),
+        *(_cell(sheet, None, _TOTAL) for _ in range(len(PERIOD_COLUMNS) if with_submissions else 0)),
+        *((_cell(sheet, missed_total, _TOTAL),) if with_missed else ()),
+        _cell(sheet, None, _TOTAL),
     ])
     note_row = 3 + len(rows) + 2
     sheet.row_dimensions[note_row].height = 32
@@ -582,14 +597,17 @@ def export_workbook(
                 write_buildings_sheet(book, summary, header, title=title)
         elif form == "statistics":
             header = FormHeader(form_title(campaign.name, "隐患", "排查", "整改销号统计表"), unit_name, on)
+            lookback = campaign.kind == "lookback"  # 回头看: count what each school's self-check missed
             if period is None:
-                rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools)
+                rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools,
+                                       with_missed=lookback)
                 text = f"{campaign.start:%Y-%m-%d} 至 {min(on, campaign.end):%Y-%m-%d}"
             else:
                 rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools,
-                                       period=period.bounds)
+                                       period=period.bounds, with_missed=lookback)
                 text = f"第{period.number}期 {period.start:%Y-%m-%d} 至 {period.bounds.due:%Y-%m-%d}"
-            write_statistics_sheet(book, rows, header, period=text, with_submissions=period is not None, tz=tz)
+            write_statistics_sheet(book, rows, header, period=text, with_submissions=period is not None, tz=tz,
+                                   with_missed=lookback)
         elif form == "checklist":
             departments = {unit for item in checklist for unit in item.departments}
             names = unit_names(session, departments)

@@ -211,3 +211,26 @@ def test_each_school_answers_the_three_looks_once(county: Chat) -> None:
     assert "1. 安全工作责任是否落实到位：否，还缺食堂的责任书" in county.say("li_na", "三看", group="lb_s1")
     assert "【三看】城南小学（已回答0/3项）" in county.say("ma_li", "三看", group="lb_s2")  # each school its own
     assert "没有设置三看项目" in county.say("li_na", "三看", group="staff")
+
+
+def test_the_forms_show_each_finding_s_source_and_the_self_check_misses(county: Chat) -> None:
+    """Issue 16: ledger 备注 names the source; the statistics count per school what its self-check missed."""
+    from tests.handlers.test_forms_from_chat import rows, statistics_table, workbook
+
+    county.now = IN_LOOKBACK
+    county.say("zheng_gang", "隐患 部位：食堂 问题：灭火器过期 期限：3月20日", group="lb_s2")
+    county.say("zheng_gang", "隐患 部位：3号教学楼 问题：疏散指示灯不亮 来源：省督查 期限：3月20日", group="lb_s2")
+    county.say("qian_hong", "隐患 部位：3号教学楼 问题：插座松动 期限：3月20日", group="lb_s2")
+    county.say("li_na", "隐患 部位：食堂 问题：排风扇异响 单位：总务基建处 期限：3月20日", group="lb_s1")
+    book = workbook(county, "wu_ju", "台账", "lb_county")
+    remarks = [row[9] for row in rows(book["台账-城南小学"], 4)]
+    assert remarks[0].startswith("城南小学#1；来源：督查，自查未查出；期限"), remarks
+    assert remarks[1].startswith("城南小学#2；来源：省督查，自查未查出；期限"), remarks
+    assert remarks[2].startswith("城南小学#3；期限"), remarks  # the school's own 自查 names no source
+    statistics = book["销号统计表"]
+    assert [cell.value for cell in statistics[3]][-2:] == ["其中自查\n未查出", "备注"]
+    table = statistics_table(statistics)
+    assert [(row[1], row[-2]) for row in table] == [("城关一中", 0), ("城南小学", 2), ("合计", 2)]
+    # A campaign that is no look-back keeps the form of seed 002.
+    plain = workbook(county, "wu_ju", "导出 统计表", "county")
+    assert "其中自查\n未查出" not in [cell.value for cell in plain["销号统计表"][3]]

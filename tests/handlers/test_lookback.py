@@ -234,3 +234,28 @@ def test_the_forms_show_each_finding_s_source_and_the_self_check_misses(county: 
     # A campaign that is no look-back keeps the form of seed 002.
     plain = workbook(county, "wu_ju", "导出 统计表", "county")
     assert "其中自查\n未查出" not in [cell.value for cell in plain["销号统计表"][3]]
+
+
+def test_lists_show_the_open_rechecks_after_the_hazards(county: Chat) -> None:
+    """Issue 16: 清单 and 我的 list a unit's open 复查 items after its hazards, marked 复查."""
+    c1_history(county)
+    county.say("li_na", "隐患 部位：食堂 问题：排风扇异响 单位：总务基建处 期限：3月20日", group="lb_s1")
+    listed = county.say("li_na", "清单", group="lb_s1").splitlines()  # draws the 复查 sample on first use
+    drawn = items(county)
+    school1 = [item.number for item, _ in drawn if item.unit_id == "teaching"]
+    assert listed[1].startswith("#1 ") and "排风扇异响" in listed[1], listed  # the hazards come first
+    assert listed.index(f"待复查{len(school1)}项（前期已销号，回头看复查）：") > 1, listed
+    rechecked = [line for line in listed if line.startswith("复查 #")]
+    assert [int(line.split("#")[1].split(" ")[0]) for line in rechecked] == school1
+    assert all("教务处" in line and "销号）" in line for line in rechecked)
+    assert listed[-1].startswith(f"现场复查后请发：复查 #{school1[0]} 合格")
+    # The county sees every school's items; a teacher's 我的 has none to answer, a safety officer's has them.
+    assert f"待复查{len(drawn)}项" in county.say("wu_ju", "清单", group="lb_county")
+    assert "复查" not in county.say("zhang_wei", "我的", group="lb_s1")
+    assert f"待复查{len(school1)}项" in county.say("li_na", "我的", group="lb_s1")
+    assert "复查" not in county.say("li_na", "清单 逾期", group="lb_s1")  # 逾期 lists hazards past due only
+    done = county.say("li_na", f"复查 #{school1[0]} 合格", group="lb_s1", photos=(PHOTO,))
+    assert done.startswith("已记录")
+    after = county.say("li_na", "清单", group="lb_s1")
+    assert f"复查 #{school1[0]} " not in after and (f"待复查{len(school1) - 1}项" in after or len(school1) == 1)
+    assert "待复查" not in county.say("li_na", "清单", group="staff")  # campaign c1 is no look-back

@@ -56,7 +56,9 @@ def normalize_origin(text: str) -> str | None:
 
 
 def _draw_key(seed: str, hazard: Hazard) -> str:
-    return hashlib.sha256(f"{seed}:{hazard.campaign_id}:{hazard.number}".encode()).hexdigest()
+    # Numbers are per school: the school keeps two schools' #1 apart (hazards of before per-school numbers have none).
+    school = f"{hazard.school_id}#" if hazard.school_id else ""
+    return hashlib.sha256(f"{seed}:{hazard.campaign_id}:{school}{hazard.number}".encode()).hexdigest()
 
 
 def draw_sample(hazards: Sequence[Hazard], *, share: float, seed: str) -> list[Hazard]:

@@ -16,7 +16,7 @@ page set-up are all set before the rows are written, as write-only mode requires
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -72,6 +72,8 @@ STATISTICS_COLUMNS: tuple[tuple[str, float], ...] = (
     ("序号", 6), ("单位", 26), ("发现隐患数", 11), ("已整改数", 11), ("已销号数", 11), ("未销号数", 11),
     ("其中逾期", 11), ("重大隐患\n（未销号）", 12), ("备注", 20),
 )
+# 回头看 (a look-back campaign): the findings of inspections from above that the school's own self-check missed.
+MISSED_COLUMN: tuple[str, float] = ("其中自查\n未查出", 11)
 # With a reporting period: what the school submitted with 报送, and whether it matches the ledger.
 PERIOD_COLUMNS: tuple[tuple[str, float], ...] = (
     ("报送数\n（发现/整改/销号/\n未销号/逾期/重大）", 22), ("报送时间", 12), ("与台账核对", 18),
@@ -248,15 +250,23 @@ def _heading_row(sheet: WriteOnlyWorksheet, names: Sequence[str | None]) -> None
 # -- ledger (seed 003 附件2) ---------------------------------------------------------------------------
 
 
-def _remark(line: LedgerLine, today: date) -> str:
-    """备注: the hazard's number in the chat (#N), 重大, the deadline of an open one, and the reporter's remark."""
-    parts = [f"#{line.number}"]
+def _remark(
+    line: LedgerLine, today: date, school_names: Mapping[str, str] | None = None, found_on: date | None = None
+) -> str:
+    """备注: the hazard's number in the chat (#N; 城南小学#N in a county's export, where numbers repeat per school),
+    its source when not the school's own 自查, 重大, the deadline of an open one, and the reporter's remark."""
+    school = school_names.get(line.school_id, "") if school_names and line.school_id else ""
+    parts = [f"{school}#{line.number}"]
+    if line.origin != "自查":  # 回头看: a finding of an inspection (来源：县普查，2026-10-12发现，自查未查出)
+        earlier = line.origin_date if line.origin_date and line.origin_date != found_on else None
+        when = f"，{earlier:%Y-%m-%d}发现" if earlier else ""  # an imported finding: 检查时间 is its import
+        parts.append(f"来源：{line.origin}{when}" + ("，自查未查出" if line.missed_by_school else ""))
     if line.level == "重大":
         parts.append("重大隐患")
     if line.status in (HazardStatus.RECTIFYING.value, HazardStatus.RECTIFIED.value):
         overdue = "（已逾期）" if line.status == HazardStatus.RECTIFYING.value and line.deadline < today else ""
         parts.append(f"期限{line.deadline:%Y-%m-%d}{overdue}")
-    if line.remark:
+    if line.remark and line.remark.strip() != line.origin:  # an imported 备注 that only named the source
         parts.append(line.remark)
     return "；".join(parts)
 
@@ -276,12 +286,14 @@ def completion_text(line: LedgerLine) -> str:
 
 
 def write_ledger_sheet(
-    book: Workbook, lines: Iterable[LedgerLine], header: FormHeader, tz: ZoneInfo, *, title: str | None = None
+    book: Workbook, lines: Iterable[LedgerLine], header: FormHeader, tz: ZoneInfo, *, title: str | None = None,
+    school_names: Mapping[str, str] | None = None,
 ) -> int:
     """Add the 问题隐患自查整改清单 sheet; returns the number of hazard rows written.
 
     序号 is the row number within the form (1, 2, 3 …, no gaps after 撤销); the hazard's own number (#N, as
-    used in the chat) is the first thing in 备注. An empty form gets BLANK_ROWS numbered rows to fill in by hand.
+    used in the chat; 城南小学#N with `school_names`, in a county's export) is the first thing in 备注. An empty
+    form gets BLANK_ROWS numbered rows to fill in by hand.
     """
     width = len(LEDGER_COLUMNS)
     sheet = _new_sheet(book, "ledger", LEDGER_COLUMNS, header_rows=(3, 3), title=title)
@@ -295,10 +307,11 @@ def write_ledger_sheet(
     for line in lines:
         count += 1
         closed = line.closed_at.astimezone(tz).strftime("%Y-%m-%d") if line.closed_at else None
+        found_on = line.found_at.astimezone(tz).date()
         rows.append((
             count, line.location, line.check_item, line.problem, line.measure, completion_text(line),
-            line.responsible_name, line.found_at.astimezone(tz).strftime("%Y-%m-%d"), closed,
-            _remark(line, header.on),
+            line.responsible_name, f"{found_on:%Y-%m-%d}", closed,
+            _remark(line, header.on, school_names, found_on),
         ))
     blank = 0 if count else BLANK_ROWS
     for seq in range(1, blank + 1):
@@ -409,14 +422,16 @@ def _check_text(row: StatisticsRow) -> str:
 
 def write_statistics_sheet(
     book: Workbook, rows: Sequence[StatisticsRow], header: FormHeader, *, period: str,
-    with_submissions: bool = False, tz: ZoneInfo | None = None,
+    with_submissions: bool = False, tz: ZoneInfo | None = None, with_missed: bool = False,
 ) -> None:
     """Add the 隐患排查整改销号统计表 sheet: one row per school, its 其中 departments, and the 合计 row.
 
     With submissions (a reporting period), three columns beside the ledger's figures show what each school
-    sent with 报送, when, and whether it matches.
+    sent with 报送, when, and whether it matches. With `with_missed` (回头看), a column before 备注 counts the
+    findings the school's own self-check missed (`StatisticsRow.missed`).
     """
-    columns = [*STATISTICS_COLUMNS[:-1], *(PERIOD_COLUMNS if with_submissions else ()), STATISTICS_COLUMNS[-1]]
+    columns = [*STATISTICS_COLUMNS[:-1], *(PERIOD_COLUMNS if with_submissions else ()),
+               *((MISSED_COLUMN,) if with_missed else ()), STATISTICS_COLUMNS[-1]]
     width = len(columns)
     sheet = _new_sheet(book, "statistics", columns, header_rows=(3, 3))
     _header_block(
@@ -424,7 +439,7 @@ def write_statistics_sheet(
         f"填报单位（盖章）：{header.unit_name}　　　统计时段：{period}　　　填报日期：{header.date_text}",
     )
     _heading_row(sheet, [name for name, _ in columns])
-    extra = [_CENTER, _CENTER, _WRAP] if with_submissions else []
+    extra = ([_CENTER, _CENTER, _WRAP] if with_submissions else []) + ([_CENTER] if with_missed else [])
     body = _Rows(sheet, [_CENTER, _WRAP, *([_CENTER] * 6), *extra, _WRAP])
     seq = 0
     for row in rows:
@@ -441,12 +456,16 @@ def write_statistics_sheet(
             sent = (figures, at, _check_text(row))
         elif with_submissions:
             sent = (None, None, None)
-        body.append((number, name, *_figures(row.figures), *sent, None))
+        missed: tuple[Any, ...] = (row.missed,) if with_missed else ()
+        body.append((number, name, *_figures(row.figures), *sent, *missed, None))
     total = total_figures(row.figures for row in rows if row.depth == 0)
+    missed_total = sum(row.missed for row in rows if row.depth == 0)
     sheet.append([
         _cell(sheet, None, _TOTAL), _cell(sheet, "合计", _TOTAL),
         *(_cell(sheet, value, _TOTAL) for value in _figures(total)),
-        *(_cell(sheet, None, _TOTAL) for _ in range(width - 8)),
+        *(_cell(sheet, None, _TOTAL) for _ in range(len(PERIOD_COLUMNS) if with_submissions else 0)),
+        *((_cell(sheet, missed_total, _TOTAL),) if with_missed else ()),
+        _cell(sheet, None, _TOTAL),
     ])
     note_row = 3 + len(rows) + 2
     sheet.row_dimensions[note_row].height = 32
@@ -554,11 +573,14 @@ def export_workbook(
                 if (head.active and not head.own_level)
                 or ledger_counts(session, campaign_id=campaign.id, unit_ids=units).total
             ] or [(ReportUnit("", unit_name, frozenset()), set(), unit_name)]  # nothing in scope: the blank form
+            county = len(per_school) > 1 or len(schools if scope is None else schools & scope) > 1
+            school_names = unit_names(session, schools) if county else None  # 城南小学#12 in 备注
             for head, units, name in per_school:
                 title = SHEET_NAMES["ledger"] if len(per_school) == 1 else _sheet_title("台账", name, taken)
                 header = FormHeader(f"{name}安全隐患自查整改清单", name, on)
                 ledger_rows += write_ledger_sheet(
-                    book, ledger_lines(session, campaign_id=campaign.id, unit_ids=units), header, tz, title=title
+                    book, ledger_lines(session, campaign_id=campaign.id, unit_ids=units), header, tz, title=title,
+                    school_names=school_names,
                 )
         elif form == "buildings":
             owned = [(head, units, name) for head, units, name in _school_forms(session, scope, schools, unit_name)
@@ -575,14 +597,17 @@ def export_workbook(
                 write_buildings_sheet(book, summary, header, title=title)
         elif form == "statistics":
             header = FormHeader(form_title(campaign.name, "隐患", "排查", "整改销号统计表"), unit_name, on)
+            lookback = campaign.kind == "lookback"  # 回头看: count what each school's self-check missed
             if period is None:
-                rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools)
+                rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools,
+                                       with_missed=lookback)
                 text = f"{campaign.start:%Y-%m-%d} 至 {min(on, campaign.end):%Y-%m-%d}"
             else:
                 rows = statistics_rows(session, campaign_id=campaign.id, unit_ids=scope, today=on, schools=schools,
-                                       period=period.bounds)
+                                       period=period.bounds, with_missed=lookback)
                 text = f"第{period.number}期 {period.start:%Y-%m-%d} 至 {period.bounds.due:%Y-%m-%d}"
-            write_statistics_sheet(book, rows, header, period=text, with_submissions=period is not None, tz=tz)
+            write_statistics_sheet(book, rows, header, period=text, with_submissions=period is not None, tz=tz,
+                                   with_missed=lookback)
         elif form == "checklist":
             departments = {unit for item in checklist for unit in item.departments}
             names = unit_names(session, departments)

@@ -36,11 +36,11 @@ def _load(command: Command, context: Context) -> Hazard | Reply:
     return find_hazard(command, context)
 
 
-def _ended(hazard: Hazard) -> Reply | None:
+def _ended(hazard: Hazard, label: str) -> Reply | None:
     if hazard.status == CLOSED:
-        return Reply(f"隐患 #{hazard.number} 已于 {hazard.closed_at:%Y-%m-%d} 销号，无需再处理。")
+        return Reply(f"隐患 {label} 已于 {hazard.closed_at:%Y-%m-%d} 销号，无需再处理。")
     if hazard.status == WITHDRAWN:
-        return Reply(f"隐患 #{hazard.number} 已撤销，无需再处理。")
+        return Reply(f"隐患 {label} 已撤销，无需再处理。")
     return None
 
 
@@ -73,16 +73,17 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
     hazard = _load(command, context)
     if isinstance(hazard, Reply):
         return [hazard]
-    if (ended := _ended(hazard)) is not None:
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
+    if (ended := _ended(hazard, label)) is not None:
         return [ended]
     if hazard.status == RECTIFIED:
-        return [Reply(f"隐患 #{hazard.number} 已报整改，正在等待验收。如需补充，请发「进展 #{hazard.number} 说明」。")]
+        return [Reply(f"隐患 {label} 已报整改，正在等待验收。如需补充，请发「进展 {label} 说明」。")]
     if not permissions.can_rectify(context.session, context.person, hazard):
-        return [Reply(f"只有责任人、发现人或该部门的负责人可以报整改隐患 #{hazard.number}。")]
+        return [Reply(f"只有责任人、发现人或该部门的负责人可以报整改隐患 {label}。")]
     if _photo_required(context, hazard) and not context.attachments and not has_pending_photos(context):
         return [Reply(
             f"{hazard.level}隐患报整改必须附整改后的照片，这条没有登记。请在同一条消息里附上照片重新发送，"
-            f"例如：整改 #{hazard.number} {command.note or '已清理通道'}（附照片）"
+            f"例如：整改 {label} {command.note or '已清理通道'}（附照片）"
         )]
     note = command.note or "已整改"
     hazard.completion = note
@@ -93,7 +94,7 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
     )
     photos = store_attachments(context, stored_id(hazard), stored_id(event))
     earlier = attach_pending_photos(context, stored_id(hazard), stored_id(event))
-    lines = [f"隐患 #{hazard.number} 已报整改，待验收。", f"说明：{note}"]
+    lines = [f"隐患 {label} 已报整改，待验收。", f"说明：{note}"]
     if photos:
         lines.append(photo_note(photos))
     if earlier:
@@ -102,7 +103,7 @@ def handle_rectify(command: Command, context: Context) -> list[Reply]:
         lines.append("建议补一张整改后的照片，便于验收。")
     finder_fixed = context.policy.verify_by_other and hazard.reporter_id in (context.person.id, hazard.responsible_id)
     verifiers = "安全员、部门负责人或校领导" if finder_fixed else "发现人或安全员"
-    lines.append(f"下一步：请{verifiers}现场验收后发「销号 #{hazard.number}」。")
+    lines.append(f"下一步：请{verifiers}现场验收后发「销号 {label}」。")
     mentions = (hazard.reporter_id,) if hazard.reporter_id != context.person.id else ()
     return [Reply("\n".join(lines), mentions=mentions, buttons=rectified_buttons(hazard_label(context, hazard)))]
 
@@ -112,10 +113,11 @@ def handle_progress(command: Command, context: Context) -> list[Reply]:
     hazard = _load(command, context)
     if isinstance(hazard, Reply):
         return [hazard]
-    if (ended := _ended(hazard)) is not None:
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
+    if (ended := _ended(hazard, label)) is not None:
         return [ended]
     if not permissions.can_rectify(context.session, context.person, hazard):
-        return [Reply(f"只有责任人、发现人或该部门的负责人可以记录隐患 #{hazard.number} 的进展。")]
+        return [Reply(f"只有责任人、发现人或该部门的负责人可以记录隐患 {label} 的进展。")]
     event = record_event(
         context.session, hazard=hazard, actor_id=context.person.id, action="progress", at=context.now,
         detail=command.note or "",
@@ -125,7 +127,7 @@ def handle_progress(command: Command, context: Context) -> list[Reply]:
     missing = any(photo.missing for photo in photos)
     extra = f"，照片{len(photos)}张" if photos and not missing else ""
     lines = [
-        f"已记录隐患 #{hazard.number} 的进展{extra}：{command.note}",
+        f"已记录隐患 {label} 的进展{extra}：{command.note}",
         f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。",
     ]
     if missing:
@@ -140,14 +142,15 @@ def handle_close(command: Command, context: Context) -> list[Reply]:
     hazard = _load(command, context)
     if isinstance(hazard, Reply):
         return [hazard]
-    if (ended := _ended(hazard)) is not None:
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
+    if (ended := _ended(hazard, label)) is not None:
         return [ended]
     session, person = context.session, context.person
     if not permissions.can_verify(session, person, hazard):
-        return [Reply(f"您没有销号权限。隐患 #{hazard.number} 可由发现人、部门负责人、安全员或校领导验收销号。")]
+        return [Reply(f"您没有销号权限。隐患 {label} 可由发现人、部门负责人、安全员或校领导验收销号。")]
     if hazard.status == RECTIFYING and not permissions.can_close_unrectified(session, person, hazard):
         return [Reply(
-            f"隐患 #{hazard.number} 还没有报整改。请责任人整改后发「整改 #{hazard.number} 说明」，再来销号。"
+            f"隐患 {label} 还没有报整改。请责任人整改后发「整改 {label} 说明」，再来销号。"
         )]
     rectifier_id = _rectifier_id(context, hazard)
     skipped = _skipped_checks(context, hazard, rectifier_id)
@@ -167,7 +170,7 @@ def handle_close(command: Command, context: Context) -> list[Reply]:
     )
     store_attachments(context, stored_id(hazard), stored_id(event))
     return [Reply(
-        f"隐患 #{hazard.number} 已销号 ✔\n{hazard.location} {hazard.problem}\n"
+        f"隐患 {label} 已销号 ✔\n{hazard.location} {hazard.problem}\n"
         f"发现人：{_name(context, hazard.reporter_id)}\n整改人：{rectifier}\n"
         f"验收人：{person.name}{override}，{context.now:%Y-%m-%d %H:%M}"
     )]
@@ -188,16 +191,16 @@ def _skipped_checks(context: Context, hazard: Hazard, rectifier_id: str | None) 
 
 def _refuse_close(context: Context, hazard: Hazard, rectifier_id: str | None, reason: str) -> Reply:
     """One polite line: why this person may not close it now, and who may or what to send."""
-    number = hazard.number
+    number = hazard_label(context, hazard)
     if reason == NO_PHOTO:
         return Reply(
-            f"{hazard.level}隐患销号需要整改后的照片。请责任人发「整改 #{number} 说明」并附照片，"
-            f"或验收时在同一条消息里附现场照片发「销号 #{number}」。"
+            f"{hazard.level}隐患销号需要整改后的照片。请责任人发「整改 {number} 说明」并附照片，"
+            f"或验收时在同一条消息里附现场照片发「销号 {number}」。"
         )
     who = "整改人" if reason == OWN_FIX else "责任人"
     finder = hazard.reporter_id not in (rectifier_id, hazard.responsible_id)
     others = (f"发现人{_name(context, hazard.reporter_id)}、" if finder else "") + "单位负责人、安全员或校领导"
-    return Reply(f"{who}不能自己验收销号。请{others}现场验收后发「销号 #{number}」。")
+    return Reply(f"{who}不能自己验收销号。请{others}现场验收后发「销号 {number}」。")
 
 
 def handle_reject(command: Command, context: Context) -> list[Reply]:
@@ -205,12 +208,13 @@ def handle_reject(command: Command, context: Context) -> list[Reply]:
     hazard = _load(command, context)
     if isinstance(hazard, Reply):
         return [hazard]
-    if (ended := _ended(hazard)) is not None:
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
+    if (ended := _ended(hazard, label)) is not None:
         return [ended]
     if not permissions.can_verify(context.session, context.person, hazard):
-        return [Reply(f"您没有验收权限。隐患 #{hazard.number} 可由发现人、部门负责人、安全员或校领导验收。")]
+        return [Reply(f"您没有验收权限。隐患 {label} 可由发现人、部门负责人、安全员或校领导验收。")]
     if hazard.status != RECTIFIED:
-        return [Reply(f"隐患 #{hazard.number} 还在整改中，不需要退回。可以发「进展 #{hazard.number} 说明」督促。")]
+        return [Reply(f"隐患 {label} 还在整改中，不需要退回。可以发「进展 {label} 说明」督促。")]
     hazard.rectified_at = None
     record_event(
         context.session, hazard=hazard, actor_id=context.person.id, action="reject", at=context.now,
@@ -218,9 +222,9 @@ def handle_reject(command: Command, context: Context) -> list[Reply]:
     )
     mentions = (hazard.responsible_id,) if hazard.responsible_id else ()
     return [Reply(
-        f"隐患 #{hazard.number} 验收未通过，已退回整改。\n原因：{command.note}\n"
+        f"隐患 {label} 验收未通过，已退回整改。\n原因：{command.note}\n"
         f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。"
-        f"整改后请再发「整改 #{hazard.number} 说明」。",
+        f"整改后请再发「整改 {label} 说明」。",
         mentions=mentions,
     )]
 
@@ -230,17 +234,18 @@ def handle_extend(command: Command, context: Context) -> list[Reply]:
     hazard = _load(command, context)
     if isinstance(hazard, Reply):
         return [hazard]
-    if (ended := _ended(hazard)) is not None:
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
+    if (ended := _ended(hazard, label)) is not None:
         return [ended]
     if not permissions.can_extend(context.session, context.person, hazard):
-        return [Reply(f"只有部门负责人或校领导可以延期。请联系他们发「延期 #{hazard.number} 日期 原因」。")]
+        return [Reply(f"只有部门负责人或校领导可以延期。请联系他们发「延期 {label} 日期 原因」。")]
     new_deadline = command.fields.deadline
     if new_deadline is None:
-        return [Reply(f"请写上新的期限，例如：延期 #{hazard.number} 12月20日 等待配件")]
+        return [Reply(f"请写上新的期限，例如：延期 {label} 12月20日 等待配件")]
     if new_deadline < context.today:
         return [Reply(f"新的期限 {fmt_date(new_deadline)} 已经过去，请写今天或以后的日期。")]
     beyond = beyond_campaign_error(new_deadline, campaign_end=context.campaign.end, today=context.today,
-                                   example=f"延期 #{hazard.number} {{date}} 等待配件")
+                                   example=f"延期 {label} {{date}} 等待配件")
     if beyond is not None:
         return [Reply(beyond)]
     old = hazard.deadline
@@ -250,7 +255,7 @@ def handle_extend(command: Command, context: Context) -> list[Reply]:
         context.session, hazard=hazard, actor_id=context.person.id, action="extend", at=context.now,
         detail=f"期限 {old.isoformat()} → {new_deadline.isoformat()}；{reason}".rstrip("；"),
     )
-    lines = [f"隐患 #{hazard.number} 期限已调整：{fmt_date(old)} → {fmt_date(new_deadline)}"]
+    lines = [f"隐患 {label} 期限已调整：{fmt_date(old)} → {fmt_date(new_deadline)}"]
     if reason:
         lines.append(f"原因：{reason}")
     mentions = (hazard.responsible_id,) if hazard.responsible_id else ()
@@ -262,23 +267,24 @@ def handle_withdraw(command: Command, context: Context) -> list[Reply]:
     hazard = _load(command, context)
     if isinstance(hazard, Reply):
         return [hazard]
-    if (ended := _ended(hazard)) is not None:
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
+    if (ended := _ended(hazard, label)) is not None:
         return [ended]
     person = context.person
     window = timedelta(minutes=context.policy.withdraw_minutes)
     is_admin = "admin" in person.role_set
     if not is_admin:
         if person.id != hazard.reporter_id:
-            return [Reply(f"只有上报人或管理员可以撤销隐患 #{hazard.number}。")]
+            return [Reply(f"只有上报人或管理员可以撤销隐患 {label}。")]
         if context.now - hazard.found_at.astimezone(context.now.tzinfo) > window:
             return [Reply(
-                f"隐患 #{hazard.number} 上报已超过{context.policy.withdraw_minutes}分钟，不能自行撤销，请联系管理员。"
+                f"隐患 {label} 上报已超过{context.policy.withdraw_minutes}分钟，不能自行撤销，请联系管理员。"
             )]
     record_event(
         context.session, hazard=hazard, actor_id=person.id, action="withdraw", at=context.now,
         detail=command.note or "误报撤销", to_status=WITHDRAWN,
     )
-    return [Reply(f"隐患 #{hazard.number} 已撤销（保留记录，不计入统计）。")]
+    return [Reply(f"隐患 {label} 已撤销（保留记录，不计入统计）。")]
 
 
 def handle_reopen(command: Command, context: Context) -> list[Reply]:
@@ -286,10 +292,11 @@ def handle_reopen(command: Command, context: Context) -> list[Reply]:
     hazard = _load(command, context)
     if isinstance(hazard, Reply):
         return [hazard]
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
     if "admin" not in context.person.role_set:
-        return [Reply(f"重开只能由管理员操作。如隐患 #{hazard.number} 被误销号，请联系管理员。")]
+        return [Reply(f"重开只能由管理员操作。如隐患 {label} 被误销号，请联系管理员。")]
     if hazard.status not in (CLOSED, WITHDRAWN):
-        return [Reply(f"隐患 #{hazard.number} 还没有销号或撤销（当前：{hazard.status_label}），不需要重开。")]
+        return [Reply(f"隐患 {label} 还没有销号或撤销（当前：{hazard.status_label}），不需要重开。")]
     hazard.closed_at = None
     hazard.rectified_at = None
     record_event(
@@ -298,7 +305,7 @@ def handle_reopen(command: Command, context: Context) -> list[Reply]:
     )
     mentions = (hazard.responsible_id,) if hazard.responsible_id else ()
     return [Reply(
-        f"隐患 #{hazard.number} 已重开，回到整改中。\n原因：{command.note}\n"
+        f"隐患 {label} 已重开，回到整改中。\n原因：{command.note}\n"
         f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。",
         mentions=mentions,
     )]

@@ -238,6 +238,25 @@ def _recheck_list(context: Context) -> Reply:
     return Reply("\n".join(lines))
 
 
+
+def open_recheck_lines(context: Context, units: set[str] | None, *, limit: int = LIST_LIMIT) -> list[str]:
+    """清单 / 我的 in a look-back: the units' 复查 items not yet re-checked, after the hazards, marked 复查."""
+    if not _is_lookback(context.campaign) or _rechecks_ready(context) is None:
+        return []
+    pending = rechecks(context.session, context.campaign.id, unit_ids=units, status=RecheckStatus.PENDING.value)
+    if not pending:
+        return []
+    names = unit_names(context.session, {item.unit_id for item, _ in pending})
+    lines = [f"待复查{len(pending)}项（前期已销号，回头看复查）："]
+    for item, hazard in pending[:limit]:
+        lines.append(f"复查 #{item.number} {names.get(item.unit_id, item.unit_id)} {hazard.location} {hazard.problem}"
+                     f"（{hazard.level}，{hazard.closed_at:%Y-%m-%d}销号）")
+    if len(pending) > limit:
+        lines.append(f"……另有{len(pending) - limit}项，发「复查」查看全部。")
+    first = pending[0][0].number
+    lines.append(f"现场复查后请发：复查 #{first} 合格（附照片），或：复查 #{first} 反弹 说明")
+    return lines
+
 # -- 覆盖 ------------------------------------------------------------------------------------------------
 
 

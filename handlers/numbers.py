@@ -14,7 +14,7 @@ from handlers import permissions
 from handlers.command import Command
 from handlers.context import Context
 from handlers.messages import Reply
-from models.ledger import hazards_by_number
+from models.ledger import hazards_by_number, school_of
 from models.queries_directory import unit_names
 from models.queries_escalation import units_by_id
 from models.tables import Hazard
@@ -36,6 +36,8 @@ def hazard_label(context: Context, hazard: Hazard) -> str:
         return f"#{hazard.number}"
     if roots is not None and hazard.school_id in roots:
         return f"#{hazard.number}"
+    if roots and all(school_of(context.session, root, schools) == hazard.school_id for root in roots):
+        return f"#{hazard.number}"  # a department's group: within one school
     name = _school_names(context, {hazard.school_id}).get(hazard.school_id, (hazard.school_id,))[0]
     return f"{name}#{hazard.number}"
 

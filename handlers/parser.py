@@ -33,6 +33,7 @@ from handlers.understand import (
     is_chitchat,
     sounds_like_a_defect,
     split_filters,
+    split_school,
     understand_lifecycle,
     understand_question,
     understand_report,
@@ -589,7 +590,9 @@ def _plain_words(clean: str, *, today: date, categories: Sequence[tuple[str, Seq
     step = understand_lifecycle(clean)
     if step is not None:
         word = _CANONICAL_WORD[step.command]
-        return _build(step.command, word, step.rest, today=today, categories=categories, hazard_no=step.number)
+        command = _build(step.command, word, step.rest, today=today, categories=categories, hazard_no=step.number)
+        command.hazard_school = step.school  # 修好了 城南小学#12
+        return command
     report = _plain_report(clean, word="隐患", today=today, categories=categories, vocabulary=vocabulary)
     fields = report.fields
     known_problem = fields.category is not None or fields.level == "重大"
@@ -681,9 +684,10 @@ def _parse_one(
         return _build(name, word, rest, today=today, categories=table, vocabulary=words)
 
     school = _SCHOOL_HASH_RE.match(clean)
-    if school is not None and not clean[school.end():].strip():  # 城南小学#12 alone shows that school's #12
-        command = _build("show", "查看", "", today=today, categories=table, hazard_no=school["n"])
-        command.hazard_school = school["school"]
+    if school is not None:  # 城南小学#12 …: that school's #12, read as `#12 …` is (看看城南小学#12, 城南小学#12 修好了)
+        command = _parse_one(clean[school.end("school"):], today=today, categories=table, vocabulary=words)
+        if command.command is not None and command.hazard_no == int(school["n"]):
+            command.hazard_school = split_school(school["school"])[1] or school["school"]
         return command
 
     leading = _LEADING_HASH_RE.match(clean)

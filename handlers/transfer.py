@@ -10,7 +10,7 @@ from handlers.context import Context
 from handlers.directory import find_people, find_unit, school_units, unit_names, unknown_person_text
 from handlers.format import days_left_text, fmt_date
 from handlers.messages import Reply
-from handlers.numbers import find_hazard
+from handlers.numbers import find_hazard, hazard_label
 from models.ledger import record_event
 from models.tables import Hazard, HazardStatus, PersonRow
 
@@ -37,7 +37,7 @@ def _load(command: Command, context: Context) -> Hazard | Reply:
     if isinstance(hazard, Reply):
         return hazard
     if hazard.status in (HazardStatus.CLOSED.value, HazardStatus.WITHDRAWN.value):
-        return Reply(f"隐患 #{hazard.number} {hazard.status_label}，不需要再转交。")
+        return Reply(f"隐患 {hazard_label(context, hazard)} {hazard.status_label}，不需要再转交。")
     return hazard
 
 
@@ -47,7 +47,7 @@ def _same_school(context: Context, hazard: Hazard) -> set[str]:
     return units & set(context.group_scope) if context.group_scope else units
 
 
-def _find_owner(context: Context, command: Command, name: str, among: set[str]) -> PersonRow | Reply:
+def _find_owner(context: Context, command: Command, name: str, among: set[str], number: str) -> PersonRow | Reply:
     """The one person of the school with this name (narrowed by 单位：…), else a reply naming the choices."""
     candidates = [person for person in find_people(context.session, name) if person.unit_id in among]
     if command.fields.unit:
@@ -55,12 +55,11 @@ def _find_owner(context: Context, command: Command, name: str, among: set[str]) 
         candidates = [person for person in candidates if unit is not None and person.unit_id == unit.id]
     if len(candidates) == 1:
         return candidates[0]
-    number = command.hazard_no
     if not candidates:
-        return Reply(f"{unknown_person_text(context.session, name, among=among)}请改正后重新发送，例如：转交 #{number} 王建国")
+        return Reply(f"{unknown_person_text(context.session, name, among=among)}请改正后重新发送，例如：转交 {number} 王建国")
     units = unit_names(context.session, {person.unit_id for person in candidates})
     choices = "、".join(f"{person.name}（{units.get(person.unit_id, person.unit_id)}）" for person in candidates)
-    example = f"转交 #{number} {name} 单位：{units[candidates[0].unit_id]}"
+    example = f"转交 {number} {name} 单位：{units[candidates[0].unit_id]}"
     return Reply(f"有{len(candidates)}位「{name}」：{choices}。请写明部门，例如：{example}")
 
 
@@ -70,16 +69,17 @@ def handle_transfer(command: Command, context: Context) -> list[Reply]:
     if isinstance(hazard, Reply):
         return [hazard]
     session, person = context.session, context.person
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
     if not permissions.can_transfer(session, person, hazard):
-        return [Reply(f"只有部门负责人、安全员或校领导可以转交隐患 #{hazard.number}。请联系他们发「转交 #{hazard.number} 姓名」。")]
+        return [Reply(f"只有部门负责人、安全员或校领导可以转交隐患 {label}。请联系他们发「转交 {label} 姓名」。")]
     name, reason = _new_owner_name(command)
     if not name:
-        return [Reply(f"请写上新的责任人，例如：转交 #{hazard.number} 王建国")]
-    owner = _find_owner(context, command, name, _same_school(context, hazard))
+        return [Reply(f"请写上新的责任人，例如：转交 {label} 王建国")]
+    owner = _find_owner(context, command, name, _same_school(context, hazard), label)
     if isinstance(owner, Reply):
         return [owner]
     if owner.id == hazard.responsible_id:
-        return [Reply(f"{owner.name}已经是隐患 #{hazard.number} 的责任人，无需转交。")]
+        return [Reply(f"{owner.name}已经是隐患 {label} 的责任人，无需转交。")]
 
     units = unit_names(session, {hazard.unit_id, owner.unit_id})
     old_owner = hazard.responsible_name or "未指定"
@@ -93,11 +93,11 @@ def handle_transfer(command: Command, context: Context) -> list[Reply]:
         detail="；".join([*changes, *([reason] if reason else [])]),
     )
     lines = [
-        f"隐患 #{hazard.number} 已转交 {owner.name}（{units[owner.unit_id]}）负责。",
+        f"隐患 {label} 已转交 {owner.name}（{units[owner.unit_id]}）负责。",
         f"{hazard.location} {hazard.problem}".strip(),
         "变更：" + "；".join(changes),
         f"期限 {fmt_date(hazard.deadline)}，{days_left_text(hazard.deadline, context.today)}。",
-        f"请{owner.name}整改后发「整改 #{hazard.number} 说明」。",
+        f"请{owner.name}整改后发「整改 {label} 说明」。",
     ]
     if reason:
         lines.insert(3, f"原因：{reason}")

@@ -128,9 +128,15 @@ class Lifecycle:
     command: str
     number: str
     rest: str  # what the handler gets after the number (reason, new deadline, note)
+    school: str | None = None  # 城南小学#12: the school whose number it is (a county chat)
 
 
-_NUMBER_RE = re.compile(r"#[ ]*(?P<a>\d+)[ ]*号?|第[ ]*(?P<b>\d+)[ ]*号(?:隐患)?|(?P<c>\d+)[ ]*号隐患")
+_NUMBER_RE = re.compile(
+    rf"(?:(?P<school>[{_CJK}A-Za-z0-9]{{1,19}}[学校中小园院])[ ]*)?#[ ]*(?P<a>\d+)[ ]*号?"
+    r"|第[ ]*(?P<b>\d+)[ ]*号(?:隐患)?|(?P<c>\d+)[ ]*号隐患"
+)
+# 看看城南小学#12: words asking to see it are not part of the school's name
+ASKING_WORDS_RE = re.compile(r"^(?:请|麻烦)?(?:看看|看一下|查一下|查询|详情|问一下)?")
 # Checked in order: 验收不合格 before 验收合格, 延期 before 整改.
 _LIFECYCLE_VERBS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
     ("reject", r"验收不合格|验收没通过|验收未通过|不合格|没改好|没有改好|还没改好|退回"),
@@ -151,7 +157,8 @@ def understand_lifecycle(text: str) -> Lifecycle | None:
         return None
     found = numbers[0]
     number = found["a"] or found["b"] or found["c"]
-    around = (text[: found.start()] + " " + text[found.end():]).strip(_EDGE)
+    words, school = split_school(found["school"] or "")
+    around = (text[: found.start()] + words + " " + text[found.end():]).strip(_EDGE)
     for name, pattern in _LIFECYCLE_VERBS:
         verb = pattern.search(around)
         if verb is None:
@@ -159,11 +166,23 @@ def understand_lifecycle(text: str) -> Lifecycle | None:
         before = around[: verb.start()].strip(_EDGE)
         after = around[verb.end():].strip(_EDGE)
         if name == "rectify":
-            return Lifecycle(name, number, around)
+            return Lifecycle(name, number, around, school)
         if name == "withdraw":
-            return Lifecycle(name, number, " ".join(p for p in (before, after) if p))
-        return Lifecycle(name, number, after)
+            return Lifecycle(name, number, " ".join(p for p in (before, after) if p), school)
+        return Lifecycle(name, number, after, school)
     return None
+
+
+def split_school(typed: str) -> tuple[str, str | None]:
+    """`修好了城南小学` before `#12`: (the words in front, the school's name) — verbs and asking words first."""
+    rest = typed.strip(_EDGE)
+    while rest:
+        cut = max((m.end() for m in (p.match(rest) for p in (ASKING_WORDS_RE, *(v for _, v in _LIFECYCLE_VERBS)))
+                   if m is not None), default=0)
+        if cut == 0 or cut >= len(rest):
+            break
+        rest = rest[cut:].strip(_EDGE)
+    return typed[: len(typed) - len(rest)], rest or None
 
 
 # ---------------------------------------------------------------------------------------------------------

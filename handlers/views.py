@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-
 from dataclasses import replace
+
 
 from handlers import permissions
 from handlers.buttons import overdue_buttons
@@ -11,7 +11,7 @@ from handlers.command import Command, CommandSpec
 from handlers.context import Context
 from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
-from handlers.lookback import origin_lines  # 回头看 (issue 16)
+from handlers.lookback import RECHECK_ROLES, open_recheck_lines, origin_lines  # 回头看 (issue 16)
 from handlers.messages import Reply
 from handlers.numbers import find_hazard, hazard_label, with_school_names
 from models.ledger import (
@@ -103,7 +103,15 @@ def handle_mine(command: Command, context: Context) -> list[Reply]:
     """我的: open hazards I am responsible for or reported."""
     me = context.person.id
     hazards = _open_hazards(context, person_id=me)
-    return [_listing(f"{context.person.name}的待办", hazards, context, "没有未销号的隐患，辛苦了！")]
+    reply = _listing(f"{context.person.name}的待办", hazards, context, "没有未销号的隐患，辛苦了！")
+    if context.person.role_set & RECHECK_ROLES:  # 回头看: the 复查 items this person may answer
+        reply = _with_rechecks(reply, open_recheck_lines(context, permissions.visible_units(context)))
+    return [reply]
+
+
+def _with_rechecks(reply: Reply, lines: list[str]) -> Reply:
+    """A list reply with the open 复查 items of a look-back after the hazards."""
+    return replace(reply, text="\n".join([reply.text, *lines])) if lines else reply
 
 
 def handle_list(command: Command, context: Context, *, overdue_only: bool = False) -> list[Reply]:
@@ -125,10 +133,13 @@ def handle_list(command: Command, context: Context, *, overdue_only: bool = Fals
         title = _list_title(context, what)
     empty = "目前没有逾期隐患 ✔" if overdue_only else ("没有未销号的隐患。" if what == "未销号隐患" else f"没有{what}。")
     hazards = _open_hazards(context, **narrowed)
-    listing = _listing(title, hazards, context, empty)
+    reply = _listing(title, hazards, context, empty)
     if overdue_only and hazards:  # issue 15: 进展 / 申请延期 on the first items listed (sorted by _listing)
-        listing = replace(listing, buttons=overdue_buttons([hazard_label(context, h) for h in hazards]))
-    return [listing]
+        reply = replace(reply, buttons=overdue_buttons([hazard_label(context, h) for h in hazards]))
+    if what == "未销号隐患":  # 回头看: the units' open 复查 items follow (not for 逾期, 重大 or 待验收)
+        units = narrowed.get("also_units", scope)
+        reply = _with_rechecks(reply, open_recheck_lines(context, units if isinstance(units, set) else None))
+    return [reply]
 
 
 def _list_title(context: Context, what: str = "未销号隐患") -> str:

@@ -56,8 +56,9 @@ def normalize_origin(text: str) -> str | None:
 
 
 def _draw_key(seed: str, hazard: Hazard) -> str:
-    # Numbers are per school: the school is part of a hazard's name in its campaign.
-    return hashlib.sha256(f"{seed}:{hazard.campaign_id}:{hazard.school_id or ''}:{hazard.number}".encode()).hexdigest()
+    # Numbers are per school: the school keeps two schools' #1 apart (hazards of before per-school numbers have none).
+    school = f"{hazard.school_id}#" if hazard.school_id else ""
+    return hashlib.sha256(f"{seed}:{hazard.campaign_id}:{school}{hazard.number}".encode()).hexdigest()
 
 
 def draw_sample(hazards: Sequence[Hazard], *, share: float, seed: str) -> list[Hazard]:

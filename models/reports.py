@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from models.ledger import UnitFigures, total_figures, unit_figures
+from models.lookback import missed_by_unit
 from models.tables import OPEN_STATUSES, CampaignRow, CheckRecord, Hazard, HazardStatus, Submission, UnitRow
 
 OTHER_LABEL = "其他"
@@ -374,6 +375,7 @@ class StatisticsRow:
     figures: UnitFigures
     submitted: UnitFigures | None = None  # what the unit sent with 报送 for the period, if it did
     submitted_at: datetime | None = None
+    missed: int = 0  # 回头看: live findings from inspections above that the school's self-check missed
 
 
 def tree_order(unit_ids: Iterable[str], parents: dict[str, str | None], order: Sequence[str]) -> list[tuple[str, int]]:
@@ -475,12 +477,14 @@ def statistics_rows(
     until: datetime | None = None,
     schools: Iterable[str] = (),
     period: PeriodBounds | None = None,
+    with_missed: bool = False,
 ) -> list[StatisticsRow]:
     """One row per school with its departments rolled up (see `report_units`); a unit above the schools only
     when it has hazards of its own. A form of a single school lists its departments under it (depth 1).
 
     With a `period`, the figures are that reporting period's, and each school row carries what the school
-    (or, when it sent none itself, its departments together) submitted with 报送 for it.
+    (or, when it sent none itself, its departments together) submitted with 报送 for it. With `with_missed`
+    (回头看), each row counts the live findings its self-check missed (`StatisticsRow.missed`, whole campaign).
     """
     heads = report_units(session, unit_ids=unit_ids, schools=schools)
     scope = None if unit_ids is None else set().union(*(head.units for head in heads))
@@ -493,6 +497,7 @@ def statistics_rows(
         )
         sent = {}
     names, parents = unit_tree(session)
+    missed = missed_by_unit(session, campaign_id, scope) if with_missed else {}
     rows: list[StatisticsRow] = []
     rolled_up = {
         head.unit_id: _roll_up(head.unit_id, (figures[u] for u in ({head.unit_id} if head.own_level else head.units)
@@ -507,14 +512,17 @@ def statistics_rows(
         units = {head.unit_id} if head.own_level else head.units
         rolled = rolled_up[head.unit_id]
         submitted, at = _submitted_for(head, sent)
-        rows.append(StatisticsRow(head.unit_id, head.label, 0, rolled, submitted, at))
+        head_missed = sum(missed.get(unit, 0) for unit in units)
+        rows.append(StatisticsRow(head.unit_id, head.label, 0, rolled, submitted, at, head_missed))
         if len(shown) == 1 and not head.own_level:
             active = set(session.exec(select(UnitRow.id).where(col(UnitRow.active).is_(True))))
             for unit, depth in tree_order(units, parents, list(names)):
                 if depth == 0 or (unit not in active and not _has_hazards(figures.get(unit))):
                     continue
-                rows.append(StatisticsRow(unit, names.get(unit, unit), depth, figures.get(unit, UnitFigures(unit))))
+                rows.append(StatisticsRow(unit, names.get(unit, unit), depth, figures.get(unit, UnitFigures(unit)),
+                                          missed=missed.get(unit, 0)))
     return rows
+
 
 
 def _has_hazards(figures: UnitFigures | None) -> bool:
@@ -827,6 +835,10 @@ class LedgerLine(NamedTuple):
     deadline: date
     remark: str
     category: str
+    school_id: str | None  # the hazard's school (its number is per school)
+    origin: str  # 回头看: where the finding comes from (自查, 县普查, 市抽查, 督查 …)
+    origin_date: date | None  # … and when it was first found there
+    missed_by_school: bool  # found from above: the school's own self-check missed it
 
     @property
     def completion_text(self) -> str:
@@ -841,6 +853,7 @@ def ledger_lines(
         col(Hazard.number), col(Hazard.location), col(Hazard.check_item), col(Hazard.problem), col(Hazard.measure),
         col(Hazard.completion), col(Hazard.responsible_name), col(Hazard.found_at), col(Hazard.closed_at),
         col(Hazard.status), col(Hazard.level), col(Hazard.deadline), col(Hazard.remark), col(Hazard.category),
+        col(Hazard.school_id), col(Hazard.origin), col(Hazard.origin_date), col(Hazard.missed_by_school),
     ).where(col(Hazard.campaign_id) == campaign_id, col(Hazard.status) != HazardStatus.WITHDRAWN.value)
     if unit_ids is not None:
         statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))

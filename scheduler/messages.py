@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -145,11 +147,17 @@ class _Overdue:
     unassigned: int  # hazards with no responsible person on file
 
 
-def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1) -> _Overdue:
+def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1,
+             leave_out: Collection[int] = ()) -> _Overdue:
+    """`leave_out`: hazards (ids) another message of the day already lists (the escalation ladder's)."""
     # A school can have hundreds overdue: fetch (id, responsible) pairs for all, whole rows only for the listed.
     pairs, listed = queries_ledger.overdue_hazards(
-        session, campaign_id, scope, due_on_or_before=today - timedelta(days=min_days), listed=MAX_LINES
+        session, campaign_id, scope, due_on_or_before=today - timedelta(days=min_days),
+        listed=MAX_LINES + len(leave_out),
     )
+    if leave_out:
+        pairs = [row for row in pairs if row[0] not in leave_out]
+        listed = [h for h in listed if h.id not in leave_out][:MAX_LINES]
     return _Overdue(
         count=len(pairs),
         listed=listed,
@@ -353,13 +361,19 @@ def overdue_digest(session: Session, push: DuePush, campaign: CampaignRow, group
     today = now.astimezone(ZoneInfo(campaign.timezone)).date()
     escalated_only = bool(payload.get("escalated_only"))
     min_days = max(1, int(payload.get("escalate_after_days", 3))) if escalated_only else 1
-    overdue = _overdue(session, campaign.id, group_scope(session, group.id), today, min_days)
+    # With an escalation ladder, what the ladder announces in this group today is left to its message.
+    announced = _ladder_announced(session, payload["ladder"], campaign, group, today) if "ladder" in payload else set()
+    overdue = _overdue(session, campaign.id, group_scope(session, group.id), today, min_days, announced)
     if not overdue.count:
+        if announced:
+            return Composed(skip_reason="every overdue hazard is in today's escalation message")
         return Composed(skip_reason="nothing overdue" + (f" for {min_days}+ days" if escalated_only else ""))
     if escalated_only:
         head = f"【逾期升级】逾期满{min_days}天的隐患{overdue.count}项，请督办："
     else:
         head = f"【逾期隐患】截至{today:%m-%d}共{overdue.count}项，请责任人尽快整改，完成后发「整改 #序号」："
+    if announced:
+        head += f"\n（另有{len(announced)}项今日逾期升级另行通报）"
     lines = [head, *_hazard_lines(overdue.listed, overdue.count, today, session)]
     if overdue.unassigned:
         lines.append(f"其中{overdue.unassigned}项责任人不在名单中，请部门负责人跟进。")
@@ -476,16 +490,13 @@ def _since_missed(session: Session, push: DuePush, first: date) -> date:
     return first
 
 
-def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime) -> Composed:
-    """逾期升级: the group's overdue hazards that reached a step of the ladder since the last workday, in one message."""
-    payload = json.loads(push.payload)
-    steps = steps_from_payload(payload)
-    first, last = date.fromisoformat(payload["first"]), date.fromisoformat(payload["day"])
-    first = _since_missed(session, push, first)
-    today = now.astimezone(ZoneInfo(campaign.timezone)).date()
+def _ladder_reached(session: Session, campaign: CampaignRow, group: GroupRow, steps: Sequence[EscalationStep],
+                    first: date, last: date, today: date) -> tuple[list[tuple[Hazard, EscalationStep]], dict[str, list[str]]] | None:
+    """The (hazard, step) pairs of the group's overdue hazards that reach a step heard in it within [first, last],
+    and the hazards' unit chains; None when the group does not work on the campaign."""
     deadlines = deadline_range(steps, first, last)
     if deadlines is None:
-        return Composed(skip_reason="no escalation steps for this group")
+        return [], {}
     scope = group_scope(session, group.id)
     hazards = queries_escalation.rectifying_due_between(
         session, campaign.id, scope, deadlines[0], min(deadlines[1], today - timedelta(days=1))
@@ -494,13 +505,38 @@ def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: Gr
     reaches = _reaches(session, campaign.id)
     reach = next((r for r in reaches if r.id == group.id), None)
     if reach is None:
+        return None
+    reached = [
+        (hazard, step) for hazard in hazards
+        for step in climbs(_ladder(hazard, chains[hazard.unit_id]), steps, reach, reaches, first, last)
+    ]
+    return reached, chains
+
+
+def _ladder_announced(session: Session, ladder: Mapping[str, Any], campaign: CampaignRow, group: GroupRow,
+                      today: date) -> set[int]:
+    """Ids of the hazards today's escalation message in this group lists (the overdue digest leaves them out)."""
+    found = _ladder_reached(session, campaign, group, steps_from_payload(ladder), date.fromisoformat(ladder["first"]),
+                            today, today)
+    return {hazard.id for hazard, _ in found[0] if hazard.id is not None} if found else set()
+
+
+def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime) -> Composed:
+    """逾期升级: the group's overdue hazards that reached a step of the ladder since the last workday, in one message."""
+    payload = json.loads(push.payload)
+    steps = steps_from_payload(payload)
+    first, last = date.fromisoformat(payload["first"]), date.fromisoformat(payload["day"])
+    first = _since_missed(session, push, first)
+    today = now.astimezone(ZoneInfo(campaign.timezone)).date()
+    if not steps:
+        return Composed(skip_reason="no escalation steps for this group")
+    found = _ladder_reached(session, campaign, group, steps, first, last, today)
+    if found is None:
         return Composed(skip_reason=f"group {group.id} does not work on campaign {campaign.id}")
+    reached, chains = found
     by_step: dict[int, list[Hazard]] = {}
-    reached: list[tuple[Hazard, EscalationStep]] = []
-    for hazard in hazards:
-        for step in climbs(_ladder(hazard, chains[hazard.unit_id]), steps, reach, reaches, first, last):
-            by_step.setdefault(steps.index(step), []).append(hazard)
-            reached.append((hazard, step))
+    for hazard, step in reached:
+        by_step.setdefault(steps.index(step), []).append(hazard)
     if not reached:
         return Composed(skip_reason="no overdue hazard reached an escalation step")
     lines = [f"【逾期升级】{campaign.name} {today:%m-%d}", "以下隐患逾期未整改，按规定逐级上报："]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from models.config import Campaign, Config, Group
+from models.config import Campaign, Config, EscalationStep, Group
 from handlers.periods import period_for, report_days
 from models.push_groups import StoredGroup
 from models.tables import CampaignRow
@@ -331,21 +331,39 @@ class _Planner:
             if self.calendar.skip_non_workdays and not self.calendar.is_workday(day):
                 continue
             kinds = ["staff", "leaders"] if escalate_to_leaders else ["staff"]
+            ladder = self._ladder_heard(campaign, day)  # [escalation] steps: what the ladder says in each group
             for kind in kinds:
                 for group in _groups(self.config, self.groups, campaign, day, kind):
                     summary = (
                         "逾期隐患日报（@责任人；无逾期不发）" if kind == "staff"
                         else f"逾期升级日报（逾期满{campaign.escalate_after_days}天；无则不发）"
                     )
+                    payload: dict[str, object] = {
+                        "day": day.isoformat(), "escalated_only": kind == "leaders",
+                        "escalate_after_days": campaign.escalate_after_days,
+                    }
+                    if ladder.get(group.id):  # the digest leaves out what the ladder announces here that day
+                        payload["ladder"] = {
+                            "first": self._since_last_workday(day).isoformat(),
+                            "steps": steps_payload(ladder[group.id]),
+                        }
                     yield self.push(
                         key=f"overdue_digest:{campaign.id}:{group.id}:{day.isoformat()}",
                         kind="overdue_digest", campaign=campaign, group=group,
-                        due=self.at(day, self.settings.overdue_digest_at), summary=summary,
-                        payload={
-                            "day": day.isoformat(), "escalated_only": kind == "leaders",
-                            "escalate_after_days": campaign.escalate_after_days,
-                        },
+                        due=self.at(day, self.settings.overdue_digest_at), summary=summary, payload=payload,
                     )
+
+    def _ladder_heard(self, campaign: Campaign, day: date) -> dict[str, list[EscalationStep]]:
+        """Per group working on the campaign that day, the escalation steps heard in it (as `escalations`)."""
+        steps = self.config.escalation.steps
+        if not steps:
+            return {}
+        reaches = [_reach_of(g) for kind in ("staff", "leaders") for g in _groups(self.config, self.groups, campaign, day, kind)]
+        return {
+            group.id: [s for s in steps if TARGET_KIND[s.to] == group.kind
+                       and (s.to != "county" or self._above_other_leaders(group, reaches))]
+            for group in reaches
+        }
 
     def leader_digests(self, campaign: Campaign, first: date, last: date) -> Iterator[PlannedPush]:
         digest = self.settings.leader_digest

@@ -36,21 +36,22 @@ def county(tmp_path: Path) -> Iterator[Chat]:
     engine = start_engine(parse_config({**TWO_SCHOOLS, "checklist": CHECKLIST}), tmp_path)
     chat = Chat(engine, DAY)
     steps = [
-        ("zhang_wei", "staff", "隐患\n部位：食堂后厨\n问题：灭火器过期\n责任人：王建国\n期限：12月7日"),  # 城关一中 #1
-        ("zhou_tao", "s2", "隐患\n部位：食堂操作间\n问题：燃气管道老化\n责任人：王建国\n期限：12月30日"),  # 城南小学 #1 (numbers are per school)
-        ("zhang_wei", "staff", "隐患\n部位：3号教学楼二楼\n问题：消防通道堆放杂物\n责任人：王建国\n期限：12月20日"),  # 城关一中 #2
+        ("zhang_wei", "staff", "隐患\n部位：食堂后厨\n问题：灭火器过期\n责任人：王建国\n期限：12月7日"),  # #1
+        ("zhou_tao", "s2", "隐患\n部位：食堂操作间\n问题：燃气管道老化\n责任人：王建国\n期限：12月30日"),  # 城南小学#1
+        ("zhang_wei", "staff", "隐患\n部位：3号教学楼二楼\n问题：消防通道堆放杂物\n责任人：王建国\n期限：12月20日"),  # #2
         ("wang_jianguo", "staff", "整改 #1 已更换灭火器"),
         ("li_na", "staff", "销号 #1"),
         ("wang_jianguo", "staff", "整改 #2 已清理"),
         ("li_na", "staff", "退回 #2 仍有纸箱"),
         ("qian_hong", "s2", "检查\n部位：3号教学楼\n结果：无隐患"),
-        ("zhang_wei", "staff", "隐患\n部位：操场\n问题：误报\n责任人：王建国"),  # 城关一中 #3
+        ("zhang_wei", "staff", "隐患\n部位：操场\n问题：误报\n责任人：王建国"),  # #3
         ("zhang_wei", "staff", "撤销 #3"),
-        ("qian_hong", "s2", "隐患\n部位：餐厅\n问题：地面湿滑\n责任人：王建国\n期限：明天"),  # 城南小学 #2
+        ("qian_hong", "s2", "隐患\n部位：餐厅\n问题：地面湿滑\n责任人：王建国\n期限：明天"),  # 城南小学#2
         ("wang_jianguo2", "s2", "整改 #2 已铺防滑垫"),
     ]
     for person, group, text in steps:
-        assert "#" in chat.say(person, text, group=group) or "已记录" in chat.last[0].text
+        reply = chat.say(person, text, group=group)  # numbers are per school
+        assert ("#" in reply or "已记录" in reply) and "没有找到" not in reply, reply
     yield chat
     engine.db.dispose()
 
@@ -100,11 +101,13 @@ def test_county_forms_match_the_ledger_school_by_school(county: Chat) -> None:
         }
 
     first = {row[9].split("；")[0]: row for row in rows(book["台账-城关一中"], 4)}
-    assert set(first) == {"#1", "#2"}  # the withdrawn #3 is left out, with no gap in 序号
-    assert first["#2"][5] == "整改中"  # 退回: the rejected "已清理" is not shown as the completion
-    assert first["#1"][5] == "已更换灭火器" and first["#1"][8] == "2023-12-05"
+    # 备注 names the school with the number: a county's export holds every school's #1.
+    assert set(first) == {"城关一中#1", "城关一中#2"}  # the withdrawn #3 is left out, with no gap in 序号
+    assert first["城关一中#2"][5] == "整改中"  # 退回: the rejected "已清理" is not shown as the completion
+    assert first["城关一中#1"][5] == "已更换灭火器" and first["城关一中#1"][8] == "2023-12-05"
     second = {row[9].split("；")[0]: row for row in rows(book["台账-城南小学"], 4)}
-    assert second["#2"][5] == "已铺防滑垫（待验收）" and second["#2"][8] is None
+    assert set(second) == {"城南小学#1", "城南小学#2"}
+    assert second["城南小学#2"][5] == "已铺防滑垫（待验收）" and second["城南小学#2"][8] is None
 
     # Each school's 食堂 holds that school's hazards only.
     s1 = {row[1]: row for row in rows(book["汇总表-城关一中"], 5)}
@@ -140,6 +143,7 @@ def test_a_school_group_gets_its_own_forms_only(county: Chat) -> None:
     assert book.sheetnames == ["隐患台账", "建筑单体汇总", "销号统计表", "项目清单"]
     ledger = rows(book["隐患台账"], 4)
     assert [row[0] for row in ledger] == [1, 2] and all("食堂" in row[1] or "餐厅" in row[1] for row in ledger)
+    assert [row[9].split("；")[0] for row in ledger] == ["#1", "#2"]  # one school: the number as in its chats
     statistics = statistics_table(book["销号统计表"])
     assert [row[1] for row in statistics] == ["城南小学", "　其中：城南小学保卫科", "　其中：城南小学后勤处", "合计"]
     assert statistics[-1][2:8] == statistics[0][2:8] == [2, 1, 0, 2, 0, 0]

@@ -211,3 +211,51 @@ def test_each_school_answers_the_three_looks_once(county: Chat) -> None:
     assert "1. 安全工作责任是否落实到位：否，还缺食堂的责任书" in county.say("li_na", "三看", group="lb_s1")
     assert "【三看】城南小学（已回答0/3项）" in county.say("ma_li", "三看", group="lb_s2")  # each school its own
     assert "没有设置三看项目" in county.say("li_na", "三看", group="staff")
+
+
+def test_the_forms_show_each_finding_s_source_and_the_self_check_misses(county: Chat) -> None:
+    """Issue 16: ledger 备注 names the source; the statistics count per school what its self-check missed."""
+    from tests.handlers.test_forms_from_chat import rows, statistics_table, workbook
+
+    county.now = IN_LOOKBACK
+    county.say("zheng_gang", "隐患 部位：食堂 问题：灭火器过期 期限：3月20日", group="lb_s2")
+    county.say("zheng_gang", "隐患 部位：3号教学楼 问题：疏散指示灯不亮 来源：省督查 期限：3月20日", group="lb_s2")
+    county.say("qian_hong", "隐患 部位：3号教学楼 问题：插座松动 期限：3月20日", group="lb_s2")
+    county.say("li_na", "隐患 部位：食堂 问题：排风扇异响 单位：总务基建处 期限：3月20日", group="lb_s1")
+    book = workbook(county, "wu_ju", "台账", "lb_county")
+    remarks = [row[9] for row in rows(book["台账-城南小学"], 4)]
+    assert remarks[0].startswith("城南小学#1；来源：督查，自查未查出；期限"), remarks
+    assert remarks[1].startswith("城南小学#2；来源：省督查，自查未查出；期限"), remarks
+    assert remarks[2].startswith("城南小学#3；期限"), remarks  # the school's own 自查 names no source
+    statistics = book["销号统计表"]
+    assert [cell.value for cell in statistics[3]][-2:] == ["其中自查\n未查出", "备注"]
+    table = statistics_table(statistics)
+    assert [(row[1], row[-2]) for row in table] == [("城关一中", 0), ("城南小学", 2), ("合计", 2)]
+    # A campaign that is no look-back keeps the form of seed 002.
+    plain = workbook(county, "wu_ju", "导出 统计表", "county")
+    assert "其中自查\n未查出" not in [cell.value for cell in plain["销号统计表"][3]]
+
+
+def test_lists_show_the_open_rechecks_after_the_hazards(county: Chat) -> None:
+    """Issue 16: 清单 and 我的 list a unit's open 复查 items after its hazards, marked 复查."""
+    c1_history(county)
+    county.say("li_na", "隐患 部位：食堂 问题：排风扇异响 单位：总务基建处 期限：3月20日", group="lb_s1")
+    listed = county.say("li_na", "清单", group="lb_s1").splitlines()  # draws the 复查 sample on first use
+    drawn = items(county)
+    school1 = [item.number for item, _ in drawn if item.unit_id == "teaching"]
+    assert listed[1].startswith("#1 ") and "排风扇异响" in listed[1], listed  # the hazards come first
+    assert listed.index(f"待复查{len(school1)}项（前期已销号，回头看复查）：") > 1, listed
+    rechecked = [line for line in listed if line.startswith("复查 #")]
+    assert [int(line.split("#")[1].split(" ")[0]) for line in rechecked] == school1
+    assert all("教务处" in line and "销号）" in line for line in rechecked)
+    assert listed[-1].startswith(f"现场复查后请发：复查 #{school1[0]} 合格")
+    # The county sees every school's items; a teacher's 我的 has none to answer, a safety officer's has them.
+    assert f"待复查{len(drawn)}项" in county.say("wu_ju", "清单", group="lb_county")
+    assert "复查" not in county.say("zhang_wei", "我的", group="lb_s1")
+    assert f"待复查{len(school1)}项" in county.say("li_na", "我的", group="lb_s1")
+    assert "复查" not in county.say("li_na", "清单 逾期", group="lb_s1")  # 逾期 lists hazards past due only
+    done = county.say("li_na", f"复查 #{school1[0]} 合格", group="lb_s1", photos=(PHOTO,))
+    assert done.startswith("已记录")
+    after = county.say("li_na", "清单", group="lb_s1")
+    assert f"复查 #{school1[0]} " not in after and (f"待复查{len(school1) - 1}项" in after or len(school1) == 1)
+    assert "待复查" not in county.say("li_na", "清单", group="staff")  # campaign c1 is no look-back

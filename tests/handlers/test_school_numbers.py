@@ -63,3 +63,49 @@ def test_hazards_numbered_before_per_school_numbers_keep_them(two_schools: Chat)
     assert "插座老化" in chat.say("zhou_tao", "#3", group="s2")  # still reachable by the number people wrote down
     assert "已登记隐患 #4" in chat.say("zhou_tao", "隐患\n部位：餐厅\n问题：地面湿滑\n期限：12月12日", group="s2")
     assert "已登记隐患 #3" in chat.say("zhang_wei", "隐患\n部位：3号教学楼\n问题：窗户松动\n期限：12月12日")
+
+
+def test_lifecycle_replies_in_the_county_name_the_school(two_schools: Chat) -> None:
+    """Issue 14: every step taken in a county chat names the hazard as 城南小学#1, as 查看 and 清单 do."""
+    chat = two_schools
+    chat.say("zhang_wei", ONE)
+    chat.say("zhou_tao", TWO, group="s2")
+    chat.say("zhou_tao", "隐患\n部位：餐厅\n问题：地面湿滑\n期限：12月12日", group="s2")
+    county = {"group": "county"}
+    progress = chat.say("wu_ju", "进展 城南小学#1 已联系电工", **county)
+    assert progress.startswith("已记录隐患 城南小学#1 的进展"), progress
+    extended = chat.say("wu_ju", "延期 城南小学#1 12月20日 等待配件", **county)
+    assert extended.startswith("隐患 城南小学#1 期限已调整"), extended
+    moved = chat.say("wu_ju", "转交 城南小学#1 钱红", **county)
+    assert moved.startswith("隐患 城南小学#1 已转交 钱红") and "「整改 城南小学#1 说明」" in moved, moved
+    fixed = chat.say("wu_ju", "整改 城南小学#1 已更换插座", **county)
+    assert fixed.startswith("隐患 城南小学#1 已报整改") and "「销号 城南小学#1」" in fixed, fixed
+    rejected = chat.say("wu_ju", "退回 城南小学#1 插座面板松动", **county)
+    assert rejected.startswith("隐患 城南小学#1 验收未通过") and "「整改 城南小学#1 说明」" in rejected, rejected
+    chat.say("qian_hong", "整改 #1 已加固面板", group="s2")
+    closed = chat.say("wu_ju", "销号 城南小学#1", **county)
+    assert closed.startswith("隐患 城南小学#1 已销号"), closed
+    assert chat.say("wu_ju", "进展 城南小学#1 再看看", **county) .startswith("隐患 城南小学#1 已于")
+    assert chat.say("wu_ju", "撤销 城南小学#2", **county) == "隐患 城南小学#2 已撤销（保留记录，不计入统计）。"
+    assert chat.say("wu_ju", "整改 城关一中#1 已清理", **county).startswith("隐患 城关一中#1 已报整改")
+    # In the school's own groups the number stays bare.
+    assert chat.say("zhao_min", "销号 #1").startswith("隐患 #1 已销号")
+    assert chat.say("sun_li", "进展 #1 复查", group="s2").startswith("隐患 #1 已于")
+
+
+def test_plain_words_take_the_school_too(two_schools: Chat) -> None:
+    """Issue 14: 城南小学#1 修好了, 城南小学#1 验收合格 and 看看城南小学#1 work like the typed commands."""
+    chat = two_schools
+    chat.say("zhang_wei", ONE)
+    chat.say("zhou_tao", TWO, group="s2")
+    shown = chat.say("wu_ju", "看看城南小学#1", group="county")
+    assert shown.startswith("隐患 城南小学#1｜整改中") and "插座老化" in shown, shown
+    fixed = chat.say("wu_ju", "城南小学#1 修好了", group="county")
+    assert fixed.startswith("隐患 城南小学#1 已报整改") and "说明：修好了" in fixed, fixed
+    closed = chat.say("wu_ju", "城南小学#1 验收合格", group="county")
+    assert closed.startswith("隐患 城南小学#1 已销号"), closed
+    with chat.session() as session:
+        status = {h.school_id: h.status for h in session.exec(select(Hazard))}
+    assert status == {"school": "rectifying", "school2": "closed"}
+    assert "插座老化" in chat.say("wu_ju", "看看 城南小学#1", group="county")
+    assert chat.say("wu_ju", "城关一中#1 延期到12月20日 等配件", group="county").startswith("隐患 城关一中#1 期限已调整")

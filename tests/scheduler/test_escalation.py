@@ -315,3 +315,27 @@ def test_check_config_explains_reminder_times_and_mentions_in_chinese() -> None:
     assert any("mention[1]: 不认识 'wang_jianguoo'" in line and "您是不是想写 wang_jianguo？" in line for line in problems)
     late = find_problems(ladder_data(remind_before=["0d 17:30"]), "zh")
     assert any("'0d 17:30' 不在截止时间 17:00 之前" in line for line in late), late
+
+
+def test_the_overdue_digest_leaves_what_the_ladder_announces_that_day(
+    engine: Engine, chat: Chat, config: Config
+) -> None:
+    """Issue 14: with [escalation] steps, the daily overdue digest does not repeat the ladder's hazards of the day."""
+    chat.say("zhang_wei", REPORT_1)  # due 11-28
+    chat.say("chen_jing", REPORT_2)  # due 11-29
+    ticker = new_ticker(config, engine.db)
+    for day in days("2018-11-28", "2018-12-04"):
+        ticker.tick(at(f"{day} 08:30"))
+        ticker.tick(at(f"{day} 08:45"))
+    digests = {key.rsplit(":", 1)[1]: text for key, text, _ in escalations(engine.db, "overdue_digest").get("staff", [])}
+    # 11-29: #1 is overdue and climbs to 责任人 in the staff group; 11-30: #1 → 部门负责人 and #2 → 责任人.
+    assert "2018-11-29" not in digests and "2018-11-30" not in digests, digests
+    assert [row.reason for row in due_rows(engine.db, key="overdue_digest:winter-2018:staff:2018-11-29")] == [
+        "every overdue hazard is in today's escalation message"
+    ]
+    # 12-03 (Mon): the ladder announces #2 → 部门负责人 here (#1 climbs in the leaders' group): the digest lists #1.
+    monday = digests["2018-12-03"].splitlines()
+    assert monday[0].startswith("【逾期隐患】截至12-03共1项") and monday[1] == "（另有1项今日逾期升级另行通报）"
+    assert monday[2].startswith("#1 3号教学楼二楼东侧") and len(monday) == 3, monday
+    # 12-04: no step falls that day in the staff group, so the digest lists both again.
+    assert digests["2018-12-04"].startswith("【逾期隐患】截至12-04共2项")

@@ -61,14 +61,16 @@ def test_overdue_digest_mentions_responsible_people_once_per_group(engine: Engin
     chat.say("zhang_wei", REPORT)
     chat.say("chen_jing", "隐患\n部位：食堂后厨\n问题：插座老化\n责任人：王建国\n期限：明天")
     ticker = new_ticker(config, engine.db)
-    result = ticker.tick(at("2018-11-30 08:30"))
-    assert "overdue_digest:winter-2018:staff:2018-11-30" in result.sent
-    assert "overdue_digest:winter-2018:school2-staff:2018-11-30" in result.skipped  # nothing overdue there
+    # Monday 12-03: the example's escalation ladder announces nothing in the staff group that day (its staff
+    # steps came on 11-29 and 11-30, when the digest left both hazards to it), so the digest lists both.
+    result = ticker.tick(at("2018-12-03 08:30"))
+    assert "overdue_digest:winter-2018:staff:2018-12-03" in result.sent
+    assert "overdue_digest:winter-2018:school2-staff:2018-12-03" in result.skipped  # nothing overdue there
     [digest] = [m for m in outbox(engine.db, "staff") if "逾期隐患" in m.payload]
     payload = json.loads(digest.payload)
     assert payload["mentions"] == ["wang_jianguo"]
-    assert payload["text"].splitlines()[0] == "【逾期隐患】截至11-30共2项，请责任人尽快整改，完成后发「整改 #序号」："
-    assert "#1 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜11-28 已逾期2天" in payload["text"]
+    assert payload["text"].splitlines()[0] == "【逾期隐患】截至12-03共2项，请责任人尽快整改，完成后发「整改 #序号」："
+    assert "#1 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜11-28 已逾期5天" in payload["text"]
 
 
 def test_leader_digest_escalates_after_the_configured_days(engine: Engine, chat: Chat, config: Config) -> None:

@@ -58,7 +58,7 @@ def next_hazard_number(session: Session, campaign_id: str, school_id: str | None
 
 def _next_school_number(session: Session, campaign_id: str, school_id: str) -> int:
     connection, key = session.connection(), {"campaign_id": campaign_id, "school_id": school_id}
-    taken = connection.execute(_NEXT_SCHOOL_NUMBER, key).scalar_one_or_none()
+    taken = connection.execute(_NEXT_SCHOOL_NUMBER, {"the_campaign": campaign_id, "the_school": school_id}).scalar_one_or_none()
     if taken is None:  # the school's first number in this campaign: after the highest it has (older hazards)
         highest = session.exec(
             select(func.max(Hazard.number)).where(Hazard.campaign_id == campaign_id, Hazard.school_id == school_id)
@@ -82,7 +82,8 @@ _NEXT_NUMBER = (
 _COUNTER = HazardCounter.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
 _NEXT_SCHOOL_NUMBER = (
     update(_COUNTER)
-    .where(_COUNTER.c.campaign_id == bindparam("campaign_id"), _COUNTER.c.school_id == bindparam("school_id"))
+    # Not named after the columns: an UPDATE takes parameters named like its columns as SET values.
+    .where(_COUNTER.c.campaign_id == bindparam("the_campaign"), _COUNTER.c.school_id == bindparam("the_school"))
     .values(next_number=_COUNTER.c.next_number + 1)
     .returning(_COUNTER.c.next_number)
 )

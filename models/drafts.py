@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.tables import OPEN_STATUSES, DraftPhoto, Hazard, ReportDraft
 
@@ -30,7 +30,7 @@ def sender_drafts(session: Session, *, platform: str, sender_id: str, chat_id: s
     return list(session.exec(
         select(ReportDraft)
         .where(ReportDraft.platform == platform, ReportDraft.sender_id == sender_id, ReportDraft.chat_id == chat_id)
-        .order_by(ReportDraft.id)  # type: ignore[arg-type]
+        .order_by(col(ReportDraft.id))
         .with_for_update()
     ))
 
@@ -54,8 +54,8 @@ def drop_drafts(session: Session, rows: Iterable[ReportDraft]) -> None:
     ids = [row.id for row in rows if row.id is not None]
     if not ids:
         return
-    session.execute(delete(DraftPhoto).where(DraftPhoto.draft_id.in_(ids)))  # type: ignore[attr-defined]
-    session.execute(delete(ReportDraft).where(ReportDraft.id.in_(ids)))  # type: ignore[union-attr]
+    session.execute(delete(DraftPhoto).where(col(DraftPhoto.draft_id).in_(ids)))
+    session.execute(delete(ReportDraft).where(col(ReportDraft.id).in_(ids)))
     session.expire_all()
 
 
@@ -81,7 +81,7 @@ def draft_photos(session: Session, draft_ids: Iterable[int]) -> list[DraftPhoto]
     ids = list(draft_ids)
     if not ids:
         return []
-    statement = select(DraftPhoto).where(DraftPhoto.draft_id.in_(ids)).order_by(DraftPhoto.id)  # type: ignore[attr-defined,arg-type]
+    statement = select(DraftPhoto).where(col(DraftPhoto.draft_id).in_(ids)).order_by(col(DraftPhoto.id))
     return list(session.exec(statement))
 
 
@@ -98,8 +98,8 @@ class OpenHazard:
 def open_hazards(session: Session, *, campaign_id: str, unit_ids: Iterable[str] | None) -> list[OpenHazard]:
     """The campaign's open hazards (整改中, 待验收) of these units (None: all), oldest first."""
     statement = select(Hazard.number, Hazard.location, Hazard.problem, Hazard.building_id).where(
-        Hazard.campaign_id == campaign_id, Hazard.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+        col(Hazard.campaign_id) == campaign_id, col(Hazard.status).in_(OPEN_STATUSES)
     )
     if unit_ids is not None:
-        statement = statement.where(Hazard.unit_id.in_(list(unit_ids)))  # type: ignore[attr-defined]
-    return [OpenHazard(*row) for row in session.exec(statement.order_by(Hazard.number))]  # type: ignore[arg-type]
+        statement = statement.where(col(Hazard.unit_id).in_(list(unit_ids)))
+    return [OpenHazard(*row) for row in session.exec(statement.order_by(col(Hazard.number)))]

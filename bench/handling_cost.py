@@ -69,6 +69,11 @@ def _config_text(db_url: str, data_dir: str) -> str:
     return with_local_storage(text, db_url=db_url, data_dir=data_dir)
 
 
+def distinct_report(n: int) -> str:
+    """REPORT at room n: the same report twice is asked about as a duplicate (kept as a draft), not filed."""
+    return REPORT.replace("3号教学楼二楼东侧", f"3号教学楼{n}室门口")
+
+
 def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: bool) -> Figures:
     config = parse_config(tomllib.loads(_config_text(db_url, data_dir)))
     clock = FixedClock(datetime.fromisoformat(CAMPAIGN_NOW))
@@ -88,19 +93,20 @@ def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: b
         "robot": f"wecom:aibot:aibot:{CHAT}", "bot": "aibot", "response_url": "http://127.0.0.1:9/response",
     }
 
-    def one_batch(prefix: str, n: int) -> list[tuple[Inbound, int]]:
+    def one_batch(prefix: str, first: int, n: int) -> list[tuple[Inbound, int]]:
         messages = [
-            Inbound(platform="wecom", msg_id=f"{prefix}-{i}", chat_id=CHAT, sender_id="ZhangWei", text=REPORT,
-                    received_at=engine.now(), sender_name="张伟")
+            Inbound(platform="wecom", msg_id=f"{prefix}-{i}", chat_id=CHAT, sender_id="ZhangWei",
+                    text=distinct_report(first + i), received_at=engine.now(), sender_name="张伟")
             for i in range(n)
         ]
         recorded = engine.record_many([(msg, route) for msg in messages])
         return [(msg, int(r.inbound_id)) for msg, r in zip(messages, recorded, strict=True) if r.inbound_id is not None]
 
-    for msg, inbound_id in one_batch("warm", WARMUP):
-        assert engine.process(msg, inbound_id), "a report got no reply"
+    for msg, inbound_id in one_batch("warm", 100, WARMUP):
+        replies = engine.process(msg, inbound_id)
+        assert replies and "已登记" in replies[0].text, f"a report was not filed: {replies}"
         clock.advance(seconds=1)
-    batch = one_batch("run", reports)
+    batch = one_batch("run", 100 + WARMUP, reports)
     event.listen(db, "before_cursor_execute", count)
     profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall: the machine is shared
     wall = time.perf_counter()

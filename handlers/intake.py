@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 
@@ -44,6 +45,7 @@ from handlers.photos import attach_pending_photos, pending_note, photo_note, sto
 from models.drafts import (
     draft_photos,
     drop_drafts,
+    drop_sender_drafts,
     drop_stale_drafts,
     OpenHazard,
     keep_draft_photo,
@@ -314,14 +316,18 @@ _CN_DIGITS = str.maketrans("零一二两三四五六七八九", "01223456789")
 _NUMBER_RE = re.compile(r"\d+")
 
 
-def _numbers(text: str) -> list[str]:
+@lru_cache(maxsize=4096)  # the open hazards' places and problems come back on every report of their school
+def _numbers(text: str) -> tuple[str, ...]:
     """The numbers a text names (3号楼, 二楼, 第5处): two places or problems that name different ones differ."""
-    return _NUMBER_RE.findall(text.translate(_CN_DIGITS))
+    return tuple(_NUMBER_RE.findall(text.translate(_CN_DIGITS)))
 
 
-def _same_numbers(a: str, b: str) -> bool:
-    first, second = _numbers(a), _numbers(b)
-    return not first or not second or first == second
+def _same_number_list(first: tuple[str, ...], b: str) -> bool:
+    """Whether b names the same numbers as those of a text (`_numbers`), or either names none."""
+    if not first:
+        return True
+    second = _numbers(b)
+    return not second or first == second
 
 
 class _Like:
@@ -355,12 +361,16 @@ def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
         units &= allowed
     building = find_building(context.session, location, context.policy.buildings, unit_id=unit_id)
     like_place, like_problem = _Like(location, SAME_PLACE_RATIO), _Like(problem, SAME_PROBLEM_RATIO)
+    place_numbers, problem_numbers = _numbers(location), _numbers(problem)
     found: OpenHazard | None = None
     for hazard in open_hazards(context.session, campaign_id=context.campaign.id, unit_ids=units):
-        same_place = (building is not None and hazard.building_id == building.id) or like_place(hazard.location)
-        if not same_place or not _same_numbers(hazard.location, location):  # 二楼 is not 三楼
+        # The cheap test first: a school has hundreds of open hazards, and most name other numbers.
+        if not _same_number_list(place_numbers, hazard.location):  # 二楼 is not 三楼
             continue
-        if _same_numbers(hazard.problem, problem) and like_problem(hazard.problem):
+        same_place = (building is not None and hazard.building_id == building.id) or like_place(hazard.location)
+        if not same_place:
+            continue
+        if _same_number_list(problem_numbers, hazard.problem) and like_problem(hazard.problem):
             found = hazard  # the most recent one (open hazards come oldest first)
     if found is None:
         return None
@@ -547,9 +557,10 @@ def item_line(index: int, item: Item, assessment: Assessment) -> str:
 
 def drop_earlier_drafts(context: Context) -> bool:
     """Drop the sender's drafts in this chat; whether one was still waiting."""
-    rows = sender_drafts(context.session, platform=context.platform, sender_id=context.person.id, chat_id=context.chat_id)
-    drop_drafts(context.session, rows)
-    return any(row.expires_at > context.now for row in rows)
+    return drop_sender_drafts(
+        context.session, platform=context.platform, sender_id=context.person.id, chat_id=context.chat_id,
+        now=context.now,
+    )
 
 
 def keep_as_drafts(items: Sequence[Item], context: Context) -> list[ReportDraft]:

@@ -52,7 +52,7 @@ def _has_fix_photo(context: Context, hazard: Hazard) -> bool:
     """A photo came with this message or was stored with a 整改 or 销号 of the hazard."""
     if context.attachments:
         return True
-    return has_fix_photo(context.session, hazard.id)  # type: ignore[arg-type]
+    return has_fix_photo(context.session, stored_id(hazard))
 
 
 def _name(context: Context, person_id: str | None) -> str | None:

@@ -22,6 +22,7 @@ from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Outcome, Reply
 from handlers.photos import attach_pending_photos, has_pending_photos, photo_note, store_attachments
 from models.ledger import next_hazard_number, record_event, school_of
+from models.ids import stored_id
 from models.lookback import (
     archive_gaps,
     coverage,
@@ -142,8 +143,8 @@ def _passed(context: Context, item: RecheckItem, old: Hazard, note: str) -> list
         context.session, hazard=old, actor_id=context.person.id, action="recheck", at=context.now,
         detail=f"回头看复查合格（{context.campaign.name} 复查 #{item.number}）" + (f"：{note}" if note else ""),
     )
-    photos = store_attachments(context, old.id, event.id)  # type: ignore[arg-type]
-    photos += attach_pending_photos(context, old.id, event.id)  # type: ignore[arg-type]
+    photos = store_attachments(context, stored_id(old), stored_id(event))
+    photos += attach_pending_photos(context, stored_id(old), stored_id(event))
     item.status, item.checked_at, item.checked_by, item.note = (
         RecheckStatus.PASSED.value, context.now, context.person.id, note,
     )
@@ -172,8 +173,8 @@ def _rebound(context: Context, item: RecheckItem, old: Hazard, note: str) -> lis
     session.flush()
     event = record_event(session, hazard=hazard, actor_id=context.person.id, action="report", at=context.now,
                          detail=f"复查反弹：{hazard.location} {note}（原隐患 #{old.number}）")
-    store_attachments(context, hazard.id, event.id)  # type: ignore[arg-type]
-    attach_pending_photos(context, hazard.id, event.id)  # type: ignore[arg-type]
+    store_attachments(context, stored_id(hazard), stored_id(event))
+    attach_pending_photos(context, stored_id(hazard), stored_id(event))
     record_event(session, hazard=old, actor_id=context.person.id, action="recheck", at=context.now,
                  detail=f"回头看复查反弹（{campaign.name} 复查 #{item.number}），新隐患 #{hazard.number}：{note}")
     item.status, item.checked_at, item.checked_by, item.note, item.new_hazard_id = (
@@ -192,7 +193,7 @@ def _rebound(context: Context, item: RecheckItem, old: Hazard, note: str) -> lis
     mentions = (hazard.responsible_id,) if hazard.responsible_id and hazard.responsible_id != context.person.id else ()
     replies = [Reply("\n".join(lines), mentions=mentions)]
     if hazard.level == "重大":
-        return Outcome(replies, effects=(AlertLeaders(hazard.id),))  # type: ignore[arg-type]
+        return Outcome(replies, effects=(AlertLeaders(stored_id(hazard)),))
     return replies
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from collections.abc import Collection
+from datetime import date
+from typing import TypedDict, Unpack
 
 
 from handlers import permissions
@@ -14,6 +17,7 @@ from handlers.format import days_left_text, fmt_date, hazard_line
 from handlers.lookback import RECHECK_ROLES, open_recheck_lines, origin_lines  # 回头看 (issue 16)
 from handlers.messages import Reply
 from handlers.numbers import find_hazard, hazard_label, with_school_names
+from models.ids import stored_id
 from models.ledger import (
     descendants,
     hazard_events,
@@ -47,7 +51,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     status = hazard.status_label
     if hazard.is_overdue(context.today):
         status += f"（{days_left_text(hazard.deadline, context.today)}）"
-    photos = hazard_photos(session, hazard.id)  # type: ignore[arg-type]
+    photos = hazard_photos(session, stored_id(hazard))
     on_disk = [photo_id for photo_id, missing_since in photos if missing_since is None]
     lines = [
         f"隐患 {hazard_label(context, hazard)}｜{status}",
@@ -67,7 +71,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
         lines.append(f"照片：{len(photos)}张" + (f"（{not_saved}张暂未保存）" if not_saved else ""))
         if context.photo_link is not None:  # a photo not on disk yet would only give a dead link
             lines += [f"  {context.photo_link(photo_id)}" for photo_id in on_disk[-4:]]
-    events = hazard_events(session, hazard.id)  # type: ignore[arg-type]
+    events = hazard_events(session, stored_id(hazard))
     names = person_names(session, {e.actor_id for e in events})
     lines.append("处理记录：")
     for event in events[-8:]:
@@ -79,9 +83,19 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
     return [Reply("\n".join(lines))]
 
 
-def _open_hazards(context: Context, **narrowed: object) -> list[Hazard]:
+class _Narrowing(TypedDict, total=False):
+    """The narrowing keywords of models.queries_ledger.open_hazards that the list commands use."""
+
+    also_units: Collection[str]
+    person_id: str
+    overdue_on: date
+    level: str
+    status: str
+
+
+def _open_hazards(context: Context, **narrowed: Unpack[_Narrowing]) -> list[Hazard]:
     """Open hazards of the campaign within the units this chat serves (narrowed as models.queries_ledger.open_hazards)."""
-    return open_hazards(context.session, context.campaign.id, units=permissions.chat_scope(context), **narrowed)  # type: ignore[arg-type]
+    return open_hazards(context.session, context.campaign.id, units=permissions.chat_scope(context), **narrowed)
 
 
 def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) -> Reply:
@@ -119,7 +133,7 @@ def handle_list(command: Command, context: Context, *, overdue_only: bool = Fals
     session = context.session
     scope = permissions.visible_units(context)
     what = "逾期隐患" if overdue_only else "未销号隐患"
-    narrowed: dict[str, object] = {"overdue_on": context.today} if overdue_only else {}
+    narrowed: _Narrowing = {"overdue_on": context.today} if overdue_only else {}
     what = _narrowed(narrowed, what, command)
     if command.fields.unit:
         unit = find_unit(session, command.fields.unit, among=scope)
@@ -152,7 +166,7 @@ def _list_title(context: Context, what: str = "未销号隐患") -> str:
     return f"{shown} {what}" if shown else f"{what}清单"
 
 
-def _narrowed(narrowed: dict[str, object], what: str, command: Command) -> str:
+def _narrowed(narrowed: _Narrowing, what: str, command: Command) -> str:
     """清单 重大 / 清单 待验收: only one level or one status (added to `narrowed`); returns the list's name."""
     if command.fields.level:
         narrowed["level"] = command.fields.level

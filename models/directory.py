@@ -170,7 +170,7 @@ def _apply_units(session: Session, planned: tuple[PlannedUnit, ...], changes: Ch
 def _apply_people(session: Session, plan: DirectoryPlan, now: datetime, changes: Changes) -> None:
     # People bound in chat (我是 …) are taken over when the directory lists them, and left alone when not.
     existing = {
-        row.id: row for row in session.exec(select(PersonRow).where(PersonRow.source.in_((PLATFORM, CHAT))))  # type: ignore[attr-defined]
+        row.id: row for row in session.exec(select(PersonRow).where(col(PersonRow.source).in_((PLATFORM, CHAT))))
     }
     for person in plan.people:
         row = existing.pop(person.id, None)

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.directory_cache import version_column
+from models.ids import stored_ids
 from models.tables import InboundMessage
-from models.upsert import dialect_of, insert_on_conflict
+from models.upsert import dialect_of, insert_on_conflict, table_of
 
 
 def record_inbound(connection: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
@@ -26,11 +27,11 @@ def record_inbound(connection: Connection, rows: Sequence[dict[str, Any]]) -> di
 
 def unhandled_inbound(session: Session, *, received_before: datetime) -> list[int]:
     """Ids of rows still `received` that arrived at or before a time, oldest first."""
-    return list(
+    return stored_ids(
         session.exec(
-            select(InboundMessage.id)
+            select(col(InboundMessage.id))
             .where(InboundMessage.state == "received", InboundMessage.received_at <= received_before)
-            .order_by(InboundMessage.id)  # type: ignore[arg-type]
+            .order_by(col(InboundMessage.id))
         )
     )
 
@@ -49,7 +50,7 @@ def finish_inbound(session: Session, inbound_id: int, *, state: str, reply_text:
 
 
 # Built once (Core, on the table): handling runs them for every message.
-_TABLE = InboundMessage.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(InboundMessage)
 _CLAIM = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("inbound_id"), _TABLE.c.state == "received")

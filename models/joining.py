@@ -91,7 +91,7 @@ def pending_requests(session: Session, platform: str, unit_ids: set[str] | None)
     rows = session.exec(
         select(DirectoryRequest)
         .where(DirectoryRequest.platform == platform, DirectoryRequest.state == "pending")
-        .order_by(DirectoryRequest.created_at)  # type: ignore[arg-type]
+        .order_by(col(DirectoryRequest.created_at))
     )
     return [row for row in rows if unit_ids is None or row.unit_id in unit_ids]
 
@@ -112,7 +112,7 @@ def note_chat(session: Session, platform: str, chat_id: str, now: datetime) -> S
 
 def seen_chats(session: Session) -> list[tuple[SeenChat, GroupRow | None]]:
     """Every chat the bot was @-mentioned in, with the group it is bound to (if any), newest first."""
-    chats = session.exec(select(SeenChat).order_by(SeenChat.last_seen.desc())).all()  # type: ignore[attr-defined]
+    chats = session.exec(select(SeenChat).order_by(col(SeenChat.last_seen).desc())).all()
     out: list[tuple[SeenChat, GroupRow | None]] = []
     for chat in chats:
         group = session.exec(
@@ -136,7 +136,7 @@ def bind_chat(
     session.flush()
     session.add(GroupUnit(group_id=group_id, unit_id=unit_id))
     session.execute(
-        update(SeenChat).where(SeenChat.platform == platform, SeenChat.chat_id == chat_id)  # type: ignore[arg-type]
+        update(SeenChat).where(col(SeenChat.platform) == platform, col(SeenChat.chat_id) == chat_id)
         .values(group_id=group_id)
     )
     session.flush()
@@ -154,7 +154,7 @@ def drop_chat_groups_now_configured(session: Session, configured: dict[tuple[str
         for unit in session.exec(select(GroupUnit).where(GroupUnit.group_id == row.id)):
             session.delete(unit)
         session.execute(
-            update(SeenChat).where(SeenChat.group_id == row.id).values(group_id=taken_by)  # type: ignore[arg-type]
+            update(SeenChat).where(col(SeenChat.group_id) == row.id).values(group_id=taken_by)
         )
         session.flush()
         session.delete(row)

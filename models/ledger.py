@@ -11,16 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, case, delete, func, or_, update
 from sqlmodel import Session, select
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, CursorResult
 from sqlalchemy import select as sa_select  # sqlmodel's select is typed for up to 4 columns
 from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from models.ids import stored_id
-from models.upsert import dialect_of, insert_on_conflict
+from models.upsert import dialect_of, insert_on_conflict, table_of
 
 from models.directory_cache import cached as cached_directory
 from models.tables import (
@@ -76,16 +77,17 @@ def _next_school_number(session: Session, campaign_id: str, school_id: str) -> i
     return int(taken) - 1
 
 
-_CAMPAIGN = CampaignRow.__table__  # type: ignore[attr-defined]
+_CAMPAIGN = table_of(CampaignRow)
 _NEXT_NUMBER = (
     update(_CAMPAIGN)
     .where(_CAMPAIGN.c.id == bindparam("campaign_id"))
     .values(next_number=_CAMPAIGN.c.next_number + 1)
     .returning(_CAMPAIGN.c.next_number)
 )
-_COUNTER = HazardCounter.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
+_COUNTER = table_of(HazardCounter)
 _NEXT_SCHOOL_NUMBER = (
     update(_COUNTER)
+    # Not named after the columns: an UPDATE takes parameters named like its columns as SET values.
     .where(_COUNTER.c.campaign_id == bindparam("b_campaign"), _COUNTER.c.school_id == bindparam("b_school"))
     .values(next_number=_COUNTER.c.next_number + 1)
     .returning(_COUNTER.c.next_number)
@@ -95,14 +97,14 @@ _NEXT_SCHOOL_NUMBER = (
 def hazard_by_number(session: Session, campaign_id: str, number: int) -> Hazard | None:
     """The first hazard numbered `number` in the campaign (any school); see hazards_by_number."""
     return session.exec(
-        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number).order_by(Hazard.id)  # type: ignore[arg-type]
+        select(Hazard).where(col(Hazard.campaign_id) == campaign_id, col(Hazard.number) == number).order_by(col(Hazard.id))
     ).first()
 
 
 def hazards_by_number(session: Session, campaign_id: str, number: int) -> list[Hazard]:
     """Every hazard numbered `number` in the campaign: one per school (numbers are per school)."""
     return list(session.exec(
-        select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.number == number).order_by(Hazard.id)  # type: ignore[arg-type]
+        select(Hazard).where(col(Hazard.campaign_id) == campaign_id, col(Hazard.number) == number).order_by(col(Hazard.id))
     ))
 
 
@@ -123,7 +125,7 @@ def assign_hazard_schools(session: Session, schools: Iterable[str]) -> int:
     highest = session.execute(
         select(Hazard.campaign_id, Hazard.school_id, func.max(Hazard.number))
         .where(Hazard.school_id != None)  # noqa: E711
-        .group_by(Hazard.campaign_id, Hazard.school_id)  # type: ignore[arg-type]  # SQLModel column typed as str
+        .group_by(col(Hazard.campaign_id), col(Hazard.school_id))
     ).all()
     for campaign_id, school_id, number in highest:
         counter = session.get(HazardCounter, (campaign_id, school_id))
@@ -469,8 +471,8 @@ def count_pending_photos(session: Session, *, platform: str, sender_id: str, cha
 
 def drop_expired_pending_photos(session: Session, *, before: datetime) -> int:
     """Delete pending photos received before `before` (nobody wrote the words in time)."""
-    result = session.execute(delete(PendingPhoto).where(PendingPhoto.received_at < before))  # type: ignore[arg-type]
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    result = session.execute(delete(PendingPhoto).where(col(PendingPhoto.received_at) < before))
+    return int(cast(CursorResult[Any], result).rowcount or 0)  # a DELETE's result is a CursorResult
 
 
 def take_pending_photos_dropping_expired(
@@ -491,7 +493,7 @@ def take_pending_photos_dropping_expired(
     return sorted(kept, key=lambda photo: photo.id or 0)
 
 
-_PENDING = PendingPhoto.__table__  # type: ignore[attr-defined]
+_PENDING = table_of(PendingPhoto)
 _TAKE_PENDING = (  # built once: every report runs it
     delete(_PENDING)
     .where(or_(
@@ -522,7 +524,7 @@ def open_hazard_facts(session: Session) -> list[OpenHazardFact]:
     """Every open (整改中 or 待验收) hazard, in campaign and number order."""
     hazards = list(
         session.exec(
-            select(Hazard).where(Hazard.status.in_(OPEN_STATUSES)).order_by(Hazard.campaign_id, Hazard.number)  # type: ignore[attr-defined,arg-type]
+            select(Hazard).where(col(Hazard.status).in_(OPEN_STATUSES)).order_by(col(Hazard.campaign_id), col(Hazard.number))
         )
     )
     chains = parent_chains(session, {h.unit_id for h in hazards})

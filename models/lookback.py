@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from models.ids import stored_id
 from models.ledger import subtrees
 from models.tables import (
     OPEN_STATUSES,
@@ -74,7 +75,7 @@ def closed_in(session: Session, campaign_ids: Sequence[str]) -> list[Hazard]:
     order = {ident: i for i, ident in enumerate(campaign_ids)}
     rows = session.exec(
         select(Hazard).where(
-            Hazard.campaign_id.in_(list(campaign_ids)),  # type: ignore[attr-defined]
+            col(Hazard.campaign_id).in_(list(campaign_ids)),
             Hazard.status == HazardStatus.CLOSED.value,
         )
     ).all()
@@ -84,13 +85,13 @@ def closed_in(session: Session, campaign_ids: Sequence[str]) -> list[Hazard]:
 def draw_rechecks(session: Session, campaign: CampaignRow, *, now: datetime) -> tuple[list[RecheckItem], bool]:
     """The look-back's 复查 items, drawn once (later calls return the same items); True when drawn now."""
     existing = list(session.exec(
-        select(RecheckItem).where(RecheckItem.campaign_id == campaign.id).order_by(RecheckItem.number)  # type: ignore[arg-type]
+        select(RecheckItem).where(col(RecheckItem.campaign_id) == campaign.id).order_by(col(RecheckItem.number))
     ))
     if existing or not campaign.looked_back:
         return existing, False
     chosen = draw_sample(closed_in(session, campaign.looked_back), share=campaign.recheck_share, seed=campaign.id)
     items = [
-        RecheckItem(campaign_id=campaign.id, number=number, hazard_id=hazard.id, unit_id=hazard.unit_id,  # type: ignore[arg-type]
+        RecheckItem(campaign_id=campaign.id, number=number, hazard_id=stored_id(hazard), unit_id=hazard.unit_id,
                     created_at=now)
         for number, hazard in enumerate(chosen, start=1)
     ]
@@ -105,12 +106,12 @@ def rechecks(
     """The look-back's 复查 items with their old hazards, by number."""
     statement = (
         select(RecheckItem, Hazard)
-        .join(Hazard, Hazard.id == RecheckItem.hazard_id)  # type: ignore[arg-type]
+        .join(Hazard, col(Hazard.id) == col(RecheckItem.hazard_id))
         .where(RecheckItem.campaign_id == campaign_id)
-        .order_by(RecheckItem.number)  # type: ignore[arg-type]
+        .order_by(col(RecheckItem.number))
     )
     if unit_ids is not None:
-        statement = statement.where(RecheckItem.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(RecheckItem.unit_id).in_(set(unit_ids)))
     if status is not None:
         statement = statement.where(RecheckItem.status == status)
     return [(item, hazard) for item, hazard in session.exec(statement)]
@@ -119,7 +120,7 @@ def rechecks(
 def recheck_by_number(session: Session, campaign_id: str, number: int) -> tuple[RecheckItem, Hazard] | None:
     row = session.exec(
         select(RecheckItem, Hazard)
-        .join(Hazard, Hazard.id == RecheckItem.hazard_id)  # type: ignore[arg-type]
+        .join(Hazard, col(Hazard.id) == col(RecheckItem.hazard_id))
         .where(RecheckItem.campaign_id == campaign_id, RecheckItem.number == number)
     ).first()
     return (row[0], row[1]) if row is not None else None
@@ -133,7 +134,7 @@ def pending_recheck_counts(session: Session, campaign_id: str, unit_ids: Iterabl
         .group_by(RecheckItem.unit_id)
     )
     if unit_ids is not None:
-        statement = statement.where(RecheckItem.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(RecheckItem.unit_id).in_(set(unit_ids)))
     return {unit: int(count) for unit, count in session.execute(statement)}
 
 
@@ -180,11 +181,11 @@ def open_by_origin(session: Session, campaign_id: str, unit_ids: Iterable[str] |
     """Per unit, its open hazards by source (动态清零 counts these down to zero)."""
     statement = (
         select(Hazard.unit_id, Hazard.origin, func.count())
-        .where(Hazard.campaign_id == campaign_id, Hazard.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
+        .where(col(Hazard.campaign_id) == campaign_id, col(Hazard.status).in_(OPEN_STATUSES))
         .group_by(Hazard.unit_id, Hazard.origin)
     )
     if unit_ids is not None:
-        statement = statement.where(Hazard.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))
     result: dict[str, dict[str, int]] = {}
     for unit, origin, count in session.execute(statement):
         result.setdefault(unit, {})[origin] = int(count)
@@ -199,7 +200,7 @@ def total_by_origin(session: Session, campaign_id: str, unit_ids: Iterable[str] 
         .group_by(Hazard.origin)
     )
     if unit_ids is not None:
-        statement = statement.where(Hazard.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))
     return {origin: int(count) for origin, count in session.execute(statement)}
 
 
@@ -214,7 +215,7 @@ def missed_by_unit(session: Session, campaign_id: str, unit_ids: Iterable[str] |
         .group_by(Hazard.unit_id)
     )
     if unit_ids is not None:
-        statement = statement.where(Hazard.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))
     return {unit: int(count) for unit, count in session.execute(statement)}
 
 
@@ -237,31 +238,31 @@ def archive_gaps(
 ) -> list[ArchiveGap]:
     """Closed hazards of these campaigns whose record is incomplete, each with what is missing."""
     statement = select(Hazard).where(
-        Hazard.campaign_id.in_(list(campaign_ids)),  # type: ignore[attr-defined]
+        col(Hazard.campaign_id).in_(list(campaign_ids)),
         Hazard.status == HazardStatus.CLOSED.value,
     )
     if unit_ids is not None:
-        statement = statement.where(Hazard.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(Hazard.unit_id).in_(set(unit_ids)))
     hazards = sorted(session.exec(statement).all(), key=lambda h: (list(campaign_ids).index(h.campaign_id), h.number))
     if not hazards:
         return []
     ids = [h.id for h in hazards]
     events: dict[int, list[HazardEvent]] = {}
     for event in session.exec(
-        select(HazardEvent).where(HazardEvent.hazard_id.in_(ids)).order_by(HazardEvent.id)  # type: ignore[attr-defined, arg-type]
+        select(HazardEvent).where(col(HazardEvent.hazard_id).in_(ids)).order_by(col(HazardEvent.id))
     ):
         events.setdefault(event.hazard_id, []).append(event)
     photo_actions: dict[int, set[str]] = {}
     for hazard_id, action in session.execute(
         select(AttachmentFile.hazard_id, HazardEvent.action)
-        .join(HazardEvent, HazardEvent.id == AttachmentFile.event_id, isouter=True)  # type: ignore[arg-type]
-        .where(AttachmentFile.hazard_id.in_(ids))  # type: ignore[attr-defined]
+        .join(HazardEvent, col(HazardEvent.id) == col(AttachmentFile.event_id), isouter=True)
+        .where(col(AttachmentFile.hazard_id).in_(ids))
     ):
         photo_actions.setdefault(hazard_id, set()).add(action or "report")
     found: list[ArchiveGap] = []
     for hazard in hazards:
-        trail = events.get(hazard.id, [])  # type: ignore[arg-type]
-        actions = photo_actions.get(hazard.id, set())  # type: ignore[arg-type]
+        trail = events.get(stored_id(hazard), [])
+        actions = photo_actions.get(stored_id(hazard), set())
         gap = ArchiveGap(hazard)
         if "report" not in actions:
             gap.gaps.append(GAP_BEFORE_PHOTO)
@@ -287,7 +288,7 @@ def three_look_answers(
     """Per school, its 三看 answers by item number."""
     statement = select(LookbackAnswer).where(LookbackAnswer.campaign_id == campaign_id)
     if unit_ids is not None:
-        statement = statement.where(LookbackAnswer.unit_id.in_(set(unit_ids)))  # type: ignore[attr-defined]
+        statement = statement.where(col(LookbackAnswer.unit_id).in_(set(unit_ids)))
     result: dict[str, dict[int, LookbackAnswer]] = {}
     for row in session.exec(statement):
         result.setdefault(row.unit_id, {})[row.item] = row

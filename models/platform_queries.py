@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from models import outbox as outbox_store
+from models.queries_directory import people_by_id
 from models.tables import OutboxMessage, PersonRow
 
 
@@ -19,9 +20,8 @@ def wecom_userids(session: Session, person_ids: Iterable[str]) -> list[str]:
     ids = list(dict.fromkeys(person_ids))
     if not ids:
         return []
-    rows = session.exec(select(PersonRow).where(PersonRow.id.in_(ids))).all()  # type: ignore[attr-defined]
-    by_id = {row.id: row.wecom_userid for row in rows}
-    return [uid for pid in ids if (uid := by_id.get(pid))]
+    people = people_by_id(session, ids)  # from the per-process directory cache when the session has it
+    return [uid for pid in ids if (person := people.get(pid)) is not None and (uid := person.wecom_userid)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,8 @@ def console_pushes(db: Engine, *, after: int, limit: int = 100) -> tuple[list[Ou
     with Session(db) as session:
         rows = list(session.exec(
             select(OutboxMessage)
-            .where(OutboxMessage.channel == "console", OutboxMessage.id > after)  # type: ignore[operator]
-            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            .where(col(OutboxMessage.channel) == "console", col(OutboxMessage.id) > after)
+            .order_by(col(OutboxMessage.id))
             .limit(limit)
         ).all())
         last_id = session.exec(select(func.max(OutboxMessage.id)).where(OutboxMessage.channel == "console")).one()

@@ -55,12 +55,12 @@ def campaign_for(session: Session, group: GroupRow | None, today: date) -> Campa
     running = session.exec(
         select(CampaignRow)
         .where(CampaignRow.start <= today, CampaignRow.end >= today)
-        .order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
+        .order_by(col(CampaignRow.start).desc())
     ).first()
     if running is not None:
         return running
     return session.exec(
-        select(CampaignRow).where(CampaignRow.start <= today).order_by(CampaignRow.start.desc())  # type: ignore[attr-defined]
+        select(CampaignRow).where(col(CampaignRow.start) <= today).order_by(col(CampaignRow.start).desc())
     ).first()
 
 
@@ -81,7 +81,7 @@ def group_unit_ids_of(session: Session, group_ids: Iterable[str]) -> dict[str, l
     wanted = set(group_ids)
     roots: dict[str, list[str]] = {}
     if wanted:
-        statement = select(GroupUnit.group_id, GroupUnit.unit_id).where(GroupUnit.group_id.in_(wanted))  # type: ignore[attr-defined]
+        statement = select(col(GroupUnit.group_id), col(GroupUnit.unit_id)).where(col(GroupUnit.group_id).in_(wanted))
         for group_id, unit_id in session.exec(statement):
             roots.setdefault(group_id, []).append(unit_id)
     return {group_id: sorted(units) for group_id, units in roots.items()}
@@ -91,7 +91,7 @@ def staff_groups(session: Session) -> tuple[list[tuple[str, str | None]], dict[s
     """Every staff group as (id, campaign id), and the units of those that have units."""
     units: dict[str, set[str]] = {}
     for staff_id, unit_id in session.exec(
-        select(GroupUnit.group_id, GroupUnit.unit_id).join(GroupRow, GroupRow.id == GroupUnit.group_id)  # type: ignore[arg-type]
+        select(col(GroupUnit.group_id), col(GroupUnit.unit_id)).join(GroupRow, col(GroupRow.id) == col(GroupUnit.group_id))
         .where(GroupRow.kind == "staff")
     ):
         units.setdefault(staff_id, set()).add(unit_id)
@@ -110,12 +110,12 @@ def group_ids(session: Session) -> list[str]:
 
 def groups_by_id(session: Session, ids: Iterable[str]) -> dict[str, GroupRow]:
     wanted = set(ids)
-    return {g.id: g for g in session.exec(select(GroupRow).where(GroupRow.id.in_(wanted)))} if wanted else {}  # type: ignore[attr-defined]
+    return {g.id: g for g in session.exec(select(GroupRow).where(col(GroupRow.id).in_(wanted)))} if wanted else {}
 
 
 def campaigns_by_id(session: Session, ids: Iterable[str]) -> dict[str, CampaignRow]:
     wanted = set(ids)
-    return {c.id: c for c in session.exec(select(CampaignRow).where(CampaignRow.id.in_(wanted)))} if wanted else {}  # type: ignore[attr-defined]
+    return {c.id: c for c in session.exec(select(CampaignRow).where(col(CampaignRow.id).in_(wanted)))} if wanted else {}
 
 
 def active_units(session: Session) -> list[UnitRow]:
@@ -148,7 +148,7 @@ def first_active_name_in(session: Session, unit_ids: Iterable[str]) -> str | Non
         found = [p for p in snapshot.people.values() if p.active and p.unit_id in wanted]
         return min(found, key=lambda p: p.id).name if found else None
     statement = select(PersonRow.name).where(
-        PersonRow.unit_id.in_(wanted), PersonRow.active == True  # type: ignore[attr-defined]  # noqa: E712
+        col(PersonRow.unit_id).in_(wanted), col(PersonRow.active) == True  # noqa: E712
     )
     return session.exec(statement.order_by(PersonRow.id)).first()
 
@@ -161,7 +161,7 @@ def unit_names(session: Session, unit_ids: Iterable[str]) -> dict[str, str]:
     snapshot = cached(session)
     if snapshot is not None:
         return {unit_id: unit.name for unit_id in ids if (unit := snapshot.units.get(unit_id)) is not None}
-    return {unit.id: unit.name for unit in session.exec(select(UnitRow).where(UnitRow.id.in_(ids)))}  # type: ignore[attr-defined]
+    return {unit.id: unit.name for unit in session.exec(select(UnitRow).where(col(UnitRow.id).in_(ids)))}
 
 
 def top_unit_ids(session: Session) -> list[str]:
@@ -188,8 +188,8 @@ def load_directory_rows(session: Session) -> list[object]:
 
 def clear_campaign_plan(session: Session, campaign_id: str) -> None:
     """Delete a campaign's phases and milestones (the config's are added again)."""
-    session.execute(delete(PhaseRow).where(PhaseRow.campaign_id == campaign_id))  # type: ignore[arg-type]
-    session.execute(delete(MilestoneRow).where(MilestoneRow.campaign_id == campaign_id))  # type: ignore[arg-type]
+    session.execute(delete(PhaseRow).where(col(PhaseRow.campaign_id) == campaign_id))
+    session.execute(delete(MilestoneRow).where(col(MilestoneRow.campaign_id) == campaign_id))
 
 
 def deactivate_units_except(session: Session, unit_ids: Collection[str], *, source: str) -> None:

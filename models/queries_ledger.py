@@ -9,6 +9,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from models.directory_cache import cached
+from models.ids import stored_ids
 from models.tables import (
     OPEN_STATUSES,
     AttachmentFile,
@@ -38,10 +39,10 @@ def open_hazards(
     """Open (整改中/待验收) hazards of a campaign: within `units` and `also_units` when given; the ones
     `person_id` is responsible for or reported; past their deadline on `overdue_on` (still 整改中); of one
     level or status."""
-    statement = select(Hazard).where(Hazard.campaign_id == campaign_id, Hazard.status.in_(OPEN_STATUSES))  # type: ignore[attr-defined]
+    statement = select(Hazard).where(col(Hazard.campaign_id) == campaign_id, col(Hazard.status).in_(OPEN_STATUSES))
     for scope in (units, also_units):
         if scope is not None:
-            statement = statement.where(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+            statement = statement.where(col(Hazard.unit_id).in_(scope))
     if person_id is not None:
         statement = statement.where((Hazard.responsible_id == person_id) | (Hazard.reporter_id == person_id))
     if overdue_on is not None:
@@ -51,7 +52,7 @@ def open_hazards(
     if status is not None:
         statement = statement.where(Hazard.status == status)
     if order_by_deadline:
-        statement = statement.order_by(Hazard.deadline)  # type: ignore[arg-type]
+        statement = statement.order_by(col(Hazard.deadline))
     return list(session.exec(statement))
 
 
@@ -62,30 +63,31 @@ def overdue_hazards(
     of all, and whole rows of the first `listed` (a school can have hundreds)."""
     order = (col(Hazard.deadline), col(Hazard.number))
     conditions = [
-        Hazard.campaign_id == campaign_id, Hazard.status == HazardStatus.RECTIFYING.value,
-        Hazard.deadline <= due_on_or_before,
+        col(Hazard.campaign_id) == campaign_id, col(Hazard.status) == HazardStatus.RECTIFYING.value,
+        col(Hazard.deadline) <= due_on_or_before,
     ]
     if scope is not None:
-        conditions.append(Hazard.unit_id.in_(scope))  # type: ignore[attr-defined]
+        conditions.append(col(Hazard.unit_id).in_(scope))
     pairs = [(int(row[0]), row[1]) for row in session.execute(select(Hazard.id, Hazard.responsible_id).where(*conditions).order_by(*order)).all()]
     listed_ids = [row[0] for row in pairs[:listed]]
-    rows = list(session.exec(select(Hazard).where(Hazard.id.in_(listed_ids)).order_by(*order))) if listed_ids else []  # type: ignore[union-attr]
+    rows = list(session.exec(select(Hazard).where(col(Hazard.id).in_(listed_ids)).order_by(*order))) if listed_ids else []
     return pairs, rows
 
 
 def has_fix_photo(session: Session, hazard_id: int) -> bool:
     """A photo was stored with a 整改 or 销号 of the hazard."""
     fix_events = select(HazardEvent.id).where(
-        HazardEvent.hazard_id == hazard_id, HazardEvent.action.in_(("rectify", "close"))  # type: ignore[attr-defined]
+        col(HazardEvent.hazard_id) == hazard_id, col(HazardEvent.action).in_(("rectify", "close"))
     )
-    photo = select(AttachmentFile.id).where(AttachmentFile.event_id.in_(fix_events)).limit(1)  # type: ignore[union-attr]
+    photo = select(col(AttachmentFile.id)).where(col(AttachmentFile.event_id).in_(fix_events)).limit(1)
     return session.exec(photo).first() is not None
 
 
 def hazard_photos(session: Session, hazard_id: int) -> list[tuple[int, datetime | None]]:
     """(id, missing_since) of the hazard's photos, in id order."""
     statement = select(AttachmentFile.id, AttachmentFile.missing_since).where(AttachmentFile.hazard_id == hazard_id)
-    return [(int(photo_id), missing) for photo_id, missing in session.exec(statement.order_by(AttachmentFile.id)).all()]  # type: ignore[arg-type]
+    rows = session.exec(statement.order_by(col(AttachmentFile.id))).all()
+    return list(zip(stored_ids(photo_id for photo_id, _ in rows), (missing for _, missing in rows), strict=True))
 
 
 def person_names(session: Session, person_ids: Iterable[str]) -> dict[str, str]:
@@ -96,15 +98,15 @@ def person_names(session: Session, person_ids: Iterable[str]) -> dict[str, str]:
     snapshot = cached(session)
     if snapshot is not None:
         return {pid: person.name for pid in ids if (person := snapshot.people.get(pid)) is not None}
-    return {p.id: p.name for p in session.exec(select(PersonRow).where(PersonRow.id.in_(ids)))}  # type: ignore[attr-defined]
+    return {p.id: p.name for p in session.exec(select(PersonRow).where(col(PersonRow.id).in_(ids)))}
 
 
 def phases(session: Session, campaign_id: str) -> list[PhaseRow]:
-    return list(session.exec(select(PhaseRow).where(PhaseRow.campaign_id == campaign_id).order_by(PhaseRow.seq)))  # type: ignore[arg-type]
+    return list(session.exec(select(PhaseRow).where(col(PhaseRow.campaign_id) == campaign_id).order_by(col(PhaseRow.seq))))
 
 
 def milestones(session: Session, campaign_id: str) -> list[MilestoneRow]:
-    return list(session.exec(select(MilestoneRow).where(MilestoneRow.campaign_id == campaign_id).order_by(MilestoneRow.due)))  # type: ignore[arg-type]
+    return list(session.exec(select(MilestoneRow).where(col(MilestoneRow.campaign_id) == campaign_id).order_by(col(MilestoneRow.due))))
 
 
 def submitted_periods(session: Session, campaign_id: str, unit_id: str) -> set[date]:
@@ -135,9 +137,9 @@ def submissions_among(
         (campaign_id, due, unit_id)
         for campaign_id, due, unit_id in session.execute(
             select(col(Submission.campaign_id), col(Submission.period_due), col(Submission.unit_id)).where(
-                Submission.campaign_id.in_(set(campaign_ids)),  # type: ignore[attr-defined]
-                Submission.period_due.in_(set(period_dues)),  # type: ignore[attr-defined]
-                Submission.unit_id.in_(set(unit_ids)),  # type: ignore[attr-defined]
+                col(Submission.campaign_id).in_(set(campaign_ids)),
+                col(Submission.period_due).in_(set(period_dues)),
+                col(Submission.unit_id).in_(set(unit_ids)),
             )
         )
     }

@@ -32,9 +32,9 @@ def pending_due_from(session: Session, kinds: Collection[str], first: datetime) 
         session.exec(
             select(DuePush).where(
                 DuePush.state == DuePushState.PENDING.value,
-                DuePush.kind.in_(kinds),  # type: ignore[attr-defined]
+                col(DuePush.kind).in_(kinds),
                 DuePush.due_at >= first,
-            ).order_by(DuePush.id)  # type: ignore[arg-type]
+            ).order_by(col(DuePush.id))
         ).all()
     )
 
@@ -48,7 +48,7 @@ def skip_missed(
             select(DuePush.key).where(
                 DuePush.state == DuePushState.PENDING.value,
                 DuePush.send_at < before,
-                DuePush.kind.not_in(never_late),  # type: ignore[attr-defined]
+                col(DuePush.kind).not_in(never_late),
             )
         )
     )
@@ -70,9 +70,9 @@ def skip_missed(
 def _due(now: datetime, excluded: Collection[int], limit: int, kinds: Collection[str] | None) -> Any:
     statement = select(DuePush).where(DuePush.state == DuePushState.PENDING.value, DuePush.send_at <= now)
     if kinds is not None:
-        statement = statement.where(DuePush.kind.in_(kinds))  # type: ignore[attr-defined]
+        statement = statement.where(col(DuePush.kind).in_(kinds))
     if excluded:
-        statement = statement.where(DuePush.id.not_in(excluded))  # type: ignore[union-attr]
+        statement = statement.where(col(DuePush.id).not_in(excluded))
     return statement.order_by(col(DuePush.send_at), col(DuePush.id)).limit(limit)
 
 
@@ -100,8 +100,8 @@ def claim_due(session: Session, ids: Collection[int], *, claimed_by: str, now: d
 
 def due_pushes_by_id(session: Session, ids: Collection[int]) -> list[DuePush]:
     """The rows, by send time then id."""
-    statement = select(DuePush).where(DuePush.id.in_(ids))  # type: ignore[union-attr]
-    return list(session.exec(statement.order_by(DuePush.send_at, DuePush.id)))  # type: ignore[arg-type]
+    statement = select(DuePush).where(col(DuePush.id).in_(ids))
+    return list(session.exec(statement.order_by(col(DuePush.send_at), col(DuePush.id))))
 
 
 def note_due_push_error(session: Session, row_id: int, reason: str) -> None:

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
@@ -59,7 +59,7 @@ def _statement(
         statement = sqlite.insert(table)
     else:
         raise ValueError(f"no INSERT … ON CONFLICT for the {dialect!r} dialect")
-    columns = table.__table__.c  # type: ignore[attr-defined]
+    columns = table_of(table).c
     if update or increment:
         changes: dict[str, Any] = {name: statement.excluded[name] for name in update}
         changes.update({name: columns[name] + 1 for name in increment})
@@ -69,3 +69,11 @@ def _statement(
     if returning:
         statement = statement.returning(*(columns[name] for name in returning))
     return statement
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core `Table` of a SQLModel table class (SQLModel sets `__table__` at run time but does not declare it)."""
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table

@@ -50,6 +50,16 @@ def test_numbers_increase_per_campaign(chat: Chat) -> None:
     assert "#3" in chat.say("zhang_wei", "新的")
 
 
+def test_duplicate_check_tells_floors_apart_among_many_open_hazards(chat: Chat) -> None:
+    """The numbers are compared before the wording: another floor or room is a new hazard, the same one is asked about."""
+    for room in range(101, 111):
+        assert "已登记隐患" in chat.say("zhang_wei", f"隐患\n部位：实验楼{room}室\n问题：插座老化冒火花")
+    assert "已登记隐患 #11" in chat.say("zhang_wei", "隐患\n部位：实验楼三楼\n问题：插座老化冒火花")
+    assert "已登记隐患 #12" in chat.say("zhang_wei", "隐患\n部位：实验楼二楼\n问题：插座老化冒火花")
+    assert "可能与 #5 重复（实验楼105室 插座老化冒火花）" in chat.say("zhang_wei", "隐患\n部位：实验楼105室\n问题：插座老化，冒火花")
+    assert "可能与 #11 重复" in chat.say("zhang_wei", "隐患\n部位：实验楼3楼\n问题：插座老化冒火花了")
+
+
 def test_missing_deadline_uses_the_default_for_the_level(chat: Chat) -> None:
     reply = chat.say("zhang_wei", "隐患\n部位：操场\n问题：篮球架松动")
     assert "期限：2023-12-12（周二）（未写期限，按一般隐患默认7天）" in reply

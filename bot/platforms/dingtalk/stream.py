@@ -68,7 +68,7 @@ class _StreamClientFixes:
     pre_start: Callable[[], None]
 
     def __init__(self, credential: Any, *, api_base: str, http: httpx.AsyncClient) -> None:
-        super().__init__(credential, logger=logging.getLogger(SDK_LOGGER))  # type: ignore[call-arg]  # the SDK's
+        super().__init__(credential, logger=logging.getLogger(SDK_LOGGER))  # type: ignore[call-arg]  # a mixin: super() is the SDK's client at run time
         self.open_connection_api = f"{api_base.rstrip('/')}/v1.0/gateway/connections/open"
         self.http = http
 

@@ -8,7 +8,8 @@ headless Debian Chromium:
 
     .venv/bin/python scripts/screenshots.py --now 2026-12-07T10:00+08:00
 
-writes docs/hazard-page.png and docs/leader-page.png. tests/bot/test_pages_browser.py drives the same steps.
+writes docs/hazard-page.png and docs/leader-page.png (tests/bot/test_pages_browser.py drives the same steps), and
+docs/simulator-card.png: a report typed in the simulator with `[cards] enabled`, answered by a card with buttons.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def write_config(directory: Path, base_url: str) -> Path:
     text = re.sub(r'(?m)^url = "sqlite:///data/[^"]*"\n', "", text)
     text = re.sub(r'(?m)^data_dir = "data"$', f'data_dir = "{directory / "data"}"', text)
     text = re.sub(r"(?m)^handler_processes = \d+$", "handler_processes = 0", text)
+    text += "\n[cards]\nenabled = true\n"  # the simulator draws the buttons of the bot's cards
     path = directory / "config.toml"
     path.write_text(text, encoding="utf-8")
     parsed = tomllib.loads(text)
@@ -186,6 +188,30 @@ def shoot(hazard_url: str, leader_url: str, out_dir: Path) -> None:
             browser.close()
 
 
+CARD_REPORT = "隐患\n部位：图书馆二楼阅览室\n问题：书架不稳，有倾倒危险\n责任人：王建国\n期限：本周五"
+
+
+def shoot_card(base: str, out_dir: Path) -> None:
+    """The simulator on a phone: 张伟 types a report; the bot's answer is a card with 整改 / 查看照片 / 转交."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, device_scale_factor=1)
+            page.goto(f"{base}/sim")
+            page.wait_for_selector("body[data-ready='1']")
+            page.select_option("#person", "zhang_wei")
+            page.fill("#input", CARD_REPORT)
+            page.click("#send")
+            page.locator(".msg.bot .card-button").first.wait_for()
+            page.locator(".msg.bot").last.scroll_into_view_if_needed()
+            page.screenshot(path=str(out_dir / "simulator-card.png"))
+            print(f"wrote {out_dir / 'simulator-card.png'}")
+        finally:
+            browser.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--now", default=NOW, help=f"the bot's clock (default {NOW})")
@@ -194,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, serving(Path(tmp), args.now) as base:
         hazard_url, leader_url = seed(base, args.now)
         shoot(hazard_url, leader_url, Path(args.out))
+        shoot_card(base, Path(args.out))
     return 0
 
 

@@ -27,7 +27,7 @@ from handlers.categories import infer_category
 from handlers.context import BuildingRef, Policy
 from handlers.dates import resolve_deadline
 from handlers.directory import find_building, find_people, find_unit, pick_person
-from models.ledger import descendants, next_hazard_number, record_event
+from models.ledger import descendants, next_hazard_number, record_event, school_of
 from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
 from models.queries_directory import active_units
 from models.tables import CampaignRow, Hazard, HazardStatus, PersonRow, UnitRow
@@ -261,9 +261,12 @@ def _file(
 ) -> Hazard:
     problem = values.get("problem") or ""
     closed_at = datetime.combine(closed_on, time(12, 0), tzinfo=now.tzinfo) if closed_on else None
+    # Numbers are per school within the campaign, as for reports made in chat.
+    school_id = school_of(session, unit_id, {b.unit_id for b in policy.buildings})
     hazard = Hazard(
         campaign_id=campaign.id,
-        number=next_hazard_number(session, campaign.id),
+        number=next_hazard_number(session, campaign.id, school_id),
+        school_id=school_id,
         unit_id=unit_id,
         location=values.get("location") or "",
         check_item=values.get("check_item") or "",

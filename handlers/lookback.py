@@ -161,8 +161,10 @@ def _rebound(context: Context, item: RecheckItem, old: Hazard, note: str) -> lis
     session, campaign, today = context.session, context.campaign, context.today
     days = context.policy.major_deadline_days if old.level == "重大" else context.policy.general_deadline_days
     deadline = min(today + timedelta(days=days), max(campaign.end, today))
+    school_id = _school(context, old.unit_id)  # numbers are per school within the campaign
     hazard = Hazard(
-        campaign_id=campaign.id, number=next_hazard_number(session, campaign.id), unit_id=old.unit_id,
+        campaign_id=campaign.id, number=next_hazard_number(session, campaign.id, school_id), school_id=school_id,
+        unit_id=old.unit_id,
         location=old.location, check_item=old.check_item, problem=note, responsible_name=old.responsible_name,
         responsible_id=old.responsible_id, reporter_id=context.person.id, category=old.category, level=old.level,
         building_id=old.building_id, deadline=deadline, status=HazardStatus.RECTIFYING.value, found_at=context.now,

@@ -58,9 +58,10 @@ def free_port() -> int:
 
 
 def report_text(i: int) -> str:
-    """A real report, different for every message."""
+    """A real report, different for every message. The reporter is its own 责任人: a report naming someone else also
+    @s them by the group webhook (20 a minute), which this test of durability would wait for and count as copies."""
     return (f"@安全助手 隐患\n部位：{i % 9 + 1}号教学楼{i % 5 + 1}楼{i}室\n问题：灭火器压力不足第{i}处\n"
-            f"责任人：王建国\n期限：明天")
+            f"责任人：张伟\n期限：明天")
 
 
 @dataclass

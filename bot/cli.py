@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 from models.clock import DEFAULT_TZ, Clock, FixedClock, SystemClock
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine as DbEngine
+
     from bot.config import Config
+    from bot.directory.apply import SyncReport
     from bot.engine import Engine
     from models.tables import CampaignRow
     from models.platform_usage import UsageLine
@@ -523,17 +526,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _directory_database(config: "Config") -> "DbEngine":
+    """The config's database, migrated, with the TOML's units in it (the schools a directory fills), as at `serve`."""
+    from sqlmodel import Session
+
+    from bot.sync import sync_config
+    from models.db import make_engine, upgrade
+
+    db = make_engine(config.database.url)
+    upgrade(db)
+    with Session(db) as session:
+        sync_config(session, config)
+    return db
+
+
+def _print_directory_report(report: "SyncReport", *, dry_run: bool) -> None:
+    """What a directory sync or import changed (or would change, by name too, on a dry run)."""
+    if dry_run:
+        print("dry run: nothing was written")
+    print("\n".join(report.lines()))
+    if dry_run and report.name_lines():  # what would change, by name, to check before the real run
+        print("\n".join(report.name_lines()))
+
+
 def _cmd_directory_sync(args: argparse.Namespace) -> int:
     import anyio
     import httpx
-    from sqlmodel import Session
 
-    from bot.directory.apply import SyncReport
     from bot.directory.calls import DirectoryError
     from bot.directory.service import sync_directory
     from bot.secrets import Secrets
-    from bot.sync import sync_config
-    from models.db import make_engine, upgrade
 
     config = _load_config(args.config)
     if config is None:
@@ -541,10 +563,7 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
     if config.directory is None:
         print("no [directory] table in the config: see docs/wecom-setup.md (从通讯录同步)", file=sys.stderr)
         return 1
-    db = make_engine(config.database.url)
-    upgrade(db)
-    with Session(db) as session:  # the schools' units come from the TOML, as when `serve` starts
-        sync_config(session, config)
+    db = _directory_database(config)
     now = _clock(args, config.tz).now()
 
     async def run() -> SyncReport:
@@ -556,23 +575,16 @@ def _cmd_directory_sync(args: argparse.Namespace) -> int:
     except DirectoryError as exc:
         print(f"directory sync failed, the directory was left as it was: {exc}", file=sys.stderr)
         return 1
-    if args.dry_run:
-        print("dry run: nothing was written")
-    print("\n".join(report.lines()))
-    if args.dry_run and report.name_lines():  # what would change, by name, to check before the real run
-        print("\n".join(report.name_lines()))
+    _print_directory_report(report, dry_run=args.dry_run)
     return 0
 
 
 def _cmd_directory_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sqlmodel import Session
 
     from bot.directory.export_file import ExportFileError
     from bot.directory.service import import_export
-    from bot.sync import sync_config
-    from models.db import make_engine, upgrade
 
     config = _load_config(args.config)
     if config is None:
@@ -580,11 +592,8 @@ def _cmd_directory_import(args: argparse.Namespace) -> int:
     if config.directory is None:
         print("配置文件里没有 [directory]：请先写上 platform 和 schools（见 docs/setup-county.md）", file=sys.stderr)
         return 1
-    db = make_engine(config.database.url)
+    db = _directory_database(config)
     try:
-        upgrade(db)
-        with Session(db) as session:  # the schools' units come from the TOML, as when `serve` starts
-            sync_config(session, config)
         now = _clock(args, config.tz).now()
         try:
             report = import_export(config, db, Path(args.file), args.platform, now, dry_run=args.dry_run)
@@ -593,11 +602,7 @@ def _cmd_directory_import(args: argparse.Namespace) -> int:
             return 1
     finally:
         db.dispose()
-    if args.dry_run:
-        print("dry run: nothing was written")
-    print("\n".join(report.lines()))
-    if args.dry_run and report.name_lines():  # what would change, by name, to check before the real run
-        print("\n".join(report.name_lines()))
+    _print_directory_report(report, dry_run=args.dry_run)
     return 0
 
 

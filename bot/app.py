@@ -24,6 +24,7 @@ from bot.directory.service import directory_service, retention_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
+from bot.pageactions import PageActions, add_action_routes
 from bot.pages import add_page_routes
 from bot.photo_retry import fetch_missing_photos
 from bot.platforms.base import Receiving, Runtime, Service
@@ -249,5 +250,8 @@ def create_app(
     for bound in receiving:
         app.router.routes.extend(bound.routes)
     _add_health_and_photos(app, services.engine, data_dir_probe)
-    add_page_routes(app, services.engine)  # issue 15: the hazard and leaders' pages behind signed links
+    # Issue 15: the hazard and leaders' pages behind signed links; the hazard page's sign-in and buttons.
+    actions = PageActions(services.runtime)
+    add_page_routes(app, services.engine, actions.hazard_panel)
+    add_action_routes(app, actions)
     return app

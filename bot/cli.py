@@ -78,6 +78,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     )
     warnings, errors = warnings + link_warnings, errors + link_errors
     warnings += cards_notes(config, args.lang)  # issue 15: where buttons cannot show
+    from models.config import login_problems
+
+    secrets = Secrets()
+    errors += login_problems(config, lambda name: bool(secrets.get(name)), args.lang)  # issue 15: page sign-in
     for line in warnings:
         print(f"{'warning: ' if args.lang == 'en' else '警告：'}{line}", file=sys.stderr)
     for line in errors:

@@ -1,8 +1,8 @@
 """The read-only phone pages behind signed links (issue 15): one hazard, and a leaders' group's outstanding items.
 
 Small, mobile-first HTML with inline CSS and no external assets; every user-written text is escaped. The chart
-is inlined as a data: URI, photos are served by the signed photo links of the same server. The buttons a viewer
-could use after signing in through the platform's in-app login (整改, 销号 …) are left out: the pages only read.
+is inlined as a data: URI, photos are served by the signed photo links of the same server. With `[login]` on, a
+hazard's page offers the platform's in-app sign-in and then the viewer's buttons (bot/pageactions.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections import OrderedDict
 from datetime import datetime
 from html import escape
 from urllib.parse import urlencode
+
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
@@ -51,10 +53,19 @@ nav{display:flex;flex-wrap:wrap;gap:6px;margin-bottom:10px}nav a{padding:4px 12p
 color:#0b57d0;text-decoration:none;font-size:14px}nav a.on{background:#0b57d0;color:#fff}
 .chart img{width:100%}.items li a{color:inherit;text-decoration:none}.items li{padding:6px 0;border-bottom:1px solid #eee;
 list-style:none}.items{padding:0}.err{text-align:center;padding:48px 16px}
+.acts form{margin:0 0 10px}.acts label{display:block;font-size:14px;color:#444;margin-bottom:4px}
+.acts input[type=text]{width:100%;font:inherit;padding:8px;border:1px solid #ccc;border-radius:8px;margin-bottom:6px}
+.btn,.acts button{display:inline-block;width:100%;font:inherit;padding:10px;border:0;border-radius:10px;
+background:#0b57d0;color:#fff;text-align:center;text-decoration:none}.acts button.alt{background:#e8f0fe;color:#0b57d0}
+.result{border-left:4px solid #0b57d0}.result p{white-space:pre-wrap;margin:0}
 """
 
 
-def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
+CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; form-action 'self'"
+
+
+def _page(title: str, body: str, *, status: int = 200, script: str = "") -> HTMLResponse:
+    """A page; `script` is the extra CSP script-src (the DingTalk sign-in page's JSAPI), else no script runs."""
     html = (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -63,9 +74,14 @@ def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
     )
     return HTMLResponse(html, status_code=status, headers={
         "Cache-Control": "private, no-store",
-        "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'",
+        "Content-Security-Policy": CSP + (f"; script-src {script}" if script else ""),
         "X-Content-Type-Options": "nosniff",
     })
+
+
+def page(title: str, body: str, *, status: int = 200, script: str = "") -> HTMLResponse:
+    """A page in the pages' frame (headers, CSS), for bot/pageactions.py."""
+    return _page(title, body, status=status, script=script)
 
 
 def error_page(status: int, message: str) -> HTMLResponse:
@@ -88,13 +104,19 @@ def _status_tag(hazard: Hazard, today: datetime) -> str:
     return f'<span class="tag {kind}">{escape(text)}</span>{level}'
 
 
+def hazard_ref(session: Session, hazard: Hazard) -> str:
+    """The hazard as a command names it in any group: 城关一中#12 (#12 for rows without a school)."""
+    return _label(session, hazard)
+
+
 def _label(session: Session, hazard: Hazard) -> str:
     school = unit_names(session, [hazard.school_id]).get(hazard.school_id, "") if hazard.school_id else ""
     return f"{school}#{hazard.number}"
 
 
-def hazard_page(engine: Engine, session: Session, hazard: Hazard) -> HTMLResponse:
-    """One hazard: details, before/after photos, history."""
+def hazard_page(engine: Engine, session: Session, hazard: Hazard, *, panel: str = "", notice: str = "") -> HTMLResponse:
+    """One hazard: details, before/after photos, history; `panel` (signing in, the viewer's buttons) replaces the
+    read-only note, `notice` (the answer to a button) comes first."""
     now = engine.now()
     unit = unit_names(session, [hazard.unit_id]).get(hazard.unit_id, hazard.unit_id)
     rows = [
@@ -127,12 +149,13 @@ def hazard_page(engine: Engine, session: Session, hazard: Hazard) -> HTMLRespons
         for e in events
     )
     label = _label(session, hazard)
+    footer = panel or f'<p class="muted">只读页面，更新于 {now:%Y-%m-%d %H:%M}。整改、销号请在群里发消息。</p>'
     body = (
-        f'<header><h1>隐患 {escape(label)}</h1>{_status_tag(hazard, now)}</header>'
+        f'<header><h1>隐患 {escape(label)}</h1>{_status_tag(hazard, now)}</header>{notice}'
         f"<section><dl>{fields}</dl></section>"
         f'<section><h2>照片</h2>{photo_html}</section>'
         f'<section><h2>处理记录</h2><ol class="history">{history}</ol></section>'
-        f'<p class="muted">只读页面，更新于 {now:%Y-%m-%d %H:%M}。整改、销号请在群里发消息。</p>'
+        f"{footer}"
     )
     return _page(f"隐患 {label}", body)
 
@@ -257,15 +280,20 @@ def leader_page(engine: Engine, links: PageLinks, session: Session, group_id: st
     return _page(f"{scope_name} 未销号隐患", body)
 
 
-def add_page_routes(app: FastAPI, engine: Engine) -> None:
-    """GET /p/h/… (a hazard) and /p/l/… (a leaders' group), behind signed, expiring links."""
+# (session, hazard, request, page path) -> the sign-in / buttons part of a hazard's page (bot/pageactions.py)
+Panel = Callable[[Session, Hazard, Request, str], str]
+
+
+def add_page_routes(app: FastAPI, engine: Engine, panel_of: Panel | None = None) -> None:
+    """GET /p/h/… (a hazard) and /p/l/… (a leaders' group), behind signed, expiring links; with `panel_of`, the
+    hazard page offers the platform's sign-in and then the viewer's buttons."""
 
     def refused(verdict: Verdict) -> HTMLResponse:
         status, message = REFUSED[verdict]
         return error_page(status, message)
 
     @app.get("/p/h/{hazard_id}/{expires}/{signature}", include_in_schema=False)
-    def hazard(hazard_id: str, expires: str, signature: str) -> HTMLResponse:
+    def hazard(hazard_id: str, expires: str, signature: str, request: Request) -> HTMLResponse:
         links = engine.page_links
         if links is None:
             return error_page(404, "本机器人没有开启网页链接。")
@@ -276,7 +304,9 @@ def add_page_routes(app: FastAPI, engine: Engine) -> None:
             row = session.get(Hazard, int(hazard_id)) if hazard_id.isascii() and hazard_id.isdigit() else None
             if row is None:
                 return error_page(404, "没有找到这条隐患，它可能已被删除。")
-            return hazard_page(engine, session, row)
+            path = f"/p/h/{hazard_id}/{expires}/{signature}"
+            panel = panel_of(session, row, request, path) if panel_of is not None else ""
+            return hazard_page(engine, session, row, panel=panel)
 
     @app.get("/p/l/{group_id}/{expires}/{signature}", include_in_schema=False)
     def leader(group_id: str, expires: str, signature: str, request: Request) -> HTMLResponse:

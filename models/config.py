@@ -10,6 +10,7 @@ import difflib
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -513,6 +514,27 @@ class Cards(_Model):
     dingtalk_template_id: str = ""
 
 
+class Login(_Model):
+    """Signing in on the hazard pages through the platform's in-app login (issue 15); the page then offers the
+    buttons the viewer may use. WeCom: OAuth2 (snsapi_base) in the WeCom app; DingTalk: 免登 (requestAuthCode)."""
+
+    enabled: bool = False  # off: the pages only read
+    session_hours: int = Field(default=12, ge=1, le=72)  # how long a sign-in lasts (an HttpOnly cookie)
+    # wecom: corp_id, secret (a self-built app's secret; the contacts-sync secret cannot sign anyone in), agent_id;
+    # dingtalk: corp_id, app_key, app_secret (the H5 micro-app's, usually the robot's app): env var NAMES.
+    # A key left out is taken from [directory] credentials of the same platform (DingTalk app_key/app_secret also
+    # from the first [[dingtalk.robots]] entry).
+    wecom: dict[str, EnvVarName] = Field(default_factory=dict)
+    dingtalk: dict[str, EnvVarName] = Field(default_factory=dict)
+    # WeCom's OAuth2 page (the code exchange goes to [wecom] api_base).
+    wecom_authorize_url: NonEmpty = Field(
+        default="https://open.weixin.qq.com/connect/oauth2/authorize", pattern=r"^https?://[^\s?#]+$")
+    # DingTalk's JSAPI (dd.runtime.permission.requestAuthCode), loaded by the sign-in page only; the code exchange
+    # goes to [dingtalk] oapi_base.
+    dingtalk_jsapi_url: NonEmpty = Field(
+        default="https://g.alicdn.com/dingding/dingtalk-jsapi/3.2.7/dingtalk.open.js", pattern=r"^https?://[^\s?#]+$")
+
+
 def _who_as_text(value: Any) -> Any:
     """An unquoted mobile (13800000001) is a TOML integer; a `who` is always text."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -583,6 +605,7 @@ class Config(_Model):
     directory: Directory | None = None
     intake: Intake = Field(default_factory=Intake)
     cards: Cards = Field(default_factory=Cards)
+    login: Login = Field(default_factory=Login)
 
     @field_validator("timezone")
     @classmethod
@@ -1264,3 +1287,62 @@ def cards_notes(config: Config, lang: str = "en") -> list[str]:
             "cards: no dingtalk_template_id, so DingTalk groups keep text replies."
         )
     return notes
+
+
+LOGIN_KEYS = {"wecom": ("corp_id", "secret", "agent_id"), "dingtalk": ("corp_id", "app_key", "app_secret")}
+
+
+def login_credentials(config: Config, platform: str) -> dict[str, str]:
+    """The env var NAMES of the page sign-in's credentials on a platform: [login] first, then [directory] of the
+    same platform, then (DingTalk app_key/app_secret) the first robot's app."""
+    named = dict(config.login.wecom if platform == "wecom" else config.login.dingtalk)
+    directory = config.directory
+    if directory is not None and directory.platform == platform:
+        for key, env in directory.credentials.items():
+            named.setdefault(key, env)
+    if platform == "dingtalk" and config.dingtalk.robots:
+        for key in ("app_key", "app_secret"):
+            robot_env = config.dingtalk.robots[0].credentials.get(key)
+            if robot_env:
+                named.setdefault(key, robot_env)
+    return {key: named[key] for key in LOGIN_KEYS.get(platform, ()) if key in named}
+
+
+def login_problems(config: Config, has_secret: Callable[[str], bool], lang: str = "en") -> list[str]:
+    """What `check-config` says when page sign-in is on without what it needs (errors, zh or en)."""
+    if not config.login.enabled:
+        return []
+    zh = lang != "en"
+    errors: list[str] = []
+    if not config.server.public_url:
+        errors.append(
+            "login：已开启网页登录，但没有设置 server.public_url（手机能打开的 https 地址），登录后无法跳回页面；"
+            "例如 public_url = \"https://safety.school.example\"" if zh else
+            "login: page sign-in is on but server.public_url is not set (the https address phones reach), so the "
+            "platform cannot send people back; e.g. public_url = \"https://safety.school.example\""
+        )
+    platforms = sorted({g.platform for g in config.groups if g.platform in LOGIN_KEYS})
+    for platform in platforms:
+        named = login_credentials(config, platform)
+        missing = [key for key in LOGIN_KEYS[platform] if key not in named]
+        unset = [named[key] for key in LOGIN_KEYS[platform] if key in named and not has_secret(named[key])]
+        where = "企业微信" if platform == "wecom" else "钉钉"
+        example = ('wecom = { corp_id = "SAFETYBOT_WECOM_CORP_ID", secret = "SAFETYBOT_WECOM_APP_SECRET", '
+                   'agent_id = "SAFETYBOT_WECOM_AGENT_ID" }' if platform == "wecom" else
+                   'dingtalk = { corp_id = "SAFETYBOT_DINGTALK_CORP_ID", app_key = "SAFETYBOT_DINGTALK_APP_KEY", '
+                   'app_secret = "SAFETYBOT_DINGTALK_APP_SECRET" }')
+        if missing:
+            errors.append(
+                f"login：{where}群的网页登录缺少凭据 {', '.join(missing)}；请在 [login] 里写保存它们的环境变量名，例如 {example}"
+                if zh else
+                f"login: page sign-in on {platform} lacks the credentials {', '.join(missing)}; name the environment "
+                f"variables holding them in [login], e.g. {example}"
+            )
+        if unset:
+            errors.append(
+                f"login：{where}网页登录需要的环境变量没有设置：{', '.join('$' + n for n in unset)}"
+                if zh else
+                f"login: page sign-in on {platform} needs these environment variables, which are not set: "
+                f"{', '.join('$' + n for n in unset)}"
+            )
+    return errors

@@ -1,4 +1,5 @@
-"""Queries behind the read-only web pages (issue 15): a hazard's photos by stage, a group by id."""
+"""Queries behind the web pages (issue 15): a hazard's photos by stage, a group by id, the chat a hazard was
+reported in, and the answer a page's button got."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from models.tables import AttachmentFile, GroupRow, HazardEvent
+from models.queries_directory import group_for_chat
+from models.tables import AttachmentFile, GroupRow, Hazard, HazardEvent, InboundMessage
 
 BEFORE_ACTIONS = frozenset({"report", "same", "import"})  # photos of the hazard as found
 AFTER_ACTIONS = frozenset({"rectify", "close", "recheck"})  # photos of the fix
@@ -44,3 +46,23 @@ def hazard_page_photos(session: Session, hazard_id: int) -> list[PagePhoto]:
 
 def group_by_id(session: Session, group_id: str) -> GroupRow | None:
     return session.get(GroupRow, group_id)
+
+
+def hazard_group(session: Session, hazard: Hazard) -> GroupRow | None:
+    """The configured group the hazard was reported in (its buttons act there); None for imported rows or a
+    chat no longer configured."""
+    if hazard.source_msg_id is None:
+        return None
+    source = session.get(InboundMessage, hazard.source_msg_id)
+    if source is None:
+        return None
+    return group_for_chat(session, source.platform, source.chat_id)
+
+
+def answer_of(session: Session, platform: str, msg_id: str) -> tuple[str, str] | None:
+    """(state, reply text) of a recorded message, by its platform id; None when it was never recorded."""
+    row = session.exec(
+        select(InboundMessage).where(col(InboundMessage.platform) == platform,
+                                     col(InboundMessage.platform_msg_id) == msg_id)
+    ).first()
+    return (row.state, row.reply_text or "") if row is not None else None

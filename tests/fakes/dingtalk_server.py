@@ -91,6 +91,9 @@ class FakeDingTalk:
         self.stream_acks: list[dict[str, Any]] = []
         # Interactive cards (issue 15): outTrackId -> {"create": body, "space": openSpaceId, "updates": [cardParamMap]}
         self.cards: dict[str, dict[str, Any]] = {}
+        # 免登 codes (issue 15: signing in on the hazard page): code -> (userid, issued at)
+        self.auth_codes: dict[str, tuple[str, float]] = {}
+        self.used_auth_codes: set[str] = set()
         self.failures: dict[str, deque[int | str]] = defaultdict(deque)
         self.retry_after: str | None = None  # the Retry-After header of an injected HTTP 429 (None: no header)
         self._tickets: dict[str, str] = {}
@@ -268,6 +271,27 @@ class FakeDingTalk:
 
     # -- the app -----------------------------------------------------------------------------------
 
+    def issue_auth_code(self, user_id: str) -> str:
+        """A 免登 code as dd.runtime.permission.requestAuthCode gives the page: valid 5 minutes, once."""
+        code = uuid.uuid4().hex
+        with self._lock:
+            self.auth_codes[code] = (user_id, self.clock())
+        return code
+
+    def _userinfo(self, body: Any) -> dict[str, Any]:
+        """POST /topapi/v2/user/getuserinfo {"code"}: the user; 40078 for a code unknown, used or expired."""
+        code = str(body.get("code") or "") if isinstance(body, dict) else ""
+        with self._lock:
+            issued = self.auth_codes.get(code)
+            fresh = issued is not None and code not in self.used_auth_codes and self.clock() - issued[1] <= 300
+            self.used_auth_codes.add(code)
+        if not fresh or issued is None:
+            return {"errcode": 40078, "errmsg": "不存在的临时授权码", "request_id": uuid.uuid4().hex[:12]}
+        member = self.org.members.get(issued[0])
+        return {"errcode": 0, "errmsg": "ok", "request_id": uuid.uuid4().hex[:12], "result": {
+            "userid": issued[0], "unionid": f"u{issued[0]}", "associated_unionid": "", "device_id": uuid.uuid4().hex,
+            "name": getattr(member, "name", issued[0]), "sys": False, "sys_level": 0}}
+
     def _token_app(self, token: str | None) -> str | None:
         return self.tokens.get(token or "")
 
@@ -393,6 +417,8 @@ class FakeDingTalk:
             fake.org.count(request.url.path)
             if fake._token_app(request.query_params.get("access_token")) is None:
                 return JSONResponse({"errcode": 40014, "errmsg": "不合法的access_token", "request_id": "fake"})
+            if api == "v2/user/getuserinfo":
+                return JSONResponse(fake._userinfo(await request.json()))
             if api not in ("v2/department/get", "v2/department/listsub", "v2/user/list", "v2/user/getbymobile",
                            "v2/user/get"):
                 return JSONResponse({"errcode": 22, "errmsg": "无效的接口", "request_id": "fake"})

@@ -136,6 +136,12 @@ class FakeWeCom:
         self.org = FakeOrg()  # the contacts endpoints' organisation (tests/fakes/contacts.py)
         self.corps: dict[str, str] = {}  # corp_id -> secret accepted by /cgi-bin/gettoken
         self.access_tokens: set[str] = set()
+        # In-app web login (OAuth2, snsapi_base): who is signed in to the WeCom app that opens the page, the
+        # agents (agentid -> corp_id) whose trusted domain the redirect may point at, and the codes handed out.
+        self.app_user: str | None = None
+        self.agents: dict[str, str] = {}
+        self.oauth_codes: dict[str, tuple[str, float]] = {}  # code -> (userid, issued at)
+        self.used_codes: set[str] = set()
         self._subscribed = threading.Event()
         self._lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -167,6 +173,8 @@ class FakeWeCom:
             Route("/cgi-bin/gettoken", self._gettoken, methods=["GET"]),
             *[Route(f"/cgi-bin/{api}", self._contacts, methods=["GET"]) for api in CONTACT_APIS],
             Route("/cgi-bin/user/getuserid", self._contacts, methods=["POST"]),
+            Route("/connect/oauth2/authorize", self._authorize, methods=["GET"]),
+            Route("/cgi-bin/auth/getuserinfo", self._getuserinfo, methods=["GET"]),
             WebSocketRoute("/ws", self._websocket),
         ])
         config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio")
@@ -348,6 +356,50 @@ class FakeWeCom:
                 return JSONResponse(error(40016, "invalid Request Parameter, Warning: wrong json format."))
             params.update(body if isinstance(body, dict) else {})
         return JSONResponse(self.org.wecom(api, params))
+
+    # -- in-app web login (OAuth2) ---------------------------------------------------------------
+
+    def issue_code(self, userid: str) -> str:
+        """A code as WeCom appends to the redirect after OAuth2: valid 5 minutes, once."""
+        code = uuid.uuid4().hex
+        with self._lock:
+            self.oauth_codes[code] = (userid, self.clock())
+        return code
+
+    async def _authorize(self, request: Request) -> Response:
+        """open.weixin.qq.com/connect/oauth2/authorize inside the WeCom app: straight back to redirect_uri with
+        a code and the state (snsapi_base asks nothing); a wrong request is an error page, as WeCom shows."""
+        q = request.query_params
+        corp_id, agent_id = q.get("appid", ""), q.get("agentid", "")
+        redirect, state = q.get("redirect_uri", ""), q.get("state", "")
+        if (q.get("response_type") != "code" or q.get("scope") != "snsapi_base" or not redirect
+                or self.agents.get(agent_id) != corp_id or corp_id not in self.corps):
+            return Response("<html><body>参数错误</body></html>", status_code=200, media_type="text/html")
+        if len(state.encode()) > 128 or not re.fullmatch(r"[A-Za-z0-9]*", state):
+            return Response("<html><body>state参数错误</body></html>", status_code=200, media_type="text/html")
+        if self.app_user is None:
+            return Response("<html><body>请在企业微信客户端打开链接</body></html>", status_code=200, media_type="text/html")
+        code = self.issue_code(self.app_user)
+        sep = "&" if "?" in redirect else "?"
+        return Response(status_code=302, headers={"Location": f"{redirect}{sep}code={code}&state={state}"})
+
+    async def _getuserinfo(self, request: Request) -> Response:
+        """GET /cgi-bin/auth/getuserinfo?access_token=&code=: the member's userid; 40029 for a code that is
+        unknown, used or older than 5 minutes."""
+        token, code = request.query_params.get("access_token"), request.query_params.get("code", "")
+        if not token:
+            return JSONResponse(error(41001, "access_token missing"))
+        if token not in self.access_tokens:
+            return JSONResponse(error(40014, "invalid access_token"))
+        if not code:
+            return JSONResponse(error(41008, "missing code"))
+        with self._lock:
+            issued = self.oauth_codes.get(code)
+            fresh = issued is not None and code not in self.used_codes and self.clock() - issued[1] <= 300
+            self.used_codes.add(code)
+        if not fresh or issued is None:
+            return JSONResponse(error(40029, "invalid code"))
+        return JSONResponse({**OK, "userid": issued[0], "user_ticket": uuid.uuid4().hex, "expires_in": 1800})
 
     # -- response_url, media ------------------------------------------------------------------
 

@@ -368,3 +368,21 @@ def test_check_config_names_what_page_login_lacks(config_path: Path) -> None:
     assert problems == ["login: page sign-in on dingtalk needs these environment variables, which are not set: "
                         "$SAFETYBOT_DT_CORP_ID"]
     assert login_problems(load_config(config_path), lambda name: True, "en") == []
+
+
+def test_check_config_refuses_page_login_without_its_credentials(
+    config_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli import main
+
+    for name in ("SAFETYBOT_WECOM_CORP_ID", "SAFETYBOT_WECOM_APP_SECRET", "SAFETYBOT_WECOM_AGENT_ID",
+                 "SAFETYBOT_SECRETS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    from types import SimpleNamespace
+
+    urls = SimpleNamespace(base_url="https://qyapi.weixin.qq.com", ws_url="wss://openws.work.weixin.qq.com")
+    config_path.write_text(_public(config_path.read_text(encoding="utf-8")) + wecom_toml(urls)  # type: ignore[arg-type]
+                           + "\n[login]\nenabled = true\n", encoding="utf-8")
+    assert main(["check-config", str(config_path)]) == 1
+    err = capsys.readouterr().err
+    assert "login：企业微信群的网页登录缺少凭据 corp_id, secret, agent_id" in err and "[login]" in err

@@ -70,7 +70,7 @@ class PageActions:
 
     def offered(self, group: GroupRow | None) -> str | None:
         """The platform whose sign-in the hazard's page offers; None: the page only reads."""
-        if group is None or self.login is None or not self.login.available(group.platform):
+        if group is None or not group.chat_id or self.login is None or not self.login.available(group.platform):
             return None
         return group.platform
 

@@ -35,3 +35,28 @@ def test_several_overdue_items_name_their_numbers_and_stop_at_six_buttons() -> N
     buttons = overdue_buttons([f"#{n}" for n in range(1, 6)])
     assert len(buttons) == 6 and buttons[0] == Button("进展 #1", "进展 #1") and buttons[-1] == Button("延期 #3", "延期 #3")
     assert hazard_buttons("城南小学#12")[0] == Button("整改", "整改 城南小学#12")
+
+
+def _page(chat: Chat, person_id: str) -> list[str]:
+    from handlers.buttons import page_buttons
+    from models.tables import Hazard, PersonRow
+
+    with chat.session() as session:
+        hazard = session.get(Hazard, 1)
+        person = session.get(PersonRow, person_id)
+        assert hazard is not None and person is not None
+        return [b.label for b in page_buttons(session, person, hazard, "#1")]
+
+
+def test_the_hazard_page_offers_each_person_the_buttons_their_role_and_the_state_allow(chat: Chat) -> None:
+    chat.say("zhang_wei", REPORT)  # a teacher finds it; 王建国 (a unit head) answers for it
+    assert _page(chat, "zhang_wei") == ["整改", "进展"]  # the finder may report the fix, not close it unfixed
+    assert _page(chat, "wang_jianguo") == ["整改", "进展", "申请延期", "转交"]  # no 销号 of his own task
+    assert _page(chat, "li_na") == ["整改", "进展", "转交", "验收销号"]  # a safety officer may close it seen fixed
+    assert _page(chat, "chen_jing") == []
+    chat.say("wang_jianguo", "整改 #1 已清理通道")
+    assert _page(chat, "wang_jianguo") == ["进展"]  # he fixed it: someone else verifies
+    assert _page(chat, "zhang_wei")[:2] == ["验收销号", "退回"]  # the finder verifies
+    assert _page(chat, "li_na")[:2] == ["验收销号", "退回"]
+    assert "销号" in chat.say("li_na", "销号 #1")
+    assert _page(chat, "li_na") == [] and _page(chat, "zhang_wei") == []

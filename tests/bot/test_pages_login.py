@@ -34,9 +34,9 @@ DT_CORP = "dingcorp0001"
 LINK_KEY = {"SAFETYBOT_LINK_SECRET": "a-long-test-signing-key-0123456789"}
 
 
-def _public(text: str) -> str:
+def _public(text: str, url: str = PUBLIC) -> str:
     assert text.count("\n[server]\n") == 1
-    return text.replace("\n[server]\n", f'\n[server]\npublic_url = "{PUBLIC}"\n')
+    return text.replace("\n[server]\n", f'\n[server]\npublic_url = "{url}"\n')
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
@@ -102,13 +102,16 @@ def clock() -> SystemClock:
     return campaign_clock()
 
 
+def wecom_app(config_path: Path, fake: FakeWeCom, clock: SystemClock, public: str = PUBLIC) -> Any:
+    text = _public(config_path.read_text(encoding="utf-8"), public) + wecom_toml(fake) + WECOM_LOGIN
+    text += f'wecom_authorize_url = "{fake.base_url}/connect/oauth2/authorize"\n'
+    config_path.write_text(text, encoding="utf-8")
+    return create_app(load_config(config_path), secrets=Secrets(environ=WECOM_ENV), clock=clock)
+
+
 @pytest.fixture
 def wecom_client(config_path: Path, wecom_fake: FakeWeCom, clock: SystemClock) -> Iterator[TestClient]:
-    text = _public(config_path.read_text(encoding="utf-8")) + wecom_toml(wecom_fake) + WECOM_LOGIN
-    text += f'wecom_authorize_url = "{wecom_fake.base_url}/connect/oauth2/authorize"\n'
-    config_path.write_text(text, encoding="utf-8")
-    app = create_app(load_config(config_path), secrets=Secrets(environ=WECOM_ENV), clock=clock)
-    with TestClient(app, base_url=PUBLIC) as client:
+    with TestClient(wecom_app(config_path, wecom_fake, clock), base_url=PUBLIC) as client:
         yield client
 
 
@@ -128,12 +131,14 @@ def wecom_sign_in(client: TestClient, fake: FakeWeCom, path: str, userid: str) -
     assert location.endswith("#wechat_redirect")
     query = parse_qs(urlsplit(location).query)
     assert query["appid"] == [CORP] and query["agentid"] == [AGENT] and query["scope"] == ["snsapi_base"]
-    assert query["redirect_uri"] == [f"{PUBLIC}/p/auth/wecom"] and query["response_type"] == ["code"]
+    assert query["redirect_uri"] == [f"{client.base_url}/p/auth/wecom"] and query["response_type"] == ["code"]
     assert re.fullmatch(r"[A-Za-z0-9]{1,128}", query["state"][0])
     fake.app_user = userid
     back = httpx.get(location.split("#", 1)[0], follow_redirects=False)  # the WeCom app follows it
     assert back.status_code == 302
-    return client.get(back.headers["location"].removeprefix(PUBLIC), follow_redirects=False)
+    way_back = urlsplit(back.headers["location"])
+    assert f"{way_back.scheme}://{way_back.netloc}" == str(client.base_url)
+    return client.get(f"{way_back.path}?{way_back.query}", follow_redirects=False)
 
 
 def test_wecom_sign_in_buttons_by_role_forged_post_refused_and_close_once(
@@ -270,6 +275,38 @@ def test_wecom_bad_sessions_csrf_and_codes_get_clear_pages(
     assert forged_state.status_code == 400 and "登录请求无效" in forged_state.text
     for response in (bad, reused, forged_state):
         assert "Traceback" not in response.text
+
+
+def test_a_send_back_carries_its_reason_and_a_lost_token_is_fetched_again(
+    wecom_client: TestClient, wecom_fake: FakeWeCom
+) -> None:
+    client, fake = wecom_client, wecom_fake
+    hazard = wecom_report(client, fake)
+    path = page_path(client, hazard.id or 0)
+    wecom_sign_in(client, fake, path, "WangJianGuo")
+    fix = forms(client.get(path).text)["整改"]
+    assert client.post(fix["action"], data={**fix, "words": "已清理"}).status_code == 200
+    client.cookies.clear()
+    fake.access_tokens.clear()  # WeCom dropped the bot's token (40014): the sign-in fetches a new one
+    assert wecom_sign_in(client, fake, path, "LiNa").status_code == 303
+    back = forms(client.get(path).text)["退回"]
+    assert 'placeholder="例如：仍有纸箱堆放" required' in client.get(path).text
+    sent_back = client.post(back["action"], data={**back, "words": "仍有纸箱\n堆放"})  # kept on one line
+    assert sent_back.status_code == 200 and "退回" in sent_back.text
+    assert hazard_row(client).status == "rectifying"  # type: ignore[union-attr]
+    with Session(client.app.state.engine.db) as session:  # type: ignore[attr-defined]
+        events = session.exec(select(HazardEvent).where(HazardEvent.action == "reject")).all()
+    assert len(events) == 1 and "仍有纸箱 堆放" in events[0].detail
+    assert close_events(client) == 0
+
+
+def test_behind_https_the_session_cookie_is_secure(config_path: Path, wecom_fake: FakeWeCom, clock: SystemClock) -> None:
+    public = "https://safety.school.example"
+    with TestClient(wecom_app(config_path, wecom_fake, clock, public), base_url=public) as client:
+        hazard = wecom_report(client, wecom_fake)
+        signed = wecom_sign_in(client, wecom_fake, page_path(client, hazard.id or 0), "LiNa")
+        assert signed.status_code == 303
+        assert "Secure" in signed.headers["set-cookie"] and "HttpOnly" in signed.headers["set-cookie"]
 
 
 def test_an_unknown_member_signs_in_but_stays_read_only(wecom_client: TestClient, wecom_fake: FakeWeCom) -> None:

@@ -17,7 +17,7 @@ import secrets as random
 from dataclasses import dataclass
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 from fastapi import FastAPI, Request
@@ -65,7 +65,7 @@ class PageActions:
         links = self.engine.photo_links
         self.login: PageLogin | None = None
         if links is not None:
-            self.login = PageLogin(config=self.engine.config, secrets=runtime.secrets, http=runtime.http,
+            self.login = PageLogin(config=lambda: self.engine.config, secrets=runtime.secrets, http=runtime.http,
                                    link_key=links.key, clock=self.engine.now, shared=runtime.shared)
 
     def offered(self, group: GroupRow | None) -> str | None:
@@ -87,7 +87,8 @@ class PageActions:
         try:
             viewer = self.login.viewer(request.cookies.get(SESSION_COOKIE))
         except SessionProblem as problem:
-            why = "登录已过期（12小时内有效），请重新登录。" if problem.expired else "登录状态无效，请重新登录。"
+            hours = self.engine.config.login.session_hours
+            why = f"登录已过期（{hours}小时内有效），请重新登录。" if problem.expired else "登录状态无效，请重新登录。"
             return f'<section class="acts"><p>{why}</p>{sign_in}</section>'
         if viewer is None:
             return f'<section class="acts">{sign_in}</section>'
@@ -330,8 +331,6 @@ async def _small_form(request: Request) -> dict[str, str] | None:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             return None
-    from urllib.parse import parse_qsl
-
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:

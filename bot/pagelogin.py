@@ -88,10 +88,10 @@ class PageLogin:
     """Sign-in URLs, state, code exchange and session cookies for the hazard pages."""
 
     def __init__(
-        self, *, config: Config, secrets: Secrets, http: httpx.AsyncClient, link_key: bytes,
+        self, *, config: Callable[[], Config], secrets: Secrets, http: httpx.AsyncClient, link_key: bytes,
         clock: Callable[[], datetime], shared: SharedCache | None = None,
     ) -> None:
-        self.config = config
+        self._config = config  # the running config, read at each use (a reload replaces it)
         self.secrets = secrets
         self.http = http
         self.clock = clock
@@ -103,6 +103,10 @@ class PageLogin:
         self._tokens: dict[str, tuple[str, float]] = {}  # platform -> (access token, valid until)
 
     # -- what is configured ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self._config()
 
     def credential(self, platform: str, key: str) -> str | None:
         name = login_credentials(self.config, platform).get(key)

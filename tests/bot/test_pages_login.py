@@ -3,7 +3,10 @@ the fakes: sign-in, the buttons a person may use, the same commands and checks a
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +21,9 @@ from sqlmodel import Session, select
 from bot.app import create_app
 from bot.config import load_config
 from bot.pagelinks import HAZARD
+from bot.pagelogin import PageLogin
 from bot.secrets import Secrets
+from bot.shared import SharedCache
 from models.clock import SystemClock
 from models.config import login_problems
 from models.tables import Hazard, HazardEvent
@@ -423,3 +428,22 @@ def test_check_config_refuses_page_login_without_its_credentials(
     assert main(["check-config", str(config_path)]) == 1
     err = capsys.readouterr().err
     assert "login：企业微信群的网页登录缺少凭据 corp_id, secret, agent_id" in err and "[login]" in err
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="TEST_REDIS_URL is not set (CI sets it)")
+def test_replicas_sharing_redis_take_a_code_once(config_path: Path) -> None:
+    config = load_config(config_path)
+
+    async def two_replicas() -> list[bool]:
+        answers = []
+        code = f"code-{uuid.uuid4().hex}"
+        for _ in range(2):  # two processes: their own memory, one Redis
+            shared = SharedCache(os.environ["TEST_REDIS_URL"])
+            async with httpx.AsyncClient() as http:
+                login = PageLogin(config=lambda: config, secrets=Secrets({}), http=http, link_key=b"k" * 32,
+                                  clock=campaign_clock().now, shared=shared)
+                answers.append(await login.use_once("code", code))
+            await shared.aclose()
+        return answers
+
+    assert asyncio.run(two_replicas()) == [True, False]

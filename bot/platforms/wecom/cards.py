@@ -92,3 +92,10 @@ def update_card(
 
 def valid_task_id(task_id: object) -> bool:
     return isinstance(task_id, str) and bool(_TASK_ID.match(task_id)) and len(task_id.encode()) <= TASK_ID_MAX_BYTES
+
+
+def pending_card(*, key: str, who: str, task_id: str) -> dict[str, Any]:
+    """The card while a tap's answer takes longer than WeCom waits: who tapped what, and that the result follows."""
+    label = tapped_label(key)
+    return button_card(f"正在处理「{label}」", (Button(label, key),), task_id=task_id,
+                       desc=f"{who} 点了「{label}」", sub_title="处理结果稍后发到本群，请勿重复点击。")

@@ -25,6 +25,7 @@ from models import outbox as outbox_store
 from models.clock import SystemClock
 from models.tables import Hazard, HazardEvent, InboundMessage
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, WEBHOOK_KEY, _LostHandOff, wait_for, wecom_toml
+from tests.bot.test_wecom_e2e import Bot, start_bot
 from tests.conftest import campaign_clock
 from tests.fakes.wecom_server import CallbackDriver, FakeWeCom, PassiveRefused, card_tap, open_passive, post_aibot_callback
 
@@ -205,3 +206,28 @@ def test_passive_answers_carry_the_callbacks_nonce_and_a_valid_signature(
     refused = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY,
                                   bad_signature=True, http=client)
     assert refused.status_code == 403 and "encrypt" not in refused.text
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bot, FakeWeCom]]:
+    """`safetybot serve` as it runs by default (a handler process handles what the web process records)."""
+    with FakeWeCom(window=60.0) as server:
+        server.add_webhook_key(WEBHOOK_KEY)
+        for bot in start_bot(tmp_path_factory.mktemp("wecom-callback-cards"), server, bot_mode="callback",
+                             extra_toml="\n[cards]\nenabled = true\n"):
+            yield bot, server
+
+
+def test_served_with_a_handler_process_the_refresh_and_the_tap_are_answered_from_the_outbox(
+    served: tuple[Bot, FakeWeCom]
+) -> None:
+    bot, fake = served
+    driver = CallbackDriver(f"{bot.url}/wecom/callback", TOKEN, AES_KEY)
+    _, done = _report(driver, fake)
+    assert done["msgtype"] == "stream_with_template_card"
+    task = done["template_card"]["task_id"]
+    fixed = _tap(driver, "整改 #1", task, userid="WangJianGuo")
+    assert "王建国 点了「整改」" in fixed["main_title"]["desc"]
+    assert bot.query("select status from hazard") == [("rectified",)]
+    assert bot.query("select channel, state from outbox where channel = 'wecom_passive'") == [
+        ("wecom_passive", "sent"), ("wecom_passive", "sent")]

@@ -7,8 +7,9 @@ permission checks as typed words. A reply no refresh picked up goes by response_
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,14 @@ from bot.platforms import wecom
 from bot.secrets import Secrets
 from models import outbox as outbox_store
 from models.clock import SystemClock
-from models.tables import Hazard, HazardEvent, InboundMessage
+from models.tables import Hazard, HazardEvent, InboundMessage, OutboxMessage
 from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, WEBHOOK_KEY, _LostHandOff, wait_for, wecom_toml
 from tests.bot.test_wecom_e2e import Bot, start_bot
 from tests.conftest import campaign_clock
-from tests.fakes.wecom_server import CallbackDriver, FakeWeCom, PassiveRefused, card_tap, open_passive, post_aibot_callback
+from tests.fakes.wecom_server import (
+    CallbackDriver, FakeWeCom, PassiveRefused, callback_query, card_tap, encrypt_text, open_passive,
+    post_aibot_callback, stream_refresh,
+)
 
 CARD_WINDOW = 5.0  # WeCom drops a card event's answer after this
 
@@ -191,20 +195,45 @@ def test_a_tap_whose_answer_would_be_late_says_so_and_the_answer_follows_by_webh
     assert "李娜" in pushed[0].content and "消防通道堆放杂物" in pushed[0].content  # type: ignore[index]
 
 
-def test_passive_answers_carry_the_callbacks_nonce_and_a_valid_signature(
+def _exact_request(client: TestClient, body: dict[str, Any], *, nonce: str) -> Callable[[], Any]:
+    """One encrypted, signed callback, to be posted as often as WeCom repeats it (the very same bytes)."""
+    encrypt = encrypt_text(AES_KEY, json.dumps(body, ensure_ascii=False))
+    query = callback_query(TOKEN, encrypt, nonce=nonce)
+    return lambda: client.post("/wecom/callback", params=query, content=json.dumps({"encrypt": encrypt}),
+                               headers={"Content-Type": "application/json"})
+
+
+def test_passive_answers_are_signed_with_the_callbacks_nonce_and_replays_take_nothing(
     client: TestClient, fake: FakeWeCom
 ) -> None:
     message = fake.aibot_text("@安全助手 帮助", userid="ZhangWei", chatid=CHAT)
+    response = _exact_request(client, message, nonce="n0nce12345")
+    ack = open_passive(response(), token=TOKEN, encoding_aes_key=AES_KEY, nonce="n0nce12345")
+    assert ack is not None and ack["stream"]["finish"] is False
+    # WeCom repeats the exact request (its first answer may be what got lost): the same stream, stored once.
+    assert open_passive(response(), token=TOKEN, encoding_aes_key=AES_KEY, nonce="n0nce12345") == ack
+    # ... or sends it again newly encrypted: the same again.
+    again = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, nonce="n0nce12346",
+                                http=client)
+    assert open_passive(again, token=TOKEN, encoding_aes_key=AES_KEY, nonce="n0nce12346") == ack
+    assert _count(client, select(func.count()).select_from(InboundMessage)
+                  .where(InboundMessage.platform_msg_id == message["msgid"])) == 1
+    # A replayed refresh gets nothing: a replay never takes the held reply.
+    wait_for(lambda: _count(client, select(func.count()).select_from(OutboxMessage)
+                            .where(OutboxMessage.channel == wecom.CHANNEL_PASSIVE)))
+    refresh = _exact_request(client, stream_refresh(ack["stream"]["id"], userid="ZhangWei", chatid=CHAT), nonce="r3fresh")
+    answered = open_passive(refresh(), token=TOKEN, encoding_aes_key=AES_KEY, nonce="r3fresh")
+    assert open_passive(refresh(), token=TOKEN, encoding_aes_key=AES_KEY, nonce="r3fresh") is None
+    assert answered is not None and answered["stream"]["finish"] is True and len(answered["stream"]["content"]) > 20
     response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY,
                                    nonce="n0nce12345", http=client)
-    assert open_passive(response, token=TOKEN, encoding_aes_key=AES_KEY, nonce="n0nce12345") is not None
     with pytest.raises(PassiveRefused, match="nonce"):
         open_passive(response, token=TOKEN, encoding_aes_key=AES_KEY, nonce="other")
     with pytest.raises(PassiveRefused, match="msgsignature"):
         open_passive(response, token="another-token", encoding_aes_key=AES_KEY, nonce="n0nce12345")
     # A refresh is authenticated like any callback: a bad signature is refused and learns nothing.
-    refused = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY,
-                                  bad_signature=True, http=client)
+    refused = post_aibot_callback("/wecom/callback", stream_refresh(ack["stream"]["id"], userid="ZhangWei", chatid=CHAT),
+                                  token=TOKEN, encoding_aes_key=AES_KEY, bad_signature=True, http=client)
     assert refused.status_code == 403 and "encrypt" not in refused.text
 
 

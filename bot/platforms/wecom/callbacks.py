@@ -35,6 +35,11 @@ from models.platform_queries import name_of_wecom_user
 log = logging.getLogger(__name__)
 
 
+def _stream_wait(stream_id: str) -> dict[str, Any]:
+    """An unfinished stream: WeCom shows it and calls back for more (refreshes) for up to 6 minutes."""
+    return {"msgtype": "stream", "stream": {"id": stream_id, "finish": False, "content": STREAM_WAIT_TEXT}}
+
+
 class CallbackReceiver:
     """The /wecom/callback routes of one runtime, and the task group their handlers run in."""
 
@@ -164,14 +169,21 @@ class CallbackReceiver:
             params = request.query_params
             signature, nonce = str(params.get("msg_signature", "")), str(params.get("nonce", ""))
             creds, plain = self._authenticate(params, encrypt, credential_id)
-            if await self._replayed(signature, nonce):
-                # A platform retry repeats the exact request; it was recorded the first time.
-                log.info("wecom callback: replayed signature/nonce ignored")
-                return Response(status_code=200)
+            replayed = await self._replayed(signature, nonce)
             parsed = parse_plain(plain)
         except CallbackRejected as exc:
             log.warning("wecom callback refused (%s): %s", exc.status, exc.reason)
             return PlainTextResponse(exc.reason, status_code=exc.status)
+        if replayed:
+            # A platform retry repeats the exact request; it was recorded the first time. A message held for
+            # a stream gets the same acknowledgement again (its first may be what got lost); a replayed
+            # refresh or tap gets nothing, so a replay can never take a held reply.
+            log.info("wecom callback: replayed signature/nonce ignored")
+            if isinstance(parsed, ParsedMessage) and parsed.card_task_id is None:
+                _, route = to_inbound(self.ctx, parsed, creds)
+                if route.get("mode") == "stream":
+                    return self._passive(creds, _stream_wait(str(route["stream_id"])), nonce)
+            return Response(status_code=200)
         if isinstance(parsed, StreamRefresh):
             await self._remember(signature, nonce)
             return self._passive(creds, await self._refresh(parsed.stream_id), nonce)
@@ -189,8 +201,7 @@ class CallbackReceiver:
             log.info("wecom callback: message %s already recorded (platform retry)", parsed.msg_id)
         after = background if background.tasks else None
         if route.get("mode") == "stream":  # the reply is held for the refreshes of this stream
-            wait = {"msgtype": "stream", "stream": {"id": route["stream_id"], "finish": False, "content": STREAM_WAIT_TEXT}}
-            return self._passive(creds, wait, nonce, background=after)
+            return self._passive(creds, _stream_wait(str(route["stream_id"])), nonce, background=after)
         if route.get("mode") == "card":
             answer = await self._card_answer(parsed, str(route["robot"]), started + CARD_ANSWER_SECONDS)
             return self._passive(creds, answer, nonce, background=after)
@@ -216,9 +227,10 @@ class CallbackReceiver:
     async def _refresh(self, stream_id: str) -> dict[str, Any]:
         """A stream refresh: the held reply, finished (with its card), once the handler has put it there."""
         held = await self._take(stream_robot(stream_id))
-        if held.row is None:
-            text = STREAM_DONE_TEXT if held.done else STREAM_WAIT_TEXT
-            return {"msgtype": "stream", "stream": {"id": stream_id, "finish": held.done, "content": text}}
+        if held.row is None and not held.done:
+            return _stream_wait(stream_id)
+        if held.row is None:  # given already (by response_url after the refresh window, or an earlier refresh)
+            return {"msgtype": "stream", "stream": {"id": stream_id, "finish": True, "content": STREAM_DONE_TEXT}}
         payload = json.loads(held.row.payload or "{}")
         stream = {"id": stream_id, "finish": True, "content": str(payload.get("content") or "")}
         if isinstance(payload.get("card"), dict):

@@ -144,6 +144,8 @@ class PassiveDelivery:
         except ValueError:
             hold_until = None
         now = self.ctx.now()
+        if hold_until is not None:  # a give-up time shorter than the hold must not lose the reply
+            hold_until = min(hold_until, row.give_up_at - timedelta(seconds=1))
         if hold_until is not None and now < hold_until:
             wait = math.ceil((hold_until - now).total_seconds())
             return DeliveryResult.retry("held for the callback's passive answer", retry_after=str(max(1, wait)))

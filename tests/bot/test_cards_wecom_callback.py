@@ -30,7 +30,7 @@ from tests.bot.test_wecom_e2e import Bot, start_bot
 from tests.conftest import campaign_clock
 from tests.fakes.wecom_server import (
     CallbackDriver, FakeWeCom, PassiveRefused, callback_query, card_tap, encrypt_text, open_passive,
-    post_aibot_callback, stream_refresh,
+    passive_problem, post_aibot_callback, stream_refresh,
 )
 
 CARD_WINDOW = 5.0  # WeCom drops a card event's answer after this
@@ -260,3 +260,20 @@ def test_served_with_a_handler_process_the_refresh_and_the_tap_are_answered_from
     assert bot.query("select status from hazard") == [("rectified",)]
     assert bot.query("select channel, state from outbox where channel = 'wecom_passive'") == [
         ("wecom_passive", "sent"), ("wecom_passive", "sent")]
+
+
+def test_the_fake_refuses_passive_answers_wecom_would_drop() -> None:
+    card = {"card_type": "button_interaction", "main_title": {"title": "隐患 #1"}, "task_id": "sb-1",
+            "button_list": [{"text": "销号", "key": "销号 #1"}]}
+    done = {"id": "s1", "finish": True, "content": "已登记隐患 #1"}
+    assert passive_problem({"msgtype": "stream_with_template_card", "stream": done, "template_card": card},
+                           stream_id="s1") is None
+    assert passive_problem({"msgtype": "stream", "stream": done}, stream_id="s2") == "stream.id is not the refreshed stream's"
+    assert passive_problem({"msgtype": "stream_with_template_card", "stream": {**done, "finish": False},
+                            "template_card": card}) == "the card comes with the finished stream"
+    assert passive_problem({"msgtype": "text", "text": {"content": "x"}}) == "invalid msgtype 'text'"
+    assert passive_problem({"msgtype": "stream", "stream": {**done, "content": "长" * 7000}})
+    assert passive_problem({"msgtype": "stream_with_template_card", "stream": done,
+                            "template_card": {**card, "card_type": "text_notice"}})
+    assert passive_problem({"response_type": "update_template_card", "template_card": card}, card_event=True) is None
+    assert passive_problem({"msgtype": "stream", "stream": done}, card_event=True)

@@ -642,11 +642,18 @@ class CallbackDriver:
             time.sleep(every)
         raise AssertionError("the stream never finished")
 
-    def tap(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, float]:
-        """Post a template_card_event; the answer (None: empty) and how long it took (WeCom waits 5 s)."""
+    def tap(self, event: dict[str, Any], *, window: float = 5.0) -> tuple[dict[str, Any] | None, float]:
+        """Post a template_card_event; the answer (None: empty) and how long it took. WeCom drops an answer
+        after 5 s, and an update must name the tapped card's task_id."""
         started = time.monotonic()
         answer = self.post(event, expect_card_event=True)
-        return answer, time.monotonic() - started
+        took = time.monotonic() - started
+        if answer is not None and took > window:
+            raise PassiveRefused(f"card update after {took:.1f} s: dropped (846608 stream/update expired)")
+        tapped = ((event.get("event") or {}).get("template_card_event") or {}).get("task_id")
+        if answer is not None and answer["template_card"].get("task_id") != tapped:
+            raise PassiveRefused("update_template_card must carry the tapped card's task_id")
+        return answer, took
 
 
 def group_robot_xml(content: str, *, userid: str, chatid: str, webhook_url: str, msgid: str | None = None,

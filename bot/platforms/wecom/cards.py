@@ -6,6 +6,9 @@ text as the stream, and below it a card whose buttons each carry, as their `key`
 text is the key (so it passes the same permission checks as typed words) and whose id is the event's own
 `msgid` (a retried callback is recorded once; a second tap is a new message that finds the work done). Its
 answer updates the card (`aibot_respond_update_msg`, within 5 s), naming who tapped what.
+
+In HTTP-callback mode the same card is the finished stream's, given as the passive answer to one of WeCom's
+stream refreshes, and a tap's callback is answered with `update_template_card` (see callbacks.py).
 """
 
 from __future__ import annotations

@@ -136,8 +136,14 @@ class SlidingWindowLimiter:
         self._sent[robot].append(at)
 
     def saturated(self, now: datetime) -> set[str]:
-        """Robots with no send left in the current window."""
-        return {robot for robot in list(self._sent) if self.available(robot, now) <= 0}
+        """Robots with no send left in the current window (robots with none in it are forgotten)."""
+        full: set[str] = set()
+        for robot in list(self._sent):
+            if not self._trim(robot, now):
+                del self._sent[robot]  # one-off robots (a WeCom stream's held reply) must not pile up
+            elif self.available(robot, now) <= 0:
+                full.add(robot)
+        return full
 
 
 class OutboxSender:

@@ -1271,15 +1271,8 @@ def cards_notes(config: Config, lang: str = "en") -> list[str]:
     """What `check-config` says about [cards] (issue 15): where buttons cannot show (warnings, in zh or en)."""
     if not config.cards.enabled:
         return []
+    # WeCom bots in callback mode show cards too: as the passive answer to a stream refresh (issue 15).
     notes: list[str] = []
-    callback_bots = [bot.id for bot in config.wecom.bots if bot.mode != "websocket"]
-    if callback_bots:
-        notes.append(
-            f"cards：企业微信机器人 {', '.join(callback_bots)} 是回调模式，群里的卡片只能通过长连接发送，这些群仍用文字回复。"
-            if lang != "en" else
-            f"cards: WeCom bots {', '.join(callback_bots)} use HTTP callbacks; group cards go only over the long "
-            "connection (mode = \"websocket\"), so their groups keep text replies."
-        )
     streams = [robot.id for robot in config.dingtalk.robots if robot.mode == "stream"]
     if streams and not config.cards.dingtalk_template_id:
         notes.append(

@@ -220,3 +220,39 @@ def requeue(db: Engine, ids: Sequence[int], *, now: datetime, give_up_after: tim
             outcome = "requeued" if result.rowcount == 1 else row.state
             outcomes.append(Requeued(row_id, outcome, row.dedupe_key, row.last_error))
     return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A reply held for a callback's passive answer: `row` is set when this caller took it (now sent);
+    `done` when it was already given (by an earlier answer, or by its fallback)."""
+
+    row: OutboxMessage | None = None
+    done: bool = False
+
+
+def take_held(db: Engine, *, channel: str, robot: str, now: datetime) -> Held:
+    """Take the pending reply of `robot` on `channel` and mark it sent, unless a sender holds it right now.
+
+    A compare-and-set like `claim`: the sender's fallback and a callback never both give the same reply."""
+    with Session(db, expire_on_commit=False) as session:
+        row = session.exec(
+            select(OutboxMessage)
+            .where(col(OutboxMessage.robot) == robot, col(OutboxMessage.channel) == channel)
+            .order_by(col(OutboxMessage.id))
+        ).first()
+        if row is None:
+            return Held()
+        if row.state != OutboxState.PENDING.value:
+            return Held(done=True)
+        result = session.exec(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == row.id,
+                col(OutboxMessage.state) == OutboxState.PENDING.value,
+                or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
+            )
+            .values(state=OutboxState.SENT.value, sent_at=now, claimed_until=None, attempts=OutboxMessage.attempts + 1)
+        )
+        session.commit()
+        return Held(row=row) if result.rowcount == 1 else Held()

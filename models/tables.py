@@ -337,6 +337,8 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedupe_key"),
         Index("ix_outbox_state_next", "state", "next_attempt_at"),
+        # A WeCom callback finds the reply held for its passive answer by its robot (wecom:stream:<id>).
+        Index("ix_outbox_robot", "robot"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=200)

@@ -193,6 +193,17 @@ def test_limiter_is_a_sliding_window() -> None:
     assert limiter.available("r", T0 + timedelta(seconds=60)) == 1
 
 
+def test_limiter_forgets_robots_without_a_send_in_the_window() -> None:
+    limiter = SlidingWindowLimiter(limit=1, window=60)
+    for i in range(1000):  # one-off robots, e.g. a WeCom stream's held reply each
+        limiter.record(f"wecom:stream:{i}", T0)
+    limiter.record("busy", T0 + timedelta(seconds=50))
+    assert len(limiter.saturated(T0 + timedelta(seconds=30))) == 1001
+    assert limiter.saturated(T0 + timedelta(seconds=70)) == {"busy"}
+    assert set(limiter._sent) == {"busy"}
+    assert limiter.available("wecom:stream:1", T0 + timedelta(seconds=70)) == 1
+
+
 @pytest.mark.parametrize("limit", [10, 2048, 4096])
 def test_split_never_cuts_a_character_or_exceeds_the_limit(limit: int) -> None:
     text = "\n".join(f"#{i} 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜12-10 还剩5天 🔥" for i in range(300))

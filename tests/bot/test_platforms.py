@@ -34,7 +34,7 @@ def test_each_platform_hands_its_parts_to_the_constructors(services: Services) -
     assert set(services.runtime.fetchers) == {"wecom", "dingtalk"}
     assert set(services.pushes.renderers) == {"wecom", "dingtalk", "console"}
     assert set(services.sender.deliveries) == {
-        "console", "wecom_webhook", "wecom_response_url", "wecom_ws",
+        "console", "wecom_webhook", "wecom_response_url", "wecom_ws", "wecom_passive",
         "dingtalk_openapi", "dingtalk_session_webhook", "dingtalk_webhook",
     }
     for platform in services.platforms:

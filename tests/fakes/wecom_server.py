@@ -2,7 +2,9 @@
 gettoken and the contacts API (department/simplelist, department/get, user/list from `org`).
 
 It also drives a bot: `post_aibot_callback()` / `post_group_callback()` encrypt a message with the real
-WXBizMsgCrypt (wechatpy's PrpCrypto, receiveid "") and POST it to the bot's `/wecom/callback`.
+WXBizMsgCrypt (wechatpy's PrpCrypto, receiveid "") and POST it to the bot's `/wecom/callback`;
+`CallbackDriver` adds the 智能机器人's stream refreshes and card taps, and checks and decrypts the bot's passive
+(encrypted) answers the way WeCom does (`open_passive`, `passive_problem`).
 
 Everything the bot sent is logged (`sent`, `attempts`, `responses`, `ws_received`) for assertions.
 The rate limiter takes an injectable clock and window, so "20 per minute" can be tested as "20 per 3 s".
@@ -588,6 +590,122 @@ def post_aibot_callback(
         query["msg_signature"] = "0" * 40
     return _post(http, url, params=query, content=json.dumps({"encrypt": encrypt}),
                  headers={"Content-Type": "application/json"})
+
+
+def stream_refresh(stream_id: str, *, userid: str, chatid: str | None, aibotid: str = "AIBOTID") -> dict[str, Any]:
+    """WeCom asking for more of an unfinished stream answer (msgtype stream, the stream's id)."""
+    body: dict[str, Any] = {"msgid": uuid.uuid4().hex, "aibotid": aibotid, "chattype": "group" if chatid else "single",
+                            "from": {"userid": userid}, "msgtype": "stream", "stream": {"id": stream_id}}
+    if chatid:
+        body["chatid"] = chatid
+    return body
+
+
+class PassiveRefused(AssertionError):
+    """A passive answer WeCom would drop (bad envelope, signature, nonce or shape)."""
+
+
+def open_passive(response: httpx.Response, *, token: str, encoding_aes_key: str, nonce: str) -> dict[str, Any] | None:
+    """Check and decrypt a bot's passive answer to a callback as WeCom does; None for an empty 200.
+
+    The answer must be `{"encrypt","msgsignature","timestamp","nonce"}`, signed with the bot's token over its own
+    timestamp and the *callback's* nonce (WeCom drops it otherwise), and decrypt (receiveid "") to a JSON object."""
+    if response.status_code != 200:
+        raise PassiveRefused(f"HTTP {response.status_code}")
+    if not response.content:
+        return None
+    try:
+        envelope = json.loads(response.content)
+    except ValueError:
+        raise PassiveRefused("the passive answer is not JSON") from None
+    if not isinstance(envelope, dict) or set(envelope) != {"encrypt", "msgsignature", "timestamp", "nonce"}:
+        raise PassiveRefused(f"bad envelope keys {sorted(envelope) if isinstance(envelope, dict) else envelope!r}")
+    if envelope["nonce"] != nonce:
+        raise PassiveRefused("the answer's nonce is not the callback's")
+    timestamp = str(envelope["timestamp"])
+    if sign(token, timestamp, nonce, str(envelope["encrypt"])) != envelope["msgsignature"]:
+        raise PassiveRefused("bad msgsignature")
+    key = base64.b64decode(encoding_aes_key + "=")
+    body = json.loads(PrpCrypto(key).decrypt(envelope["encrypt"], ""))
+    if not isinstance(body, dict):
+        raise PassiveRefused("the decrypted answer is not an object")
+    return body
+
+
+def passive_problem(body: dict[str, Any], *, stream_id: str | None = None, card_event: bool = False) -> str | None:
+    """Why WeCom would refuse a passive answer's content (None: fine): a stream answer (with or without its card)
+    to a message or refresh of `stream_id`, or an update_template_card to a card event."""
+    if card_event:
+        if body.get("response_type") != "update_template_card":
+            return "a template_card_event takes response_type update_template_card"
+        return card_problem({"msgtype": "template_card", "template_card": body.get("template_card")})
+    if body.get("msgtype") not in ("stream", "stream_with_template_card"):
+        return f"invalid msgtype {body.get('msgtype')!r}"
+    stream = body.get("stream")
+    if not isinstance(stream, dict) or not isinstance(stream.get("finish"), bool):
+        return "stream.finish required"
+    if stream_id is not None and stream.get("id") != stream_id:
+        return "stream.id is not the refreshed stream's"
+    if not isinstance(stream.get("content"), str) or len(stream["content"].encode("utf-8")) > 20480:
+        return "stream.content missing or over 20480 bytes"
+    if body["msgtype"] == "stream_with_template_card" and not stream["finish"]:
+        return "the card comes with the finished stream"
+    return card_problem(body)
+
+
+@dataclass
+class CallbackDriver:
+    """Drives a bot's /wecom/callback as the 智能机器人 in API mode: messages, stream refreshes, card taps;
+    every passive answer is checked and decrypted (`answers` keeps them)."""
+
+    url: str
+    token: str
+    encoding_aes_key: str
+    http: Any = None
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+    def post(self, body: dict[str, Any], *, nonce: str | None = None, expect_card_event: bool = False,
+             stream_id: str | None = None) -> dict[str, Any] | None:
+        nonce = nonce or uuid.uuid4().hex[:10]
+        response = post_aibot_callback(self.url, body, token=self.token, encoding_aes_key=self.encoding_aes_key,
+                                       nonce=nonce, http=self.http)
+        answer = open_passive(response, token=self.token, encoding_aes_key=self.encoding_aes_key, nonce=nonce)
+        if answer is not None:
+            problem = passive_problem(answer, stream_id=stream_id, card_event=expect_card_event)
+            if problem:
+                raise PassiveRefused(problem)
+            self.answers.append(answer)
+        return answer
+
+    def refresh(self, stream_id: str, *, userid: str, chatid: str | None) -> dict[str, Any]:
+        answer = self.post(stream_refresh(stream_id, userid=userid, chatid=chatid), stream_id=stream_id)
+        if answer is None:
+            raise PassiveRefused("a stream refresh needs an answer")
+        return answer
+
+    def poll(self, stream_id: str, *, userid: str, chatid: str | None, timeout: float = 20.0,
+             every: float = 0.2) -> dict[str, Any]:
+        """Refresh the stream until it is finished, as WeCom does (for up to 6 minutes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.refresh(stream_id, userid=userid, chatid=chatid)
+            if answer["stream"]["finish"]:
+                return answer
+            time.sleep(every)
+        raise AssertionError("the stream never finished")
+
+    def tap(self, event: dict[str, Any], *, window: float = 5.0) -> tuple[dict[str, Any] | None, float]:
+        """Post a template_card_event; the answer (None: empty) and how long it took. WeCom drops an answer
+        after 5 s, and an update must name the tapped card's task_id."""
+        started = time.monotonic()
+        answer = self.post(event, expect_card_event=True)
+        took = time.monotonic() - started
+        if answer is not None and took > window:
+            raise PassiveRefused(f"card update after {took:.1f} s: dropped (846608 stream/update expired)")
+        tapped = ((event.get("event") or {}).get("template_card_event") or {}).get("task_id")
+        if answer is not None and answer["template_card"].get("task_id") != tapped:
+            raise PassiveRefused("update_template_card must carry the tapped card's task_id")
+        return answer, took
 
 
 def group_robot_xml(content: str, *, userid: str, chatid: str, webhook_url: str, msgid: str | None = None,

@@ -67,3 +67,22 @@ def test_failed_since_picks_rows_last_tried_after_the_time(any_engine: Engine) -
     store.mark_failed(any_engine, late, error="x")
     assert store.failed_since(any_engine, T0 + timedelta(minutes=30)) == [late]
     assert store.failed_since(any_engine, T0) == [early, late]
+
+
+def test_take_held_gives_a_held_reply_once_and_never_while_a_sender_holds_it(any_engine: Engine) -> None:
+    upgrade(any_engine)
+    assert store.take_held(any_engine, channel="edge", robot="wecom:stream:s1", now=T0) == store.Held()  # not yet there
+    row_id = _add(any_engine, "held", "wecom:stream:s1")
+    _add(any_engine, "other", "wecom:stream:s2")
+    # A sender holds it (it is delivering the fallback): the callback must not give it too.
+    store.claim(any_engine, [row_id], now=T0, lease=timedelta(minutes=2))
+    assert store.take_held(any_engine, channel="edge", robot="wecom:stream:s1", now=T0 + timedelta(seconds=1)) == store.Held()
+    store.mark_retry(any_engine, row_id, now=T0, next_attempt_at=T0 + timedelta(minutes=6), error="held")
+    taken = store.take_held(any_engine, channel="edge", robot="wecom:stream:s1", now=T0 + timedelta(seconds=2))
+    assert taken.row is not None and taken.row.id == row_id and not taken.done
+    assert store.take_held(any_engine, channel="edge", robot="wecom:stream:s1", now=T0 + timedelta(seconds=3)) == store.Held(done=True)
+    assert store.take_held(any_engine, channel="other", robot="wecom:stream:s2", now=T0) == store.Held()
+    rows = {row.id: row for row in store.list_messages(any_engine)}
+    assert (rows[row_id].state, rows[row_id].sent_at) == ("sent", T0 + timedelta(seconds=2))
+    # A sender that comes later finds nothing to send.
+    assert row_id not in [i for i, _ in store.due_candidates(any_engine, now=T0 + timedelta(hours=1), limit=10)]

@@ -6,6 +6,9 @@ text as the stream, and below it a card whose buttons each carry, as their `key`
 text is the key (so it passes the same permission checks as typed words) and whose id is the event's own
 `msgid` (a retried callback is recorded once; a second tap is a new message that finds the work done). Its
 answer updates the card (`aibot_respond_update_msg`, within 5 s), naming who tapped what.
+
+In HTTP-callback mode the same card is the finished stream's, given as the passive answer to one of WeCom's
+stream refreshes, and a tap's callback is answered with `update_template_card` (see callbacks.py).
 """
 
 from __future__ import annotations
@@ -92,3 +95,10 @@ def update_card(
 
 def valid_task_id(task_id: object) -> bool:
     return isinstance(task_id, str) and bool(_TASK_ID.match(task_id)) and len(task_id.encode()) <= TASK_ID_MAX_BYTES
+
+
+def pending_card(*, key: str, who: str, task_id: str) -> dict[str, Any]:
+    """The card while a tap's answer takes longer than WeCom waits: who tapped what, and that the result follows."""
+    label = tapped_label(key)
+    return button_card(f"正在处理「{label}」", (Button(label, key),), task_id=task_id,
+                       desc=f"{who} 点了「{label}」", sub_title="处理结果稍后发到本群，请勿重复点击。")

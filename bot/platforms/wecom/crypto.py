@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from wechatpy.enterprise.crypto import WeChatCrypto
+from typing import Any
+
+from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bot.platforms.wecom.limits import TIMESTAMP_WINDOW_SECONDS
 from bot.untrusted import ascii_int, same_secret
@@ -58,6 +61,13 @@ class CallbackCredentials:
 
     def matches(self, signature: str, timestamp: str, nonce: str, encrypt: str) -> bool:
         return same_secret(msg_signature(self.token, timestamp, nonce, encrypt), signature)
+
+    def passive_reply(self, body: dict[str, Any], *, nonce: str, timestamp: str) -> str:
+        """A passive answer to a callback: the JSON body encrypted, signed, with the callback's own nonce."""
+        plain = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        encrypt = PrpCrypto(aes_key(self.encoding_aes_key)).encrypt(plain, "").decode("ascii")
+        signature = msg_signature(self.token, timestamp, nonce, encrypt)
+        return json.dumps({"encrypt": encrypt, "msgsignature": signature, "timestamp": int(timestamp), "nonce": nonce})
 
 
 class ReplayGuard:

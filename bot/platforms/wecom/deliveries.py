@@ -6,9 +6,10 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -122,6 +123,33 @@ class ResponseUrlDelivery:
         ))
         # The sender drains again right after a pass that attempted rows, so the new rows go out at once.
         return DeliveryResult.fail(f"response_url refused ({error}); re-sent through the group webhook")
+
+
+class PassiveDelivery:
+    """wecom_passive: a reply held for a callback's passive answer (a stream refresh, a card tap's callback).
+
+    The callback takes the row itself (`models.outbox.take_held`) and answers with it. Should no callback come
+    for it before `hold_until` (WeCom stops refreshing a stream after 6 minutes; a tap's callback waits 5 s),
+    the sender gives it here instead: by the message's response_url (valid an hour), else the group's webhook.
+    """
+
+    def __init__(self, ctx: WeComContext, response_url: ResponseUrlDelivery) -> None:
+        self.ctx = ctx
+        self.response_url = response_url
+
+    async def deliver(self, row: OutboxMessage) -> DeliveryResult:
+        payload = json.loads(row.payload or "{}")
+        try:
+            hold_until = datetime.fromisoformat(str(payload.get("hold_until")))
+        except ValueError:
+            hold_until = None
+        now = self.ctx.now()
+        if hold_until is not None:  # a give-up time shorter than the hold must not lose the reply
+            hold_until = min(hold_until, row.give_up_at - timedelta(seconds=1))
+        if hold_until is not None and now < hold_until:
+            wait = math.ceil((hold_until - now).total_seconds())
+            return DeliveryResult.retry("held for the callback's passive answer", retry_after=str(max(1, wait)))
+        return await self.response_url.deliver(row)
 
 
 class LongConnectionDelivery:

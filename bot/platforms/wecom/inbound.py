@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import xml.etree.ElementTree as ET
@@ -10,7 +11,9 @@ from typing import Any
 
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.crypto import CallbackCredentials
-from bot.platforms.wecom.limits import CHANNEL_RESPONSE_URL, CHANNEL_WEBHOOK, CHANNEL_WS
+from bot.platforms.wecom.limits import (
+    CARD_EVENT_WINDOW, CHANNEL_PASSIVE, CHANNEL_RESPONSE_URL, CHANNEL_WEBHOOK, CHANNEL_WS, STREAM_REFRESH_WINDOW,
+)
 from bot.platforms.wecom.render import webhook_robot
 from bot.untrusted import MalformedPayload, load_json
 from handlers.messages import Inbound
@@ -54,6 +57,36 @@ class ParsedMessage:
     response_url: str | None = None
     webhook_url: str | None = None
     card_task_id: str | None = None  # a tap on one of our cards (template_card_event); text is the button's key
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRefresh:
+    """WeCom asking again for an unfinished stream answer (`msgtype: stream`)."""
+
+    stream_id: str
+
+
+def stream_id_for(bot: str | None, msg_id: str) -> str:
+    """The stream a message's callback is answered with: the same for WeCom's retries of that message."""
+    return "sb" + hashlib.sha1(f"{bot}:{msg_id}".encode("utf-8")).hexdigest()[:30]
+
+
+def stream_robot(stream_id: str) -> str:
+    """The outbox robot of the reply held for a stream (one per stream: the callback finds it by this)."""
+    return f"wecom:stream:{stream_id}"
+
+
+def card_robot(msg_id: str) -> str:
+    """The outbox robot of a card tap's answer, held for that tap's callback."""
+    return "wecom:card:" + hashlib.sha1(msg_id.encode("utf-8")).hexdigest()[:32]
+
+
+def parse_stream_refresh(body: dict[str, Any]) -> StreamRefresh | None:
+    stream = body.get("stream")
+    if body.get("msgtype") != "stream" or not isinstance(stream, dict):
+        return None
+    stream_id = stream.get("id")
+    return StreamRefresh(stream_id) if isinstance(stream_id, str) and 0 < len(stream_id) <= 128 else None
 
 
 def strip_mentions(text: str) -> str:
@@ -145,6 +178,7 @@ def parse_card_event(body: dict[str, Any]) -> ParsedMessage | None:
     return ParsedMessage(
         msg_id=f"card:{msg_id}", chat_id=str(body.get("chatid") or f"single:{user_id}"), chat_type=chat_type,
         user_id=str(user_id), text=str(key).strip()[:200], card_task_id=str(task_id),
+        response_url=body.get("response_url") if isinstance(body.get("response_url"), str) else None,
     )
 
 
@@ -219,8 +253,9 @@ def envelope(body: bytes) -> tuple[str, bool]:
     return data["encrypt"], False
 
 
-def parse_plain(plain: str) -> ParsedMessage | None:
-    """The user message in a decrypted callback (AI bot JSON, group robot XML or JSON); None for events."""
+def parse_plain(plain: str) -> ParsedMessage | StreamRefresh | None:
+    """The user message in a decrypted callback (AI bot JSON, group robot XML or JSON), a tap on a card
+    (a message whose text is the button's key), or a stream refresh; None for other events."""
     text = plain.strip()
     try:
         if text.startswith("<"):
@@ -233,6 +268,10 @@ def parse_plain(plain: str) -> ParsedMessage | None:
     try:
         if "webhook_url" in data and "msgid" in data:  # group-robot callback in JSON format
             return group_json(data)
+        if data.get("msgtype") == "stream":
+            return parse_stream_refresh(data)
+        if data.get("msgtype") == "event":
+            return parse_card_event(data)
         return parse_aibot_message(data)
     except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
         # A verified sender with fields of the wrong shape: refuse it as input, not as our failure.
@@ -256,6 +295,21 @@ def to_inbound(
     if ws_bot is not None:
         route.update(mode="ws", channel=CHANNEL_WS, robot=f"wecom:aibot:{ws_bot}:{parsed.chat_id}",
                      bot=ws_bot, req_id=req_id, chat_type=parsed.chat_type)
+    elif creds is not None and creds.bot and parsed.card_task_id is not None:
+        # A tap on a card in callback mode: the answer is held for the tap's own callback (5 s), then
+        # goes by response_url if the event had one, else by the group's webhook.
+        route.update(mode="card", channel=CHANNEL_PASSIVE, robot=card_robot(parsed.msg_id), bot=bot_id,
+                     hold_until=(ctx.now() + CARD_EVENT_WINDOW).isoformat())
+        if parsed.response_url and ctx.allowed(parsed.response_url, "response_url"):
+            route["response_url"] = parsed.response_url
+    elif creds is not None and creds.bot and ctx.config.cards.enabled:
+        # Cards in callback mode (issue 15): the callback is answered with an unfinished stream, and the
+        # reply is held for WeCom's refresh of it; response_url only when no refresh came in time.
+        stream_id = stream_id_for(bot_id, parsed.msg_id)
+        route.update(mode="stream", channel=CHANNEL_PASSIVE, robot=stream_robot(stream_id), bot=bot_id,
+                     stream_id=stream_id, hold_until=(ctx.now() + STREAM_REFRESH_WINDOW).isoformat())
+        if parsed.response_url and ctx.allowed(parsed.response_url, "response_url"):
+            route["response_url"] = parsed.response_url
     elif parsed.response_url and ctx.allowed(parsed.response_url, "response_url"):
         route.update(mode="response_url", channel=CHANNEL_RESPONSE_URL,
                      robot=f"wecom:aibot:{bot_id}:{parsed.chat_id}", bot=bot_id, response_url=parsed.response_url)

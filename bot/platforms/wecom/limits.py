@@ -5,6 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 RESPONSE_URL_VALIDITY = timedelta(hours=1)  # a callback's response_url works once, within an hour
+# An unfinished stream answer makes WeCom call back with refreshes for this long after the user's message.
+STREAM_REFRESH_WINDOW = timedelta(minutes=6)
+# A template_card_event must be answered (update_template_card) within 5 s; we answer by this many seconds,
+# leaving room for the network, or say it is being processed.
+CARD_ANSWER_SECONDS = 3.5
+CARD_EVENT_WINDOW = timedelta(seconds=5)
+PASSIVE_POLL_SECONDS = 0.1  # how often a card tap's callback looks for its answer in the outbox
 
 # -- limits and windows ------------------------------------------------------------------------
 
@@ -32,6 +39,11 @@ RATE_LIMITED_ERRCODES = frozenset({45009})
 CHANNEL_RESPONSE_URL = "wecom_response_url"
 CHANNEL_WEBHOOK = "wecom_webhook"
 CHANNEL_WS = "wecom_ws"
+CHANNEL_PASSIVE = "wecom_passive"  # held for a callback's passive answer (stream refresh, card tap); else response_url
 
 TRUNCATED_NOTE = "\n……（内容过长，已截断）"
+STREAM_WAIT_TEXT = "收到，正在处理…"
+STREAM_DONE_TEXT = "（已回复）"
+RECEIVED_TEXT = "已收到。"
+NO_TEXT_NOTE = "（图表和文件见本群消息）"
 NO_WEBHOOK_NOTE = "（图表和文件要通过本群的“消息推送”机器人发送，本群还没有配置，请联系管理员。）"

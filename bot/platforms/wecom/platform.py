@@ -17,8 +17,10 @@ from bot.platforms.wecom import media, render
 from bot.platforms.wecom.callbacks import CallbackReceiver
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.crypto import ReplayGuard
-from bot.platforms.wecom.deliveries import LongConnectionDelivery, ResponseUrlDelivery, WebhookDelivery
-from bot.platforms.wecom.limits import CHANNEL_RESPONSE_URL, CHANNEL_WEBHOOK, CHANNEL_WS
+from bot.platforms.wecom.deliveries import (
+    LongConnectionDelivery, PassiveDelivery, ResponseUrlDelivery, WebhookDelivery,
+)
+from bot.platforms.wecom.limits import CHANNEL_PASSIVE, CHANNEL_RESPONSE_URL, CHANNEL_WEBHOOK, CHANNEL_WS
 from bot.platforms.wecom.longconn import WsConnection
 from bot.pushes import PushRenderer
 from bot.url_allowlist import UrlAllowList
@@ -41,9 +43,11 @@ class WeComPlatform:
         self.connections: Mapping[str, WsConnection] = MappingProxyType({
             bot.id: WsConnection(self.ctx, bot, ws_url) for bot in deps.config.wecom.bots if bot.mode == "websocket"
         })
+        response_url = ResponseUrlDelivery(self.ctx)
         self.deliveries: Mapping[str, Delivery] = MappingProxyType({
             CHANNEL_WEBHOOK: WebhookDelivery(self.ctx),
-            CHANNEL_RESPONSE_URL: ResponseUrlDelivery(self.ctx),
+            CHANNEL_RESPONSE_URL: response_url,
+            CHANNEL_PASSIVE: PassiveDelivery(self.ctx, response_url),
             CHANNEL_WS: LongConnectionDelivery(self.ctx, self.connections),
         })
         self.renderer: Renderer | None = self.render

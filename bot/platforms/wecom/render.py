@@ -13,7 +13,7 @@ from bot.outbox import Draft, split_utf8
 from bot.platforms.wecom.cards import reply_card, task_id_for, update_card
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.limits import (
-    CHANNEL_WEBHOOK, MARKDOWN_MAX_BYTES, NO_WEBHOOK_NOTE, RESPONSE_MAX_BYTES, TEXT_MAX_BYTES, TRUNCATED_NOTE,
+    CHANNEL_PASSIVE, CHANNEL_WEBHOOK, MARKDOWN_MAX_BYTES, NO_TEXT_NOTE, RECEIVED_TEXT, NO_WEBHOOK_NOTE, RESPONSE_MAX_BYTES, TEXT_MAX_BYTES, TRUNCATED_NOTE,
     WS_IMAGE_MAX_BYTES, WS_MAX_IMAGES,
 )
 from handlers.format import escape_markdown
@@ -146,8 +146,12 @@ def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dic
         card = reply_card(replies, task_id=task_id_for(f"{route.get('req_id')}")) if ctx.config.cards.enabled else None
         if card is not None and drafts and drafts[0].kind == "stream":
             drafts[0] = Draft("stream", {**drafts[0].payload, "card": card})
+    elif mode == "card":  # a card tap in callback mode: the answer is held for the tap's own callback
+        return _passive_card_drafts(session, replies, route, where)
     else:
         drafts = _response_url_drafts(text, replies, route, where)
+        if mode == "stream":
+            drafts = _held_stream_drafts(ctx, drafts, replies, route)
     return drafts + (where.text(notice) if notice else [])
 
 
@@ -171,20 +175,50 @@ def _long_connection_drafts(text: str, replies: list[Reply], route: dict[str, An
     return drafts
 
 
-def _card_update_drafts(session: Session, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:
-    """The answer to a card tap: `aibot_respond_update_msg` on the tap's req_id (within 5 s); media by webhook."""
+def _tap_answer(session: Session, replies: list[Reply], route: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A tap's answer: the updated card, and the same in words for the group should the card update fail."""
     event = route["card_event"]
     who = name_of_wecom_user(session, str(event.get("user", ""))) or str(event.get("user", ""))
     card = update_card(replies, key=str(event.get("key", "")), who=who, task_id=str(event.get("task_id", "")))
-    # Should WeCom refuse the update (it drops those after 5 s), the answer goes to the group's webhook instead.
     label = str(event.get("key", "")).split(maxsplit=1)[0] if str(event.get("key", "")).strip() else ""
-    fallback = f"{who} 点了「{label}」：\n{text_of_replies(session, replies)}"
+    return card, f"{who} 点了「{label}」：\n{text_of_replies(session, replies)}"
+
+
+def _card_update_drafts(session: Session, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:
+    """The answer to a card tap: `aibot_respond_update_msg` on the tap's req_id (within 5 s); media by webhook."""
+    # Should WeCom refuse the update (it drops those after 5 s), the answer goes to the group's webhook instead.
+    card, fallback = _tap_answer(session, replies, route)
     drafts = [Draft("card_update", {"cmd": "aibot_respond_update_msg", "bot": route.get("bot"),
                                     "req_id": route.get("req_id"), "card": card, "group_id": where.group_id,
                                     "fallback_text": fallback})]
     if where.has_webhook:
         drafts += where.media(replies)
     return drafts
+
+
+def _passive_card_drafts(session: Session, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:
+    """A tap's answer in callback mode: held for the tap's callback to answer with (update_template_card);
+    past its 5 s, the same in words by the event's response_url or the group's webhook. Media by webhook."""
+    card, fallback = _tap_answer(session, replies, route)
+    held = Draft("card_update", {"card": card, "content": fallback, "url": route.get("response_url"),
+                                 "group_id": where.group_id, "hold_until": route.get("hold_until")},
+                 channel=CHANNEL_PASSIVE, robot=str(route.get("robot", "")))
+    return [held] + (where.media(replies) if where.has_webhook else [])
+
+
+def _held_stream_drafts(ctx: WeComContext, drafts: list[Draft], replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
+    """The response_url answer held for the stream's refresh instead (with the card, if the reply has buttons);
+    what goes by webhook still does. Past the refresh window it goes by the response_url after all."""
+    first = drafts[0] if drafts and drafts[0].channel is None else None
+    payload: dict[str, object] = dict(first.payload) if first is not None else {"group_id": route.get("group_id")}
+    if not str(payload.get("content") or "").strip():
+        payload["content"] = NO_TEXT_NOTE if any(r.image_png or r.file_data for r in replies) else RECEIVED_TEXT
+    payload.update(url=route.get("response_url"), stream_id=route.get("stream_id"), hold_until=route.get("hold_until"))
+    card = reply_card(replies, task_id=task_id_for(str(route.get("stream_id")))) if ctx.config.cards.enabled else None
+    if card is not None:
+        payload["card"] = card
+    held = Draft("stream", payload, channel=CHANNEL_PASSIVE, robot=str(route.get("robot", "")))
+    return [held] + (drafts[1:] if first is not None else drafts)
 
 
 def _response_url_drafts(text: str, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:

@@ -38,6 +38,7 @@ class DeliveryResult:
     error: str = ""
     rate_limited: bool = False  # e.g. HTTP 429, WeCom 45009, DingTalk 130101 / 410100
     retry_after: str | None = None  # the platform's Retry-After header, as sent (seconds or an HTTP date)
+    waiting: bool = False  # not a failure: the row waits by design (a reply held for a callback's answer)
 
     @classmethod
     def sent(cls) -> "DeliveryResult":
@@ -46,6 +47,11 @@ class DeliveryResult:
     @classmethod
     def retry(cls, error: str, *, rate_limited: bool = False, retry_after: str | None = None) -> "DeliveryResult":
         return cls(ok=False, retryable=True, error=error, rate_limited=rate_limited, retry_after=retry_after)
+
+    @classmethod
+    def wait(cls, reason: str, *, retry_after: str) -> "DeliveryResult":
+        """Not yet, by design: look again after `retry_after` seconds (logged quietly, not as a problem)."""
+        return cls(ok=False, retryable=True, error=reason, retry_after=retry_after, waiting=True)
 
     @classmethod
     def fail(cls, error: str) -> "DeliveryResult":
@@ -270,7 +276,8 @@ class OutboxSender:
             wait = self._retry_wait(row, result, done)
             if result.rate_limited:
                 self._paused[row.robot] = max(self._paused.get(row.robot, done), done + wait)
-            log.warning("outbox row %s: %s; retrying in %.0fs", row_id, result.error, wait.total_seconds())
+            level = logging.DEBUG if result.waiting else logging.WARNING
+            log.log(level, "outbox row %s: %s; retrying in %.0fs", row_id, result.error, wait.total_seconds())
             await anyio.to_thread.run_sync(
                 lambda: store.mark_retry(self.db, row_id, now=done, next_attempt_at=done + wait, error=result.error)
             )

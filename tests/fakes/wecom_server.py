@@ -683,7 +683,7 @@ class CallbackDriver:
             raise PassiveRefused("a stream refresh needs an answer")
         return answer
 
-    def poll(self, stream_id: str, *, userid: str, chatid: str | None, timeout: float = 20.0,
+    def poll(self, stream_id: str, *, userid: str, chatid: str | None, timeout: float = 60.0,
              every: float = 0.2) -> dict[str, Any]:
         """Refresh the stream until it is finished, as WeCom does (for up to 6 minutes)."""
         deadline = time.monotonic() + timeout

@@ -148,7 +148,7 @@ class PassiveDelivery:
             hold_until = min(hold_until, row.give_up_at - timedelta(seconds=1))
         if hold_until is not None and now < hold_until:
             wait = math.ceil((hold_until - now).total_seconds())
-            return DeliveryResult.retry("held for the callback's passive answer", retry_after=str(max(1, wait)))
+            return DeliveryResult.wait("held for the callback's passive answer", retry_after=str(max(1, wait)))
         return await self.response_url.deliver(row)
 
 

@@ -145,6 +145,7 @@ class _Overdue:
     listed: list[Hazard]  # the first MAX_LINES (all a message can show)
     mentions: tuple[str, ...]  # responsible people, each once, in list order
     unassigned: int  # hazards with no responsible person on file
+    ids: frozenset[int] = frozenset()  # every hazard counted
 
 
 def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1,
@@ -163,6 +164,7 @@ def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: 
         listed=listed,
         mentions=tuple(dict.fromkeys(row[1] for row in pairs if row[1])),
         unassigned=sum(1 for row in pairs if not row[1]),
+        ids=frozenset(row[0] for row in pairs),
     )
 
 
@@ -380,6 +382,31 @@ def overdue_digest(session: Session, push: DuePush, campaign: CampaignRow, group
     return Composed((Reply("\n".join(lines), mentions=overdue.mentions),))
 
 
+def _escalated_lines(session: Session, payload: Mapping[str, Any], campaign: CampaignRow, scope: set[str] | None,
+                     today: date) -> list[str]:
+    """The overdue hazards the leaders should hear of by name. With the escalation ladder's steps heard in the
+    group (payload "steps"), each is listed under the highest of them it has reached (a step is reached on
+    its day, `after_days + 1` days overdue), so the digest never contradicts the ladder; without, those
+    overdue for `escalate_after_days` days."""
+    steps = steps_from_payload(payload)
+    if not steps:
+        escalate = max(1, int(payload.get("escalate_after_days", 3)))
+        escalated = _overdue(session, campaign.id, scope, today, escalate)
+        if not escalated.count:
+            return []
+        return [f"逾期满{escalate}天（{escalated.count}项）：", *_hazard_lines(escalated.listed, escalated.count, today, session)]
+    lines: list[str] = []
+    higher: set[int] = set()  # hazards listed under a higher step
+    for after_days in sorted({step.after_days for step in steps}, reverse=True):
+        names = "、".join(dict.fromkeys(step.name for step in steps if step.after_days == after_days))
+        reached = _overdue(session, campaign.id, scope, today, after_days + 1, higher)
+        if reached.count:
+            lines.append(f"已升级至{names}（逾期满{after_days + 1}天，{reached.count}项）：")
+            lines += _hazard_lines(reached.listed, reached.count, today, session)
+        higher |= reached.ids
+    return lines
+
+
 def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime,
                   settings: ComposeSettings) -> Composed:
     """领导日报/周报: totals, overdue by unit, escalations, units not reported, major hazards, a chart."""
@@ -400,11 +427,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
         names = unit_names(session, [f.unit_id for f in overdue_units])
         shown = "、".join(f"{names.get(f.unit_id, f.unit_id)}{f.overdue}" for f in overdue_units[:8])
         lines.append(f"逾期：{shown}" + (f" 等{len(overdue_units)}个单位" if len(overdue_units) > 8 else ""))
-    escalate = max(1, int(payload.get("escalate_after_days", 3)))
-    escalated = _overdue(session, campaign.id, scope, today, escalate)
-    if escalated.count:
-        lines.append(f"逾期满{escalate}天（{escalated.count}项）：")
-        lines += _hazard_lines(escalated.listed, escalated.count, today, session)
+    lines += _escalated_lines(session, payload, campaign, scope, today)
     days = [d for d in report_days(campaign) if d <= today]
     if days:
         due = days[-1]

@@ -30,16 +30,29 @@ def _school_names(context: Context, school_ids: set[str]) -> dict[str, tuple[str
 
 def hazard_label(context: Context, hazard: Hazard) -> str:
     """#12 where the chat serves one school; 城南小学#12 where it serves several (a county chat)."""
+    return number_label(context, hazard.school_id, hazard.number)
+
+
+def number_label(context: Context, school_id: str | None, number: int) -> str:
+    """hazard_label of the hazard numbered `number` in school `school_id`."""
     roots = permissions.chat_roots(context)
     schools = {building.unit_id for building in context.policy.buildings}
-    if hazard.school_id is None or (roots is not None and len(roots) == 1 and roots[0] in schools):
-        return f"#{hazard.number}"
-    if roots is not None and hazard.school_id in roots:
-        return f"#{hazard.number}"
-    if roots and all(school_of(context.session, root, schools) == hazard.school_id for root in roots):
-        return f"#{hazard.number}"  # a department's group: within one school
-    name = _school_names(context, {hazard.school_id}).get(hazard.school_id, (hazard.school_id,))[0]
-    return f"{name}#{hazard.number}"
+    if school_id is None or (roots is not None and len(roots) == 1 and roots[0] in schools):
+        return f"#{number}"
+    if roots is not None and school_id in roots:
+        return f"#{number}"
+    if roots and all(school_of(context.session, root, schools) == school_id for root in roots):
+        return f"#{number}"  # a department's group: within one school
+    name = _school_names(context, {school_id}).get(school_id, (school_id,))[0]
+    return f"{name}#{number}"
+
+
+def names_school(context: Context, hazard: Hazard, wanted: str) -> bool:
+    """Whether `wanted` (as typed before `#N`) names the hazard's school, by name or alias, as find_hazard reads it."""
+    if not hazard.school_id:
+        return False
+    names = _school_names(context, {hazard.school_id}).get(hazard.school_id, ())
+    return any(wanted == name or wanted in name for name in names)
 
 
 def find_hazard(command: Command, context: Context) -> Hazard | Reply:

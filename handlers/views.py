@@ -65,7 +65,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
         lines.append(f"措施：{hazard.measure}")
     if hazard.completion:
         lines.append(f"整改情况：{hazard.completion}")
-    lines += origin_lines(session, hazard)  # 回头看 (issue 16): source, original date, the hazard it follows up
+    lines += origin_lines(context, hazard)  # 回头看 (issue 16): source, original date, the hazard it follows up
     if photos:
         not_saved = len(photos) - len(on_disk)
         lines.append(f"照片：{len(photos)}张" + (f"（{not_saved}张暂未保存）" if not_saved else ""))

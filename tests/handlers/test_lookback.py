@@ -131,6 +131,22 @@ def test_rebound_opens_a_new_hazard_linked_to_the_old_one(county: Chat) -> None:
     assert "灭火器又过期了" in county.say("li_na", "清单", group="lb_s1")  # a hazard of the look-back like any other
 
 
+def test_a_rebound_filed_in_the_county_names_the_schools(county: Chat) -> None:
+    """In the county's chat both the new hazard and the old one are named with their school (numbers are per school)."""
+    c1_history(county)
+    county.say("wu_ju", "复查", group="lb_county")
+    item, old = next((i, h) for i, h in items(county) if i.unit_id == "teaching")
+    reply = county.say("wu_ju", f"复查 #{item.number} 反弹 灭火器又过期了", group="lb_county")
+    assert reply.splitlines()[0] == (
+        f"复查 #{item.number} 反弹：已登记为新隐患 城关一中#1（一般），关联原隐患 「冬春安全整治大会战」城关一中#{old.number}"
+    ), reply
+    assert "「整改 城关一中#1 说明」" in reply, reply
+    shown = county.say("wu_ju", "查看 城关一中#1", group="lb_county")
+    assert f"关联：复查反弹，原隐患 「冬春安全整治大会战」城关一中#{old.number}（" in shown, shown
+    # The school's own group keeps the bare numbers.
+    assert f"原隐患 「冬春安全整治大会战」#{old.number}（" in county.say("li_na", "查看 #1", group="lb_s1")
+
+
 def test_a_campaign_that_is_no_lookback_has_no_rechecks(county: Chat) -> None:
     assert "不是回头看活动" in county.say("li_na", "复查", group="staff")
 

@@ -944,7 +944,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("findings", help="回头看: findings of earlier inspections in (import a spreadsheet)")
     findings = p.add_subparsers(dest="findings_cmd", required=True)
-    f = findings.add_parser("import", help="file the rows of an XLSX/CSV (seed 003 附件2 ledger, or 来源/单位/部位/问题/发现日期/期限)")
+    f = findings.add_parser("import", help="file the rows of an XLSX/CSV (seed 003 附件2 ledger, seed 004 汇总表, or 来源/单位/部位/问题/发现日期/期限)")
     f.add_argument("file")
     f.add_argument("--config", default="config.example.toml")
     f.add_argument("--campaign", required=True, help="the (look-back) campaign that receives the findings")

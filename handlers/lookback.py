@@ -20,7 +20,7 @@ from handlers.context import BuildingRef, Context
 from handlers.directory import unit_names
 from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Outcome, Reply
-from handlers.numbers import hazard_label, number_label
+from handlers.numbers import hazard_label, number_label, with_school_names
 from handlers.photos import attach_pending_photos, has_pending_photos, photo_note, store_attachments
 from models.ledger import next_hazard_number, record_event, school_of
 from models.ids import stored_id
@@ -381,10 +381,13 @@ def archive_lines(
         return ["已销号隐患的档案完整 ✔"]
     lines = [f"已销号但档案不完整的隐患{len(gaps)}项："]
     shown = gaps if limit is None else gaps[:limit]
-    for gap in shown:
-        hazard = gap.hazard
+    listed = [gap.hazard for gap in shown]
+    named = with_school_names(  # several schools' #3 in one list: 城南小学#3
+        session, listed, [f"#{h.number} {h.location} {h.problem}：{'、'.join(gap.gaps)}" for h, gap in zip(listed, shown)]
+    )
+    for hazard, line in zip(listed, named):
         where = "" if hazard.campaign_id == campaign.id else f"{hazard.campaign_id} "
-        lines.append(f"{where}#{hazard.number} {hazard.location} {hazard.problem}：{'、'.join(gap.gaps)}")
+        lines.append(f"{where}{line}")
     if limit is not None and len(gaps) > limit:
         lines.append(f"……另有{len(gaps) - limit}项，完整清单请管理员运行 safetybot audit")
     return lines

@@ -203,12 +203,19 @@ def test_archive_check_finds_each_gap(county: Chat) -> None:
               .split("#")[1].split("（")[0])
     county.say("zhao_min", f"整改 #{own} 已修补", group="staff", photos=(PHOTO,))
     assert "领导直接销号" in county.say("zhao_min", f"销号 #{own}", group="staff")
+    other = closed_hazard(county, group="s2", reporter="qian_hong", closer="ma_li", photo=False,
+                          text="部位：食堂\n问题：应急灯不亮\n期限：12月10日")
     county.now = IN_LOOKBACK
     assert county.say("zhang_wei", "档案", group="lb_s1").startswith("档案检查由")
     reply = county.say("zhao_min", "档案", group="lb_s1")
     assert f"c1 #{full} " not in reply
     assert f"c1 #{no_after} 食堂 插座松动：无整改前照片、无整改后照片" in reply
     assert f"c1 #{own} 3号教学楼 吊顶渗水：无整改前照片、整改人自己验收销号" in reply
+    assert "城南小学" not in reply  # the school's own list keeps bare numbers
+    # The county's list spans both schools: each number is named with its school.
+    both = county.say("wu_ju", "档案", group="lb_county")
+    assert f"c1 城关一中#{no_after} 食堂 插座松动：无整改前照片、无整改后照片" in both, both
+    assert f"c1 城南小学#{other} 食堂 应急灯不亮：" in both, both
     assert date(2024, 3, 5) == county.now.date()
 
 

@@ -79,11 +79,12 @@ def find_hazard(command: Command, context: Context) -> Hazard | Reply:
     )
 
 
-def with_school_names(session: Session, hazards: Sequence[Hazard], lines: Sequence[str]) -> list[str]:
+def with_school_names(session: Session, hazards: Sequence[Hazard], lines: Sequence[str], *, always: bool = False) -> list[str]:
     """List lines (`#12 …`, one per hazard, in order) as `城南小学#12 …` when the hazards come from several
-    schools, where a bare number would be ambiguous; unchanged otherwise."""
+    schools, where a bare number would be ambiguous, or `always` (a chat that serves several schools);
+    unchanged otherwise."""
     schools = {h.school_id for h in hazards if h.school_id}
-    if len(schools) < 2:
+    if not schools or (len(schools) < 2 and not always):
         return list(lines)
     names = unit_names(session, schools)
     return [

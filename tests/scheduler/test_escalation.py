@@ -365,6 +365,23 @@ def test_the_leader_digest_lists_escalated_hazards_under_the_step_they_reached(
     assert thursday[thursday.index("已升级至校长（逾期满8天，1项）：") + 1].startswith("#1 3号教学楼二楼东侧")
     assert thursday[thursday.index("已升级至分管领导（逾期满4天，1项）：") + 1].startswith("#2 食堂后厨")
     # The county group hears 教育局 (+10) too: on 12-10 #1 (12 days) and #2 (11 days) are there.
-    assert "已升级至教育局（逾期满11天，2项）：" in county["2018-12-10"]
+    at_county = county["2018-12-10"]
+    assert at_county[at_county.index("已升级至教育局（逾期满11天，2项）：") + 1].startswith("城关第一中学#1 ")  # serves 2 schools
     assert not [line for line in county["2018-12-10"] if line.startswith("已升级至校长")]
     assert "已升级至校长（逾期满8天，2项）：" in school["2018-12-10"]  # the school does not hear 教育局
+
+
+def test_pushes_to_the_county_name_the_school_of_each_number(engine: Engine, chat: Chat, config: Config) -> None:
+    """The county's group serves several schools: a 重大 alert and the escalations there say 城关第一中学#1,
+    while the school's own leaders' group keeps #1 (numbers are per school)."""
+    chat.say("zhang_wei", MAJOR)
+    chat.say("zhang_wei", REPORT_1)  # due 11-28: 教育局 (+10) on Sunday 12-09, so in Monday's message
+    ticker = new_ticker(config, engine.db)
+    ticker.tick(at("2018-11-27 10:01"))
+    alerts = {group: [text for _, text, _ in sent] for group, sent in escalations(engine.db, "major_alert").items()}
+    assert alerts["county"][0].startswith("【重大隐患】城关第一中学#1 实验楼三楼"), alerts
+    assert "查看详情发「查看 城关第一中学#1」" in alerts["county"][0]
+    assert alerts["leaders"][0].startswith("【重大隐患】#1 实验楼三楼") and "「查看 #1」" in alerts["leaders"][0]
+    ticker.tick(at("2018-12-10 08:45"))
+    [(_, county, _)] = escalations(engine.db)["county"]
+    assert "→教育局（逾期第11天）1项：\n城关第一中学#2 3号教学楼二楼东侧" in county, county

@@ -91,3 +91,11 @@ def with_school_names(session: Session, hazards: Sequence[Hazard], lines: Sequen
         f"{names.get(h.school_id, h.school_id)}{line}" if h.school_id and line.startswith(f"#{h.number}") else line
         for h, line in zip(hazards, lines)
     ]
+
+
+def named_lines(context: Context, hazards: Sequence[Hazard], lines: Sequence[str]) -> list[str]:
+    """with_school_names for a reply in this chat: a chat serving several schools names the school even when
+    the list holds one school's hazards (its bare #12 would be asked about)."""
+    schools = {h.school_id for h in hazards if h.school_id}
+    always = len(schools) == 1 and hazard_label(context, hazards[0]) != f"#{hazards[0].number}"
+    return with_school_names(context.session, hazards, lines, always=always)

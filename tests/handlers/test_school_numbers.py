@@ -133,3 +133,13 @@ def test_registering_in_the_county_names_the_school(two_schools: Chat) -> None:
     # In the school's own group the number stays bare.
     own = chat.say("zhou_tao", "隐患\n部位：3号教学楼\n问题：窗户松动\n期限：12月12日", group="s2")
     assert own.startswith("已登记隐患 #4（") and "「整改 #4 说明」" in own, own
+
+
+def test_a_county_list_of_one_schools_hazards_names_the_school(two_schools: Chat) -> None:
+    """Even when only one school has open hazards, the county's 清单 says 城南小学#1 (its bare #1 would be asked about)."""
+    chat = two_schools
+    chat.say("zhou_tao", TWO, group="s2")
+    listed = chat.say("wu_ju", "清单", group="county").splitlines()
+    assert any(line.startswith("城南小学#1 食堂后厨") for line in listed), listed
+    own = chat.say("sun_li", "清单", group="s2").splitlines()
+    assert any(line.startswith("#1 食堂后厨") for line in own), own

@@ -630,7 +630,7 @@ def _cmd_groups(args: argparse.Namespace) -> int:
                 for chat, group in seen
             ]
             # What a group bound in chat needs before the scheduler's pushes reach it (issue 13).
-            push = {chat.chat_id: _push_need(config, group.platform, group.id)
+            push = {chat.chat_id: _push_need(config, group.platform, group.id, robot=group.robot)
                     for chat, group in seen if group is not None and group.source == "chat"}
             units = {group.id: units_of_group(session, group.id) for _, group in seen if group is not None}
             toml = [_group_toml(chat.platform, chat.chat_id, group, units) for chat, group in seen
@@ -658,7 +658,7 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     return 0
 
 
-def _push_need(config: Config, platform: str, group_id: str) -> tuple[bool, str, str]:
+def _push_need(config: Config, platform: str, group_id: str, *, robot: str | None = None) -> tuple[bool, str, str]:
     """Whether the scheduler's pushes can reach a group bound in chat (no TOML entry), and what is needed if not,
     in English and in Chinese. WeCom pushes only through the chat's 消息推送 webhook, whose key is a credential:
     it goes into an environment variable named after the group (never into the chat, whose history keeps it)."""
@@ -672,8 +672,9 @@ def _push_need(config: Config, platform: str, group_id: str) -> tuple[bool, str,
         return (False, f"need the chat's 消息推送 webhook key in the environment variable {env}",
                 f"要推送提醒，请在群设置里添加「消息推送」，把 webhook 地址里的 key 写进环境变量 {env}")
     if platform == "dingtalk":
-        if config.dingtalk.robots:
-            robot = config.dingtalk.robots[0].id
+        if config.dingtalk.robots:  # the robot that received the 登记本群 (as the push renderer picks it)
+            ids = [r.id for r in config.dingtalk.robots]
+            robot = robot if robot in ids else ids[0]
             return True, f"ready (app robot {robot} by OpenAPI)", f"可以推送（由应用机器人 {robot} 发送）"
         return (False, "need a [[dingtalk.robots]] entry, or a [[groups]] entry with webhook_token (groups --toml)",
                 "要推送提醒，请在配置里添加 [[dingtalk.robots]]，或用 groups --toml 生成 [[groups]] 并写上 webhook_token")
@@ -947,7 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("findings", help="回头看: findings of earlier inspections in (import a spreadsheet)")
     findings = p.add_subparsers(dest="findings_cmd", required=True)
-    f = findings.add_parser("import", help="file the rows of an XLSX/CSV (seed 003 附件2 ledger, or 来源/单位/部位/问题/发现日期/期限)")
+    f = findings.add_parser("import", help="file the rows of an XLSX/CSV (seed 003 附件2 ledger, seed 004 汇总表, or 来源/单位/部位/问题/发现日期/期限)")
     f.add_argument("file")
     f.add_argument("--config", default="config.example.toml")
     f.add_argument("--campaign", required=True, help="the (look-back) campaign that receives the findings")

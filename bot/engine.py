@@ -287,7 +287,7 @@ class Engine:
                     claimed = self._claim(session, inbound_id)
                     if claimed is None:
                         return []
-                    outcome = self._handle(session, msg, inbound_id, claimed[1], looked_up)
+                    outcome = self._handle(session, msg, inbound_id, claimed[1], looked_up, route_json=claimed[0])
                     effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
                     self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed[0])
                     session.commit()
@@ -434,6 +434,12 @@ class Engine:
         ))
 
     @staticmethod
+    def _route_robot(route_json: str) -> str | None:
+        """The robot that received the message (its route's robot_id, set by the DingTalk adapter), if any."""
+        robot = json.loads(route_json or "{}").get("robot_id")
+        return str(robot)[:64] if robot else None
+
+    @staticmethod
     def _private(session: Session, msg: Inbound, inbound_id: int | None) -> bool:
         """A one-to-one chat with the bot: the route's chat_type (set by the adapters), else the chat id's shape."""
         row = session.get(InboundMessage, inbound_id) if inbound_id is not None else None
@@ -457,7 +463,7 @@ class Engine:
 
     def _handle(
         self, session: Session, msg: Inbound, inbound_id: int | None, directory_version: int | None = None,
-        looked_up: LookupResult | None = None,
+        looked_up: LookupResult | None = None, route_json: str = "{}",
     ) -> Outcome:
         from handlers.help import no_campaign_reply
         from handlers.join import bind_here, unknown_chat
@@ -475,7 +481,7 @@ class Engine:
             if person is None or not admin or command.command != "register_group":
                 return Outcome(unknown_chat(session, person=person, chat=chat))
             return Outcome(bind_here(session, person=person, platform=msg.platform, chat_id=msg.chat_id, group=None,
-                                     command=command))
+                                     command=command, robot=self._route_robot(route_json)))
         if person is None:
             found = self._stranger(session, msg, group, looked_up, now)
             if isinstance(found, Outcome):
@@ -501,6 +507,7 @@ class Engine:
             page_link=self.page_links.hazard_link if self.page_links else None,
             platform=msg.platform,
             chat_id=msg.chat_id,
+            robot=self._route_robot(route_json),
         )
         if not msg.text.strip() and msg.attachments:  # a photo first, the words in the next message
             return Outcome(keep_lone_photos(context))

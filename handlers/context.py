@@ -69,6 +69,7 @@ class Context:
     page_link: Callable[[int], str] | None = None  # issue 15: signed, expiring URL of a hazard's page (by id)
     platform: str = ""  # where the message came from, with chat_id: whose pending photos are whose
     chat_id: str = ""
+    robot: str | None = None  # the robot that received the message (route robot_id), where the platform says
 
 
     @property

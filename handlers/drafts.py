@@ -32,9 +32,10 @@ from handlers.intake import (
 )
 from handlers.messages import Outcome, Reply
 from handlers.normalize import normalize_text
+from handlers.numbers import hazard_label, names_school
 from handlers.photos import attach_pending_photos, pending_note, store_attachments
 from models.drafts import draft_photos, drop_drafts, has_live_draft, keep_draft_photo, sender_drafts, update_draft
-from models.ledger import hazard_by_number, record_event, store_photo
+from models.ledger import hazards_by_number, record_event, store_photo
 from models.tables import AttachmentFile, ReportDraft
 
 NO_DRAFT = "现在没有等您确认的隐患。要上报请发：隐患 部位：…，问题：…"
@@ -185,12 +186,23 @@ def handle_same(command: Command, context: Context) -> list[Reply] | Outcome:
         (i for i, item in enumerate(items) if _doubt_kind(item, context) == "duplicate"), 0
     )
     row, item = drafts.live[at], items[at]
-    hazard = hazard_by_number(context.session, context.campaign.id, command.hazard_no or 0)
+    # Numbers are per school: 同 #12 is this chat's school's 12; a county chat names it (同 城南小学#12).
+    candidates = [h for h in hazards_by_number(context.session, context.campaign.id, command.hazard_no or 0)
+                  if not command.hazard_school or names_school(context, h, command.hazard_school)]
     scope = permissions.chat_scope(context)
-    if hazard is None or (scope is not None and hazard.unit_id not in scope):
-        return [Reply(f"没有找到隐患 #{command.hazard_no}。请核对编号，例如：同 #{_suggested(item, context) or 12}")]
+    visible = [h for h in candidates if scope is None or h.unit_id in scope]
+    if len(visible) != 1:
+        typed = f"{command.hazard_school or ''}#{command.hazard_no}"
+        suggested = _suggested(item, context)
+        if len(visible) > 1:
+            labels = [hazard_label(context, h) for h in visible]
+            return [Reply(f"这里有{len(visible)}所学校的 #{command.hazard_no}：{'、'.join(labels)}。"
+                          f"请写明学校，例如：同 {labels[0]}")]
+        return [Reply(f"没有找到隐患 {typed}。请核对编号，例如：同 #{suggested or 12}")]
+    hazard = visible[0]
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
     if not permissions.is_open(hazard):
-        return [Reply(f"隐患 #{hazard.number} {hazard.status_label}，不能再补充；如是新的隐患请回复「新的」。")]
+        return [Reply(f"隐患 {label} {hazard.status_label}，不能再补充；如是新的隐患请回复「新的」。")]
     fields = item.fields
     event = record_event(
         context.session, hazard=hazard, actor_id=context.person.id, action="same", at=context.now,
@@ -199,7 +211,7 @@ def handle_same(command: Command, context: Context) -> list[Reply] | Outcome:
     assert hazard.id is not None and event.id is not None and row.id is not None
     photos = _move_photos(context, row.id, hazard.id, event.id)
     drop_drafts(context.session, [row])
-    lines = [f"已补充到隐患 #{hazard.number}（{hazard.location} {hazard.problem}）：记下您也上报了，没有新编号。"]
+    lines = [f"已补充到隐患 {label}（{hazard.location} {hazard.problem}）：记下您也上报了，没有新编号。"]
     if photos:
         lines.append(pending_note(photos).replace("已附上刚才的", "已附上"))
     rest_rows, rest_items = drafts.live[:at] + drafts.live[at + 1:], items[:at] + items[at + 1:]

@@ -1,10 +1,14 @@
 """Earlier findings in (回头看, issue 16): read a spreadsheet of findings from earlier inspections and file them.
 
-Two layouts are understood, told apart by their header row:
+Three layouts are understood, told apart by their header row:
 
 * the ledger of seed 003 附件2 (安全隐患自查整改清单): 序号 · 部位 · 检查内容 · 存在隐患问题 · 整改措施 · 整改完成情况 ·
   责任人 · 检查时间 · 销号时间 · 备注, with the unit in a 「部门（章）：…」 line above the header;
-* a simple list: 来源 · 单位 · 部位 · 问题 · 发现日期 · 期限 (more columns of the ledger may follow).
+* a simple list: 来源 · 单位 · 部位 · 问题 · 发现日期 · 期限 (more columns of the ledger may follow);
+* the 回头看排查情况汇总表 of seed 004, whose header takes two rows: 序号 · 建筑物名称 · 新发现隐患内容（无隐患填“无”）·
+  是否能立即整改 · 不能立即整改的隐患 (over 计划完成日期 · 具体责任人 · 是否停用) · 备注, with 「填报单位：…」 above it.
+  Its columns are found by the two rows' names combined; one building's row lists its hazards as 1. 2. 3.,
+  each filed as a hazard of its own, and a building without hazard (无) is no hazard.
 
 Each row becomes a hazard of the look-back campaign that keeps its source (县普查, 市抽查, 省督查, 审计, 通报, 自查 …)
 and the date it was first found. A row whose unit is not one of the campaign's units (by exact name or alias), or
@@ -46,9 +50,23 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "deadline": ("期限", "整改期限", "计划完成日期", "完成时限"),
     "closed_on": ("销号时间", "销号日期"),
     "remark": ("备注",),
+    "seq": ("序号",),
+    "immediate": ("是否能立即整改",),
+    "stopped": ("是否停用",),
+}
+# Columns of a two-row header by their names combined (the merged cell above, the cell below).
+COMBINED: dict[str, str] = {
+    "不能立即整改的隐患计划完成日期": "deadline",
+    "不能立即整改的隐患具体责任人": "responsible",
+    "不能立即整改的隐患是否停用": "stopped",
 }
 _HEADER_WORDS = {word: key for key, words in COLUMNS.items() for word in words}
-_UNIT_LINE = re.compile(r"(?:部门|单位|填报单位)\s*[（(]?\s*章?\s*[）)]?\s*[:：]\s*_*\s*(?P<name>[^_\s]+)")
+_UNIT_LINE = re.compile(r"(?:部门|单位|填报单位)\s*[（(]?\s*章?\s*[）)]?\s*[:：]\s*_*\s*(?P<name>[^_\s（(]+)")
+_NOTE = re.compile(r"[（(][^）)]*[）)]")  # 新发现隐患内容（无隐患填“无”）: the form's note to whoever fills it in
+# 1. 2. 3. (or 1、 ①) starting a cell, a line or a sentence; not 3号楼, not 1.05米
+_ITEM = re.compile(r"(?m)(?:^|(?<=[\s；;。]))\s*(?:\d{1,2}\s*(?:[.．](?!\d)|[、)）])|[①-⑳])")
+_NONE_WORDS = {"无", "没有", "无隐患", "/", "-", "—"}
+_TOTAL_WORDS = {"合计", "小计", "总计"}
 _DATE = re.compile(r"^\s*(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?\s*$")
 
 
@@ -59,13 +77,19 @@ class Row:
     line: int
     values: dict[str, str]
     dates: dict[str, date | None] = field(default_factory=dict)
+    item: int = 0  # the hazard's number among those its row lists (1. 2. 3. of a 汇总表 row); 0: the row is one
+
+    @property
+    def where(self) -> str:
+        return f"第{self.line}行" + (f"第{self.item}项" if self.item else "")
 
 
 @dataclass(slots=True)
 class Sheet:
-    layout: str  # "ledger" (seed 003 附件2) or "list"
+    layout: str  # "ledger" (seed 003 附件2), "list" or "summary" (seed 004 汇总表)
     rows: list[Row]
-    unit: str | None = None  # the 部门（章） of a ledger sheet
+    unit: str | None = None  # the 部门（章） of a ledger sheet, the 填报单位 of a 汇总表
+    notes: list[str] = field(default_factory=list)  # rows read as no hazard (a building without hazard: 无)
 
 
 @dataclass(slots=True)
@@ -76,7 +100,7 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        head = "附件2台账格式" if self.layout == "ledger" else "简单清单格式"
+        head = {"ledger": "附件2台账格式", "summary": "回头看排查情况汇总表格式"}.get(self.layout, "简单清单格式")
         out = [f"读取：{head}，可登记{len(self.filed)}条，未登记{len(self.refused)}条"]
         return out + self.filed + self.notes + self.refused
 
@@ -115,8 +139,61 @@ def _grid(path: Path) -> list[list[str]]:
     raise FindingsError(f"不认识的文件类型「{path.suffix}」：请用 .xlsx 或 .csv（UTF-8）")
 
 
+def _header_name(cell: str) -> str:
+    """A header cell as its name: no spaces or line breaks, no note in brackets (（无隐患填“无”）)."""
+    return _NOTE.sub("", re.sub(r"\s+", "", cell))
+
+
+def _one_row_header(cells: list[str]) -> dict[str, int]:
+    names = [_header_name(c) for c in cells]
+    return {_HEADER_WORDS[name]: i for i, name in enumerate(names) if name in _HEADER_WORDS}
+
+
+def _two_row_header(top: list[str], below: list[str]) -> dict[str, int]:
+    """The columns of a header over two rows: a merged cell above names the cells under it (its value is in
+    its first column, the others read empty), and a cell merged down is named by the row above alone."""
+    columns: dict[str, int] = {}
+    parent = ""  # the merged cell above the current column
+    for i in range(max(len(top), len(below))):
+        upper = _header_name(top[i]) if i < len(top) else ""
+        lower = _header_name(below[i]) if i < len(below) else ""
+        if upper or not lower:
+            parent = upper  # a new cell above (or a column neither row names, which ends the merged one)
+        if lower:
+            key = COMBINED.get(parent + lower) or _HEADER_WORDS.get(lower)
+        else:
+            key = _HEADER_WORDS.get(upper)
+        if key is not None and key not in columns:
+            columns[key] = i
+    return columns
+
+
+def _items(text: str) -> list[str]:
+    """The hazards a 汇总表 cell lists (1.灭火器过期 2.应急灯不亮), without the form's empty 1. 2. 3."""
+    parts = [part.strip(" ；;，,。\n") for part in _ITEM.split(text)]
+    return [part for part in parts if part and not re.fullmatch(r"[.。…·]+", part)]
+
+
+def _summary_rows(number: int, values: dict[str, str], notes: list[str]) -> list[Row]:
+    """The hazards of one building's 汇总表 row, one Row each; none for a building without hazard (无)."""
+    problem, location = values.get("problem", "").strip(), values.get("location", "").strip()
+    if problem in _NONE_WORDS:
+        if location:
+            notes.append(f"第{number}行 {location}：无隐患，不登记")
+        return []
+    items = _items(problem)
+    if not items:
+        if location and not re.fullmatch(r"[.。…·]+", location):
+            # A building named with nothing under it is refused by import_findings (no problem), not dropped.
+            return [Row(number, {**values, "problem": ""})]
+        return []  # the form's unfilled 1. 2. 3. and … lines
+    if len(items) == 1:
+        return [Row(number, {**values, "problem": items[0]})]
+    return [Row(number, {**values, "problem": item}, item=k) for k, item in enumerate(items, start=1)]
+
+
 def read_sheet(path: Path) -> Sheet:
-    """Find the header row, tell the layout from it, and read every non-empty row below it."""
+    """Find the header row (or two), tell the layout from it, and read every non-empty row below it."""
     grid = _grid(path)
     unit: str | None = None
     for index, cells in enumerate(grid):
@@ -124,17 +201,31 @@ def read_sheet(path: Path) -> Sheet:
             match = _UNIT_LINE.search(cell)
             if match and unit is None:
                 unit = match.group("name")
-        columns = {_HEADER_WORDS[c.replace(" ", "").replace("\n", "")]: i for i, c in enumerate(cells)
-                   if c.replace(" ", "").replace("\n", "") in _HEADER_WORDS}
+        columns, skip = _one_row_header(cells), 1
+        if index + 1 < len(grid) and not {"location", "problem"} <= _one_row_header(grid[index + 1]).keys():
+            # A header over two rows names more columns together than its first row alone (a row above a
+            # header that is complete by itself is no part of it).
+            combined = _two_row_header(cells, grid[index + 1])
+            if {"location", "problem"} <= combined.keys() and len(combined) > len(columns):
+                columns, skip = combined, 2
         if {"location", "problem"} <= columns.keys():
-            layout = "list" if "origin" in columns or "unit" in columns else "ledger"
+            if skip == 2:
+                layout = "summary"
+            else:
+                layout = "list" if "origin" in columns or "unit" in columns else "ledger"
             rows: list[Row] = []
-            for number, line in enumerate(grid[index + 1:], start=index + 2):
+            notes: list[str] = []
+            for number, line in enumerate(grid[index + skip:], start=index + skip + 1):
                 values = {key: (line[i].strip() if i < len(line) else "") for key, i in columns.items()}
+                if values.get("seq", "").replace(" ", "") in _TOTAL_WORDS:
+                    continue  # the 合计 line counts buildings, it is no finding
+                if layout == "summary":
+                    rows += _summary_rows(number, values, notes)
+                    continue
                 if not values.get("location") and not values.get("problem"):
                     continue  # an empty numbered line of the form, or the signature lines below it
                 rows.append(Row(number, values))
-            return Sheet(layout, rows, unit)
+            return Sheet(layout, rows, unit, notes)
     raise FindingsError("没有找到表头：需要「部位」和「问题」（或「存在隐患问题」）两列，"
                         "例如：来源,单位,部位,问题,发现日期,期限")
 
@@ -182,13 +273,23 @@ def import_findings(
     labels = _unit_labels(session, allowed)
     trees: dict[str, set[str]] = {}  # each unit's subtree, for its 责任人
     today = now.date()
+    report.notes += sheet.notes
     for row in sheet.rows:
         values = row.values
-        where = f"第{row.line}行"
+        where = row.where
         unit_text = values.get("unit") or sheet.unit or ""
         if not unit_text:
-            report.refused.append(f"{where} 未登记：没有写单位（请加「单位」列，或在表头上方写「部门（章）：单位名称」）")
+            above = "填报单位：单位名称" if sheet.layout == "summary" else "部门（章）：单位名称"
+            report.refused.append(f"{where} 未登记：没有写单位（请加「单位」列，或在表头上方写「{above}」）")
             continue
+        if not (values.get("problem") or "").strip():
+            blank = "，没有隐患请填「无」" if sheet.layout == "summary" else ""
+            report.refused.append(f"{where} 未登记：「{values.get('location') or ''}」没有写隐患问题{blank}")
+            continue
+        if sheet.layout == "summary":  # what the 汇总表 says of the fix, kept as written with its 备注
+            said = [f"{label}：{values[key]}" for key, label in (("immediate", "是否能立即整改"), ("stopped", "是否停用"))
+                    if values.get(key)]
+            values = {**values, "remark": "；".join([*said, *([values["remark"]] if values.get("remark") else [])])}
         unit = labels.get(unit_text)
         if unit is None:
             near = find_unit(session, unit_text, among=allowed)

@@ -40,7 +40,7 @@ from handlers.directory import (
 )
 from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Effect, Reply
-from handlers.numbers import hazard_label
+from handlers.numbers import hazard_label, number_label
 from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
 from models.drafts import (
     draft_photos,
@@ -376,9 +376,11 @@ def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
         return None
     hazard = found
     n = hazard.number
+    # 城南小学#12 in a chat serving several schools (the hazard is of the report's school)
+    label = number_label(context, school_of(context.session, unit_id, {b.unit_id for b in context.policy.buildings}), n)
     return Doubt(
-        "duplicate", f"可能与 #{n} 重复（{hazard.location} {_short(hazard.problem)}）。",
-        f"回复「新的」仍登记，或「同 #{n}」补充到 #{n}；回复「取消」放弃。", duplicate_of=n,
+        "duplicate", f"可能与 {label} 重复（{hazard.location} {_short(hazard.problem)}）。",
+        f"回复「新的」仍登记，或「同 {label}」补充到 {label}；回复「取消」放弃。", duplicate_of=n,
     )
 
 
@@ -461,9 +463,10 @@ def _store_draft_photos(context: Context, draft_ids: Sequence[int], hazard_id: i
 def registered_reply(done: Registered, context: Context, *, plain: bool) -> Reply:
     """已登记隐患 #N, field by field, with the photos and the next step."""
     hazard, ready = done.hazard, done.ready
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
     unit_name = unit_names(context.session, [hazard.unit_id]).get(hazard.unit_id, hazard.unit_id)
     lines = [
-        f"已登记隐患 #{hazard.number}（{hazard.level}·{hazard.category}）" + ("，按您的原话理解如下" if plain else ""),
+        f"已登记隐患 {label}（{hazard.level}·{hazard.category}）" + ("，按您的原话理解如下" if plain else ""),
         f"部位：{hazard.location}",
         f"问题：{hazard.problem}",
         f"责任人：{hazard.responsible_name or '未指定'}（{unit_name}）",
@@ -480,27 +483,29 @@ def registered_reply(done: Registered, context: Context, *, plain: bool) -> Repl
     if hazard.level == "重大":
         lines.append("⚠ 重大隐患：将报校领导跟踪督办。")
     lines += ready.notes
-    lines.append(f"下一步：整改完成后发「整改 #{hazard.number} 说明」并附照片。")
-    buttons = hazard_buttons(hazard_label(context, hazard))
+    lines.append(f"下一步：整改完成后发「整改 {label} 说明」并附照片。")
+    buttons = hazard_buttons(label)
     return Reply("\n".join(lines), mentions=_mentions([done], context), buttons=buttons)
 
 
 def registered_list_reply(done: Sequence[Registered], context: Context) -> Reply:
     """Several hazards registered together: one line each."""
     lines = [f"已登记{len(done)}条隐患："]
-    for each in done:
+    labels = [hazard_label(context, each.hazard) for each in done]  # 城南小学#12 in a chat serving several schools
+    for each, label in zip(done, labels):
         hazard = each.hazard
         flag = "【重大】" if hazard.level == "重大" else ""
         lines.append(
-            f"#{hazard.number} {flag}{hazard.location} {_short(hazard.problem)}｜{hazard.responsible_name or '未指定'}"
+            f"{label} {flag}{hazard.location} {_short(hazard.problem)}｜{hazard.responsible_name or '未指定'}"
             f"｜期限 {hazard.deadline:%m-%d}"
         )
     photos = [photo for each in done for photo in (*each.photos, *each.earlier)]
     if photos:
-        lines.append(f"照片已附在 #{done[0].hazard.number}：{photo_note(photos).removeprefix('照片：')}")
+        lines.append(f"照片已附在 {labels[0]}：{photo_note(photos).removeprefix('照片：')}")
     if any(each.hazard.level == "重大" for each in done):
         lines.append("⚠ 重大隐患：将报校领导跟踪督办。")
-    lines.append("下一步：整改完成后发「整改 #编号 说明」并附照片。")
+    example = "#编号" if labels[0].startswith("#") else f"{labels[0].split('#')[0]}#编号"
+    lines.append(f"下一步：整改完成后发「整改 {example} 说明」并附照片。")
     return Reply("\n".join(lines), mentions=_mentions(done, context))
 
 

@@ -182,6 +182,7 @@ def unknown_chat(session: Session, *, person: PersonRow | None, chat: SeenChat) 
 
 def bind_here(
     session: Session, *, person: PersonRow, platform: str, chat_id: str, group: GroupRow | None, command: Command,
+    robot: str | None = None,
 ) -> list[Reply]:
     """登记本群 城关一中 安全工作群 教职工: an admin binds the chat they write in to a school (no campaign needed)."""
     if "admin" not in person.role_set:
@@ -201,7 +202,7 @@ def bind_here(
         return [Reply(f"没有找到学校「{words[0]}」，请写您负责的学校的名称。{REGISTER_HELP}")]
     name = " ".join(words[1:]) or f"{school.name}安全工作群"
     bound = bind_chat(session, platform=platform, chat_id=chat_id, name=name[:64], kind=audience, unit_id=school.id,
-                      campaign_id=None)
+                      campaign_id=None, robot=robot)
     who = "领导群" if audience == "leaders" else "教职工群"
     # WeCom pushes reminders only through the chat's 消息推送 webhook, whose key is a secret: never asked for here.
     push = (f"\n定时提醒要经本群的「消息推送」发出：请在群设置里添加消息推送，把地址中的 key 交给系统管理员，"
@@ -213,7 +214,7 @@ def bind_here(
 def handle_register_group(command: Command, context: Context) -> list[Reply]:
     """登记本群 … in a chat the bot knows already (re-binding a chat bound in chat)."""
     return bind_here(context.session, person=context.person, platform=context.platform, chat_id=context.chat_id,
-                     group=context.group, command=command)
+                     group=context.group, command=command, robot=context.robot)
 
 
 JOIN = CommandSpec(

@@ -20,6 +20,7 @@ from handlers.context import BuildingRef, Context
 from handlers.directory import unit_names
 from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Outcome, Reply
+from handlers.numbers import hazard_label, number_label, with_school_names
 from handlers.photos import attach_pending_photos, has_pending_photos, photo_note, store_attachments
 from models.ledger import next_hazard_number, record_event, school_of
 from models.ids import stored_id
@@ -184,13 +185,14 @@ def _rebound(context: Context, item: RecheckItem, old: Hazard, note: str) -> lis
     )
     session.add(item)
     who = hazard.responsible_name or "未指定"
+    label = hazard_label(context, hazard)  # 城南小学#12 in a chat serving several schools
     lines = [
-        f"复查 #{item.number} 反弹：已登记为新隐患 #{hazard.number}（{hazard.level}），关联原隐患 {_old_name(session, old)}",
+        f"复查 #{item.number} 反弹：已登记为新隐患 {label}（{hazard.level}），关联原隐患 {_old_name(context, old)}",
         f"部位：{hazard.location}",
         f"问题：{note}",
         f"责任人：{who}",
         f"期限：{fmt_date(deadline)}",
-        f"整改完成后发「整改 #{hazard.number} 说明」并附照片。",
+        f"整改完成后发「整改 {label} 说明」并附照片。",
     ]
     mentions = (hazard.responsible_id,) if hazard.responsible_id and hazard.responsible_id != context.person.id else ()
     replies = [Reply("\n".join(lines), mentions=mentions)]
@@ -199,14 +201,17 @@ def _rebound(context: Context, item: RecheckItem, old: Hazard, note: str) -> lis
     return replies
 
 
-def _old_name(session: Session, old: Hazard) -> str:
-    """How a reply names a hazard of a looked-back campaign: 「冬春安全整治」#3."""
-    campaign = session.get(CampaignRow, old.campaign_id)
-    return f"「{campaign.name if campaign else old.campaign_id}」#{old.number}"
+def _old_name(context: Context, old: Hazard) -> str:
+    """How a reply names a hazard of a looked-back campaign: 「冬春安全整治」#3; 「冬春安全整治」城关一中#3 in a chat
+    serving several schools (numbers are per school)."""
+    campaign = context.session.get(CampaignRow, old.campaign_id)
+    label = number_label(context, old.school_id or _school(context, old.unit_id), old.number)
+    return f"「{campaign.name if campaign else old.campaign_id}」{label}"
 
 
-def origin_lines(session: Session, hazard: Hazard) -> list[str]:
+def origin_lines(context: Context, hazard: Hazard) -> list[str]:
     """查看 #N: where a finding came from and the closed hazard a rebound follows up (none for a plain 自查)."""
+    session = context.session
     lines: list[str] = []
     if hazard.origin != "自查" or hazard.origin_date is not None:
         when = f"，{hazard.origin_date.isoformat()}发现" if hazard.origin_date else ""
@@ -215,7 +220,7 @@ def origin_lines(session: Session, hazard: Hazard) -> list[str]:
     if hazard.linked_hazard_id is not None:
         old = session.get(Hazard, hazard.linked_hazard_id)
         if old is not None:
-            lines.append(f"关联：复查反弹，原隐患 {_old_name(session, old)}（{old.location} {old.problem}）")
+            lines.append(f"关联：复查反弹，原隐患 {_old_name(context, old)}（{old.location} {old.problem}）")
     return lines
 
 
@@ -376,10 +381,13 @@ def archive_lines(
         return ["已销号隐患的档案完整 ✔"]
     lines = [f"已销号但档案不完整的隐患{len(gaps)}项："]
     shown = gaps if limit is None else gaps[:limit]
-    for gap in shown:
-        hazard = gap.hazard
+    listed = [gap.hazard for gap in shown]
+    named = with_school_names(  # several schools' #3 in one list: 城南小学#3
+        session, listed, [f"#{h.number} {h.location} {h.problem}：{'、'.join(gap.gaps)}" for h, gap in zip(listed, shown)]
+    )
+    for hazard, line in zip(listed, named):
         where = "" if hazard.campaign_id == campaign.id else f"{hazard.campaign_id} "
-        lines.append(f"{where}#{hazard.number} {hazard.location} {hazard.problem}：{'、'.join(gap.gaps)}")
+        lines.append(f"{where}{line}")
     if limit is not None and len(gaps) > limit:
         lines.append(f"……另有{len(gaps) - limit}项，完整清单请管理员运行 safetybot audit")
     return lines

@@ -30,16 +30,29 @@ def _school_names(context: Context, school_ids: set[str]) -> dict[str, tuple[str
 
 def hazard_label(context: Context, hazard: Hazard) -> str:
     """#12 where the chat serves one school; 城南小学#12 where it serves several (a county chat)."""
+    return number_label(context, hazard.school_id, hazard.number)
+
+
+def number_label(context: Context, school_id: str | None, number: int) -> str:
+    """hazard_label of the hazard numbered `number` in school `school_id`."""
     roots = permissions.chat_roots(context)
     schools = {building.unit_id for building in context.policy.buildings}
-    if hazard.school_id is None or (roots is not None and len(roots) == 1 and roots[0] in schools):
-        return f"#{hazard.number}"
-    if roots is not None and hazard.school_id in roots:
-        return f"#{hazard.number}"
-    if roots and all(school_of(context.session, root, schools) == hazard.school_id for root in roots):
-        return f"#{hazard.number}"  # a department's group: within one school
-    name = _school_names(context, {hazard.school_id}).get(hazard.school_id, (hazard.school_id,))[0]
-    return f"{name}#{hazard.number}"
+    if school_id is None or (roots is not None and len(roots) == 1 and roots[0] in schools):
+        return f"#{number}"
+    if roots is not None and school_id in roots:
+        return f"#{number}"
+    if roots and all(school_of(context.session, root, schools) == school_id for root in roots):
+        return f"#{number}"  # a department's group: within one school
+    name = _school_names(context, {school_id}).get(school_id, (school_id,))[0]
+    return f"{name}#{number}"
+
+
+def names_school(context: Context, hazard: Hazard, wanted: str) -> bool:
+    """Whether `wanted` (as typed before `#N`) names the hazard's school, by name or alias, as find_hazard reads it."""
+    if not hazard.school_id:
+        return False
+    names = _school_names(context, {hazard.school_id}).get(hazard.school_id, ())
+    return any(wanted == name or wanted in name for name in names)
 
 
 def find_hazard(command: Command, context: Context) -> Hazard | Reply:
@@ -66,14 +79,23 @@ def find_hazard(command: Command, context: Context) -> Hazard | Reply:
     )
 
 
-def with_school_names(session: Session, hazards: Sequence[Hazard], lines: Sequence[str]) -> list[str]:
+def with_school_names(session: Session, hazards: Sequence[Hazard], lines: Sequence[str], *, always: bool = False) -> list[str]:
     """List lines (`#12 …`, one per hazard, in order) as `城南小学#12 …` when the hazards come from several
-    schools, where a bare number would be ambiguous; unchanged otherwise."""
+    schools, where a bare number would be ambiguous, or `always` (a chat that serves several schools);
+    unchanged otherwise."""
     schools = {h.school_id for h in hazards if h.school_id}
-    if len(schools) < 2:
+    if not schools or (len(schools) < 2 and not always):
         return list(lines)
     names = unit_names(session, schools)
     return [
         f"{names.get(h.school_id, h.school_id)}{line}" if h.school_id and line.startswith(f"#{h.number}") else line
         for h, line in zip(hazards, lines)
     ]
+
+
+def named_lines(context: Context, hazards: Sequence[Hazard], lines: Sequence[str]) -> list[str]:
+    """with_school_names for a reply in this chat: a chat serving several schools names the school even when
+    the list holds one school's hazards (its bare #12 would be asked about)."""
+    schools = {h.school_id for h in hazards if h.school_id}
+    always = len(schools) == 1 and hazard_label(context, hazards[0]) != f"#{hazards[0].number}"
+    return with_school_names(context.session, hazards, lines, always=always)

@@ -363,6 +363,9 @@ _ALONE_TAIL_RE = re.compile(r"^[ 。.！!~～啊吧呀了哈的，,]*$")
 def _is_alone(name: CommandName, rest: str) -> bool:
     """Whether a word that must stand alone does (确认。 同 #12), rather than start a longer message (是否…)."""
     if name in _NUMBERED:
+        school = _SCHOOL_HASH_RE.match(rest.strip())  # 同 城南小学#12 (numbers are per school)
+        if school is not None:
+            rest = f"#{school['n']}{rest.strip()[school.end():]}"
         number, rest = _take_number(rest)
         if number is None:  # 同 alone asks for its number; 同学们… is something else
             return not rest.strip()

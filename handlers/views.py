@@ -16,7 +16,7 @@ from handlers.directory import find_unit, unit_names
 from handlers.format import days_left_text, fmt_date, hazard_line
 from handlers.lookback import RECHECK_ROLES, open_recheck_lines, origin_lines  # 回头看 (issue 16)
 from handlers.messages import Reply
-from handlers.numbers import find_hazard, hazard_label, with_school_names
+from handlers.numbers import find_hazard, hazard_label, named_lines
 from models.ids import stored_id
 from models.ledger import (
     descendants,
@@ -65,7 +65,7 @@ def handle_show(command: Command, context: Context) -> list[Reply]:
         lines.append(f"措施：{hazard.measure}")
     if hazard.completion:
         lines.append(f"整改情况：{hazard.completion}")
-    lines += origin_lines(session, hazard)  # 回头看 (issue 16): source, original date, the hazard it follows up
+    lines += origin_lines(context, hazard)  # 回头看 (issue 16): source, original date, the hazard it follows up
     if photos:
         not_saved = len(photos) - len(on_disk)
         lines.append(f"照片：{len(photos)}张" + (f"（{not_saved}张暂未保存）" if not_saved else ""))
@@ -106,7 +106,7 @@ def _listing(title: str, hazards: list[Hazard], context: Context, empty: str) ->
     head = f"{title}（共{len(hazards)}条，逾期{overdue}条，待验收{waiting}条）"
     hazards.sort(key=lambda h: (not h.is_overdue(context.today), h.status != "rectified", h.deadline, h.number))
     shown = hazards[:LIST_LIMIT]
-    lines = [head] + with_school_names(context.session, shown, [hazard_line(h, context.today) for h in shown])
+    lines = [head] + named_lines(context, shown, [hazard_line(h, context.today) for h in shown])
     if len(hazards) > LIST_LIMIT:
         lines.append(f"……还有{len(hazards) - LIST_LIMIT}条，发「台账」导出全部。")
     lines.append("发「查看 #编号」看详情。")

@@ -124,11 +124,14 @@ def seen_chats(session: Session) -> list[tuple[SeenChat, GroupRow | None]]:
 
 def bind_chat(
     session: Session, *, platform: str, chat_id: str, name: str, kind: str, unit_id: str, campaign_id: str | None,
+    robot: str | None = None,
 ) -> GroupRow:
-    """A group for the chat, serving one unit (its school); binding it again changes it."""
+    """A group for the chat, serving one unit (its school); binding it again changes it. `robot`: the robot
+    that received the 登记本群 (None: unknown, the one on file is kept)."""
     group_id = stable_id(platform, "chat", chat_id)
     row = session.get(GroupRow, group_id) or GroupRow(id=group_id, name=name, platform=platform, source=CHAT)
     row.name, row.kind, row.chat_id, row.campaign_id = name, kind, chat_id, campaign_id
+    row.robot = robot or row.robot
     session.add(row)
     session.flush()
     for old in session.exec(select(GroupUnit).where(GroupUnit.group_id == group_id)):

@@ -153,6 +153,8 @@ class GroupRow(SQLModel, table=True):
     chat_id: Optional[str] = Field(default=None, max_length=128, index=True)
     campaign_id: Optional[str] = Field(default=None, max_length=64)
     source: str = Field(default="config", max_length=16)  # "config" (the TOML) or "chat" (登记本群 by an admin)
+    # A chat bound in chat: the robot (route robot_id) that received the 登记本群, which lives in the chat and pushes
+    robot: Optional[str] = Field(default=None, max_length=64)
 
 
 class GroupUnit(SQLModel, table=True):

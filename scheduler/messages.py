@@ -145,6 +145,7 @@ class _Overdue:
     listed: list[Hazard]  # the first MAX_LINES (all a message can show)
     mentions: tuple[str, ...]  # responsible people, each once, in list order
     unassigned: int  # hazards with no responsible person on file
+    ids: frozenset[int] = frozenset()  # every hazard counted
 
 
 def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: date, min_days: int = 1,
@@ -163,15 +164,32 @@ def _overdue(session: Session, campaign_id: str, scope: set[str] | None, today: 
         listed=listed,
         mentions=tuple(dict.fromkeys(row[1] for row in pairs if row[1])),
         unassigned=sum(1 for row in pairs if not row[1]),
+        ids=frozenset(row[0] for row in pairs),
     )
 
 
-def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date, session: Session | None = None) -> list[str]:
+def _beyond_school(session: Session, group: GroupRow, school_id: str | None) -> bool:
+    """Whether the group serves more than this school (a county's group), where its bare #12 is ambiguous."""
+    if school_id is None:
+        return False
+    roots = group_roots(session, group.id)
+    return not roots or not set(roots) <= descendants(session, [school_id])
+
+
+def _school_named(session: Session, group: GroupRow | None, hazards: Sequence[Hazard], lines: Sequence[str]) -> list[str]:
+    """List lines as `城南小学#12 …` where the numbers would be ambiguous in the group (see with_school_names)."""
+    schools = {h.school_id for h in hazards if h.school_id}
+    always = group is not None and len(schools) == 1 and _beyond_school(session, group, next(iter(schools)))
+    return with_school_names(session, hazards, lines, always=always)
+
+
+def _hazard_lines(hazards: Sequence[Hazard], count: int, today: date, session: Session | None = None,
+                  group: GroupRow | None = None) -> list[str]:
     """The first of `count` hazards as list lines, cut like _cut (only the lines shown are formatted)."""
     shown = hazards if count <= MAX_LINES else hazards[: MAX_LINES - 1]
     lines = [hazard_line(h, today) for h in shown]
-    if session is not None:  # several schools' #12 in one list: 城南小学#12
-        lines = with_school_names(session, shown, lines)
+    if session is not None:  # several schools' #12 in one list, or a county's group: 城南小学#12
+        lines = _school_named(session, group, shown, lines)
     return lines if count <= MAX_LINES else lines + [f"……另有{count - MAX_LINES + 1}项"]
 
 
@@ -374,10 +392,35 @@ def overdue_digest(session: Session, push: DuePush, campaign: CampaignRow, group
         head = f"【逾期隐患】截至{today:%m-%d}共{overdue.count}项，请责任人尽快整改，完成后发「整改 #序号」："
     if announced:
         head += f"\n（另有{len(announced)}项今日逾期升级另行通报）"
-    lines = [head, *_hazard_lines(overdue.listed, overdue.count, today, session)]
+    lines = [head, *_hazard_lines(overdue.listed, overdue.count, today, session, group)]
     if overdue.unassigned:
         lines.append(f"其中{overdue.unassigned}项责任人不在名单中，请部门负责人跟进。")
     return Composed((Reply("\n".join(lines), mentions=overdue.mentions),))
+
+
+def _escalated_lines(session: Session, payload: Mapping[str, Any], campaign: CampaignRow, group: GroupRow,
+                     scope: set[str] | None, today: date) -> list[str]:
+    """The overdue hazards the leaders should hear of by name. With the escalation ladder's steps heard in the
+    group (payload "steps"), each is listed under the highest of them it has reached (a step is reached on
+    its day, `after_days + 1` days overdue), so the digest never contradicts the ladder; without, those
+    overdue for `escalate_after_days` days."""
+    steps = steps_from_payload(payload)
+    if not steps:
+        escalate = max(1, int(payload.get("escalate_after_days", 3)))
+        escalated = _overdue(session, campaign.id, scope, today, escalate)
+        if not escalated.count:
+            return []
+        return [f"逾期满{escalate}天（{escalated.count}项）：", *_hazard_lines(escalated.listed, escalated.count, today, session, group)]
+    lines: list[str] = []
+    higher: set[int] = set()  # hazards listed under a higher step
+    for after_days in sorted({step.after_days for step in steps}, reverse=True):
+        names = "、".join(dict.fromkeys(step.name for step in steps if step.after_days == after_days))
+        reached = _overdue(session, campaign.id, scope, today, after_days + 1, higher)
+        if reached.count:
+            lines.append(f"已升级至{names}（逾期满{after_days + 1}天，{reached.count}项）：")
+            lines += _hazard_lines(reached.listed, reached.count, today, session, group)
+        higher |= reached.ids
+    return lines
 
 
 def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group: GroupRow, now: datetime,
@@ -400,11 +443,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
         names = unit_names(session, [f.unit_id for f in overdue_units])
         shown = "、".join(f"{names.get(f.unit_id, f.unit_id)}{f.overdue}" for f in overdue_units[:8])
         lines.append(f"逾期：{shown}" + (f" 等{len(overdue_units)}个单位" if len(overdue_units) > 8 else ""))
-    escalate = max(1, int(payload.get("escalate_after_days", 3)))
-    escalated = _overdue(session, campaign.id, scope, today, escalate)
-    if escalated.count:
-        lines.append(f"逾期满{escalate}天（{escalated.count}项）：")
-        lines += _hazard_lines(escalated.listed, escalated.count, today, session)
+    lines += _escalated_lines(session, payload, campaign, group, scope, today)
     days = [d for d in report_days(campaign) if d <= today]
     if days:
         due = days[-1]
@@ -421,7 +460,7 @@ def leader_digest(session: Session, push: DuePush, campaign: CampaignRow, group:
     majors = queries_ledger.open_hazards(session, campaign.id, units=scope, level="重大", order_by_deadline=True)
     if majors:
         lines.append(f"重大隐患（{len(majors)}项）：")
-        lines += _hazard_lines(majors, len(majors), today, session)
+        lines += _hazard_lines(majors, len(majors), today, session, group)
     lines += lookback_digest_lines(session, campaign, scope=scope, today=today, buildings=settings.buildings)
     if settings.leader_page_link is not None:  # issue 15: the outstanding items, chart and filters on a phone page
         lines.append(f"网页（清单、统计图、筛选）：{settings.leader_page_link(group.id)}")
@@ -543,7 +582,7 @@ def escalation(session: Session, push: DuePush, campaign: CampaignRow, group: Gr
     for index in sorted(by_step, key=lambda i: -steps[i].after_days):
         listed = by_step[index]
         lines.append(f"{step_title(steps[index])}{len(listed)}项：")
-        lines += _hazard_lines(listed, len(listed), today, session)
+        lines += _hazard_lines(listed, len(listed), today, session, group)
     lines.append("请督促责任人尽快整改，完成后发「整改 #序号」；确需延期请部门负责人发「延期 #序号 日期 原因」。")
     return Composed((Reply("\n".join(lines), mentions=_step_mentions(session, reached, chains)),))
 
@@ -568,7 +607,7 @@ def supervision(session: Session, push: DuePush, campaign: CampaignRow, group: G
         f"挂牌督办的重大隐患尚未销号（{len(due)}项），请复查五到位（措施、资金、期限、责任人、预案）：",
     ]
     shown = due if len(due) <= MAX_LINES else due[: MAX_LINES - 1]
-    listed = with_school_names(session, [h for h, _ in shown], [hazard_line(h, today) for h, _ in shown])
+    listed = _school_named(session, group, [h for h, _ in shown], [hazard_line(h, today) for h, _ in shown])
     for (hazard, k), line in zip(shown, listed):
         lines.append(f"{line}（第{k}次复查，督办{(today - hazard.found_at.astimezone(tz).date()).days}天）")
     if len(due) > len(shown):
@@ -602,20 +641,24 @@ def major_alert(session: Session, push: DuePush, campaign: CampaignRow, group: G
     unit = unit_names(session, [hazard.unit_id]).get(hazard.unit_id, hazard.unit_id)
     reporter = session.get(PersonRow, hazard.reporter_id)
     found = hazard.found_at.astimezone(ZoneInfo(campaign.timezone))
+    label = f"#{hazard.number}"
+    school_id = hazard.school_id
+    if school_id is not None and _beyond_school(session, group, school_id):  # a county's group hears every school's 重大
+        label = f"{unit_names(session, [school_id]).get(school_id, school_id)}#{hazard.number}"  # 城南小学#3
     lines = [
-        f"【重大隐患】#{hazard.number} {hazard.location}",
+        f"【重大隐患】{label} {hazard.location}",
         f"问题：{hazard.problem}",
         f"单位：{unit}｜责任人：{hazard.responsible_name or '未指定'}",
         f"期限：{fmt_date(hazard.deadline)}，{days_left(hazard.deadline, today).replace('截止', '到期')}",
         f"上报：{reporter.name if reporter else hazard.reporter_id} {found:%m-%d %H:%M}｜状态：{hazard.status_label}",
-        f"请校领导督办。查看详情发「查看 #{hazard.number}」。",
+        f"请校领导督办。查看详情发「查看 {label}」。",
     ]
     settings = settings or ComposeSettings()
     if not settings.supervision:
         return Composed((Reply("\n".join(lines)),))
     lines[-1] = (
         f"已挂牌督办（督办单见附件，请落实五到位：措施、资金、期限、责任人、预案），每{settings.supervision_every_days}天"
-        f"复查一次直至销号。查看详情发「查看 #{hazard.number}」。"
+        f"复查一次直至销号。查看详情发「查看 {label}」。"
     )
     sheet = _supervision_reply(session, hazard, campaign, unit, reporter.name if reporter else hazard.reporter_id, found,
                                settings.supervision_every_days, settings.schools)

@@ -374,6 +374,7 @@ class _Planner:
                 continue
             if not weekly and self.calendar.skip_non_workdays and not self.calendar.is_workday(day):
                 continue
+            ladder = self._ladder_heard(campaign, day)  # its escalated hazards are listed by the steps heard here
             for group in _groups(self.config, self.groups, campaign, day, "leaders"):
                 title = "领导周报" if weekly else "领导日报"
                 due = self.at(day, digest.at)
@@ -388,6 +389,7 @@ class _Planner:
                     payload={
                         "day": day.isoformat(), "cadence": digest.cadence,
                         "escalate_after_days": campaign.escalate_after_days,
+                        **({"steps": steps_payload(ladder[group.id])} if ladder.get(group.id) else {}),
                     },
                 )
 

@@ -36,6 +36,35 @@ def ledger_xlsx(path: Path) -> Path:
     return path
 
 
+def summary_xlsx(path: Path) -> Path:
+    """The seed 004 附件 (回头看排查情况汇总表) as the form is laid out: title, 填报单位, a header over two rows
+    (不能立即整改的隐患 merged over 计划完成日期 · 具体责任人 · 是否停用; the other names merged down), one row per
+    building with its hazards as 1. 2. 3., the form's unfilled lines, the 合计 line and the signatures."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["校园消防安全专项整治“回头看”排查情况汇总表"])
+    sheet.append(["填报单位：城南小学", None, None, None, "（盖章）", None, "日期：2027年3月4日"])
+    sheet.append(["序号", "建筑物名称", "新发现隐患内容\n（无隐患填“无”）", "是否能立即整改", "不能立即整改的隐患", None, None,
+                  "备注"])
+    sheet.append([None, None, None, None, "计划完成日期", "具体\n责任人", "是否停用", None])
+    for column in "ABCDH":
+        sheet.merge_cells(f"{column}3:{column}4")
+    sheet.merge_cells("E3:G3")
+    sheet.append([1, "教学楼", "1.三楼灭火器过期\n2.疏散指示标志不亮\n3.", "是", None, None, None, None])
+    sheet.append([2, "食堂", "1.燃气管道老化\n2.\n3.", "否", "2027-04-30", "孙丽", "否", "已报教育局"])
+    sheet.append([3, "图书室", "无", None, None, None, None, None])
+    sheet.append([4, "操场看台", None, None, None, None, None, None])
+    sheet.append(["...", None, "...", None, None, None, None, None])
+    sheet.append([None, None, "1.\n2.\n3.", None, None, None, None, None])
+    sheet.append(["合计", "校内建筑单体数：（4）栋；发现隐患单体数：（2）栋，能立即整改单体数：（1）栋。"])
+    sheet.merge_cells("B11:H11")
+    sheet.append(["主要负责人签字：", None, None, "填表人签字：", None, None, "联系电话："])
+    path = path / "summary.xlsx"
+    book.save(path)
+    return path
+
+
 def simple_csv(path: Path) -> Path:
     path = path / "findings.csv"
     path.write_text(
@@ -118,6 +147,33 @@ def test_import_of_a_simple_list_reports_the_rows_it_cannot_match(
     assert (event.action, event.actor_id, event.detail) == ("import", "liu_yang", "导入：来源 省督查（2026-12-10），第2行")
 
 
+def test_import_of_the_seed_004_summary_with_its_two_row_header(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = summary_xlsx(tmp_path)
+    args = ["findings", "import", str(sheet), "--config", str(config_path), "--campaign", "lookback-2027", "--now", NOW]
+    assert main(args) == 1  # the building named without its hazards is refused, not guessed
+    out = capsys.readouterr().out
+    assert "读取：回头看排查情况汇总表格式，可登记3条，未登记1条" in out, out
+    assert "第5行第1项 → #1 城南小学 教学楼 三楼灭火器过期 来源：自查" in out
+    assert "第5行第2项 → #2 城南小学 教学楼 疏散指示标志不亮 来源：自查" in out
+    assert "第6行 → #3 城南小学 食堂 燃气管道老化 来源：自查" in out
+    assert "第7行 图书室：无隐患，不登记" in out
+    assert "第8行 未登记：「操场看台」没有写隐患问题，没有隐患请填「无」" in out
+    assert "合计" not in out and "校内建筑单体数" not in out
+    rows = hazards(config_path)
+    assert [(h.unit_id, h.location, h.problem, h.building_id) for h in rows] == [
+        ("school2", "教学楼", "三楼灭火器过期", "s2-teach"),
+        ("school2", "教学楼", "疏散指示标志不亮", "s2-teach"),
+        ("school2", "食堂", "燃气管道老化", "s2-canteen"),
+    ]
+    canteen = rows[2]
+    assert canteen.deadline.isoformat() == "2027-04-30"  # 不能立即整改的隐患 · 计划完成日期
+    assert (canteen.responsible_id, canteen.responsible_name) == ("sun_li", "孙丽")  # · 具体责任人
+    assert canteen.remark == "是否能立即整改：否；是否停用：否；已报教育局"
+    assert rows[0].remark == "是否能立即整改：是" and rows[0].deadline.isoformat() == "2027-03-12"  # the default
+
+
 def test_a_file_without_a_header_is_refused(config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sheet = tmp_path / "x.csv"
     sheet.write_text("a,b\n1,2\n", encoding="utf-8")
@@ -146,3 +202,29 @@ def test_check_config_names_an_unknown_looked_back_campaign() -> None:
     lines = error.value.lines("en")
     assert any("looks_back_on[0]" in line and "winter-2062" in line and "winter-2026" in line for line in lines), lines
     assert any("looks_back_on[1]" in line for line in lines)  # not itself
+
+
+def test_a_summary_cell_is_split_only_at_its_item_numbers(tmp_path: Path) -> None:
+    """1. 2. (or 1、 ①) start items; 3号楼 and 1.05米 inside a hazard's words do not."""
+    from handlers.findings import read_sheet
+
+    path = tmp_path / "summary.csv"
+    path.write_text(
+        "序号,建筑物名称,新发现隐患内容（无隐患填“无”）,是否能立即整改,不能立即整改的隐患,,,备注\n"
+        ",,,,计划完成日期,具体责任人,是否停用,\n"
+        "1,教学楼,\"1、3号楼梯栏杆高度1.05米不足 2、配电箱未上锁\",是,,,,\n"
+        "2,食堂,①灭火器过期；②应急灯不亮,是,,,,\n"
+        "3,宿舍楼,3号宿舍插座松动,否,2027-04-01,孙丽,是,\n",
+        encoding="utf-8",
+    )
+    sheet = read_sheet(path)
+    assert sheet.layout == "summary"
+    assert [(row.where, row.values["problem"]) for row in sheet.rows] == [
+        ("第3行第1项", "3号楼梯栏杆高度1.05米不足"), ("第3行第2项", "配电箱未上锁"),
+        ("第4行第1项", "灭火器过期"), ("第4行第2项", "应急灯不亮"),
+        ("第5行", "3号宿舍插座松动"),
+    ]
+    assert sheet.rows[-1].values == {
+        "seq": "3", "location": "宿舍楼", "problem": "3号宿舍插座松动", "immediate": "否", "deadline": "2027-04-01",
+        "responsible": "孙丽", "stopped": "是", "remark": "",
+    }

@@ -134,3 +134,54 @@ def test_a_dingtalk_group_bound_in_chat_gets_the_scheduler_pushes_through_the_ap
     client.app.state.runtime.sender.kick()  # type: ignore[attr-defined]
     [sent] = fake.wait_for(lambda: [m for m in fake.group_messages if m.get("openConversationId") == NEW_CHAT])
     assert sent["robotCode"] == APP_KEY and "报送提醒" in sent["msgParam"]["text"]
+
+
+APP2_KEY, APP2_SECRET = "dingapp0002", "app-secret-0002-abcdef"
+OTHER_CHAT = "cidOtherGroup02=="
+
+
+@pytest.mark.parametrize("directory", [True, False], ids=["binding-in-chat", "router"])
+def test_a_group_bound_through_the_second_robot_is_pushed_by_that_robot(
+    config_path: Path, fake: FakeDingTalk, directory: bool
+) -> None:
+    """A county with two app robots: the chat that robot 2 saw (and heard 登记本群 in) is pushed by robot 2,
+    whether the chat was unknown ([directory]: bound before anything else) or 登记本群 went through the router."""
+    from datetime import timedelta
+
+    from handlers.messages import Reply
+
+    fake.add_app(APP2_KEY, APP2_SECRET)
+    config_path.write_text(config_path.read_text(encoding="utf-8") + f"""
+[dingtalk]
+api_base = "{fake.base_url}"
+oapi_base = "{fake.base_url}"
+
+[[dingtalk.robots]]
+id = "dt-app"
+mode = "callback"
+credentials = {{ app_key = "SAFETYBOT_DT_APP_KEY", app_secret = "SAFETYBOT_DT_APP_SECRET" }}
+
+[[dingtalk.robots]]
+id = "dt-app2"
+mode = "callback"
+credentials = {{ app_key = "SAFETYBOT_DT_APP2_KEY", app_secret = "SAFETYBOT_DT_APP2_SECRET" }}
+""" + ('\n[directory]\nplatform = "dingtalk"\nschools = { 2 = "school" }\n' if directory else ""), encoding="utf-8")
+    environ = {**ENV, "SAFETYBOT_DT_APP2_KEY": APP2_KEY, "SAFETYBOT_DT_APP2_SECRET": APP2_SECRET}
+    app = create_app(load_config(config_path), secrets=Secrets(environ=environ), clock=campaign_clock())
+    with TestClient(app) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        message = robot_message(fake, text="登记本群 城关第一中学 二号群 教职工", conversation_id=OTHER_CHAT,
+                                sender_staff_id=ADMIN, sender_nick="刘洋", robot_code=APP2_KEY)
+        assert post_callback("", APP2_SECRET, message, client=client).status_code == 200  # signed by robot 2
+        fake.wait_for(lambda: _handled(engine, message["msgId"]))
+        pushes = client.app.state.services.pushes  # type: ignore[attr-defined]
+        with Session(engine.db) as session:
+            group = session.exec(select(GroupRow).where(GroupRow.chat_id == OTHER_CHAT)).one()
+            assert (group.source, group.robot) == ("chat", "dt-app2")
+            pushes.enqueue_push(session, group=group, dedupe_key="push:report_reminder:y", now=engine.now(),
+                                replies=[Reply("【报送提醒】第2期统计报表今天17:00截止")],
+                                give_up_after=timedelta(hours=1))
+            session.commit()
+        client.app.state.runtime.sender.kick()  # type: ignore[attr-defined]
+        [sent] = fake.wait_for(lambda: [m for m in fake.group_messages if m.get("openConversationId") == OTHER_CHAT])
+    assert sent["robotCode"] == APP2_KEY and "报送提醒" in sent["msgParam"]["text"]

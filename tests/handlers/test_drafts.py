@@ -144,5 +144,5 @@ def test_an_ambiguous_owner_is_asked_about_by_unit(two_schools: Chat) -> None:
     reply = chat.say("wu_ju", "隐患\n部位：食堂\n问题：灭火器过期\n责任人：王建国", group="county")
     assert "有2位「王建国」：王建国（总务基建处）、王建国（城南小学后勤处）。" in reply and hazards(chat) == []
     reply = chat.say("wu_ju", "单位：城南小学后勤处", group="county")
-    assert reply.startswith("已登记隐患 #1") and "责任人：王建国（城南小学后勤处）" in reply
+    assert reply.startswith("已登记隐患 城南小学#1") and "责任人：王建国（城南小学后勤处）" in reply
     assert hazards(chat)[0].responsible_id == "wang_jianguo2"

@@ -131,6 +131,22 @@ def test_rebound_opens_a_new_hazard_linked_to_the_old_one(county: Chat) -> None:
     assert "灭火器又过期了" in county.say("li_na", "清单", group="lb_s1")  # a hazard of the look-back like any other
 
 
+def test_a_rebound_filed_in_the_county_names_the_schools(county: Chat) -> None:
+    """In the county's chat both the new hazard and the old one are named with their school (numbers are per school)."""
+    c1_history(county)
+    county.say("wu_ju", "复查", group="lb_county")
+    item, old = next((i, h) for i, h in items(county) if i.unit_id == "teaching")
+    reply = county.say("wu_ju", f"复查 #{item.number} 反弹 灭火器又过期了", group="lb_county")
+    assert reply.splitlines()[0] == (
+        f"复查 #{item.number} 反弹：已登记为新隐患 城关一中#1（一般），关联原隐患 「冬春安全整治大会战」城关一中#{old.number}"
+    ), reply
+    assert "「整改 城关一中#1 说明」" in reply, reply
+    shown = county.say("wu_ju", "查看 城关一中#1", group="lb_county")
+    assert f"关联：复查反弹，原隐患 「冬春安全整治大会战」城关一中#{old.number}（" in shown, shown
+    # The school's own group keeps the bare numbers.
+    assert f"原隐患 「冬春安全整治大会战」#{old.number}（" in county.say("li_na", "查看 #1", group="lb_s1")
+
+
 def test_a_campaign_that_is_no_lookback_has_no_rechecks(county: Chat) -> None:
     assert "不是回头看活动" in county.say("li_na", "复查", group="staff")
 
@@ -187,12 +203,19 @@ def test_archive_check_finds_each_gap(county: Chat) -> None:
               .split("#")[1].split("（")[0])
     county.say("zhao_min", f"整改 #{own} 已修补", group="staff", photos=(PHOTO,))
     assert "领导直接销号" in county.say("zhao_min", f"销号 #{own}", group="staff")
+    other = closed_hazard(county, group="s2", reporter="qian_hong", closer="ma_li", photo=False,
+                          text="部位：食堂\n问题：应急灯不亮\n期限：12月10日")
     county.now = IN_LOOKBACK
     assert county.say("zhang_wei", "档案", group="lb_s1").startswith("档案检查由")
     reply = county.say("zhao_min", "档案", group="lb_s1")
     assert f"c1 #{full} " not in reply
     assert f"c1 #{no_after} 食堂 插座松动：无整改前照片、无整改后照片" in reply
     assert f"c1 #{own} 3号教学楼 吊顶渗水：无整改前照片、整改人自己验收销号" in reply
+    assert "城南小学" not in reply  # the school's own list keeps bare numbers
+    # The county's list spans both schools: each number is named with its school.
+    both = county.say("wu_ju", "档案", group="lb_county")
+    assert f"c1 城关一中#{no_after} 食堂 插座松动：无整改前照片、无整改后照片" in both, both
+    assert f"c1 城南小学#{other} 食堂 应急灯不亮：" in both, both
     assert date(2024, 3, 5) == county.now.date()
 
 

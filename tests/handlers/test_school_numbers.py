@@ -109,3 +109,37 @@ def test_plain_words_take_the_school_too(two_schools: Chat) -> None:
     assert status == {"school": "rectifying", "school2": "closed"}
     assert "插座老化" in chat.say("wu_ju", "看看 城南小学#1", group="county")
     assert chat.say("wu_ju", "城关一中#1 延期到12月20日 等配件", group="county").startswith("隐患 城关一中#1 期限已调整")
+
+
+def test_registering_in_the_county_names_the_school(two_schools: Chat) -> None:
+    """已登记 in a county chat says 城南小学#1, as its lifecycle replies do; a school's own group keeps #1."""
+    chat = two_schools
+    assert chat.say("zhang_wei", ONE).startswith("已登记隐患 #1（")
+    county = {"group": "county"}
+    reply = chat.say("wu_ju", "隐患\n部位：城南小学食堂\n问题：插座老化\n责任人：钱红\n期限：12月12日", **county)
+    assert reply.startswith("已登记隐患 城南小学#1（"), reply
+    assert "「整改 城南小学#1 说明」" in reply and "整改 #1" not in reply, reply
+    chat.say("wu_ju", "隐患\n1. 城南小学3号教学楼 楼梯扶手松动，责任人钱红\n2. 城南小学餐厅 地面湿滑，责任人钱红", **county)
+    both = chat.say("wu_ju", "确认", **county).splitlines()
+    assert both[0] == "已登记2条隐患：", both
+    assert both[1].startswith("城南小学#2 3号教学楼") and both[2].startswith("城南小学#3 餐厅"), both
+    assert "「整改 城南小学#编号 说明」" in both[-1], both
+    # A repeated report: the question and the answer name the school too.
+    asked = chat.say("wu_ju", "隐患\n部位：城南小学食堂\n问题：插座老化了\n责任人：钱红\n期限：12月12日", **county)
+    assert "可能与 城南小学#1 重复" in asked and "「同 城南小学#1」" in asked, asked
+    assert chat.say("wu_ju", "同 #1", **county).startswith("这里有2所学校的 #1：城关一中#1、城南小学#1。")
+    joined = chat.say("wu_ju", "同 城南小学#1", **county)
+    assert joined.startswith("已补充到隐患 城南小学#1（城南小学食堂 插座老化）"), joined
+    # In the school's own group the number stays bare.
+    own = chat.say("zhou_tao", "隐患\n部位：3号教学楼\n问题：窗户松动\n期限：12月12日", group="s2")
+    assert own.startswith("已登记隐患 #4（") and "「整改 #4 说明」" in own, own
+
+
+def test_a_county_list_of_one_schools_hazards_names_the_school(two_schools: Chat) -> None:
+    """Even when only one school has open hazards, the county's 清单 says 城南小学#1 (its bare #1 would be asked about)."""
+    chat = two_schools
+    chat.say("zhou_tao", TWO, group="s2")
+    listed = chat.say("wu_ju", "清单", group="county").splitlines()
+    assert any(line.startswith("城南小学#1 食堂后厨") for line in listed), listed
+    own = chat.say("sun_li", "清单", group="s2").splitlines()
+    assert any(line.startswith("#1 食堂后厨") for line in own), own

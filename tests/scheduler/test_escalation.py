@@ -339,3 +339,49 @@ def test_the_overdue_digest_leaves_what_the_ladder_announces_that_day(
     assert monday[2].startswith("#1 3号教学楼二楼东侧") and len(monday) == 3, monday
     # 12-04: no step falls that day in the staff group, so the digest lists both again.
     assert digests["2018-12-04"].startswith("【逾期隐患】截至12-04共2项")
+
+
+def test_the_leader_digest_lists_escalated_hazards_under_the_step_they_reached(
+    engine: Engine, chat: Chat, config: Config
+) -> None:
+    """The 领导日报 names overdue hazards by the ladder's steps heard in the group, each under the highest it reached."""
+    chat.say("zhang_wei", REPORT_1)  # due 11-28
+    chat.say("chen_jing", REPORT_2)  # due 11-29
+    ticker = new_ticker(config, engine.db)
+    for day in ("2018-12-03", "2018-12-06", "2018-12-10"):
+        ticker.tick(at(f"{day} 08:00"))
+
+    def digests(group: str) -> dict[str, list[str]]:
+        return {key.rsplit(":", 1)[1]: text.splitlines() for key, text, _ in escalations(engine.db, "leader_digest")[group]}
+
+    school, county = digests("leaders"), digests("county")
+    # 12-03: #1 is 5 days overdue, #2 4: both reached 分管领导 (+3); nothing is 逾期满3天 outside the ladder.
+    monday = school["2018-12-03"]
+    start = monday.index("已升级至分管领导（逾期满4天，2项）：")
+    assert [line[:3] for line in monday[start + 1:start + 3]] == ["#1 ", "#2 "]
+    assert not [line for line in monday if line.startswith("逾期满")]
+    # 12-06: #1 reached 校长 (+7, 8 days overdue) and is listed there only; #2 stays under 分管领导.
+    thursday = school["2018-12-06"]
+    assert thursday[thursday.index("已升级至校长（逾期满8天，1项）：") + 1].startswith("#1 3号教学楼二楼东侧")
+    assert thursday[thursday.index("已升级至分管领导（逾期满4天，1项）：") + 1].startswith("#2 食堂后厨")
+    # The county group hears 教育局 (+10) too: on 12-10 #1 (12 days) and #2 (11 days) are there.
+    at_county = county["2018-12-10"]
+    assert at_county[at_county.index("已升级至教育局（逾期满11天，2项）：") + 1].startswith("城关第一中学#1 ")  # serves 2 schools
+    assert not [line for line in county["2018-12-10"] if line.startswith("已升级至校长")]
+    assert "已升级至校长（逾期满8天，2项）：" in school["2018-12-10"]  # the school does not hear 教育局
+
+
+def test_pushes_to_the_county_name_the_school_of_each_number(engine: Engine, chat: Chat, config: Config) -> None:
+    """The county's group serves several schools: a 重大 alert and the escalations there say 城关第一中学#1,
+    while the school's own leaders' group keeps #1 (numbers are per school)."""
+    chat.say("zhang_wei", MAJOR)
+    chat.say("zhang_wei", REPORT_1)  # due 11-28: 教育局 (+10) on Sunday 12-09, so in Monday's message
+    ticker = new_ticker(config, engine.db)
+    ticker.tick(at("2018-11-27 10:01"))
+    alerts = {group: [text for _, text, _ in sent] for group, sent in escalations(engine.db, "major_alert").items()}
+    assert alerts["county"][0].startswith("【重大隐患】城关第一中学#1 实验楼三楼"), alerts
+    assert "查看详情发「查看 城关第一中学#1」" in alerts["county"][0]
+    assert alerts["leaders"][0].startswith("【重大隐患】#1 实验楼三楼") and "「查看 #1」" in alerts["leaders"][0]
+    ticker.tick(at("2018-12-10 08:45"))
+    [(_, county, _)] = escalations(engine.db)["county"]
+    assert "→教育局（逾期第11天）1项：\n城关第一中学#2 3号教学楼二楼东侧" in county, county

@@ -13,14 +13,14 @@ from sqlalchemy import text, update
 from sqlmodel import Session
 
 from bot.services import build_pushes
-from bot.config import Config
+from bot.config import Config, parse_config
 from bot.engine import Engine
 from models.db import make_engine
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
 from models.tables import DuePush
 from scheduler import messages
 from scheduler.ticker import Ticker
-from tests.scheduler.conftest import at, due_rows, outbox, seed002_config, start_engine, new_ticker
+from tests.scheduler.conftest import at, due_rows, outbox, seed002_config, seed002_data, start_engine, new_ticker
 from tests.school import Chat
 
 REPORT = "隐患\n部位：3号教学楼二楼东侧\n问题：消防通道堆放杂物\n责任人：王建国\n期限：明天"
@@ -79,10 +79,24 @@ def test_leader_digest_escalates_after_the_configured_days(engine: Engine, chat:
     ticker.tick(at("2018-11-30 08:00"))  # overdue 2 days: not yet escalated
     ticker.tick(at("2018-12-03 08:00"))  # overdue 5 days
     first, second = [t for t in texts(engine.db, "leaders") if t.startswith("【领导日报】")]
-    assert "逾期：总务基建处1" in first and "逾期满3天" not in first
+    assert "逾期：总务基建处1" in first and "已升级" not in first
     assert "第1期（截至11-26）未报送：城关第一中学" in first
     assert {m.priority for m in outbox(engine.db, "leaders")} == {PRIORITY_NORMAL}  # digests take ordinary turns
-    assert "逾期满3天（1项）：\n#1 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜11-28 已逾期5天" in second
+    # The example's ladder: 分管领导 after 3 days (reached 4 days overdue), 校长 after 7.
+    assert "已升级至分管领导（逾期满4天，1项）：\n#1 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜11-28 已逾期5天" in second
+
+
+def test_leader_digest_without_a_ladder_escalates_after_the_campaign_days(tmp_path: Path) -> None:
+    data = seed002_data()
+    data["escalation"]["steps"] = []
+    config = parse_config(data)
+    db = make_engine(f"sqlite:///{tmp_path / 'plain.db'}")
+    engine = start_engine(config, db, tmp_path / "data")
+    Chat(engine, at("2018-11-27 10:00")).say("zhang_wei", REPORT)  # deadline 11-28
+    new_ticker(config, db).tick(at("2018-12-03 08:00"))
+    [digest] = [t for t in texts(db, "leaders") if t.startswith("【领导日报】")]
+    assert "逾期满3天（1项）：\n#1 3号教学楼二楼东侧 消防通道堆放杂物｜王建国｜11-28 已逾期5天" in digest
+    db.dispose()
 
 
 def test_major_hazard_alerts_the_leaders_at_once_even_in_quiet_hours(engine: Engine, chat: Chat, config: Config) -> None:

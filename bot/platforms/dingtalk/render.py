@@ -152,14 +152,19 @@ def render_replies(
 
 def chat_bound_group(config: Config, row: GroupRow) -> Group | None:
     """A group bound in chat (登记本群, no TOML entry) as the config entry its pushes need: the app robot that
-    lives in the chat sends to its conversation by OpenAPI. Which robot received the 登记本群 is not stored, so
-    this is the config's first [[dingtalk.robots]] entry (a county with several robots lists such chats in the
-    TOML, `safetybot groups --toml`). None when the row is not one, or no robot is configured."""
+    lives in the chat sends to its conversation by OpenAPI. That is the robot that received the 登记本群 (a
+    county may have several, each in its own chats); the config's first [[dingtalk.robots]] entry when it is
+    not on file (bound before it was kept) or no longer configured. None when the row is not one, or no robot
+    is configured."""
     if row.source != "chat" or row.platform != PLATFORM or not row.chat_id or not config.dingtalk.robots:
         return None
+    robot = next((r.id for r in config.dingtalk.robots if r.id == row.robot), None)
+    if robot is None and row.robot:
+        log.warning("dingtalk group %s was bound through robot %r, which is no longer configured: pushing by %r",
+                    row.id, row.robot, config.dingtalk.robots[0].id)
     return Group.model_construct(
         id=row.id, name=row.name, platform=PLATFORM, kind=row.kind, units=[], campaign=row.campaign_id,
-        chat_id=row.chat_id, credentials={}, bot=config.dingtalk.robots[0].id,
+        chat_id=row.chat_id, credentials={}, bot=robot or config.dingtalk.robots[0].id,
     )
 
 

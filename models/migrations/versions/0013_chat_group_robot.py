@@ -1,7 +1,7 @@
 """chat_group.robot: the robot that received a chat's 登记本群 pushes to it
 
-Revision ID: 0019
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01 12:00:00
 """
 from typing import Sequence, Union
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 
 
-revision: str = '0019'
-down_revision: Union[str, None] = '0011'
+revision: str = '0013'
+down_revision: Union[str, None] = '0012'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

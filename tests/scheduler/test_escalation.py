@@ -15,14 +15,12 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from sqlmodel import Session, select
 
 from bot.cli import main
 from bot.config import Config, parse_config
 from bot.engine import Engine
 from models.config import find_problems
 from models.db import make_engine
-from models.tables import DuePush, OutboxMessage
 from scheduler.calendar import WorkCalendar
 from scheduler.escalation import LadderHazard, supervision_due, targets, GroupReach
 from scheduler.plan import PlanHazards, plan_window

@@ -236,8 +236,9 @@ def _usage_lines(config: "Config", month: str, used: dict[str, int] | None) -> l
     calls = used.get("dingtalk", 0)
     share = 100.0 * calls / budget
     state = (
-        f"LOW: from {config.dingtalk.budget_low_percent}% on, a group's pushes merge and stay off the OpenAPI; "
-        "重大 alerts still go out"
+        f"LOW: from {config.dingtalk.budget_low_percent}% on, a group's non-urgent pushes are held and go as one "
+        f"message a day at {config.dingtalk.merged_push_time:%H:%M}, off the OpenAPI; 重大 alerts and escalations "
+        "still go at once"
         if share >= config.dingtalk.budget_low_percent else f"pushes merge from {config.dingtalk.budget_low_percent}%"
     )
     return [f"dingtalk API budget {month}: {calls} of {budget} calls used ({share:.1f}%), {budget - calls} left; {state}"]
@@ -284,6 +285,8 @@ def _usage(args: argparse.Namespace, config: "Config") -> int:
             note = "" if u.budgeted else "  (not counted against the budget)"
             print(f"    {u.kind:<28} {u.calls:>7}{note}")
     for line in _usage_lines(config, month, used) or ["no monthly API budget set ([dingtalk] monthly_call_budget)"]:
+        print(line)
+    for line in _held_lines(config):
         print(line)
     return 0
 
@@ -388,6 +391,36 @@ def _print_budget_line(args: argparse.Namespace, config: "Config") -> None:
             used = None
     for line in _usage_lines(config, month, used):
         print(line)
+    if used is not None:
+        for line in _held_lines(config):
+            print(line)
+
+
+def _held_lines(config: "Config") -> list[str]:
+    """Pushes held for their group's merged message (the budget runs low): when each group's message goes."""
+    from itertools import groupby
+
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.queries_schedule import held_pushes
+
+    db = make_engine(config.database.url)
+    try:
+        with Session(db) as session:
+            held = held_pushes(session)
+    finally:
+        db.dispose()
+    if not held:
+        return []
+    lines = [f"held for the merged message of their group ({len(held)} push(es)):"]
+    for (send_at, group_id), rows in groupby(held, key=lambda row: (row.send_at, row.group_id)):
+        keys = [row.key for row in rows]
+        lines.append(
+            f"{send_at.astimezone(config.tz):%Y-%m-%d %H:%M}  merged  {group_id}  {len(keys)} push(es) in one message: "
+            + ", ".join(keys)
+        )
+    return lines
 
 
 def _plan_from_db(config: Config) -> tuple[PlanHazards, list[PlanGroup] | None]:

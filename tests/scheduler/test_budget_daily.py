@@ -61,8 +61,8 @@ def config_for(fake: FakeDingTalk, **dingtalk: Any) -> Config:
     return parse_config(data)
 
 
-def start(config: Config, tmp_path: Path, used: int) -> tuple[Chat, DbEngine]:
-    db = make_engine(f"sqlite:///{tmp_path / 'daily.db'}")
+def start(config: Config, tmp_path: Path, used: int, db: DbEngine | None = None) -> tuple[Chat, DbEngine]:
+    db = db or make_engine(f"sqlite:///{tmp_path / 'daily.db'}")
     engine = start_engine(config, db, tmp_path / "data")
     for _ in range(used):  # calls made earlier this month
         count_call(db, platform="dingtalk", month="2018-12", kind="group_send")
@@ -134,6 +134,16 @@ def test_three_pushes_of_a_day_go_as_one_message_at_the_merge_time(tmp_path: Pat
 def test_a_restart_between_hold_and_send_loses_nothing_and_sends_once(tmp_path: Path, fake: FakeDingTalk) -> None:
     config = config_for(fake)
     _, db = start(config, tmp_path, used=90)
+    _restart_between_hold_and_send(config, db)
+
+
+def test_held_pushes_on_postgres_are_sent_once(postgres_engine: DbEngine, tmp_path: Path, fake: FakeDingTalk) -> None:
+    config = config_for(fake)
+    _, db = start(config, tmp_path, used=90, db=postgres_engine)
+    _restart_between_hold_and_send(config, db)
+
+
+def _restart_between_hold_and_send(config: Config, db: DbEngine) -> None:
     tick_through_the_day(config, db, ["08:30", "09:00"])  # each tick by a new process
     assert {r.key for r in due_rows(db, state="held") if r.group_id == "staff"} == set(HELD[:2])
     before = len(outbox(db, "staff"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from bot.outbox import DeliveryResult, split_utf8
+from bot.outbox import DeliveryResult
 from bot.platforms.wecom.api import post_json, result_of, upload, webhook_url
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.limits import (
@@ -107,10 +107,12 @@ class WebhookDelivery:
                 continue
             lines = more
             riding.append(other.id)
-        await anyio.to_thread.run_sync(lambda: release(db, left))
         content = "\n".join(lines)
-        if len(content.encode("utf-8")) > MARKDOWN_MAX_BYTES:
-            content = split_utf8(content, MARKDOWN_MAX_BYTES)[0]  # one oversized notice (rendering splits them)
+        size = len(content.encode("utf-8"))
+        if size > MARKDOWN_MAX_BYTES:  # only a row alone can be (rendering splits notices at the limit)
+            await anyio.to_thread.run_sync(lambda: release(db, [*left, *riding]))
+            return DeliveryResult.fail(f"notice is {size} bytes, over {MARKDOWN_MAX_BYTES}")
+        await anyio.to_thread.run_sync(lambda: release(db, left))
         answer = await post_json(self.ctx, send_url, {"msgtype": "markdown", "markdown": {"content": content}})
         result = answer if isinstance(answer, DeliveryResult) else result_of(self.ctx, answer)
         done = self.ctx.now()

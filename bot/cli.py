@@ -371,7 +371,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _print_budget_line(args: argparse.Namespace, config: "Config") -> None:
-    """`plan`'s last line: this month's API budget and how much of it is used (when a budget is set)."""
+    """`plan`'s last lines: this month's API budget and how much of it is used (when a budget is set), and the
+    pushes held for their group's merged message."""
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
@@ -379,20 +380,26 @@ def _print_budget_line(args: argparse.Namespace, config: "Config") -> None:
 
     from models.platform_usage import month_of
 
-    if not config.dingtalk.monthly_call_budget:
-        return
-    month = month_of(_clock(args, config.tz).now(), config.tz)
     url = make_url(config.database.url)
-    used: dict[str, int] | None = None
-    if not args.no_db and not (url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists())):
+    readable = not args.no_db and not (
+        url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists())
+    )
+    if config.dingtalk.monthly_call_budget:
+        month = month_of(_clock(args, config.tz).now(), config.tz)
+        used: dict[str, int] | None = None
+        if readable:
+            try:
+                used = _month_usage(config, month)[1]
+            except SQLAlchemyError:
+                used = None
+        for line in _usage_lines(config, month, used):
+            print(line)
+    if readable:  # held pushes still go at their time if the budget was since removed from the config
         try:
-            used = _month_usage(config, month)[1]
+            held = _held_lines(config)
         except SQLAlchemyError:
-            used = None
-    for line in _usage_lines(config, month, used):
-        print(line)
-    if used is not None:
-        for line in _held_lines(config):
+            held = []
+        for line in held:
             print(line)
 
 

@@ -240,8 +240,9 @@ def _usage_lines(config: "Config", month: str, used: dict[str, int] | None) -> l
     calls = used.get("dingtalk", 0)
     share = 100.0 * calls / budget
     state = (
-        f"LOW: from {config.dingtalk.budget_low_percent}% on, a group's pushes merge and stay off the OpenAPI; "
-        "重大 alerts still go out"
+        f"LOW: from {config.dingtalk.budget_low_percent}% on, a group's non-urgent pushes are held and go as one "
+        f"message a day at {config.dingtalk.merged_push_time:%H:%M}, off the OpenAPI; 重大 alerts and escalations "
+        "still go at once"
         if share >= config.dingtalk.budget_low_percent else f"pushes merge from {config.dingtalk.budget_low_percent}%"
     )
     return [f"dingtalk API budget {month}: {calls} of {budget} calls used ({share:.1f}%), {budget - calls} left; {state}"]
@@ -288,6 +289,8 @@ def _usage(args: argparse.Namespace, config: "Config") -> int:
             note = "" if u.budgeted else "  (not counted against the budget)"
             print(f"    {u.kind:<28} {u.calls:>7}{note}")
     for line in _usage_lines(config, month, used) or ["no monthly API budget set ([dingtalk] monthly_call_budget)"]:
+        print(line)
+    for line in _held_lines(config):
         print(line)
     return 0
 
@@ -372,7 +375,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _print_budget_line(args: argparse.Namespace, config: "Config") -> None:
-    """`plan`'s last line: this month's API budget and how much of it is used (when a budget is set)."""
+    """`plan`'s last lines: this month's API budget and how much of it is used (when a budget is set), and the
+    pushes held for their group's merged message."""
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
@@ -380,18 +384,54 @@ def _print_budget_line(args: argparse.Namespace, config: "Config") -> None:
 
     from models.platform_usage import month_of
 
-    if not config.dingtalk.monthly_call_budget:
-        return
-    month = month_of(_clock(args, config.tz).now(), config.tz)
     url = make_url(config.database.url)
-    used: dict[str, int] | None = None
-    if not args.no_db and not (url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists())):
+    readable = not args.no_db and not (
+        url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists())
+    )
+    if config.dingtalk.monthly_call_budget:
+        month = month_of(_clock(args, config.tz).now(), config.tz)
+        used: dict[str, int] | None = None
+        if readable:
+            try:
+                used = _month_usage(config, month)[1]
+            except SQLAlchemyError:
+                used = None
+        for line in _usage_lines(config, month, used):
+            print(line)
+    if readable:  # held pushes still go at their time if the budget was since removed from the config
         try:
-            used = _month_usage(config, month)[1]
+            held = _held_lines(config)
         except SQLAlchemyError:
-            used = None
-    for line in _usage_lines(config, month, used):
-        print(line)
+            held = []
+        for line in held:
+            print(line)
+
+
+def _held_lines(config: "Config") -> list[str]:
+    """Pushes held for their group's merged message (the budget runs low): when each group's message goes."""
+    from itertools import groupby
+
+    from sqlmodel import Session
+
+    from models.db import make_engine
+    from models.queries_schedule import held_pushes
+
+    db = make_engine(config.database.url)
+    try:
+        with Session(db) as session:
+            held = held_pushes(session)
+    finally:
+        db.dispose()
+    if not held:
+        return []
+    lines = [f"held for the merged message of their group ({len(held)} push(es)):"]
+    for (send_at, group_id), rows in groupby(held, key=lambda row: (row.send_at, row.group_id)):
+        keys = [row.key for row in rows]
+        lines.append(
+            f"{send_at.astimezone(config.tz):%Y-%m-%d %H:%M}  merged  {group_id}  {len(keys)} push(es) in one message: "
+            + ", ".join(keys)
+        )
+    return lines
 
 
 def _plan_from_db(config: Config) -> tuple[PlanHazards, list[PlanGroup] | None]:

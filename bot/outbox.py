@@ -39,10 +39,16 @@ class DeliveryResult:
     rate_limited: bool = False  # e.g. HTTP 429, WeCom 45009, DingTalk 130101 / 410100
     retry_after: str | None = None  # the platform's Retry-After header, as sent (seconds or an HTTP date)
     waiting: bool = False  # not a failure: the row waits by design (a reply held for a callback's answer)
+    called: bool = True  # False: no platform call was made (the row already went inside another row's message)
 
     @classmethod
     def sent(cls) -> "DeliveryResult":
         return cls(ok=True)
+
+    @classmethod
+    def carried(cls) -> "DeliveryResult":
+        """Sent already, inside another row's merged message: nothing to call, and no send to count."""
+        return cls(ok=True, called=False)
 
     @classmethod
     def retry(cls, error: str, *, rate_limited: bool = False, retry_after: str | None = None) -> "DeliveryResult":
@@ -140,6 +146,12 @@ class SlidingWindowLimiter:
 
     def record(self, robot: str, at: datetime) -> None:
         self._sent[robot].append(at)
+
+    def forget(self, robot: str, at: datetime) -> None:
+        """Take back a send recorded at `at` that made no platform call."""
+        times = self._sent[robot]
+        if at in times:
+            times.remove(at)
 
     def saturated(self, now: datetime) -> set[str]:
         """Robots with no send left in the current window (robots with none in it are forgotten)."""
@@ -271,6 +283,8 @@ class OutboxSender:
             result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
         done = self.clock()
         if result.ok:
+            if not result.called:
+                self.limiter.forget(row.robot, now)
             await anyio.to_thread.run_sync(lambda: store.mark_sent(self.db, row_id, now=done))
         elif result.retryable:
             wait = self._retry_wait(row, result, done)

@@ -371,10 +371,15 @@ class DingTalk(_Model):
     # sends the callback at once, so a few minutes cover clock skew and keep a captured sign short-lived.
     callback_window_seconds: int = Field(default=300, ge=10, le=3600)
     # API calls a month the organisation may make (robot OpenAPI sends, uploads, tokens; users report 5000 on
-    # free organisations); 0 = not counted against a budget. From `budget_low_percent` used on, digests merge
-    # (one message per group per tick) and non-urgent pushes stay off the OpenAPI; 重大 alerts always go out.
+    # free organisations); 0 = not counted against a budget. From `budget_low_percent` used on, a group's
+    # non-urgent pushes are held and go as ONE message per group and day at `merged_push_time`, by the custom
+    # robot webhook when the group has one; 重大 alerts and escalations always go at once.
     monthly_call_budget: int = Field(default=0, ge=0)
     budget_low_percent: int = Field(default=80, ge=1, le=100)
+    # 17:00: the latest default push of a school day is the reporting reminder (campaigns' reporting `at`,
+    # 17:00 in the example), so the morning's digests and the day's reminders all fit in the one message, and
+    # it still arrives in working hours, well before quiet hours. A push due after it waits for the next day's.
+    merged_push_time: TimeOfDay = time(17, 0)
 
 
 class Outbox(_Model):

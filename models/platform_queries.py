@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, func, select
 
 from models import outbox as outbox_store
 from models.queries_directory import people_by_id
-from models.tables import OutboxMessage, PersonRow
+from models.tables import OutboxMessage, OutboxState, PersonRow
 
 
 def wecom_userids(session: Session, person_ids: Iterable[str]) -> list[str]:
@@ -118,3 +119,82 @@ def wecom_targets(session: Session, person_ids: Iterable[str]) -> list[WeComTarg
     rows = session.exec(select(PersonRow).where(col(PersonRow.id).in_(ids))).all()
     by_id = {row.id: row for row in rows}
     return [WeComTarget(row.wecom_userid or None, row.name) for pid in ids if (row := by_id.get(pid)) is not None]
+
+
+# -- merged notices (WeCom webhook @-notices: bot/platforms/wecom/deliveries.py) -----------------------
+
+
+def still_pending(db: Engine, row_id: int) -> bool:
+    """Whether an outbox row is still to be sent (not sent inside another row's merged message meanwhile)."""
+    with Session(db) as session:
+        state = session.exec(select(OutboxMessage.state).where(col(OutboxMessage.id) == row_id)).first()
+    return state == OutboxState.PENDING.value
+
+
+@dataclass(frozen=True, slots=True)
+class TakenRow:
+    """A pending row leased to ride along in another row's message."""
+
+    id: int
+    payload: dict[str, Any]
+
+
+def take_companions(
+    db: Engine, leader: OutboxMessage, *, now: datetime, lease: timedelta, limit: int = 200
+) -> list[TakenRow]:
+    """Lease the other pending rows of the leader's robot, channel and kind, oldest first, in one transaction.
+
+    Rows leased by nobody (or whose lease ran out) are taken, and so are rows the same sender pass claimed
+    with the leader (same `last_claimed_at`): they would otherwise each be sent on their own right after."""
+    taken_in_pass = (
+        col(OutboxMessage.last_claimed_at) == leader.last_claimed_at if leader.last_claimed_at is not None else None
+    )
+    free = or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now)
+    with Session(db) as session:
+        ids = list(session.exec(
+            select(OutboxMessage.id)
+            .where(
+                col(OutboxMessage.state) == OutboxState.PENDING.value,
+                col(OutboxMessage.robot) == leader.robot,
+                col(OutboxMessage.channel) == leader.channel,
+                col(OutboxMessage.kind) == leader.kind,
+                col(OutboxMessage.id) != leader.id,
+                or_(free, taken_in_pass) if taken_in_pass is not None else free,
+            )
+            .order_by(col(OutboxMessage.id))
+            .limit(limit)
+        ).all())
+        if not ids:
+            return []
+        rows = session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
+            .values(claimed_until=now + lease, last_claimed_at=now)
+            .returning(col(OutboxMessage.id), col(OutboxMessage.payload))
+        ).all()
+        session.commit()
+    return sorted((TakenRow(int(row_id), json.loads(payload or "{}")) for row_id, payload in rows), key=lambda r: r.id)
+
+
+def release(db: Engine, ids: Sequence[int]) -> None:
+    """Hand leased rows back (not tried: their attempts do not count)."""
+    if not ids:
+        return
+    with Session(db) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
+            .values(claimed_until=None)
+        )
+        session.commit()
+
+
+def mark_sent_together(db: Engine, ids: Sequence[int], *, now: datetime) -> None:
+    """Mark the rows one message carried as sent, in one transaction."""
+    with Session(db) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
+            .values(state=OutboxState.SENT.value, sent_at=now, claimed_until=None, attempts=OutboxMessage.attempts + 1)
+        )
+        session.commit()

@@ -67,8 +67,11 @@ def skip_missed(
     return [str(key) for key in result.scalars()]
 
 
-def _due(now: datetime, excluded: Collection[int], limit: int, kinds: Collection[str] | None) -> Any:
-    statement = select(DuePush).where(DuePush.state == DuePushState.PENDING.value, DuePush.send_at <= now)
+def _due(
+    now: datetime, excluded: Collection[int], limit: int, kinds: Collection[str] | None,
+    state: DuePushState = DuePushState.PENDING,
+) -> Any:
+    statement = select(DuePush).where(DuePush.state == state.value, DuePush.send_at <= now)
     if kinds is not None:
         statement = statement.where(col(DuePush.kind).in_(kinds))
     if excluded:
@@ -76,22 +79,32 @@ def _due(now: datetime, excluded: Collection[int], limit: int, kinds: Collection
     return statement.order_by(col(DuePush.send_at), col(DuePush.id)).limit(limit)
 
 
-def lock_due(session: Session, now: datetime, excluded: Collection[int], limit: int, kinds: Collection[str] | None) -> list[DuePush]:
-    """PostgreSQL: lock up to `limit` due rows for this transaction (FOR UPDATE SKIP LOCKED), oldest first."""
-    return list(session.exec(_due(now, excluded, limit, kinds).with_for_update(skip_locked=True)))
+def lock_due(
+    session: Session, now: datetime, excluded: Collection[int], limit: int, kinds: Collection[str] | None,
+    state: DuePushState = DuePushState.PENDING,
+) -> list[DuePush]:
+    """PostgreSQL: lock up to `limit` due rows (pending, or held ones whose merge time came) for this transaction
+    (FOR UPDATE SKIP LOCKED), oldest first."""
+    return list(session.exec(_due(now, excluded, limit, kinds, state).with_for_update(skip_locked=True)))
 
 
-def due_ids(session: Session, now: datetime, excluded: Collection[int], limit: int, kinds: Collection[str] | None) -> list[int]:
+def due_ids(
+    session: Session, now: datetime, excluded: Collection[int], limit: int, kinds: Collection[str] | None,
+    state: DuePushState = DuePushState.PENDING,
+) -> list[int]:
     """Ids of up to `limit` due rows, oldest first (read only)."""
-    return [int(row.id) for row in session.exec(_due(now, excluded, limit, kinds))]
+    return [int(row.id) for row in session.exec(_due(now, excluded, limit, kinds, state))]
 
 
-def claim_due(session: Session, ids: Collection[int], *, claimed_by: str, now: datetime) -> set[int]:
-    """Compare-and-set: mark those of `ids` still pending as claimed; the ids this call claimed."""
+def claim_due(
+    session: Session, ids: Collection[int], *, claimed_by: str, now: datetime,
+    state: DuePushState = DuePushState.PENDING,
+) -> set[int]:
+    """Compare-and-set: mark those of `ids` still in `state` as claimed; the ids this call claimed."""
     return set(
         session.execute(
             update(DuePush)
-            .where(col(DuePush.id).in_(ids), col(DuePush.state) == DuePushState.PENDING.value)
+            .where(col(DuePush.id).in_(ids), col(DuePush.state) == state.value)
             .values(claimed_by=claimed_by, claimed_at=now)
             .returning(col(DuePush.id))
         ).scalars()
@@ -106,3 +119,9 @@ def due_pushes_by_id(session: Session, ids: Collection[int]) -> list[DuePush]:
 
 def note_due_push_error(session: Session, row_id: int, reason: str) -> None:
     session.execute(update(DuePush).where(col(DuePush.id) == row_id).values(reason=reason))
+
+
+def held_pushes(session: Session) -> list[DuePush]:
+    """Pushes held for their group's merged message (the DingTalk budget runs low), by merge time and group."""
+    statement = select(DuePush).where(DuePush.state == DuePushState.HELD.value)
+    return list(session.exec(statement.order_by(col(DuePush.send_at), col(DuePush.group_id), col(DuePush.id))))

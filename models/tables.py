@@ -371,6 +371,8 @@ class DuePushState(StrEnum):
     PENDING = "pending"  # planned, not yet sent
     SENT = "sent"  # written to the outbox (the outbox sender delivers it)
     SKIPPED = "skipped"  # deliberately not sent; `reason` says why
+    # The DingTalk budget runs low: waits for its group's one merged message of the day (send_at = then).
+    HELD = "held"
 
 
 class DuePush(SQLModel, table=True):
@@ -388,7 +390,7 @@ class DuePush(SQLModel, table=True):
     campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
     group_id: str = Field(foreign_key="chat_group.id", max_length=64)
     due_at: datetime = Field(sa_column=_ts())  # the planned time
-    send_at: datetime = Field(sa_column=_ts())  # after quiet hours and non-workdays moved it
+    send_at: datetime = Field(sa_column=_ts())  # after quiet hours and non-workdays moved it (held: the merge time)
     state: str = Field(default=DuePushState.PENDING.value, max_length=16)
     claimed_by: Optional[str] = Field(default=None, max_length=128)  # which process sent it
     claimed_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))

@@ -5,8 +5,12 @@ of ticks (or processes) store it once. A due row is claimed atomically (PostgreS
 LOCKED; SQLite: a compare-and-set UPDATE as the transaction's first statement, which also takes
 SQLite's single write lock), composed, written to the outbox and marked sent in ONE transaction
 (a batch of due rows shares it): a crash before the commit leaves the rows pending and the outbox
-untouched; after it, the rows are sent and the outbox keys are unique. Rows whose time passed longer ago than the grace window are marked
+untouched; after it, the rows are sent and the outbox keys are unique. Pending rows whose time passed longer ago than the grace window are marked
 skipped with the reason. `now` is always a parameter: tests drive the clock, nothing sleeps.
+
+When a platform's monthly API budget runs low, a due non-urgent row is not sent but *held* (state `held`,
+`send_at` = the next `[dingtalk] merged_push_time`); a later tick claims the held rows whose time came, the
+same way, and sends each group's as ONE message. 重大 alerts and escalations are never held.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # Kinds that are never skipped for lateness: a 重大 hazard still matters hours later (safety first).
 NEVER_LATE = ("major_alert",)
+# Kinds that go at once even when a platform's API budget runs low (the others wait for the merged message).
+URGENT_KINDS = ("major_alert", "escalation")
 PLANNED_KINDS = (
     "report_reminder", "phase_nudge", "milestone_nudge", "overdue_digest", "leader_digest", "escalation",
     "supervision",
@@ -65,6 +71,7 @@ class TickResult:
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # waiting for their group's merged message (budget low)
 
 
 class Ticker:
@@ -117,6 +124,7 @@ class Ticker:
             self._materialized_at = now
         result.skipped += self.skip_missed(now)
         self.send_due(now, result)
+        self.send_held(now, result)
         return result
 
     # -- materialize -----------------------------------------------------------------------------
@@ -206,20 +214,21 @@ class Ticker:
     # -- send ------------------------------------------------------------------------------------
 
     def _claim(
-        self, session: Session, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None = None
+        self, session: Session, now: datetime, excluded: set[int], limit: int, kinds: tuple[str, ...] | None = None,
+        state: DuePushState = DuePushState.PENDING,
     ) -> list[DuePush]:
-        """Lock up to `limit` due rows (of `kinds`, else any) for this transaction, oldest first; [] when
-        nothing (unclaimed) is due."""
+        """Lock up to `limit` due rows (of `kinds`, else any; in `state`) for this transaction, oldest first; []
+        when nothing (unclaimed) is due."""
         if session.get_bind().dialect.name == "postgresql":
-            return queries_schedule.lock_due(session, now, excluded, limit, kinds)
+            return queries_schedule.lock_due(session, now, excluded, limit, kinds, state)
         while True:
             with Session(self.db) as peek:
-                candidates = queries_schedule.due_ids(peek, now, excluded, limit, kinds)
+                candidates = queries_schedule.due_ids(peek, now, excluded, limit, kinds, state)
             if not candidates:
                 return []
             # The compare-and-set is this transaction's first statement, so SQLite takes its write lock
             # here (waiting on busy_timeout) instead of failing a read-to-write upgrade later.
-            claimed = queries_schedule.claim_due(session, candidates, claimed_by=self.name, now=now)
+            claimed = queries_schedule.claim_due(session, candidates, claimed_by=self.name, now=now, state=state)
             excluded.update(row_id for row_id in candidates if row_id not in claimed)  # another ticker took them
             if claimed:
                 return queries_schedule.due_pushes_by_id(session, claimed)
@@ -233,19 +242,31 @@ class Ticker:
         self._send_kinds(now, result, None)
         return result
 
-    def _send_kinds(self, now: datetime, result: TickResult, kinds: tuple[str, ...] | None) -> None:
-        """Send the due rows of `kinds` (None: every kind), batch by batch."""
+    def send_held(self, now: datetime, result: TickResult | None = None) -> TickResult:
+        """Send the held rows whose merge time has come: one message per group (a batch's rows of one group)."""
+        result = result or TickResult()
+        self._send_kinds(now, result, None, DuePushState.HELD)
+        return result
+
+    def _send_kinds(
+        self, now: datetime, result: TickResult, kinds: tuple[str, ...] | None,
+        state: DuePushState = DuePushState.PENDING,
+    ) -> None:
+        """Send the due rows of `kinds` (None: every kind) in `state` (held: their merged messages), batch by batch."""
         excluded: set[int] = set()
         size = self.batch
         while True:
             failed: tuple[int, str, Exception] | None = None
             with Session(self.db) as session:
-                rows = self._claim(session, now, excluded, size, kinds)
+                rows = self._claim(session, now, excluded, size, kinds, state)
                 if not rows:
                     return
                 claimed = [(stored_id(row), row.key) for row in rows]
                 try:
-                    states = self._send(session, rows, now)
+                    if state == DuePushState.HELD:
+                        states = self._send_merged(session, rows, now)
+                    else:
+                        states = self._send(session, rows, now)
                     session.commit()
                 except Exception as exc:  # one bad push must not block the others
                     session.rollback()
@@ -262,9 +283,12 @@ class Ticker:
                 self._note_error(row_id, f"{type(error).__name__}: {error}")
                 size = self.batch
                 continue
-            for (_, key), state in zip(claimed, states):
-                (result.sent if state == DuePushState.SENT.value else result.skipped).append(key)
-                log.info("scheduler: %s %s", state, key)
+            for (_, key), outcome in zip(claimed, states):
+                if outcome == DuePushState.HELD.value:
+                    result.held.append(key)
+                else:
+                    (result.sent if outcome == DuePushState.SENT.value else result.skipped).append(key)
+                log.info("scheduler: %s %s", outcome, key)
 
     def _send(self, session: Session, rows: list[DuePush], now: datetime) -> list[str]:
         """Compose the rows, enqueue their messages and mark them, in the caller's transaction; returns their states."""
@@ -272,16 +296,19 @@ class Ticker:
         groups = groups_by_id(session, {r.group_id for r in rows})
         composed = compose_many(session, rows, now=now, settings=self.settings)
         budget = platform_budget(session, self.config, now)
-        saving: dict[str, list[tuple[DuePush, list[Reply]]]] = {}  # group -> its non-urgent pushes, merged below
         states = []
         with session.no_autoflush:  # the rows' updates go out together at the flush below
             for row, message in zip(rows, composed):
                 row.claimed_by, row.claimed_at = self.name, now
                 if message.skip_reason is not None:
                     row.state, row.reason = DuePushState.SKIPPED.value, message.skip_reason
-                elif row.kind not in NEVER_LATE and budget.low(groups[row.group_id].platform):
-                    saving.setdefault(row.group_id, []).append((row, list(message.replies)))
-                    row.state, row.sent_at, row.reason = DuePushState.SENT.value, now, ""
+                elif row.kind not in URGENT_KINDS and budget.low(groups[row.group_id].platform):
+                    # Composed again at the merge time, so the merged message says how things stand then.
+                    row.state, row.send_at = DuePushState.HELD.value, self.merge_time(now)
+                    row.reason = (
+                        f"held for the group's merged message at {row.send_at.astimezone(self.tz):%Y-%m-%d %H:%M}: "
+                        f"{budget.why(groups[row.group_id].platform)}"
+                    )
                 else:
                     self.enqueue_push(
                         session, group=groups[row.group_id], dedupe_key=f"push:{row.key}", replies=message.replies,
@@ -291,17 +318,45 @@ class Ticker:
                     row.state, row.sent_at, row.reason = DuePushState.SENT.value, now, ""
                 session.add(row)
                 states.append(row.state)
-            for group_id, pushes in saving.items():
-                self._send_saving(session, groups[group_id], pushes, budget, now)
         session.flush()
         return states
+
+    def merge_time(self, now: datetime) -> datetime:
+        """When a push held at `now` goes: the first `[dingtalk] merged_push_time` at or after `now`, moved
+        by the calendar (quiet hours, non-workdays)."""
+        local = now.astimezone(self.tz)
+        at = datetime.combine(local.date(), self.config.dingtalk.merged_push_time, self.tz)
+        if at < local:
+            at += timedelta(days=1)
+        return self.calendar.next_allowed(at)
+
+    def _send_merged(self, session: Session, rows: list[DuePush], now: datetime) -> list[str]:
+        """The held rows whose merge time came: composed now, ONE message per group, marked sent (or skipped
+        when there is nothing left to say) in the caller's transaction; returns their states."""
+        groups = groups_by_id(session, {r.group_id for r in rows})
+        composed = compose_many(session, rows, now=now, settings=self.settings)
+        budget = platform_budget(session, self.config, now)
+        merging: dict[str, list[tuple[DuePush, list[Reply]]]] = {}
+        with session.no_autoflush:
+            for row, message in zip(rows, composed):
+                row.claimed_by, row.claimed_at = self.name, now
+                if message.skip_reason is not None:
+                    row.state, row.reason = DuePushState.SKIPPED.value, f"held, then: {message.skip_reason}"
+                else:
+                    merging.setdefault(row.group_id, []).append((row, list(message.replies)))
+                    row.state, row.sent_at = DuePushState.SENT.value, now
+                session.add(row)
+            for group_id, pushes in merging.items():
+                self._send_saving(session, groups[group_id], pushes, budget, now)
+        session.flush()
+        return [row.state for row in rows]
 
     def _send_saving(
         self, session: Session, group: GroupRow, pushes: list[tuple[DuePush, list[Reply]]], budget: PlatformBudget,
         now: datetime,
     ) -> None:
-        """The platform's monthly API budget runs low: a group's non-urgent pushes of this tick go as ONE message,
-        text only (images and files need the platform's API; the custom robot webhook cannot send them)."""
+        """The platform's monthly API budget runs low: a group's held pushes of the day go as ONE message, text
+        only (images and files need the platform's API; the custom robot webhook cannot send them)."""
         texts = [
             replace(reply, image_png=None, file_name=None, file_data=None)
             for _, replies in pushes for reply in replies if reply.text.strip()
@@ -315,10 +370,12 @@ class Ticker:
             session, group=group, dedupe_key=f"push:{first.key}" + (f"+{len(pushes) - 1}" if len(pushes) > 1 else ""),
             replies=merged, now=now, give_up_after=self.give_up_after, priority=PRIORITY_NORMAL,
         )
-        if len(pushes) > 1:
-            for row, _ in pushes:
-                row.reason = f"merged with {len(pushes) - 1} other push(es) into one message: {budget.why(group.platform)}"
-                session.add(row)
+        for row, _ in pushes:
+            row.reason = (
+                f"merged with {len(pushes) - 1} other push(es) into one message: {budget.why(group.platform)}"
+                if len(pushes) > 1 else f"held for the day's merged message: {budget.why(group.platform)}"
+            )
+            session.add(row)
 
     def _note_error(self, row_id: int, error: str) -> None:
         try:

@@ -18,6 +18,7 @@ rows one at a time, so a kill can catch at most one row in that window: asserted
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import os
 import socket
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +60,10 @@ def free_port() -> int:
 
 
 def report_text(i: int) -> str:
-    """A real report, different for every message. The reporter is its own 责任人: a report naming someone else also
-    @s them by the group webhook (20 a minute), which this test of durability would wait for and count as copies."""
+    """A real report, different for every message, naming 王建国 as owner: each reply also @s him by the group
+    webhook, where the pending notices go merged (a few messages carry the burst's 1,000 lines)."""
     return (f"@安全助手 隐患\n部位：{i % 9 + 1}号教学楼{i % 5 + 1}楼{i}室\n问题：灭火器压力不足第{i}处\n"
-            f"责任人：张伟\n期限：明天")
+            f"责任人：王建国\n期限：明天")
 
 
 @dataclass
@@ -262,12 +264,17 @@ def test_kill_9_mid_burst_loses_and_duplicates_nothing(database: tuple[str, Engi
             responses[answer["response_code"]] = responses.get(answer["response_code"], 0) + 1
         code_of = {m["msgid"]: m["response_url"].rsplit("=", 1)[1] for m in messages}
         fallbacks = [row for row in outbox if ":webhook:" in row[0]]
-        webhook_copies = fake.sent_to(WEBHOOK_KEY)
+        webhook_messages = [sent.content for sent in fake.sent_to(WEBHOOK_KEY)]
+        webhook_copies = [m for m in webhook_messages if "请留意" not in m]
+        notice_lines = [line for m in webhook_messages if "请留意" in m for line in m.split("\n")]
+        noticed = Counter(int(match.group(1)) for line in notice_lines
+                          if (match := re.match(r"<@WangJianGuo> 请留意：已登记隐患 #(\d+)", line)))
 
         print(f"\n[crash {db.dialect.name}] acked {len(client.acked)} (before kill {acked_before_kill}), gave up "
               f"{len(client.gave_up)}, attempts {client.attempts}, restart {restarted_in:.1f} s, recorded {len(inbound)}, "
               f"hazards {len(hazards)}, replies {len(fake.responses)}, duplicate replies (webhook fallback) "
-              f"{len(fallbacks)}/{len(webhook_copies)}, total {time.monotonic() - started:.0f} s")
+              f"{len(fallbacks)}/{len(webhook_copies)}, notices {len(notice_lines)} lines in "
+              f"{len(webhook_messages) - len(webhook_copies)} webhook messages, total {time.monotonic() - started:.0f} s")
 
         # Nothing acknowledged is lost, nothing is stored twice.
         assert server.starts == 2
@@ -288,4 +295,7 @@ def test_kill_9_mid_burst_loses_and_duplicates_nothing(database: tuple[str, Engi
         # interrupted attempt, is refused, which counts as delivered: no copy goes out by webhook.
         assert fallbacks == [] and webhook_copies == []
         assert all(row[2] == "sent" for row in replies)
+        # Every hazard's owner was @-ed by a merged notice; only the message in flight at the kill may repeat.
+        assert set(noticed) == set(numbers) and len(notice_lines) == sum(noticed.values())
+        assert sum(count - 1 for count in noticed.values()) <= max((len(m.split("\n")) for m in webhook_messages), default=0)
         assert time.monotonic() - started < DEADLINE_SECONDS

@@ -62,3 +62,28 @@ def test_console_pushes_after_a_row_id(any_engine: Engine) -> None:
     assert [r.id for r in rows] == [ids[0], ids[2]] and last_id == ids[2]
     rows, last_id = console_pushes(any_engine, after=ids[0])  # type: ignore[arg-type]
     assert [r.id for r in rows] == [ids[2]] and '"推送2"' in rows[0].payload
+
+
+def test_notices_taken_along_are_leased_once_and_marked_sent_together(any_engine: Engine) -> None:
+    from models.platform_queries import mark_sent_together, release, still_pending, take_companions
+
+    upgrade(any_engine)
+    with Session(any_engine) as session:
+        for i, (robot, kind) in enumerate([("w:g", "notice"), ("w:g", "notice"), ("w:g", "markdown"),
+                                           ("w:other", "notice"), ("w:g", "notice"), ("w:g", "notice")]):
+            store.enqueue(session, dedupe_key=f"n{i}", platform="wecom", channel="wecom_webhook", robot=robot, now=T0,
+                          give_up_after=timedelta(hours=1), kind=kind, payload={"content": f"<@U{i}> 请留意：#{i}"})
+        session.commit()
+    later = T0 + timedelta(seconds=1)
+    [next_leader] = store.claim(any_engine, [6], now=later, lease=timedelta(minutes=2))  # another sender's pass
+    [leader, second] = store.claim(any_engine, [1, 2], now=T0, lease=timedelta(minutes=2))  # one sender pass
+    taken = take_companions(any_engine, leader, now=T0, lease=timedelta(minutes=2))
+    # The same robot's notices: the one claimed in the same pass, and the free one; not the markdown, not the other robot.
+    assert [(t.id, t.payload["content"]) for t in taken] == [(2, "<@U1> 请留意：#1"), (5, "<@U4> 请留意：#4")]
+    # The other pass's notice finds them leased.
+    assert take_companions(any_engine, next_leader, now=later, lease=timedelta(minutes=2)) == []
+    release(any_engine, [5])  # did not fit: free again
+    assert [t.id for t in take_companions(any_engine, next_leader, now=later, lease=timedelta(minutes=2))] == [5]
+    mark_sent_together(any_engine, [1, 2, 5], now=T0)
+    assert [still_pending(any_engine, i) for i in (1, 2, 3, 4, 5, 6)] == [False, False, True, True, False, True]
+    assert second.id == 2

@@ -1,4 +1,4 @@
-"""DingTalk's monthly API budget: when it runs low a group's pushes merge and stay off the OpenAPI; 重大 alerts go."""
+"""DingTalk's monthly API budget: when it runs low a group's pushes are held for one message a day; 重大 alerts go."""
 
 from __future__ import annotations
 
@@ -50,19 +50,23 @@ def tmp(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def test_low_budget_merges_a_groups_pushes_into_one_message(tmp: Path) -> None:
+def test_low_budget_holds_a_groups_pushes_for_one_message_and_escalations_go_at_once(tmp: Path) -> None:
     config = dingtalk_leaders_config()
     engine, db = start(config, tmp, used=80)  # 80 % used
     Chat(engine, at("2018-11-27 10:00")).say("zhang_wei", REPORT)  # deadline 11-28: overdue and escalated by 12-03
     result = new_ticker(config, db).tick(at("2018-12-03 09:00"))  # the digest (08:00) and escalation both due
-    assert DIGEST in result.sent and ESCALATION in result.sent
+    assert ESCALATION in result.sent and DIGEST in result.held
     [message] = outbox(db, "leaders")
-    assert message.channel == "dingtalk_webhook" and message.dedupe_key == f"push:{DIGEST}+1:0"
-    text = json.loads(message.payload)["body"]["markdown"]["text"]
-    assert "【领导日报】" in text and "【逾期升级】" in text
-    for key in (DIGEST, ESCALATION):
-        [row] = due_rows(db, key=key)
-        assert row.state == "sent" and row.reason.startswith("merged with 1 other push(es) into one message: 80 of 100")
+    assert message.channel == "dingtalk_webhook" and message.dedupe_key == f"push:{ESCALATION}:0"
+    assert "【逾期升级】" in json.loads(message.payload)["body"]["markdown"]["text"]
+
+    result = new_ticker(config, db).tick(at("2018-12-03 17:00"))  # [dingtalk] merged_push_time
+    assert DIGEST in result.sent
+    [_, merged] = outbox(db, "leaders")
+    assert merged.channel == "dingtalk_webhook" and merged.dedupe_key == f"push:{DIGEST}:0"
+    assert "【领导日报】" in json.loads(merged.payload)["body"]["markdown"]["text"]
+    [row] = due_rows(db, key=DIGEST)
+    assert row.state == "sent" and row.reason.startswith("held for the day's merged message: 80 of 100")
 
 
 def test_with_budget_left_each_push_is_its_own_message(tmp: Path) -> None:
@@ -84,6 +88,7 @@ def test_low_budget_keeps_charts_off_the_openapi_and_says_so(tmp: Path) -> None:
     engine2, db2 = start(low_config, tmp / "low", used=95)
     Chat(engine2, at("2018-11-27 10:00")).say("zhang_wei", REPORT)
     new_ticker(low_config, db2).tick(at("2018-12-03 08:00"))
+    new_ticker(low_config, db2).tick(at("2018-12-03 17:00"))  # the held digest goes at the merge time
     messages = outbox(db2, "leaders")
     assert {m.channel for m in messages} == {"dingtalk_webhook"}  # moved to the custom robot, chart left out
     text = "\n".join(json.loads(m.payload)["body"]["markdown"]["text"] for m in messages)

@@ -21,12 +21,17 @@ from bot.platforms.wecom.limits import (
     CHANNEL_WEBHOOK, IMAGE_MAX_BYTES, MARKDOWN_MAX_BYTES, RESPONSE_URL_VALIDITY, TEXT_MAX_BYTES,
 )
 from bot.platforms.wecom.longconn import WsConnection
-from bot.platforms.wecom.render import webhook_robot, webhook_text_drafts
-from models.platform_queries import QueuedMessage, requeue
+from bot.platforms.wecom.render import NOTICE_KIND, webhook_robot, webhook_text_drafts
+from models.ids import stored_id
+from models.platform_queries import (
+    QueuedMessage, mark_sent_together, release, requeue, still_pending, take_companions,
+)
 from models.push_groups import push_key_env
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
+
+NOTICE_LEASE = timedelta(minutes=2)  # how long notices taken along stay leased (the sender's own lease)
 
 
 class WebhookDelivery:
@@ -49,6 +54,8 @@ class WebhookDelivery:
             return DeliveryResult.fail(
                 f"no webhook key for group {group_id!r}: set credentials.webhook_key and its variable"
             )
+        if row.kind == NOTICE_KIND:
+            return await self._deliver_notices(row, payload, send_url)
         if row.kind in ("markdown", "text"):
             content = str(payload.get("content", ""))
             limit = MARKDOWN_MAX_BYTES if row.kind == "markdown" else TEXT_MAX_BYTES
@@ -77,6 +84,51 @@ class WebhookDelivery:
             return DeliveryResult.fail(f"unknown kind {row.kind!r} for {CHANNEL_WEBHOOK}")
         answer = await post_json(self.ctx, send_url, body)
         return answer if isinstance(answer, DeliveryResult) else result_of(self.ctx, answer)
+
+    async def _deliver_notices(self, row: OutboxMessage, payload: dict[str, Any], send_url: str) -> DeliveryResult:
+        """@-notices go merged: this row takes every pending notice of its webhook along, as one markdown message
+        (up to 4096 bytes; the rest wait for the next), and all of them are marked sent in one transaction."""
+        db, row_id, now = self.ctx.db, stored_id(row), self.ctx.now()
+        if not await anyio.to_thread.run_sync(lambda: still_pending(db, row_id)):
+            return DeliveryResult.carried()  # an earlier notice of this webhook carried it
+        taken = await anyio.to_thread.run_sync(lambda: take_companions(db, row, now=now, lease=NOTICE_LEASE))
+        target = (payload.get("group_id"), payload.get("webhook_url"))
+        lines = merged_lines([str(payload.get("content", ""))])
+        riding: list[int] = []
+        left: list[int] = []
+        full = False
+        for other in taken:
+            if (other.payload.get("group_id"), other.payload.get("webhook_url")) != target:
+                left.append(other.id)
+                continue
+            more = merged_lines([*lines, str(other.payload.get("content", ""))])
+            full = full or len("\n".join(more).encode("utf-8")) > MARKDOWN_MAX_BYTES
+            if full:  # kept in order: what does not fit waits for the next message
+                left.append(other.id)
+                continue
+            lines = more
+            riding.append(other.id)
+        content = "\n".join(lines)
+        size = len(content.encode("utf-8"))
+        if size > MARKDOWN_MAX_BYTES:  # only a row alone can be (rendering splits notices at the limit)
+            await anyio.to_thread.run_sync(lambda: release(db, [*left, *riding]))
+            return DeliveryResult.fail(f"notice is {size} bytes, over {MARKDOWN_MAX_BYTES}")
+        await anyio.to_thread.run_sync(lambda: release(db, left))
+        answer = await post_json(self.ctx, send_url, {"msgtype": "markdown", "markdown": {"content": content}})
+        result = answer if isinstance(answer, DeliveryResult) else result_of(self.ctx, answer)
+        done = self.ctx.now()
+        if result.ok:
+            await anyio.to_thread.run_sync(lambda: mark_sent_together(db, [row_id, *riding], now=done))
+        else:
+            await anyio.to_thread.run_sync(lambda: release(db, riding))
+        if riding:
+            log.info("outbox row %s: %d other notice(s) went in the same message", row_id, len(riding))
+        return result
+
+
+def merged_lines(contents: list[str]) -> list[str]:
+    """The notice lines of several rows, each line once (a retried or doubled notice adds nothing), in order."""
+    return list(dict.fromkeys(line for content in contents for line in content.split("\n") if line.strip()))
 
 
 class ResponseUrlDelivery:

@@ -289,8 +289,9 @@ def to_inbound(
     if group is None and parsed.chat_type == "group":
         # Admins find a new group's chatid here (WeCom shows it nowhere in its UI).
         log.info("wecom: message from chat %s, which is not in the config", parsed.chat_id)
+    # sender: the userid a webhook @-notice leaves out (they saw the reply; bot/platforms/wecom/render.py)
     route: dict[str, Any] = {"chat_id": parsed.chat_id, "group_id": group.id if group else None,
-                             "chat_type": parsed.chat_type}
+                             "chat_type": parsed.chat_type, "sender": parsed.user_id}
     bot_id = ws_bot or (creds.bot if creds else None)
     if ws_bot is not None:
         route.update(mode="ws", channel=CHANNEL_WS, robot=f"wecom:aibot:{ws_bot}:{parsed.chat_id}",

@@ -45,12 +45,16 @@ def text_of_replies(session: Session, replies: Iterable[Reply], *, at: bool = Tr
     return "\n\n".join(block for r in replies if (block := _reply_block(session, r, at=at)))
 
 
-def mention_notice(session: Session, replies: Iterable[Reply]) -> str:
-    """The webhook line that @s the people a reply names (a new hazard's owner, a rejected fix…): a reply by
-    response_url or long connection names them in plain text, and this makes sure their phone rings."""
+NOTICE_KIND = "notice"  # an outbox row holding @-notice lines; the webhook delivery merges a group's pending ones
+
+
+def mention_notice(session: Session, replies: Iterable[Reply], *, sender: str | None = None) -> str:
+    """The webhook lines that @ the people a reply names (a new hazard's owner, a rejected fix…): a reply by
+    response_url or long connection names them in plain text, and this makes sure their phone rings. The
+    sender is left out (they saw the reply), so a reply naming only them needs no notice."""
     lines: list[str] = []
     for reply in replies:
-        userids = wecom_userids(session, reply.mentions)
+        userids = [uid for uid in dict.fromkeys(wecom_userids(session, reply.mentions)) if uid != sender]
         first = next((line.strip() for line in reply.text.split("\n") if line.strip()), "")
         if userids and first:
             lines.append(" ".join(f"<@{uid}>" for uid in userids) + f" 请留意：{escape_markdown(first)}")
@@ -84,7 +88,7 @@ def webhook_media_drafts(
 def webhook_text_drafts(
     text: str, *, group_id: str | None, robot: str, webhook_url: str | None = None, kind: str = "markdown"
 ) -> list[Draft]:
-    limit = MARKDOWN_MAX_BYTES if kind == "markdown" else TEXT_MAX_BYTES
+    limit = TEXT_MAX_BYTES if kind == "text" else MARKDOWN_MAX_BYTES  # markdown, and notices sent as markdown
     base: dict[str, object] = {"group_id": group_id} if group_id else {}
     if webhook_url:
         base["webhook_url"] = webhook_url
@@ -122,6 +126,12 @@ class _Where:
     def text(self, text: str) -> list[Draft]:
         return webhook_text_drafts(text, group_id=self.group_id, robot=self.robot, webhook_url=self.webhook_url)
 
+    def notice(self, text: str) -> list[Draft]:
+        """@-notice lines as `notice` rows (markdown when sent), which the webhook delivery merges per robot."""
+        return webhook_text_drafts(
+            text, group_id=self.group_id, robot=self.robot, webhook_url=self.webhook_url, kind=NOTICE_KIND
+        )
+
 
 def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
     """Turn replies into drafts for the route the message came by (the Engine's renderer of "wecom")."""
@@ -138,7 +148,7 @@ def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dic
         text = text_of_replies(session, replies)
         return (where.text(text) if text else []) + where.media(replies)
     text = text_of_replies(session, replies, at=False)
-    notice = mention_notice(session, replies) if where.has_webhook else ""
+    notice = mention_notice(session, replies, sender=route.get("sender")) if where.has_webhook else ""
     if mode == "ws":
         if route.get("card_event"):  # issue 15: a tap's answer updates the tapped card
             return _card_update_drafts(session, replies, route, where)
@@ -152,7 +162,7 @@ def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dic
         drafts = _response_url_drafts(text, replies, route, where)
         if mode == "stream":
             drafts = _held_stream_drafts(ctx, drafts, replies, route)
-    return drafts + (where.text(notice) if notice else [])
+    return drafts + (where.notice(notice) if notice else [])
 
 
 def _long_connection_drafts(text: str, replies: list[Reply], route: dict[str, Any], where: _Where) -> list[Draft]:

@@ -295,6 +295,21 @@ class InboundMessage(SQLModel, table=True):
     route: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
 
 
+class InboundAttachment(SQLModel, table=True):
+    """A photo of a recorded message, downloaded by the receiving side after the acknowledgement.
+
+    Stored with the message so that handling (in any process) never calls the platform; deleted when the
+    message is handled (the handlers keep the photos they use) or once it is no longer awaited.
+    """
+
+    __tablename__ = "inbound_attachment"
+    inbound_id: int = Field(foreign_key="inbound_message.id", primary_key=True)
+    position: int = Field(primary_key=True)  # the photo's place in the message, from 0
+    filename: str = Field(default="", max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class CheckRecord(SQLModel, table=True):
     """A place checked and found without hazard (coverage: 不漏一楼一房)."""
 

@@ -1,0 +1,36 @@
+"""inbound_attachment: a recorded message's photos, downloaded by the receiving side after the ack
+
+Revision ID: 0013
+Revises: 0011
+Create Date: 2026-12-01 12:00:00
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel.sql.sqltypes
+
+
+revision: str = '0013'
+down_revision: Union[str, None] = '0011'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'inbound_attachment',
+        sa.Column('inbound_id', sa.Integer(), nullable=False),
+        sa.Column('position', sa.Integer(), nullable=False),
+        sa.Column('filename', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column('data', sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ['inbound_id'], ['inbound_message.id'], name=op.f('fk_inbound_attachment_inbound_id_inbound_message')
+        ),
+        sa.PrimaryKeyConstraint('inbound_id', 'position', name=op.f('pk_inbound_attachment')),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('inbound_attachment')

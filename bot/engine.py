@@ -249,6 +249,7 @@ class Engine:
                 text=msg.text,
                 received_at=msg.received_at,
                 state="received",
+                photos=0,  # the receiving side stores them after the ack (keep_attachments)
                 route=json.dumps({**(route or {}), "sender_name": msg.sender_name}, ensure_ascii=False),
             ))
         # One Core executemany (a single multi-row INSERT), not an ORM unit of work: this runs before acks.
@@ -280,10 +281,8 @@ class Engine:
             if row is None or row.state != "received":
                 return None
             route = json.loads(row.route or "{}")
-            attachments = tuple(
-                Attachment(filename=stored.filename, content_type=stored.content_type, data=stored.data)
-                for stored in inbound_attachments(session, inbound_id)
-            )
+            stored = inbound_attachments(session, inbound_id) if row.photos else []  # a text message: no query
+            attachments = tuple(Attachment(filename=a.filename, content_type=a.content_type, data=a.data) for a in stored)
             msg = Inbound(
                 platform=as_platform(row.platform),
                 msg_id=row.platform_msg_id,

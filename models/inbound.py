@@ -50,17 +50,18 @@ def finish_inbound(session: Session, inbound_id: int, *, state: str, reply_text:
 
 
 def store_inbound_attachments(session: Session, inbound_id: int, files: Sequence[tuple[str, str, bytes]]) -> None:
-    """Keep a recorded message's downloaded photos, (filename, content type, bytes) in message order, in the
-    caller's transaction (a second download of the same message replaces the first)."""
+    """Keep a recorded message's downloaded photos, (filename, content type, bytes) in message order, and
+    their number on the message, in the caller's transaction (a second download replaces the first)."""
     session.execute(delete(InboundAttachment).where(col(InboundAttachment.inbound_id) == inbound_id))
     session.add_all(
         InboundAttachment(inbound_id=inbound_id, position=position, filename=name, content_type=kind, data=data)
         for position, (name, kind, data) in enumerate(files)
     )
+    session.execute(update(InboundMessage).where(col(InboundMessage.id) == inbound_id).values(photos=len(files)))
 
 
 def inbound_attachments(session: Session, inbound_id: int) -> list[InboundAttachment]:
-    """A recorded message's stored photos, in message order."""
+    """A recorded message's stored photos, in message order (read only when its `photos` count says so)."""
     return list(session.exec(
         select(InboundAttachment)
         .where(InboundAttachment.inbound_id == inbound_id)

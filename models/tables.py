@@ -293,6 +293,8 @@ class InboundMessage(SQLModel, table=True):
     reply_text: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     # where replies go (JSON: channel, robot, response_url …), so a restart can finish the work
     route: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    # photos the receiving side downloaded and stored in inbound_attachment (0: none, nothing to read)
+    photos: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class InboundAttachment(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""inbound_attachment: a recorded message's photos, downloaded by the receiving side after the ack
+"""inbound_attachment: a recorded message's photos, downloaded by the receiving side after the ack;
+inbound_message.photos counts them
 
 Revision ID: 0013
 Revises: 0011
@@ -30,7 +31,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint('inbound_id', 'position', name=op.f('pk_inbound_attachment')),
     )
+    with op.batch_alter_table('inbound_message', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('photos', sa.Integer(), server_default='0', nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('inbound_message', schema=None) as batch_op:
+        batch_op.drop_column('photos')
     op.drop_table('inbound_attachment')

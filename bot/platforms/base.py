@@ -194,7 +194,7 @@ class Receiving:
 
 
 class Platform(Protocol):
-    """One chat platform: parse/verify inbound callbacks, fetch media, render replies, deliver the outbox.
+    """One chat platform: parse/verify inbound callbacks and download their photos, render replies, deliver the outbox.
 
     Everything but `receive` exists from construction on and never changes (a config reload goes through
     `use_config`); the web app and the handler processes build their platforms with the same factory.
@@ -217,7 +217,8 @@ class Platform(Protocol):
 
     @property
     def fetcher(self) -> MediaFetcher | None:
-        """Downloads a recorded message's photos after the acknowledgement; None when photos come inline."""
+        """Downloads a recorded message's photos again from its stored route (recovery, photos that could not
+        be written); None when photos come inline. On the report path the receiving side downloads them."""
         ...
 
     @property

@@ -647,6 +647,20 @@ def test_recovery_after_a_crash_between_record_and_download_still_attaches_the_p
     assert len(fake.media_gets) == 1 and db_count(client, InboundAttachment) == 0
 
 
+def test_a_failed_photo_download_is_logged_and_the_report_handled_without_it(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = _report_with_photo(fake, tiny_png, "mixed-gone")
+    fake.media.clear()  # WeCom answers 404: the link expired before the download
+    response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+    assert response.status_code == 200
+    wait_for(lambda: fake.responses)
+    assert re.search(r"已登记隐患 #\d+", fake.responses[0]["markdown"]["content"])
+    assert len(fake.media_gets) == 1 and "wecom: photo download failed" in caplog.text
+    assert db_count(client, Hazard) == 1 and db_count(client, AttachmentFile) == 0
+    assert db_count(client, InboundAttachment) == 0
+
+
 def test_a_text_report_makes_no_download(client: TestClient, fake: FakeWeCom, poster) -> None:  # type: ignore[no-untyped-def]
     _, response = poster(REPORT)
     assert response.status_code == 200

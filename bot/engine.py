@@ -1,7 +1,7 @@
 """The receive pipeline every platform adapter feeds: record, dedupe, identify, parse, route.
 
 Adapters call `record()` in the callback (fast, unique per platform message id), acknowledge,
-and then call `process()`. For platforms with a registered renderer, the replies become outbox
+store the photos they then download (`keep_attachments`), and hand the message over to `process()`. For platforms with a registered renderer, the replies become outbox
 rows in the same transaction as the handler's changes, so a crash loses neither or both;
 `recover()` finishes messages that were recorded but never processed.
 """
@@ -32,7 +32,7 @@ from bot.sync import sync_config
 from handlers.context import BuildingRef, ChecklistRef, Context, Policy
 from handlers.drafts import follow_up
 from handlers.format import fit_replies, merge_replies
-from handlers.messages import AlertLeaders, Effect, Inbound, Outcome, Reply, as_platform
+from handlers.messages import AlertLeaders, Attachment, Effect, Inbound, Outcome, Reply, as_platform
 from handlers.parser import parse_message
 from handlers.photos import keep_lone_photos
 from handlers.understand import Vocabulary
@@ -41,7 +41,16 @@ from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
 from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
 from models.directory_cache import DirectoryCache, attach, read_version
-from models.inbound import claim_inbound, finish_inbound, record_inbound, unhandled_inbound
+from models.inbound import (
+    claim_inbound,
+    drop_inbound_attachments,
+    drop_stale_inbound_attachments,
+    finish_inbound,
+    inbound_attachments,
+    record_inbound,
+    store_inbound_attachments,
+    unhandled_inbound,
+)
 from models.ledger import descendants
 from models.directory import Member
 from models.joining import bind_person, decide, needs_lookup, note_chat, note_lookup, note_request, unit_of_department
@@ -240,6 +249,7 @@ class Engine:
                 text=msg.text,
                 received_at=msg.received_at,
                 state="received",
+                photos=0,  # the receiving side stores them after the ack (keep_attachments)
                 route=json.dumps({**(route or {}), "sender_name": msg.sender_name}, ensure_ascii=False),
             ))
         # One Core executemany (a single multi-row INSERT), not an ORM unit of work: this runs before acks.
@@ -250,13 +260,29 @@ class Engine:
             recorded.append(Recorded(ids.pop(key, None)))  # pop: a repeat within the batch is a retry too
         return recorded
 
+    def keep_attachments(self, inbound_id: int, attachments: Sequence[Attachment]) -> None:
+        """Store the photos the receiving side downloaded for a recorded message, before handing it over."""
+        files = [(a.filename, a.content_type, a.data) for a in attachments]
+        with self.write_gate(), Session(self.db) as session:
+            store_inbound_attachments(session, inbound_id, files)
+            session.commit()
+
+    def drop_stale_attachments(self, *, older_than: timedelta) -> int:
+        """Delete stored photos of messages handled without taking them, or recorded `older_than` ago."""
+        with self.write_gate(), Session(self.db) as session:
+            dropped = drop_stale_inbound_attachments(session, received_before=self.now() - older_than)
+            session.commit()
+        return dropped
+
     def load(self, inbound_id: int) -> tuple[Inbound, dict[str, Any]] | None:
-        """A recorded message and its route, while it still awaits handling (else None)."""
+        """A recorded message (with its stored photos) and its route, while it still awaits handling (else None)."""
         with Session(self.db) as session:
             row = session.get(InboundMessage, inbound_id)
             if row is None or row.state != "received":
                 return None
             route = json.loads(row.route or "{}")
+            stored = inbound_attachments(session, inbound_id) if row.photos else []  # a text message: no query
+            attachments = tuple(Attachment(filename=a.filename, content_type=a.content_type, data=a.data) for a in stored)
             msg = Inbound(
                 platform=as_platform(row.platform),
                 msg_id=row.platform_msg_id,
@@ -265,6 +291,7 @@ class Engine:
                 text=row.text,
                 received_at=row.received_at,
                 sender_name=str(route.get("sender_name") or ""),
+                attachments=attachments,
             )
         return msg, route
 
@@ -284,7 +311,7 @@ class Engine:
         with self.write_gate():
             with Session(self.db) as session:
                 try:
-                    claimed = self._claim(session, inbound_id)
+                    claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
                     if claimed is None:
                         return []
                     outcome = self._handle(session, msg, inbound_id, claimed[1], looked_up, route_json=claimed[0])
@@ -298,7 +325,7 @@ class Engine:
                     log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
             replies = [Reply(INTERNAL_ERROR_TEXT)]
             with Session(self.db) as session:
-                claimed = self._claim(session, inbound_id)
+                claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
                 if claimed is None:
                     return []
                 self._finish(session, msg, inbound_id, replies, "failed", claimed[0])
@@ -327,16 +354,21 @@ class Engine:
                 log.exception("notifying %s failed (the scheduler's next tick still sends it)", effect)
 
     @staticmethod
-    def _claim(session: Session, inbound_id: int | None) -> tuple[str, int | None] | None:
+    def _claim(session: Session, inbound_id: int | None, *, stored_photos: bool = False) -> tuple[str, int | None] | None:
         """Take the row for this transaction: its route (JSON) and the directory version; None when it was
         handled meanwhile (a message that was never recorded has no route, and the version is read later).
 
         The first statement of the transaction, so it waits for a concurrent handler's commit (row lock on
         PostgreSQL, the write lock on SQLite) and then sees its result; a rollback or a crash undoes the claim.
+        The message's stored photos (`stored_photos`: `load` found some) go with the claim: the handlers keep
+        those they use in the same transaction, and a rollback keeps them for the next attempt.
         """
         if inbound_id is None:
             return "{}", None
-        return claim_inbound(session, inbound_id)
+        claimed = claim_inbound(session, inbound_id)
+        if claimed is not None and stored_photos:
+            drop_inbound_attachments(session, inbound_id)
+        return claimed
 
     def _finish(
         self, session: Session, msg: Inbound, inbound_id: int | None, replies: list[Reply], state: str, route_json: str
@@ -376,7 +408,8 @@ class Engine:
         return await anyio.to_thread.run_sync(self.handle_sync, msg)
 
     def recover(self, *, older_than: timedelta = timedelta(seconds=30)) -> int:
-        """Process messages recorded but never handled, without their photos (see `Runtime.recover`)."""
+        """Process messages recorded but never handled, with the photos stored for them (downloading the
+        photos of those whose download never happened is `Runtime.recover`'s)."""
         ids = self.unhandled(older_than=older_than)
         for inbound_id in ids:
             loaded = self.load(inbound_id)

@@ -26,9 +26,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Below the web process, which must answer callbacks at once; handling may wait a few hundred ms.
 HANDLER_NICE = 10
-# Messages handled at once inside one handler process (photo downloads overlap; the CPU part is serial).
+# Messages handled at once inside one handler process (their database waits overlap; the CPU part is serial).
 HANDLER_SLOTS = 4
 RESTART_BACKOFF_SECONDS = 5.0
 STOP = None  # sentinel on a handler's inbox
@@ -231,10 +232,13 @@ def run_handler_process(
     results = _Results(done)
     # No engine.start(): the web process migrated and synced.
     services = build_services(config, secrets, clock, notify=lambda effect: results.effect(index, effect))
+    # Handling never calls a platform: the web process downloaded the photos before handing a message over
+    # (recovery, which downloads those it never did, runs in the web process).
+    runtime = replace(services.runtime, fetchers=MappingProxyType({}))
     gc.collect()
     gc.freeze()  # as in the web process: long-lived objects stay out of full collections
     log.info("handler process %d started (pid %d)", index, os.getpid())
-    asyncio.run(_handle_forever(services.runtime, index, inbox, results, parent_pid))
+    asyncio.run(_handle_forever(runtime, index, inbox, results, parent_pid))
 
 
 class _Results:

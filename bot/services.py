@@ -1,8 +1,8 @@
 """The one place a running bot's services are built: the web process and each handler process call it.
 
 `build_services` builds the platforms once (`build_platforms`) and hands their renderers, push renderers,
-media fetchers and outbox deliveries to the Engine, `Pushes`, `Runtime` and `OutboxSender` constructors, as
-immutable mappings; nothing is filled in after construction and nothing is found through module-level
+media fetchers (recovery's: on the report path the receiving side downloads) and outbox deliveries to the
+Engine, `Pushes`, `Runtime` and `OutboxSender` constructors, as immutable mappings; nothing is filled in after construction and nothing is found through module-level
 registries. The web app (bot/app.py) mounts the platforms' routes and starts their long connections;
 a handler process (bot/handler_process.py) uses the runtime without a web server.
 """

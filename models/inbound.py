@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, CursorResult, bindparam, delete, or_, update
 from sqlmodel import Session, col, select
 
 from models.directory_cache import version_column
 from models.ids import stored_ids
-from models.tables import InboundMessage
+from models.tables import InboundAttachment, InboundMessage
 from models.upsert import dialect_of, insert_on_conflict, table_of
 
 
@@ -47,6 +47,40 @@ def claim_inbound(session: Session, inbound_id: int) -> tuple[str, int] | None:
 def finish_inbound(session: Session, inbound_id: int, *, state: str, reply_text: str) -> None:
     """Mark a claimed row handled (or failed) with its reply, in the caller's transaction."""
     session.connection().execute(_FINISH, {"inbound_id": inbound_id, "state": state, "reply_text": reply_text})
+
+
+def store_inbound_attachments(session: Session, inbound_id: int, files: Sequence[tuple[str, str, bytes]]) -> None:
+    """Keep a recorded message's downloaded photos, (filename, content type, bytes) in message order, and
+    their number on the message, in the caller's transaction (a second download replaces the first)."""
+    session.execute(delete(InboundAttachment).where(col(InboundAttachment.inbound_id) == inbound_id))
+    session.add_all(
+        InboundAttachment(inbound_id=inbound_id, position=position, filename=name, content_type=kind, data=data)
+        for position, (name, kind, data) in enumerate(files)
+    )
+    session.execute(update(InboundMessage).where(col(InboundMessage.id) == inbound_id).values(photos=len(files)))
+
+
+def inbound_attachments(session: Session, inbound_id: int) -> list[InboundAttachment]:
+    """A recorded message's stored photos, in message order (read only when its `photos` count says so)."""
+    return list(session.exec(
+        select(InboundAttachment)
+        .where(InboundAttachment.inbound_id == inbound_id)
+        .order_by(col(InboundAttachment.position))
+    ))
+
+
+def drop_inbound_attachments(session: Session, inbound_id: int) -> None:
+    """Delete a message's stored photos, in the caller's transaction (the one that handles it)."""
+    session.execute(delete(InboundAttachment).where(col(InboundAttachment.inbound_id) == inbound_id))
+
+
+def drop_stale_inbound_attachments(session: Session, *, received_before: datetime) -> int:
+    """Delete the stored photos of messages no longer awaiting handling, or received before a time; how many."""
+    stale = select(col(InboundMessage.id)).where(
+        or_(col(InboundMessage.state) != "received", col(InboundMessage.received_at) < received_before)
+    )
+    result = session.execute(delete(InboundAttachment).where(col(InboundAttachment.inbound_id).in_(stale)))
+    return int(cast(CursorResult[Any], result).rowcount or 0)  # a DELETE's result is a CursorResult
 
 
 # Built once (Core, on the table): handling runs them for every message.

@@ -295,6 +295,23 @@ class InboundMessage(SQLModel, table=True):
     reply_text: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     # where replies go (JSON: channel, robot, response_url …), so a restart can finish the work
     route: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    # photos the receiving side downloaded and stored in inbound_attachment (0: none, nothing to read)
+    photos: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class InboundAttachment(SQLModel, table=True):
+    """A photo of a recorded message, downloaded by the receiving side after the acknowledgement.
+
+    Stored with the message so that handling (in any process) never calls the platform; deleted when the
+    message is handled (the handlers keep the photos they use) or once it is no longer awaited.
+    """
+
+    __tablename__ = "inbound_attachment"
+    inbound_id: int = Field(foreign_key="inbound_message.id", primary_key=True)
+    position: int = Field(primary_key=True)  # the photo's place in the message, from 0
+    filename: str = Field(default="", max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class CheckRecord(SQLModel, table=True):

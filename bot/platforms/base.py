@@ -1,18 +1,18 @@
 """The `Platform` protocol every chat platform implements, and the runtime its inbound side is bound to.
 
 A platform is built once per process (bot/services.py) from `PlatformDeps`. Its outbound side (renderer,
-push renderer, media fetcher, outbox deliveries) is handed to the Engine, the scheduler's `Pushes`, the
-`Runtime` and the `OutboxSender` at their construction, as immutable mappings. Its inbound side (callback
-routes, long connections) is bound to the `Runtime` with `receive(runtime)`; the web app mounts the routes
-and starts the long connections (bot/app.py). The shared 'verify → record → ack → work later' steps are
-the `Runtime`'s.
+push renderer, outbox deliveries) is handed to the Engine, the scheduler's `Pushes` and the `OutboxSender`
+at their construction, as immutable mappings; its media fetcher goes to the `Runtime`, for recovery only.
+Its inbound side (callback routes, long connections) is bound to the `Runtime` with `receive(runtime)`; the
+web app mounts the routes and starts the long connections (bot/app.py). The shared 'verify → record → ack
+→ download photos → hand over' steps are the `Runtime`'s; handling never calls into a platform package.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -34,8 +34,19 @@ from handlers.messages import Attachment, Inbound
 
 log = logging.getLogger(__name__)
 
+# Stored photos of a message still unhandled this long after it came are dropped (it is handled without them).
+STALE_ATTACHMENTS = timedelta(days=1)
+
 # Downloads the photos of a recorded message from what its route kept (URLs, keys, download codes).
 MediaFetcher = Callable[[dict[str, Any]], Awaitable[tuple[Attachment, ...]]]
+# One recorded message's photo download, bound to its route by the platform that received it.
+Download = Callable[[], Awaitable[tuple[Attachment, ...]]]
+# Runs a job after the acknowledgement: `start(job, *args)` (a BackgroundTasks' add_task, a task group's start_soon).
+Start = Callable[..., object]
+# Handles a recorded message in this process (`Runtime.work`, or a platform's wrapper of it).
+Work = Callable[[int], Awaitable[object]]
+# Photos downloaded at once by one process's receiving side: the rest wait (the web process answers callbacks).
+DOWNLOAD_SLOTS = 8
 # A long-running job (a long connection, a task group for callback work): started with the app, stopped by
 # cancelling it.
 Service = Callable[[], Awaitable[None]]
@@ -58,13 +69,17 @@ class Runtime:
     http: httpx.AsyncClient
     sender: OutboxSender
     secrets: Secrets
-    # Per platform: how to fetch a recorded message's photos (the platforms' `fetcher`, given at construction).
+    # Per platform: how to fetch a recorded message's photos again (the platforms' `fetcher`, given at
+    # construction), for recovery and missing photos only: on the report path the receiving side downloads.
     fetchers: Mapping[str, MediaFetcher] = field(default_factory=lambda: MappingProxyType({}))
     # Set while handler processes run: recorded messages go there instead of being handled here.
     hand_off: HandOff | None = None
     recorder: BatchRecorder | None = None
     # Redis shared by the replicas, when configured (bot/shared.py); None keeps everything per process.
     shared: SharedCache | None = None
+    # Ids whose photos this process is downloading (acknowledged, not handed over yet): recovery leaves them.
+    downloading: set[int] = field(default_factory=set, init=False, repr=False)
+    _download_slots: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     async def record(self, msg: Inbound, route: dict[str, Any]) -> int | None:
         """Record a verified message; None when the platform is retrying one we already have."""
@@ -72,42 +87,90 @@ class Runtime:
             self.recorder = BatchRecorder(self.engine)
         return await self.recorder.record(msg, route)
 
-    def after_ack(self, inbound_id: int, work_here: Callable[[int], object]) -> None:
-        """Hand a recorded message to the handler process, or have `work_here` start its work in this one."""
-        if self.hand_off is not None:
+    def after_ack(self, inbound_id: int, start: Start, work_here: Work, download: Download | None = None) -> None:
+        """Hand an acknowledged message over: to a handler process, or `start(work_here, inbound_id)` here.
+
+        With a `download` (its route names photos), `start` first runs the download in this process and
+        stores the photos with the message (`with_photos`); a text message is handed over at once.
+        """
+        if download is not None:
+            self.downloading.add(inbound_id)  # at once: recovery must not take it while the job waits to start
+            start(self.with_photos, inbound_id, download, work_here)
+        elif self.hand_off is not None:
             self.hand_off.submit(inbound_id)
         else:
-            work_here(inbound_id)
+            start(work_here, inbound_id)
+
+    async def with_photos(self, inbound_id: int, download: Download, work_here: Work) -> None:
+        """Download a recorded message's photos, store them with it, then hand it over (never raises).
+
+        A failed download is logged and the message handled without the photo (its reply says so). When
+        the photos cannot be stored, the message is not handed over: recovery downloads them again.
+        """
+        self.downloading.add(inbound_id)
+        try:
+            attachments = await self._download(inbound_id, download)
+            if attachments:
+                await anyio.to_thread.run_sync(self.engine.keep_attachments, inbound_id, attachments)
+            if self.hand_off is not None:
+                self.hand_off.submit(inbound_id)
+            else:
+                await work_here(inbound_id)
+        except Exception:
+            log.exception("inbound message %s: storing its photos or handling it failed (recovery retries)", inbound_id)
+        finally:
+            self.downloading.discard(inbound_id)
+
+    async def _download(self, inbound_id: int, download: Download) -> tuple[Attachment, ...]:
+        if self._download_slots is None:
+            self._download_slots = anyio.CapacityLimiter(DOWNLOAD_SLOTS)
+        try:
+            async with self._download_slots:
+                return await download()
+        except Exception:
+            log.warning("could not download the photos of inbound message %s", inbound_id, exc_info=True)
+            return ()
 
     async def work(self, inbound_id: int) -> bool:
-        """After the acknowledgement: fetch photos, handle, put replies in the outbox; True if there were any."""
+        """Handle a recorded message with the photos stored for it, put replies in the outbox; True if any.
+
+        Calls no platform: the receiving side downloaded the photos before handing the message over.
+        """
         loaded = await anyio.to_thread.run_sync(self.engine.load, inbound_id)
         if loaded is None:  # handled meanwhile (recovery, another process)
             return False
-        msg, route = loaded
-        fetch = self.fetchers.get(msg.platform)
-        if fetch is not None:
-            try:
-                attachments = await fetch(route)
-            except Exception:
-                log.warning("could not download the attachments of %s/%s", msg.platform, msg.msg_id, exc_info=True)
-                attachments = ()
-            if attachments:
-                msg = replace(msg, attachments=attachments)
+        msg, _ = loaded
         replies = await anyio.to_thread.run_sync(self.engine.process, msg, inbound_id)
         if replies:
             self.sender.kick()
         return bool(replies)
 
     async def recover(self, *, older_than: timedelta) -> int:
-        """Handle messages acknowledged but never handled (a process died), photos included."""
+        """Handle messages acknowledged but never handled (a process died), photos included: those whose
+        download never happened (the process died before it) are downloaded here, through the platform."""
         ids = await anyio.to_thread.run_sync(lambda: self.engine.unhandled(older_than=older_than))
+        held = set(self.downloading)
         if self.hand_off is not None:  # a live handler process still holds these
-            held = self.hand_off.pending()
-            ids = [inbound_id for inbound_id in ids if inbound_id not in held]
+            held |= self.hand_off.pending()
+        ids = [inbound_id for inbound_id in ids if inbound_id not in held]
         for inbound_id in ids:
+            await self._download_again(inbound_id)
             await self.work(inbound_id)
+        await anyio.to_thread.run_sync(lambda: self.engine.drop_stale_attachments(older_than=STALE_ATTACHMENTS))
         return len(ids)
+
+    async def _download_again(self, inbound_id: int) -> None:
+        """Download and store the photos of a message that has none stored, when its route names some."""
+        loaded = await anyio.to_thread.run_sync(self.engine.load, inbound_id)
+        if loaded is None or loaded[0].attachments:
+            return
+        msg, route = loaded
+        fetch = self.fetchers.get(msg.platform)
+        if fetch is None:
+            return
+        attachments = await self._download(inbound_id, lambda: fetch(route))
+        if attachments:
+            await anyio.to_thread.run_sync(self.engine.keep_attachments, inbound_id, attachments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +194,7 @@ class Receiving:
 
 
 class Platform(Protocol):
-    """One chat platform: parse/verify inbound callbacks, fetch media, render replies, deliver the outbox.
+    """One chat platform: parse/verify inbound callbacks and download their photos, render replies, deliver the outbox.
 
     Everything but `receive` exists from construction on and never changes (a config reload goes through
     `use_config`); the web app and the handler processes build their platforms with the same factory.
@@ -154,7 +217,8 @@ class Platform(Protocol):
 
     @property
     def fetcher(self) -> MediaFetcher | None:
-        """Downloads a recorded message's photos after the acknowledgement; None when photos come inline."""
+        """Downloads a recorded message's photos again from its stored route (recovery, photos that could not
+        be written); None when photos come inline. On the report path the receiving side downloads them."""
         ...
 
     @property

@@ -22,13 +22,14 @@ from bot.config import load_config
 from bot.engine import render_capped
 from bot.outbox import OutboxSender
 from bot.platforms import dingtalk
+from bot.platforms.dingtalk.inbound import to_inbound
 from bot.secrets import Secrets
 from bot.services import build_pushes
 from handlers.messages import Reply
 from models import outbox as outbox_store
 from bot.photo_retry import fetch_missing_photos
 from models.ledger import photo_path
-from models.tables import AttachmentFile, GroupRow, Hazard, InboundMessage, OutboxMessage
+from models.tables import AttachmentFile, GroupRow, Hazard, InboundAttachment, InboundMessage, OutboxMessage
 from tests.fakes.full_disk import FullDisk
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, post_callback, robot_message
 from tests.fakes.internal_page import SECRET as page_secret, InternalPage
@@ -333,6 +334,69 @@ def test_rich_text_report_with_photo_stores_the_photo(client: TestClient, fake: 
     assert "照片：1张已保存" in reply["markdown"]["text"]
     assert count(client, AttachmentFile) == 1
     assert ("POST", "/v1.0/robot/messageFiles/download") in fake.requests
+
+
+DOWNLOAD = ("POST", "/v1.0/robot/messageFiles/download")
+
+
+class _LostHandOff:
+    """A handler process that dies with the messages handed to it."""
+
+    def __init__(self) -> None:
+        self.lost: list[int] = []
+
+    def submit(self, inbound_id: int) -> None:
+        self.lost.append(inbound_id)
+
+    def pending(self) -> set[int]:
+        return set()
+
+
+def _files_fetched(fake: FakeDingTalk) -> int:
+    return sum(1 for method, path in fake.requests if method == "GET" and path.startswith("/files/"))
+
+
+def test_pictures_are_downloaded_once_by_the_receiving_side_before_the_hand_over(
+    client: TestClient, fake: FakeDingTalk, tiny_png: bytes
+) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime.hand_off = lost = _LostHandOff()
+    assert post_callback("", APP_SECRET, robot_message(fake, text=REPORT, pictures=(tiny_png,)), client=client).status_code == 200
+    fake.wait_for(lambda: lost.lost)
+    assert count(client, InboundAttachment) == 1 and count(client, Hazard) == 0
+    assert fake.requests.count(DOWNLOAD) == 1 and _files_fetched(fake) == 1
+    # Handled after its handler process died: with the stored picture, and no call to DingTalk.
+    assert client.portal.call(lambda: runtime.recover(older_than=timedelta(0))) == 1
+    reply = fake.wait_for(lambda: fake.session_messages)[0]
+    assert "照片：1张已保存" in reply["markdown"]["text"]
+    assert count(client, AttachmentFile) == 1 and count(client, InboundAttachment) == 0
+    assert fake.requests.count(DOWNLOAD) == 1 and _files_fetched(fake) == 1
+
+
+def test_a_text_report_makes_no_download_call(client: TestClient, fake: FakeDingTalk) -> None:
+    assert post_callback("", APP_SECRET, robot_message(fake, text=REPORT), client=client).status_code == 200
+    reply = fake.wait_for(lambda: fake.session_messages)[0]
+    assert "已登记隐患 #1" in reply["markdown"]["text"]
+    assert DOWNLOAD not in fake.requests and _files_fetched(fake) == 0
+
+
+def test_recovery_after_a_crash_between_record_and_download_still_attaches_the_picture(
+    client: TestClient, fake: FakeDingTalk, tiny_png: bytes
+) -> None:
+    """Recorded and acknowledged, then the process died before the download: recovery downloads by the code."""
+    app = client.app
+    platform, engine, runtime = app.state.dingtalk, app.state.engine, app.state.runtime  # type: ignore[attr-defined]
+    parsed = dingtalk.parse_robot_message(robot_message(fake, text=REPORT, pictures=(tiny_png,)))
+    assert parsed is not None
+    robot = platform.config.dingtalk.robots[0]
+    msg, route = to_inbound(platform.ctx, parsed, robot)  # what the callback records
+    assert engine.record(msg, route=route).inbound_id is not None
+    assert DOWNLOAD not in fake.requests
+    assert client.portal.call(lambda: runtime.recover(older_than=timedelta(0))) == 1
+    reply = fake.wait_for(lambda: fake.session_messages)[0]
+    assert "照片：1张已保存" in reply["markdown"]["text"]
+    assert count(client, AttachmentFile) == 1 and count(client, InboundAttachment) == 0
+    assert fake.requests.count(DOWNLOAD) == 1
 
 
 def test_a_photo_that_meets_a_full_disk_is_downloaded_again_with_its_code_once_space_returns(

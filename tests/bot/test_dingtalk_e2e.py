@@ -234,6 +234,20 @@ def test_stream_message_is_acked_and_answered(bot: Bot) -> None:
     assert "stream_message" in kinds
 
 
+def test_a_stream_picture_is_downloaded_once_by_the_serving_process(bot: Bot, tiny_png: bytes) -> None:
+    fake = bot.fake
+    fake.wait_for(lambda: fake.stream_connected, timeout=30)
+    download = ("POST", "/v1.0/robot/messageFiles/download")
+    before, downloads = bot.count(AttachmentFile), fake.requests.count(download)
+    message = robot_message(
+        fake, text=REPORT.replace("3号", "4号"), pictures=(tiny_png,), conversation_id=STREAM_CID, robot_code=STREAM_KEY
+    )
+    assert fake.push_stream(message)["code"] == 200
+    assert "照片：1张已保存" in text_of(replies_for(fake, message))
+    assert bot.count(AttachmentFile) == before + 1
+    assert fake.requests.count(download) == downloads + 1  # by the web process; the handler process calls no one
+
+
 def test_stream_reconnects_after_disconnect(bot: Bot) -> None:
     fake = bot.fake
     fake.wait_for(lambda: fake.stream_connected, timeout=30)

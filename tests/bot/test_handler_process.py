@@ -27,8 +27,10 @@ from bot.secrets import Secrets
 from handlers.messages import Attachment, Inbound
 from models.clock import FixedClock
 from models.db import make_engine
-from models.tables import Hazard, InboundMessage, OutboxMessage
+from models.tables import AttachmentFile, Hazard, InboundAttachment, InboundMessage, OutboxMessage
+from tests.bot.test_wecom import AES_KEY, SECRET_ENV, TOKEN, WEBHOOK_KEY, _report_with_photo, wecom_toml
 from tests.conftest import EXAMPLE_CONFIG, campaign_clock, with_local_storage
+from tests.fakes.wecom_server import FakeWeCom, post_aibot_callback
 from tests.school import REPORT
 
 
@@ -221,4 +223,49 @@ def test_a_major_report_reaches_the_leaders_outbox_within_seconds(
     assert delay < 5.0, f"the alert took {delay:.1f} s"
     with capsys.disabled():
         print(f"\n重大 alert in the leaders' outbox {delay:.2f} s after the report was handed off ({processes=})")
+    engine.db.dispose()
+
+
+class _ExpiringAtHandOff:
+    """The handler pool, with WeCom's photo links expiring the moment a message is handed to it: a handler
+    process that tried to download the photo would find it gone."""
+
+    def __init__(self, pool: HandlerPool, fake: FakeWeCom) -> None:
+        self.pool, self.fake = pool, fake
+
+    def submit(self, inbound_id: int) -> None:
+        self.fake.media.clear()
+        self.pool.submit(inbound_id)
+
+    def pending(self) -> set[int]:
+        return self.pool.pending()
+
+
+def test_a_photo_report_handled_in_a_handler_process_gets_the_photo_the_web_process_downloaded(
+    tmp_path: Path, tiny_png: bytes
+) -> None:
+    """The web process downloads the photo after its ack and stores it with the message; the handler process
+    handles the message with it and calls no platform: WeCom's photo URL is fetched exactly once."""
+    with FakeWeCom(window=60.0) as fake:
+        fake.add_webhook_key(WEBHOOK_KEY)
+        config = parse_config(tomllib.loads(with_local_storage(
+            EXAMPLE_CONFIG.read_text(encoding="utf-8") + wecom_toml(fake),
+            db_url=f"sqlite:///{tmp_path / 'safetybot.db'}", data_dir=str(tmp_path / "data"), handler_processes=1,
+        )))
+        app = create_app(config, secrets=Secrets(environ=SECRET_ENV), clock=campaign_clock())
+        engine: Engine = app.state.engine
+        with TestClient(app) as client:
+            runtime = app.state.runtime
+            _poll(lambda: runtime.hand_off is not None, timeout=30)
+            runtime.hand_off = _ExpiringAtHandOff(runtime.hand_off, fake)
+            message = _report_with_photo(fake, tiny_png, "hp-photo-1")
+            response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+            assert response.status_code == 200
+            _poll(lambda: bool(fake.responses), timeout=60)  # spawning the handler process costs seconds
+        assert "照片：1张已保存" in fake.responses[0]["markdown"]["content"]
+        assert len(fake.media_gets) == 1
+    with Session(engine.db) as session:
+        assert session.exec(select(func.count()).select_from(AttachmentFile)).one() == 1
+        assert session.exec(select(func.count()).select_from(InboundAttachment)).one() == 0
+        assert session.exec(select(InboundMessage.state)).one() == "handled"
     engine.db.dispose()

@@ -28,6 +28,7 @@ from bot.app import create_app
 from bot.config import load_config
 from bot.outbox import OutboxSender, split_utf8
 from bot.platforms import wecom
+from bot.platforms.wecom.inbound import to_inbound
 from bot.secrets import Secrets
 from bot.url_allowlist import UrlAllowList
 from handlers.messages import Reply
@@ -35,7 +36,15 @@ from models import outbox as outbox_store
 from bot.photo_retry import fetch_missing_photos
 from models.ledger import photo_path
 from models.platform_usage import month_of, usage_of_month
-from models.tables import AttachmentFile, DuePush, GroupRow, Hazard, InboundMessage, OutboxMessage
+from models.tables import (
+    AttachmentFile,
+    DuePush,
+    GroupRow,
+    Hazard,
+    InboundAttachment,
+    InboundMessage,
+    OutboxMessage,
+)
 from tests.fakes.full_disk import FullDisk
 from tests.fakes.wecom_server import (
     FakeWeCom,
@@ -599,17 +608,65 @@ class _LostHandOff:
         return set()  # dead: it holds nothing any more
 
 
-def test_recovery_of_a_lost_message_still_fetches_its_photo(client: TestClient, fake: FakeWeCom, tiny_png: bytes) -> None:
+def test_a_message_lost_with_its_handler_process_is_recovered_with_the_photo_downloaded_before_the_hand_off(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes
+) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     runtime.hand_off = lost = _LostHandOff()
     message = _report_with_photo(fake, tiny_png, "mixed-lost")
     assert post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client).status_code == 200
+    wait_for(lambda: lost.lost)  # handed over once the receiving side downloaded and stored the photo
     assert len(lost.lost) == 1 and db_count(client, Hazard) == 0
-    # What recovery does after the handler process died: the photo's URL and key come from the stored route.
+    assert db_count(client, InboundAttachment) == 1 and len(fake.media_gets) == 1
+    fake.media.clear()  # the photo's URL has expired (5 minutes): recovery must not need it
     assert client.portal.call(lambda: runtime.recover(older_than=timedelta(0))) == 1  # type: ignore[union-attr]
     wait_for(lambda: fake.responses)
     assert "照片：1张已保存" in fake.responses[0]["markdown"]["content"]
     assert db_count(client, Hazard) == 1 and db_count(client, AttachmentFile) == 1
+    assert len(fake.media_gets) == 1  # handling called no platform
+    assert db_count(client, InboundAttachment) == 0  # taken by the handling
+
+
+def test_recovery_after_a_crash_between_record_and_download_still_attaches_the_photo(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes
+) -> None:
+    """The web process recorded and acknowledged the message, then died before downloading its photo."""
+    app = client.app
+    platform, engine, runtime = app.state.wecom, app.state.engine, app.state.runtime  # type: ignore[attr-defined]
+    parsed = wecom.parse_aibot_message(_report_with_photo(fake, tiny_png, "mixed-crash"))
+    assert parsed is not None
+    creds = platform.ctx.callback_credentials()[0]
+    msg, route = to_inbound(platform.ctx, parsed, creds)  # what the callback records
+    assert engine.record(msg, route=route).inbound_id is not None
+    assert fake.media_gets == [] and db_count(client, InboundAttachment) == 0
+    # The next leading web process recovers it: the photo's URL and key come from the stored route.
+    assert client.portal.call(lambda: runtime.recover(older_than=timedelta(0))) == 1
+    wait_for(lambda: fake.responses)
+    assert "照片：1张已保存" in fake.responses[0]["markdown"]["content"]
+    assert db_count(client, Hazard) == 1 and db_count(client, AttachmentFile) == 1
+    assert len(fake.media_gets) == 1 and db_count(client, InboundAttachment) == 0
+
+
+def test_a_failed_photo_download_is_logged_and_the_report_handled_without_it(
+    client: TestClient, fake: FakeWeCom, tiny_png: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = _report_with_photo(fake, tiny_png, "mixed-gone")
+    fake.media.clear()  # WeCom answers 404: the link expired before the download
+    response = post_aibot_callback("/wecom/callback", message, token=TOKEN, encoding_aes_key=AES_KEY, http=client)
+    assert response.status_code == 200
+    wait_for(lambda: fake.responses)
+    assert re.search(r"已登记隐患 #\d+", fake.responses[0]["markdown"]["content"])
+    assert len(fake.media_gets) == 1 and "wecom: photo download failed" in caplog.text
+    assert db_count(client, Hazard) == 1 and db_count(client, AttachmentFile) == 0
+    assert db_count(client, InboundAttachment) == 0
+
+
+def test_a_text_report_makes_no_download(client: TestClient, fake: FakeWeCom, poster) -> None:  # type: ignore[no-untyped-def]
+    _, response = poster(REPORT)
+    assert response.status_code == 200
+    wait_for(lambda: fake.responses)
+    assert re.search(r"已登记隐患 #\d+", fake.responses[0]["markdown"]["content"])
+    assert fake.media_gets == [] and db_count(client, InboundAttachment) == 0
 
 
 def test_group_robot_xml_callback_replies_through_the_webhook(client: TestClient, fake: FakeWeCom) -> None:

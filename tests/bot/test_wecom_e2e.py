@@ -228,6 +228,32 @@ def test_long_connection_message_gets_a_reply_over_ws(ws_bot: Bot, fake: FakeWeC
     assert ws_bot.query("select count(*) from hazard")[0][0] == 1
 
 
+def test_a_photo_over_the_long_connection_is_downloaded_once_before_the_handler_process_gets_it(
+    ws_bot: Bot, fake: FakeWeCom, tiny_png: bytes
+) -> None:
+    """The serving process downloads the photo after the frame is recorded; its handler process calls no platform."""
+    assert fake.wait_subscribed(20), "the bot did not subscribe over the long connection"
+    gets, photos = len(fake.media_gets), ws_bot.query("select count(*) from attachment")[0][0]
+    key = os.urandom(32)
+    url = fake.host_media(tiny_png, key)
+    body = fake.aibot_text("", userid="ZhangWei", chatid=CHAT)
+    del body["text"]
+    body.update(msgtype="mixed", mixed={"msg_item": [
+        {"msgtype": "text", "text": {"content": "@安全助手 " + REPORT.replace("二楼", "四楼")}},
+        {"msgtype": "image", "image": {"url": url, "aeskey": base64.b64encode(key).decode()}},
+    ]})
+    req_id = wait_for(lambda: _try_push(fake, body), what="a live connection")
+
+    def answered() -> list:
+        return [f for f in fake.ws_received if f.get("cmd") == "aibot_respond_msg" and f["headers"]["req_id"] == req_id]
+
+    frames = wait_for(answered, what="the reply over the long connection")
+    assert "照片：1张已保存" in frames[0]["body"]["stream"]["content"]  # type: ignore[index]
+    assert len(fake.media_gets) == gets + 1
+    assert ws_bot.query("select count(*) from attachment")[0][0] == photos + 1
+    assert ws_bot.query("select count(*) from inbound_attachment")[0][0] == 0
+
+
 def _try_push(fake: FakeWeCom, body: dict) -> str | None:
     try:
         return fake.push_ws("aibot-id-1", body)

@@ -127,6 +127,7 @@ class FakeWeCom:
         self.response_codes: dict[str, bool] = {}  # response_code -> used
         self.responses: list[dict[str, Any]] = []  # bodies accepted on response_urls
         self.media: dict[str, bytes] = {}
+        self.media_gets: list[str] = []  # media_id of every GET of a hosted photo, found or not
         self.failures: deque[str] = deque()  # "500" | "-1" | "drop" | "45009" | "429", consumed by /send
         self.retry_after: str | None = "30"  # the Retry-After header of a "429" failure (None: no header)
         self.ws_bots: dict[str, str] = {}  # bot_id -> secret
@@ -427,6 +428,7 @@ class FakeWeCom:
         return JSONResponse(OK)
 
     async def _media(self, request: Request) -> Response:
+        self.media_gets.append(request.path_params["media_id"])
         data = self.media.get(request.path_params["media_id"])
         if data is None:
             return Response(status_code=404)

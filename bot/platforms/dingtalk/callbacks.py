@@ -13,7 +13,7 @@ from starlette.routing import Route
 from bot.config import DingTalkRobot
 from bot.platforms.base import Runtime
 from bot.platforms.dingtalk.context import DingTalkContext
-from bot.platforms.dingtalk.inbound import accept
+from bot.platforms.dingtalk.inbound import Photos, accept
 from bot.platforms.dingtalk.limits import CALLBACK_PATH, MAX_CALLBACK_BYTES
 from bot.platforms.dingtalk.signing import SignatureReplayGuard, message_key, timestamp_fresh, verify_callback
 from bot.untrusted import MalformedPayload, ascii_int, load_json
@@ -82,7 +82,7 @@ async def refuse_replay(
         raise CallbackRefused(403, "signature already used")
 
 
-def callback_route(ctx: DingTalkContext, runtime: Runtime, replays: SignatureReplayGuard) -> Route:
+def callback_route(ctx: DingTalkContext, runtime: Runtime, replays: SignatureReplayGuard, photos: Photos) -> Route:
     """The /dingtalk/callback endpoint on `runtime`.
 
     A plain Starlette route: a callback needs no FastAPI dependency solving, and every callback pays for it.
@@ -99,7 +99,7 @@ def callback_route(ctx: DingTalkContext, runtime: Runtime, replays: SignatureRep
             return _error(refused.status, refused.text)
         background = BackgroundTasks()
         try:
-            await accept(ctx, runtime, data, robot, background.add_task)
+            await accept(ctx, runtime, data, robot, background.add_task, photos)
         except MalformedPayload as exc:
             log.warning("dingtalk callback refused: %s", exc)
             return _error(400, "unreadable robot message")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import DingTalkRobot
-from bot.platforms.base import Runtime
+from bot.platforms.base import Download, Runtime
 from bot.platforms.dingtalk.context import DingTalkContext
 from bot.platforms.dingtalk.cards import parse_card_tap
 from bot.platforms.dingtalk.limits import CH_OPENAPI, CH_SESSION, PLATFORM
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Runs a job after the acknowledgement: `schedule(job, *args)` (a BackgroundTasks' add_task, a task group's start).
 Schedule = Callable[..., Any]
+# A message's picture download, from its route (None: it has no pictures); see media.download_of.
+Photos = Callable[[dict[str, Any]], Download | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +154,11 @@ def to_inbound(ctx: DingTalkContext, message: RobotMessage, robot: DingTalkRobot
 
 
 async def accept(
-    ctx: DingTalkContext, runtime: Runtime, data: Mapping[str, Any], robot: DingTalkRobot, schedule: Schedule
+    ctx: DingTalkContext, runtime: Runtime, data: Mapping[str, Any], robot: DingTalkRobot, schedule: Schedule,
+    photos: Photos,
 ) -> int | None:
-    """Record a robot message and schedule its work; None when ignored or a platform retry.
+    """Record a robot message and schedule its work (its pictures downloaded first, after the ack); None when
+    ignored or a platform retry.
 
     Raises MalformedPayload when the message's fields cannot be read (nothing is stored then).
     """
@@ -174,7 +178,7 @@ async def accept(
     inbound_id = await runtime.record(inbound, route)
     if inbound_id is None:
         return None
-    runtime.after_ack(inbound_id, lambda i: schedule(runtime.work, i))
+    runtime.after_ack(inbound_id, schedule, runtime.work, photos(route))
     return inbound_id
 
 
@@ -203,5 +207,5 @@ async def accept_card_tap(
     }
     inbound_id = await runtime.record(inbound, route)
     if inbound_id is not None:
-        runtime.after_ack(inbound_id, lambda i: schedule(runtime.work, i))
+        runtime.after_ack(inbound_id, schedule, runtime.work)
     return inbound_id

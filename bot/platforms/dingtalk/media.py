@@ -1,14 +1,17 @@
-"""Downloading the pictures of a recorded DingTalk message by their download codes (after the acknowledgement)."""
+"""Downloading the pictures of a recorded DingTalk message by their download codes (after the acknowledgement,
+by the receiving side; again by recovery and for photos that could not be written)."""
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import httpx
 
 from bot.logging_setup import redact
 from bot.outbox import DeliveryResult
+from bot.platforms.base import Download
 from bot.platforms.dingtalk.api import DingTalkApi, DingTalkError
 from bot.platforms.dingtalk.context import DingTalkContext
 from bot.platforms.dingtalk.limits import MAX_MEDIA_BYTES
@@ -32,6 +35,13 @@ def sniff_image(data: bytes, declared: str) -> tuple[str, str]:
     return (declared or "application/octet-stream"), ""
 
 
+def download_of(ctx: DingTalkContext, api: DingTalkApi, route: dict[str, Any]) -> Download | None:
+    """The download of a recorded message's pictures, for the receiving side to run; None when it has none."""
+    if not route.get("download_codes"):
+        return None
+    return partial(fetch_media, ctx, api, route)
+
+
 async def fetch_media(ctx: DingTalkContext, api: DingTalkApi, route: dict[str, Any]) -> tuple[Attachment, ...]:
     """Download the pictures a recorded message's route names (after the acknowledgement)."""
     codes = [str(code) for code in route.get("download_codes") or ()]
@@ -53,6 +63,7 @@ async def fetch_media(ctx: DingTalkContext, api: DingTalkApi, route: dict[str, A
         content_type, extension = sniff_image(data, "")
         attachments.append(Attachment(filename=f"dingtalk-{index}{extension}", content_type=content_type, data=data))
     return tuple(attachments)
+
 
 async def _get(http: httpx.AsyncClient, url: str) -> bytes:
     async with http.stream("GET", url) as response:

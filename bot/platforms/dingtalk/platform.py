@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -79,7 +80,9 @@ class DingTalkPlatform:
 
     def receive(self, runtime: Runtime) -> Receiving:
         """The /dingtalk/callback route, and a Stream connection per robot in stream mode, on `runtime`."""
+        photos = partial(media.download_of, self.ctx, self.api)  # run by the receiving side, after the ack
         streams = [
-            stream_service(self.ctx, robot, runtime) for robot in self.ctx.config.dingtalk.robots if robot.mode == "stream"
+            stream_service(self.ctx, robot, runtime, photos)
+            for robot in self.ctx.config.dingtalk.robots if robot.mode == "stream"
         ]
-        return Receiving(routes=[callback_route(self.ctx, runtime, self.replays)], services=streams)
+        return Receiving(routes=[callback_route(self.ctx, runtime, self.replays, photos)], services=streams)

@@ -22,7 +22,7 @@ from bot.logging_setup import redact
 from bot.platforms.base import Runtime, Service
 from bot.platforms.dingtalk.context import DingTalkContext
 from bot.platforms.dingtalk.cards import CARD_TOPIC
-from bot.platforms.dingtalk.inbound import Schedule, accept, accept_card_tap
+from bot.platforms.dingtalk.inbound import Photos, Schedule, accept, accept_card_tap
 from bot.platforms.dingtalk.limits import STREAM_TOPIC
 from bot.platforms.dingtalk.limits import PLATFORM
 from bot.untrusted import MalformedPayload
@@ -174,10 +174,13 @@ class _BotMessages:
     Mixed in before `dingtalk_stream.CallbackHandler` (see `_message_handler_class`).
     """
 
-    def __init__(self, ctx: DingTalkContext, runtime: Runtime, robot: DingTalkRobot, schedule: Schedule) -> None:
+    def __init__(
+        self, ctx: DingTalkContext, runtime: Runtime, robot: DingTalkRobot, schedule: Schedule, photos: Photos
+    ) -> None:
         super().__init__()
         self.logger = logging.getLogger(SDK_LOGGER)
         self.ctx = ctx
+        self.photos = photos  # a message's picture download, run after the ack
         self.runtime = runtime
         self.robot = robot
         self.schedule = schedule
@@ -188,7 +191,7 @@ class _BotMessages:
         data = message.data if isinstance(message.data, dict) else {}
         await self.ctx.meter.count(PLATFORM, "stream_message")  # Stream pushes count as API calls
         try:
-            await accept(self.ctx, self.runtime, data, self.robot, self.schedule)
+            await accept(self.ctx, self.runtime, data, self.robot, self.schedule, self.photos)
         except MalformedPayload as exc:  # sending it again would not make it readable
             log.warning("dingtalk stream: ignored a message: %s", exc)
             return AckMessage.STATUS_OK, "OK"
@@ -249,7 +252,7 @@ async def _safely(job: Callable[..., Awaitable[None]], *args: Any) -> None:
         log.exception("dingtalk stream: handling a message failed")
 
 
-def stream_service(ctx: DingTalkContext, robot: DingTalkRobot, runtime: Runtime) -> Service:
+def stream_service(ctx: DingTalkContext, robot: DingTalkRobot, runtime: Runtime, photos: Photos) -> Service:
     """A long-running job keeping one robot's Stream connection (started with the app)."""
 
     async def run() -> None:
@@ -266,9 +269,9 @@ def stream_service(ctx: DingTalkContext, robot: DingTalkRobot, runtime: Runtime)
         )
         async with anyio.create_task_group() as work:
             schedule: Schedule = lambda job, *args: work.start_soon(_safely, job, *args)  # noqa: E731
-            client.register_callback_handler(STREAM_TOPIC, handler_class(ctx, runtime, robot, schedule))
+            client.register_callback_handler(STREAM_TOPIC, handler_class(ctx, runtime, robot, schedule, photos))
             if ctx.config.cards.enabled and ctx.config.cards.dingtalk_template_id:  # taps on our cards (issue 15)
-                client.register_callback_handler(CARD_TOPIC, card_tap_handler_class()(ctx, runtime, robot, schedule))
+                client.register_callback_handler(CARD_TOPIC, card_tap_handler_class()(ctx, runtime, robot, schedule, photos))
             await client.start()
 
     return run

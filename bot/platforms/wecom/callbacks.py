@@ -28,6 +28,7 @@ from bot.platforms.wecom.limits import (
     CARD_ANSWER_SECONDS, CHANNEL_PASSIVE, HANDLER_SLOTS, MAX_BODY_BYTES, PASSIVE_POLL_SECONDS, STREAM_DONE_TEXT,
     STREAM_WAIT_TEXT,
 )
+from bot.platforms.wecom.media import download_of
 from bot.untrusted import ascii_int
 from models.outbox import Held, take_held
 from models.platform_queries import name_of_wecom_user
@@ -66,12 +67,13 @@ class CallbackReceiver:
             finally:
                 self._tasks = None
 
-    def _start_work(self, background: BackgroundTasks, inbound_id: int) -> None:
+    def _start_work(self, background: BackgroundTasks, inbound_id: int, route: dict[str, Any]) -> None:
+        """After the ack: download the message's photos (when it has any) here, then hand it over."""
+        download = download_of(self.ctx, route)
         if self._tasks is None:  # the app's services are not running (lifespan off): after the response
-            self.runtime.after_ack(inbound_id, lambda i: background.add_task(self.runtime.work, i))
+            self.runtime.after_ack(inbound_id, background.add_task, self.runtime.work, download)
         else:
-            tasks = self._tasks
-            self.runtime.after_ack(inbound_id, lambda i: tasks.start_soon(self._work, i))
+            self.runtime.after_ack(inbound_id, self._tasks.start_soon, self._work, download)
 
     async def _work(self, inbound_id: int) -> None:
         # A failure must not tear down the task group (and with it the app); recovery retries the message.
@@ -196,7 +198,7 @@ class CallbackReceiver:
         await self._remember(signature, nonce)
         background = BackgroundTasks()
         if inbound_id is not None:
-            self._start_work(background, inbound_id)
+            self._start_work(background, inbound_id, route)
         else:
             log.info("wecom callback: message %s already recorded (platform retry)", parsed.msg_id)
         after = background if background.tasks else None

@@ -8,6 +8,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -17,6 +18,7 @@ from bot.config import WeComBot
 from bot.platforms.base import Runtime
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.inbound import parse_aibot_message, parse_card_event, to_inbound
+from bot.platforms.wecom.media import download_of
 from bot.platforms.wecom.limits import HEARTBEAT_SECONDS, WS_ACK_TIMEOUT_SECONDS, WS_RECONNECT_MAX_SECONDS
 
 log = logging.getLogger(__name__)
@@ -133,8 +135,10 @@ class WsConnection:
             return
         msg, route = to_inbound(self.ctx, parsed, None, ws_bot=self.bot.id, req_id=req_id)
         inbound_id = await runtime.record(msg, route)
-        if inbound_id is not None:
-            runtime.after_ack(inbound_id, lambda i: work.start_soon(self._work, i, runtime))
+        if inbound_id is not None:  # the photos are downloaded here, after the ack, then the message handed over
+            runtime.after_ack(
+                inbound_id, work.start_soon, partial(self._work, runtime=runtime), download_of(self.ctx, route)
+            )
 
     async def _on_card_event(self, body: dict[str, Any], req_id: str, work: TaskGroup, runtime: Runtime) -> None:
         """A tap is recorded and handled as the command its button stands for; the answer updates the card."""
@@ -144,7 +148,7 @@ class WsConnection:
         msg, route = to_inbound(self.ctx, parsed, None, ws_bot=self.bot.id, req_id=req_id)
         inbound_id = await runtime.record(msg, route)
         if inbound_id is not None:  # None: WeCom repeated the same event; it was handled the first time
-            runtime.after_ack(inbound_id, lambda i: work.start_soon(self._work, i, runtime))
+            runtime.after_ack(inbound_id, work.start_soon, partial(self._work, runtime=runtime))
 
     async def _work(self, inbound_id: int, runtime: Runtime) -> None:
         # A failure here must not tear down the long connection's task group (and with it the app).

@@ -1,13 +1,16 @@
-"""Downloading and decrypting the photos of a recorded WeCom message (after the acknowledgement)."""
+"""Downloading and decrypting the photos of a recorded WeCom message (after the acknowledgement, by the
+receiving side; again by recovery and for photos that could not be written)."""
 
 from __future__ import annotations
 
 import base64
 import logging
+from functools import partial
 from typing import Any
 
 import httpx
 
+from bot.platforms.base import Download
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.crypto import aes_key, decrypt_media
 from bot.platforms.wecom.inbound import MediaRef
@@ -26,6 +29,13 @@ def sniff_image(data: bytes) -> tuple[str, str]:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif", "gif"
     return "application/octet-stream", "bin"
+
+
+def download_of(ctx: WeComContext, route: dict[str, Any]) -> Download | None:
+    """The download of a recorded message's photos, for the receiving side to run; None when it has none."""
+    if not route.get("media"):
+        return None
+    return partial(fetch_media, ctx, route)
 
 
 async def fetch_media(ctx: WeComContext, route: dict[str, Any]) -> tuple[Attachment, ...]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from bot.app import create_app
 from bot.config import load_config
@@ -219,8 +219,10 @@ def test_passive_answers_are_signed_with_the_callbacks_nonce_and_replays_take_no
     assert _count(client, select(func.count()).select_from(InboundMessage)
                   .where(InboundMessage.platform_msg_id == message["msgid"])) == 1
     # A replayed refresh gets nothing: a replay never takes the held reply.
+    # (Once the sender has looked at the held row and let it go: while it holds the lease, a refresh must wait.)
     wait_for(lambda: _count(client, select(func.count()).select_from(OutboxMessage)
-                            .where(OutboxMessage.channel == wecom.CHANNEL_PASSIVE)))
+                            .where(OutboxMessage.channel == wecom.CHANNEL_PASSIVE)
+                            .where(col(OutboxMessage.attempts) >= 1, col(OutboxMessage.claimed_until).is_(None))))
     refresh = _exact_request(client, stream_refresh(ack["stream"]["id"], userid="ZhangWei", chatid=CHAT), nonce="r3fresh")
     answered = open_passive(refresh(), token=TOKEN, encoding_aes_key=AES_KEY, nonce="r3fresh")
     assert open_passive(refresh(), token=TOKEN, encoding_aes_key=AES_KEY, nonce="r3fresh") is None

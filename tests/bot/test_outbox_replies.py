@@ -24,9 +24,7 @@ from bot.secrets import Secrets
 from handlers.messages import Button, Reply, reply_from_json, reply_to_json
 from models import outbox as store
 from models.tables import OutboxMessage
-from tests.bot.test_wecom import (  # noqa: F401  (the fake WeCom and its app, as the WeCom tests use them)
-    AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, WEBHOOK_KEY, fake, wait_for, write_config,
-)
+from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, WEBHOOK_KEY, wait_for, write_config
 from tests.conftest import campaign_clock
 from tests.fakes.wecom_server import FakeWeCom, post_aibot_callback
 
@@ -57,6 +55,13 @@ class Harness:
 
     def drain(self) -> int:
         return self.client.portal.call(self.sender.drain_once)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeCom]:
+    with FakeWeCom(window=60.0) as server:
+        server.add_webhook_key(WEBHOOK_KEY)
+        yield server
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ PostgreSQL is measured too when --postgres URL (or TEST_DATABASE_URL) is given (
 
 Each report is what a handler process does for one WeCom AI-bot callback: the callback is recorded
 (`Engine.record_many`, as the web process does before acknowledging it), then `Engine.process` claims
-it, identifies the sender, parses, files the hazard and renders the reply into an outbox row with the
-WeCom renderer. Only `process` is measured. CPU is `time.process_time` (this process only: the
-PostgreSQL server's work is not in it), so the figure holds on a machine shared with other work;
+it, identifies the sender, parses, files the hazard and stores the replies as one outbox row (WeCom
+renders them when the row is sent, which this does not measure). Only `process` is measured. CPU is
+`time.process_time` (this process only: the PostgreSQL server's work is not in it), so the figure holds on
+a machine shared with other work;
 statements are counted with a SQLAlchemy `before_cursor_execute` listener (each executemany counts once).
 `--profile` prints the top of a cProfile of the measured loop.
 """

@@ -197,6 +197,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
+    from bot.outbox import summary
     from models import outbox as store
     from models.db import make_engine
 
@@ -213,7 +214,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
         print(json.dumps([
             {
                 "id": row.id, "key": row.dedupe_key, "state": row.state, "channel": row.channel,
-                "robot": row.robot, "kind": row.kind, "attempts": row.attempts,
+                "robot": row.robot, "kind": row.kind, "summary": summary(row), "attempts": row.attempts,
                 "created_at": row.created_at.astimezone(tz).isoformat(),
                 "sent_at": row.sent_at.astimezone(tz).isoformat() if row.sent_at else None,
                 "last_error": row.last_error,
@@ -226,7 +227,10 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     for row in rows:
         when = (row.sent_at or row.created_at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         error = f"  {row.last_error}" if row.last_error else ""
-        print(f"{row.id:>6}  {row.state:<7} {when}  {row.channel:<24} tries={row.attempts}  {row.dedupe_key}{error}")
+        # A replies row (not yet rendered, or `expanded` into its `#1`, `#2` … rows) says what it holds.
+        about = f"  [{text}]" if (text := summary(row)) else ""
+        print(f"{row.id:>6}  {row.state:<8} {when}  {row.channel:<24} {row.kind:<11} tries={row.attempts}  "
+              f"{row.dedupe_key}{about}{error}")
     return 0
 
 
@@ -944,7 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
     p = sub.add_parser("outbox", help="show outgoing messages: pending, sent, and failed with the reason")
     p.add_argument("--config", default="config.example.toml")
-    p.add_argument("--state", choices=["pending", "sent", "failed"])
+    p.add_argument("--state", choices=["pending", "sent", "failed", "expanded"])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.add_argument("--requeue", type=int, action="append", metavar="ID",

@@ -1,22 +1,21 @@
 """The receive pipeline every platform adapter feeds: record, dedupe, identify, parse, route.
 
 Adapters call `record()` in the callback (fast, unique per platform message id), acknowledge,
-store the photos they then download (`keep_attachments`), and hand the message over to `process()`. For platforms with a registered renderer, the replies become outbox
-rows in the same transaction as the handler's changes, so a crash loses neither or both;
+store the photos they then download (`keep_attachments`), and hand the message over to `process()`.
+When the message's route names an outbox channel, its replies become one platform-neutral `replies` outbox row in the same transaction as the handler's changes, so a crash loses
+neither or both (the platform renders them when the row is delivered: bot/platforms/replies.py);
 `recover()` finishes messages that were recorded but never processed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from sqlalchemy import Engine as DbEngine
@@ -24,14 +23,13 @@ from sqlmodel import Session
 
 from bot.config import Config
 from bot.directory.lookup import LookupResult, SenderLookup
-from bot.outbox import Draft
+from bot.outbox import REPLIES_KIND, replies_payload
 from bot.pagelinks import PageLinks
 from bot.photolinks import PhotoLinks
 from bot.secrets import Secrets
 from bot.sync import sync_config
 from handlers.context import BuildingRef, ChecklistRef, Context, Policy
 from handlers.drafts import follow_up
-from handlers.format import fit_replies, merge_replies
 from handlers.messages import AlertLeaders, Attachment, Effect, Inbound, Outcome, Reply, as_platform
 from handlers.parser import parse_message
 from handlers.photos import keep_lone_photos
@@ -51,6 +49,7 @@ from models.inbound import (
     store_inbound_attachments,
     unhandled_inbound,
 )
+from models.ids import storable_id, storable_text
 from models.ledger import descendants
 from models.directory import Member
 from models.joining import bind_person, decide, needs_lookup, note_chat, note_lookup, note_request, unit_of_department
@@ -63,59 +62,16 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR_TEXT = "抱歉，处理这条消息时出了问题，已记录下来。已保存的数据不受影响，请稍后再试或联系管理员。"
 
 
-class Renderer(Protocol):
-    """Turns replies into platform messages for one inbound message's route."""
-
-    def __call__(self, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]: ...
-
-
-ID_MAX_CHARS = 128  # inbound_message.platform_msg_id / chat_id / sender_id
-
-# One inbound message may become at most this many text messages (its images and files come on top):
-# a reply hundreds of messages long once held a robot's queue for ten minutes.
-MAX_REPLY_MESSAGES = 3
-REPLY_TEXT_BUDGET = 9000  # bytes of reply text tried first when the replies would need more messages
-MEDIA_KINDS = ("image", "file")
-
-
-def _text_messages(drafts: Sequence[Draft]) -> int:
-    return sum(1 for draft in drafts if draft.kind not in MEDIA_KINDS)
-
-
-def render_capped(renderer: Renderer, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
-    """Render replies into at most MAX_REPLY_MESSAGES text messages: when they need more, their texts
-    become one reply, shortened (it then says what was left out) until it fits. Platforms differ in
-    message size, so the renderer is the judge."""
-    drafts = renderer(session, replies, route)
-    if _text_messages(drafts) <= MAX_REPLY_MESSAGES:
-        return drafts
-    merged = merge_replies(replies)
-    budget = REPLY_TEXT_BUDGET
-    while _text_messages(drafts) > MAX_REPLY_MESSAGES and budget >= 500:
-        drafts = renderer(session, fit_replies(merged, budget), route)
-        budget //= 2
-    return drafts
-
-
-def _storable_text(value: str) -> str:
-    """Text every database stores: no NUL characters (PostgreSQL), no lone surrogates (UTF-8)."""
-    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
-
-
-def _storable_id(value: str) -> str:
-    """An id that fits its column; a longer one keeps a prefix and a digest, so a retry still matches it."""
-    value = _storable_text(value)
-    if len(value) <= ID_MAX_CHARS:
-        return value
-    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
-    return f"{value[:ID_MAX_CHARS - len(digest) - 1]}~{digest}"
+# What a route kept only to fetch the message's photos (URLs, decryption keys, download codes): fetched by
+# the time its replies are queued, so left out of the `replies` row.
+FETCH_ONLY_ROUTE_KEYS = frozenset({"media", "credential", "download_codes"})
 
 
 def storable(msg: Inbound) -> Inbound:
     """The message with whatever the database would refuse made safe (platform payloads are arbitrary JSON)."""
     return replace(
-        msg, msg_id=_storable_id(msg.msg_id), chat_id=_storable_id(msg.chat_id), sender_id=_storable_id(msg.sender_id),
-        text=_storable_text(msg.text), sender_name=_storable_text(msg.sender_name),
+        msg, msg_id=storable_id(msg.msg_id), chat_id=storable_id(msg.chat_id), sender_id=storable_id(msg.sender_id),
+        text=storable_text(msg.text), sender_name=storable_text(msg.sender_name),
     )
 
 
@@ -159,7 +115,6 @@ class Engine:
         clock: Clock | None = None,
         secrets: Secrets | None = None,
         notify: Callable[[Effect], None] | None = None,
-        renderers: Mapping[str, Renderer] | None = None,
     ) -> None:
         self.config = config
         # Told of each effect after its transaction committed (e.g. wakes the scheduler for a 重大 alert),
@@ -183,8 +138,6 @@ class Engine:
             checklist=checklist_of(config),
         )
         self.vocabulary = vocabulary_of(config)
-        # Per platform: how replies become outbox drafts (the platforms' renderers, fixed at construction).
-        self.renderers: Mapping[str, Renderer] = MappingProxyType(dict(renderers or {}))
         self.photo_links: PhotoLinks | None = None
         if config.server.public_url:
             self.photo_links = PhotoLinks.from_secret(
@@ -373,29 +326,29 @@ class Engine:
     def _finish(
         self, session: Session, msg: Inbound, inbound_id: int | None, replies: list[Reply], state: str, route_json: str
     ) -> None:
-        """Mark the inbound row and turn replies into outbox rows, inside the caller's transaction."""
+        """Mark the inbound row and queue its replies as one `replies` outbox row, inside the caller's transaction.
+
+        The row goes by the route's channel and robot bucket; its platform renders it when it is delivered
+        (a route without a channel, the simulator's, gets its replies in the HTTP answer instead)."""
         if inbound_id is None:
             return
         finish_inbound(session, inbound_id, state=state, reply_text="\n\n".join(r.text for r in replies)[:4000])
-        renderer = self.renderers.get(msg.platform)
-        if renderer is None:
-            return
         route = json.loads(route_json)
-        now = self.now()
-        for index, draft in enumerate(render_capped(renderer, session, replies, route)):
-            outbox_store.enqueue(
-                session,
-                dedupe_key=f"reply:{msg.platform}:{msg.msg_id}:{index}",
-                platform=msg.platform,
-                channel=draft.channel or str(route.get("channel", "")),
-                robot=_storable_id(draft.robot or str(route.get("robot", ""))),  # may embed a chat id
-                group_id=route.get("group_id"),
-                kind=draft.kind,
-                payload=dict(draft.payload),
-                blob=draft.blob,
-                now=now,
-                give_up_after=self.give_up_after,
-            )
+        channel = str(route.get("channel") or "")
+        if not channel or not replies:
+            return
+        outbox_store.enqueue(
+            session,
+            dedupe_key=f"reply:{msg.platform}:{msg.msg_id}",
+            platform=msg.platform,
+            channel=channel,
+            robot=storable_id(str(route.get("robot", ""))),  # may embed a chat id
+            group_id=route.get("group_id"),
+            kind=REPLIES_KIND,
+            payload=replies_payload(replies, {k: v for k, v in route.items() if k not in FETCH_ONLY_ROUTE_KEYS}),
+            now=self.now(),
+            give_up_after=self.give_up_after,
+        )
 
     def handle_sync(self, msg: Inbound) -> list[Reply]:
         recorded = self.record(msg)

@@ -4,6 +4,11 @@ Every outgoing message is first a row with a unique dedupe key (models.outbox.en
 this sender leases due rows, delivers them through the platform's `Delivery`, and records
 the outcome. Retries back off exponentially; a row past its give-up time is marked failed
 with the reason, which `safetybot outbox` shows.
+
+A handled message's replies wait as one platform-neutral `replies` row (`replies_payload`): its
+platform renders them when the row is delivered, and either sends the one message they make in place
+or answers with several (`DeliveryResult.expand`), which this sender stores as the row's children
+(`<key>#1`, `#2` …) in one transaction and then delivers like any other rows.
 """
 
 from __future__ import annotations
@@ -11,19 +16,20 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 from sqlalchemy import Engine
 
+from handlers.messages import Reply, reply_from_json, reply_to_json
 from models import outbox as store
 from models.clock import SystemClock
-from models.ids import stored_id
+from models.ids import storable_id, stored_id
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,8 @@ class DeliveryResult:
     retry_after: str | None = None  # the platform's Retry-After header, as sent (seconds or an HTTP date)
     waiting: bool = False  # not a failure: the row waits by design (a reply held for a callback's answer)
     called: bool = True  # False: no platform call was made (the row already went inside another row's message)
+    # A `replies` row rendered into several messages, nothing sent yet: the sender queues them in its place.
+    expansion: tuple[Draft, ...] | None = None
 
     @classmethod
     def sent(cls) -> "DeliveryResult":
@@ -62,6 +70,11 @@ class DeliveryResult:
     @classmethod
     def fail(cls, error: str) -> "DeliveryResult":
         return cls(ok=False, retryable=False, error=error)
+
+    @classmethod
+    def expand(cls, drafts: Sequence[Draft]) -> "DeliveryResult":
+        """Not sent: the row's replies make these messages, to be queued as its children (in this order)."""
+        return cls(ok=False, error=f"rendered into {len(drafts)} messages", expansion=tuple(drafts))
 
 
 RETRY_AFTER_MAX_SECONDS = 86_400  # a longer wait outlasts any give-up time anyway
@@ -148,9 +161,9 @@ class SlidingWindowLimiter:
         self._sent[robot].append(at)
 
     def forget(self, robot: str, at: datetime) -> None:
-        """Take back a send recorded at `at` that made no platform call."""
-        times = self._sent[robot]
-        if at in times:
+        """Take back a send recorded at `at` that did not happen (a replies row that was only expanded)."""
+        times = self._sent.get(robot)
+        if times and at in times:
             times.remove(at)
 
     def saturated(self, now: datetime) -> set[str]:
@@ -282,7 +295,10 @@ class OutboxSender:
             log.exception("delivery of outbox row %s crashed", row_id)
             result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
         done = self.clock()
-        if result.ok:
+        if result.expansion is not None:
+            self.limiter.forget(row.robot, now)  # rendering sent nothing; the children count when they go
+            await self._expand(row, result.expansion, done)
+        elif result.ok:
             if not result.called:
                 self.limiter.forget(row.robot, now)
             await anyio.to_thread.run_sync(lambda: store.mark_sent(self.db, row_id, now=done))
@@ -298,6 +314,20 @@ class OutboxSender:
         else:
             log.warning("outbox row %s failed: %s", row_id, result.error)
             await anyio.to_thread.run_sync(lambda: store.mark_failed(self.db, row_id, error=result.error))
+
+    async def _expand(self, row: OutboxMessage, drafts: Sequence[Draft], now: datetime) -> None:
+        """Queue the messages a replies row rendered into, as its children, in one transaction; then send them."""
+        row_id = stored_id(row)
+        children = [
+            store.QueuedMessage(
+                channel=draft.channel or row.channel, robot=storable_id(draft.robot) if draft.robot else row.robot,
+                kind=draft.kind, payload=dict(draft.payload), blob=draft.blob,
+            )
+            for draft in drafts
+        ]
+        added = await anyio.to_thread.run_sync(lambda: store.expand(self.db, row_id, children, now=now))
+        log.debug("outbox row %s: rendered into %d messages (%d new)", row_id, len(children), added)
+        self.kick()
 
     async def run(self, *, poll_seconds: float = 1.0) -> None:
         """Drain forever: after each pass, wait for a kick or the next poll."""
@@ -324,6 +354,47 @@ class Draft:
     blob: bytes | None = None
     channel: str | None = None  # override the route's channel (e.g. images go by webhook)
     robot: str | None = None  # override the route's robot
+
+
+REPLIES_KIND = "replies"  # an outbox row holding a handled message's replies, not yet rendered for its platform
+
+
+def replies_payload(replies: Sequence[Reply], route: Mapping[str, Any]) -> dict[str, Any]:
+    """A `replies` row's payload: the route the message came by and its platform-neutral replies."""
+    return {"route": dict(route), "replies": [reply_to_json(reply) for reply in replies]}
+
+
+def read_replies_payload(payload: str) -> tuple[list[Reply], dict[str, Any]]:
+    """The replies and route a `replies` row holds; ValueError when the payload is not one."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError("the payload is not JSON") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("route"), dict) or not isinstance(data.get("replies"), list):
+        raise ValueError("the payload has no route and replies")
+    return [reply_from_json(reply) for reply in data["replies"]], data["route"]
+
+
+def rendered_row(row: OutboxMessage, draft: Draft) -> OutboxMessage:
+    """The row as its one rendered message (not stored): what a channel's delivery reads, with the row's
+    id, key, attempts and times, and the draft's kind, payload and bytes."""
+    fields = row.model_dump()
+    fields.update(kind=draft.kind, payload=json.dumps(dict(draft.payload), ensure_ascii=False), blob=draft.blob)
+    return OutboxMessage(**fields)
+
+
+def summary(row: OutboxMessage, limit: int = 40) -> str:
+    """What a row says, in one short line, for `safetybot outbox` (replies rows: how many, and the first line)."""
+    if row.kind != REPLIES_KIND:
+        return ""
+    try:
+        replies, _ = read_replies_payload(row.payload)
+    except ValueError:
+        return "replies: unreadable"
+    first = next((line.strip() for r in replies for line in r.text.split("\n") if line.strip()), "")
+    extra = sum((r.image_png is not None) + (r.file_data is not None) for r in replies)
+    media = f" +{extra} attachment{'s' if extra != 1 else ''}" if extra else ""
+    return f"{len(replies)} repl{'ies' if len(replies) != 1 else 'y'}{media}: {_clip(first, limit)}"
 
 
 def split_utf8(text: str, max_bytes: int) -> list[str]:

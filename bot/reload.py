@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 3.0
 # Engine attributes that are state, not derived from the config: a reload keeps them.
-_ENGINE_STATE = frozenset({"db", "journal", "write_gate", "renderers", "clock", "secrets", "data_dir", "notify"})
+_ENGINE_STATE = frozenset({"db", "journal", "write_gate", "clock", "secrets", "data_dir", "notify"})
 
 
 @dataclass

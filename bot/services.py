@@ -1,8 +1,9 @@
 """The one place a running bot's services are built: the web process and each handler process call it.
 
-`build_services` builds the platforms once (`build_platforms`) and hands their renderers, push renderers,
-media fetchers (recovery's: on the report path the receiving side downloads) and outbox deliveries to the
-Engine, `Pushes`, `Runtime` and `OutboxSender` constructors, as immutable mappings; nothing is filled in after construction and nothing is found through module-level
+`build_services` builds the platforms once (`build_platforms`) and hands their push renderers, media
+fetchers (recovery's: on the report path the receiving side downloads) and outbox deliveries (which render
+replies as they deliver them) to the `Pushes`, `Runtime` and `OutboxSender` constructors, as immutable
+mappings; nothing is filled in after construction and nothing is found through module-level
 registries. The web app (bot/app.py) mounts the platforms' routes and starts their long connections;
 a handler process (bot/handler_process.py) uses the runtime without a web server.
 """
@@ -20,7 +21,7 @@ import httpx
 from sqlalchemy import Engine as DbEngine
 
 from bot.config import Config
-from bot.engine import Engine, Renderer
+from bot.engine import Engine
 from bot.outbox import Delivery, OutboxSender
 from bot.platforms import dingtalk, wecom
 from bot.platforms.base import MediaFetcher, Platform, PlatformDeps, Runtime
@@ -146,9 +147,8 @@ def build_services(
     scheduler = SchedulerService(
         config=config, db=db, clock=now, data_dir=data_dir, enqueue_push=pushes.enqueue_push, on_sent=sender.kick
     )
-    renderers: Mapping[str, Renderer] = _by_name(platforms, lambda p: p.renderer)
     engine = Engine(
-        config=config, db=db, data_dir=data_dir, clock=clock, renderers=renderers,
+        config=config, db=db, data_dir=data_dir, clock=clock,
         secrets=engine.secrets if engine is not None else secrets,
         notify=engine.notify if engine is not None else (notify or (lambda effect: scheduler.wake())),
     )

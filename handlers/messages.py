@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 Platform = Literal["console", "wecom", "dingtalk"]
 
@@ -61,6 +64,71 @@ class Reply:
     extras: dict[str, str] = field(default_factory=dict)
     # Card buttons (issue 15): each platform renders them when `[cards] enabled`, or ignores them.
     buttons: tuple[Button, ...] = ()
+
+
+def reply_to_json(reply: Reply) -> dict[str, Any]:
+    """A reply as JSON values (bytes in base64), so it can wait in the outbox until a platform renders it.
+
+    Fields at their default are left out; `reply_from_json` gives back an equal `Reply`."""
+    data: dict[str, Any] = {"text": reply.text}
+    if reply.mentions:
+        data["mentions"] = list(reply.mentions)
+    if reply.image_png is not None:
+        data["image_png"] = base64.b64encode(reply.image_png).decode("ascii")
+    if reply.file_name is not None:
+        data["file_name"] = reply.file_name
+    if reply.file_data is not None:
+        data["file_data"] = base64.b64encode(reply.file_data).decode("ascii")
+    if reply.kind != "text":
+        data["kind"] = reply.kind
+    if reply.extras:
+        data["extras"] = dict(reply.extras)
+    if reply.buttons:
+        data["buttons"] = [{"label": b.label, "command": b.command} for b in reply.buttons]
+    return data
+
+
+def _text(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise ValueError(f"reply field {key!r} is not text")
+    return value
+
+
+def _bytes(data: Mapping[str, Any], key: str) -> bytes | None:
+    if data.get(key) is None:
+        return None
+    try:
+        return base64.b64decode(_text(data, key), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"reply field {key!r} is not base64") from exc
+
+
+def reply_from_json(data: object) -> Reply:
+    """The `Reply` that `reply_to_json` wrote; ValueError for anything else (a doubtful value is refused)."""
+    if not isinstance(data, Mapping):
+        raise ValueError("a reply is not a JSON object")
+    mentions, extras, buttons = data.get("mentions", []), data.get("extras", {}), data.get("buttons", [])
+    if not isinstance(mentions, list) or not all(isinstance(m, str) for m in mentions):
+        raise ValueError("reply field 'mentions' is not a list of text")
+    if not isinstance(extras, Mapping) or not all(isinstance(v, str) for v in extras.values()):
+        raise ValueError("reply field 'extras' is not an object of text")
+    if not isinstance(buttons, list) or not all(isinstance(b, Mapping) for b in buttons):
+        raise ValueError("reply field 'buttons' is not a list of objects")
+    kind = data.get("kind", "text")
+    if kind not in ("text", "markdown"):
+        raise ValueError(f"reply kind {kind!r} is neither text nor markdown")
+    file_name = data.get("file_name")
+    return Reply(
+        text=_text(data, "text"),
+        mentions=tuple(mentions),
+        image_png=_bytes(data, "image_png"),
+        file_name=_text(data, "file_name") if file_name is not None else None,
+        file_data=_bytes(data, "file_data"),
+        kind="markdown" if kind == "markdown" else "text",
+        extras={str(k): v for k, v in extras.items()},
+        buttons=tuple(Button(_text(b, "label"), _text(b, "command")) for b in buttons),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,49 @@ def enqueue(
     return session.connection().execute(statement, values).scalar_one_or_none()
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """One outbox message to add (the platform-neutral part of a rendered draft)."""
+
+    channel: str
+    robot: str
+    kind: str
+    payload: dict[str, Any]
+    blob: bytes | None = None
+
+
+def expand(db: Engine, parent_id: int, messages: Sequence[QueuedMessage], *, now: datetime) -> int:
+    """Replace a claimed pending row by its messages, in one transaction: each is inserted under
+    `<parent key>#1`, `#2` … (an existing key is left alone, so a retried expansion adds nothing) with the
+    parent's platform, group, priority and give-up time, and the parent becomes `expanded`. Returns how many
+    rows were added; none when the parent is no longer pending (then nothing changes)."""
+    with Session(db) as session:
+        parent = session.get(OutboxMessage, parent_id)
+        if parent is None or parent.state != OutboxState.PENDING.value:
+            return 0
+        key, platform, group_id = parent.dedupe_key, parent.platform, parent.group_id
+        priority, give_up_at = parent.priority, parent.give_up_at
+        added = 0
+        for index, message in enumerate(messages, start=1):
+            row_id = enqueue(
+                session, dedupe_key=f"{key}#{index}", platform=platform, channel=message.channel,
+                robot=message.robot, group_id=group_id, kind=message.kind, payload=dict(message.payload),
+                blob=message.blob, now=now, give_up_after=give_up_at - now, priority=priority,
+            )
+            added += row_id is not None
+        result = session.exec(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) == parent_id, col(OutboxMessage.state) == OutboxState.PENDING.value)
+            .values(state=OutboxState.EXPANDED.value, claimed_until=None, attempts=OutboxMessage.attempts + 1,
+                    last_error="")
+        )
+        if result.rowcount != 1:  # taken meanwhile (its lease ran out): the other sender expands it
+            session.rollback()
+            return 0
+        session.commit()
+    return added
+
+
 def due_candidates(
     db: Engine, *, now: datetime, limit: int, per_robot: int | None = None, skip_robots: Collection[str] = ()
 ) -> list[tuple[int, str]]:
@@ -239,6 +282,9 @@ def take_held(db: Engine, *, channel: str, robot: str, now: datetime) -> Held:
         row = session.exec(
             select(OutboxMessage)
             .where(col(OutboxMessage.robot) == robot, col(OutboxMessage.channel) == channel)
+            # A reply not yet rendered (kind "replies") or already rendered into its children is not the
+            # answer itself: the sender renders it into a held row first (bot/platforms/replies.py).
+            .where(col(OutboxMessage.kind) != "replies")
             .order_by(col(OutboxMessage.id))
         ).first()
         if row is None:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, func, select
 
 from models import outbox as outbox_store
+from models.outbox import QueuedMessage
 from models.queries_directory import people_by_id
 from models.tables import OutboxMessage, OutboxState, PersonRow
 
@@ -47,17 +48,6 @@ def dingtalk_targets(session: Session, person_ids: Sequence[str]) -> DingTalkTar
         elif person.mobile:
             targets.mobiles.append(person.mobile)
     return targets
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedMessage:
-    """One outbox message to add (the platform-neutral part of a rendered draft)."""
-
-    channel: str
-    robot: str
-    kind: str
-    payload: dict[str, Any]
-    blob: bytes | None = None
 
 
 def requeue(

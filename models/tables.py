@@ -347,6 +347,7 @@ class OutboxState(StrEnum):
     PENDING = "pending"  # waiting to be sent (or to be retried at next_attempt_at)
     SENT = "sent"
     FAILED = "failed"  # given up; last_error says why
+    EXPANDED = "expanded"  # a `replies` row rendered into several rows (its `#1`, `#2` … children), which carry on
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -365,7 +366,7 @@ class OutboxMessage(SQLModel, table=True):
     channel: str = Field(max_length=32)  # how to deliver, e.g. wecom_webhook, dingtalk_session_webhook
     robot: str = Field(max_length=128)  # rate-limit bucket (one robot = one webhook / app robot)
     group_id: Optional[str] = Field(default=None, max_length=64)
-    kind: str = Field(default="text", max_length=16)  # text / markdown / image / file
+    kind: str = Field(default="text", max_length=16)  # text / markdown / image / file …, or replies (not yet rendered)
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
     blob: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # image/file bytes
     state: str = Field(default=OutboxState.PENDING.value, max_length=16)

@@ -1,11 +1,12 @@
 """The `Platform` protocol every chat platform implements, and the runtime its inbound side is bound to.
 
-A platform is built once per process (bot/services.py) from `PlatformDeps`. Its outbound side (renderer,
-push renderer, outbox deliveries) is handed to the Engine, the scheduler's `Pushes` and the `OutboxSender`
-at their construction, as immutable mappings; its media fetcher goes to the `Runtime`, for recovery only.
-Its inbound side (callback routes, long connections) is bound to the `Runtime` with `receive(runtime)`; the
-web app mounts the routes and starts the long connections (bot/app.py). The shared 'verify → record → ack
-→ download photos → hand over' steps are the `Runtime`'s; handling never calls into a platform package.
+A platform is built once per process (bot/services.py) from `PlatformDeps`. Its outbound side (push
+renderer, outbox deliveries, which render a handled message's replies when they deliver them:
+bot/platforms/replies.py) is handed to the scheduler's `Pushes` and the `OutboxSender` at their construction,
+as immutable mappings; its media fetcher goes to the `Runtime`, for recovery only. Its inbound side (callback
+routes, long connections) is bound to the `Runtime` with `receive(runtime)`; the web app mounts the routes
+and starts the long connections (bot/app.py). The shared 'verify → record → ack → download photos → hand
+over' steps are the `Runtime`'s; handling never calls into a platform package.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import Engine as DbEngine
 from starlette.routing import BaseRoute
 
 from bot.config import Config
-from bot.engine import Engine, Renderer
+from bot.engine import Engine
 from bot.logging_setup import RedactingFilter
 from bot.outbox import Delivery, OutboxSender
 from bot.pushes import PushRenderer
@@ -180,7 +181,7 @@ class PlatformDeps:
     config: Config
     secrets: Secrets
     http: httpx.AsyncClient
-    db: DbEngine
+    db: DbEngine  # also what replies are rendered from when they are delivered (mention targets, names)
     now: Callable[[], datetime]  # the bot's clock, zone-aware (received_at, reply validity)
     shared: SharedCache | None = None  # Redis shared by the replicas, when configured
 
@@ -194,7 +195,7 @@ class Receiving:
 
 
 class Platform(Protocol):
-    """One chat platform: parse/verify inbound callbacks and download their photos, render replies, deliver the outbox.
+    """One chat platform: parse/verify inbound callbacks and download their photos, render and deliver the outbox.
 
     Everything but `receive` exists from construction on and never changes (a config reload goes through
     `use_config`); the web app and the handler processes build their platforms with the same factory.
@@ -203,11 +204,6 @@ class Platform(Protocol):
     @property
     def name(self) -> str:
         """The `Inbound.platform` / `GroupRow.platform` value this platform answers for."""
-        ...
-
-    @property
-    def renderer(self) -> Renderer | None:
-        """Turns a handled message's replies into outbox drafts by the route it came; None: replies go inline."""
         ...
 
     @property
@@ -223,7 +219,7 @@ class Platform(Protocol):
 
     @property
     def deliveries(self) -> Mapping[str, Delivery]:
-        """The outbox channels this platform delivers, by channel name."""
+        """The outbox channels this platform delivers, by channel name; a `replies` row is rendered first."""
         ...
 
     def receive(self, runtime: Runtime) -> Receiving:

@@ -13,7 +13,8 @@ from sqlmodel import Session, select
 
 from bot.cli import main
 from bot.outbox import (
-    DeliveryResult, OutboxSender, SlidingWindowLimiter, answer_reason, platform_error, retry_after_delay, split_utf8,
+    DeliveryResult, Draft, OutboxSender, SlidingWindowLimiter, answer_reason, platform_error, retry_after_delay,
+    split_utf8,
 )
 from models import outbox as store
 from models.db import make_engine, upgrade
@@ -418,3 +419,28 @@ def test_a_platform_message_is_clipped_to_one_short_line() -> None:
     assert reason is not None and reason.startswith("errcode 45009: api freq out of limit x")
     assert "\n" not in reason and len(reason) <= len("errcode 45009: ") + 80
     assert platform_error({"errcode": 40014}) is None and platform_error(["errcode"]) is None
+
+
+class ExpandingEdge(PlatformEdge):
+    """A platform whose `replies` rows render into two messages (the first on the row's own robot)."""
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        if message.kind == "replies":
+            return DeliveryResult.expand([Draft("markdown", {"text": "answer"}), Draft("markdown", {"text": "@"}, robot="r2")])
+        return await super().deliver(message)
+
+
+def test_an_expansion_is_not_a_send_and_its_children_keep_their_order(db: Engine) -> None:
+    clock, edge = Clock(), ExpandingEdge()
+    sender = _sender(db, clock, edge, per_minute=1)
+    with Session(db) as session:
+        store.enqueue(session, dedupe_key="reply:wecom:m1", platform="wecom", channel="edge", robot="r1", now=T0,
+                      give_up_after=timedelta(minutes=60), kind="replies", payload={"route": {}, "replies": []})
+        session.commit()
+    assert anyio.run(sender.drain_once) == 1  # rendered and expanded: nothing sent, r1's one send a minute still free
+    assert edge.received == []
+    assert anyio.run(sender.drain_once) == 2
+    assert [key for key, _ in edge.received] == ["reply:wecom:m1#1", "reply:wecom:m1#2"]
+    assert [(r.dedupe_key, r.state, r.robot) for r in reversed(store.list_messages(db))] == [
+        ("reply:wecom:m1", "expanded", "r1"), ("reply:wecom:m1#1", "sent", "r1"), ("reply:wecom:m1#2", "sent", "r2"),
+    ]

@@ -30,7 +30,7 @@ def services(config_path: Path) -> Iterator[Services]:
 
 def test_each_platform_hands_its_parts_to_the_constructors(services: Services) -> None:
     assert [p.name for p in services.platforms] == ["wecom", "dingtalk", "console"]
-    assert set(services.engine.renderers) == {"wecom", "dingtalk"}  # the console answers inline
+    assert not hasattr(services.engine, "renderers")  # replies are rendered when delivered, by the deliveries
     assert set(services.runtime.fetchers) == {"wecom", "dingtalk"}
     assert set(services.pushes.renderers) == {"wecom", "dingtalk", "console"}
     assert set(services.sender.deliveries) == {
@@ -43,7 +43,7 @@ def test_each_platform_hands_its_parts_to_the_constructors(services: Services) -
 
 
 def test_nothing_is_registered_after_construction(services: Services) -> None:
-    for mapping in (services.engine.renderers, services.runtime.fetchers, services.sender.deliveries,
+    for mapping in (services.runtime.fetchers, services.sender.deliveries,
                     services.wecom.deliveries, services.dingtalk.deliveries):
         with pytest.raises(TypeError):
             mapping["late"] = None  # type: ignore[index]

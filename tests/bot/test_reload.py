@@ -59,11 +59,11 @@ def test_a_good_file_changes_the_answer_everywhere(app: FastAPI, config_path: Pa
 
 def test_a_reload_keeps_state_that_is_not_config(app: FastAPI, config_path: Path) -> None:
     engine = app.state.engine
-    db, clock, renderers = engine.db, engine.clock, engine.renderers
+    db, clock, notify = engine.db, engine.clock, engine.notify
     _edit(config_path, "withdraw_minutes = 30", "withdraw_minutes = 45")
     assert app.state.reloader.reload("test") is True
     assert engine.policy.withdraw_minutes == 45
-    assert (engine.db, engine.clock, engine.renderers) == (db, clock, renderers)
+    assert (engine.db, engine.clock, engine.notify) == (db, clock, notify)
 
 
 def test_the_platform_adapters_take_the_new_allow_lists(app: FastAPI, config_path: Path) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from models import outbox as store
+from handlers.messages import Reply, reply_from_json, reply_to_json
 from models.db import upgrade
+from models.tables import OutboxMessage
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
@@ -86,3 +89,41 @@ def test_take_held_gives_a_held_reply_once_and_never_while_a_sender_holds_it(any
     assert (rows[row_id].state, rows[row_id].sent_at) == ("sent", T0 + timedelta(seconds=2))
     # A sender that comes later finds nothing to send.
     assert row_id not in [i for i, _ in store.due_candidates(any_engine, now=T0 + timedelta(hours=1), limit=10)]
+
+
+def test_a_replies_row_keeps_its_replies_and_expands_once(any_engine: Engine) -> None:
+    """A handled message's replies wait whole (text, mentions, bytes) and become their rows once, on both databases."""
+    upgrade(any_engine)
+    chart = bytes(range(256)) * 4  # every byte value, as a PNG has them
+    replies = [Reply("已登记隐患 #1\n问题：插座\x00冒烟 😀", mentions=("wang_jianguo",)), Reply("统计图", image_png=chart)]
+    with Session(any_engine) as session:
+        parent = store.enqueue(
+            session, dedupe_key="reply:wecom:m1", platform="wecom", channel="wecom_response_url", robot="aibot",
+            group_id="wecom-staff", kind="replies", now=T0, give_up_after=timedelta(hours=1),
+            payload={"route": {"mode": "response_url"}, "replies": [reply_to_json(r) for r in replies]},
+            priority=store.PRIORITY_URGENT,
+        )
+        # a child an earlier expansion left (its key is taken: the expansion skips it)
+        store.enqueue(session, dedupe_key="reply:wecom:m1#1", platform="wecom", channel="wecom_response_url",
+                      robot="aibot", now=T0, give_up_after=timedelta(hours=1), kind="markdown", payload={"content": "a"})
+        session.commit()
+    assert parent is not None
+    with Session(any_engine) as session:
+        row = session.get(OutboxMessage, parent)
+        assert row is not None
+        assert [reply_from_json(r) for r in json.loads(row.payload)["replies"]] == replies
+
+    children = [
+        store.QueuedMessage("wecom_response_url", "aibot", "markdown", {"content": "已登记隐患 #1"}),
+        store.QueuedMessage("wecom_webhook", "wecom:webhook:wecom-staff", "image", {"group_id": "wecom-staff"}, chart),
+    ]
+    later = T0 + timedelta(minutes=1)
+    assert store.expand(any_engine, parent, children, now=later) == 1  # #2 only: #1 was there
+    assert store.expand(any_engine, parent, children, now=later) == 0  # the parent is no longer pending
+    rows = {row.dedupe_key: row for row in store.list_messages(any_engine)}
+    assert set(rows) == {"reply:wecom:m1", "reply:wecom:m1#1", "reply:wecom:m1#2"}
+    assert (rows["reply:wecom:m1"].state, rows["reply:wecom:m1"].attempts) == ("expanded", 1)
+    image = rows["reply:wecom:m1#2"]
+    assert (image.state, image.channel, image.blob, image.priority, image.group_id) == (
+        "pending", "wecom_webhook", chart, store.PRIORITY_URGENT, "wecom-staff")
+    assert image.give_up_at == rows["reply:wecom:m1"].give_up_at  # the reply's deadline, not a new one

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from bot.config import Config
-from bot.engine import Renderer
 from bot.outbox import Delivery
 from bot.platforms.base import MediaFetcher, PlatformDeps, Receiving, Runtime
 from bot.platforms.console.guard import SimulatorGuard, simulator_token
@@ -23,7 +22,6 @@ class ConsolePlatform:
     """The local chat simulator at /sim: replies go back in the HTTP answer, pushes wait in the outbox."""
 
     name = "console"
-    renderer: Renderer | None = None  # replies are returned to the page, not queued
     fetcher: MediaFetcher | None = None  # photos arrive inline, with the message
 
     def __init__(self, deps: PlatformDeps) -> None:

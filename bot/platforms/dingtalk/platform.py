@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from types import MappingProxyType
 from typing import Any
 
 from sqlmodel import Session
 
 from bot.config import Config
-from bot.engine import Renderer
 from bot.outbox import Delivery, Draft
 from bot.platforms.base import MediaFetcher, PlatformDeps, Receiving, Runtime, redact_httpx_logs
+from bot.platforms.replies import RenderingDelivery
 from bot.platforms.dingtalk import media
 from bot.platforms.dingtalk.api import DingTalkApi
 from bot.platforms.dingtalk.callbacks import callback_route
@@ -42,12 +41,12 @@ class DingTalkPlatform:
         self.replays = SignatureReplayGuard(self.ctx.window_ms, self.ctx.clock_ms, deps.shared)
         openapi = OpenApiDelivery(self.ctx, self.api)
         custom = CustomWebhookDelivery(self.ctx, self.api)
-        self.deliveries: Mapping[str, Delivery] = MappingProxyType({
+        # Replies are rendered here, when delivered (the one entry into DingTalk on the way out).
+        self.deliveries: Mapping[str, Delivery] = RenderingDelivery(self.render, deps.db, {
             CH_OPENAPI: openapi,
             CH_SESSION: SessionWebhookDelivery(self.ctx, self.api, openapi, custom),
             CH_WEBHOOK: custom,
-        })
-        self.renderer: Renderer | None = self.render
+        }).by_channel()
         self.push_renderer: PushRenderer = self.push_drafts
         self.fetcher: MediaFetcher | None = self.fetch_media
 
@@ -63,7 +62,7 @@ class DingTalkPlatform:
         self.ctx.use_config(config)
 
     def render(self, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
-        """The Engine's renderer of "dingtalk" (render.render_replies), with cards when configured (issue 15)."""
+        """Replies as drafts when they are delivered (render.render_replies), with cards when configured (issue 15)."""
         config = self.ctx.config
         # Taps come back only over a Stream connection: cards for Stream-mode robots (or a tap's own answer).
         streamed = any(r.id == route.get("robot_id") and r.mode == "stream" for r in config.dingtalk.robots)

@@ -106,8 +106,9 @@ def _attachment_drafts(
 def render_replies(
     session: Session, replies: list[Reply], route: dict[str, Any], *, card_template: str = ""
 ) -> list[Draft]:
-    """The Engine's renderer of "dingtalk": text as markdown by sessionWebhook, images/files by the OpenAPI;
-    with a card template (issue 15), a tap's answer updates its card and buttons come as a card below the text."""
+    """Replies as drafts, when their `replies` row is delivered: text as markdown by sessionWebhook, images/files
+    by the OpenAPI; with a card template (issue 15), a tap's answer updates its card and buttons come as a card
+    below the text."""
     robot = str(route.get("robot") or "")
     base = {
         "robot_id": route.get("robot_id"),

@@ -10,9 +10,9 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.config import Config
-from bot.engine import Renderer
 from bot.outbox import Delivery, Draft
 from bot.platforms.base import MediaFetcher, PlatformDeps, Receiving, Runtime, redact_httpx_logs
+from bot.platforms.replies import RenderingDelivery
 from bot.platforms.wecom import media, render
 from bot.platforms.wecom.callbacks import CallbackReceiver
 from bot.platforms.wecom.context import WeComContext
@@ -44,13 +44,13 @@ class WeComPlatform:
             bot.id: WsConnection(self.ctx, bot, ws_url) for bot in deps.config.wecom.bots if bot.mode == "websocket"
         })
         response_url = ResponseUrlDelivery(self.ctx)
-        self.deliveries: Mapping[str, Delivery] = MappingProxyType({
+        # Replies are rendered here, when delivered (the one entry into WeCom on the way out).
+        self.deliveries: Mapping[str, Delivery] = RenderingDelivery(self.render, deps.db, {
             CHANNEL_WEBHOOK: WebhookDelivery(self.ctx),
             CHANNEL_RESPONSE_URL: response_url,
             CHANNEL_PASSIVE: PassiveDelivery(self.ctx, response_url),
             CHANNEL_WS: LongConnectionDelivery(self.ctx, self.connections),
-        })
-        self.renderer: Renderer | None = self.render
+        }).by_channel()
         self.push_renderer: PushRenderer = render.push_drafts
         self.fetcher: MediaFetcher | None = self.fetch_media
 

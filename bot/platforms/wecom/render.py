@@ -134,7 +134,7 @@ class _Where:
 
 
 def render(ctx: WeComContext, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
-    """Turn replies into drafts for the route the message came by (the Engine's renderer of "wecom")."""
+    """Turn replies into drafts for the route the message came by (when their `replies` row is delivered)."""
     group = ctx.group(route.get("group_id"))
     key = ctx.webhook_key(group)
     where = _Where(

@@ -1,0 +1,100 @@
+"""A platform's way out: its outbox channels, with a handled message's `replies` row rendered first.
+
+The handling transaction stores platform-neutral replies (bot/engine.py); the sender hands the row to the
+channel's delivery, which is this: the platform renders the replies by the route their message came
+(`render_capped`, reading mention targets from the database), and one message is sent in place through
+the channel, while several are handed back to the sender to queue as the row's children. Rows that are
+already platform messages (pushes, those children, rows queued before replies were rendered late) go
+straight to the channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import anyio
+from sqlalchemy import Engine as DbEngine
+from sqlmodel import Session
+
+from bot.outbox import REPLIES_KIND, Delivery, DeliveryResult, Draft, read_replies_payload, rendered_row
+from handlers.format import fit_replies, merge_replies
+from handlers.messages import Reply
+from models.ids import storable_id
+from models.tables import OutboxMessage
+
+
+class Renderer(Protocol):
+    """Turns replies into platform messages for one inbound message's route."""
+
+    def __call__(self, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]: ...
+
+
+# One inbound message may become at most this many text messages (its images and files come on top):
+# a reply hundreds of messages long once held a robot's queue for ten minutes.
+MAX_REPLY_MESSAGES = 3
+REPLY_TEXT_BUDGET = 9000  # bytes of reply text tried first when the replies would need more messages
+MEDIA_KINDS = ("image", "file")
+
+
+def _text_messages(drafts: Sequence[Draft]) -> int:
+    return sum(1 for draft in drafts if draft.kind not in MEDIA_KINDS)
+
+
+def render_capped(renderer: Renderer, session: Session, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
+    """Render replies into at most MAX_REPLY_MESSAGES text messages: when they need more, their texts
+    become one reply, shortened (it then says what was left out) until it fits. Platforms differ in
+    message size, so the renderer is the judge."""
+    drafts = renderer(session, replies, route)
+    if _text_messages(drafts) <= MAX_REPLY_MESSAGES:
+        return drafts
+    merged = merge_replies(replies)
+    budget = REPLY_TEXT_BUDGET
+    while _text_messages(drafts) > MAX_REPLY_MESSAGES and budget >= 500:
+        drafts = renderer(session, fit_replies(merged, budget), route)
+        budget //= 2
+    return drafts
+
+
+class RenderingDelivery:
+    """Every outbox channel of one platform, `replies` rows rendered by the platform's renderer first."""
+
+    def __init__(self, render: Renderer, db: DbEngine, channels: Mapping[str, Delivery]) -> None:
+        self.render = render
+        self.db = db  # mention targets and names are read at delivery, in the sender's process
+        self.channels: Mapping[str, Delivery] = MappingProxyType(dict(channels))
+
+    def by_channel(self) -> Mapping[str, Delivery]:
+        """This delivery under each of the platform's channel names (what the sender is given)."""
+        return MappingProxyType({channel: self for channel in self.channels})
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        channel = self.channels.get(message.channel)
+        if channel is None:
+            return DeliveryResult.fail(f"no delivery configured for channel {message.channel}")
+        if message.kind != REPLIES_KIND:
+            return await channel.deliver(message)
+        try:
+            replies, route = read_replies_payload(message.payload)
+        except ValueError as exc:
+            return DeliveryResult.fail(f"unreadable replies row: {exc}")
+        drafts = await anyio.to_thread.run_sync(self._render, replies, route)
+        if len(drafts) == 1 and self._fits(message, drafts[0]):
+            result = await channel.deliver(rendered_row(message, drafts[0]))
+            if not result.waiting:
+                return result
+            # Held for a callback to give (a WeCom stream refresh, a card tap's answer): the callback takes a
+            # rendered row, so the rendered message is queued in this row's place.
+        # Several messages (or one for another channel or rate bucket): the sender queues them in order.
+        return DeliveryResult.expand(drafts)
+
+    def _render(self, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
+        with Session(self.db) as session:
+            return render_capped(self.render, session, replies, route)
+
+    @staticmethod
+    def _fits(message: OutboxMessage, draft: Draft) -> bool:
+        """Whether the draft goes by the row's own channel and rate bucket, so the row can carry it."""
+        robot = storable_id(draft.robot) if draft.robot else message.robot
+        return (draft.channel or message.channel) == message.channel and robot == message.robot

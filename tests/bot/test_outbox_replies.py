@@ -120,7 +120,7 @@ def test_a_reply_of_several_messages_expands_once_and_each_part_goes_once(
     assert (parent_row.id, parent_row.state) == (parent.id, "expanded")
     assert [(r.dedupe_key, r.channel, r.kind, r.state) for r in (first, second)] == [
         ("reply:wecom:report-1#1", wecom.CHANNEL_RESPONSE_URL, "markdown", "pending"),
-        ("reply:wecom:report-1#2", wecom.CHANNEL_WEBHOOK, "markdown", "pending"),
+        ("reply:wecom:report-1#2", wecom.CHANNEL_WEBHOOK, "notice", "pending"),  # @-notices merge per webhook
     ]
     assert second.robot == "wecom:webhook:wecom-staff" and first.robot == parent.robot
     assert first.give_up_at == parent.give_up_at  # the reply's deadline does not move with the expansion

@@ -4,6 +4,14 @@ Every outgoing message is first a row with a unique dedupe key (models.outbox.en
 this sender leases due rows, delivers them through the platform's `Delivery`, and records
 the outcome. Retries back off exponentially; a row past its give-up time is marked failed
 with the reason, which `safetybot outbox` shows.
+
+A pass leases its rows in one statement and delivers them side by side (at most
+`DELIVERY_CONCURRENCY` awaiting their platform): each robot's first row alone, so a platform that
+throttles the robot answers before it gets more; then that robot's rows by message, the parts of
+one message (`reply:…:0`, `:1`, …) in order, different messages at once. Replies to different
+messages of one chat may therefore arrive in either order, as their handling already could.
+Each delivered row is marked sent before its lane moves on; deliveries that finish together share
+one UPDATE.
 """
 
 from __future__ import annotations

@@ -9,6 +9,14 @@ A handled message's replies wait as one platform-neutral `replies` row (`replies
 platform renders them when the row is delivered, and either sends the one message they make in place
 or answers with several (`DeliveryResult.expand`), which this sender stores as the row's children
 (`<key>#1`, `#2` …) in one transaction and then delivers like any other rows.
+
+A pass leases its rows in one statement and delivers them side by side (at most
+`DELIVERY_CONCURRENCY` awaiting their platform): each robot's first row alone, so a platform that
+throttles the robot answers before it gets more; then that robot's rows by message, the parts of
+one message (`reply:…#1`, `#2`, …, or `…:0`, `:1` for rows queued already rendered) in order, different
+messages at once. Replies to different messages of one chat may therefore arrive in either order, as
+their handling already could. Each delivered row is marked sent before its lane moves on; deliveries
+that finish together share one UPDATE.
 """
 
 from __future__ import annotations
@@ -177,6 +185,46 @@ class SlidingWindowLimiter:
         return full
 
 
+# Deliveries in flight at once: they mostly wait for the platform's answer, so a few overlap that wait;
+# the rate limits are per robot and counted before each send, so this does not change them.
+DELIVERY_CONCURRENCY = 16
+
+
+def message_of(dedupe_key: str) -> str:
+    """The message an outbox row is a part of: its dedupe key without the part index (`reply:wecom:m1#2`,
+    a replies row's child; `push:…:0`, a row queued already rendered)."""
+    for separator in ("#", ":"):
+        head, found, part = dedupe_key.rpartition(separator)
+        if found and part.isdigit():
+            return head
+    return dedupe_key
+
+
+class _SentMarks:
+    """Records deliveries as sent, several at once: a delivery waits until its row is marked (as one by one
+    did), but deliveries that finish while a mark is under way share the next statement."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self._waiting: list[tuple[int, datetime]] = []
+        self._lock = anyio.Lock()
+
+    async def mark(self, row_id: int, at: datetime) -> None:
+        self._waiting.append((row_id, at))
+        async with self._lock:
+            batch, self._waiting = self._waiting, []
+            if batch:  # else an earlier waiter took this row along
+                await anyio.to_thread.run_sync(lambda: store.mark_sent_many(self.db, batch))
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What the deliveries of one drain pass share."""
+
+    in_flight: anyio.CapacityLimiter  # deliveries awaiting their platform at once
+    sent: _SentMarks
+
+
 class OutboxSender:
     """Leases due rows, respects each robot's rate, delivers, and records the result."""
 
@@ -192,6 +240,7 @@ class OutboxSender:
         retry_max_seconds: float = 300.0,
         lease_seconds: float = 120.0,
         batch: int = 200,
+        concurrency: int = DELIVERY_CONCURRENCY,
         may_send: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
@@ -206,6 +255,7 @@ class OutboxSender:
         self._paused: dict[str, datetime] = {}
         self._wake = anyio.Event()
         self._seeded = False
+        self.concurrency = concurrency
         # With several processes, only the leader sends, so each robot's rate is counted in one place.
         self.may_send = may_send or (lambda: True)
 
@@ -251,13 +301,37 @@ class OutboxSender:
         if not chosen:
             return 0
         rows = await anyio.to_thread.run_sync(lambda: store.claim(self.db, chosen, now=now, lease=self.lease))
+        by_robot: dict[str, list[OutboxMessage]] = {}
         for row in rows:
-            paused_until = self._paused.get(row.robot)
-            if paused_until is not None:
-                await self._release(row, paused_until)
-            else:
-                await self._deliver(row)
+            by_robot.setdefault(row.robot, []).append(row)
+        run = _Pass(anyio.CapacityLimiter(self.concurrency), _SentMarks(self.db))
+        async with anyio.create_task_group() as tasks:
+            for robot_rows in by_robot.values():
+                tasks.start_soon(self._deliver_robot, robot_rows, run)
         return len(rows)
+
+    async def _deliver_robot(self, rows: list[OutboxMessage], run: "_Pass") -> None:
+        """One robot's rows of a pass: the first alone, so a platform that throttles the robot is heard before
+        it gets more; then each message's parts in order, different messages side by side."""
+        await self._attempt(rows[0], run)
+        lanes: dict[str, list[OutboxMessage]] = {}
+        for row in rows[1:]:
+            lanes.setdefault(message_of(row.dedupe_key), []).append(row)
+        async with anyio.create_task_group() as tasks:
+            for lane in lanes.values():
+                tasks.start_soon(self._deliver_lane, lane, run)
+
+    async def _deliver_lane(self, rows: list[OutboxMessage], run: "_Pass") -> None:
+        for row in rows:
+            await self._attempt(row, run)
+
+    async def _attempt(self, row: OutboxMessage, run: "_Pass") -> None:
+        paused_until = self._paused.get(row.robot)
+        if paused_until is not None and paused_until > self.clock():
+            await self._release(row, paused_until)
+            return
+        async with run.in_flight:
+            await self._deliver(row, run.sent)
 
     async def _release(self, row: OutboxMessage, until: datetime) -> None:
         """Hand back a row claimed in this pass whose robot was throttled meanwhile; it was not tried."""
@@ -279,7 +353,7 @@ class OutboxSender:
             return wait
         return max(wait, self.limiter.next_free(row.robot, done) - done, self.limiter.window / 2)
 
-    async def _deliver(self, row: OutboxMessage) -> None:
+    async def _deliver(self, row: OutboxMessage, sent: "_SentMarks") -> None:
         delivery = self.deliveries.get(row.channel)
         now = self.clock()
         row_id = stored_id(row)
@@ -301,7 +375,7 @@ class OutboxSender:
         elif result.ok:
             if not result.called:
                 self.limiter.forget(row.robot, now)
-            await anyio.to_thread.run_sync(lambda: store.mark_sent(self.db, row_id, now=done))
+            await sent.mark(row_id, done)
         elif result.retryable:
             wait = self._retry_wait(row, result, done)
             if result.rate_limited:

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, or_, update
+from sqlalchemy import Engine, bindparam, case, func, or_, update
 from sqlmodel import Session, select
 from sqlmodel import col
 
-from models.ids import stored_ids
+from models.ids import stored_id, stored_ids
 from models.tables import OutboxMessage, OutboxState
-from models.upsert import dialect_of, insert_on_conflict
+from models.upsert import dialect_of, insert_on_conflict, table_of
 
 PRIORITY_NORMAL = 0
 PRIORITY_URGENT = 10  # 重大 alerts: first in their robot's turn
@@ -125,45 +125,57 @@ def due_candidates(
 
 
 def claim(db: Engine, ids: Sequence[int], *, now: datetime, lease: timedelta) -> list[OutboxMessage]:
-    """Lease rows with a compare-and-set per row, so two senders never take the same row."""
-    claimed: list[OutboxMessage] = []
+    """Lease rows in one compare-and-set statement, so two senders never take the same row; the rows
+    come back in the order of `ids` (the sender's fair order), without those another sender holds."""
+    if not ids:
+        return []
+    statement = (
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id).in_(list(ids)),
+            col(OutboxMessage.state) == OutboxState.PENDING.value,
+            or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
+        )
+        .values(
+            claimed_until=now + lease,
+            last_claimed_at=now,
+            interrupted_at=case(
+                (col(OutboxMessage.claimed_until).is_not(None), OutboxMessage.last_claimed_at),
+                else_=OutboxMessage.interrupted_at,
+            ),
+        )
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False)
+    )
     with Session(db, expire_on_commit=False) as session:
-        for row_id in ids:
-            result = session.exec(
-                update(OutboxMessage)
-                .where(
-                    col(OutboxMessage.id) == row_id,
-                    col(OutboxMessage.state) == OutboxState.PENDING.value,
-                    or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
-                )
-                .values(
-                    claimed_until=now + lease,
-                    last_claimed_at=now,
-                    interrupted_at=case(
-                        (col(OutboxMessage.claimed_until).is_not(None), OutboxMessage.last_claimed_at),
-                        else_=OutboxMessage.interrupted_at,
-                    ),
-                )
-            )
-            session.commit()
-            if result.rowcount == 1:
-                row = session.get(OutboxMessage, row_id)
-                if row is not None:
-                    claimed.append(row)
-    return claimed
+        claimed = {stored_id(row): row for row in session.scalars(statement).all()}
+        session.commit()
+    return [claimed[row_id] for row_id in ids if row_id in claimed]
 
 
 def mark_sent(db: Engine, row_id: int, *, now: datetime) -> None:
-    with Session(db) as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id) == row_id)
-            .values(
-                state=OutboxState.SENT.value, sent_at=now, claimed_until=None,
-                attempts=OutboxMessage.attempts + 1,
-            )
-        )
-        session.commit()
+    mark_sent_many(db, [(row_id, now)])
+
+
+_MARK_SENT = (
+    update(table_of(OutboxMessage))
+    # Only a pending row: one a merged message already marked sent with its companions keeps its count.
+    .where(table_of(OutboxMessage).c.id == bindparam("b_id"),
+           table_of(OutboxMessage).c.state == OutboxState.PENDING.value)
+    .values(
+        state=OutboxState.SENT.value, sent_at=bindparam("b_sent_at"), claimed_until=None,
+        attempts=table_of(OutboxMessage).c.attempts + 1,
+    )
+)
+
+
+def mark_sent_many(db: Engine, sent: Sequence[tuple[int, datetime]]) -> None:
+    """Record deliveries (row id, when) in one transaction: one statement sent as a batch."""
+    if not sent:
+        return
+    # Bind names unlike the columns': an UPDATE takes parameters named like its columns as SET values.
+    with db.begin() as connection:
+        connection.execute(_MARK_SENT, [{"b_id": row_id, "b_sent_at": at} for row_id, at in sent])
 
 
 def mark_retry(db: Engine, row_id: int, *, now: datetime, next_attempt_at: datetime, error: str, counts: bool = True) -> None:

@@ -444,3 +444,44 @@ def test_an_expansion_is_not_a_send_and_its_children_keep_their_order(db: Engine
     assert [(r.dedupe_key, r.state, r.robot) for r in reversed(store.list_messages(db))] == [
         ("reply:wecom:m1", "expanded", "r1"), ("reply:wecom:m1#1", "sent", "r1"), ("reply:wecom:m1#2", "sent", "r2"),
     ]
+
+
+class SlowEdge(PlatformEdge):
+    """A platform that answers after a while, counting the deliveries it is answering at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await anyio.sleep(0.01)
+        self.in_flight -= 1
+        return await super().deliver(message)
+
+
+def test_replies_to_different_messages_go_side_by_side_and_parts_keep_their_order(db: Engine) -> None:
+    clock, edge = Clock(), SlowEdge()
+    sender = _sender(db, clock, edge, per_minute=1000)
+    _enqueue_many(db, ["reply:wecom:m1:0", "reply:wecom:m2:0", "reply:wecom:m2:1", "reply:wecom:m2:2"], robot="chat")
+    _enqueue_many(db, [f"reply:wecom:n{i}:0" for i in range(20)], robot="chat")
+    assert anyio.run(sender.drain_once) == 24
+    keys = [key for key, _ in edge.received]
+    assert keys[0] == "reply:wecom:m1:0"  # the robot's first row alone: a throttled robot gets no more
+    m2 = [key for key in keys if key.startswith("reply:wecom:m2:")]
+    assert m2 == ["reply:wecom:m2:0", "reply:wecom:m2:1", "reply:wecom:m2:2"]
+    assert 1 < edge.most_in_flight <= 16
+    assert [row.state for row in store.list_messages(db, limit=100)] == ["sent"] * 24
+    assert {row.attempts for row in store.list_messages(db, limit=100)} == {1}
+
+
+def test_a_claim_takes_the_rows_in_the_order_asked_without_those_held(db: Engine) -> None:
+    ids = [row_id for i in range(5) if (row_id := _enqueue(db, f"k{i}")) is not None]
+    held = store.claim(db, [ids[2]], now=T0, lease=timedelta(minutes=2))
+    assert [row.dedupe_key for row in held] == ["k2"]
+    order = [ids[4], ids[2], ids[0], ids[3]]
+    rows = store.claim(db, order, now=T0 + timedelta(seconds=1), lease=timedelta(minutes=2))
+    assert [row.dedupe_key for row in rows] == ["k4", "k0", "k3"]
+    assert all(row.claimed_until == T0 + timedelta(seconds=1, minutes=2) for row in rows)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from bot.app import create_app
 from bot.cli import main
 from bot.config import load_config
-from bot.outbox import REPLIES_KIND, OutboxSender, read_replies_payload
+from bot.outbox import REPLIES_KIND, OutboxSender, _SentMarks, read_replies_payload
 from bot.platforms import wecom
 from bot.secrets import Secrets
 from handlers.messages import Button, Reply, reply_from_json, reply_to_json
@@ -152,7 +152,7 @@ def test_a_row_whose_lease_ran_out_is_expanded_by_one_sender_only(harness: Harne
     harness.now += timedelta(seconds=121)
     assert harness.drain() == 1
     assert len(harness.rows()) == 3
-    anyio.run(harness.sender._deliver, stale)  # A wakes up and expands what B already expanded
+    anyio.run(harness.sender._deliver, stale, _SentMarks(harness.db))  # A wakes up and expands what B already expanded
     assert len(harness.rows()) == 3
     assert harness.drain() == 2 and harness.drain() == 0
     assert len(fake.responses) == 1 and len(fake.sent_to(WEBHOOK_KEY)) == 1

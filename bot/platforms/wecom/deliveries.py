@@ -39,6 +39,9 @@ class WebhookDelivery:
 
     def __init__(self, ctx: WeComContext) -> None:
         self.ctx = ctx
+        # The sender delivers a pass's rows side by side: one merged notice at a time per webhook, or two
+        # carriers would each take the same companions along and send their lines twice.
+        self._notice_locks: dict[str, anyio.Lock] = {}
 
     async def deliver(self, row: OutboxMessage) -> DeliveryResult:
         """Send one row through a group's webhook (text / markdown / image / file)."""
@@ -55,7 +58,9 @@ class WebhookDelivery:
                 f"no webhook key for group {group_id!r}: set credentials.webhook_key and its variable"
             )
         if row.kind == NOTICE_KIND:
-            return await self._deliver_notices(row, payload, send_url)
+            lock = self._notice_locks.setdefault(row.robot, anyio.Lock())
+            async with lock:
+                return await self._deliver_notices(row, payload, send_url)
         if row.kind in ("markdown", "text"):
             content = str(payload.get("content", ""))
             limit = MARKDOWN_MAX_BYTES if row.kind == "markdown" else TEXT_MAX_BYTES

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
 from typing import Any
 
 
@@ -48,13 +46,14 @@ from models.drafts import (
     drop_sender_drafts,
     drop_stale_drafts,
     OpenHazard,
+    duplicate_candidates,
     keep_draft_photo,
-    open_hazards,
     save_draft,
     sender_drafts,
 )
 from models.ledger import next_hazard_number, record_event, school_of, store_photo, take_pending_photos
 from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
+from models.places import bare_text, text_numbers
 from models.queries_directory import first_active_name_in
 from models.tables import AttachmentFile, Hazard, HazardStatus, PersonRow, ReportDraft, UnitRow
 
@@ -64,7 +63,6 @@ SAME_PLACE_RATIO = 0.8
 SAME_PROBLEM_RATIO = 0.6
 # Expired drafts are kept this long, so that a late 确认 hears that its draft expired.
 STALE_DRAFTS_KEPT = timedelta(days=1)
-_PUNCTUATION_RE = re.compile(r"[\s，,。.；;、！!？?：:（）()了的]+")
 
 
 @dataclass(slots=True)
@@ -312,21 +310,12 @@ def _date_answer(context: Context) -> str:
     return f"请直接回复 {end.isoformat()} 或之前的新期限，例如：{example.month}月{example.day}日；回复「取消」放弃。"
 
 
-_CN_DIGITS = str.maketrans("零一二两三四五六七八九", "01223456789")
-_NUMBER_RE = re.compile(r"\d+")
-
-
-@lru_cache(maxsize=4096)  # the open hazards' places and problems come back on every report of their school
-def _numbers(text: str) -> tuple[str, ...]:
-    """The numbers a text names (3号楼, 二楼, 第5处): two places or problems that name different ones differ."""
-    return tuple(_NUMBER_RE.findall(text.translate(_CN_DIGITS)))
-
-
 def _same_number_list(first: tuple[str, ...], b: str) -> bool:
-    """Whether b names the same numbers as those of a text (`_numbers`), or either names none."""
+    """Whether b names the same numbers as those of a text (`text_numbers`), or either names none: two places
+    or problems that name different ones (3号楼, 二楼, 第5处) differ."""
     if not first:
         return True
-    second = _numbers(b)
+    second = text_numbers(b)
     return not second or first == second
 
 
@@ -339,12 +328,12 @@ class _Like:
 
     def __init__(self, text: str, at_least: float) -> None:
         self.at_least = at_least
-        self.empty = not _PUNCTUATION_RE.sub("", text)
+        self.empty = not bare_text(text)
         self.matcher = difflib.SequenceMatcher(None)
-        self.matcher.set_seq2(_PUNCTUATION_RE.sub("", text))
+        self.matcher.set_seq2(bare_text(text))
 
     def __call__(self, other: str) -> bool:
-        other = _PUNCTUATION_RE.sub("", other)
+        other = bare_text(other)
         if self.empty or not other:
             return False
         matcher, at_least = self.matcher, self.at_least
@@ -353,7 +342,10 @@ class _Like:
 
 
 def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
-    """An open hazard of this campaign and school at the same place with a similar problem, offered for merging."""
+    """An open hazard of this campaign and school at the same place with a similar problem, offered for merging.
+
+    Only the candidates `duplicate_candidates` reads through the place keys are compared (not every open hazard
+    of the school): those naming the same numbers, in the same building, or whose place starts the same way."""
     location, problem = item.fields.location or "", item.fields.problem or ""
     units = school_units(context, unit_id)
     allowed = permissions.chat_scope(context)
@@ -361,10 +353,13 @@ def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
         units &= allowed
     building = find_building(context.session, location, context.policy.buildings, unit_id=unit_id)
     like_place, like_problem = _Like(location, SAME_PLACE_RATIO), _Like(problem, SAME_PROBLEM_RATIO)
-    place_numbers, problem_numbers = _numbers(location), _numbers(problem)
+    place_numbers, problem_numbers = text_numbers(location), text_numbers(problem)
     found: OpenHazard | None = None
-    for hazard in open_hazards(context.session, campaign_id=context.campaign.id, unit_ids=units):
-        # The cheap test first: a school has hundreds of open hazards, and most name other numbers.
+    candidates = duplicate_candidates(
+        context.session, campaign_id=context.campaign.id, unit_ids=units, location=location,
+        building_id=building.id if building is not None else None,
+    )
+    for hazard in candidates:
         if not _same_number_list(place_numbers, hazard.location):  # 二楼 is not 三楼
             continue
         same_place = (building is not None and hazard.building_id == building.id) or like_place(hazard.location)

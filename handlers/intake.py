@@ -51,11 +51,11 @@ from models.drafts import (
     save_draft,
     sender_drafts,
 )
-from models.ledger import next_hazard_number, record_event, school_of, store_photo, take_pending_photos
+from models.ledger import NewHazard, file_hazard, next_hazard_number, school_of, store_photo, take_pending_photos
 from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
 from models.places import bare_text, text_numbers
 from models.queries_directory import first_active_name_in
-from models.tables import AttachmentFile, Hazard, HazardStatus, PersonRow, ReportDraft, UnitRow
+from models.tables import AttachmentFile, HazardStatus, PersonRow, ReportDraft, UnitRow
 
 # A possible duplicate: an open hazard whose 部位 reads nearly the same (or names the same building) and whose
 # 问题 is at least this similar (difflib's ratio on the text without punctuation).
@@ -387,7 +387,8 @@ def _short(text: str, limit: int = 18) -> str:
 
 @dataclass(slots=True)
 class Registered:
-    hazard: Hazard
+    hazard: NewHazard
+    hazard_id: int
     ready: Ready
     photos: list[AttachmentFile] = field(default_factory=list)
     earlier: list[AttachmentFile] = field(default_factory=list)  # photos sent before the words
@@ -403,7 +404,7 @@ def register(
     responsible = ready.responsible
     # Numbers are per school within the campaign: #12 in a school's group is that school's 12.
     school_id = school_of(session, ready.unit_id, {b.unit_id for b in context.policy.buildings})
-    hazard = Hazard(
+    hazard = NewHazard(
         campaign_id=context.campaign.id,
         number=next_hazard_number(session, context.campaign.id, school_id),
         school_id=school_id,
@@ -429,17 +430,11 @@ def register(
         origin_date=context.today if ready.origin != "自查" else None,
         missed_by_school=ready.origin in MISSED_ORIGINS,
     )
-    session.add(hazard)
-    session.flush()
-    event = record_event(
-        session, hazard=hazard, actor_id=person.id, action="report", at=context.now,
-        detail=f"上报：{hazard.location} {hazard.problem}",
-    )
-    assert hazard.id is not None and event.id is not None
-    photos = store_attachments(context, hazard.id, event.id) if with_message_photos else []
-    earlier = _store_draft_photos(context, draft_ids, hazard.id, event.id)
-    earlier += attach_pending_photos(context, hazard.id, event.id)
-    return Registered(hazard, ready, photos, earlier)
+    hazard_id, event_id = file_hazard(session, hazard, detail=f"上报：{hazard.location} {hazard.problem}")
+    photos = store_attachments(context, hazard_id, event_id) if with_message_photos else []
+    earlier = _store_draft_photos(context, draft_ids, hazard_id, event_id)
+    earlier += attach_pending_photos(context, hazard_id, event_id)
+    return Registered(hazard, hazard_id, ready, photos, earlier)
 
 
 def _store_draft_photos(context: Context, draft_ids: Sequence[int], hazard_id: int, event_id: int) -> list[AttachmentFile]:
@@ -506,7 +501,7 @@ def _mentions(done: Sequence[Registered], context: Context) -> tuple[str, ...]:
 
 def alerts(done: Sequence[Registered]) -> tuple[Effect, ...]:
     """重大 hazards: the leaders hear of them within seconds, whatever the hour."""
-    return tuple(AlertLeaders(each.hazard.id) for each in done if each.hazard.level == "重大" and each.hazard.id)
+    return tuple(AlertLeaders(each.hazard_id) for each in done if each.hazard.level == "重大")
 
 
 # ---------------------------------------------------------------------------------------------------------

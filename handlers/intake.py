@@ -352,13 +352,15 @@ def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
     if allowed is not None:
         units &= allowed
     building = find_building(context.session, location, context.policy.buildings, unit_id=unit_id)
-    like_place, like_problem = _Like(location, SAME_PLACE_RATIO), _Like(problem, SAME_PROBLEM_RATIO)
-    place_numbers, problem_numbers = text_numbers(location), text_numbers(problem)
-    found: OpenHazard | None = None
     candidates = duplicate_candidates(
         context.session, campaign_id=context.campaign.id, unit_ids=units, location=location,
         building_id=building.id if building is not None else None,
     )
+    if not candidates:
+        return None
+    like_place, like_problem = _Like(location, SAME_PLACE_RATIO), _Like(problem, SAME_PROBLEM_RATIO)
+    place_numbers, problem_numbers = text_numbers(location), text_numbers(problem)
+    found: OpenHazard | None = None
     for hazard in candidates:
         if not _same_number_list(place_numbers, hazard.location):  # 二楼 is not 三楼
             continue

@@ -165,9 +165,9 @@ def _candidates(numbered: bool, units: int) -> CompoundSelect:
     # A place naming numbers: the hazards naming the same ones, and those naming none in its building or
     # starting like it. A place naming none: any in its building or starting like it.
     if numbered:
-        arms = (open_at(_SAME_NUMBERS), open_at(_SAME_BUILDING, _NO_NUMBERS), open_at(_SAME_HEAD, _NO_NUMBERS))
+        arms = [open_at(_SAME_NUMBERS), open_at(_SAME_BUILDING, _NO_NUMBERS), open_at(_SAME_HEAD, _NO_NUMBERS)]
     else:
-        arms = (open_at(_SAME_BUILDING), open_at(_SAME_HEAD))
+        arms = [open_at(_SAME_BUILDING), open_at(_SAME_HEAD)]
     return union(*arms).order_by("number")
 _DRAFT = table_of(ReportDraft)
 _SENDER_DRAFTS = (

@@ -9,6 +9,7 @@ from typing import Optional
 
 from sqlalchemy import (
     Column, Connection, DateTime, Index, LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint, event,
+    inspect,
 )
 from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
@@ -239,10 +240,15 @@ class Hazard(SQLModel, table=True):
 
 
 @event.listens_for(Hazard, "before_insert")
-@event.listens_for(Hazard, "before_update")
 def _keep_place_keys(_mapper: Mapper[Hazard], _connection: Connection, hazard: Hazard) -> None:
     """A hazard written through the ORM (imports, rebounds, tests) is found by place like a report's."""
     hazard.place_numbers, hazard.place_head = place_numbers(hazard.location), place_head(hazard.location)
+
+
+@event.listens_for(Hazard, "before_update")
+def _keep_place_keys_of_a_new_place(mapper: Mapper[Hazard], connection: Connection, hazard: Hazard) -> None:
+    if inspect(hazard).attrs.location.history.has_changes():
+        _keep_place_keys(mapper, connection, hazard)
 
 
 class HazardCounter(SQLModel, table=True):

@@ -76,3 +76,20 @@ def test_the_candidates_are_the_few_at_that_place_not_every_open_hazard(chat: Ch
         assert duplicate_candidates(
             session, campaign_id="c1", unit_ids={"school2"}, location="3号教学楼450室", building_id="b1",
         ) == []
+
+
+def test_a_place_written_anew_through_the_orm_gets_its_keys_again(chat: Chat) -> None:
+    file_open(chat, ["食堂后门"])
+    with chat.session() as session:
+        hazard = session.get(Hazard, 1)
+        assert hazard is not None and (hazard.place_numbers, hazard.place_head) == ("", "食堂")
+        hazard.location = "3号教学楼二楼"
+        session.add(hazard)
+        session.commit()
+        session.refresh(hazard)
+        assert (hazard.place_numbers, hazard.place_head) == ("3,2", "号教")
+        hazard.status = "closed"  # another column: the keys stay as they are
+        session.add(hazard)
+        session.commit()
+        session.refresh(hazard)
+        assert (hazard.place_numbers, hazard.place_head) == ("3,2", "号教")

@@ -10,7 +10,9 @@ renders them when the row is sent, which this does not measure). Only `process` 
 `time.process_time` (this process only: the PostgreSQL server's work is not in it), so the figure holds on
 a machine shared with other work;
 statements are counted with a SQLAlchemy `before_cursor_execute` listener (each executemany counts once).
-`--profile` prints the top of a cProfile of the measured loop.
+`--profile` prints the top of a cProfile of the measured loop. `--open N` first files N more open hazards in
+the reports' school (at other rooms of the same building, as the reports are), to show what the duplicate
+check costs as a school's open hazards grow.
 """
 
 from __future__ import annotations
@@ -32,12 +34,15 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from sqlalchemy import event  # noqa: E402
+from sqlmodel import Session, col, select  # noqa: E402
 
 from bench.callback_throughput import drop_postgres_schema, fresh_postgres_schema  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.secrets import Secrets  # noqa: E402
 from bot.services import build_services  # noqa: E402
 from handlers.messages import Inbound  # noqa: E402
+from models.ledger import next_hazard_number  # noqa: E402
+from models.tables import Hazard  # noqa: E402
 from models.clock import FixedClock  # noqa: E402
 from tests.bot.test_wecom import CHAT, REPORT, SECRET_ENV, wecom_toml  # noqa: E402
 from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, with_local_storage  # noqa: E402
@@ -70,12 +75,28 @@ def _config_text(db_url: str, data_dir: str) -> str:
     return with_local_storage(text, db_url=db_url, data_dir=data_dir)
 
 
+def room(n: int) -> str:
+    return f"3号教学楼{n}室门口"
+
+
 def distinct_report(n: int) -> str:
     """REPORT at room n: the same report twice is asked about as a duplicate (kept as a draft), not filed."""
-    return REPORT.replace("3号教学楼二楼东侧", f"3号教学楼{n}室门口")
+    return REPORT.replace("3号教学楼二楼东侧", room(n))
 
 
-def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: bool) -> Figures:
+def seed_open_hazards(db: Any, n: int) -> None:
+    """N open hazards like the last one filed (same school, reporter, problem), each at a room no report names."""
+    with Session(db) as session:
+        last = session.exec(select(Hazard).order_by(col(Hazard.id).desc())).first()
+        assert last is not None, "seeding copies a hazard the warm-up filed"
+        keep = last.model_dump(exclude={"id", "number", "location", "place_numbers", "place_head"})
+        for k in range(n):
+            number = next_hazard_number(session, last.campaign_id, last.school_id)
+            session.add(Hazard(**keep, number=number, location=room(100_000 + k)))
+        session.commit()
+
+
+def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: bool, open_hazards: int = 0) -> Figures:
     config = parse_config(tomllib.loads(_config_text(db_url, data_dir)))
     clock = FixedClock(datetime.fromisoformat(CAMPAIGN_NOW))
     services = build_services(config, Secrets(environ=dict(SECRET_ENV)), clock)
@@ -107,6 +128,8 @@ def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: b
         replies = engine.process(msg, inbound_id)
         assert replies and "已登记" in replies[0].text, f"a report was not filed: {replies}"
         clock.advance(seconds=1)
+    if open_hazards:
+        seed_open_hazards(db, open_hazards)
     batch = one_batch("run", 100 + WARMUP, reports)
     event.listen(db, "before_cursor_execute", count)
     profiler = cProfile.Profile(time.process_time) if profile else None  # CPU, not wall: the machine is shared
@@ -136,16 +159,18 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL", ""))
     parser.add_argument("--only", choices=("sqlite", "postgres"))
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the measured loop")
+    parser.add_argument("--open", type=int, default=0, help="open hazards filed in the school before measuring")
     args = parser.parse_args()
     results: list[Figures] = []
     with tempfile.TemporaryDirectory(prefix="handling-cost-") as tmp:
         if args.only != "postgres":
             results.append(measure("SQLite", f"sqlite:///{tmp}/bench.db", f"{tmp}/data-sqlite", args.reports,
-                                   profile=args.profile))
+                                   profile=args.profile, open_hazards=args.open))
         if args.postgres and args.only != "sqlite":
             pg_url, schema = fresh_postgres_schema(args.postgres)
             try:
-                results.append(measure("PostgreSQL", pg_url, f"{tmp}/data-pg", args.reports, profile=args.profile))
+                results.append(measure("PostgreSQL", pg_url, f"{tmp}/data-pg", args.reports, profile=args.profile,
+                                       open_hazards=args.open))
             finally:
                 drop_postgres_schema(args.postgres, schema)
     print(f"{'target':<12} {'reports':>7} {'CPU ms/report':>14} {'statements/report':>18} {'wall ms/report':>15}")

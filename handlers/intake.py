@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
 from typing import Any
 
 
@@ -48,15 +46,16 @@ from models.drafts import (
     drop_sender_drafts,
     drop_stale_drafts,
     OpenHazard,
+    duplicate_candidates,
     keep_draft_photo,
-    open_hazards,
     save_draft,
     sender_drafts,
 )
-from models.ledger import next_hazard_number, record_event, school_of, store_photo, take_pending_photos
+from models.ledger import NewHazard, file_hazard, next_hazard_number, school_of, store_photo, take_pending_photos
 from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
+from models.places import bare_text, text_numbers
 from models.queries_directory import first_active_name_in
-from models.tables import AttachmentFile, Hazard, HazardStatus, PersonRow, ReportDraft, UnitRow
+from models.tables import AttachmentFile, HazardStatus, PersonRow, ReportDraft, UnitRow
 
 # A possible duplicate: an open hazard whose 部位 reads nearly the same (or names the same building) and whose
 # 问题 is at least this similar (difflib's ratio on the text without punctuation).
@@ -64,7 +63,6 @@ SAME_PLACE_RATIO = 0.8
 SAME_PROBLEM_RATIO = 0.6
 # Expired drafts are kept this long, so that a late 确认 hears that its draft expired.
 STALE_DRAFTS_KEPT = timedelta(days=1)
-_PUNCTUATION_RE = re.compile(r"[\s，,。.；;、！!？?：:（）()了的]+")
 
 
 @dataclass(slots=True)
@@ -312,21 +310,12 @@ def _date_answer(context: Context) -> str:
     return f"请直接回复 {end.isoformat()} 或之前的新期限，例如：{example.month}月{example.day}日；回复「取消」放弃。"
 
 
-_CN_DIGITS = str.maketrans("零一二两三四五六七八九", "01223456789")
-_NUMBER_RE = re.compile(r"\d+")
-
-
-@lru_cache(maxsize=4096)  # the open hazards' places and problems come back on every report of their school
-def _numbers(text: str) -> tuple[str, ...]:
-    """The numbers a text names (3号楼, 二楼, 第5处): two places or problems that name different ones differ."""
-    return tuple(_NUMBER_RE.findall(text.translate(_CN_DIGITS)))
-
-
 def _same_number_list(first: tuple[str, ...], b: str) -> bool:
-    """Whether b names the same numbers as those of a text (`_numbers`), or either names none."""
+    """Whether b names the same numbers as those of a text (`text_numbers`), or either names none: two places
+    or problems that name different ones (3号楼, 二楼, 第5处) differ."""
     if not first:
         return True
-    second = _numbers(b)
+    second = text_numbers(b)
     return not second or first == second
 
 
@@ -339,12 +328,12 @@ class _Like:
 
     def __init__(self, text: str, at_least: float) -> None:
         self.at_least = at_least
-        self.empty = not _PUNCTUATION_RE.sub("", text)
+        self.empty = not bare_text(text)
         self.matcher = difflib.SequenceMatcher(None)
-        self.matcher.set_seq2(_PUNCTUATION_RE.sub("", text))
+        self.matcher.set_seq2(bare_text(text))
 
     def __call__(self, other: str) -> bool:
-        other = _PUNCTUATION_RE.sub("", other)
+        other = bare_text(other)
         if self.empty or not other:
             return False
         matcher, at_least = self.matcher, self.at_least
@@ -353,18 +342,26 @@ class _Like:
 
 
 def _find_duplicate(item: Item, context: Context, unit_id: str) -> Doubt | None:
-    """An open hazard of this campaign and school at the same place with a similar problem, offered for merging."""
+    """An open hazard of this campaign and school at the same place with a similar problem, offered for merging.
+
+    Only the candidates `duplicate_candidates` reads through the place keys are compared (not every open hazard
+    of the school): those naming the same numbers, in the same building, or whose place starts the same way."""
     location, problem = item.fields.location or "", item.fields.problem or ""
     units = school_units(context, unit_id)
     allowed = permissions.chat_scope(context)
     if allowed is not None:
         units &= allowed
     building = find_building(context.session, location, context.policy.buildings, unit_id=unit_id)
+    candidates = duplicate_candidates(
+        context.session, campaign_id=context.campaign.id, unit_ids=units, location=location,
+        building_id=building.id if building is not None else None,
+    )
+    if not candidates:
+        return None
     like_place, like_problem = _Like(location, SAME_PLACE_RATIO), _Like(problem, SAME_PROBLEM_RATIO)
-    place_numbers, problem_numbers = _numbers(location), _numbers(problem)
+    place_numbers, problem_numbers = text_numbers(location), text_numbers(problem)
     found: OpenHazard | None = None
-    for hazard in open_hazards(context.session, campaign_id=context.campaign.id, unit_ids=units):
-        # The cheap test first: a school has hundreds of open hazards, and most name other numbers.
+    for hazard in candidates:
         if not _same_number_list(place_numbers, hazard.location):  # 二楼 is not 三楼
             continue
         same_place = (building is not None and hazard.building_id == building.id) or like_place(hazard.location)
@@ -394,7 +391,8 @@ def _short(text: str, limit: int = 18) -> str:
 
 @dataclass(slots=True)
 class Registered:
-    hazard: Hazard
+    hazard: NewHazard
+    hazard_id: int
     ready: Ready
     photos: list[AttachmentFile] = field(default_factory=list)
     earlier: list[AttachmentFile] = field(default_factory=list)  # photos sent before the words
@@ -410,7 +408,7 @@ def register(
     responsible = ready.responsible
     # Numbers are per school within the campaign: #12 in a school's group is that school's 12.
     school_id = school_of(session, ready.unit_id, {b.unit_id for b in context.policy.buildings})
-    hazard = Hazard(
+    hazard = NewHazard(
         campaign_id=context.campaign.id,
         number=next_hazard_number(session, context.campaign.id, school_id),
         school_id=school_id,
@@ -436,17 +434,11 @@ def register(
         origin_date=context.today if ready.origin != "自查" else None,
         missed_by_school=ready.origin in MISSED_ORIGINS,
     )
-    session.add(hazard)
-    session.flush()
-    event = record_event(
-        session, hazard=hazard, actor_id=person.id, action="report", at=context.now,
-        detail=f"上报：{hazard.location} {hazard.problem}",
-    )
-    assert hazard.id is not None and event.id is not None
-    photos = store_attachments(context, hazard.id, event.id) if with_message_photos else []
-    earlier = _store_draft_photos(context, draft_ids, hazard.id, event.id)
-    earlier += attach_pending_photos(context, hazard.id, event.id)
-    return Registered(hazard, ready, photos, earlier)
+    hazard_id, event_id = file_hazard(session, hazard, detail=f"上报：{hazard.location} {hazard.problem}")
+    photos = store_attachments(context, hazard_id, event_id) if with_message_photos else []
+    earlier = _store_draft_photos(context, draft_ids, hazard_id, event_id)
+    earlier += attach_pending_photos(context, hazard_id, event_id)
+    return Registered(hazard, hazard_id, ready, photos, earlier)
 
 
 def _store_draft_photos(context: Context, draft_ids: Sequence[int], hazard_id: int, event_id: int) -> list[AttachmentFile]:
@@ -516,7 +508,7 @@ def _mentions(done: Sequence[Registered], context: Context) -> tuple[str, ...]:
 
 def alerts(done: Sequence[Registered]) -> tuple[Effect, ...]:
     """重大 hazards: the leaders hear of them within seconds, whatever the hour."""
-    return tuple(AlertLeaders(each.hazard.id) for each in done if each.hazard.level == "重大" and each.hazard.id)
+    return tuple(AlertLeaders(each.hazard_id) for each in done if each.hazard.level == "重大")
 
 
 # ---------------------------------------------------------------------------------------------------------

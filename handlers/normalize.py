@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
+import opencc
 from opencc import OpenCC  # opencc-python-reimplemented ships no stubs ([tool.mypy] ignore_missing_imports)
 
 # Full-width digits, letters and the few ASCII signs the grammar relies on; the Chinese
@@ -30,8 +32,31 @@ def _converter() -> OpenCC:
     return OpenCC("t2s")
 
 
+@lru_cache(maxsize=1)
+def _changed_chars() -> frozenset[str] | None:
+    """For each entry of the t2s dictionaries that converts to something else, one character that the entry
+    changes (its first one when the lengths differ): a text with none of them converts to itself. None when the
+    dictionaries cannot be read (every text is then converted)."""
+    folder = Path(opencc.__file__).parent / "dictionary"
+    changed: set[str] = set()
+    try:
+        for name in ("TSPhrases.txt", "TSCharacters.txt"):  # the t2s conversion chain (opencc/config/t2s.json)
+            for line in (folder / name).read_text(encoding="utf-8").splitlines():
+                key, _, values = line.partition("\t")
+                value = values.split(" ")[0] if values else key
+                if key and value != key:
+                    same = len(key) == len(value)
+                    changed.add(next(a for a, b in zip(key, value) if a != b) if same else key[0])
+    except OSError:
+        return None
+    return frozenset(changed)
+
+
 def to_simplified(text: str) -> str:
     """Convert Traditional Chinese characters to Simplified (other text is left alone)."""
+    changed = _changed_chars()
+    if changed is not None and changed.isdisjoint(text):  # nearly every message: OpenCC's parse is the cost
+        return text
     converted: str = _converter().convert(text)
     return converted
 
@@ -49,6 +74,7 @@ def _clean_char(ch: str) -> str:
     return ch
 
 
+@lru_cache(maxsize=256)  # the parser normalizes a message more than once
 def normalize_text(text: str) -> str:
     """Return `text` simplified, with ASCII digits, single spaces, `\\n` line ends and no leading @mention."""
     text = text.replace("\r\n", "\n")

@@ -7,6 +7,7 @@ asks which one, and `城南小学#12` names it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlmodel import Session
 
@@ -28,7 +29,17 @@ def _school_names(context: Context, school_ids: set[str]) -> dict[str, tuple[str
     return {row.id: (row.name, *[a for a in row.aliases.split("|") if a]) for row in rows}
 
 
-def hazard_label(context: Context, hazard: Hazard) -> str:
+class Numbered(Protocol):
+    """A hazard as its label needs it: a stored row, or one just filed (models.ledger.NewHazard)."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def school_id(self) -> str | None: ...
+
+
+def hazard_label(context: Context, hazard: Numbered) -> str:
     """#12 where the chat serves one school; 城南小学#12 where it serves several (a county chat)."""
     return number_label(context, hazard.school_id, hazard.number)
 

@@ -177,10 +177,14 @@ def _clean_value(value: str) -> str:
 
 
 def _known_label_ending_at(body: str, end: int, floor: int) -> str | None:
-    for label in _LABELS_LONGEST_FIRST:
-        if end - len(label) >= floor and body.startswith(label, end - len(label)):
-            return label
+    """The longest known label that ends at `end` and starts at `floor` or after."""
+    for length in _LABEL_LENGTHS:
+        if end - length >= floor and body[end - length:end] in _LABEL_TO_ATTR:
+            return body[end - length:end]
     return None
+
+
+_LABEL_LENGTHS = sorted({len(label) for label in _LABEL_TO_ATTR}, reverse=True)
 
 
 _MAIN_LABELS = tuple(main for _, main, _ in _FIELD_KEYS)

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, update
 from sqlmodel import Session, select
 from sqlalchemy import ColumnElement, CursorResult
 from sqlalchemy import select as sa_select  # sqlmodel's select is typed for up to 4 columns
@@ -24,6 +24,7 @@ from models.ids import stored_id
 from models.upsert import dialect_of, insert_on_conflict, table_of
 
 from models.directory_cache import cached as cached_directory
+from models.places import place_keys
 from models.tables import (
     OPEN_STATUSES,
     AttachmentFile,
@@ -163,6 +164,60 @@ def record_event(
     session.add(hazard)
     session.flush()
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class NewHazard:
+    """A hazard about to be filed from a report: the values of its ledger row (`file_hazard`)."""
+
+    campaign_id: str
+    number: int
+    school_id: str | None
+    unit_id: str
+    location: str
+    check_item: str
+    problem: str
+    measure: str
+    responsible_name: str
+    responsible_id: str | None
+    reporter_id: str
+    category: str
+    level: str
+    building_id: str | None
+    immediate: bool
+    closed_building: bool
+    deadline: date
+    status: str
+    found_at: datetime
+    remark: str
+    source_msg_id: int | None
+    origin: str
+    origin_date: date | None
+    missed_by_school: bool
+
+
+def file_hazard(session: Session, hazard: NewHazard, *, detail: str) -> tuple[int, int]:
+    """Insert the hazard and its report event (by its reporter, at found_at); returns (hazard id, event id).
+
+    Prebuilt Core inserts, not an ORM row: every report runs them, and building and flushing the SQLModel
+    rows cost more CPU than the rest of filing. The hazard is not in the session's identity map (it is read
+    back from the database when asked for)."""
+    session.flush()  # what the ORM's autoflush would do: a Core statement on the connection skips it
+    connection = session.connection()
+    values = {name: getattr(hazard, name) for name in _NEW_HAZARD_FIELDS}
+    hazard_id = int(connection.execute(_INSERT_HAZARD, {**values, **place_keys(hazard.location)}).scalar_one())
+    event_id = connection.execute(_INSERT_EVENT, {
+        "hazard_id": hazard_id, "at": hazard.found_at, "actor_id": hazard.reporter_id, "action": "report",
+        "from_status": hazard.status, "to_status": hazard.status, "detail": detail,
+    }).scalar_one()
+    return hazard_id, int(event_id)
+
+
+_NEW_HAZARD_FIELDS = NewHazard.__slots__
+_HAZARD = table_of(Hazard)
+_INSERT_HAZARD = insert(_HAZARD).returning(_HAZARD.c.id)
+_EVENT = table_of(HazardEvent)
+_INSERT_EVENT = insert(_EVENT).returning(_EVENT.c.id)
 
 
 def hazard_events(session: Session, hazard_id: int) -> list[HazardEvent]:

@@ -7,8 +7,14 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    Column, Connection, DateTime, Index, LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint, event,
+    inspect,
+)
+from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
+
+from models.places import place_head, place_numbers
 
 # Named constraints so Alembic batch migrations on SQLite can alter them later.
 SQLModel.metadata.naming_convention = {
@@ -176,6 +182,11 @@ class Hazard(SQLModel, table=True):
             "ix_hazard_unit_figures",
             "campaign_id", "unit_id", "status", "deadline", "level", "found_at", "rectified_at", "closed_at",
         ),
+        # Where the duplicate check finds its candidates (models.drafts.duplicate_candidates): by the numbers a
+        # place names, by its first words, by its building; not among every open hazard of the school.
+        Index("ix_hazard_place_numbers", "campaign_id", "unit_id", "place_numbers"),
+        Index("ix_hazard_place_head", "campaign_id", "unit_id", "place_head", "place_numbers"),
+        Index("ix_hazard_place_building", "campaign_id", "building_id", "unit_id", "place_numbers"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: str = Field(foreign_key="campaign.id", max_length=64)
@@ -185,6 +196,9 @@ class Hazard(SQLModel, table=True):
     school_id: Optional[str] = Field(default=None, max_length=64)
     unit_id: str = Field(foreign_key="unit.id", index=True, max_length=64)
     location: str  # 部位
+    # The place's keys (models.places), always computed from `location` on insert and update.
+    place_numbers: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    place_head: str = Field(default="", max_length=8, sa_column_kwargs={"server_default": ""})
     check_item: str = ""  # 检查内容
     problem: str = Field(sa_column=Column(Text, nullable=False))  # 存在隐患问题
     measure: str = ""  # 整改措施
@@ -225,6 +239,18 @@ class Hazard(SQLModel, table=True):
     def is_overdue(self, today: date) -> bool:
         """Past its deadline and not yet rectified."""
         return self.status == HazardStatus.RECTIFYING.value and self.deadline < today
+
+
+@event.listens_for(Hazard, "before_insert")
+def _keep_place_keys(_mapper: Mapper[Hazard], _connection: Connection, hazard: Hazard) -> None:
+    """A hazard written through the ORM (imports, rebounds, tests) is found by place like a report's."""
+    hazard.place_numbers, hazard.place_head = place_numbers(hazard.location), place_head(hazard.location)
+
+
+@event.listens_for(Hazard, "before_update")
+def _keep_place_keys_of_a_new_place(mapper: Mapper[Hazard], connection: Connection, hazard: Hazard) -> None:
+    if inspect(hazard).attrs.location.history.has_changes():
+        _keep_place_keys(mapper, connection, hazard)
 
 
 class HazardCounter(SQLModel, table=True):

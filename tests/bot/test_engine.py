@@ -44,8 +44,8 @@ def test_a_handler_crash_is_answered_politely_and_rolled_back(engine: Engine, ch
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    # the ledger write fails half-way (e.g. the disk): nothing of the report may remain
-    monkeypatch.setattr(handlers.intake, "record_event", explode)
+    # the ledger write fails half-way, after the hazard and its event (e.g. the photos' disk): nothing may remain
+    monkeypatch.setattr(handlers.intake, "store_attachments", explode)
     replies = engine.handle_sync(_inbound(chat, "m1"))
     assert [r.text for r in replies] == [INTERNAL_ERROR_TEXT]
     assert "Traceback" not in replies[0].text and "disk on fire" not in replies[0].text

@@ -58,8 +58,8 @@ def _row(table: Table, **given: object) -> dict[str, object]:
     return row
 
 
-def test_0012_gives_the_hazards_already_stored_their_place_keys(any_engine: Engine) -> None:
-    upgrade(any_engine, "0011")
+def test_0015_gives_the_hazards_already_stored_their_place_keys(any_engine: Engine) -> None:
+    upgrade(any_engine, "0014")
     old = MetaData()
     old.reflect(any_engine, only=["campaign", "unit", "person", "hazard"])
     places = ["3号教学楼二楼东侧", "食堂（后门）", "一楼 男厕所", ""]

@@ -3,8 +3,8 @@
 Existing hazards get their keys from their 部位, computed as models.places computes them (copied here, so
 that this migration means the same thing later).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-01 12:00:00
 """
 import re
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 
 
-revision: str = '0012'
-down_revision: Union[str, None] = '0011'
+revision: str = '0015'
+down_revision: Union[str, None] = '0014'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

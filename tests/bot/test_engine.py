@@ -82,7 +82,7 @@ def test_a_handler_crash_keeps_no_stored_photo_and_stale_ones_are_dropped(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(handlers.intake, "record_event", explode)
+    monkeypatch.setattr(handlers.intake, "store_attachments", explode)
     failed = engine.record(_inbound(chat, "m-fail")).inbound_id
     assert failed is not None
     engine.keep_attachments(failed, [Attachment("photo1.png", "image/png", tiny_png)])

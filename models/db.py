@@ -163,7 +163,7 @@ def _flock_within(fd: int, timeout: float) -> bool:
     except BlockingIOError:
         pass
     own = os.dup(fd)  # the same open file (so the same lock), and still open after the caller closes its own
-    # The helper says "taken" through a pipe and the caller waits on it with select(): a relative kernel
+    # The helper says "taken" through a pipe and the caller waits on it with poll(): a relative kernel
     # timeout, where threading's timed waits take an absolute monotonic deadline (which a shifted clock,
     # such as CI's libfaketime run, turns into a wait of 400 days).
     ready_read, ready_write = os.pipe()
@@ -184,7 +184,10 @@ def _flock_within(fd: int, timeout: float) -> bool:
 
     threading.Thread(target=wait, name="write-gate-wait", daemon=True).start()
     try:
-        select.select([ready_read], [], [], timeout)
+        # poll, not select: select refuses descriptors past 1024, which a busy process reaches.
+        waiting = select.poll()
+        waiting.register(ready_read, select.POLLIN)
+        waiting.poll(max(0.0, timeout) * 1000)
         with decide:
             if taken.is_set():
                 return True

@@ -342,7 +342,7 @@ class OutboxSender:
         row_id = stored_id(row)
         children = _queued(row, result.rest)
         added = await anyio.to_thread.run_sync(lambda: store.settle_with_children(
-            self.db, row_id, children, now=done, sent=result.ok, error=result.error,
+            self.db, row, children, now=done, sent=result.ok, error=result.error,
         ))
         log.debug("outbox row %s: first message %s, %d more queued (%d new)",
                   row_id, "sent" if result.ok else "failed", len(children), added)

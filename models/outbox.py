@@ -97,24 +97,22 @@ def _add_children(
 
 
 def settle_with_children(
-    db: Engine, parent_id: int, messages: Sequence[QueuedMessage], *, now: datetime, sent: bool, error: str = ""
+    db: Engine, parent: OutboxMessage, messages: Sequence[QueuedMessage], *, now: datetime, sent: bool, error: str = ""
 ) -> int:
-    """Record the outcome of a row that carried its first message itself (sent, or failed with `error`) and,
-    in the same transaction, add the messages that follow it as `<parent key>#2`, `#3` … (an existing key is
-    left alone, so a retried row adds nothing). Returns how many rows were added."""
+    """Record the outcome of a claimed row that carried its first message itself (sent, or failed with `error`)
+    and, in the same transaction, add the messages that follow it as `<parent key>#2`, `#3` … (an existing key
+    is left alone, so a retried row adds nothing). Returns how many rows were added."""
+    outcome: dict[str, Any] = (
+        dict(state=OutboxState.SENT.value, sent_at=now) if sent
+        else dict(state=OutboxState.FAILED.value, last_error=error[:2000])
+    )
     with Session(db) as session:
-        parent = session.get(OutboxMessage, parent_id)
-        if parent is None:
-            return 0
         added = _add_children(session, parent, messages, first=2, now=now)
-        outcome: dict[str, Any] = (
-            dict(state=OutboxState.SENT.value, sent_at=now) if sent
-            else dict(state=OutboxState.FAILED.value, last_error=error[:2000])
-        )
-        # Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is.
-        session.exec(
+        # Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is. Core, not the
+        # ORM: the claimed row's key, group and times are all the children need (no SELECT, no session sync).
+        session.connection().execute(
             update(OutboxMessage)
-            .where(col(OutboxMessage.id) == parent_id)
+            .where(col(OutboxMessage.id) == parent.id)
             .values(claimed_until=None, attempts=OutboxMessage.attempts + 1, **outcome)
         )
         session.commit()

@@ -129,7 +129,7 @@ def test_a_reply_of_several_messages_sends_the_first_in_place_and_queues_the_res
 
     # Settling again (a retried row, a second sender) adds nothing.
     again = [store.QueuedMessage(second.channel, second.robot, second.kind, json.loads(second.payload))]
-    assert store.settle_with_children(harness.db, parent.id or 0, again, now=harness.now, sent=True) == 0
+    assert store.settle_with_children(harness.db, parent_row, again, now=harness.now, sent=True) == 0
     assert len(harness.rows()) == 2
 
     assert harness.drain() == 1

@@ -6,9 +6,11 @@ the outcome. Retries back off exponentially; a row past its give-up time is mark
 with the reason, which `safetybot outbox` shows.
 
 A handled message's replies wait as one platform-neutral `replies` row (`replies_payload`): its
-platform renders them when the row is delivered, and either sends the one message they make in place
-or answers with several (`DeliveryResult.expand`), which this sender stores as the row's children
-(`<key>#1`, `#2` …) in one transaction and then delivers like any other rows.
+platform renders them when the row is delivered and sends the first message they make in place; the
+others come back with its result (`DeliveryResult.then`), and this sender stores them as the row's
+children (`<key>#2`, `#3` …) in the transaction that records the first's outcome. When the first cannot
+go in place (another channel or robot, or held for a callback), all of them come back
+(`DeliveryResult.expand`) and become `<key>#1`, `#2` …. Children are delivered like any other rows.
 """
 
 from __future__ import annotations

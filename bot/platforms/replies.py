@@ -2,8 +2,9 @@
 
 The handling transaction stores platform-neutral replies (bot/engine.py); the sender hands the row to the
 channel's delivery, which is this: the platform renders the replies by the route their message came
-(`render_capped`, reading mention targets from the database), and one message is sent in place through
-the channel, while several are handed back to the sender to queue as the row's children. Rows that are
+(`render_capped`, reading mention targets from the process's directory cache), and the first message is
+sent in place through the channel, the others handed back with its result for the sender to queue as the
+row's children. Rows that are
 already platform messages (pushes, those children, rows queued before replies were rendered late) go
 straight to the channel.
 """

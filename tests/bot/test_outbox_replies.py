@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlmodel import Session
 
 from bot.app import create_app
@@ -201,6 +202,26 @@ def test_a_row_whose_lease_ran_out_is_expanded_by_one_sender_only(harness: Harne
     anyio.run(harness.sender._expand, stale, drafts, harness.now)  # A wakes up and expands what B already expanded
     assert len(harness.rows()) == 3
     assert [r.state for r in harness.rows()] == ["expanded", "pending", "pending"]
+
+
+def test_rendering_reads_mention_targets_from_the_process_directory_cache(harness: Harness, fake: FakeWeCom) -> None:
+    harness.post(REPORT, msgid="report-5")
+    _replies_row(harness)
+    loads = harness.engine.directory.loads  # handling loaded it; rendering in this process shares it
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(harness.db, "before_cursor_execute", seen)
+    try:
+        assert harness.drain() == 1
+    finally:
+        event.remove(harness.db, "before_cursor_execute", seen)
+    [answer] = fake.responses
+    assert "请王建国留意" in answer["markdown"]["content"]  # the name came from the cache
+    assert not [s for s in statements if re.search(r"FROM person\b", s)], statements
+    assert harness.engine.directory.loads == loads
 
 
 def test_rows_queued_already_rendered_still_go_out(harness: Harness, fake: FakeWeCom) -> None:

@@ -12,7 +12,9 @@ expands into the same two rows. Both are drained by the bot's own sender and del
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -42,7 +44,7 @@ from tests.fakes.wecom_server import FakeWeCom  # noqa: E402
 ANSWER = "已登记隐患 #{n}（一般·消防）\n部位：3号教学楼{n}室门口\n问题：消防通道堆放杂物\n责任人：王建国（总务基建处）\n期限：2026-12-08（周二）"
 
 
-def measure(db_url: str, data_dir: str, replies: int, *, at_delivery: bool) -> tuple[float, float]:
+def measure(db_url: str, data_dir: str, replies: int, *, at_delivery: bool, profile: bool = False) -> tuple[float, float]:
     """(wall ms, CPU ms) per reply to drain `replies` replies through the sender."""
     with FakeWeCom(rate_limit=10**9, window=60.0) as fake:
         fake.add_webhook_key(WEBHOOK_KEY)
@@ -78,8 +80,15 @@ def measure(db_url: str, data_dir: str, replies: int, *, at_delivery: bool) -> t
             await services.aclose()  # the HTTP client's connections belong to this event loop
             return wall, cpu
 
-        wall, cpu = anyio.run(drain)
-        assert len(fake.responses) == replies and len(fake.sent_to(WEBHOOK_KEY)) == replies, "not every message went out"
+        if profile:
+            profiler = cProfile.Profile(time.process_time)
+            wall, cpu = profiler.runcall(anyio.run, drain)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        else:
+            wall, cpu = anyio.run(drain)
+        # The @-notices of one webhook go merged (several in one message): count their lines.
+        notices = sum(str(s.body.get("markdown", {}).get("content", "")).count("请留意") for s in fake.sent_to(WEBHOOK_KEY))
+        assert len(fake.responses) == replies and notices == replies, "not every message went out"
         services.engine.db.dispose()
     return 1000 * wall / replies, 1000 * cpu / replies
 
@@ -88,16 +97,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replies", type=int, default=300)
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL", ""))
+    parser.add_argument("--only", choices=("sqlite", "postgres"), help="one database only")
+    parser.add_argument("--mode", choices=("rendered", "at-delivery"), help="one mode only")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile (CPU timer) of each drain")
     args = parser.parse_args()
     print(f"{'target':<12} {'mode':<13} {'replies':>7}  {'wall ms/reply':>13}  {'CPU ms/reply':>12}")
     targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    targets = [t for t in targets if args.only is None or (t[1] is None) == (args.only == "sqlite")]
+    modes = [m for m in (False, True) if args.mode is None or m == (args.mode == "at-delivery")]
     for name, pg in targets:
-        for at_delivery in (False, True):
+        for at_delivery in modes:
             with tempfile.TemporaryDirectory() as tmp:
                 schema = fresh_postgres_schema(pg) if pg else None
                 url = schema[0] if schema else f"sqlite:///{Path(tmp) / 'bench.db'}"
                 try:
-                    wall, cpu = measure(url, str(Path(tmp) / "data"), args.replies, at_delivery=at_delivery)
+                    wall, cpu = measure(url, str(Path(tmp) / "data"), args.replies, at_delivery=at_delivery,
+                                        profile=args.profile)
                 finally:
                     if schema:
                         drop_postgres_schema(pg, schema[1])  # type: ignore[arg-type]

@@ -115,6 +115,7 @@ class Engine:
         clock: Clock | None = None,
         secrets: Secrets | None = None,
         notify: Callable[[Effect], None] | None = None,
+        directory: DirectoryCache | None = None,
     ) -> None:
         self.config = config
         # Told of each effect after its transaction committed (e.g. wakes the scheduler for a 重大 alert),
@@ -158,7 +159,7 @@ class Engine:
         # Records callbacks before they are acknowledged: synced to disk, and quick to give up when locked.
         self.journal = journal_engine_for(db)
         # The directory, read once per process and again only after it changed (any process's change).
-        self.directory = DirectoryCache(db)
+        self.directory = directory if directory is not None else DirectoryCache(db)
         # Unknown senders are looked up once by id through the directory API when the config names credentials.
         self.lookup: Callable[[str], LookupResult] | None = None
         if config.directory is not None and config.directory.has_api:

@@ -6,9 +6,11 @@ the outcome. Retries back off exponentially; a row past its give-up time is mark
 with the reason, which `safetybot outbox` shows.
 
 A handled message's replies wait as one platform-neutral `replies` row (`replies_payload`): its
-platform renders them when the row is delivered, and either sends the one message they make in place
-or answers with several (`DeliveryResult.expand`), which this sender stores as the row's children
-(`<key>#1`, `#2` …) in one transaction and then delivers like any other rows.
+platform renders them when the row is delivered and sends the first message they make in place; the
+others come back with its result (`DeliveryResult.then`), and this sender stores them as the row's
+children (`<key>#2`, `#3` …) in the transaction that records the first's outcome. When the first cannot
+go in place (another channel or robot, or held for a callback), all of them come back
+(`DeliveryResult.expand`) and become `<key>#1`, `#2` …. Children are delivered like any other rows.
 
 A pass leases its rows in one statement and delivers them side by side (at most
 `DELIVERY_CONCURRENCY` awaiting their platform): each robot's first row alone, so a platform that
@@ -25,7 +27,7 @@ import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
@@ -56,6 +58,9 @@ class DeliveryResult:
     called: bool = True  # False: no platform call was made (the row already went inside another row's message)
     # A `replies` row rendered into several messages, nothing sent yet: the sender queues them in its place.
     expansion: tuple[Draft, ...] | None = None
+    # A `replies` row whose first message was tried in place (this result): the rest of its messages, which
+    # the sender queues as its children `#2`, `#3` … in the transaction that records this result.
+    rest: tuple[Draft, ...] = ()
 
     @classmethod
     def sent(cls) -> "DeliveryResult":
@@ -83,6 +88,10 @@ class DeliveryResult:
     def expand(cls, drafts: Sequence[Draft]) -> "DeliveryResult":
         """Not sent: the row's replies make these messages, to be queued as its children (in this order)."""
         return cls(ok=False, error=f"rendered into {len(drafts)} messages", expansion=tuple(drafts))
+
+    def then(self, rest: Sequence[Draft]) -> "DeliveryResult":
+        """This result of a row's first message, with the messages that follow it, to be queued as children."""
+        return replace(self, rest=tuple(rest))
 
 
 RETRY_AFTER_MAX_SECONDS = 86_400  # a longer wait outlasts any give-up time anyway
@@ -375,7 +384,10 @@ class OutboxSender:
         elif result.ok:
             if not result.called:
                 self.limiter.forget(row.robot, now)
-            await sent.mark(row_id, done)
+            if result.rest:
+                await self._settle(row, result, done)
+            else:
+                await sent.mark(row_id, done)
         elif result.retryable:
             wait = self._retry_wait(row, result, done)
             if result.rate_limited:
@@ -387,20 +399,29 @@ class OutboxSender:
             )
         else:
             log.warning("outbox row %s failed: %s", row_id, result.error)
-            await anyio.to_thread.run_sync(lambda: store.mark_failed(self.db, row_id, error=result.error))
+            if result.rest:  # the first message cannot go; the others still can (as when all were children)
+                await self._settle(row, result, done)
+            else:
+                await anyio.to_thread.run_sync(lambda: store.mark_failed(self.db, row_id, error=result.error))
 
     async def _expand(self, row: OutboxMessage, drafts: Sequence[Draft], now: datetime) -> None:
         """Queue the messages a replies row rendered into, as its children, in one transaction; then send them."""
         row_id = stored_id(row)
-        children = [
-            store.QueuedMessage(
-                channel=draft.channel or row.channel, robot=storable_id(draft.robot) if draft.robot else row.robot,
-                kind=draft.kind, payload=dict(draft.payload), blob=draft.blob,
-            )
-            for draft in drafts
-        ]
+        children = _queued(row, drafts)
         added = await anyio.to_thread.run_sync(lambda: store.expand(self.db, row_id, children, now=now))
         log.debug("outbox row %s: rendered into %d messages (%d new)", row_id, len(children), added)
+        self.kick()
+
+    async def _settle(self, row: OutboxMessage, result: DeliveryResult, done: datetime) -> None:
+        """A replies row whose first message went in place (or failed for good): record that and queue the rest
+        as its children `#2` … in one transaction (a retried row adds no child twice); then send them."""
+        row_id = stored_id(row)
+        children = _queued(row, result.rest)
+        added = await anyio.to_thread.run_sync(lambda: store.settle_with_children(
+            self.db, row, children, now=done, sent=result.ok, error=result.error,
+        ))
+        log.debug("outbox row %s: first message %s, %d more queued (%d new)",
+                  row_id, "sent" if result.ok else "failed", len(children), added)
         self.kick()
 
     async def run(self, *, poll_seconds: float = 1.0) -> None:
@@ -417,6 +438,17 @@ class OutboxSender:
                 continue
             with anyio.move_on_after(poll_seconds):
                 await self._wake.wait()
+
+
+def _queued(row: OutboxMessage, drafts: Sequence[Draft]) -> list[store.QueuedMessage]:
+    """A row's rendered messages as rows to add (a draft's channel and robot default to the row's)."""
+    return [
+        store.QueuedMessage(
+            channel=draft.channel or row.channel, robot=storable_id(draft.robot) if draft.robot else row.robot,
+            kind=draft.kind, payload=dict(draft.payload), blob=draft.blob,
+        )
+        for draft in drafts
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from bot.secrets import Secrets
 from bot.shared import SharedCache
 from handlers.messages import Effect
 from models.clock import Clock, SystemClock
+from models.directory_cache import DirectoryCache
 from models.db import make_engine
 from scheduler.runner import SchedulerService
 
@@ -138,7 +139,7 @@ def build_services(
     redis_url = secrets.get(config.redis.url_env)
     deps = PlatformDeps(
         config=config, secrets=secrets, http=httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)), db=db,
-        now=now, shared=SharedCache(redis_url) if redis_url else None,
+        now=now, shared=SharedCache(redis_url) if redis_url else None, directory=DirectoryCache(db),
     )
     wecom_platform, dingtalk_platform, console = build_platforms(deps)
     platforms: tuple[Platform, ...] = (wecom_platform, dingtalk_platform, console)
@@ -151,6 +152,7 @@ def build_services(
         config=config, db=db, data_dir=data_dir, clock=clock,
         secrets=engine.secrets if engine is not None else secrets,
         notify=engine.notify if engine is not None else (notify or (lambda effect: scheduler.wake())),
+        directory=deps.directory,  # one cache per process: the handlers' and the rendering's
     )
     if engine.page_links is not None:  # issue 15: the leaders' digest carries the leaders' page link
         scheduler.ticker.settings = replace(scheduler.ticker.settings, leader_page_link=engine.page_links.leader_link)

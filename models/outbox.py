@@ -67,16 +67,7 @@ def expand(db: Engine, parent_id: int, messages: Sequence[QueuedMessage], *, now
         parent = session.get(OutboxMessage, parent_id)
         if parent is None or parent.state != OutboxState.PENDING.value:
             return 0
-        key, platform, group_id = parent.dedupe_key, parent.platform, parent.group_id
-        priority, give_up_at = parent.priority, parent.give_up_at
-        added = 0
-        for index, message in enumerate(messages, start=1):
-            row_id = enqueue(
-                session, dedupe_key=f"{key}#{index}", platform=platform, channel=message.channel,
-                robot=message.robot, group_id=group_id, kind=message.kind, payload=dict(message.payload),
-                blob=message.blob, now=now, give_up_after=give_up_at - now, priority=priority,
-            )
-            added += row_id is not None
+        added = _add_children(session, parent, messages, first=1, now=now)
         result = session.exec(
             update(OutboxMessage)
             .where(col(OutboxMessage.id) == parent_id, col(OutboxMessage.state) == OutboxState.PENDING.value)
@@ -86,6 +77,44 @@ def expand(db: Engine, parent_id: int, messages: Sequence[QueuedMessage], *, now
         if result.rowcount != 1:  # taken meanwhile (its lease ran out): the other sender expands it
             session.rollback()
             return 0
+        session.commit()
+    return added
+
+
+def _add_children(
+    session: Session, parent: OutboxMessage, messages: Sequence[QueuedMessage], *, first: int, now: datetime
+) -> int:
+    """Insert a parent's messages as `<parent key>#<first>`, … (existing keys are left alone); how many were new."""
+    added = 0
+    for index, message in enumerate(messages, start=first):
+        row_id = enqueue(
+            session, dedupe_key=f"{parent.dedupe_key}#{index}", platform=parent.platform, channel=message.channel,
+            robot=message.robot, group_id=parent.group_id, kind=message.kind, payload=dict(message.payload),
+            blob=message.blob, now=now, give_up_after=parent.give_up_at - now, priority=parent.priority,
+        )
+        added += row_id is not None
+    return added
+
+
+def settle_with_children(
+    db: Engine, parent: OutboxMessage, messages: Sequence[QueuedMessage], *, now: datetime, sent: bool, error: str = ""
+) -> int:
+    """Record the outcome of a claimed row that carried its first message itself (sent, or failed with `error`)
+    and, in the same transaction, add the messages that follow it as `<parent key>#2`, `#3` … (an existing key
+    is left alone, so a retried row adds nothing). Returns how many rows were added."""
+    outcome: dict[str, Any] = (
+        dict(state=OutboxState.SENT.value, sent_at=now) if sent
+        else dict(state=OutboxState.FAILED.value, last_error=error[:2000])
+    )
+    with Session(db) as session:
+        added = _add_children(session, parent, messages, first=2, now=now)
+        # Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is. Core, not the
+        # ORM: the claimed row's key, group and times are all the children need (no SELECT, no session sync).
+        session.connection().execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) == parent.id)
+            .values(claimed_until=None, attempts=OutboxMessage.attempts + 1, **outcome)
+        )
         session.commit()
     return added
 

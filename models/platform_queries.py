@@ -38,8 +38,9 @@ class DingTalkTargets:
 def dingtalk_targets(session: Session, person_ids: Sequence[str]) -> DingTalkTargets:
     """The staff ids (else mobiles) and names of the people to @ on DingTalk; unknown ids are skipped."""
     targets = DingTalkTargets([], [], [])
+    people = people_by_id(session, person_ids)  # from the per-process directory cache when the session has it
     for person_id in person_ids:
-        person = session.get(PersonRow, person_id)
+        person = people.get(person_id)
         if person is None:
             continue
         targets.names.append(person.name)
@@ -106,8 +107,7 @@ def wecom_targets(session: Session, person_ids: Iterable[str]) -> list[WeComTarg
     ids = list(dict.fromkeys(person_ids))
     if not ids:
         return []
-    rows = session.exec(select(PersonRow).where(col(PersonRow.id).in_(ids))).all()
-    by_id = {row.id: row for row in rows}
+    by_id = people_by_id(session, ids)  # from the per-process directory cache when the session has it
     return [WeComTarget(row.wecom_userid or None, row.name) for pid in ids if (row := by_id.get(pid)) is not None]
 
 

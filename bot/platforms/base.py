@@ -32,6 +32,7 @@ from bot.recorder import BatchRecorder
 from bot.secrets import Secrets
 from bot.shared import SharedCache
 from handlers.messages import Attachment, Inbound
+from models.directory_cache import DirectoryCache
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class PlatformDeps:
     db: DbEngine  # also what replies are rendered from when they are delivered (mention targets, names)
     now: Callable[[], datetime]  # the bot's clock, zone-aware (received_at, reply validity)
     shared: SharedCache | None = None  # Redis shared by the replicas, when configured
+    directory: DirectoryCache | None = None  # the process's directory cache (the engine's), for rendering replies
 
 
 @dataclass(frozen=True, slots=True)

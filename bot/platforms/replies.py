@@ -2,8 +2,9 @@
 
 The handling transaction stores platform-neutral replies (bot/engine.py); the sender hands the row to the
 channel's delivery, which is this: the platform renders the replies by the route their message came
-(`render_capped`, reading mention targets from the database), and one message is sent in place through
-the channel, while several are handed back to the sender to queue as the row's children. Rows that are
+(`render_capped`, reading mention targets from the process's directory cache), and the first message is
+sent in place through the channel, the others handed back with its result for the sender to queue as the
+row's children. Rows that are
 already platform messages (pushes, those children, rows queued before replies were rendered late) go
 straight to the channel.
 """
@@ -21,6 +22,7 @@ from sqlmodel import Session
 from bot.outbox import REPLIES_KIND, Delivery, DeliveryResult, Draft, read_replies_payload, rendered_row
 from handlers.format import fit_replies, merge_replies
 from handlers.messages import Reply
+from models.directory_cache import DirectoryCache, attach, read_version
 from models.ids import storable_id
 from models.tables import OutboxMessage
 
@@ -57,12 +59,20 @@ def render_capped(renderer: Renderer, session: Session, replies: list[Reply], ro
     return drafts
 
 
+def _reads_directory(replies: Sequence[Reply], route: Mapping[str, Any]) -> bool:
+    """Whether rendering looks anyone up: a reply names people, or a card tap names who tapped."""
+    return any(reply.mentions for reply in replies) or bool(route.get("card_event"))
+
+
 class RenderingDelivery:
     """Every outbox channel of one platform, `replies` rows rendered by the platform's renderer first."""
 
-    def __init__(self, render: Renderer, db: DbEngine, channels: Mapping[str, Delivery]) -> None:
+    def __init__(
+        self, render: Renderer, db: DbEngine, channels: Mapping[str, Delivery], directory: DirectoryCache | None = None
+    ) -> None:
         self.render = render
         self.db = db  # mention targets and names are read at delivery, in the sender's process
+        self.directory = directory  # the process's directory cache (shared with its engine), if any
         self.channels: Mapping[str, Delivery] = MappingProxyType(dict(channels))
 
     def by_channel(self) -> Mapping[str, Delivery]:
@@ -80,17 +90,23 @@ class RenderingDelivery:
         except ValueError as exc:
             return DeliveryResult.fail(f"unreadable replies row: {exc}")
         drafts = await anyio.to_thread.run_sync(self._render, replies, route)
-        if len(drafts) == 1 and self._fits(message, drafts[0]):
+        if drafts and self._fits(message, drafts[0]):
+            # The first message goes in place; the rest wait for its outcome and are then queued as `#2` ….
             result = await channel.deliver(rendered_row(message, drafts[0]))
             if not result.waiting:
-                return result
+                # A retryable failure queues nothing: the row is rendered again when retried, so the rest
+                # never overtakes the first message.
+                return result.then(drafts[1:]) if drafts[1:] and not result.retryable else result
             # Held for a callback to give (a WeCom stream refresh, a card tap's answer): the callback takes a
             # rendered row, so the rendered message is queued in this row's place.
-        # Several messages (or one for another channel or rate bucket): the sender queues them in order.
+        # A first message for another channel or rate bucket (or none): the sender queues them all, in order.
         return DeliveryResult.expand(drafts)
 
     def _render(self, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
         with Session(self.db) as session:
+            if self.directory is not None and _reads_directory(replies, route):
+                # Mention targets and names from the process's directory cache, checked against the version.
+                attach(session, self.directory.at(session, read_version(session)))
             return render_capped(self.render, session, replies, route)
 
     @staticmethod

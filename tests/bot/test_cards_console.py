@@ -98,5 +98,5 @@ enabled = true
 """, encoding="utf-8")
     assert main(["check-config", str(path), "--lang", "en"]) == 0
     err = capsys.readouterr().err
-    assert "WeCom bots aibot use HTTP callbacks" not in err  # callback bots answer with cards too (stream refresh)
+    assert "WeCom" not in err  # callback-mode bots show cards too since 18e7485 (the passive stream answer)
     assert "warning: cards: no dingtalk_template_id" in err

@@ -1,5 +1,6 @@
 """Replies rendered when they are delivered: one platform-neutral `replies` row per handled message, sent in
-place when it makes one message, expanded once into `#1`, `#2` … rows when it makes several; rows queued
+place when it makes one message; when it makes several, the first goes in place and the rest are queued once as
+`#2`, `#3` … (or all as `#1`, `#2` … when the first is not for the row's channel); rows queued
 already rendered (before an upgrade) still go out. Driven against the fake WeCom, by the app's real deliveries."""
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlmodel import Session
 
 from bot.app import create_app
 from bot.cli import main
 from bot.config import load_config
-from bot.outbox import REPLIES_KIND, OutboxSender, _SentMarks, read_replies_payload
+from bot.outbox import REPLIES_KIND, Draft, OutboxSender, read_replies_payload
 from bot.platforms import wecom
 from bot.secrets import Secrets
 from handlers.messages import Button, Reply, reply_from_json, reply_to_json
@@ -109,53 +112,116 @@ def test_a_reply_is_stored_unrendered_and_rendered_when_it_is_delivered(harness:
     assert harness.drain() == 0 and len(fake.responses) == 1
 
 
-def test_a_reply_of_several_messages_expands_once_and_each_part_goes_once(
+def test_a_reply_of_several_messages_sends_the_first_in_place_and_queues_the_rest_once(
     harness: Harness, fake: FakeWeCom, capsys: pytest.CaptureFixture[str]
 ) -> None:
     harness.post(REPORT, msgid="report-1")  # 责任人 王建国: the answer by response_url, and an @ by the webhook
     parent = _replies_row(harness)
-    assert harness.drain() == 1  # rendered into two messages: queued as the row's children, nothing sent yet
-    assert fake.responses == [] and fake.sent_to(WEBHOOK_KEY) == []
-    parent_row, first, second = harness.rows()
-    assert (parent_row.id, parent_row.state) == (parent.id, "expanded")
-    assert [(r.dedupe_key, r.channel, r.kind, r.state) for r in (first, second)] == [
-        ("reply:wecom:report-1#1", wecom.CHANNEL_RESPONSE_URL, "markdown", "pending"),
-        ("reply:wecom:report-1#2", wecom.CHANNEL_WEBHOOK, "notice", "pending"),  # @-notices merge per webhook
-    ]
-    assert second.robot == "wecom:webhook:wecom-staff" and first.robot == parent.robot
-    assert first.give_up_at == parent.give_up_at  # the reply's deadline does not move with the expansion
-
-    # Expanding again (a retry, a second sender) adds nothing and leaves the parent as it is.
-    again = [store.QueuedMessage(r.channel, r.robot, r.kind, json.loads(r.payload)) for r in (first, second)]
-    assert store.expand(harness.db, parent.id or 0, again, now=harness.now) == 0
-    assert len(harness.rows()) == 3
-
-    assert harness.drain() == 2
-    assert harness.drain() == 0
+    assert harness.drain() == 1  # the answer goes in place; the @-notice is queued as the row's child
     [answer] = fake.responses
     assert re.search(r"已登记隐患 #\d+", answer["markdown"]["content"])
+    assert fake.sent_to(WEBHOOK_KEY) == []
+    parent_row, second = harness.rows()
+    assert (parent_row.id, parent_row.state, parent_row.attempts) == (parent.id, "sent", 1)
+    assert (second.dedupe_key, second.channel, second.kind, second.state) == (
+        "reply:wecom:report-1#2", wecom.CHANNEL_WEBHOOK, "notice", "pending")
+    assert second.robot == "wecom:webhook:wecom-staff"
+    assert second.give_up_at == parent.give_up_at  # the reply's deadline does not move with its children
+
+    # Settling again (a retried row, a second sender) adds nothing.
+    again = [store.QueuedMessage(second.channel, second.robot, second.kind, json.loads(second.payload))]
+    assert store.settle_with_children(harness.db, parent_row, again, now=harness.now, sent=True) == 0
+    assert len(harness.rows()) == 2
+
+    assert harness.drain() == 1
+    assert harness.drain() == 0
+    assert len(fake.responses) == 1
     [notice] = fake.sent_to(WEBHOOK_KEY)
     assert notice.content.startswith(f"<@{WANG_JIANGUO}> 请留意：")
-    assert [(r.state, r.attempts) for r in harness.rows()] == [("expanded", 1), ("sent", 1), ("sent", 1)]
+    assert [r.state for r in harness.rows()] == ["sent", "sent"]
 
     assert main(["outbox", "--config", str(harness.config_path)]) == 0
     listing = capsys.readouterr().out
-    assert re.search(r"expanded .* replies .*reply:wecom:report-1  \[1 reply: 已登记隐患 #\d+", listing), listing
+    assert re.search(r"sent .* replies .*reply:wecom:report-1  \[1 reply: 已登记隐患 #\d+", listing), listing
     assert "reply:wecom:report-1#2" in listing
 
 
-def test_a_row_whose_lease_ran_out_is_expanded_by_one_sender_only(harness: Harness, fake: FakeWeCom) -> None:
+def test_a_delivery_retried_after_a_crash_queues_the_rest_once(harness: Harness, fake: FakeWeCom) -> None:
     harness.post(REPORT, msgid="report-2")
     parent = _replies_row(harness)
-    # Sender A takes the row and stalls before its expansion; its lease runs out and sender B takes the row.
+    # Sender A takes the row and sends the answer in place, then dies before recording it (nothing queued).
     [stale] = store.claim(harness.db, [parent.id or 0], now=harness.now, lease=timedelta(seconds=120))
+    delivery = harness.sender.deliveries[stale.channel]
+    result = harness.client.portal.call(delivery.deliver, stale)  # type: ignore[union-attr]
+    assert result.ok and [d.kind for d in result.rest] == ["notice"]
+    assert len(fake.responses) == 1 and len(harness.rows()) == 1
+
+    # The lease runs out and the row is tried again: rendered again, its single-use response_url is refused
+    # (that interrupted attempt used it), so the answer counts as sent; the notice is queued now.
     harness.now += timedelta(seconds=121)
     assert harness.drain() == 1
-    assert len(harness.rows()) == 3
-    anyio.run(harness.sender._deliver, stale, _SentMarks(harness.db))  # A wakes up and expands what B already expanded
-    assert len(harness.rows()) == 3
-    assert harness.drain() == 2 and harness.drain() == 0
+    assert len(fake.responses) == 1
+    assert [(r.dedupe_key, r.state) for r in harness.rows()] == [
+        ("reply:wecom:report-2", "sent"), ("reply:wecom:report-2#2", "pending")]
+
+    # A comes back and records its outcome late: the child exists already, nothing is added.
+    anyio.run(harness.sender._settle, stale, result, harness.now)
+    assert len(harness.rows()) == 2
+    assert harness.drain() == 1 and harness.drain() == 0
     assert len(fake.responses) == 1 and len(fake.sent_to(WEBHOOK_KEY)) == 1
+    assert [r.state for r in harness.rows()] == ["sent", "sent"]
+
+
+def test_when_the_first_message_is_refused_for_good_the_rest_still_go(harness: Harness, fake: FakeWeCom) -> None:
+    harness.post(REPORT, msgid="report-4")
+    parent = _replies_row(harness)
+    _, route = read_replies_payload(parent.payload)
+    assert httpx.post(route["response_url"], json={"msgtype": "markdown", "markdown": {"content": "x"}}).status_code == 200
+    assert harness.drain() == 1  # the response_url is refused: the answer is re-queued by webhook, the notice queued
+    assert [(r.dedupe_key, r.state) for r in harness.rows()] == [
+        ("reply:wecom:report-4", "failed"), ("reply:wecom:report-4:webhook:0", "pending"),
+        ("reply:wecom:report-4#2", "pending")]
+    harness.now = harness.engine.now()  # the re-queued answer is due from the time the delivery queued it
+    assert harness.drain() == 2 and harness.drain() == 0
+    sent = [s.content for s in fake.sent_to(WEBHOOK_KEY)]
+    assert len(sent) == 2 and "已登记隐患" in sent[0] and sent[1].startswith(f"<@{WANG_JIANGUO}> 请留意：")
+
+
+def test_a_row_whose_lease_ran_out_is_expanded_by_one_sender_only(harness: Harness, fake: FakeWeCom) -> None:
+    """A first message for another channel or robot (the group's webhook here) still
+    expands the whole row, once."""
+    harness.post(REPORT, msgid="report-3")
+    parent = _replies_row(harness)
+    drafts = (Draft("markdown", {"content": "a"}, channel=wecom.CHANNEL_WEBHOOK, robot="wecom:webhook:wecom-staff"),
+              Draft("markdown", {"content": "b"}))
+    [stale] = store.claim(harness.db, [parent.id or 0], now=harness.now, lease=timedelta(seconds=120))
+    harness.now += timedelta(seconds=121)
+    [taken] = store.claim(harness.db, [parent.id or 0], now=harness.now, lease=timedelta(seconds=120))
+    anyio.run(harness.sender._expand, taken, drafts, harness.now)
+    assert len(harness.rows()) == 3
+    anyio.run(harness.sender._expand, stale, drafts, harness.now)  # A wakes up and expands what B already expanded
+    assert len(harness.rows()) == 3
+    assert [r.state for r in harness.rows()] == ["expanded", "pending", "pending"]
+
+
+def test_rendering_reads_mention_targets_from_the_process_directory_cache(harness: Harness, fake: FakeWeCom) -> None:
+    harness.post(REPORT, msgid="report-5")
+    _replies_row(harness)
+    loads = harness.engine.directory.loads  # handling loaded it; rendering in this process shares it
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(harness.db, "before_cursor_execute", seen)
+    try:
+        assert harness.drain() == 1
+    finally:
+        event.remove(harness.db, "before_cursor_execute", seen)
+    [answer] = fake.responses
+    assert "请王建国留意" in answer["markdown"]["content"]  # the name came from the cache
+    assert not [s for s in statements if re.search(r"FROM person\b", s)], statements
+    assert harness.engine.directory.loads == loads
 
 
 def test_rows_queued_already_rendered_still_go_out(harness: Harness, fake: FakeWeCom) -> None:

@@ -127,3 +127,39 @@ def test_a_replies_row_keeps_its_replies_and_expands_once(any_engine: Engine) ->
     assert (image.state, image.channel, image.blob, image.priority, image.group_id) == (
         "pending", "wecom_webhook", chart, store.PRIORITY_URGENT, "wecom-staff")
     assert image.give_up_at == rows["reply:wecom:m1"].give_up_at  # the reply's deadline, not a new one
+
+
+def test_a_row_that_sent_its_first_message_queues_the_rest_once(any_engine: Engine) -> None:
+    """First in place, the rest as children: the outcome and `#2` … in one transaction, on both databases."""
+    upgrade(any_engine)
+    with Session(any_engine) as session:
+        parent_id = store.enqueue(
+            session, dedupe_key="reply:wecom:m2", platform="wecom", channel="wecom_response_url", robot="aibot",
+            group_id="wecom-staff", kind="replies", now=T0, give_up_after=timedelta(hours=1),
+            payload={"route": {"mode": "response_url"}, "replies": [{"text": "已登记隐患 #2"}]},
+            priority=store.PRIORITY_URGENT,
+        )
+        session.commit()
+    later = T0 + timedelta(minutes=1)
+    [claimed] = store.claim(any_engine, [parent_id or 0], now=later, lease=timedelta(minutes=2))
+    notice = [store.QueuedMessage("wecom_webhook", "wecom:webhook:wecom-staff", "notice", {"content": "<@u> 请留意：#2"})]
+    assert store.settle_with_children(any_engine, claimed, notice, now=later, sent=True) == 1
+    assert store.settle_with_children(any_engine, claimed, notice, now=later, sent=True) == 0  # a retried row
+    rows = {row.dedupe_key: row for row in store.list_messages(any_engine)}
+    assert set(rows) == {"reply:wecom:m2", "reply:wecom:m2#2"}
+    parent = rows["reply:wecom:m2"]
+    assert (parent.state, parent.claimed_until, parent.sent_at is not None) == ("sent", None, True)
+    child = rows["reply:wecom:m2#2"]
+    assert (child.state, child.kind, child.priority, child.group_id, child.give_up_at) == (
+        "pending", "notice", store.PRIORITY_URGENT, "wecom-staff", parent.give_up_at)
+
+    # A first message refused for good: the row fails with the reason, and the rest still go.
+    with Session(any_engine) as session:
+        other = store.enqueue(session, dedupe_key="reply:wecom:m3", platform="wecom", channel="wecom_response_url",
+                              robot="aibot", kind="replies", now=T0, give_up_after=timedelta(hours=1))
+        session.commit()
+    [claimed] = store.claim(any_engine, [other or 0], now=later, lease=timedelta(minutes=2))
+    assert store.settle_with_children(any_engine, claimed, notice, now=later, sent=False, error="HTTP 400") == 1
+    rows = {row.dedupe_key: row for row in store.list_messages(any_engine)}
+    assert (rows["reply:wecom:m3"].state, rows["reply:wecom:m3"].last_error) == ("failed", "HTTP 400")
+    assert rows["reply:wecom:m3#2"].state == "pending"

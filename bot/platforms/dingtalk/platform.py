@@ -46,7 +46,7 @@ class DingTalkPlatform:
             CH_OPENAPI: openapi,
             CH_SESSION: SessionWebhookDelivery(self.ctx, self.api, openapi, custom),
             CH_WEBHOOK: custom,
-        }).by_channel()
+        }, deps.directory).by_channel()
         self.push_renderer: PushRenderer = self.push_drafts
         self.fetcher: MediaFetcher | None = self.fetch_media
 

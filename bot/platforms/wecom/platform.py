@@ -50,7 +50,7 @@ class WeComPlatform:
             CHANNEL_RESPONSE_URL: response_url,
             CHANNEL_PASSIVE: PassiveDelivery(self.ctx, response_url),
             CHANNEL_WS: LongConnectionDelivery(self.ctx, self.connections),
-        }).by_channel()
+        }, deps.directory).by_channel()
         self.push_renderer: PushRenderer = render.push_drafts
         self.fetcher: MediaFetcher | None = self.fetch_media
 

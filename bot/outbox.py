@@ -389,6 +389,8 @@ class OutboxSender:
             else:
                 await sent.mark(row_id, done)
         elif result.retryable:
+            if result.waiting:
+                self.limiter.forget(row.robot, now)  # it waits by design: no platform call was made
             wait = self._retry_wait(row, result, done)
             if result.rate_limited:
                 self._paused[row.robot] = max(self._paused.get(row.robot, done), done + wait)

@@ -7,6 +7,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -17,6 +18,7 @@ from bot.config import load_config
 from bot.platforms.wecom.inbound import parse_plain, to_inbound
 from bot.secrets import Secrets
 from bot.services import Services, build_services
+from models.clock import SystemClock
 from models.tables import OutboxMessage
 from tests.bot.test_wecom import CHAT, SECRET_ENV, WEBHOOK_KEY, write_config
 from tests.conftest import campaign_clock
@@ -35,9 +37,14 @@ def fake() -> Iterator[FakeWeCom]:
 
 
 @pytest.fixture
-def services(config_path: Path, fake: FakeWeCom) -> Iterator[Services]:
+def clock() -> SystemClock:
+    return campaign_clock()
+
+
+@pytest.fixture
+def services(config_path: Path, fake: FakeWeCom, clock: SystemClock) -> Iterator[Services]:
     config = load_config(write_config(config_path, fake, window=60.0))
-    built = build_services(config, Secrets(environ=SECRET_ENV), campaign_clock())
+    built = build_services(config, Secrets(environ=SECRET_ENV), clock)
     built.engine.start()
     yield built
     built.engine.db.dispose()
@@ -54,11 +61,14 @@ def report(services: Services, fake: FakeWeCom, text: str, *, sender: str = "Zha
         services.engine.process(msg, recorded.inbound_id)
 
 
-def drain(services: Services, passes: int = 5) -> None:
+def drain(services: Services, passes: int = 5, clock: SystemClock | None = None) -> None:
+    """Sender passes; with `clock`, 3 s apart (a notice that waited for another's message comes due again)."""
     async def run() -> None:
         try:
             for _ in range(passes):
                 await services.sender.drain_once()
+                if clock is not None:
+                    clock.offset += timedelta(seconds=3)
         finally:
             await services.aclose()
 
@@ -122,8 +132,9 @@ def test_no_notice_when_the_reply_names_only_the_sender(services: Services, fake
     assert json.loads(row.payload)["content"].startswith("<@LiNa> 请留意：")
 
 
-def test_merged_notices_split_at_the_markdown_limit_and_each_goes_once(services: Services, fake: FakeWeCom) -> None:
-    from datetime import timedelta
+def test_merged_notices_split_at_the_markdown_limit_and_each_goes_once(
+    services: Services, fake: FakeWeCom, clock: SystemClock
+) -> None:
 
     from models import outbox as store
 
@@ -140,7 +151,7 @@ def test_merged_notices_split_at_the_markdown_limit_and_each_goes_once(services:
                       payload={"group_id": "wecom-staff", "content": f"<@LiNa> 请留意：已登记隐患 #5 {long_line}"},
                       now=services.engine.now(), give_up_after=timedelta(hours=1))
         session.commit()
-    drain(services)
+    drain(services, passes=8, clock=clock)
     messages = webhook_notices(fake)
     assert [len(m.split("\n")) for m in messages] == [2, 2, 1]
     assert all(len(m.encode()) <= 4096 for m in messages)

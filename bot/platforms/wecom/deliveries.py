@@ -59,6 +59,8 @@ class WebhookDelivery:
             )
         if row.kind == NOTICE_KIND:
             lock = self._notice_locks.setdefault(row.robot, anyio.Lock())
+            if lock.locked():  # another notice of this webhook is on its way and will likely carry this one
+                return DeliveryResult.wait("another merged notice of this webhook is being sent", retry_after="2")
             async with lock:
                 return await self._deliver_notices(row, payload, send_url)
         if row.kind in ("markdown", "text"):

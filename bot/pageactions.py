@@ -24,11 +24,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from bot.pagelinks import HAZARD, Verdict
+from bot.pagelinks import HAZARD
 from bot.pagelogin import (
     NONCE_COOKIE, PLATFORM_NAMES, SESSION_COOKIE, STATE_SECONDS, LoginFailed, PageLogin, SessionProblem, Viewer,
 )
-from bot.pages import REFUSED, error_page, hazard_page, hazard_ref, page
+from bot.pages import error_page, hazard_page, hazard_ref, link_refusal, page
 from bot.platforms.base import Runtime
 from bot.platforms.dingtalk.limits import CH_SESSION
 from bot.platforms.dingtalk.render import robot_bucket
@@ -208,13 +208,9 @@ def add_action_routes(app: FastAPI, actions: PageActions) -> None:
     engine = actions.engine
 
     def open_link(hazard_id: str, expires: str, signature: str) -> Found | HTMLResponse:
-        links = engine.page_links
-        if links is None:
-            return error_page(404, "本机器人没有开启网页链接。")
-        verdict = links.verify(HAZARD, hazard_id, expires, signature)
-        if verdict is not Verdict.OK:
-            status, message = REFUSED[verdict]
-            return error_page(status, message)
+        refusal = link_refusal(engine, HAZARD, hazard_id, expires, signature)
+        if refusal is not None:
+            return refusal
         with Session(engine.db) as session:
             row = session.get(Hazard, int(hazard_id))
             if row is None:

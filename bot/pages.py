@@ -284,22 +284,27 @@ def leader_page(engine: Engine, links: PageLinks, session: Session, group_id: st
 Panel = Callable[[Session, Hazard, Request, str], str]
 
 
+def link_refusal(engine: Engine, kind: str, key: str, expires: str, signature: str) -> HTMLResponse | None:
+    """The page to show instead when a signed link is not good (links off, tampered, expired); None when it is."""
+    links = engine.page_links
+    if links is None:
+        return error_page(404, "本机器人没有开启网页链接。")
+    verdict = links.verify(kind, key, expires, signature)
+    if verdict is not Verdict.OK:
+        status, message = REFUSED[verdict]
+        return error_page(status, message)
+    return None
+
+
 def add_page_routes(app: FastAPI, engine: Engine, panel_of: Panel | None = None) -> None:
     """GET /p/h/… (a hazard) and /p/l/… (a leaders' group), behind signed, expiring links; with `panel_of`, the
     hazard page offers the platform's sign-in and then the viewer's buttons."""
 
-    def refused(verdict: Verdict) -> HTMLResponse:
-        status, message = REFUSED[verdict]
-        return error_page(status, message)
-
     @app.get("/p/h/{hazard_id}/{expires}/{signature}", include_in_schema=False)
     def hazard(hazard_id: str, expires: str, signature: str, request: Request) -> HTMLResponse:
-        links = engine.page_links
-        if links is None:
-            return error_page(404, "本机器人没有开启网页链接。")
-        verdict = links.verify(HAZARD, hazard_id, expires, signature)
-        if verdict is not Verdict.OK:
-            return refused(verdict)
+        refusal = link_refusal(engine, HAZARD, hazard_id, expires, signature)
+        if refusal is not None:
+            return refusal
         with Session(engine.db) as session:
             row = session.get(Hazard, int(hazard_id)) if hazard_id.isascii() and hazard_id.isdigit() else None
             if row is None:
@@ -310,11 +315,10 @@ def add_page_routes(app: FastAPI, engine: Engine, panel_of: Panel | None = None)
 
     @app.get("/p/l/{group_id}/{expires}/{signature}", include_in_schema=False)
     def leader(group_id: str, expires: str, signature: str, request: Request) -> HTMLResponse:
+        refusal = link_refusal(engine, LEADER, group_id, expires, signature)
+        if refusal is not None:
+            return refusal
         links = engine.page_links
-        if links is None:
-            return error_page(404, "本机器人没有开启网页链接。")
-        verdict = links.verify(LEADER, group_id, expires, signature)
-        if verdict is not Verdict.OK:
-            return refused(verdict)
+        assert links is not None  # link_refusal refuses every link while links are off
         with Session(engine.db) as session:
             return leader_page(engine, links, session, group_id, request)

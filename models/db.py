@@ -43,6 +43,9 @@ def normalize_url(url: str) -> str:
     return url
 
 
+POSTGRES_POOL_SIZE = 16  # connections kept open per process (see make_engine)
+
+
 def make_engine(url: str, *, journal: bool = False, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
 
@@ -73,6 +76,11 @@ def make_engine(url: str, *, journal: bool = False, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    # The web process has up to 16 deliveries, the recorder and request threads on the database at once. A
+    # connection past pool_size is closed when returned and opened again by the next checkout, and each opening
+    # costs PostgreSQL a backend process: with the default 5 the reply drain spent more CPU connecting than sending.
+    kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
+    kwargs.setdefault("max_overflow", POSTGRES_POOL_SIZE)
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _synchronous_commit)

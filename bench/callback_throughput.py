@@ -312,14 +312,35 @@ def measure_bot(name: str, db_url: str, platform: Platform, args: argparse.Names
         wait_replies(platform, before + 100, timeout=120)
         before = platform.replies()
         prepared = platform.prepare(args.requests, name)
+        cpu_before = process_cpu(process.pid)
         started = time.perf_counter()
         result = asyncio.run(fire(url, prepared, args.concurrency, platform.path))
         drained = wait_replies(platform, before + args.requests, timeout=args.drain_timeout)
         drain = time.perf_counter() - started if drained else float("nan")
+        cpu_after = process_cpu(process.pid)
     finally:
         stop(process)
     errors = sum(1 for line in log_path.read_text(errors="replace").splitlines() if " ERROR " in line)
-    return report(name, result, drain=drain, errors=errors)
+    figures = report(name, result, drain=drain, errors=errors)
+    if cpu_before is not None and cpu_after is not None:
+        web = (cpu_after[0] - cpu_before[0]) / args.requests * 1000
+        handlers = (cpu_after[1] - cpu_before[1]) / args.requests * 1000
+        print(f"{'':<22} CPU per report, callback to reply: web process {web:.2f} ms, handler processes {handlers:.2f} ms",
+              flush=True)
+    return figures
+
+
+def process_cpu(pid: int) -> tuple[float, float] | None:
+    """CPU seconds (user + system) used so far by a process and by its live children (/proc; None elsewhere)."""
+    def seconds(one: int) -> float:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return seconds(pid), sum(seconds(int(child)) for child in children)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def wait_replies(platform: Platform, count: int, *, timeout: float) -> bool:

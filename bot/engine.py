@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.config import Config
@@ -263,20 +264,28 @@ class Engine:
         msg = storable(msg)
         looked_up = self._look_up_sender(msg)  # a network call, before any lock or transaction
         with self.write_gate():
-            with Session(self.db) as session:
-                try:
-                    claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
-                    if claimed is None:
-                        return []
-                    outcome = self._handle(session, msg, inbound_id, claimed[1], looked_up, route_json=claimed[0])
-                    effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
-                    self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed[0])
-                    session.commit()
-                    self._notify(effects)
-                    return outcome.replies
-                except Exception:
-                    session.rollback()
-                    log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+            for attempt in (1, 2):
+                with Session(self.db) as session:
+                    try:
+                        claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
+                        if claimed is None:
+                            return []
+                        outcome = self._handle(session, msg, inbound_id, claimed[1], looked_up, route_json=claimed[0])
+                        effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
+                        self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed[0])
+                        session.commit()
+                        self._notify(effects)
+                        return outcome.replies
+                    except Exception as exc:
+                        session.rollback()
+                        # A connection the database closed (a restart within the pool's idle ping time): nothing
+                        # was kept, so the message is handled again on a fresh connection.
+                        if attempt == 1 and isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                            log.warning("handling message %s/%s: the database connection was lost, trying again",
+                                        msg.platform, msg.msg_id)
+                            continue
+                        log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+                        break
             replies = [Reply(INTERNAL_ERROR_TEXT)]
             with Session(self.db) as session:
                 claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))

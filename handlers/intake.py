@@ -55,7 +55,7 @@ from models.ledger import NewHazard, file_numbered_hazard, school_of, take_pendi
 from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
 from models.places import bare_text, text_numbers
 from models.queries_directory import first_active_name_in
-from models.tables import AttachmentFile, HazardStatus, PersonRow, ReportDraft, UnitRow
+from models.tables import AttachmentFile, DraftPhoto, HazardStatus, PendingPhoto, PersonRow, ReportDraft, UnitRow
 
 # A possible duplicate: an open hazard whose 部位 reads nearly the same (or names the same building) and whose
 # 问题 is at least this similar (difflib's ratio on the text without punctuation).
@@ -412,7 +412,7 @@ def register(
     responsible = ready.responsible
     # Numbers are per school within the campaign: #12 in a school's group is that school's 12.
     school_id = school_of(session, ready.unit_id, {b.unit_id for b in context.policy.buildings})
-    taken = [*draft_photos(session, draft_ids), *take_pending(context)]
+    taken: list[DraftPhoto | PendingPhoto] = [*draft_photos(session, draft_ids), *take_pending(context)]
     hazard = NewHazard(
         campaign_id=context.campaign.id,
         number=0,  # taken by file_numbered_hazard
@@ -549,6 +549,8 @@ def item_line(index: int, item: Item, assessment: Assessment) -> str:
 
 def drop_earlier_drafts(context: Context) -> bool:
     """Drop the sender's drafts in this chat; whether one was still waiting."""
+    if not context.drafts_in_chat:  # none in this chat when the message was claimed
+        return False
     return drop_sender_drafts(
         context.session, platform=context.platform, sender_id=context.person.id, chat_id=context.chat_id,
         now=context.now,

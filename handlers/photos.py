@@ -82,6 +82,8 @@ def attach_pending_photos(context: Context, hazard_id: int, event_id: int | None
 def take_pending(context: Context) -> list[PendingPhoto]:
     """The sender's recent photos without words here, taken off the pending table (expired ones are dropped);
     `store_taken_photos` stores them once their hazard is filed."""
+    if not context.pending_photos:  # none at all when the message was claimed: nothing to take or drop
+        return []
     since = _pending_since(context)
     return take_pending_photos_dropping_expired(context.session, **_pending_owner(context), since=since)
 

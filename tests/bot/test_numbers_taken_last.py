@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine as DbEngine, text
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy import event, text
 from sqlmodel import Session, col, select
 
 from bot.engine import Engine
-from handlers.messages import Inbound
+from handlers.messages import Attachment, Inbound
 from models.clock import FixedClock
 from models.db import PING_AFTER_IDLE_SECONDS, make_engine
-from models.tables import Hazard
+from models.tables import AttachmentFile, Hazard
 from tests.school import START, make_config
 
 BOOM = "boom"  # the message id whose handling the database refuses (see _refuse_boom)
@@ -137,7 +138,7 @@ def test_concurrent_reports_of_one_school_get_distinct_consecutive_numbers(
                     msg = message(f"s2-{worker}", n, group="s2", sender="zhou_tao")
                 replies = engine.handle_sync(msg)
                 assert replies and "已登记隐患" in replies[0].text, replies
-        except BaseException as exc:  # reported by the main thread
+        except Exception as exc:  # noqa: BLE001  (any failure in a thread is reported by the main thread)
             errors.append(exc)
 
     threads = [threading.Thread(target=handle, args=(engines[w % 2], w)) for w in range(8)]
@@ -175,3 +176,32 @@ def test_the_first_message_after_a_postgres_restart_is_handled(tmp_path: Path, r
             assert "已登记" in replies[0].text, replies
         finally:
             db.dispose()
+
+
+def test_a_report_with_no_photo_or_draft_waiting_reads_neither_and_one_with_them_takes_both(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The claim says whether any photo waits and whether a draft is kept in the chat; only then are they read."""
+    db = _db("sqlite", tmp_path, request)
+    engine = _engine(db, tmp_path)
+    engine.start()
+    statements: list[str] = []
+    event.listen(db, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        assert "已登记隐患 #1" in engine.handle_sync(message("m1", 1))[0].text
+        touched = [s for s in statements if "pending_photo" in s or "report_draft" in s]
+        assert len(touched) == 1 and touched[0].startswith("UPDATE inbound_message")  # the claim alone
+        doubtful = "隐患\n部位：食堂后门\n问题：灭火器过期\n责任人：王小明"  # no such person: asked, kept as a draft
+        asked = Inbound(platform="console", msg_id="m2", chat_id="staff", sender_id="zhang_wei", text=doubtful,
+                        received_at=START)
+        assert "还没有登记" in engine.handle_sync(asked)[0].text
+        photo = Attachment(filename="a.png", content_type="image/png", data=b"\x89PNG")
+        lone = Inbound(platform="console", msg_id="m3", chat_id="staff", sender_id="zhang_wei", text="",
+                       received_at=START, attachments=(photo,))
+        assert "收到1张照片" in engine.handle_sync(lone)[0].text
+        reply = engine.handle_sync(message("m4", 4))[0].text
+        assert "已登记隐患 #2" in reply and "已附上刚才的1张照片" in reply and "已作废" in reply, reply
+        with Session(db) as session:
+            assert len(session.exec(select(AttachmentFile)).all()) == 1  # the lone photo went with a hazard
+    finally:
+        db.dispose()

@@ -24,8 +24,8 @@ import argparse
 import cProfile
 import os
 import pstats
-import sys
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -40,7 +40,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from sqlalchemy import event  # noqa: E402
-from sqlalchemy.orm import Session as SASession  # noqa: E402
+from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session, col, select  # noqa: E402
 
 from bench.callback_throughput import drop_postgres_schema, fresh_postgres_schema  # noqa: E402

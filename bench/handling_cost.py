@@ -12,7 +12,10 @@ a machine shared with other work;
 statements are counted with a SQLAlchemy `before_cursor_execute` listener (each executemany counts once).
 `--profile` prints the top of a cProfile of the measured loop. `--open N` first files N more open hazards in
 the reports' school (at other rooms of the same building, as the reports are), to show what the duplicate
-check costs as a school's open hazards grow.
+check costs as a school's open hazards grow. `--hold N` then handles as many reports again with N threads
+at once (one process) and times how long each holds the school's number counter row: from the end of the
+statement that takes the number (`hazard_counter`) to the end of its COMMIT, which every other report of the
+school waits for; it prints the median and p90 and the share of the wall time the row was held.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import argparse
 import cProfile
 import os
 import pstats
+import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +40,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from sqlalchemy import event  # noqa: E402
+from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session, col, select  # noqa: E402
 
 from bench.callback_throughput import drop_postgres_schema, fresh_postgres_schema  # noqa: E402
@@ -68,6 +75,7 @@ class Figures:
     cpu_ms: float
     statements: float
     wall_ms: float
+    hold: tuple[int, float, float, float] | None = None  # threads, median ms, p90 ms, held share of the wall time
 
 
 def _config_text(db_url: str, data_dir: str) -> str:
@@ -96,7 +104,43 @@ def seed_open_hazards(db: Any, n: int) -> None:
         session.commit()
 
 
-def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: bool, open_hazards: int = 0) -> Figures:
+def measure_hold(db: Any, handle: Any, batch: list[tuple[Inbound, int]], threads: int) -> tuple[float, float, float]:
+    """Handle `batch` with `threads` threads; each report's hold of the counter row, from the end of the statement
+    that takes the number to the end of the COMMIT: (median ms, p90 ms, sum of holds / wall time)."""
+    local = threading.local()
+    holds: list[float] = []
+
+    def taken(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if "hazard_counter" in statement and getattr(local, "since", None) is None:
+            local.since = time.perf_counter()
+
+    def committed(_session: Any) -> None:
+        since, local.since = getattr(local, "since", None), None
+        if since is not None:
+            holds.append((time.perf_counter() - since) * 1000)
+
+    def rolled_back(_session: Any) -> None:
+        local.since = None
+
+    event.listen(db, "after_cursor_execute", taken)
+    event.listen(SASession, "after_commit", committed)
+    event.listen(SASession, "after_rollback", rolled_back)
+    wall = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda item: handle(*item), batch))
+    finally:
+        wall = time.perf_counter() - wall
+        event.remove(db, "after_cursor_execute", taken)
+        event.remove(SASession, "after_commit", committed)
+        event.remove(SASession, "after_rollback", rolled_back)
+    assert len(holds) == len(batch), f"{len(holds)} holds timed for {len(batch)} reports"
+    return statistics.median(holds), statistics.quantiles(holds, n=10)[-1], sum(holds) / 1000 / wall
+
+
+def measure(
+    target: str, db_url: str, data_dir: str, reports: int, *, profile: bool, open_hazards: int = 0, hold: int = 0
+) -> Figures:
     config = parse_config(tomllib.loads(_config_text(db_url, data_dir)))
     clock = FixedClock(datetime.fromisoformat(CAMPAIGN_NOW))
     services = build_services(config, Secrets(environ=dict(SECRET_ENV)), clock)
@@ -149,8 +193,12 @@ def measure(target: str, db_url: str, data_dir: str, reports: int, *, profile: b
         stats = pstats.Stats(profiler).sort_stats("cumulative")
         stats.print_stats(25)  # the whole stack
         stats.print_stats(str(REPO_ROOT), 40)  # our own functions
+    held = None
+    if hold:
+        median, p90, share = measure_hold(db, engine.process, one_batch("hold", 100 + WARMUP + reports, reports), hold)
+        held = (hold, median, p90, share)
     db.dispose()
-    return Figures(target, len(batch), cpu * 1000 / len(batch), statements / len(batch), wall * 1000 / len(batch))
+    return Figures(target, len(batch), cpu * 1000 / len(batch), statements / len(batch), wall * 1000 / len(batch), held)
 
 
 def main() -> int:
@@ -160,22 +208,29 @@ def main() -> int:
     parser.add_argument("--only", choices=("sqlite", "postgres"))
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the measured loop")
     parser.add_argument("--open", type=int, default=0, help="open hazards filed in the school before measuring")
+    parser.add_argument("--hold", type=int, default=0, metavar="THREADS",
+                        help="then time the number counter row's hold with this many threads handling at once")
     args = parser.parse_args()
     results: list[Figures] = []
     with tempfile.TemporaryDirectory(prefix="handling-cost-") as tmp:
         if args.only != "postgres":
             results.append(measure("SQLite", f"sqlite:///{tmp}/bench.db", f"{tmp}/data-sqlite", args.reports,
-                                   profile=args.profile, open_hazards=args.open))
+                                   profile=args.profile, open_hazards=args.open, hold=args.hold))
         if args.postgres and args.only != "sqlite":
             pg_url, schema = fresh_postgres_schema(args.postgres)
             try:
                 results.append(measure("PostgreSQL", pg_url, f"{tmp}/data-pg", args.reports, profile=args.profile,
-                                       open_hazards=args.open))
+                                       open_hazards=args.open, hold=args.hold))
             finally:
                 drop_postgres_schema(args.postgres, schema)
     print(f"{'target':<12} {'reports':>7} {'CPU ms/report':>14} {'statements/report':>18} {'wall ms/report':>15}")
     for f in results:
         print(f"{f.target:<12} {f.reports:>7} {f.cpu_ms:>14.2f} {f.statements:>18.1f} {f.wall_ms:>15.2f}")
+    for f in results:
+        if f.hold is not None:
+            threads, median, p90, share = f.hold
+            print(f"{f.target}: number row held {median:.2f} ms median, {p90:.2f} ms p90 per report "
+                  f"({threads} threads; held {share:.0%} of the wall time)")
     print(f"target: ≤ {TARGET_CPU_MS} ms of CPU per report")
     return 0
 

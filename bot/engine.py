@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.config import Config
@@ -40,6 +41,7 @@ from models.clock import Clock, SystemClock
 from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
 from models.directory_cache import DirectoryCache, attach, read_version
 from models.inbound import (
+    Claimed,
     claim_inbound,
     drop_inbound_attachments,
     drop_stale_inbound_attachments,
@@ -263,26 +265,34 @@ class Engine:
         msg = storable(msg)
         looked_up = self._look_up_sender(msg)  # a network call, before any lock or transaction
         with self.write_gate():
-            with Session(self.db) as session:
-                try:
-                    claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
-                    if claimed is None:
-                        return []
-                    outcome = self._handle(session, msg, inbound_id, claimed[1], looked_up, route_json=claimed[0])
-                    effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
-                    self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed[0])
-                    session.commit()
-                    self._notify(effects)
-                    return outcome.replies
-                except Exception:
-                    session.rollback()
-                    log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+            for attempt in (1, 2):
+                with Session(self.db) as session:
+                    try:
+                        claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
+                        if claimed is None:
+                            return []
+                        outcome = self._handle(session, msg, inbound_id, claimed, looked_up)
+                        effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
+                        self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed.route)
+                        session.commit()
+                        self._notify(effects)
+                        return outcome.replies
+                    except Exception as exc:
+                        session.rollback()
+                        # A connection the database closed (a restart within the pool's idle ping time): nothing
+                        # was kept, so the message is handled again on a fresh connection.
+                        if attempt == 1 and isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                            log.warning("handling message %s/%s: the database connection was lost, trying again",
+                                        msg.platform, msg.msg_id)
+                            continue
+                        log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+                        break
             replies = [Reply(INTERNAL_ERROR_TEXT)]
             with Session(self.db) as session:
                 claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
                 if claimed is None:
                     return []
-                self._finish(session, msg, inbound_id, replies, "failed", claimed[0])
+                self._finish(session, msg, inbound_id, replies, "failed", claimed.route)
                 session.commit()
             return replies
 
@@ -308,9 +318,10 @@ class Engine:
                 log.exception("notifying %s failed (the scheduler's next tick still sends it)", effect)
 
     @staticmethod
-    def _claim(session: Session, inbound_id: int | None, *, stored_photos: bool = False) -> tuple[str, int | None] | None:
-        """Take the row for this transaction: its route (JSON) and the directory version; None when it was
-        handled meanwhile (a message that was never recorded has no route, and the version is read later).
+    def _claim(session: Session, inbound_id: int | None, *, stored_photos: bool = False) -> Claimed | None:
+        """Take the row for this transaction: its route (JSON), the directory version and whether photos or
+        drafts wait; None when it was handled meanwhile (a message that was never recorded has no route, and
+        the version is read later).
 
         The first statement of the transaction, so it waits for a concurrent handler's commit (row lock on
         PostgreSQL, the write lock on SQLite) and then sees its result; a rollback or a crash undoes the claim.
@@ -318,7 +329,7 @@ class Engine:
         those they use in the same transaction, and a rollback keeps them for the next attempt.
         """
         if inbound_id is None:
-            return "{}", None
+            return Claimed("{}", None)
         claimed = claim_inbound(session, inbound_id)
         if claimed is not None and stored_photos:
             drop_inbound_attachments(session, inbound_id)
@@ -449,12 +460,13 @@ class Engine:
         return None
 
     def _handle(
-        self, session: Session, msg: Inbound, inbound_id: int | None, directory_version: int | None = None,
-        looked_up: LookupResult | None = None, route_json: str = "{}",
+        self, session: Session, msg: Inbound, inbound_id: int | None, claimed: Claimed,
+        looked_up: LookupResult | None = None,
     ) -> Outcome:
         from handlers.help import no_campaign_reply
         from handlers.join import bind_here, unknown_chat
 
+        directory_version, route_json = claimed.version, claimed.route
         if directory_version is None:
             directory_version = read_version(session)
         attach(session, self.directory.at(session, directory_version))
@@ -495,6 +507,8 @@ class Engine:
             platform=msg.platform,
             chat_id=msg.chat_id,
             robot=self._route_robot(route_json),
+            pending_photos=claimed.pending_photos,
+            drafts_in_chat=claimed.drafts_in_chat,
         )
         if not msg.text.strip() and msg.attachments:  # a photo first, the words in the next message
             return Outcome(keep_lone_photos(context))

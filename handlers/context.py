@@ -70,6 +70,9 @@ class Context:
     platform: str = ""  # where the message came from, with chat_id: whose pending photos are whose
     chat_id: str = ""
     robot: str | None = None  # the robot that received the message (route robot_id), where the platform says
+    # False when the claim saw no pending photo at all / no draft in this chat: their statements are skipped
+    pending_photos: bool = True
+    drafts_in_chat: bool = True
 
 
     @property

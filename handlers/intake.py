@@ -39,7 +39,7 @@ from handlers.directory import (
 from handlers.format import fmt_date
 from handlers.messages import AlertLeaders, Effect, Reply
 from handlers.numbers import hazard_label, number_label
-from handlers.photos import attach_pending_photos, pending_note, photo_note, store_attachments
+from handlers.photos import pending_note, photo_note, store_attachments, store_taken_photos, take_pending
 from models.drafts import (
     draft_photos,
     drop_drafts,
@@ -51,11 +51,11 @@ from models.drafts import (
     save_draft,
     sender_drafts,
 )
-from models.ledger import NewHazard, file_hazard, next_hazard_number, school_of, store_photo, take_pending_photos
+from models.ledger import NewHazard, file_numbered_hazard, school_of, take_pending_photos
 from models.lookback import MISSED_ORIGINS, ORIGINS, normalize_origin
 from models.places import bare_text, text_numbers
 from models.queries_directory import first_active_name_in
-from models.tables import AttachmentFile, HazardStatus, PersonRow, ReportDraft, UnitRow
+from models.tables import AttachmentFile, DraftPhoto, HazardStatus, PendingPhoto, PersonRow, ReportDraft, UnitRow
 
 # A possible duplicate: an open hazard whose 部位 reads nearly the same (or names the same building) and whose
 # 问题 is at least this similar (difflib's ratio on the text without punctuation).
@@ -402,15 +402,20 @@ def register(
     item: Item, ready: Ready, context: Context, *, draft_ids: Sequence[int] = (), with_message_photos: bool = True,
     source_msg_id: int | None = None,
 ) -> Registered:
-    """Write the ledger row with the campaign's next number, its report event, and the photos that came along."""
+    """Write the ledger row with the school's next number, its report event, and the photos that came along.
+
+    The number is taken last: its counter row stays locked until the transaction commits, and every other
+    report of the school waits for it, so whatever does not need the number (lookups, taking the photos) comes
+    first. The caller commits soon after (see bot.engine.Engine.process)."""
     fields, session, person = item.fields, context.session, context.person
     building = find_building(session, fields.location or "", context.policy.buildings, unit_id=ready.unit_id)
     responsible = ready.responsible
     # Numbers are per school within the campaign: #12 in a school's group is that school's 12.
     school_id = school_of(session, ready.unit_id, {b.unit_id for b in context.policy.buildings})
+    taken: list[DraftPhoto | PendingPhoto] = [*draft_photos(session, draft_ids), *take_pending(context)]
     hazard = NewHazard(
         campaign_id=context.campaign.id,
-        number=next_hazard_number(session, context.campaign.id, school_id),
+        number=0,  # taken by file_numbered_hazard
         school_id=school_id,
         unit_id=ready.unit_id,
         location=fields.location or "",
@@ -434,22 +439,12 @@ def register(
         origin_date=context.today if ready.origin != "自查" else None,
         missed_by_school=ready.origin in MISSED_ORIGINS,
     )
-    hazard_id, event_id = file_hazard(session, hazard, detail=f"上报：{hazard.location} {hazard.problem}")
+    hazard, hazard_id, event_id = file_numbered_hazard(
+        session, hazard, detail=f"上报：{hazard.location} {hazard.problem}"
+    )
     photos = store_attachments(context, hazard_id, event_id) if with_message_photos else []
-    earlier = _store_draft_photos(context, draft_ids, hazard_id, event_id)
-    earlier += attach_pending_photos(context, hazard_id, event_id)
+    earlier = store_taken_photos(context, taken, hazard_id, event_id)
     return Registered(hazard, hazard_id, ready, photos, earlier)
-
-
-def _store_draft_photos(context: Context, draft_ids: Sequence[int], hazard_id: int, event_id: int) -> list[AttachmentFile]:
-    return [
-        store_photo(
-            context.session, data_dir=context.data_dir, hazard_id=hazard_id, event_id=event_id,
-            filename=row.filename, content_type=row.content_type, data=row.data, at=context.now,
-            source_msg_id=row.source_msg_id,
-        )
-        for row in draft_photos(context.session, draft_ids)
-    ]
 
 
 def registered_reply(done: Registered, context: Context, *, plain: bool) -> Reply:
@@ -554,6 +549,8 @@ def item_line(index: int, item: Item, assessment: Assessment) -> str:
 
 def drop_earlier_drafts(context: Context) -> bool:
     """Drop the sender's drafts in this chat; whether one was still waiting."""
+    if not context.drafts_in_chat:  # none in this chat when the message was claimed
+        return False
     return drop_sender_drafts(
         context.session, platform=context.platform, sender_id=context.person.id, chat_id=context.chat_id,
         now=context.now,

@@ -14,7 +14,7 @@ from models.ledger import (
     store_photo,
     take_pending_photos_dropping_expired,
 )
-from models.tables import AttachmentFile
+from models.tables import AttachmentFile, DraftPhoto, PendingPhoto
 
 # Why a photo's file could not be written, in words for the chat (by the OS error's name).
 _NO_SPACE = frozenset({"ENOSPC", "EDQUOT"})
@@ -76,14 +76,29 @@ def has_pending_photos(context: Context) -> bool:
 
 def attach_pending_photos(context: Context, hazard_id: int, event_id: int | None) -> list[AttachmentFile]:
     """Store the sender's recent photos without words with this hazard's event; expired ones are dropped."""
+    return store_taken_photos(context, take_pending(context), hazard_id, event_id)
+
+
+def take_pending(context: Context) -> list[PendingPhoto]:
+    """The sender's recent photos without words here, taken off the pending table (expired ones are dropped);
+    `store_taken_photos` stores them once their hazard is filed."""
+    if not context.pending_photos:  # none at all when the message was claimed: nothing to take or drop
+        return []
     since = _pending_since(context)
+    return take_pending_photos_dropping_expired(context.session, **_pending_owner(context), since=since)
+
+
+def store_taken_photos(
+    context: Context, rows: Sequence[PendingPhoto | DraftPhoto], hazard_id: int, event_id: int | None
+) -> list[AttachmentFile]:
+    """Store photos taken from the pending table or a draft with this hazard's event."""
     return [
         store_photo(
             context.session, data_dir=context.data_dir, hazard_id=hazard_id, event_id=event_id,
             filename=row.filename, content_type=row.content_type, data=row.data, at=context.now,
             source_msg_id=row.source_msg_id,
         )
-        for row in take_pending_photos_dropping_expired(context.session, **_pending_owner(context), since=since)
+        for row in rows
     ]
 
 

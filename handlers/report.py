@@ -52,9 +52,10 @@ def _take_one(item: Item, context: Context) -> list[Reply] | Outcome:
     if isinstance(assessment, Doubt):
         keep_as_drafts([item], context)
         return [doubt_reply(item, assessment, context)]
-    done = register(item, assessment, context)
+    replaced = drop_earlier_drafts(context)  # a report sent again in full replaces the one asked about
+    done = register(item, assessment, context)  # takes the school's number: last, since it is held until COMMIT
     reply = registered_reply(done, context, plain=item.plain)
-    if drop_earlier_drafts(context):  # a report sent again in full replaces the one asked about
+    if replaced:
         reply = Reply(f"{reply.text}\n（刚才等您确认的那条已作废。）", mentions=reply.mentions)
     return Outcome([reply], effects=alerts([done]))
 

@@ -89,3 +89,8 @@ def wall_clock_seconds() -> float:
 def wall_clock_ms() -> int:
     """Real milliseconds since the epoch, for what a platform checks against its own clock."""
     return int(wall_clock_seconds() * 1000)
+
+
+def monotonic_seconds() -> float:
+    """Seconds on a clock that never jumps, for how long something waited in this process (not a time of day)."""
+    return time.monotonic()

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, CursorResult, bindparam, delete, or_, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    bindparam,
+    delete,
+    exists,
+    literal_column,
+    or_,
+    update,
+)
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from models.directory_cache import version_column
 from models.ids import stored_ids
-from models.tables import InboundAttachment, InboundMessage
+from models.tables import InboundAttachment, InboundMessage, PendingPhoto, ReportDraft
 from models.upsert import dialect_of, insert_on_conflict, table_of
 
 
@@ -36,12 +46,23 @@ def unhandled_inbound(session: Session, *, received_before: datetime) -> list[in
     )
 
 
-def claim_inbound(session: Session, inbound_id: int) -> tuple[str, int] | None:
-    """Move a `received` row to `processing` in the caller's transaction: its route (JSON text) and the
-    directory version (read in the same statement, see models/directory_cache.py), or None when it was not
+class Claimed(NamedTuple):
+    """A claimed message: its route (JSON text), the directory version, and whether statements that find nothing
+    in the common case can be skipped: False when no photo waits in the pending table (anyone's, expired ones
+    too) or no draft report is kept in the message's chat (anyone's)."""
+
+    route: str
+    version: int | None
+    pending_photos: bool = True
+    drafts_in_chat: bool = True
+
+
+def claim_inbound(session: Session, inbound_id: int) -> Claimed | None:
+    """Move a `received` row to `processing` in the caller's transaction, reading in the same statement the
+    directory version (see models/directory_cache.py) and whether photos or drafts wait; None when it was not
     `received` (handled meanwhile)."""
     row = session.connection().execute(_CLAIM, {"inbound_id": inbound_id}).first()
-    return None if row is None else (str(row[0] or "{}"), int(row[1] or 0))
+    return None if row is None else Claimed(str(row[0] or "{}"), int(row[1] or 0), bool(row[2]), bool(row[3]))
 
 
 def finish_inbound(session: Session, inbound_id: int, *, state: str, reply_text: str) -> None:
@@ -85,11 +106,22 @@ def drop_stale_inbound_attachments(session: Session, *, received_before: datetim
 
 # Built once (Core, on the table): handling runs them for every message.
 _TABLE = table_of(InboundMessage)
+_PENDING = table_of(PendingPhoto)
+_DRAFT = table_of(ReportDraft)
 _CLAIM = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("inbound_id"), _TABLE.c.state == "received")
     .values(state="processing")
-    .returning(_TABLE.c.route, version_column())
+    .returning(
+        _TABLE.c.route, version_column(),
+        exists(sa_select(literal_column("1")).select_from(_PENDING)),
+        exists(sa_select(literal_column("1")).select_from(_DRAFT).where(
+            # qualified by hand: SQLite's RETURNING names the row's columns bare, which the subquery would take
+            # as the draft's own
+            _DRAFT.c.platform == literal_column("inbound_message.platform"),
+            _DRAFT.c.chat_id == literal_column("inbound_message.chat_id"),
+        )),
+    )
 )
 _FINISH = update(_TABLE).where(_TABLE.c.id == bindparam("inbound_id")).values(
     state=bindparam("state"), reply_text=bindparam("reply_text")

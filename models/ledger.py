@@ -8,12 +8,12 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal_column, or_, true, update
 from sqlmodel import Session, select
 from sqlalchemy import ColumnElement, CursorResult
 from sqlalchemy import select as sa_select  # sqlmodel's select is typed for up to 4 columns
@@ -218,6 +218,71 @@ _HAZARD = table_of(Hazard)
 _INSERT_HAZARD = insert(_HAZARD).returning(_HAZARD.c.id)
 _EVENT = table_of(HazardEvent)
 _INSERT_EVENT = insert(_EVENT).returning(_EVENT.c.id)
+
+
+def file_numbered_hazard(session: Session, hazard: NewHazard, *, detail: str) -> tuple[NewHazard, int, int]:
+    """Take the school's next number and file the hazard with it and its report event: (the hazard as filed,
+    hazard id, event id). `hazard.number` is ignored.
+
+    The number's counter row stays locked until COMMIT, so concurrent reports of a school wait from here on:
+    the caller runs everything else first and commits soon after. On PostgreSQL the counter UPDATE and both
+    inserts are one statement (data-modifying CTEs); a school's first number, and SQLite, go one by one."""
+    if hazard.school_id is not None and dialect_of(session) == "postgresql":
+        session.flush()  # what the ORM's autoflush would do: a Core statement on the connection skips it
+        values = {f"h_{name}": getattr(hazard, name) for name in _NEW_HAZARD_FIELDS if name != "number"}
+        values.update((f"h_{name}", value) for name, value in place_keys(hazard.location).items())
+        row = session.connection().execute(_NUMBER_AND_FILE, {
+            **values, "b_campaign": hazard.campaign_id, "b_school": hazard.school_id, "h_completion": "", "e_at": hazard.found_at, "e_actor": hazard.reporter_id, "e_action": "report",
+            "e_status": hazard.status, "e_detail": detail,
+        }).first()
+        if row is not None:
+            return replace(hazard, number=int(row[0])), int(row[1]), int(row[2])
+    # SQLite, the whole campaign's numbers, or the school's first number (no counter row yet)
+    numbered = replace(hazard, number=next_hazard_number(session, hazard.campaign_id, hazard.school_id))
+    hazard_id, event_id = file_hazard(session, numbered, detail=detail)
+    return numbered, hazard_id, event_id
+
+
+def _number_and_file() -> Any:
+    """counter UPDATE … RETURNING → INSERT hazard … RETURNING → INSERT hazard_event: no row without a counter."""
+    h, e = _HAZARD.c, _EVENT.c
+    taken = (
+        update(_COUNTER)
+        .where(_COUNTER.c.campaign_id == bindparam("b_campaign"), _COUNTER.c.school_id == bindparam("b_school"))
+        # No anonymous (literal) parameters in this statement: SQLAlchemy's cache lost their values in nested CTEs.
+        .values(next_number=_COUNTER.c.next_number + literal_column("1"))
+        .returning((_COUNTER.c.next_number - literal_column("1")).label("number"))
+        .cte("taken")
+    )
+    names = [name for name in _NEW_HAZARD_FIELDS if name != "number"] + ["place_numbers", "place_head", "completion"]
+    filed = (
+        insert(_HAZARD)
+        .from_select(
+            [*names, "number"],
+            # h_…, not the column names: the counter UPDATE would take campaign_id and school_id as SET values
+            sa_select(*(bindparam(f"h_{name}", type_=h[name].type) for name in names), taken.c.number),
+            include_defaults=False,
+        )
+        .returning(h.id, h.number)
+        .cte("filed")
+    )
+    event = (
+        insert(_EVENT)
+        .from_select(
+            ["hazard_id", "at", "actor_id", "action", "from_status", "to_status", "detail"],
+            sa_select(
+                filed.c.id, bindparam("e_at", type_=e.at.type), bindparam("e_actor", type_=e.actor_id.type),
+                bindparam("e_action", type_=e.action.type), bindparam("e_status", type_=e.from_status.type),
+                bindparam("e_status", type_=e.to_status.type), bindparam("e_detail", type_=e.detail.type),
+            ),
+        )
+        .returning(e.id)
+        .cte("event")
+    )
+    return sa_select(filed.c.number, filed.c.id, event.c.id).select_from(filed.join(event, true()))
+
+
+_NUMBER_AND_FILE = _number_and_file()  # built once: every report on PostgreSQL runs it
 
 
 def hazard_events(session: Session, hazard_id: int) -> list[HazardEvent]:

@@ -106,3 +106,40 @@ def test_the_write_gate_gives_up_after_its_timeout_and_is_free_again_once_releas
     with gate(timeout=0.2):  # the waiter that gave up did not keep the gate
         pass
     engine.dispose()
+
+
+def test_a_pooled_postgres_connection_is_pinged_only_after_sitting_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection back in the pool moments ago is used as it is (a ping is a round trip per message); one that
+    waited longer is pinged, and one the server closed meanwhile (a restart) is replaced before it is used."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
+    engine = make_engine(url, ping_after_idle=0.3, pool_size=1, max_overflow=0)
+    pings: list[object] = []
+    real_ping = engine.dialect.do_ping
+
+    def counted_ping(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return real_ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted_ping)
+    admin = make_engine(url)
+    try:
+        pids = []
+        for _ in range(5):  # back to back: never pinged
+            with engine.connect() as connection:
+                pids.append(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        assert pings == [] and len(set(pids)) == 1
+        time.sleep(0.4)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() == pids[0]
+        assert len(pings) == 1
+        time.sleep(0.4)
+        with admin.begin() as connection:  # what a server restart does to the pooled connection
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]}).scalar_one()
+        with engine.connect() as connection:  # the ping fails, and a new connection is checked out instead
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pids[0]
+        assert len(pings) == 2
+    finally:
+        engine.dispose()
+        admin.dispose()

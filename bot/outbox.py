@@ -19,6 +19,11 @@ one message (`reply:…#1`, `#2`, …, or `…:0`, `:1` for rows queued already 
 messages at once. Replies to different messages of one chat may therefore arrive in either order, as
 their handling already could. Each delivered row is marked sent before its lane moves on; deliveries
 that finish together share one UPDATE.
+
+Rows of a kind the platform merges (`MERGED_KIND`: a group webhook's @-notices) are one lane per robot, in
+id order: the first takes the pending others along in one message and names them in its result
+(`DeliveryResult.took_along`, marked sent by the delivery), and the lane skips them. Lanes of their own
+would race for the webhook and each find another's message already under way.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
@@ -61,6 +66,9 @@ class DeliveryResult:
     # A `replies` row whose first message was tried in place (this result): the rest of its messages, which
     # the sender queues as its children `#2`, `#3` … in the transaction that records this result.
     rest: tuple[Draft, ...] = ()
+    # Sent: the ids of other pending rows this row's message carried (merged), already marked sent by the
+    # delivery; the sender skips those it holds in the same pass.
+    took_along: tuple[int, ...] = ()
 
     @classmethod
     def sent(cls) -> "DeliveryResult":
@@ -199,6 +207,11 @@ class SlidingWindowLimiter:
 DELIVERY_CONCURRENCY = 16
 
 
+# Rows of this kind are merged by their platform with the other pending rows of their robot into one message
+# (WeCom's group-webhook @-notices): the sender keeps them in one lane per robot.
+MERGED_KIND = "notice"
+
+
 def message_of(dedupe_key: str) -> str:
     """The message an outbox row is a part of: its dedupe key without the part index (`reply:wecom:m1#2`,
     a replies row's child; `push:…:0`, a row queued already rendered)."""
@@ -232,6 +245,7 @@ class _Pass:
 
     in_flight: anyio.CapacityLimiter  # deliveries awaiting their platform at once
     sent: _SentMarks
+    carried: set[int] = field(default_factory=set)  # rows another row's merged message took along (sent)
 
 
 class OutboxSender:
@@ -324,8 +338,15 @@ class OutboxSender:
         it gets more; then each message's parts in order, different messages side by side."""
         await self._attempt(rows[0], run)
         lanes: dict[str, list[OutboxMessage]] = {}
+        merged: list[OutboxMessage] = []
         for row in rows[1:]:
-            lanes.setdefault(message_of(row.dedupe_key), []).append(row)
+            if row.kind == MERGED_KIND:
+                merged.append(row)
+            else:
+                lanes.setdefault(message_of(row.dedupe_key), []).append(row)
+        if merged:  # a robot's merging rows: one lane, oldest first, so each message takes the most along
+            merged.sort(key=stored_id)
+            lanes[f"{MERGED_KIND}:{rows[0].robot}"] = merged
         async with anyio.create_task_group() as tasks:
             for lane in lanes.values():
                 tasks.start_soon(self._deliver_lane, lane, run)
@@ -335,12 +356,14 @@ class OutboxSender:
             await self._attempt(row, run)
 
     async def _attempt(self, row: OutboxMessage, run: "_Pass") -> None:
+        if stored_id(row) in run.carried:
+            return  # already sent inside another row's merged message, and marked so
         paused_until = self._paused.get(row.robot)
         if paused_until is not None and paused_until > self.clock():
             await self._release(row, paused_until)
             return
         async with run.in_flight:
-            await self._deliver(row, run.sent)
+            await self._deliver(row, run)
 
     async def _release(self, row: OutboxMessage, until: datetime) -> None:
         """Hand back a row claimed in this pass whose robot was throttled meanwhile; it was not tried."""
@@ -362,7 +385,7 @@ class OutboxSender:
             return wait
         return max(wait, self.limiter.next_free(row.robot, done) - done, self.limiter.window / 2)
 
-    async def _deliver(self, row: OutboxMessage, sent: "_SentMarks") -> None:
+    async def _deliver(self, row: OutboxMessage, run: "_Pass") -> None:
         delivery = self.deliveries.get(row.channel)
         now = self.clock()
         row_id = stored_id(row)
@@ -384,10 +407,11 @@ class OutboxSender:
         elif result.ok:
             if not result.called:
                 self.limiter.forget(row.robot, now)
+            run.carried.update(result.took_along)
             if result.rest:
                 await self._settle(row, result, done)
             else:
-                await sent.mark(row_id, done)
+                await run.sent.mark(row_id, done)
         elif result.retryable:
             if result.waiting:
                 self.limiter.forget(row.robot, now)  # it waits by design: no platform call was made

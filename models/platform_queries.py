@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, and_, case, or_, update
 from sqlmodel import Session, col, func, select
 
 from models import outbox as outbox_store
@@ -131,15 +131,18 @@ class TakenRow:
 
 def take_companions(
     db: Engine, leader: OutboxMessage, *, now: datetime, lease: timedelta, limit: int = 200
-) -> list[TakenRow]:
-    """Lease the other pending rows of the leader's robot, channel and kind, oldest first, in one transaction.
+) -> list[TakenRow] | None:
+    """Lease the other pending rows of the leader's robot, channel and kind, oldest first, in one transaction;
+    None when the leader itself is no longer pending (another row's message carried it): then nothing is taken.
 
     Rows leased by nobody (or whose lease ran out) are taken, and so are rows the same sender pass claimed
-    with the leader (same `last_claimed_at`): they would otherwise each be sent on their own right after."""
+    with the leader (same `last_claimed_at`): they would otherwise each be sent on their own right after.
+    The leader's own state comes with the same SELECT (no statement of its own)."""
     taken_in_pass = (
         col(OutboxMessage.last_claimed_at) == leader.last_claimed_at if leader.last_claimed_at is not None else None
     )
     free = or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now)
+    other = or_(free, taken_in_pass) if taken_in_pass is not None else free
     with Session(db) as session:
         ids = list(session.exec(
             select(OutboxMessage.id)
@@ -148,12 +151,15 @@ def take_companions(
                 col(OutboxMessage.robot) == leader.robot,
                 col(OutboxMessage.channel) == leader.channel,
                 col(OutboxMessage.kind) == leader.kind,
-                col(OutboxMessage.id) != leader.id,
-                or_(free, taken_in_pass) if taken_in_pass is not None else free,
+                or_(col(OutboxMessage.id) == leader.id, and_(col(OutboxMessage.id) != leader.id, other)),
             )
-            .order_by(col(OutboxMessage.id))
-            .limit(limit)
+            # The leader first, whatever its place: the limit must never cut it off.
+            .order_by(case((col(OutboxMessage.id) == leader.id, 0), else_=1), col(OutboxMessage.id))
+            .limit(limit + 1)
         ).all())
+        if leader.id not in ids:
+            return None
+        ids = [row_id for row_id in ids if row_id != leader.id][:limit]
         if not ids:
             return []
         rows = session.execute(

@@ -158,3 +158,16 @@ def test_merged_notices_split_at_the_markdown_limit_and_each_goes_once(
     numbers = [int(NOTICE.match(line).group(2)) for m in messages for line in m.split("\n")]  # type: ignore[union-attr]
     assert numbers == [1, 2, 3, 4, 5]
     assert {r.state for r in notice_rows(services)} == {"sent"}
+
+
+def test_a_pass_of_one_webhooks_notices_sends_one_message_and_retries_no_row(
+    services: Services, fake: FakeWeCom
+) -> None:
+    burst(services, fake, count=20)
+    drain(services, passes=2)  # the answers, then one pass that holds all 20 notices of the webhook
+    rows = notice_rows(services)
+    assert len(rows) == 20 and {r.state for r in rows} == {"sent"}
+    assert len(webhook_notices(fake)) == 1
+    # None waited for another's message and came back: each row was attempted once, with nothing to report.
+    assert {(r.attempts, r.last_error) for r in rows} == {(1, "")}
+    assert {r.next_attempt_at for r in rows} == {r.created_at for r in rows}

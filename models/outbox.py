@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, func, or_, update
+from sqlalchemy import Engine, String, bindparam, case, cast, func, literal, or_, update
 from sqlmodel import Session, select
 from sqlmodel import col
 
@@ -207,36 +207,45 @@ def mark_sent_many(db: Engine, sent: Sequence[tuple[int, datetime]]) -> None:
         connection.execute(_MARK_SENT, [{"b_id": row_id, "b_sent_at": at} for row_id, at in sent])
 
 
+_OUTBOX = table_of(OutboxMessage)
+
+
+def _retry_statement(counts: bool) -> Any:
+    attempts = _OUTBOX.c.attempts + (1 if counts else 0)  # SET expressions read the row's old values
+    next_at = bindparam("b_next", type_=_OUTBOX.c.next_attempt_at.type)
+    gives_up = next_at > _OUTBOX.c.give_up_at
+    gave_up = literal("gave up after ") + cast(attempts, String) + literal(" attempts: ") + bindparam("b_error")
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == bindparam("b_id"))
+        .values(
+            attempts=attempts, claimed_until=None,
+            state=case((gives_up, OutboxState.FAILED.value), else_=_OUTBOX.c.state),
+            next_attempt_at=case((gives_up, _OUTBOX.c.next_attempt_at), else_=next_at),
+            last_error=func.substr(case((gives_up, gave_up), else_=bindparam("b_error")), 1, 2000),
+        )
+    )
+
+
+# Built once: the sender's retries are one UPDATE each, no ORM get and flush.
+_MARK_RETRY = {counts: _retry_statement(counts) for counts in (True, False)}
+_MARK_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=_OUTBOX.c.attempts + 1,
+            last_error=bindparam("b_error"))
+)
+
+
 def mark_retry(db: Engine, row_id: int, *, now: datetime, next_attempt_at: datetime, error: str, counts: bool = True) -> None:
     """Try again later (or give up when past the row's give-up time)."""
-    with Session(db) as session:
-        row = session.get(OutboxMessage, row_id)
-        if row is None:
-            return
-        if counts:
-            row.attempts += 1
-        row.claimed_until = None
-        row.last_error = error[:2000]
-        if next_attempt_at > row.give_up_at:
-            row.state = OutboxState.FAILED.value
-            row.last_error = f"gave up after {row.attempts} attempts: {error}"[:2000]
-        else:
-            row.next_attempt_at = next_attempt_at
-        session.add(row)
-        session.commit()
+    with db.begin() as connection:
+        connection.execute(_MARK_RETRY[counts], {"b_id": row_id, "b_next": next_attempt_at, "b_error": error[:2000]})
 
 
 def mark_failed(db: Engine, row_id: int, *, error: str) -> None:
-    with Session(db) as session:
-        row = session.get(OutboxMessage, row_id)
-        if row is None:
-            return
-        row.attempts += 1
-        row.state = OutboxState.FAILED.value
-        row.claimed_until = None
-        row.last_error = error[:2000]
-        session.add(row)
-        session.commit()
+    with db.begin() as connection:
+        connection.execute(_MARK_FAILED, {"b_id": row_id, "b_error": error[:2000]})
 
 
 def recent_sends(db: Engine, *, since: datetime) -> list[tuple[str, datetime]]:

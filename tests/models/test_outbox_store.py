@@ -163,3 +163,25 @@ def test_a_row_that_sent_its_first_message_queues_the_rest_once(any_engine: Engi
     rows = {row.dedupe_key: row for row in store.list_messages(any_engine)}
     assert (rows["reply:wecom:m3"].state, rows["reply:wecom:m3"].last_error) == ("failed", "HTTP 400")
     assert rows["reply:wecom:m3#2"].state == "pending"
+
+
+def test_retry_and_failure_are_recorded_as_before_on_both_databases(any_engine: Engine) -> None:
+    """mark_retry / mark_failed are one UPDATE each: counted attempts, the lease dropped, give-up past the row's time."""
+    upgrade(any_engine)
+    soon, late, uncounted, failed = (_add(any_engine, key, "r1") for key in ("soon", "late", "uncounted", "failed"))
+    store.claim(any_engine, [soon, late, uncounted, failed], now=T0, lease=timedelta(minutes=2))
+    store.mark_retry(any_engine, soon, now=T0, next_attempt_at=T0 + timedelta(minutes=5), error="HTTP 502")
+    store.mark_retry(any_engine, late, now=T0, next_attempt_at=T0 + timedelta(hours=2), error="x" * 3000)
+    store.mark_retry(any_engine, uncounted, now=T0, next_attempt_at=T0 + timedelta(seconds=9), error="not tried",
+                     counts=False)
+    store.mark_failed(any_engine, failed, error="HTTP 404 " + "y" * 3000)
+    store.mark_retry(any_engine, 999_999, now=T0, next_attempt_at=T0, error="no such row")  # nothing happens
+    rows = {row.id: row for row in store.list_messages(any_engine)}
+    assert len(rows) == 4
+    fields = {row_id: (row.state, row.attempts, row.next_attempt_at, row.claimed_until) for row_id, row in rows.items()}
+    assert fields[soon] == ("pending", 1, T0 + timedelta(minutes=5), None) and rows[soon].last_error == "HTTP 502"
+    assert fields[late] == ("failed", 1, T0, None)  # past its give-up time (an hour): the due time stays
+    assert rows[late].last_error == ("gave up after 1 attempts: " + "x" * 3000)[:2000]
+    assert fields[uncounted] == ("pending", 0, T0 + timedelta(seconds=9), None)
+    assert rows[uncounted].last_error == "not tried"
+    assert fields[failed] == ("failed", 1, T0, None) and rows[failed].last_error == ("HTTP 404 " + "y" * 3000)[:2000]

@@ -491,20 +491,45 @@ class Draft:
 REPLIES_KIND = "replies"  # an outbox row holding a handled message's replies, not yet rendered for its platform
 
 
-def replies_payload(replies: Sequence[Reply], route: Mapping[str, Any]) -> dict[str, Any]:
-    """A `replies` row's payload: the route the message came by and its platform-neutral replies."""
-    return {"route": dict(route), "replies": [reply_to_json(reply) for reply in replies]}
+def replies_payload(
+    replies: Sequence[Reply], route: Mapping[str, Any], directory_version: int | None = None
+) -> dict[str, Any]:
+    """A `replies` row's payload: the route the message came by, its platform-neutral replies and the directory
+    version they were handled at (rendering needs a directory at least that new, and no SELECT to know it)."""
+    payload: dict[str, Any] = {"route": dict(route), "replies": [reply_to_json(reply) for reply in replies]}
+    if directory_version is not None:
+        payload["directory_version"] = directory_version
+    return payload
 
 
-def read_replies_payload(payload: str) -> tuple[list[Reply], dict[str, Any]]:
-    """The replies and route a `replies` row holds; ValueError when the payload is not one."""
+@dataclass(frozen=True, slots=True)
+class RepliesRow:
+    """What a `replies` row holds (`directory_version` None: queued before rows carried it)."""
+
+    replies: list[Reply]
+    route: dict[str, Any]
+    directory_version: int | None = None
+
+
+def read_replies_row(payload: str) -> RepliesRow:
+    """The replies, route and directory version a `replies` row holds; ValueError when the payload is not one."""
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError) as exc:
         raise ValueError("the payload is not JSON") from exc
     if not isinstance(data, dict) or not isinstance(data.get("route"), dict) or not isinstance(data.get("replies"), list):
         raise ValueError("the payload has no route and replies")
-    return [reply_from_json(reply) for reply in data["replies"]], data["route"]
+    version = data.get("directory_version")
+    return RepliesRow(
+        [reply_from_json(reply) for reply in data["replies"]], data["route"],
+        version if isinstance(version, int) and not isinstance(version, bool) else None,
+    )
+
+
+def read_replies_payload(payload: str) -> tuple[list[Reply], dict[str, Any]]:
+    """The replies and route a `replies` row holds; ValueError when the payload is not one."""
+    row = read_replies_row(payload)
+    return row.replies, row.route
 
 
 def rendered_row(row: OutboxMessage, draft: Draft) -> OutboxMessage:

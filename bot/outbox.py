@@ -22,8 +22,9 @@ that finish together share one UPDATE.
 
 Rows of a kind the platform merges (`MERGED_KIND`: a group webhook's @-notices) are one lane per robot, in
 id order: the first takes the pending others along in one message and names them in its result
-(`DeliveryResult.took_along`, marked sent by the delivery), and the lane skips them. Lanes of their own
-would race for the webhook and each find another's message already under way.
+(`DeliveryResult.took_along`, marked sent, or failed with a message refused for good, by the delivery),
+and the lane skips them. Lanes of their own would race for the webhook and each find another's message
+already under way.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class DeliveryResult:
     # A `replies` row whose first message was tried in place (this result): the rest of its messages, which
     # the sender queues as its children `#2`, `#3` … in the transaction that records this result.
     rest: tuple[Draft, ...] = ()
-    # Sent: the ids of other pending rows this row's message carried (merged), already marked sent by the
-    # delivery; the sender skips those it holds in the same pass.
+    # The ids of other pending rows this row's message carried (merged), their outcome (sent, or refused for
+    # good) already recorded by the delivery; the sender skips those it holds in the same pass.
     took_along: tuple[int, ...] = ()
 
     @classmethod
@@ -349,15 +350,27 @@ class OutboxSender:
             lanes[f"{MERGED_KIND}:{rows[0].robot}"] = merged
         async with anyio.create_task_group() as tasks:
             for lane in lanes.values():
-                tasks.start_soon(self._deliver_lane, lane, run)
+                tasks.start_soon(self._deliver_merged_lane if lane is merged else self._deliver_lane, lane, run)
 
     async def _deliver_lane(self, rows: list[OutboxMessage], run: "_Pass") -> None:
         for row in rows:
             await self._attempt(row, run)
 
+    async def _deliver_merged_lane(self, rows: list[OutboxMessage], run: "_Pass") -> None:
+        """Rows the platform merges, in turn; once the platform throttles their robot, the rest are handed back
+        in one statement (not one each)."""
+        for index, row in enumerate(rows):
+            until = self._paused.get(row.robot)
+            if until is not None and until > self.clock():
+                ids = [stored_id(rest) for rest in rows[index:] if stored_id(rest) not in run.carried]
+                error = _throttled(row.robot, until)
+                await anyio.to_thread.run_sync(lambda: store.hand_back(self.db, ids, next_attempt_at=until, error=error))
+                return
+            await self._attempt(row, run)
+
     async def _attempt(self, row: OutboxMessage, run: "_Pass") -> None:
         if stored_id(row) in run.carried:
-            return  # already sent inside another row's merged message, and marked so
+            return  # already sent (or refused) inside another row's merged message, and marked so
         paused_until = self._paused.get(row.robot)
         if paused_until is not None and paused_until > self.clock():
             await self._release(row, paused_until)
@@ -368,7 +381,7 @@ class OutboxSender:
     async def _release(self, row: OutboxMessage, until: datetime) -> None:
         """Hand back a row claimed in this pass whose robot was throttled meanwhile; it was not tried."""
         row_id = stored_id(row)
-        error = f"not tried: {row.robot} is throttled by the platform until {until.isoformat()}"
+        error = _throttled(row.robot, until)
         now = self.clock()
         await anyio.to_thread.run_sync(
             lambda: store.mark_retry(self.db, row_id, now=now, next_attempt_at=until, error=error, counts=False)
@@ -401,13 +414,13 @@ class OutboxSender:
             log.exception("delivery of outbox row %s crashed", row_id)
             result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
         done = self.clock()
+        run.carried.update(result.took_along)
         if result.expansion is not None:
             self.limiter.forget(row.robot, now)  # rendering sent nothing; the children count when they go
             await self._expand(row, result.expansion, done)
         elif result.ok:
             if not result.called:
                 self.limiter.forget(row.robot, now)
-            run.carried.update(result.took_along)
             if result.rest:
                 await self._settle(row, result, done)
             else:
@@ -464,6 +477,10 @@ class OutboxSender:
                 continue
             with anyio.move_on_after(poll_seconds):
                 await self._wake.wait()
+
+
+def _throttled(robot: str, until: datetime) -> str:
+    return f"not tried: {robot} is throttled by the platform until {until.isoformat()}"
 
 
 def _queued(row: OutboxMessage, drafts: Sequence[Draft]) -> list[store.QueuedMessage]:

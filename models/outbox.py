@@ -248,6 +248,19 @@ def mark_failed(db: Engine, row_id: int, *, error: str) -> None:
         connection.execute(_MARK_FAILED, {"b_id": row_id, "b_error": error[:2000]})
 
 
+def hand_back(db: Engine, ids: Sequence[int], *, next_attempt_at: datetime, error: str) -> None:
+    """Rows claimed but not tried (their attempts do not count): pending again from `next_attempt_at`, in one
+    statement."""
+    if not ids:
+        return
+    with db.begin() as connection:
+        connection.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(list(ids)), _OUTBOX.c.state == OutboxState.PENDING.value)
+            .values(claimed_until=None, next_attempt_at=next_attempt_at, last_error=error[:2000])
+        )
+
+
 def recent_sends(db: Engine, *, since: datetime) -> list[tuple[str, datetime]]:
     """(robot, sent_at) of messages sent since a time: seeds the rate limiter after a restart."""
     with Session(db) as session:

@@ -194,3 +194,17 @@ def mark_sent_together(db: Engine, ids: Sequence[int], *, now: datetime) -> None
             .values(state=OutboxState.SENT.value, sent_at=now, claimed_until=None, attempts=OutboxMessage.attempts + 1)
         )
         session.commit()
+
+
+def fail_together(db: Engine, ids: Sequence[int], *, error: str) -> None:
+    """Mark the rows a refused message carried as failed with its reason, in one transaction."""
+    if not ids:
+        return
+    with Session(db) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
+            .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=OutboxMessage.attempts + 1,
+                    last_error=error[:2000])
+        )
+        session.commit()

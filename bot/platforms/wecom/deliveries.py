@@ -25,7 +25,7 @@ from bot.platforms.wecom.longconn import WsConnection
 from bot.platforms.wecom.render import NOTICE_KIND, webhook_robot, webhook_text_drafts
 from models.ids import stored_id
 from models.platform_queries import (
-    QueuedMessage, mark_sent_together, release, requeue, take_companions,
+    QueuedMessage, fail_together, mark_sent_together, release, requeue, take_companions,
 )
 from models.push_groups import push_key_env
 from models.tables import OutboxMessage
@@ -123,9 +123,14 @@ class WebhookDelivery:
         answer = await post_json(self.ctx, send_url, {"msgtype": "markdown", "markdown": {"content": content}})
         result = answer if isinstance(answer, DeliveryResult) else result_of(self.ctx, answer)
         done = self.ctx.now()
-        if not result.ok:
-            await anyio.to_thread.run_sync(lambda: release(db, riding))
+        if not result.ok and (result.retryable or not riding):
+            await anyio.to_thread.run_sync(lambda: release(db, riding))  # they go again with this row's retry
             return result
+        if not result.ok:
+            # Refused for good (an invalid webhook key, say): the lines it carried are refused with it, at the
+            # cost of one call, not one more each.
+            await anyio.to_thread.run_sync(lambda: fail_together(db, riding, error=result.error))
+            return replace(result, took_along=tuple(riding))
         if riding:
             # With this row, in the transaction: a crash must not send the companions' lines again.
             await anyio.to_thread.run_sync(lambda: mark_sent_together(db, [row_id, *riding], now=done))

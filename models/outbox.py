@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, String, bindparam, case, cast, func, literal, or_, update
+from sqlalchemy import Connection, Engine, String, bindparam, case, cast, func, literal, or_, update
 from sqlmodel import Session, select
 from sqlmodel import col
 
@@ -36,15 +36,29 @@ def enqueue(
     priority: int = PRIORITY_NORMAL,
 ) -> int | None:
     """Insert a message unless its key exists; returns the new row id, or None for a duplicate."""
-    values = dict(
+    values = _new_row(
+        dedupe_key=dedupe_key, platform=platform, channel=channel, robot=robot, group_id=group_id,
+        priority=priority, kind=kind, payload=payload, blob=blob, now=now, give_up_at=now + give_up_after,
+    )
+    return _insert_new(session.connection(), values)
+
+
+def _new_row(
+    *, dedupe_key: str, platform: str, channel: str, robot: str, group_id: str | None, priority: int, kind: str,
+    payload: dict[str, Any] | None, blob: bytes | None, now: datetime, give_up_at: datetime,
+) -> dict[str, Any]:
+    return dict(
         dedupe_key=dedupe_key, platform=platform, channel=channel, robot=robot, group_id=group_id,
         priority=priority, kind=kind, payload=json.dumps(payload or {}, ensure_ascii=False), blob=blob,
         state=OutboxState.PENDING.value, attempts=0, created_at=now, next_attempt_at=now,
-        give_up_at=now + give_up_after, last_error="",
+        give_up_at=give_up_at, last_error="",
     )
+
+
+def _insert_new(connection: Connection, values: dict[str, Any]) -> int | None:
     # Built once and cached (see models/upsert.py); RETURNING, not rowcount: psycopg reports -1 for DO NOTHING.
-    statement = insert_on_conflict(dialect_of(session), OutboxMessage, conflict=("dedupe_key",), returning=("id",))
-    return session.connection().execute(statement, values).scalar_one_or_none()
+    statement = insert_on_conflict(dialect_of(connection), OutboxMessage, conflict=("dedupe_key",), returning=("id",))
+    return connection.execute(statement, values).scalar_one_or_none()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +99,37 @@ def _add_children(
     session: Session, parent: OutboxMessage, messages: Sequence[QueuedMessage], *, first: int, now: datetime
 ) -> int:
     """Insert a parent's messages as `<parent key>#<first>`, … (existing keys are left alone); how many were new."""
+    return _insert_children(session.connection(), parent, messages, first=first, now=now)
+
+
+def _insert_children(
+    connection: Connection, parent: OutboxMessage, messages: Sequence[QueuedMessage], *, first: int, now: datetime
+) -> int:
     added = 0
     for index, message in enumerate(messages, start=first):
-        row_id = enqueue(
-            session, dedupe_key=f"{parent.dedupe_key}#{index}", platform=parent.platform, channel=message.channel,
+        row_id = _insert_new(connection, _new_row(
+            dedupe_key=f"{parent.dedupe_key}#{index}", platform=parent.platform, channel=message.channel,
             robot=message.robot, group_id=parent.group_id, kind=message.kind, payload=dict(message.payload),
-            blob=message.blob, now=now, give_up_after=parent.give_up_at - now, priority=parent.priority,
-        )
+            blob=message.blob, now=now, give_up_at=parent.give_up_at, priority=parent.priority,
+        ))
         added += row_id is not None
     return added
+
+
+_OUTBOX = table_of(OutboxMessage)
+# Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is.
+_SETTLE_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(state=OutboxState.SENT.value, sent_at=bindparam("b_at"), claimed_until=None,
+            attempts=_OUTBOX.c.attempts + 1)
+)
+_SETTLE_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(state=OutboxState.FAILED.value, last_error=bindparam("b_error"), claimed_until=None,
+            attempts=_OUTBOX.c.attempts + 1)
+)
 
 
 def settle_with_children(
@@ -102,20 +138,14 @@ def settle_with_children(
     """Record the outcome of a claimed row that carried its first message itself (sent, or failed with `error`)
     and, in the same transaction, add the messages that follow it as `<parent key>#2`, `#3` … (an existing key
     is left alone, so a retried row adds nothing). Returns how many rows were added."""
-    outcome: dict[str, Any] = (
-        dict(state=OutboxState.SENT.value, sent_at=now) if sent
-        else dict(state=OutboxState.FAILED.value, last_error=error[:2000])
-    )
-    with Session(db) as session:
-        added = _add_children(session, parent, messages, first=2, now=now)
-        # Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is. Core, not the
-        # ORM: the claimed row's key, group and times are all the children need (no SELECT, no session sync).
-        session.connection().execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id) == parent.id)
-            .values(claimed_until=None, attempts=OutboxMessage.attempts + 1, **outcome)
-        )
-        session.commit()
+    # Core on one connection, prebuilt statements: the claimed row's key, group and times are all the children
+    # need (no SELECT, no ORM session).
+    with db.begin() as connection:
+        added = _insert_children(connection, parent, messages, first=2, now=now)
+        if sent:
+            connection.execute(_SETTLE_SENT, {"b_id": parent.id, "b_at": now})
+        else:
+            connection.execute(_SETTLE_FAILED, {"b_id": parent.id, "b_error": error[:2000]})
     return added
 
 
@@ -205,9 +235,6 @@ def mark_sent_many(db: Engine, sent: Sequence[tuple[int, datetime]]) -> None:
     # Bind names unlike the columns': an UPDATE takes parameters named like its columns as SET values.
     with db.begin() as connection:
         connection.execute(_MARK_SENT, [{"b_id": row_id, "b_sent_at": at} for row_id, at in sent])
-
-
-_OUTBOX = table_of(OutboxMessage)
 
 
 def _retry_statement(counts: bool) -> Any:

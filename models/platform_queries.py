@@ -143,8 +143,8 @@ def take_companions(
     )
     free = or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now)
     other = or_(free, taken_in_pass) if taken_in_pass is not None else free
-    with Session(db) as session:
-        ids = list(session.exec(
+    with db.begin() as connection:  # Core on one connection: no ORM session for a few ids
+        ids = list(connection.execute(
             select(OutboxMessage.id)
             .where(
                 col(OutboxMessage.state) == OutboxState.PENDING.value,
@@ -156,19 +156,18 @@ def take_companions(
             # The leader first, whatever its place: the limit must never cut it off.
             .order_by(case((col(OutboxMessage.id) == leader.id, 0), else_=1), col(OutboxMessage.id))
             .limit(limit + 1)
-        ).all())
+        ).scalars())
         if leader.id not in ids:
             return None
         ids = [row_id for row_id in ids if row_id != leader.id][:limit]
         if not ids:
             return []
-        rows = session.execute(
+        rows: Sequence[Any] = connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
             .values(claimed_until=now + lease, last_claimed_at=now)
             .returning(col(OutboxMessage.id), col(OutboxMessage.payload))
         ).all()
-        session.commit()
     return sorted((TakenRow(int(row_id), json.loads(payload or "{}")) for row_id, payload in rows), key=lambda r: r.id)
 
 
@@ -176,35 +175,32 @@ def release(db: Engine, ids: Sequence[int]) -> None:
     """Hand leased rows back (not tried: their attempts do not count)."""
     if not ids:
         return
-    with Session(db) as session:
-        session.execute(
+    with db.begin() as connection:
+        connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
             .values(claimed_until=None)
         )
-        session.commit()
 
 
 def mark_sent_together(db: Engine, ids: Sequence[int], *, now: datetime) -> None:
     """Mark the rows one message carried as sent, in one transaction."""
-    with Session(db) as session:
-        session.execute(
+    with db.begin() as connection:
+        connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
             .values(state=OutboxState.SENT.value, sent_at=now, claimed_until=None, attempts=OutboxMessage.attempts + 1)
         )
-        session.commit()
 
 
 def fail_together(db: Engine, ids: Sequence[int], *, error: str) -> None:
     """Mark the rows a refused message carried as failed with its reason, in one transaction."""
     if not ids:
         return
-    with Session(db) as session:
-        session.execute(
+    with db.begin() as connection:
+        connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
             .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=OutboxMessage.attempts + 1,
                     last_error=error[:2000])
         )
-        session.commit()

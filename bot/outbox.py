@@ -17,8 +17,8 @@ A pass leases its rows in one statement and delivers them side by side (at most
 throttles the robot answers before it gets more; then that robot's rows by message, the parts of
 one message (`reply:…#1`, `#2`, …, or `…:0`, `:1` for rows queued already rendered) in order, different
 messages at once. Replies to different messages of one chat may therefore arrive in either order, as
-their handling already could. Each delivered row is marked sent before its lane moves on; deliveries
-that finish together share one UPDATE.
+their handling already could. Each delivered row is marked sent (a replies row: with its children queued)
+before its lane moves on; deliveries that finish together share one transaction.
 
 Rows of a kind the platform merges (`MERGED_KIND`: a group webhook's @-notices) are one lane per robot, in
 id order: the first takes the pending others along in one message and names them in its result
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 from sqlalchemy import Engine
@@ -49,6 +49,7 @@ from models.ids import storable_id, stored_id
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,21 +224,21 @@ def message_of(dedupe_key: str) -> str:
     return dedupe_key
 
 
-class _SentMarks:
-    """Records deliveries as sent, several at once: a delivery waits until its row is marked (as one by one
-    did), but deliveries that finish while a mark is under way share the next statement."""
+class _Batched(Generic[T]):
+    """Records outcomes several at once: a delivery waits until its outcome is written (as one by one did), but
+    outcomes that come while a write is under way share the next transaction."""
 
-    def __init__(self, db: Engine) -> None:
-        self.db = db
-        self._waiting: list[tuple[int, datetime]] = []
+    def __init__(self, write: Callable[[list[T]], None]) -> None:
+        self.write = write
+        self._waiting: list[T] = []
         self._lock = anyio.Lock()
 
-    async def mark(self, row_id: int, at: datetime) -> None:
-        self._waiting.append((row_id, at))
+    async def add(self, item: T) -> None:
+        self._waiting.append(item)
         async with self._lock:
             batch, self._waiting = self._waiting, []
-            if batch:  # else an earlier waiter took this row along
-                await anyio.to_thread.run_sync(lambda: store.mark_sent_many(self.db, batch))
+            if batch:  # else an earlier waiter took this one along
+                await anyio.to_thread.run_sync(lambda: self.write(batch))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +246,8 @@ class _Pass:
     """What the deliveries of one drain pass share."""
 
     in_flight: anyio.CapacityLimiter  # deliveries awaiting their platform at once
-    sent: _SentMarks
+    sent: _Batched[tuple[int, datetime]]  # rows delivered: (id, when)
+    settled: _Batched[store.Settled]  # replies rows whose first message went in place, with their children
     carried: set[int] = field(default_factory=set)  # rows another row's merged message took along (sent)
 
 
@@ -328,7 +330,11 @@ class OutboxSender:
         by_robot: dict[str, list[OutboxMessage]] = {}
         for row in rows:
             by_robot.setdefault(row.robot, []).append(row)
-        run = _Pass(anyio.CapacityLimiter(self.concurrency), _SentMarks(self.db))
+        run = _Pass(
+            anyio.CapacityLimiter(self.concurrency),
+            _Batched(lambda batch: store.mark_sent_many(self.db, batch)),
+            _Batched(lambda batch: store.settle_many(self.db, batch)),
+        )
         async with anyio.create_task_group() as tasks:
             for robot_rows in by_robot.values():
                 tasks.start_soon(self._deliver_robot, robot_rows, run)
@@ -422,9 +428,9 @@ class OutboxSender:
             if not result.called:
                 self.limiter.forget(row.robot, now)
             if result.rest:
-                await self._settle(row, result, done)
+                await self._settle(row, result, done, run.settled)
             else:
-                await run.sent.mark(row_id, done)
+                await run.sent.add((row_id, done))
         elif result.retryable:
             if result.waiting:
                 self.limiter.forget(row.robot, now)  # it waits by design: no platform call was made
@@ -439,7 +445,7 @@ class OutboxSender:
         else:
             log.warning("outbox row %s failed: %s", row_id, result.error)
             if result.rest:  # the first message cannot go; the others still can (as when all were children)
-                await self._settle(row, result, done)
+                await self._settle(row, result, done, run.settled)
             else:
                 await anyio.to_thread.run_sync(lambda: store.mark_failed(self.db, row_id, error=result.error))
 
@@ -451,16 +457,18 @@ class OutboxSender:
         log.debug("outbox row %s: rendered into %d messages (%d new)", row_id, len(children), added)
         self.kick()
 
-    async def _settle(self, row: OutboxMessage, result: DeliveryResult, done: datetime) -> None:
+    async def _settle(
+        self, row: OutboxMessage, result: DeliveryResult, done: datetime,
+        settled: "_Batched[store.Settled] | None" = None,
+    ) -> None:
         """A replies row whose first message went in place (or failed for good): record that and queue the rest
-        as its children `#2` … in one transaction (a retried row adds no child twice); then send them."""
-        row_id = stored_id(row)
+        as its children `#2` … in one transaction (a retried row adds no child twice), shared with the other
+        rows of the pass settled meanwhile; then send them."""
         children = _queued(row, result.rest)
-        added = await anyio.to_thread.run_sync(lambda: store.settle_with_children(
-            self.db, row, children, now=done, sent=result.ok, error=result.error,
-        ))
-        log.debug("outbox row %s: first message %s, %d more queued (%d new)",
-                  row_id, "sent" if result.ok else "failed", len(children), added)
+        batch = settled or _Batched(lambda batch: store.settle_many(self.db, batch))
+        await batch.add(store.Settled(row, children, at=done, sent=result.ok, error=result.error))
+        log.debug("outbox row %s: first message %s, %d more queued",
+                  stored_id(row), "sent" if result.ok else "failed", len(children))
         self.kick()
 
     async def run(self, *, poll_seconds: float = 1.0) -> None:

@@ -149,6 +149,42 @@ def settle_with_children(
     return added
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A claimed row's first message outcome (at `at`) and the messages that follow it (see `settle_many`)."""
+
+    parent: OutboxMessage
+    messages: Sequence[QueuedMessage]
+    at: datetime
+    sent: bool
+    error: str = ""
+
+
+def settle_many(db: Engine, settled: Sequence[Settled]) -> None:
+    """`settle_with_children` for several rows in one transaction: their children in one INSERT … ON CONFLICT DO
+    NOTHING sent as a batch (existing keys are left alone), their outcomes in one UPDATE per outcome."""
+    if not settled:
+        return
+    children = [
+        _new_row(
+            dedupe_key=f"{item.parent.dedupe_key}#{index}", platform=item.parent.platform, channel=message.channel,
+            robot=message.robot, group_id=item.parent.group_id, kind=message.kind, payload=dict(message.payload),
+            blob=message.blob, now=item.at, give_up_at=item.parent.give_up_at, priority=item.parent.priority,
+        )
+        for item in settled for index, message in enumerate(item.messages, start=2)
+    ]
+    sent = [{"b_id": item.parent.id, "b_at": item.at} for item in settled if item.sent]
+    failed = [{"b_id": item.parent.id, "b_error": item.error[:2000]} for item in settled if not item.sent]
+    with db.begin() as connection:
+        if children:
+            connection.execute(insert_on_conflict(dialect_of(connection), OutboxMessage, conflict=("dedupe_key",)),
+                               children)
+        if sent:
+            connection.execute(_SETTLE_SENT, sent)
+        if failed:
+            connection.execute(_SETTLE_FAILED, failed)
+
+
 def due_candidates(
     db: Engine, *, now: datetime, limit: int, per_robot: int | None = None, skip_robots: Collection[str] = ()
 ) -> list[tuple[int, str]]:

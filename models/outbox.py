@@ -185,6 +185,29 @@ def settle_many(db: Engine, settled: Sequence[Settled]) -> None:
             connection.execute(_SETTLE_FAILED, failed)
 
 
+def _candidates_statement(skipping: bool) -> Any:
+    t = _OUTBOX.c
+    due = [
+        t.state == OutboxState.PENDING.value,
+        t.next_attempt_at <= bindparam("b_now", type_=t.next_attempt_at.type),
+        or_(t.claimed_until.is_(None), t.claimed_until < bindparam("b_now", type_=t.claimed_until.type)),
+    ]
+    if skipping:
+        due.append(t.robot.not_in(bindparam("b_skip", expanding=True)))
+    turn = func.row_number().over(partition_by=t.robot, order_by=(t.priority.desc(), t.id)).label("turn")
+    ranked = select(t.id, t.robot, t.priority, turn).where(*due).subquery()
+    return (
+        select(ranked.c.id, ranked.c.robot)
+        .where(ranked.c.turn <= bindparam("b_per_robot"))
+        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
+        .limit(bindparam("b_limit"))
+    )
+
+
+# Built once: every sender pass runs one (no statement construction and cache-key walk each time).
+_CANDIDATES = {skipping: _candidates_statement(skipping) for skipping in (False, True)}
+
+
 def due_candidates(
     db: Engine, *, now: datetime, limit: int, per_robot: int | None = None, skip_robots: Collection[str] = ()
 ) -> list[tuple[int, str]]:
@@ -195,27 +218,11 @@ def due_candidates(
     robot ahead of all others). So one robot with hundreds of queued parts never fills the batch,
     and robots in `skip_robots` (at their rate limit) take no room at all.
     """
-    due = [
-        col(OutboxMessage.state) == OutboxState.PENDING.value,
-        col(OutboxMessage.next_attempt_at) <= now,
-        or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
-    ]
+    values: dict[str, Any] = {"b_now": now, "b_per_robot": per_robot or limit, "b_limit": limit}
     if skip_robots:
-        due.append(col(OutboxMessage.robot).not_in(sorted(skip_robots)))
-    turn = (
-        func.row_number()
-        .over(partition_by=OutboxMessage.robot, order_by=(col(OutboxMessage.priority).desc(), col(OutboxMessage.id)))
-        .label("turn")
-    )
-    ranked = select(OutboxMessage.id, OutboxMessage.robot, OutboxMessage.priority, turn).where(*due).subquery()
-    statement = (
-        select(ranked.c.id, ranked.c.robot)
-        .where(ranked.c.turn <= (per_robot or limit))
-        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
-        .limit(limit)
-    )
-    with Session(db) as session:
-        rows = session.execute(statement).all()
+        values["b_skip"] = sorted(skip_robots)
+    with db.connect() as connection:
+        rows = connection.execute(_CANDIDATES[bool(skip_robots)], values).all()
     return [(int(row[0]), str(row[1])) for row in rows]
 
 

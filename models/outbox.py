@@ -226,31 +226,35 @@ def due_candidates(
     return [(int(row[0]), str(row[1])) for row in rows]
 
 
+_CLAIM = (  # built once, as the candidates' query
+    update(OutboxMessage)
+    .where(
+        col(OutboxMessage.id).in_(bindparam("b_ids", expanding=True)),
+        col(OutboxMessage.state) == OutboxState.PENDING.value,
+        or_(col(OutboxMessage.claimed_until).is_(None),
+            col(OutboxMessage.claimed_until) < bindparam("b_now", type_=_OUTBOX.c.claimed_until.type)),
+    )
+    .values(
+        claimed_until=bindparam("b_until", type_=_OUTBOX.c.claimed_until.type),
+        last_claimed_at=bindparam("b_now", type_=_OUTBOX.c.last_claimed_at.type),
+        interrupted_at=case(
+            (col(OutboxMessage.claimed_until).is_not(None), OutboxMessage.last_claimed_at),
+            else_=OutboxMessage.interrupted_at,
+        ),
+    )
+    .returning(OutboxMessage)
+    .execution_options(synchronize_session=False)
+)
+
+
 def claim(db: Engine, ids: Sequence[int], *, now: datetime, lease: timedelta) -> list[OutboxMessage]:
     """Lease rows in one compare-and-set statement, so two senders never take the same row; the rows
     come back in the order of `ids` (the sender's fair order), without those another sender holds."""
     if not ids:
         return []
-    statement = (
-        update(OutboxMessage)
-        .where(
-            col(OutboxMessage.id).in_(list(ids)),
-            col(OutboxMessage.state) == OutboxState.PENDING.value,
-            or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
-        )
-        .values(
-            claimed_until=now + lease,
-            last_claimed_at=now,
-            interrupted_at=case(
-                (col(OutboxMessage.claimed_until).is_not(None), OutboxMessage.last_claimed_at),
-                else_=OutboxMessage.interrupted_at,
-            ),
-        )
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False)
-    )
+    values = {"b_ids": list(ids), "b_now": now, "b_until": now + lease}
     with Session(db, expire_on_commit=False) as session:
-        claimed = {stored_id(row): row for row in session.scalars(statement).all()}
+        claimed = {stored_id(row): row for row in session.scalars(_CLAIM, values).all()}
         session.commit()
     return [claimed[row_id] for row_id in ids if row_id in claimed]
 

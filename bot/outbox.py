@@ -248,7 +248,7 @@ class _Pass:
     in_flight: anyio.CapacityLimiter  # deliveries awaiting their platform at once
     sent: _Batched[tuple[int, datetime]]  # rows delivered: (id, when)
     settled: _Batched[store.Settled]  # replies rows whose first message went in place, with their children
-    carried: set[int] = field(default_factory=set)  # rows another row's merged message took along (sent)
+    carried: set[int] = field(default_factory=set)  # rows another row's merged message took along (sent or refused)
 
 
 class OutboxSender:

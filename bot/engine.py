@@ -39,7 +39,7 @@ from handlers.router import dispatch
 from models import outbox as outbox_store
 from models.clock import Clock, SystemClock
 from models.db import BUSY_TIMEOUT_SECONDS, journal_engine_for, upgrade, write_gate_for
-from models.directory_cache import DirectoryCache, attach, read_version
+from models.directory_cache import DirectoryCache, attach, cached, read_version
 from models.inbound import (
     Claimed,
     claim_inbound,
@@ -357,7 +357,8 @@ class Engine:
             robot=storable_id(str(route.get("robot", ""))),  # may embed a chat id
             group_id=route.get("group_id"),
             kind=REPLIES_KIND,
-            payload=replies_payload(replies, {k: v for k, v in route.items() if k not in FETCH_ONLY_ROUTE_KEYS}),
+            payload=replies_payload(replies, {k: v for k, v in route.items() if k not in FETCH_ONLY_ROUTE_KEYS},
+                                    directory_version=snapshot.version if (snapshot := cached(session)) else None),
             now=self.now(),
             give_up_after=self.give_up_after,
         )

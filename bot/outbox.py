@@ -17,8 +17,14 @@ A pass leases its rows in one statement and delivers them side by side (at most
 throttles the robot answers before it gets more; then that robot's rows by message, the parts of
 one message (`reply:…#1`, `#2`, …, or `…:0`, `:1` for rows queued already rendered) in order, different
 messages at once. Replies to different messages of one chat may therefore arrive in either order, as
-their handling already could. Each delivered row is marked sent before its lane moves on; deliveries
-that finish together share one UPDATE.
+their handling already could. Each delivered row is marked sent (a replies row: with its children queued)
+before its lane moves on; deliveries that finish together share one transaction.
+
+Rows of a kind the platform merges (`MERGED_KIND`: a group webhook's @-notices) are one lane per robot, in
+id order: the first takes the pending others along in one message and names them in its result
+(`DeliveryResult.took_along`, marked sent, or failed with a message refused for good, by the delivery),
+and the lane skips them. Lanes of their own would race for the webhook and each find another's message
+already under way.
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 from sqlalchemy import Engine
@@ -43,6 +49,7 @@ from models.ids import storable_id, stored_id
 from models.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,9 @@ class DeliveryResult:
     # A `replies` row whose first message was tried in place (this result): the rest of its messages, which
     # the sender queues as its children `#2`, `#3` … in the transaction that records this result.
     rest: tuple[Draft, ...] = ()
+    # The ids of other pending rows this row's message carried (merged), their outcome (sent, or refused for
+    # good) already recorded by the delivery; the sender skips those it holds in the same pass.
+    took_along: tuple[int, ...] = ()
 
     @classmethod
     def sent(cls) -> "DeliveryResult":
@@ -199,6 +209,11 @@ class SlidingWindowLimiter:
 DELIVERY_CONCURRENCY = 16
 
 
+# Rows of this kind are merged by their platform with the other pending rows of their robot into one message
+# (WeCom's group-webhook @-notices): the sender keeps them in one lane per robot.
+MERGED_KIND = "notice"
+
+
 def message_of(dedupe_key: str) -> str:
     """The message an outbox row is a part of: its dedupe key without the part index (`reply:wecom:m1#2`,
     a replies row's child; `push:…:0`, a row queued already rendered)."""
@@ -209,21 +224,21 @@ def message_of(dedupe_key: str) -> str:
     return dedupe_key
 
 
-class _SentMarks:
-    """Records deliveries as sent, several at once: a delivery waits until its row is marked (as one by one
-    did), but deliveries that finish while a mark is under way share the next statement."""
+class _Batched(Generic[T]):
+    """Records outcomes several at once: a delivery waits until its outcome is written (as one by one did), but
+    outcomes that come while a write is under way share the next transaction."""
 
-    def __init__(self, db: Engine) -> None:
-        self.db = db
-        self._waiting: list[tuple[int, datetime]] = []
+    def __init__(self, write: Callable[[list[T]], None]) -> None:
+        self.write = write
+        self._waiting: list[T] = []
         self._lock = anyio.Lock()
 
-    async def mark(self, row_id: int, at: datetime) -> None:
-        self._waiting.append((row_id, at))
+    async def add(self, item: T) -> None:
+        self._waiting.append(item)
         async with self._lock:
             batch, self._waiting = self._waiting, []
-            if batch:  # else an earlier waiter took this row along
-                await anyio.to_thread.run_sync(lambda: store.mark_sent_many(self.db, batch))
+            if batch:  # else an earlier waiter took this one along
+                await anyio.to_thread.run_sync(lambda: self.write(batch))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +246,9 @@ class _Pass:
     """What the deliveries of one drain pass share."""
 
     in_flight: anyio.CapacityLimiter  # deliveries awaiting their platform at once
-    sent: _SentMarks
+    sent: _Batched[tuple[int, datetime]]  # rows delivered: (id, when)
+    settled: _Batched[store.Settled]  # replies rows whose first message went in place, with their children
+    carried: set[int] = field(default_factory=set)  # rows another row's merged message took along (sent or refused)
 
 
 class OutboxSender:
@@ -313,7 +330,11 @@ class OutboxSender:
         by_robot: dict[str, list[OutboxMessage]] = {}
         for row in rows:
             by_robot.setdefault(row.robot, []).append(row)
-        run = _Pass(anyio.CapacityLimiter(self.concurrency), _SentMarks(self.db))
+        run = _Pass(
+            anyio.CapacityLimiter(self.concurrency),
+            _Batched(lambda batch: store.mark_sent_many(self.db, batch)),
+            _Batched(lambda batch: store.settle_many(self.db, batch)),
+        )
         async with anyio.create_task_group() as tasks:
             for robot_rows in by_robot.values():
                 tasks.start_soon(self._deliver_robot, robot_rows, run)
@@ -324,28 +345,49 @@ class OutboxSender:
         it gets more; then each message's parts in order, different messages side by side."""
         await self._attempt(rows[0], run)
         lanes: dict[str, list[OutboxMessage]] = {}
+        merged: list[OutboxMessage] = []
         for row in rows[1:]:
-            lanes.setdefault(message_of(row.dedupe_key), []).append(row)
+            if row.kind == MERGED_KIND:
+                merged.append(row)
+            else:
+                lanes.setdefault(message_of(row.dedupe_key), []).append(row)
+        if merged:  # a robot's merging rows: one lane, oldest first, so each message takes the most along
+            merged.sort(key=stored_id)
+            lanes[f"{MERGED_KIND}:{rows[0].robot}"] = merged
         async with anyio.create_task_group() as tasks:
             for lane in lanes.values():
-                tasks.start_soon(self._deliver_lane, lane, run)
+                tasks.start_soon(self._deliver_merged_lane if lane is merged else self._deliver_lane, lane, run)
 
     async def _deliver_lane(self, rows: list[OutboxMessage], run: "_Pass") -> None:
         for row in rows:
             await self._attempt(row, run)
 
+    async def _deliver_merged_lane(self, rows: list[OutboxMessage], run: "_Pass") -> None:
+        """Rows the platform merges, in turn; once the platform throttles their robot, the rest are handed back
+        in one statement (not one each)."""
+        for index, row in enumerate(rows):
+            until = self._paused.get(row.robot)
+            if until is not None and until > self.clock():
+                ids = [stored_id(rest) for rest in rows[index:] if stored_id(rest) not in run.carried]
+                error = _throttled(row.robot, until)
+                await anyio.to_thread.run_sync(lambda: store.hand_back(self.db, ids, next_attempt_at=until, error=error))
+                return
+            await self._attempt(row, run)
+
     async def _attempt(self, row: OutboxMessage, run: "_Pass") -> None:
+        if stored_id(row) in run.carried:
+            return  # already sent (or refused) inside another row's merged message, and marked so
         paused_until = self._paused.get(row.robot)
         if paused_until is not None and paused_until > self.clock():
             await self._release(row, paused_until)
             return
         async with run.in_flight:
-            await self._deliver(row, run.sent)
+            await self._deliver(row, run)
 
     async def _release(self, row: OutboxMessage, until: datetime) -> None:
         """Hand back a row claimed in this pass whose robot was throttled meanwhile; it was not tried."""
         row_id = stored_id(row)
-        error = f"not tried: {row.robot} is throttled by the platform until {until.isoformat()}"
+        error = _throttled(row.robot, until)
         now = self.clock()
         await anyio.to_thread.run_sync(
             lambda: store.mark_retry(self.db, row_id, now=now, next_attempt_at=until, error=error, counts=False)
@@ -362,7 +404,7 @@ class OutboxSender:
             return wait
         return max(wait, self.limiter.next_free(row.robot, done) - done, self.limiter.window / 2)
 
-    async def _deliver(self, row: OutboxMessage, sent: "_SentMarks") -> None:
+    async def _deliver(self, row: OutboxMessage, run: "_Pass") -> None:
         delivery = self.deliveries.get(row.channel)
         now = self.clock()
         row_id = stored_id(row)
@@ -378,6 +420,7 @@ class OutboxSender:
             log.exception("delivery of outbox row %s crashed", row_id)
             result = DeliveryResult.retry(f"{type(exc).__name__}: {exc}")
         done = self.clock()
+        run.carried.update(result.took_along)
         if result.expansion is not None:
             self.limiter.forget(row.robot, now)  # rendering sent nothing; the children count when they go
             await self._expand(row, result.expansion, done)
@@ -385,9 +428,9 @@ class OutboxSender:
             if not result.called:
                 self.limiter.forget(row.robot, now)
             if result.rest:
-                await self._settle(row, result, done)
+                await self._settle(row, result, done, run.settled)
             else:
-                await sent.mark(row_id, done)
+                await run.sent.add((row_id, done))
         elif result.retryable:
             if result.waiting:
                 self.limiter.forget(row.robot, now)  # it waits by design: no platform call was made
@@ -402,7 +445,7 @@ class OutboxSender:
         else:
             log.warning("outbox row %s failed: %s", row_id, result.error)
             if result.rest:  # the first message cannot go; the others still can (as when all were children)
-                await self._settle(row, result, done)
+                await self._settle(row, result, done, run.settled)
             else:
                 await anyio.to_thread.run_sync(lambda: store.mark_failed(self.db, row_id, error=result.error))
 
@@ -414,16 +457,18 @@ class OutboxSender:
         log.debug("outbox row %s: rendered into %d messages (%d new)", row_id, len(children), added)
         self.kick()
 
-    async def _settle(self, row: OutboxMessage, result: DeliveryResult, done: datetime) -> None:
+    async def _settle(
+        self, row: OutboxMessage, result: DeliveryResult, done: datetime,
+        settled: "_Batched[store.Settled] | None" = None,
+    ) -> None:
         """A replies row whose first message went in place (or failed for good): record that and queue the rest
-        as its children `#2` … in one transaction (a retried row adds no child twice); then send them."""
-        row_id = stored_id(row)
+        as its children `#2` … in one transaction (a retried row adds no child twice), shared with the other
+        rows of the pass settled meanwhile; then send them."""
         children = _queued(row, result.rest)
-        added = await anyio.to_thread.run_sync(lambda: store.settle_with_children(
-            self.db, row, children, now=done, sent=result.ok, error=result.error,
-        ))
-        log.debug("outbox row %s: first message %s, %d more queued (%d new)",
-                  row_id, "sent" if result.ok else "failed", len(children), added)
+        batch = settled or _Batched(lambda batch: store.settle_many(self.db, batch))
+        await batch.add(store.Settled(row, children, at=done, sent=result.ok, error=result.error))
+        log.debug("outbox row %s: first message %s, %d more queued",
+                  stored_id(row), "sent" if result.ok else "failed", len(children))
         self.kick()
 
     async def run(self, *, poll_seconds: float = 1.0) -> None:
@@ -440,6 +485,10 @@ class OutboxSender:
                 continue
             with anyio.move_on_after(poll_seconds):
                 await self._wake.wait()
+
+
+def _throttled(robot: str, until: datetime) -> str:
+    return f"not tried: {robot} is throttled by the platform until {until.isoformat()}"
 
 
 def _queued(row: OutboxMessage, drafts: Sequence[Draft]) -> list[store.QueuedMessage]:
@@ -467,20 +516,45 @@ class Draft:
 REPLIES_KIND = "replies"  # an outbox row holding a handled message's replies, not yet rendered for its platform
 
 
-def replies_payload(replies: Sequence[Reply], route: Mapping[str, Any]) -> dict[str, Any]:
-    """A `replies` row's payload: the route the message came by and its platform-neutral replies."""
-    return {"route": dict(route), "replies": [reply_to_json(reply) for reply in replies]}
+def replies_payload(
+    replies: Sequence[Reply], route: Mapping[str, Any], directory_version: int | None = None
+) -> dict[str, Any]:
+    """A `replies` row's payload: the route the message came by, its platform-neutral replies and the directory
+    version they were handled at (rendering needs a directory at least that new, and no SELECT to know it)."""
+    payload: dict[str, Any] = {"route": dict(route), "replies": [reply_to_json(reply) for reply in replies]}
+    if directory_version is not None:
+        payload["directory_version"] = directory_version
+    return payload
 
 
-def read_replies_payload(payload: str) -> tuple[list[Reply], dict[str, Any]]:
-    """The replies and route a `replies` row holds; ValueError when the payload is not one."""
+@dataclass(frozen=True, slots=True)
+class RepliesRow:
+    """What a `replies` row holds (`directory_version` None: queued before rows carried it)."""
+
+    replies: list[Reply]
+    route: dict[str, Any]
+    directory_version: int | None = None
+
+
+def read_replies_row(payload: str) -> RepliesRow:
+    """The replies, route and directory version a `replies` row holds; ValueError when the payload is not one."""
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError) as exc:
         raise ValueError("the payload is not JSON") from exc
     if not isinstance(data, dict) or not isinstance(data.get("route"), dict) or not isinstance(data.get("replies"), list):
         raise ValueError("the payload has no route and replies")
-    return [reply_from_json(reply) for reply in data["replies"]], data["route"]
+    version = data.get("directory_version")
+    return RepliesRow(
+        [reply_from_json(reply) for reply in data["replies"]], data["route"],
+        version if isinstance(version, int) and not isinstance(version, bool) else None,
+    )
+
+
+def read_replies_payload(payload: str) -> tuple[list[Reply], dict[str, Any]]:
+    """The replies and route a `replies` row holds; ValueError when the payload is not one."""
+    row = read_replies_row(payload)
+    return row.replies, row.route
 
 
 def rendered_row(row: OutboxMessage, draft: Draft) -> OutboxMessage:

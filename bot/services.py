@@ -57,7 +57,10 @@ class Services:
     dingtalk: DingTalkPlatform
 
     async def aclose(self) -> None:
-        """Close the network clients (the database engine stays: callers may share it)."""
+        """Close the network clients and write the platform calls counted in memory (the database engine stays:
+        callers may share it)."""
+        await self.wecom.ctx.meter.aclose()
+        await self.dingtalk.ctx.meter.aclose()
         await self.runtime.http.aclose()
         if self.runtime.shared is not None:
             await self.runtime.shared.aclose()

@@ -126,6 +126,11 @@ class DirectoryCache:
         with self._lock:
             self._snapshot = None
 
+    def at_least(self, version: int) -> DirectorySnapshot | None:
+        """The cached snapshot when it is at `version` or newer (no query); None when it is older or absent."""
+        snapshot = self._snapshot
+        return snapshot if snapshot is not None and snapshot.version >= version else None
+
     def at(self, session: Session, version: int) -> DirectorySnapshot:
         """The snapshot for `version`, read in `session` (the caller's transaction) when not cached."""
         snapshot = self._snapshot

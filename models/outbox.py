@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, func, or_, update
+from sqlalchemy import Connection, Engine, String, bindparam, case, cast, func, literal, or_, update
 from sqlmodel import Session, select
 from sqlmodel import col
 
@@ -36,15 +36,29 @@ def enqueue(
     priority: int = PRIORITY_NORMAL,
 ) -> int | None:
     """Insert a message unless its key exists; returns the new row id, or None for a duplicate."""
-    values = dict(
+    values = _new_row(
+        dedupe_key=dedupe_key, platform=platform, channel=channel, robot=robot, group_id=group_id,
+        priority=priority, kind=kind, payload=payload, blob=blob, now=now, give_up_at=now + give_up_after,
+    )
+    return _insert_new(session.connection(), values)
+
+
+def _new_row(
+    *, dedupe_key: str, platform: str, channel: str, robot: str, group_id: str | None, priority: int, kind: str,
+    payload: dict[str, Any] | None, blob: bytes | None, now: datetime, give_up_at: datetime,
+) -> dict[str, Any]:
+    return dict(
         dedupe_key=dedupe_key, platform=platform, channel=channel, robot=robot, group_id=group_id,
         priority=priority, kind=kind, payload=json.dumps(payload or {}, ensure_ascii=False), blob=blob,
         state=OutboxState.PENDING.value, attempts=0, created_at=now, next_attempt_at=now,
-        give_up_at=now + give_up_after, last_error="",
+        give_up_at=give_up_at, last_error="",
     )
+
+
+def _insert_new(connection: Connection, values: dict[str, Any]) -> int | None:
     # Built once and cached (see models/upsert.py); RETURNING, not rowcount: psycopg reports -1 for DO NOTHING.
-    statement = insert_on_conflict(dialect_of(session), OutboxMessage, conflict=("dedupe_key",), returning=("id",))
-    return session.connection().execute(statement, values).scalar_one_or_none()
+    statement = insert_on_conflict(dialect_of(connection), OutboxMessage, conflict=("dedupe_key",), returning=("id",))
+    return connection.execute(statement, values).scalar_one_or_none()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +99,37 @@ def _add_children(
     session: Session, parent: OutboxMessage, messages: Sequence[QueuedMessage], *, first: int, now: datetime
 ) -> int:
     """Insert a parent's messages as `<parent key>#<first>`, … (existing keys are left alone); how many were new."""
+    return _insert_children(session.connection(), parent, messages, first=first, now=now)
+
+
+def _insert_children(
+    connection: Connection, parent: OutboxMessage, messages: Sequence[QueuedMessage], *, first: int, now: datetime
+) -> int:
     added = 0
     for index, message in enumerate(messages, start=first):
-        row_id = enqueue(
-            session, dedupe_key=f"{parent.dedupe_key}#{index}", platform=parent.platform, channel=message.channel,
+        row_id = _insert_new(connection, _new_row(
+            dedupe_key=f"{parent.dedupe_key}#{index}", platform=parent.platform, channel=message.channel,
             robot=message.robot, group_id=parent.group_id, kind=message.kind, payload=dict(message.payload),
-            blob=message.blob, now=now, give_up_after=parent.give_up_at - now, priority=parent.priority,
-        )
+            blob=message.blob, now=now, give_up_at=parent.give_up_at, priority=parent.priority,
+        ))
         added += row_id is not None
     return added
+
+
+_OUTBOX = table_of(OutboxMessage)
+# Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is.
+_SETTLE_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(state=OutboxState.SENT.value, sent_at=bindparam("b_at"), claimed_until=None,
+            attempts=_OUTBOX.c.attempts + 1)
+)
+_SETTLE_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(state=OutboxState.FAILED.value, last_error=bindparam("b_error"), claimed_until=None,
+            attempts=_OUTBOX.c.attempts + 1)
+)
 
 
 def settle_with_children(
@@ -102,21 +138,74 @@ def settle_with_children(
     """Record the outcome of a claimed row that carried its first message itself (sent, or failed with `error`)
     and, in the same transaction, add the messages that follow it as `<parent key>#2`, `#3` … (an existing key
     is left alone, so a retried row adds nothing). Returns how many rows were added."""
-    outcome: dict[str, Any] = (
-        dict(state=OutboxState.SENT.value, sent_at=now) if sent
-        else dict(state=OutboxState.FAILED.value, last_error=error[:2000])
-    )
-    with Session(db) as session:
-        added = _add_children(session, parent, messages, first=2, now=now)
-        # Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is. Core, not the
-        # ORM: the claimed row's key, group and times are all the children need (no SELECT, no session sync).
-        session.connection().execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id) == parent.id)
-            .values(claimed_until=None, attempts=OutboxMessage.attempts + 1, **outcome)
-        )
-        session.commit()
+    # Core on one connection, prebuilt statements: the claimed row's key, group and times are all the children
+    # need (no SELECT, no ORM session).
+    with db.begin() as connection:
+        added = _insert_children(connection, parent, messages, first=2, now=now)
+        if sent:
+            connection.execute(_SETTLE_SENT, {"b_id": parent.id, "b_at": now})
+        else:
+            connection.execute(_SETTLE_FAILED, {"b_id": parent.id, "b_error": error[:2000]})
     return added
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A claimed row's first message outcome (at `at`) and the messages that follow it (see `settle_many`)."""
+
+    parent: OutboxMessage
+    messages: Sequence[QueuedMessage]
+    at: datetime
+    sent: bool
+    error: str = ""
+
+
+def settle_many(db: Engine, settled: Sequence[Settled]) -> None:
+    """`settle_with_children` for several rows in one transaction: their children in one INSERT … ON CONFLICT DO
+    NOTHING sent as a batch (existing keys are left alone), their outcomes in one UPDATE per outcome."""
+    if not settled:
+        return
+    children = [
+        _new_row(
+            dedupe_key=f"{item.parent.dedupe_key}#{index}", platform=item.parent.platform, channel=message.channel,
+            robot=message.robot, group_id=item.parent.group_id, kind=message.kind, payload=dict(message.payload),
+            blob=message.blob, now=item.at, give_up_at=item.parent.give_up_at, priority=item.parent.priority,
+        )
+        for item in settled for index, message in enumerate(item.messages, start=2)
+    ]
+    sent = [{"b_id": item.parent.id, "b_at": item.at} for item in settled if item.sent]
+    failed = [{"b_id": item.parent.id, "b_error": item.error[:2000]} for item in settled if not item.sent]
+    with db.begin() as connection:
+        if children:
+            connection.execute(insert_on_conflict(dialect_of(connection), OutboxMessage, conflict=("dedupe_key",)),
+                               children)
+        if sent:
+            connection.execute(_SETTLE_SENT, sent)
+        if failed:
+            connection.execute(_SETTLE_FAILED, failed)
+
+
+def _candidates_statement(skipping: bool) -> Any:
+    t = _OUTBOX.c
+    due = [
+        t.state == OutboxState.PENDING.value,
+        t.next_attempt_at <= bindparam("b_now", type_=t.next_attempt_at.type),
+        or_(t.claimed_until.is_(None), t.claimed_until < bindparam("b_now", type_=t.claimed_until.type)),
+    ]
+    if skipping:
+        due.append(t.robot.not_in(bindparam("b_skip", expanding=True)))
+    turn = func.row_number().over(partition_by=t.robot, order_by=(t.priority.desc(), t.id)).label("turn")
+    ranked = select(t.id, t.robot, t.priority, turn).where(*due).subquery()
+    return (
+        select(ranked.c.id, ranked.c.robot)
+        .where(ranked.c.turn <= bindparam("b_per_robot"))
+        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
+        .limit(bindparam("b_limit"))
+    )
+
+
+# Built once: every sender pass runs one (no statement construction and cache-key walk each time).
+_CANDIDATES = {skipping: _candidates_statement(skipping) for skipping in (False, True)}
 
 
 def due_candidates(
@@ -129,28 +218,33 @@ def due_candidates(
     robot ahead of all others). So one robot with hundreds of queued parts never fills the batch,
     and robots in `skip_robots` (at their rate limit) take no room at all.
     """
-    due = [
-        col(OutboxMessage.state) == OutboxState.PENDING.value,
-        col(OutboxMessage.next_attempt_at) <= now,
-        or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
-    ]
+    values: dict[str, Any] = {"b_now": now, "b_per_robot": per_robot or limit, "b_limit": limit}
     if skip_robots:
-        due.append(col(OutboxMessage.robot).not_in(sorted(skip_robots)))
-    turn = (
-        func.row_number()
-        .over(partition_by=OutboxMessage.robot, order_by=(col(OutboxMessage.priority).desc(), col(OutboxMessage.id)))
-        .label("turn")
-    )
-    ranked = select(OutboxMessage.id, OutboxMessage.robot, OutboxMessage.priority, turn).where(*due).subquery()
-    statement = (
-        select(ranked.c.id, ranked.c.robot)
-        .where(ranked.c.turn <= (per_robot or limit))
-        .order_by(ranked.c.priority.desc(), ranked.c.turn, ranked.c.id)
-        .limit(limit)
-    )
-    with Session(db) as session:
-        rows = session.execute(statement).all()
+        values["b_skip"] = sorted(skip_robots)
+    with db.connect() as connection:
+        rows = connection.execute(_CANDIDATES[bool(skip_robots)], values).all()
     return [(int(row[0]), str(row[1])) for row in rows]
+
+
+_CLAIM = (  # built once, as the candidates' query
+    update(OutboxMessage)
+    .where(
+        col(OutboxMessage.id).in_(bindparam("b_ids", expanding=True)),
+        col(OutboxMessage.state) == OutboxState.PENDING.value,
+        or_(col(OutboxMessage.claimed_until).is_(None),
+            col(OutboxMessage.claimed_until) < bindparam("b_now", type_=_OUTBOX.c.claimed_until.type)),
+    )
+    .values(
+        claimed_until=bindparam("b_until", type_=_OUTBOX.c.claimed_until.type),
+        last_claimed_at=bindparam("b_now", type_=_OUTBOX.c.last_claimed_at.type),
+        interrupted_at=case(
+            (col(OutboxMessage.claimed_until).is_not(None), OutboxMessage.last_claimed_at),
+            else_=OutboxMessage.interrupted_at,
+        ),
+    )
+    .returning(OutboxMessage)
+    .execution_options(synchronize_session=False)
+)
 
 
 def claim(db: Engine, ids: Sequence[int], *, now: datetime, lease: timedelta) -> list[OutboxMessage]:
@@ -158,26 +252,9 @@ def claim(db: Engine, ids: Sequence[int], *, now: datetime, lease: timedelta) ->
     come back in the order of `ids` (the sender's fair order), without those another sender holds."""
     if not ids:
         return []
-    statement = (
-        update(OutboxMessage)
-        .where(
-            col(OutboxMessage.id).in_(list(ids)),
-            col(OutboxMessage.state) == OutboxState.PENDING.value,
-            or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now),
-        )
-        .values(
-            claimed_until=now + lease,
-            last_claimed_at=now,
-            interrupted_at=case(
-                (col(OutboxMessage.claimed_until).is_not(None), OutboxMessage.last_claimed_at),
-                else_=OutboxMessage.interrupted_at,
-            ),
-        )
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False)
-    )
+    values = {"b_ids": list(ids), "b_now": now, "b_until": now + lease}
     with Session(db, expire_on_commit=False) as session:
-        claimed = {stored_id(row): row for row in session.scalars(statement).all()}
+        claimed = {stored_id(row): row for row in session.scalars(_CLAIM, values).all()}
         session.commit()
     return [claimed[row_id] for row_id in ids if row_id in claimed]
 
@@ -207,36 +284,55 @@ def mark_sent_many(db: Engine, sent: Sequence[tuple[int, datetime]]) -> None:
         connection.execute(_MARK_SENT, [{"b_id": row_id, "b_sent_at": at} for row_id, at in sent])
 
 
+def _retry_statement(counts: bool) -> Any:
+    attempts = _OUTBOX.c.attempts + (1 if counts else 0)  # SET expressions read the row's old values
+    next_at = bindparam("b_next", type_=_OUTBOX.c.next_attempt_at.type)
+    gives_up = next_at > _OUTBOX.c.give_up_at
+    gave_up = literal("gave up after ") + cast(attempts, String) + literal(" attempts: ") + bindparam("b_error")
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == bindparam("b_id"))
+        .values(
+            attempts=attempts, claimed_until=None,
+            state=case((gives_up, OutboxState.FAILED.value), else_=_OUTBOX.c.state),
+            next_attempt_at=case((gives_up, _OUTBOX.c.next_attempt_at), else_=next_at),
+            last_error=func.substr(case((gives_up, gave_up), else_=bindparam("b_error")), 1, 2000),
+        )
+    )
+
+
+# Built once: the sender's retries are one UPDATE each, no ORM get and flush.
+_MARK_RETRY = {counts: _retry_statement(counts) for counts in (True, False)}
+_MARK_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=_OUTBOX.c.attempts + 1,
+            last_error=bindparam("b_error"))
+)
+
+
 def mark_retry(db: Engine, row_id: int, *, now: datetime, next_attempt_at: datetime, error: str, counts: bool = True) -> None:
     """Try again later (or give up when past the row's give-up time)."""
-    with Session(db) as session:
-        row = session.get(OutboxMessage, row_id)
-        if row is None:
-            return
-        if counts:
-            row.attempts += 1
-        row.claimed_until = None
-        row.last_error = error[:2000]
-        if next_attempt_at > row.give_up_at:
-            row.state = OutboxState.FAILED.value
-            row.last_error = f"gave up after {row.attempts} attempts: {error}"[:2000]
-        else:
-            row.next_attempt_at = next_attempt_at
-        session.add(row)
-        session.commit()
+    with db.begin() as connection:
+        connection.execute(_MARK_RETRY[counts], {"b_id": row_id, "b_next": next_attempt_at, "b_error": error[:2000]})
 
 
 def mark_failed(db: Engine, row_id: int, *, error: str) -> None:
-    with Session(db) as session:
-        row = session.get(OutboxMessage, row_id)
-        if row is None:
-            return
-        row.attempts += 1
-        row.state = OutboxState.FAILED.value
-        row.claimed_until = None
-        row.last_error = error[:2000]
-        session.add(row)
-        session.commit()
+    with db.begin() as connection:
+        connection.execute(_MARK_FAILED, {"b_id": row_id, "b_error": error[:2000]})
+
+
+def hand_back(db: Engine, ids: Sequence[int], *, next_attempt_at: datetime, error: str) -> None:
+    """Rows claimed but not tried (their attempts do not count): pending again from `next_attempt_at`, in one
+    statement."""
+    if not ids:
+        return
+    with db.begin() as connection:
+        connection.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(list(ids)), _OUTBOX.c.state == OutboxState.PENDING.value)
+            .values(claimed_until=None, next_attempt_at=next_attempt_at, last_error=error[:2000])
+        )
 
 
 def recent_sends(db: Engine, *, since: datetime) -> list[tuple[str, datetime]]:

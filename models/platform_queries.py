@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, and_, case, or_, update
 from sqlmodel import Session, col, func, select
 
 from models import outbox as outbox_store
@@ -131,38 +131,43 @@ class TakenRow:
 
 def take_companions(
     db: Engine, leader: OutboxMessage, *, now: datetime, lease: timedelta, limit: int = 200
-) -> list[TakenRow]:
-    """Lease the other pending rows of the leader's robot, channel and kind, oldest first, in one transaction.
+) -> list[TakenRow] | None:
+    """Lease the other pending rows of the leader's robot, channel and kind, oldest first, in one transaction;
+    None when the leader itself is no longer pending (another row's message carried it): then nothing is taken.
 
     Rows leased by nobody (or whose lease ran out) are taken, and so are rows the same sender pass claimed
-    with the leader (same `last_claimed_at`): they would otherwise each be sent on their own right after."""
+    with the leader (same `last_claimed_at`): they would otherwise each be sent on their own right after.
+    The leader's own state comes with the same SELECT (no statement of its own)."""
     taken_in_pass = (
         col(OutboxMessage.last_claimed_at) == leader.last_claimed_at if leader.last_claimed_at is not None else None
     )
     free = or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now)
-    with Session(db) as session:
-        ids = list(session.exec(
+    other = or_(free, taken_in_pass) if taken_in_pass is not None else free
+    with db.begin() as connection:  # Core on one connection: no ORM session for a few ids
+        ids = list(connection.execute(
             select(OutboxMessage.id)
             .where(
                 col(OutboxMessage.state) == OutboxState.PENDING.value,
                 col(OutboxMessage.robot) == leader.robot,
                 col(OutboxMessage.channel) == leader.channel,
                 col(OutboxMessage.kind) == leader.kind,
-                col(OutboxMessage.id) != leader.id,
-                or_(free, taken_in_pass) if taken_in_pass is not None else free,
+                or_(col(OutboxMessage.id) == leader.id, and_(col(OutboxMessage.id) != leader.id, other)),
             )
-            .order_by(col(OutboxMessage.id))
-            .limit(limit)
-        ).all())
+            # The leader first, whatever its place: the limit must never cut it off.
+            .order_by(case((col(OutboxMessage.id) == leader.id, 0), else_=1), col(OutboxMessage.id))
+            .limit(limit + 1)
+        ).scalars())
+        if leader.id not in ids:
+            return None
+        ids = [row_id for row_id in ids if row_id != leader.id][:limit]
         if not ids:
             return []
-        rows = session.execute(
+        rows: Sequence[Any] = connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
             .values(claimed_until=now + lease, last_claimed_at=now)
             .returning(col(OutboxMessage.id), col(OutboxMessage.payload))
         ).all()
-        session.commit()
     return sorted((TakenRow(int(row_id), json.loads(payload or "{}")) for row_id, payload in rows), key=lambda r: r.id)
 
 
@@ -170,21 +175,32 @@ def release(db: Engine, ids: Sequence[int]) -> None:
     """Hand leased rows back (not tried: their attempts do not count)."""
     if not ids:
         return
-    with Session(db) as session:
-        session.execute(
+    with db.begin() as connection:
+        connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
             .values(claimed_until=None)
         )
-        session.commit()
 
 
 def mark_sent_together(db: Engine, ids: Sequence[int], *, now: datetime) -> None:
     """Mark the rows one message carried as sent, in one transaction."""
-    with Session(db) as session:
-        session.execute(
+    with db.begin() as connection:
+        connection.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
             .values(state=OutboxState.SENT.value, sent_at=now, claimed_until=None, attempts=OutboxMessage.attempts + 1)
         )
-        session.commit()
+
+
+def fail_together(db: Engine, ids: Sequence[int], *, error: str) -> None:
+    """Mark the rows a refused message carried as failed with its reason, in one transaction."""
+    if not ids:
+        return
+    with db.begin() as connection:
+        connection.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
+            .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=OutboxMessage.attempts + 1,
+                    last_error=error[:2000])
+        )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -13,6 +17,8 @@ from sqlmodel import Session, col, select
 
 from models.tables import PlatformApiCalls
 from models.upsert import dialect_of, insert_on_conflict
+
+log = logging.getLogger(__name__)
 
 # Kinds a platform does not count against its API quota (DingTalk's robot webhooks): shown, not budgeted.
 WEBHOOK_KIND_PREFIX = "webhook:"
@@ -33,19 +39,78 @@ def count_call(db: Engine, *, platform: str, month: str, kind: str) -> None:
         session.commit()
 
 
+def _upsert_adding(db: Engine, dialect: str) -> Any:
+    table = PlatformApiCalls.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
+    insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=["platform", "month", "kind"], set_={"calls": table.c.calls + insert.excluded.calls}
+    )
+
+
+class PendingCalls:
+    """Calls counted in memory until `flush` writes them: one upsert row per (platform, month, kind), all in one
+    transaction. Thread-safe. Every live instance is flushed by `flush_pending_calls` (readers of the counts in
+    this process call it first) and at a clean interpreter exit."""
+
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one flush at a time, so counts are written in the order taken
+        _LIVE.add(self)
+
+    def add(self, *, platform: str, month: str, kind: str, calls: int = 1) -> None:
+        key = (platform, month, kind[:64])
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + calls
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def flush(self) -> None:
+        """Write what was counted; on failure the counts are kept for the next flush, and the error raised."""
+        with self._writing:
+            with self._lock:
+                counts, self._counts = self._counts, {}
+            if not counts:
+                return
+            try:
+                with self.db.begin() as connection:
+                    connection.execute(_upsert_adding(self.db, self.db.dialect.name), [
+                        {"platform": platform, "month": month, "kind": kind, "calls": calls}
+                        for (platform, month, kind), calls in counts.items()
+                    ])
+            except Exception:
+                with self._lock:
+                    for key, calls in counts.items():
+                        self._counts[key] = self._counts.get(key, 0) + calls
+                raise
+
+
+_LIVE: weakref.WeakSet[PendingCalls] = weakref.WeakSet()
+
+
+def flush_pending_calls() -> None:
+    """Write every count this process holds in memory (a reader of the counts calls this first)."""
+    for pending in list(_LIVE):
+        try:
+            pending.flush()
+        except Exception:  # a count must never stop the reader; the counts stay for the next flush
+            log.warning("could not write %d counted platform calls", pending.pending(), exc_info=True)
+
+
+atexit.register(flush_pending_calls)
+
+
 def add_calls(db: Engine, *, platform: str, month: str, kind: str, calls: int) -> None:
     """Add `calls` to the month's count of `kind` calls to `platform` (a directory sync's calls, at once)."""
     if calls <= 0:
         return
-    table = PlatformApiCalls.__table__  # type: ignore[attr-defined]  # SQLModel declares __table__ at run time
-    with Session(db) as session:
-        dialect = dialect_of(session)
-        insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        statement = insert.values(platform=platform, month=month, kind=kind[:64], calls=calls).on_conflict_do_update(
-            index_elements=["platform", "month", "kind"], set_={"calls": table.c.calls + insert.excluded.calls}
+    with db.begin() as connection:
+        connection.execute(
+            _upsert_adding(db, db.dialect.name), {"platform": platform, "month": month, "kind": kind[:64], "calls": calls}
         )
-        session.connection().execute(statement)
-        session.commit()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from models import queries_schedule
 from models.config import Config
 from models.ids import stored_id
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
-from models.platform_usage import budgeted_calls, month_of
+from models.platform_usage import budgeted_calls, flush_pending_calls, month_of
 from models.queries_directory import campaign_ids, groups_by_id
 from models.push_groups import stored_groups
 from handlers.context import BuildingRef
@@ -257,6 +257,7 @@ class Ticker:
         size = self.batch
         while True:
             failed: tuple[int, str, Exception] | None = None
+            flush_pending_calls()  # the budget check below reads the counts: this process's first, in their own commit
             with Session(self.db) as session:
                 rows = self._claim(session, now, excluded, size, kinds, state)
                 if not rows:

@@ -2,7 +2,8 @@
 
 The handling transaction stores platform-neutral replies (bot/engine.py); the sender hands the row to the
 channel's delivery, which is this: the platform renders the replies by the route their message came
-(`render_capped`, reading mention targets from the process's directory cache), and the first message is
+(`render_capped`, reading mention targets from the process's directory cache, at least as new as the
+directory version the row was handled at), and the first message is
 sent in place through the channel, the others handed back with its result for the sender to queue as the
 row's children. Rows that are
 already platform messages (pushes, those children, rows queued before replies were rendered late) go
@@ -19,7 +20,7 @@ import anyio
 from sqlalchemy import Engine as DbEngine
 from sqlmodel import Session
 
-from bot.outbox import REPLIES_KIND, Delivery, DeliveryResult, Draft, read_replies_payload, rendered_row
+from bot.outbox import REPLIES_KIND, Delivery, DeliveryResult, Draft, read_replies_row, rendered_row
 from handlers.format import fit_replies, merge_replies
 from handlers.messages import Reply
 from models.directory_cache import DirectoryCache, attach, read_version
@@ -86,10 +87,10 @@ class RenderingDelivery:
         if message.kind != REPLIES_KIND:
             return await channel.deliver(message)
         try:
-            replies, route = read_replies_payload(message.payload)
+            held = read_replies_row(message.payload)
         except ValueError as exc:
             return DeliveryResult.fail(f"unreadable replies row: {exc}")
-        drafts = await anyio.to_thread.run_sync(self._render, replies, route)
+        drafts = await anyio.to_thread.run_sync(self._render, held.replies, held.route, held.directory_version)
         if drafts and self._fits(message, drafts[0]):
             # The first message goes in place; the rest wait for its outcome and are then queued as `#2` ….
             result = await channel.deliver(rendered_row(message, drafts[0]))
@@ -102,11 +103,13 @@ class RenderingDelivery:
         # A first message for another channel or rate bucket (or none): the sender queues them all, in order.
         return DeliveryResult.expand(drafts)
 
-    def _render(self, replies: list[Reply], route: dict[str, Any]) -> list[Draft]:
+    def _render(self, replies: list[Reply], route: dict[str, Any], handled_at: int | None = None) -> list[Draft]:
         with Session(self.db) as session:
             if self.directory is not None and _reads_directory(replies, route):
-                # Mention targets and names from the process's directory cache, checked against the version.
-                attach(session, self.directory.at(session, read_version(session)))
+                # Mention targets and names from the process's directory cache: as it is when it is at least as
+                # new as the directory the replies were handled with (no query), else at the database's version.
+                fresh = self.directory.at_least(handled_at) if handled_at is not None else None
+                attach(session, fresh or self.directory.at(session, read_version(session)))
             return render_capped(self.render, session, replies, route)
 
     @staticmethod

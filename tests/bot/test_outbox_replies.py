@@ -205,8 +205,13 @@ def test_a_row_whose_lease_ran_out_is_expanded_by_one_sender_only(harness: Harne
 
 
 def test_rendering_reads_mention_targets_from_the_process_directory_cache(harness: Harness, fake: FakeWeCom) -> None:
+    from bot.outbox import read_replies_row
+    from models.directory_cache import read_version
+
     harness.post(REPORT, msgid="report-5")
-    _replies_row(harness)
+    row = _replies_row(harness)
+    with Session(harness.db) as session:  # the row carries the version it was handled at
+        assert read_replies_row(row.payload).directory_version == read_version(session)
     loads = harness.engine.directory.loads  # handling loaded it; rendering in this process shares it
     statements: list[str] = []
 
@@ -221,6 +226,7 @@ def test_rendering_reads_mention_targets_from_the_process_directory_cache(harnes
     [answer] = fake.responses
     assert "请王建国留意" in answer["markdown"]["content"]  # the name came from the cache
     assert not [s for s in statements if re.search(r"FROM person\b", s)], statements
+    assert not [s for s in statements if "directory_version" in s], statements  # nor a query of its version
     assert harness.engine.directory.loads == loads
 
 
@@ -253,3 +259,66 @@ def test_an_unreadable_replies_row_fails_with_the_reason(harness: Harness, fake:
     [row] = harness.rows()
     assert row.state == "failed" and row.last_error.startswith("unreadable replies row:")
     assert fake.responses == []
+
+
+def _answer_row(harness: Harness, fake: FakeWeCom, key: str, directory_version: int | None) -> None:
+    """A handled answer naming 王建国, as the engine stores it (with the directory version it was handled at)."""
+    from bot.outbox import replies_payload
+
+    route = {"mode": "response_url", "channel": wecom.CHANNEL_RESPONSE_URL, "robot": f"wecom:aibot:aibot:{CHAT}",
+             "bot": "aibot", "response_url": fake.new_response_url(), "group_id": "wecom-staff", "chat_id": CHAT}
+    payload = replies_payload([Reply("已登记隐患 #9", mentions=("wang_jianguo",))], route,
+                              directory_version=directory_version)
+    with Session(harness.db) as session:
+        store.enqueue(session, dedupe_key=f"reply:wecom:{key}", platform="wecom", channel=route["channel"],
+                      robot=route["robot"], group_id="wecom-staff", kind=REPLIES_KIND, payload=payload,
+                      now=harness.now, give_up_after=timedelta(minutes=30))
+        session.commit()
+
+
+def test_rendering_after_a_directory_change_uses_a_directory_at_least_as_new_as_the_handling(
+    harness: Harness, fake: FakeWeCom
+) -> None:
+    from models.directory_cache import read_version
+    from models.tables import PersonRow
+
+    cache = harness.engine.directory  # the sender's process's cache
+    with Session(harness.db) as session:
+        before = read_version(session)
+        cache.at(session, before)
+        # Another process (a handler, an admin's edit) renames the owner after this process cached the directory.
+        person = session.get(PersonRow, "wang_jianguo")
+        assert person is not None and person.name == "王建国"
+        person.name = "王建华"
+        session.add(person)
+        session.commit()
+        after = read_version(session)
+    assert after > before
+    _answer_row(harness, fake, "handled-after-the-change", after)
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(harness.db, "before_cursor_execute", seen)
+    try:
+        assert harness.drain() == 1
+        # The cache is older than the row's handling: reloaded, so the new name shows.
+        assert "请王建华留意" in fake.responses[-1]["markdown"]["content"]
+        versions_read = len([s for s in statements if "directory_version" in s])
+        assert versions_read == 1 and cache.at_least(after) is not None
+        statements.clear()
+        # A row handled before the change, delivered now: the cache is newer than its handling, so no query at all
+        # about the directory, and the current name.
+        _answer_row(harness, fake, "handled-before-the-change", before)
+        statements.clear()
+        assert harness.drain() == 2  # with the first answer's @-notice
+        assert "请王建华留意" in fake.responses[-1]["markdown"]["content"]
+        assert not [s for s in statements if "directory_version" in s or re.search(r"FROM person\b", s)], statements
+        # A row queued before rows carried the version: the version is read, as before.
+        _answer_row(harness, fake, "queued-before-the-upgrade", None)
+        statements.clear()
+        assert harness.drain() == 2
+        assert len([s for s in statements if "directory_version" in s]) == 1
+    finally:
+        event.remove(harness.db, "before_cursor_execute", seen)

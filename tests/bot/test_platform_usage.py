@@ -59,12 +59,14 @@ def test_an_expired_session_webhook_falls_back_to_the_custom_robot_with_the_at_a
         async with httpx.AsyncClient(timeout=httpx.Timeout(2.0)) as http:
             deps = PlatformDeps(config=config, secrets=Secrets(environ=ENV), http=http, db=engine.db,
                                 now=lambda: CAMPAIGN_NOW)
-            session = DingTalkPlatform(deps).deliveries[dingtalk.CH_SESSION]
+            platform = DingTalkPlatform(deps)
+            session = platform.deliveries[dingtalk.CH_SESSION]
             url, _ = fake.new_session()
             # The group has a custom robot: the reply goes there, @ and all.
             by_webhook = await session.deliver(_row(_reply(url, "dt-staff")))
             # No group (so no custom robot): the app robot's OpenAPI, without the @.
             by_openapi = await session.deliver(_row(_reply(url, None)))
+            await platform.ctx.meter.aclose()  # counts are written within a second, and on a clean stop
             return by_webhook.ok, by_openapi.ok
 
     assert anyio.run(deliver_both) == (True, True)
@@ -145,3 +147,37 @@ def test_no_budget_no_budget_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.splitlines() == [
         "API calls in 2026-12", "  none counted", "no monthly API budget set ([dingtalk] monthly_call_budget)",
     ]
+
+
+def test_calls_are_counted_in_memory_written_within_a_second_and_all_on_a_clean_stop(tmp_path: Path) -> None:
+    import time
+    from zoneinfo import ZoneInfo
+
+    from bot.usage import CallMeter
+    from models.platform_usage import budgeted_calls
+
+    db = make_engine(f"sqlite:///{tmp_path / 'u.db'}")
+    upgrade(db)
+
+    def used() -> int:
+        with Session(db) as session:
+            return budgeted_calls(session, "dingtalk", "2026-12")
+
+    meter = CallMeter(db, ZoneInfo("Asia/Shanghai"), lambda: CAMPAIGN_NOW, flush_seconds=3600)
+
+    async def burst() -> None:
+        for _ in range(40):
+            await meter.count("dingtalk", "group_send")
+        assert used() == 0  # held in memory: no write per call
+        await meter.aclose()
+
+    anyio.run(burst)
+    assert used() == 40  # a clean stop writes every count
+
+    quick = CallMeter(db, ZoneInfo("Asia/Shanghai"), lambda: CAMPAIGN_NOW, flush_seconds=0.05)
+    for _ in range(5):
+        quick.count_now("dingtalk", "group_send")
+    deadline = time.monotonic() + 5
+    while used() < 45 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert used() == 45  # the timer wrote them without a stop

@@ -158,3 +158,40 @@ def test_merged_notices_split_at_the_markdown_limit_and_each_goes_once(
     numbers = [int(NOTICE.match(line).group(2)) for m in messages for line in m.split("\n")]  # type: ignore[union-attr]
     assert numbers == [1, 2, 3, 4, 5]
     assert {r.state for r in notice_rows(services)} == {"sent"}
+
+
+def test_a_pass_of_one_webhooks_notices_sends_one_message_and_retries_no_row(
+    services: Services, fake: FakeWeCom
+) -> None:
+    burst(services, fake, count=20)
+    drain(services, passes=2)  # the answers, then one pass that holds all 20 notices of the webhook
+    rows = notice_rows(services)
+    assert len(rows) == 20 and {r.state for r in rows} == {"sent"}
+    assert len(webhook_notices(fake)) == 1
+    # None waited for another's message and came back: each row was attempted once, with nothing to report.
+    assert {(r.attempts, r.last_error) for r in rows} == {(1, "")}
+    assert {r.next_attempt_at for r in rows} == {r.created_at for r in rows}
+
+
+def test_notices_refused_for_good_fail_with_the_message_that_carried_them(
+    services: Services, fake: FakeWeCom
+) -> None:
+    burst(services, fake, count=20)
+    fake.keys.discard(WEBHOOK_KEY)  # the group's webhook key was revoked: WeCom answers 93000
+    drain(services, passes=3)
+    rows = notice_rows(services)
+    assert len(rows) == 20 and {r.state for r in rows} == {"failed"}
+    assert {r.last_error.split(",")[0] for r in rows} == {"errcode 93000: invalid webhook url"}
+    assert {r.attempts for r in rows} == {1}
+    assert len([a for a in fake.attempts if a[0] == WEBHOOK_KEY]) == 1  # one call for the merged message, not 20
+
+
+def test_a_throttled_webhook_hands_the_rest_of_the_lane_back_at_once(services: Services, fake: FakeWeCom) -> None:
+    burst(services, fake, count=20)
+    fake.fail_next(1, "45009")  # the first webhook call of the burst is throttled
+    drain(services, passes=2)  # the answers by response_url, then the notices' pass
+    assert [a for a in fake.attempts if a[0] == WEBHOOK_KEY] == [(WEBHOOK_KEY, 45009)]  # no other tried on its own
+    rows = notice_rows(services)
+    assert {r.state for r in rows} == {"pending"} and sum(r.attempts for r in rows) == 1
+    assert len({r.next_attempt_at for r in rows}) == 1  # all due when the robot may send again
+    assert {r.claimed_until for r in rows} == {None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from models import outbox as store
@@ -163,3 +163,64 @@ def test_a_row_that_sent_its_first_message_queues_the_rest_once(any_engine: Engi
     rows = {row.dedupe_key: row for row in store.list_messages(any_engine)}
     assert (rows["reply:wecom:m3"].state, rows["reply:wecom:m3"].last_error) == ("failed", "HTTP 400")
     assert rows["reply:wecom:m3#2"].state == "pending"
+
+
+def test_retry_and_failure_are_recorded_as_before_on_both_databases(any_engine: Engine) -> None:
+    """mark_retry / mark_failed are one UPDATE each: counted attempts, the lease dropped, give-up past the row's time."""
+    upgrade(any_engine)
+    soon, late, uncounted, failed = (_add(any_engine, key, "r1") for key in ("soon", "late", "uncounted", "failed"))
+    store.claim(any_engine, [soon, late, uncounted, failed], now=T0, lease=timedelta(minutes=2))
+    store.mark_retry(any_engine, soon, now=T0, next_attempt_at=T0 + timedelta(minutes=5), error="HTTP 502")
+    store.mark_retry(any_engine, late, now=T0, next_attempt_at=T0 + timedelta(hours=2), error="x" * 3000)
+    store.mark_retry(any_engine, uncounted, now=T0, next_attempt_at=T0 + timedelta(seconds=9), error="not tried",
+                     counts=False)
+    store.mark_failed(any_engine, failed, error="HTTP 404 " + "y" * 3000)
+    store.mark_retry(any_engine, 999_999, now=T0, next_attempt_at=T0, error="no such row")  # nothing happens
+    rows = {row.id: row for row in store.list_messages(any_engine)}
+    assert len(rows) == 4
+    fields = {row_id: (row.state, row.attempts, row.next_attempt_at, row.claimed_until) for row_id, row in rows.items()}
+    assert fields[soon] == ("pending", 1, T0 + timedelta(minutes=5), None) and rows[soon].last_error == "HTTP 502"
+    assert fields[late] == ("failed", 1, T0, None)  # past its give-up time (an hour): the due time stays
+    assert rows[late].last_error == ("gave up after 1 attempts: " + "x" * 3000)[:2000]
+    assert fields[uncounted] == ("pending", 0, T0 + timedelta(seconds=9), None)
+    assert rows[uncounted].last_error == "not tried"
+    assert fields[failed] == ("failed", 1, T0, None) and rows[failed].last_error == ("HTTP 404 " + "y" * 3000)[:2000]
+
+
+def test_rows_settled_together_queue_their_children_once_in_one_transaction(any_engine: Engine) -> None:
+    """settle_many: what settle_with_children does, for the rows a sender pass settles at the same time."""
+    upgrade(any_engine)
+    with Session(any_engine) as session:
+        ids = [store.enqueue(session, dedupe_key=f"reply:wecom:s{i}", platform="wecom", channel="wecom_response_url",
+                             robot="aibot", group_id="wecom-staff", kind="replies", now=T0,
+                             give_up_after=timedelta(hours=1), priority=store.PRIORITY_URGENT * (i == 0))
+               for i in range(3)]
+        session.commit()
+    later = T0 + timedelta(minutes=1)
+    claimed = store.claim(any_engine, [i or 0 for i in ids], now=later, lease=timedelta(minutes=2))
+    notice = [store.QueuedMessage("wecom_webhook", "wecom:webhook:wecom-staff", "notice", {"content": "<@u> 请留意"})]
+    two = [*notice, store.QueuedMessage("wecom_webhook", "wecom:webhook:wecom-staff", "markdown", {"content": "续"})]
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(any_engine, "before_cursor_execute", listen)
+    try:
+        store.settle_many(any_engine, [
+            store.Settled(claimed[0], notice, at=later, sent=True),
+            store.Settled(claimed[1], two, at=later, sent=True),
+            store.Settled(claimed[2], notice, at=later, sent=False, error="HTTP 400"),
+        ])
+    finally:
+        event.remove(any_engine, "before_cursor_execute", listen)
+    assert len(statements) == 3  # the children, the sent, the failed: each one statement sent as a batch
+    store.settle_many(any_engine, [store.Settled(claimed[1], two, at=later, sent=True)])  # a retried row: nothing new
+    rows = {row.dedupe_key: row for row in store.list_messages(any_engine)}
+    assert sorted(rows) == ["reply:wecom:s0", "reply:wecom:s0#2", "reply:wecom:s1", "reply:wecom:s1#2",
+                            "reply:wecom:s1#3", "reply:wecom:s2", "reply:wecom:s2#2"]
+    assert [(rows[f"reply:wecom:s{i}"].state, rows[f"reply:wecom:s{i}"].claimed_until) for i in range(3)] == [
+        ("sent", None), ("sent", None), ("failed", None)]
+    assert rows["reply:wecom:s2"].last_error == "HTTP 400" and rows["reply:wecom:s0"].sent_at == later
+    assert rows["reply:wecom:s1"].attempts == 2  # settled twice: as settle_with_children, each counts
+    child = rows["reply:wecom:s0#2"]
+    assert (child.state, child.kind, child.priority, child.give_up_at) == (
+        "pending", "notice", store.PRIORITY_URGENT, rows["reply:wecom:s0"].give_up_at)
+    assert rows["reply:wecom:s1#3"].kind == "markdown" and json.loads(rows["reply:wecom:s1#3"].payload) == {"content": "续"}

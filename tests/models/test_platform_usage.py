@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 from sqlmodel import Session
 
 from models.db import upgrade
@@ -36,3 +36,44 @@ def test_the_month_is_the_config_zones() -> None:
     shanghai = ZoneInfo("Asia/Shanghai")
     assert month_of(datetime.fromisoformat("2026-12-31T16:30+00:00"), shanghai) == "2027-01"
     assert month_of(datetime.fromisoformat("2026-12-31T15:59+00:00"), shanghai) == "2026-12"
+
+
+def test_calls_counted_in_memory_are_written_in_one_upsert_per_kind_and_kept_when_the_write_fails(
+    any_engine: Engine,
+) -> None:
+    from sqlalchemy import event
+
+    from models.platform_usage import PendingCalls, flush_pending_calls
+
+    upgrade(any_engine)
+    pending = PendingCalls(any_engine)
+    for _ in range(250):
+        pending.add(platform="dingtalk", month="2026-12", kind="group_send")
+    pending.add(platform="dingtalk", month="2026-12", kind="access_token")
+    with Session(any_engine) as session:
+        assert budgeted_calls(session, "dingtalk", "2026-12") == 0  # nothing written yet
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(any_engine, "before_cursor_execute", listen)
+    try:
+        flush_pending_calls()  # what a reader in this process calls first
+    finally:
+        event.remove(any_engine, "before_cursor_execute", listen)
+    assert len([s for s in statements if s.lstrip().upper().startswith("INSERT")]) <= 2  # an executemany of 2 rows
+    assert pending.pending() == 0
+    with Session(any_engine) as session:
+        assert budgeted_calls(session, "dingtalk", "2026-12") == 251
+
+    # The database is away: the counts stay in memory and go with the next flush.
+    pending.add(platform="wecom", month="2026-12", kind="webhook_send", calls=3)
+    broken = PendingCalls(any_engine)
+    broken.db = create_engine("sqlite:///file:/nonexistent/dir/x.db?mode=ro&uri=true")
+    broken.add(platform="wecom", month="2026-12", kind="webhook_send", calls=2)
+    flush_pending_calls()  # logs the failure, writes the others
+    assert broken.pending() == 2
+    broken.db = any_engine
+    flush_pending_calls()
+    with Session(any_engine) as session:
+        assert [(u.kind, u.calls) for u in usage_of_month(session, "2026-12") if u.platform == "wecom"] == [
+            ("webhook_send", 5)
+        ]

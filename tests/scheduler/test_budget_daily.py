@@ -77,8 +77,12 @@ def deliver(config: Config, db: DbEngine, now: datetime) -> int:
     async def run() -> int:
         async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
             deps = PlatformDeps(config=config, secrets=Secrets(environ=ENV), http=http, db=db, now=lambda: now)
-            sender = OutboxSender(db=db, deliveries=DingTalkPlatform(deps).deliveries, clock=lambda: now)
-            return await sender.drain_once()
+            platform = DingTalkPlatform(deps)
+            sender = OutboxSender(db=db, deliveries=platform.deliveries, clock=lambda: now)
+            try:
+                return await sender.drain_once()
+            finally:
+                await platform.ctx.meter.aclose()  # a clean stop writes the calls counted in memory
 
     return anyio.run(run)
 

@@ -9,6 +9,7 @@ import logging
 import math
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from bot.platforms.wecom.longconn import WsConnection
 from bot.platforms.wecom.render import NOTICE_KIND, webhook_robot, webhook_text_drafts
 from models.ids import stored_id
 from models.platform_queries import (
-    QueuedMessage, mark_sent_together, release, requeue, still_pending, take_companions,
+    QueuedMessage, fail_together, mark_sent_together, release, requeue, take_companions,
 )
 from models.push_groups import push_key_env
 from models.tables import OutboxMessage
@@ -39,8 +40,8 @@ class WebhookDelivery:
 
     def __init__(self, ctx: WeComContext) -> None:
         self.ctx = ctx
-        # The sender delivers a pass's rows side by side: one merged notice at a time per webhook, or two
-        # carriers would each take the same companions along and send their lines twice.
+        # The sender keeps a webhook's notices in one lane, so this lock is a guard: one merged notice at a
+        # time per webhook, or two carriers would each take the same companions along and send lines twice.
         self._notice_locks: dict[str, anyio.Lock] = {}
 
     async def deliver(self, row: OutboxMessage) -> DeliveryResult:
@@ -58,10 +59,7 @@ class WebhookDelivery:
                 f"no webhook key for group {group_id!r}: set credentials.webhook_key and its variable"
             )
         if row.kind == NOTICE_KIND:
-            lock = self._notice_locks.setdefault(row.robot, anyio.Lock())
-            if lock.locked():  # another notice of this webhook is on its way and will likely carry this one
-                return DeliveryResult.wait("another merged notice of this webhook is being sent", retry_after="2")
-            async with lock:
+            async with self._notice_locks.setdefault(row.robot, anyio.Lock()):
                 return await self._deliver_notices(row, payload, send_url)
         if row.kind in ("markdown", "text"):
             content = str(payload.get("content", ""))
@@ -94,11 +92,12 @@ class WebhookDelivery:
 
     async def _deliver_notices(self, row: OutboxMessage, payload: dict[str, Any], send_url: str) -> DeliveryResult:
         """@-notices go merged: this row takes every pending notice of its webhook along, as one markdown message
-        (up to 4096 bytes; the rest wait for the next), and all of them are marked sent in one transaction."""
+        (up to 4096 bytes; the rest wait for the next), and all of them are marked sent in one transaction. The
+        result names the rows it took along, so the sender skips those it holds."""
         db, row_id, now = self.ctx.db, stored_id(row), self.ctx.now()
-        if not await anyio.to_thread.run_sync(lambda: still_pending(db, row_id)):
-            return DeliveryResult.carried()  # an earlier notice of this webhook carried it
         taken = await anyio.to_thread.run_sync(lambda: take_companions(db, row, now=now, lease=NOTICE_LEASE))
+        if taken is None:
+            return DeliveryResult.carried()  # an earlier notice of this webhook carried it
         target = (payload.get("group_id"), payload.get("webhook_url"))
         lines = merged_lines([str(payload.get("content", ""))])
         riding: list[int] = []
@@ -124,13 +123,19 @@ class WebhookDelivery:
         answer = await post_json(self.ctx, send_url, {"msgtype": "markdown", "markdown": {"content": content}})
         result = answer if isinstance(answer, DeliveryResult) else result_of(self.ctx, answer)
         done = self.ctx.now()
-        if result.ok:
-            await anyio.to_thread.run_sync(lambda: mark_sent_together(db, [row_id, *riding], now=done))
-        else:
-            await anyio.to_thread.run_sync(lambda: release(db, riding))
+        if not result.ok and (result.retryable or not riding):
+            await anyio.to_thread.run_sync(lambda: release(db, riding))  # they go again with this row's retry
+            return result
+        if not result.ok:
+            # Refused for good (an invalid webhook key, say): the lines it carried are refused with it, at the
+            # cost of one call, not one more each.
+            await anyio.to_thread.run_sync(lambda: fail_together(db, riding, error=result.error))
+            return replace(result, took_along=tuple(riding))
         if riding:
+            # With this row, in the transaction: a crash must not send the companions' lines again.
+            await anyio.to_thread.run_sync(lambda: mark_sent_together(db, [row_id, *riding], now=done))
             log.info("outbox row %s: %d other notice(s) went in the same message", row_id, len(riding))
-        return result
+        return replace(result, took_along=tuple(riding))
 
 
 def merged_lines(contents: list[str]) -> list[str]:

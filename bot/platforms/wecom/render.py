@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.outbox import Draft, split_utf8
+from bot.outbox import MERGED_KIND, Draft, split_utf8
 from bot.platforms.wecom.cards import reply_card, task_id_for, update_card
 from bot.platforms.wecom.context import WeComContext
 from bot.platforms.wecom.limits import (
@@ -45,7 +45,7 @@ def text_of_replies(session: Session, replies: Iterable[Reply], *, at: bool = Tr
     return "\n\n".join(block for r in replies if (block := _reply_block(session, r, at=at)))
 
 
-NOTICE_KIND = "notice"  # an outbox row holding @-notice lines; the webhook delivery merges a group's pending ones
+NOTICE_KIND = MERGED_KIND  # an outbox row holding @-notice lines; the webhook delivery merges a group's pending ones
 
 
 def mention_notice(session: Session, replies: Iterable[Reply], *, sender: str | None = None) -> str:

@@ -46,7 +46,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto  # noqa: E402
 from bot.platforms.wecom import msg_signature  # noqa: E402
 from bot.platforms.dingtalk import verify_callback  # noqa: E402
 from tests.bot import test_dingtalk as dt  # noqa: E402
-from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, wecom_toml  # noqa: E402
+from tests.bot.test_wecom import AES_KEY, CHAT, REPORT, SECRET_ENV, TOKEN, WEBHOOK_KEY, wecom_toml  # noqa: E402
 from tests.conftest import EXAMPLE_CONFIG, with_local_storage  # noqa: E402
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, robot_message  # noqa: E402
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text  # noqa: E402
@@ -113,8 +113,12 @@ class DingTalkPlatform(Platform):
 
 
 def fake_wecom() -> FakeWeCom:
-    """The fake WeCom with Nagle off: its pre-bound socket misses asyncio's TCP_NODELAY (40 ms per reply)."""
+    """The fake WeCom with Nagle off: its pre-bound socket misses asyncio's TCP_NODELAY (40 ms per reply).
+
+    The staff group's webhook key is registered, so the replies' @-notices to the hazard's owner are accepted
+    as in a real group (20 a minute per webhook: the bot merges them)."""
     fake = FakeWeCom(window=60.0)
+    fake.add_webhook_key(WEBHOOK_KEY)
     fake._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return fake
 

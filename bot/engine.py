@@ -46,9 +46,12 @@ from models.inbound import (
     drop_inbound_attachments,
     drop_stale_inbound_attachments,
     finish_inbound,
+    InboundRow,
     inbound_attachments,
+    load_inbound,
     record_inbound,
     store_inbound_attachments,
+    take_inbound_attachments,
     unhandled_inbound,
 )
 from models.ids import storable_id, storable_text
@@ -74,6 +77,15 @@ def storable(msg: Inbound) -> Inbound:
     return replace(
         msg, msg_id=storable_id(msg.msg_id), chat_id=storable_id(msg.chat_id), sender_id=storable_id(msg.sender_id),
         text=storable_text(msg.text), sender_name=storable_text(msg.sender_name),
+    )
+
+
+def _message(row: InboundRow, route: dict[str, Any], attachments: tuple[Attachment, ...]) -> Inbound:
+    """A recorded message as handling sees it (its row's values were made storable when it was recorded)."""
+    return Inbound(
+        platform=as_platform(row.platform), msg_id=row.platform_msg_id, chat_id=row.chat_id, sender_id=row.sender_id,
+        text=row.text, received_at=row.received_at, sender_name=str(route.get("sender_name") or ""),
+        attachments=attachments,
     )
 
 
@@ -233,23 +245,22 @@ class Engine:
     def load(self, inbound_id: int) -> tuple[Inbound, dict[str, Any]] | None:
         """A recorded message (with its stored photos) and its route, while it still awaits handling (else None)."""
         with Session(self.db) as session:
-            row = session.get(InboundMessage, inbound_id)
-            if row is None or row.state != "received":
+            row = load_inbound(session, inbound_id)
+            if row is None:
                 return None
-            route = json.loads(row.route or "{}")
             stored = inbound_attachments(session, inbound_id) if row.photos else []  # a text message: no query
             attachments = tuple(Attachment(filename=a.filename, content_type=a.content_type, data=a.data) for a in stored)
-            msg = Inbound(
-                platform=as_platform(row.platform),
-                msg_id=row.platform_msg_id,
-                chat_id=row.chat_id,
-                sender_id=row.sender_id,
-                text=row.text,
-                received_at=row.received_at,
-                sender_name=str(route.get("sender_name") or ""),
-                attachments=attachments,
-            )
-        return msg, route
+        route = json.loads(row.route)
+        return _message(row, route, attachments), route
+
+    def work(self, inbound_id: int) -> list[Reply]:
+        """Handle a recorded message by its id, with the photos stored for it (a handler process's path): the
+        claim reads the message and its photos go with it, so nothing is read before. [] when it no longer
+        awaits handling (handled meanwhile) or got no reply."""
+        if self.lookup is not None:  # the sender may be looked up over the network first, outside the transaction
+            loaded = self.load(inbound_id)
+            return self.process(loaded[0], inbound_id) if loaded is not None else []
+        return self._process(None, inbound_id, None)
 
     def unhandled(self, *, older_than: timedelta) -> list[int]:
         """Ids of messages recorded at least `older_than` ago and never handled (their process died)."""
@@ -264,13 +275,19 @@ class Engine:
         """
         msg = storable(msg)
         looked_up = self._look_up_sender(msg)  # a network call, before any lock or transaction
+        return self._process(msg, inbound_id, looked_up)
+
+    def _process(self, given: Inbound | None, inbound_id: int | None, looked_up: LookupResult | None) -> list[Reply]:
+        """`process`, of the message `given` or (None) of the one the claim reads, with its stored photos."""
+        msg = given
         with self.write_gate():
             for attempt in (1, 2):
                 with Session(self.db) as session:
                     try:
-                        claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
-                        if claimed is None:
+                        taken = self._claim_message(session, inbound_id, given)
+                        if taken is None:
                             return []
+                        claimed, msg = taken
                         outcome = self._handle(session, msg, inbound_id, claimed, looked_up)
                         effects = self._record_effects(session, outcome.effects, now=msg.received_at.astimezone(self.tz))
                         self._finish(session, msg, inbound_id, outcome.replies, "handled", claimed.route)
@@ -279,19 +296,20 @@ class Engine:
                         return outcome.replies
                     except Exception as exc:
                         session.rollback()
+                        what = f"{msg.platform}/{msg.msg_id}" if msg is not None else f"inbound message {inbound_id}"
                         # A connection the database closed (a restart within the pool's idle ping time): nothing
                         # was kept, so the message is handled again on a fresh connection.
                         if attempt == 1 and isinstance(exc, DBAPIError) and exc.connection_invalidated:
-                            log.warning("handling message %s/%s: the database connection was lost, trying again",
-                                        msg.platform, msg.msg_id)
+                            log.warning("handling message %s: the database connection was lost, trying again", what)
                             continue
-                        log.exception("handling message %s/%s failed", msg.platform, msg.msg_id)
+                        log.exception("handling message %s failed", what)
                         break
             replies = [Reply(INTERNAL_ERROR_TEXT)]
             with Session(self.db) as session:
-                claimed = self._claim(session, inbound_id, stored_photos=bool(msg.attachments))
-                if claimed is None:
+                taken = self._claim_message(session, inbound_id, given, photos=False)
+                if taken is None:
                     return []
+                claimed, msg = taken
                 self._finish(session, msg, inbound_id, replies, "failed", claimed.route)
                 session.commit()
             return replies
@@ -334,6 +352,27 @@ class Engine:
         if claimed is not None and stored_photos:
             drop_inbound_attachments(session, inbound_id)
         return claimed
+
+    @classmethod
+    def _claim_message(
+        cls, session: Session, inbound_id: int | None, given: Inbound | None, *, photos: bool = True
+    ) -> tuple[Claimed, Inbound] | None:
+        """`_claim`, and the message: `given`, else the claimed row with its stored photos, taken (deleted) in the
+        same transaction (`photos=False`: dropped unread, for a message that failed)."""
+        if given is not None:
+            claimed = cls._claim(session, inbound_id, stored_photos=bool(given.attachments))
+            return None if claimed is None else (claimed, given)
+        assert inbound_id is not None, "a message that was never recorded is given"
+        claimed = claim_inbound(session, inbound_id)
+        if claimed is None or claimed.row is None:
+            return None
+        row = claimed.row
+        attachments: tuple[Attachment, ...] = ()
+        if row.photos and photos:
+            attachments = tuple(Attachment(name, kind, data) for name, kind, data in take_inbound_attachments(session, inbound_id))
+        elif row.photos:
+            drop_inbound_attachments(session, inbound_id)
+        return claimed, _message(row, json.loads(row.route), attachments)
 
     def _finish(
         self, session: Session, msg: Inbound, inbound_id: int | None, replies: list[Reply], state: str, route_json: str
@@ -378,9 +417,7 @@ class Engine:
         photos of those whose download never happened is `Runtime.recover`'s)."""
         ids = self.unhandled(older_than=older_than)
         for inbound_id in ids:
-            loaded = self.load(inbound_id)
-            if loaded is not None:
-                self.process(loaded[0], inbound_id)
+            self.work(inbound_id)
         return len(ids)
 
     # -- internals ------------------------------------------------------------------------

@@ -46,23 +46,48 @@ def unhandled_inbound(session: Session, *, received_before: datetime) -> list[in
     )
 
 
+class InboundRow(NamedTuple):
+    """A recorded message as stored (what handling needs of its row); `photos`: how many are stored with it."""
+
+    platform: str
+    platform_msg_id: str
+    chat_id: str
+    sender_id: str
+    text: str
+    received_at: datetime
+    route: str
+    photos: int
+
+
 class Claimed(NamedTuple):
     """A claimed message: its route (JSON text), the directory version, and whether statements that find nothing
     in the common case can be skipped: False when no photo waits in the pending table (anyone's, expired ones
-    too) or no draft report is kept in the message's chat (anyone's)."""
+    too) or no draft report is kept in the message's chat (anyone's). `row`: the message itself, read by the
+    claim (None for a message that was never recorded)."""
 
     route: str
     version: int | None
     pending_photos: bool = True
     drafts_in_chat: bool = True
+    row: InboundRow | None = None
 
 
 def claim_inbound(session: Session, inbound_id: int) -> Claimed | None:
     """Move a `received` row to `processing` in the caller's transaction, reading in the same statement the
-    directory version (see models/directory_cache.py) and whether photos or drafts wait; None when it was not
-    `received` (handled meanwhile)."""
+    message, the directory version (see models/directory_cache.py) and whether photos or drafts wait; None
+    when it was not `received` (handled meanwhile)."""
     row = session.connection().execute(_CLAIM, {"inbound_id": inbound_id}).first()
-    return None if row is None else Claimed(str(row[0] or "{}"), int(row[1] or 0), bool(row[2]), bool(row[3]))
+    if row is None:
+        return None
+    route = str(row[0] or "{}")
+    message = InboundRow(row[4], row[5], row[6], row[7], row[8], row[9], route, int(row[10] or 0))
+    return Claimed(route, int(row[1] or 0), bool(row[2]), bool(row[3]), message)
+
+
+def load_inbound(session: Session, inbound_id: int) -> InboundRow | None:
+    """A recorded message while it still awaits handling (`received`), else None; one prebuilt Core SELECT."""
+    row = session.connection().execute(_LOAD, {"inbound_id": inbound_id}).first()
+    return None if row is None else InboundRow(*row[:6], str(row[6] or "{}"), int(row[7] or 0))
 
 
 def finish_inbound(session: Session, inbound_id: int, *, state: str, reply_text: str) -> None:
@@ -90,6 +115,13 @@ def inbound_attachments(session: Session, inbound_id: int) -> list[InboundAttach
     ))
 
 
+def take_inbound_attachments(session: Session, inbound_id: int) -> list[tuple[str, str, bytes]]:
+    """Delete a message's stored photos in the caller's transaction and return them, (filename, content type,
+    bytes) in message order: one DELETE … RETURNING (a rollback keeps them for the next attempt)."""
+    rows = session.connection().execute(_TAKE_ATTACHMENTS, {"inbound_id": inbound_id}).all()
+    return [(str(name), str(kind), bytes(data)) for _position, name, kind, data in sorted(rows, key=lambda r: r[0])]
+
+
 def drop_inbound_attachments(session: Session, inbound_id: int) -> None:
     """Delete a message's stored photos, in the caller's transaction (the one that handles it)."""
     session.execute(delete(InboundAttachment).where(col(InboundAttachment.inbound_id) == inbound_id))
@@ -108,6 +140,18 @@ def drop_stale_inbound_attachments(session: Session, *, received_before: datetim
 _TABLE = table_of(InboundMessage)
 _PENDING = table_of(PendingPhoto)
 _DRAFT = table_of(ReportDraft)
+_ATTACHMENT = table_of(InboundAttachment)
+# The message's own columns, after the route (the claim's first column): what `InboundRow` holds.
+_MESSAGE = (_TABLE.c.platform, _TABLE.c.platform_msg_id, _TABLE.c.chat_id, _TABLE.c.sender_id, _TABLE.c.text,
+            _TABLE.c.received_at)
+_LOAD = sa_select(*_MESSAGE, _TABLE.c.route, _TABLE.c.photos).where(
+    _TABLE.c.id == bindparam("inbound_id"), _TABLE.c.state == "received"
+)
+_TAKE_ATTACHMENTS = (
+    delete(_ATTACHMENT)
+    .where(_ATTACHMENT.c.inbound_id == bindparam("inbound_id"))
+    .returning(_ATTACHMENT.c.position, _ATTACHMENT.c.filename, _ATTACHMENT.c.content_type, _ATTACHMENT.c.data)
+)
 _CLAIM = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("inbound_id"), _TABLE.c.state == "received")
@@ -121,6 +165,7 @@ _CLAIM = (
             _DRAFT.c.platform == literal_column("inbound_message.platform"),
             _DRAFT.c.chat_id == literal_column("inbound_message.chat_id"),
         )),
+        *_MESSAGE, _TABLE.c.photos,
     )
 )
 _FINISH = update(_TABLE).where(_TABLE.c.id == bindparam("inbound_id")).values(

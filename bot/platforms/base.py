@@ -138,11 +138,8 @@ class Runtime:
 
         Calls no platform: the receiving side downloaded the photos before handing the message over.
         """
-        loaded = await anyio.to_thread.run_sync(self.engine.load, inbound_id)
-        if loaded is None:  # handled meanwhile (recovery, another process)
-            return False
-        msg, _ = loaded
-        replies = await anyio.to_thread.run_sync(self.engine.process, msg, inbound_id)
+        # One worker thread per message: the claim reads it ([] when it was handled meanwhile).
+        replies = await anyio.to_thread.run_sync(self.engine.work, inbound_id)
         if replies:
             self.sender.kick()
         return bool(replies)

@@ -383,24 +383,24 @@ class Engine:
         (a route without a channel, the simulator's, gets its replies in the HTTP answer instead)."""
         if inbound_id is None:
             return
-        finish_inbound(session, inbound_id, state=state, reply_text="\n\n".join(r.text for r in replies)[:4000])
         route = json.loads(route_json)
         channel = str(route.get("channel") or "")
-        if not channel or not replies:
-            return
-        outbox_store.enqueue(
-            session,
-            dedupe_key=f"reply:{msg.platform}:{msg.msg_id}",
-            platform=msg.platform,
-            channel=channel,
-            robot=storable_id(str(route.get("robot", ""))),  # may embed a chat id
-            group_id=route.get("group_id"),
-            kind=REPLIES_KIND,
-            payload=replies_payload(replies, {k: v for k, v in route.items() if k not in FETCH_ONLY_ROUTE_KEYS},
-                                    directory_version=snapshot.version if (snapshot := cached(session)) else None),
-            now=self.now(),
-            give_up_after=self.give_up_after,
-        )
+        reply = None
+        if channel and replies:
+            reply = outbox_store.new_row(
+                dedupe_key=f"reply:{msg.platform}:{msg.msg_id}",
+                platform=msg.platform,
+                channel=channel,
+                robot=storable_id(str(route.get("robot", ""))),  # may embed a chat id
+                group_id=route.get("group_id"),
+                kind=REPLIES_KIND,
+                payload=replies_payload(replies, {k: v for k, v in route.items() if k not in FETCH_ONLY_ROUTE_KEYS},
+                                        directory_version=snapshot.version if (snapshot := cached(session)) else None),
+                now=self.now(),
+                give_up_after=self.give_up_after,
+            )
+        finish_inbound(session, inbound_id, state=state, reply_text="\n\n".join(r.text for r in replies)[:4000],
+                       reply=reply)
 
     def handle_sync(self, msg: Inbound) -> list[Reply]:
         recorded = self.record(msg)

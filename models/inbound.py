@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -17,11 +18,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from models.directory_cache import version_column
 from models.ids import stored_ids
-from models.tables import InboundAttachment, InboundMessage, PendingPhoto, ReportDraft
+from models.tables import InboundAttachment, InboundMessage, OutboxMessage, PendingPhoto, ReportDraft
 from models.upsert import dialect_of, insert_on_conflict, table_of
 
 
@@ -90,9 +92,22 @@ def load_inbound(session: Session, inbound_id: int) -> InboundRow | None:
     return None if row is None else InboundRow(*row[:6], str(row[6] or "{}"), int(row[7] or 0))
 
 
-def finish_inbound(session: Session, inbound_id: int, *, state: str, reply_text: str) -> None:
-    """Mark a claimed row handled (or failed) with its reply, in the caller's transaction."""
-    session.connection().execute(_FINISH, {"inbound_id": inbound_id, "state": state, "reply_text": reply_text})
+def finish_inbound(
+    session: Session, inbound_id: int, *, state: str, reply_text: str, reply: dict[str, Any] | None = None
+) -> None:
+    """Mark a claimed row handled (or failed) with its reply, in the caller's transaction, and queue `reply`
+    (an outbox row's values, models/outbox.py `new_row`; nothing when its dedupe key is queued already): on
+    PostgreSQL one statement (the finish as a data-modifying CTE of the outbox INSERT), on SQLite two."""
+    connection = session.connection()
+    finish = {"inbound_id": inbound_id, "inbound_state": state, "reply_text": reply_text}
+    if reply is None:
+        connection.execute(_FINISH, finish)
+    elif dialect_of(connection) == "postgresql":
+        statement = _finish_and_queue(tuple(reply))
+        connection.execute(statement, {**{f"outbox_{name}": value for name, value in reply.items()}, **finish})
+    else:
+        connection.execute(_FINISH, finish)
+        connection.execute(insert_on_conflict("sqlite", OutboxMessage, conflict=("dedupe_key",)), reply)
 
 
 def store_inbound_attachments(session: Session, inbound_id: int, files: Sequence[tuple[str, str, bytes]]) -> None:
@@ -168,6 +183,20 @@ _CLAIM = (
         *_MESSAGE, _TABLE.c.photos,
     )
 )
+# Its own parameter names: the outbox row it may go with has a `state` too.
 _FINISH = update(_TABLE).where(_TABLE.c.id == bindparam("inbound_id")).values(
-    state=bindparam("state"), reply_text=bindparam("reply_text")
+    state=bindparam("inbound_state"), reply_text=bindparam("reply_text")
 )
+
+
+@functools.cache
+def _finish_and_queue(columns: tuple[str, ...]) -> Any:
+    """WITH finished AS (UPDATE inbound_message …) INSERT INTO outbox … ON CONFLICT DO NOTHING. The outbox
+    values are bound by names of their own: a parameter named like an inbound_message column would be SET by
+    the UPDATE too."""
+    values = {name: bindparam(f"outbox_{name}") for name in columns}
+    return (
+        postgresql.insert(table_of(OutboxMessage)).values(values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .add_cte(_FINISH.cte("finished"))
+    )

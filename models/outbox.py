@@ -43,6 +43,19 @@ def enqueue(
     return _insert_new(session.connection(), values)
 
 
+def new_row(
+    *, dedupe_key: str, platform: str, channel: str, robot: str, now: datetime, give_up_after: timedelta,
+    kind: str = "text", payload: dict[str, Any] | None = None, group_id: str | None = None,
+    priority: int = PRIORITY_NORMAL,
+) -> dict[str, Any]:
+    """The values of a pending outbox row, for a statement that inserts it along with other work (`enqueue`'s
+    rules: kept once per dedupe key; models/inbound.py `finish_inbound`)."""
+    return _new_row(
+        dedupe_key=dedupe_key, platform=platform, channel=channel, robot=robot, group_id=group_id,
+        priority=priority, kind=kind, payload=payload, blob=None, now=now, give_up_at=now + give_up_after,
+    )
+
+
 def _new_row(
     *, dedupe_key: str, platform: str, channel: str, robot: str, group_id: str | None, priority: int, kind: str,
     payload: dict[str, Any] | None, blob: bytes | None, now: datetime, give_up_at: datetime,

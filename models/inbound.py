@@ -194,7 +194,7 @@ def _finish_and_queue(columns: tuple[str, ...]) -> Any:
     """WITH finished AS (UPDATE inbound_message …) INSERT INTO outbox … ON CONFLICT DO NOTHING. The outbox
     values are bound by names of their own: a parameter named like an inbound_message column would be SET by
     the UPDATE too."""
-    values = {name: bindparam(f"outbox_{name}") for name in columns}
+    values: dict[str, Any] = {name: bindparam(f"outbox_{name}") for name in columns}
     return (
         postgresql.insert(table_of(OutboxMessage)).values(values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])

@@ -363,7 +363,7 @@ class Engine:
             claimed = cls._claim(session, inbound_id, stored_photos=bool(given.attachments))
             return None if claimed is None else (claimed, given)
         assert inbound_id is not None, "a message that was never recorded is given"
-        claimed = claim_inbound(session, inbound_id)
+        claimed = claim_inbound(session, inbound_id, message=True)
         if claimed is None or claimed.row is None:
             return None
         row = claimed.row

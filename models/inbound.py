@@ -74,16 +74,16 @@ class Claimed(NamedTuple):
     row: InboundRow | None = None
 
 
-def claim_inbound(session: Session, inbound_id: int) -> Claimed | None:
+def claim_inbound(session: Session, inbound_id: int, *, message: bool = False) -> Claimed | None:
     """Move a `received` row to `processing` in the caller's transaction, reading in the same statement the
-    message, the directory version (see models/directory_cache.py) and whether photos or drafts wait; None
-    when it was not `received` (handled meanwhile)."""
-    row = session.connection().execute(_CLAIM, {"inbound_id": inbound_id}).first()
+    directory version (see models/directory_cache.py), whether photos or drafts wait and (`message`) the
+    message itself; None when it was not `received` (handled meanwhile)."""
+    row = session.connection().execute(_CLAIM_MESSAGE if message else _CLAIM, {"inbound_id": inbound_id}).first()
     if row is None:
         return None
     route = str(row[0] or "{}")
-    message = InboundRow(row[4], row[5], row[6], row[7], row[8], row[9], route, int(row[10] or 0))
-    return Claimed(route, int(row[1] or 0), bool(row[2]), bool(row[3]), message)
+    read = InboundRow(row[4], row[5], row[6], row[7], row[8], row[9], route, int(row[10] or 0)) if message else None
+    return Claimed(route, int(row[1] or 0), bool(row[2]), bool(row[3]), read)
 
 
 def load_inbound(session: Session, inbound_id: int) -> InboundRow | None:
@@ -180,9 +180,9 @@ _CLAIM = (
             _DRAFT.c.platform == literal_column("inbound_message.platform"),
             _DRAFT.c.chat_id == literal_column("inbound_message.chat_id"),
         )),
-        *_MESSAGE, _TABLE.c.photos,
     )
 )
+_CLAIM_MESSAGE = _CLAIM.returning(*_MESSAGE, _TABLE.c.photos)  # adds to the RETURNING list
 # Its own parameter names: the outbox row it may go with has a `state` too.
 _FINISH = update(_TABLE).where(_TABLE.c.id == bindparam("inbound_id")).values(
     state=bindparam("inbound_state"), reply_text=bindparam("reply_text")

@@ -1,6 +1,6 @@
 """What autovacuum would do for the bot's own tables, on a PostgreSQL server where it is off (the leader's job).
 
-Without autovacuum nothing ANALYZEs a table, so a table filled since it was created is planned as if empty
+Without autovacuum nothing ANALYZEs a table, so a filled table is planned on default guesses of its columns
 (the duplicate check then read every open hazard of a unit through a one-column index), and nothing VACUUMs
 one, so the dead index entries of updated rows pile up (the outbox sender's candidate query read ~1,200 of
 them a pass). A round reads `pg_stat_user_tables` for the bot's tables in its schema and, for each table

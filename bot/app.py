@@ -24,6 +24,7 @@ from bot.directory.service import directory_service, retention_service
 from bot.engine import Engine
 from bot.handler_process import HandlerPool
 from bot.health import DataDirProbe
+from bot.maintenance import maintenance_service, say_if_autovacuum_is_off
 from bot.pageactions import PageActions, add_action_routes
 from bot.pages import add_page_routes
 from bot.photo_retry import fetch_missing_photos
@@ -97,7 +98,8 @@ def _leader_check(config: Config, services: Services) -> Callable[[], bool]:
 
 
 def _jobs(config: Config, services: Services, receiving: list[Receiving]) -> list[Service]:
-    """The long-running jobs this process runs while it leads: platforms' connections, the directory sync."""
+    """The long-running jobs this process runs while it leads: platforms' connections, the directory sync, the
+    tables' ANALYZE and VACUUM on PostgreSQL without autovacuum."""
     jobs = [service for bound in receiving for service in bound.services]
     engine, runtime, is_leader = services.engine, services.runtime, services.sender.may_send
     if config.directory is not None and config.directory.has_api:  # the WeCom/DingTalk directory, synced by the leader
@@ -106,6 +108,9 @@ def _jobs(config: Config, services: Services, receiving: list[Receiving]) -> lis
         ))
     if config.directory is not None and config.directory.retention_days:  # people who left lose their personal data
         jobs.append(retention_service(config, engine.db, clock=engine.now, is_leader=is_leader))
+    maintenance = maintenance_service(engine.db, is_leader=is_leader)
+    if maintenance is not None:
+        jobs.append(maintenance)
     return jobs
 
 
@@ -218,6 +223,7 @@ def create_app(
     services = build_services(config, secrets, clock, engine=engine)
     if start:
         services.engine.start()
+        say_if_autovacuum_is_off(services.engine.db)
     # The leader lock that elects one scheduler also elects the one sender (one rate count per robot)
     # and the one holder of each long connection (a second connection would kick the first).
     services.sender.may_send = _leader_check(config, services)

@@ -100,7 +100,30 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         note = _campaign_holidays_note(config, args.lang)
         if note:
             print(note)
+    autovacuum = _autovacuum_note(config, args.lang)
+    if autovacuum:
+        print(f"{'note: ' if args.lang == 'en' else '提示：'}{autovacuum}")
     return 0
+
+
+def _autovacuum_note(config: "Config", lang: str) -> str | None:
+    """check-config on PostgreSQL: that the bot will analyze and vacuum its own tables, when autovacuum is off."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models.db import make_engine, normalize_url
+    from models.maintenance import autovacuum_off_note
+
+    if make_url(normalize_url(config.database.url)).get_backend_name() != "postgresql":
+        return None
+    # A checker must not hang on a database server it cannot reach: it then says nothing of autovacuum.
+    db = make_engine(config.database.url, connect_args={"connect_timeout": 3})
+    try:
+        return autovacuum_off_note(db, lang)
+    except SQLAlchemyError:
+        return None
+    finally:
+        db.dispose()
 
 
 def _estimated_holidays_note(

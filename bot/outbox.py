@@ -207,10 +207,6 @@ class SlidingWindowLimiter:
 # Deliveries in flight at once: they mostly wait for the platform's answer, so a few overlap that wait;
 # the rate limits are per robot and counted before each send, so this does not change them.
 DELIVERY_CONCURRENCY = 16
-# While the process is acknowledging callbacks (a burst of reports), deliveries in flight at once: the sender
-# shares the event loop with the acknowledgements, which the platform times, and a delivered reply costs the
-# loop several times what an acknowledgement does. Fewer at once, not none, so replies keep going out.
-BURST_CONCURRENCY = 2
 
 
 # Rows of this kind are merged by their platform with the other pending rows of their robot into one message
@@ -253,8 +249,6 @@ class _Pass:
     sent: _Batched[tuple[int, datetime]]  # rows delivered: (id, when)
     settled: _Batched[store.Settled]  # replies rows whose first message went in place, with their children
     carried: set[int] = field(default_factory=set)  # rows another row's merged message took along (sent or refused)
-    # deliveries at once while the process acknowledges callbacks (BURST_CONCURRENCY)
-    in_burst: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(BURST_CONCURRENCY))
 
 
 class OutboxSender:
@@ -290,8 +284,6 @@ class OutboxSender:
         self.concurrency = concurrency
         # With several processes, only the leader sends, so each robot's rate is counted in one place.
         self.may_send = may_send or (lambda: True)
-        # Whether this process is acknowledging callbacks now (set by bot/services.py: Runtime.acknowledging).
-        self.acknowledging: Callable[[], bool] = lambda: False
 
     def kick(self) -> None:
         """Wake the run loop now (new rows were enqueued)."""
@@ -388,10 +380,6 @@ class OutboxSender:
         paused_until = self._paused.get(row.robot)
         if paused_until is not None and paused_until > self.clock():
             await self._release(row, paused_until)
-            return
-        if self.acknowledging():
-            async with run.in_burst, run.in_flight:
-                await self._deliver(row, run)
             return
         async with run.in_flight:
             await self._deliver(row, run)

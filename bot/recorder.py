@@ -17,8 +17,6 @@ from handlers.messages import Inbound
 from models.db import is_busy
 
 MAX_BATCH = 256
-# A callback recorded this recently counts as a burst still under way (see `acknowledging`).
-BURST_QUIET_SECONDS = 0.1
 
 
 class Busy(Exception):
@@ -38,19 +36,10 @@ class BatchRecorder:
         self._flusher: asyncio.Task[None] | None = None
         # A thread of its own: handlers busy in the shared pool never delay a recording.
         self._thread = anyio.CapacityLimiter(1)
-        self._last_record = float("-inf")  # event-loop time of the latest record()
-
-    def acknowledging(self) -> bool:
-        """Whether callbacks are coming in now: one is being recorded, or one was within BURST_QUIET_SECONDS."""
-        if self._flusher is not None and not self._flusher.done():
-            return True
-        return asyncio.get_running_loop().time() - self._last_record < BURST_QUIET_SECONDS
 
     async def record(self, msg: Inbound, route: dict[str, Any]) -> int | None:
         """The message's row id once it is committed, or None for a platform retry of a stored one."""
-        loop = asyncio.get_running_loop()
-        self._last_record = loop.time()
-        future: asyncio.Future[int | None] = loop.create_future()
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._pending.append((msg, route, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())

@@ -164,7 +164,6 @@ def build_services(
         engine=engine, config=config, http=deps.http, sender=sender, secrets=secrets, fetchers=fetchers,
         shared=deps.shared,
     )
-    sender.acknowledging = runtime.acknowledging  # this process's callbacks go first (bot/outbox.py)
     return Services(
         config=config, secrets=secrets, engine=engine, sender=sender, runtime=runtime, scheduler=scheduler,
         pushes=pushes, platforms=platforms, wecom=wecom_platform, dingtalk=dingtalk_platform,

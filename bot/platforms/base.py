@@ -89,10 +89,6 @@ class Runtime:
             self.recorder = BatchRecorder(self.engine)
         return await self.recorder.record(msg, route)
 
-    def acknowledging(self) -> bool:
-        """Whether callbacks are being acknowledged now (the outbox sender then sends fewer at once)."""
-        return self.recorder is not None and self.recorder.acknowledging()
-
     def after_ack(self, inbound_id: int, start: Start, work_here: Work, download: Download | None = None) -> None:
         """Hand an acknowledged message over: to a handler process, or `start(work_here, inbound_id)` here.
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from bot.cli import main
 from bot.outbox import (
-    BURST_CONCURRENCY, DeliveryResult, Draft, OutboxSender, SlidingWindowLimiter, answer_reason, platform_error, retry_after_delay,
+    DeliveryResult, Draft, OutboxSender, SlidingWindowLimiter, answer_reason, platform_error, retry_after_delay,
     split_utf8,
 )
 from models import outbox as store
@@ -475,21 +475,6 @@ def test_replies_to_different_messages_go_side_by_side_and_parts_keep_their_orde
     assert 1 < edge.most_in_flight <= 16
     assert [row.state for row in store.list_messages(db, limit=100)] == ["sent"] * 24
     assert {row.attempts for row in store.list_messages(db, limit=100)} == {1}
-
-
-def test_while_callbacks_are_acknowledged_fewer_deliveries_go_at_once_and_all_are_sent(db: Engine) -> None:
-    clock, edge = Clock(), SlowEdge()
-    sender = _sender(db, clock, edge, per_minute=1000)
-    sender.acknowledging = lambda: True  # callbacks keep coming in
-    _enqueue_many(db, [f"reply:wecom:n{i}:0" for i in range(24)], robot="chat")
-    assert anyio.run(sender.drain_once) == 24
-    assert edge.most_in_flight == BURST_CONCURRENCY
-    assert [row.state for row in store.list_messages(db, limit=100)] == ["sent"] * 24
-    sender.acknowledging = lambda: False  # quiet again: side by side as before
-    _enqueue_many(db, [f"reply:wecom:q{i}:0" for i in range(24)], robot="chat")
-    edge.most_in_flight = 0
-    assert anyio.run(sender.drain_once) == 24
-    assert edge.most_in_flight > BURST_CONCURRENCY
 
 
 def test_a_claim_takes_the_rows_in_the_order_asked_without_those_held(db: Engine) -> None:

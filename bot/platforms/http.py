@@ -53,8 +53,12 @@ class JsonPoster:
         # The client's choice of transport (mounts, proxies from the environment); a private method, pinned
         # by tests/bot/test_platform_http.py.
         transport = self.http._transport_for_url(request.url)
-        response = await transport.handle_async_request(request)
-        response.request = request
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request  # as the client's own path attaches it
+            raise
+        response.request = request  # also what the body's read errors name
         try:
             await response.aread()
         finally:

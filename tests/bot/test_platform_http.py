@@ -82,13 +82,14 @@ def test_a_client_with_hooks_is_used_as_it_is() -> None:
 
 def test_transport_errors_and_a_closed_client_raise_as_the_client_does() -> None:
     async def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+        raise httpx.ConnectError("refused")  # as a transport raises it: the request is attached on the way out
 
     async def main() -> None:
         http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
         poster = JsonPoster(http)
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(httpx.ConnectError) as refused:
             await poster.post(URL, b"{}")
+        assert str(refused.value.request.url) == URL
         await http.aclose()
         with pytest.raises(RuntimeError):
             await poster.post(URL, b"{}")

@@ -73,8 +73,4 @@ def configure_logging(config: Config, secrets: Secrets, *, level: int = logging.
     redactor = RedactingFilter(secret_values(config, secrets))
     for handler in logging.getLogger().handlers:
         handler.addFilter(redactor)
-    if level > logging.DEBUG:
-        # httpx logs every request at INFO: a line (formatted and redacted) per reply sent, in the process
-        # that acknowledges callbacks. Failures are logged by the callers; configured at DEBUG, the lines stay.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     return redactor

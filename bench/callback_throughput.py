@@ -320,6 +320,7 @@ def measure_bot(name: str, db_url: str, platform: Platform, args: argparse.Names
         harness_before = time.process_time()
         started = time.perf_counter()
         result = asyncio.run(fire(url, prepared, args.concurrency, platform.path))
+        cpu_acked = process_cpu(process.pid)
         drained = wait_replies(platform, before + args.requests, timeout=args.drain_timeout)
         drain = time.perf_counter() - started if drained else float("nan")
         cpu_after = process_cpu(process.pid)
@@ -333,6 +334,9 @@ def measure_bot(name: str, db_url: str, platform: Platform, args: argparse.Names
         handlers = (cpu_after[1] - cpu_before[1]) / args.requests * 1000
         print(f"{'':<22} CPU per report, callback to reply: web process {web:.2f} ms, handler processes {handlers:.2f} ms"
               f" (this script, client and fake platform: {harness:.2f} ms)", flush=True)
+        if cpu_acked is not None:  # while callbacks came in: acknowledging, plus the sender's work meanwhile
+            acking = (cpu_acked[0] - cpu_before[0]) / args.requests * 1000
+            print(f"{'':<22} web process CPU per callback until the last was acknowledged: {acking:.2f} ms", flush=True)
     return figures
 
 

@@ -19,6 +19,7 @@ from bot.platforms.dingtalk.inbound import as_int
 from bot.platforms.dingtalk.limits import (
     MAX_MEDIA_BYTES, PLATFORM, RATE_LIMIT_CODES, TOKEN_CODES, TOKEN_MARGIN_SECONDS, TRANSIENT_CODES,
 )
+from bot.platforms.http import JsonPoster
 from bot.shared import SharedCache
 from bot.usage import WEBHOOK_KIND_PREFIX, CallMeter
 
@@ -71,6 +72,7 @@ class DingTalkApi:
         meter: CallMeter | None = None,
     ) -> None:
         self.http = http
+        self.poster = JsonPoster(http)  # robot messages: one post per reply delivered
         self.meter = meter  # counts every call against the month's budget (bot/usage.py)
         self.shared = shared  # with Redis, one token per app for every replica
         self.api_base = api_base.rstrip("/")
@@ -253,7 +255,9 @@ class DingTalkApi:
     async def post_robot(self, url: str, body: Mapping[str, Any], what: str, *secrets: str) -> None:
         """POST a robot message (custom robot / sessionWebhook) and check its errcode."""
         await self._count(WEBHOOK_KIND_PREFIX + what.replace(" ", "_"))
-        response = await self.http.post(url, json=body)
+        # Encoded as httpx's `json=` does.
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        response = await self.poster.post(url, data)
         if response.status_code != 200:
             raise self._fail(response, what, *secrets)
         try:

@@ -18,7 +18,7 @@ async def post_json(ctx: WeComContext, url: str, body: dict[str, Any]) -> Delive
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
     await ctx.meter.count("wecom", _call_kind(url))
     try:
-        response = await ctx.http.post(url, content=data, headers={"Content-Type": "application/json"})
+        response = await ctx.poster.post(url, data)
     except httpx.HTTPError as exc:
         return DeliveryResult.retry(ctx.redact(f"network error: {type(exc).__name__}: {exc}"))
     return answer_of(ctx, response)

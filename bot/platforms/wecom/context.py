@@ -12,6 +12,7 @@ from sqlalchemy import Engine as DbEngine
 from bot.config import Config, Group, WeComBot
 from bot.logging_setup import redact
 from bot.platforms.base import PlatformDeps
+from bot.platforms.http import JsonPoster
 from bot.platforms.wecom.crypto import CallbackCredentials
 from bot.secrets import Secrets
 from bot.shared import SharedCache
@@ -28,6 +29,7 @@ class WeComContext:
     def __init__(self, deps: PlatformDeps) -> None:
         self.secrets: Secrets = deps.secrets
         self.http: httpx.AsyncClient = deps.http
+        self.poster = JsonPoster(deps.http)  # the webhook and response_url posts (one per reply delivered)
         self.db: DbEngine = deps.db
         self.now: Callable[[], datetime] = deps.now
         self.shared: SharedCache | None = deps.shared

@@ -131,7 +131,7 @@ def _swap_scheduler(scheduler: Any, config: Config) -> None:
     scheduler.config = config
     scheduler.tz = config.tz
     old = scheduler.ticker  # the new ticker materializes the new plan at its next tick
-    scheduler.ticker = Ticker(config=config, db=old.db, enqueue_push=old.enqueue_push)
+    scheduler.ticker = Ticker(config=config, db=old.db, enqueue_push=old.enqueue_push, flush_counts=old.flush_counts)
     # Issue 15: the leaders' page link is handed in once by bot/services.py; keep it.
     from dataclasses import replace
 

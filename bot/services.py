@@ -148,8 +148,15 @@ def build_services(
     platforms: tuple[Platform, ...] = (wecom_platform, dingtalk_platform, console)
     pushes = Pushes(_by_name(platforms, lambda p: p.push_renderer))
     sender = _sender(config, db, now, _deliveries(platforms))
+    meters = (wecom_platform.ctx.meter, dingtalk_platform.ctx.meter)
+
+    def flush_counts() -> None:
+        for meter in meters:
+            meter.flush()
+
     scheduler = SchedulerService(
-        config=config, db=db, clock=now, data_dir=data_dir, enqueue_push=pushes.enqueue_push, on_sent=sender.kick
+        config=config, db=db, clock=now, data_dir=data_dir, enqueue_push=pushes.enqueue_push, on_sent=sender.kick,
+        flush_counts=flush_counts,
     )
     engine = Engine(
         config=config, db=db, data_dir=data_dir, clock=clock,

@@ -5,8 +5,8 @@ counted too so `safetybot outbox --usage` shows both. Counting never stops a sen
 
 Counts are kept in memory and written about once a second, one upsert per (platform, month, kind): one
 upsert transaction per call had every delivery of a burst queue on the same counter row's lock. They are
-written on a clean stop (`CallMeter.aclose`, and at interpreter exit), and before this process reads them
-(the scheduler's budget check calls `models.platform_usage.flush_pending_calls` first). A crash loses at most
+written on a clean stop (`CallMeter.aclose`, from `Services.aclose`), and before this process reads them (the
+scheduler's budget check is handed the meters' `flush`, bot/services.py). A crash loses at most
 the last second's counts: the figure is a budget estimate (DingTalk's own console is the authority), the
 budget warns at a share well below the quota, and a second of calls is a handful against a monthly quota of
 thousands. Another process (`safetybot outbox --usage`) sees them up to a second late.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -40,7 +41,7 @@ class CallMeter:
         self.now = now
         self.flush_seconds = flush_seconds
         self._pending = PendingCalls(db)
-        self._timer: threading.Timer | None = None
+        self._timer: threading.Thread | None = None  # sleeping until it writes the counts
         self._timer_lock = threading.Lock()
 
     def count_now(self, platform: str, kind: str) -> None:
@@ -48,19 +49,22 @@ class CallMeter:
         self._pending.add(platform=platform, month=month_of(self.now(), self.tz), kind=kind)
         with self._timer_lock:
             if self._timer is None:
-                # A timer thread, not the event loop: counts also come from synchronous code, and the write
-                # must not wait for a loop that may be busy delivering.
-                self._timer = threading.Timer(self.flush_seconds, self._flush_due)
-                self._timer.daemon = True
+                # A thread, not the event loop: counts also come from synchronous code, and the write must not
+                # wait for a loop that may be busy delivering.
+                self._timer = threading.Thread(target=self._flush_soon, name="usage-counts", daemon=True)
                 self._timer.start()
 
     async def count(self, platform: str, kind: str) -> None:
         """Count one call from async code."""
         self.count_now(platform, kind)
 
-    def _flush_due(self) -> None:
+    def _flush_soon(self) -> None:
+        # A relative sleep, not threading.Timer: a Timer waits for an absolute monotonic deadline, which a
+        # moved clock (libfaketime, as in the suite's run 400 days ahead) can put out of reach for good.
+        time.sleep(self.flush_seconds)
         with self._timer_lock:
-            self._timer = None
+            if self._timer is threading.current_thread():
+                self._timer = None
         self.flush()
 
     def flush(self) -> None:
@@ -74,7 +78,5 @@ class CallMeter:
     async def aclose(self) -> None:
         """On a clean stop: no timer left, every count written."""
         with self._timer_lock:
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+            self._timer = None  # a thread still asleep finds nothing left to write
         await anyio.to_thread.run_sync(self.flush)

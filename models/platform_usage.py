@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -49,15 +47,14 @@ def _upsert_adding(db: Engine, dialect: str) -> Any:
 
 class PendingCalls:
     """Calls counted in memory until `flush` writes them: one upsert row per (platform, month, kind), all in one
-    transaction. Thread-safe. Every live instance is flushed by `flush_pending_calls` (readers of the counts in
-    this process call it first) and at a clean interpreter exit."""
+    transaction. Thread-safe. Its owner flushes it (bot/usage.py `CallMeter`: within a second, before the
+    scheduler's budget check, and on a clean stop)."""
 
     def __init__(self, db: Engine) -> None:
         self.db = db
         self._counts: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # one flush at a time, so counts are written in the order taken
-        _LIVE.add(self)
 
     def add(self, *, platform: str, month: str, kind: str, calls: int = 1) -> None:
         key = (platform, month, kind[:64])
@@ -88,19 +85,6 @@ class PendingCalls:
                 raise
 
 
-_LIVE: weakref.WeakSet[PendingCalls] = weakref.WeakSet()
-
-
-def flush_pending_calls() -> None:
-    """Write every count this process holds in memory (a reader of the counts calls this first)."""
-    for pending in list(_LIVE):
-        try:
-            pending.flush()
-        except Exception:  # a count must never stop the reader; the counts stay for the next flush
-            log.warning("could not write %d counted platform calls", pending.pending(), exc_info=True)
-
-
-atexit.register(flush_pending_calls)
 
 
 def add_calls(db: Engine, *, platform: str, month: str, kind: str, calls: int) -> None:

@@ -44,13 +44,14 @@ class SchedulerService:
         lock: PostgresLeaderLock | FileLeaderLock | None = None,
         retry_seconds: float = 15.0,
         first_tick_after: float | None = None,
+        flush_counts: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.tz = ZoneInfo(config.timezone)
         self.clock = clock
         # APScheduler fires on the real clock, so job times come from it, never from a rehearsal clock.
         self.wall = SystemClock(self.tz)
-        self.ticker = Ticker(config=config, db=db, enqueue_push=enqueue_push)
+        self.ticker = Ticker(config=config, db=db, enqueue_push=enqueue_push, flush_counts=flush_counts)
         self.lock = lock or leader_lock_for(db, data_dir=data_dir)
         self.on_sent = on_sent
         self.retry_seconds = retry_seconds

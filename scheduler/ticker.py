@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -31,7 +31,7 @@ from models import queries_schedule
 from models.config import Config
 from models.ids import stored_id
 from models.outbox import PRIORITY_NORMAL, PRIORITY_URGENT
-from models.platform_usage import budgeted_calls, flush_pending_calls, month_of
+from models.platform_usage import budgeted_calls, month_of
 from models.queries_directory import campaign_ids, groups_by_id
 from models.push_groups import stored_groups
 from handlers.context import BuildingRef
@@ -89,10 +89,13 @@ class Ticker:
         lookback: timedelta = timedelta(days=7),
         materialize_every: timedelta = timedelta(minutes=10),
         batch: int = 100,
+        flush_counts: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self.enqueue_push = enqueue_push  # platform rendering lives in bot/, which hands it in
+        # Writes the platform calls this process counted in memory (bot/usage.py), so the budget check reads them.
+        self.flush_counts = flush_counts or (lambda: None)
         self.calendar = calendar or WorkCalendar.from_config(config)
         self.tz = self.calendar.tz
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -257,7 +260,7 @@ class Ticker:
         size = self.batch
         while True:
             failed: tuple[int, str, Exception] | None = None
-            flush_pending_calls()  # the budget check below reads the counts: this process's first, in their own commit
+            self.flush_counts()  # the budget check below reads the counts: this process's first, in their own commit
             with Session(self.db) as session:
                 rows = self._claim(session, now, excluded, size, kinds, state)
                 if not rows:

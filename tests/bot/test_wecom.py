@@ -35,7 +35,7 @@ from handlers.messages import Reply
 from models import outbox as outbox_store
 from bot.photo_retry import fetch_missing_photos
 from models.ledger import photo_path
-from models.platform_usage import flush_pending_calls, month_of, usage_of_month
+from models.platform_usage import month_of, usage_of_month
 from models.tables import (
     AttachmentFile,
     DuePush,
@@ -436,7 +436,7 @@ def test_echoed_user_text_cannot_link_mention_or_format(client: TestClient, fake
     notice = wait_for(lambda: fake.sent_to(WEBHOOK_KEY))[0].content  # type: ignore[index]
     assert notice.startswith("<@WangJianGuo> 请留意：已登记隐患") and notice.count("<@") == 1, notice
     engine = client.app.state.engine  # type: ignore[attr-defined]
-    flush_pending_calls()  # counted in memory: a reader in the process writes them first
+    client.app.state.wecom.ctx.meter.flush()  # type: ignore[attr-defined]  # counted in memory: written within a second
     with Session(engine.db) as session:  # both calls counted for the month (safetybot outbox --usage)
         usage = {(u.platform, u.kind): u.calls for u in usage_of_month(session, month_of(engine.now(), engine.config.tz))}
     assert usage == {("wecom", "response_url"): 1, ("wecom", "webhook_send"): 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine, create_engine
 from sqlmodel import Session
 
@@ -43,7 +44,7 @@ def test_calls_counted_in_memory_are_written_in_one_upsert_per_kind_and_kept_whe
 ) -> None:
     from sqlalchemy import event
 
-    from models.platform_usage import PendingCalls, flush_pending_calls
+    from models.platform_usage import PendingCalls
 
     upgrade(any_engine)
     pending = PendingCalls(any_engine)
@@ -56,7 +57,7 @@ def test_calls_counted_in_memory_are_written_in_one_upsert_per_kind_and_kept_whe
     listen = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(any_engine, "before_cursor_execute", listen)
     try:
-        flush_pending_calls()  # what a reader in this process calls first
+        pending.flush()  # what the owner (bot/usage.py CallMeter) does within a second
     finally:
         event.remove(any_engine, "before_cursor_execute", listen)
     assert len([s for s in statements if s.lstrip().upper().startswith("INSERT")]) <= 2  # an executemany of 2 rows
@@ -69,10 +70,12 @@ def test_calls_counted_in_memory_are_written_in_one_upsert_per_kind_and_kept_whe
     broken = PendingCalls(any_engine)
     broken.db = create_engine("sqlite:///file:/nonexistent/dir/x.db?mode=ro&uri=true")
     broken.add(platform="wecom", month="2026-12", kind="webhook_send", calls=2)
-    flush_pending_calls()  # logs the failure, writes the others
-    assert broken.pending() == 2
+    pending.flush()
+    with pytest.raises(Exception):
+        broken.flush()
+    assert broken.pending() == 2  # kept for the next flush
     broken.db = any_engine
-    flush_pending_calls()
+    broken.flush()
     with Session(any_engine) as session:
         assert [(u.kind, u.calls) for u in usage_of_month(session, "2026-12") if u.platform == "wecom"] == [
             ("webhook_send", 5)

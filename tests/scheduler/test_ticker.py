@@ -327,3 +327,12 @@ def test_a_major_alert_is_committed_before_a_digest_due_at_the_same_minute(
     assert "leader_digest:winter-2018:leaders:2018-11-30" in result.sent[1:]
     leaders = outbox(engine.db, "leaders")
     assert leaders[0].dedupe_key == "push:major_alert:1:leaders:0"  # stored (committed) first
+
+
+def test_counts_held_in_memory_are_written_before_pushes_are_sent(engine: Engine, chat: Chat, config: Config) -> None:
+    """The budget check reads the month's platform calls: the ticker first has the meters write what they hold."""
+    chat.say("zhang_wei", REPORT)
+    calls: list[str] = []
+    ticker = new_ticker(config, engine.db, flush_counts=lambda: calls.append("flushed"))
+    result = ticker.tick(at("2018-12-03 08:30"))
+    assert result.sent and calls  # sending the due pushes asked for the counts first

@@ -120,13 +120,17 @@ def _insert_children(
 ) -> int:
     added = 0
     for index, message in enumerate(messages, start=first):
-        row_id = _insert_new(connection, _new_row(
-            dedupe_key=f"{parent.dedupe_key}#{index}", platform=parent.platform, channel=message.channel,
-            robot=message.robot, group_id=parent.group_id, kind=message.kind, payload=dict(message.payload),
-            blob=message.blob, now=now, give_up_at=parent.give_up_at, priority=parent.priority,
-        ))
-        added += row_id is not None
+        added += _insert_new(connection, _child_row(parent, index, message, now)) is not None
     return added
+
+
+def _child_row(parent: OutboxMessage, index: int, message: QueuedMessage, now: datetime) -> dict[str, Any]:
+    """The values of a parent's message `<parent key>#<index>`: the parent's group, priority and give-up time."""
+    return _new_row(
+        dedupe_key=f"{parent.dedupe_key}#{index}", platform=parent.platform, channel=message.channel,
+        robot=message.robot, group_id=parent.group_id, kind=message.kind, payload=dict(message.payload),
+        blob=message.blob, now=now, give_up_at=parent.give_up_at, priority=parent.priority,
+    )
 
 
 _OUTBOX = table_of(OutboxMessage)
@@ -137,11 +141,11 @@ _SETTLE_SENT = (
     .values(state=OutboxState.SENT.value, sent_at=bindparam("b_at"), claimed_until=None,
             attempts=_OUTBOX.c.attempts + 1)
 )
-_SETTLE_FAILED = (
+_MARK_FAILED = (  # a settled row whose first message failed for good, and mark_failed
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("b_id"))
-    .values(state=OutboxState.FAILED.value, last_error=bindparam("b_error"), claimed_until=None,
-            attempts=_OUTBOX.c.attempts + 1)
+    .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=_OUTBOX.c.attempts + 1,
+            last_error=bindparam("b_error"))
 )
 
 
@@ -158,7 +162,7 @@ def settle_with_children(
         if sent:
             connection.execute(_SETTLE_SENT, {"b_id": parent.id, "b_at": now})
         else:
-            connection.execute(_SETTLE_FAILED, {"b_id": parent.id, "b_error": error[:2000]})
+            connection.execute(_MARK_FAILED, {"b_id": parent.id, "b_error": error[:2000]})
     return added
 
 
@@ -179,11 +183,7 @@ def settle_many(db: Engine, settled: Sequence[Settled]) -> None:
     if not settled:
         return
     children = [
-        _new_row(
-            dedupe_key=f"{item.parent.dedupe_key}#{index}", platform=item.parent.platform, channel=message.channel,
-            robot=message.robot, group_id=item.parent.group_id, kind=message.kind, payload=dict(message.payload),
-            blob=message.blob, now=item.at, give_up_at=item.parent.give_up_at, priority=item.parent.priority,
-        )
+        _child_row(item.parent, index, message, item.at)
         for item in settled for index, message in enumerate(item.messages, start=2)
     ]
     sent = [{"b_id": item.parent.id, "b_at": item.at} for item in settled if item.sent]
@@ -195,7 +195,7 @@ def settle_many(db: Engine, settled: Sequence[Settled]) -> None:
         if sent:
             connection.execute(_SETTLE_SENT, sent)
         if failed:
-            connection.execute(_SETTLE_FAILED, failed)
+            connection.execute(_MARK_FAILED, failed)
 
 
 def _candidates_statement(skipping: bool) -> Any:
@@ -316,12 +316,6 @@ def _retry_statement(counts: bool) -> Any:
 
 # Built once: the sender's retries are one UPDATE each, no ORM get and flush.
 _MARK_RETRY = {counts: _retry_statement(counts) for counts in (True, False)}
-_MARK_FAILED = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("b_id"))
-    .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=_OUTBOX.c.attempts + 1,
-            last_error=bindparam("b_error"))
-)
 
 
 def mark_retry(db: Engine, row_id: int, *, now: datetime, next_attempt_at: datetime, error: str, counts: bool = True) -> None:
@@ -338,13 +332,18 @@ def mark_failed(db: Engine, row_id: int, *, error: str) -> None:
 def hand_back(db: Engine, ids: Sequence[int], *, next_attempt_at: datetime, error: str) -> None:
     """Rows claimed but not tried (their attempts do not count): pending again from `next_attempt_at`, in one
     statement."""
+    update_pending(db, ids, claimed_until=None, next_attempt_at=next_attempt_at, last_error=error[:2000])
+
+
+def update_pending(db: Engine, ids: Sequence[int], **values: Any) -> None:
+    """Set `values` on those of the rows `ids` still pending (one sent or failed meanwhile is left alone), in one
+    statement and transaction."""
     if not ids:
         return
     with db.begin() as connection:
         connection.execute(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(list(ids)), _OUTBOX.c.state == OutboxState.PENDING.value)
-            .values(claimed_until=None, next_attempt_at=next_attempt_at, last_error=error[:2000])
+            update(_OUTBOX).where(_OUTBOX.c.id.in_(list(ids)), _OUTBOX.c.state == OutboxState.PENDING.value)
+            .values(**values)
         )
 
 

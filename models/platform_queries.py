@@ -173,34 +173,19 @@ def take_companions(
 
 def release(db: Engine, ids: Sequence[int]) -> None:
     """Hand leased rows back (not tried: their attempts do not count)."""
-    if not ids:
-        return
-    with db.begin() as connection:
-        connection.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
-            .values(claimed_until=None)
-        )
+    outbox_store.update_pending(db, ids, claimed_until=None)
 
 
 def mark_sent_together(db: Engine, ids: Sequence[int], *, now: datetime) -> None:
     """Mark the rows one message carried as sent, in one transaction."""
-    with db.begin() as connection:
-        connection.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
-            .values(state=OutboxState.SENT.value, sent_at=now, claimed_until=None, attempts=OutboxMessage.attempts + 1)
-        )
+    outbox_store.update_pending(
+        db, ids, state=OutboxState.SENT.value, sent_at=now, claimed_until=None, attempts=OutboxMessage.attempts + 1
+    )
 
 
 def fail_together(db: Engine, ids: Sequence[int], *, error: str) -> None:
     """Mark the rows a refused message carried as failed with its reason, in one transaction."""
-    if not ids:
-        return
-    with db.begin() as connection:
-        connection.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.state) == OutboxState.PENDING.value)
-            .values(state=OutboxState.FAILED.value, claimed_until=None, attempts=OutboxMessage.attempts + 1,
-                    last_error=error[:2000])
-        )
+    outbox_store.update_pending(
+        db, ids, state=OutboxState.FAILED.value, claimed_until=None, attempts=OutboxMessage.attempts + 1,
+        last_error=error[:2000],
+    )

@@ -315,10 +315,14 @@ def test_rendering_after_a_directory_change_uses_a_directory_at_least_as_new_as_
         assert harness.drain() == 2  # with the first answer's @-notice
         assert "请王建华留意" in fake.responses[-1]["markdown"]["content"]
         assert not [s for s in statements if "directory_version" in s or re.search(r"FROM person\b", s)], statements
+        # This answer's own @-notice went along with the first one's when its row was queued before that notice
+        # was sent (they share the webhook); else it goes now. Either way nothing is left for the next step.
+        assert harness.drain() in (0, 1) and harness.drain() == 0
+        assert not [row for row in harness.rows() if row.state == "pending"]
         # A row queued before rows carried the version: the version is read, as before.
         _answer_row(harness, fake, "queued-before-the-upgrade", None)
         statements.clear()
-        assert harness.drain() == 2
+        assert harness.drain() == 1
         assert len([s for s in statements if "directory_version" in s]) == 1
     finally:
         event.remove(harness.db, "before_cursor_execute", seen)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, bindparam, case, cast, func, literal, or_, update
+from sqlalchemy import Connection, Engine, String, bindparam, case, cast, func, literal, literal_column, or_, update
 from sqlmodel import Session, select
 from sqlmodel import col
 
@@ -134,6 +134,9 @@ def _child_row(parent: OutboxMessage, index: int, message: QueuedMessage, now: d
 
 
 _OUTBOX = table_of(OutboxMessage)
+# `state = 'pending'` with the value written out, not bound: then even a prepared statement's generic plan
+# implies the predicate of the partial index `ix_outbox_pending` and reads only the rows still to send.
+PENDING_ONLY = _OUTBOX.c.state == literal_column(f"'{OutboxState.PENDING.value}'")
 # Unconditional, as mark_sent / mark_failed: the first message's outcome is what it is.
 _SETTLE_SENT = (
     update(_OUTBOX)
@@ -201,7 +204,7 @@ def settle_many(db: Engine, settled: Sequence[Settled]) -> None:
 def _candidates_statement(skipping: bool) -> Any:
     t = _OUTBOX.c
     due = [
-        t.state == OutboxState.PENDING.value,
+        PENDING_ONLY,
         t.next_attempt_at <= bindparam("b_now", type_=t.next_attempt_at.type),
         or_(t.claimed_until.is_(None), t.claimed_until < bindparam("b_now", type_=t.claimed_until.type)),
     ]

@@ -147,7 +147,7 @@ def take_companions(
         ids = list(connection.execute(
             select(OutboxMessage.id)
             .where(
-                col(OutboxMessage.state) == OutboxState.PENDING.value,
+                outbox_store.PENDING_ONLY,
                 col(OutboxMessage.robot) == leader.robot,
                 col(OutboxMessage.channel) == leader.channel,
                 col(OutboxMessage.kind) == leader.kind,

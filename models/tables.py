@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column, Connection, DateTime, Index, LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint, event,
     inspect,
 )
+from sqlalchemy import text as sql_text  # `text` is a column name in several tables
 from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
@@ -382,7 +383,11 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("dedupe_key"),
-        Index("ix_outbox_state_next", "state", "next_attempt_at"),
+        # Only the rows still to send: the sender's queries read these and nothing of the sent history, however
+        # long it grows. They compare `state` with a literal 'pending' (models.outbox.PENDING_ONLY), since a
+        # prepared statement's generic plan may use a partial index only when its query implies the predicate.
+        Index("ix_outbox_pending", "robot", "next_attempt_at", postgresql_where=sql_text("state = 'pending'"),
+              sqlite_where=sql_text("state = 'pending'")),
         # A WeCom callback finds the reply held for its passive answer by its robot (wecom:stream:<id>).
         Index("ix_outbox_robot", "robot"),
     )

@@ -224,3 +224,73 @@ def test_rows_settled_together_queue_their_children_once_in_one_transaction(any_
     assert (child.state, child.kind, child.priority, child.give_up_at) == (
         "pending", "notice", store.PRIORITY_URGENT, rows["reply:wecom:s0"].give_up_at)
     assert rows["reply:wecom:s1#3"].kind == "markdown" and json.loads(rows["reply:wecom:s1#3"].payload) == {"content": "续"}
+
+
+def _plans(db: Engine, calls: "list[tuple[str, object]]") -> list[str]:
+    """The plans of captured SELECTs as the server runs them again and again: on PostgreSQL a prepared statement's
+    generic plan (which knows no parameter's value), on SQLite the plan of the statement with its parameters."""
+    import re
+
+    plans = []
+    with db.connect() as connection:
+        if db.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        for number, (statement, parameters) in enumerate(calls):
+            if db.dialect.name == "sqlite":
+                rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()  # type: ignore[arg-type]
+                plans.append("\n".join(str(row[-1]) for row in rows))
+                continue
+            names: list[str] = []
+
+            def numbered(match: "re.Match[str]") -> str:
+                if match.group(1) not in names:
+                    names.append(match.group(1))
+                return f"${names.index(match.group(1)) + 1}"
+
+            numbered_statement = re.sub(r"%\((\w+)\)s", numbered, statement)
+            connection.exec_driver_sql(f"PREPARE plan_{number} AS {numbered_statement}")
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            import psycopg
+
+            with psycopg.ClientCursor(raw) as cursor:  # type: ignore[arg-type]  # literal arguments for EXECUTE
+                values = parameters if isinstance(parameters, dict) else {}
+                cursor.execute(f"EXPLAIN EXECUTE plan_{number}({', '.join(['%s'] * len(names))})",
+                               [values[name] for name in names])
+                plans.append("\n".join(str(row[0]) for row in cursor.fetchall()))
+    return plans
+
+
+def test_the_senders_queries_read_only_the_rows_still_to_send_however_long_the_history(any_engine: Engine) -> None:
+    from sqlalchemy import text
+
+    from models.platform_queries import take_companions
+
+    upgrade(any_engine)
+    # A year of a school's webhook: thousands of @-notices sent, two waiting.
+    with any_engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO outbox (dedupe_key, platform, channel, robot, kind, payload, state, priority, attempts,"
+            " created_at, next_attempt_at, give_up_at, last_error)"
+            " VALUES (:key, 'wecom', 'wecom_webhook', 'wecom:webhook:g', 'notice', '{}', :state, 0, 1, :at, :at, :at, '')"
+        ), [{"key": f"notice-{n}", "state": "sent" if n < 3000 else "pending", "at": T0} for n in range(3002)])
+        connection.execute(text("ANALYZE outbox"))
+    with Session(any_engine) as session:
+        leader = session.get(OutboxMessage, 3001)
+    assert leader is not None and leader.state == "pending"
+    calls: list[tuple[str, object]] = []
+
+    def seen(conn: object, cursor: object, statement: str, parameters: object, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            calls.append((statement, parameters))
+
+    event.listen(any_engine, "before_cursor_execute", seen)
+    try:
+        assert len(store.due_candidates(any_engine, now=T0, limit=200, per_robot=20)) == 2
+        assert [row.id for row in take_companions(any_engine, leader, now=T0, lease=timedelta(minutes=2)) or []] == [3002]
+    finally:
+        event.remove(any_engine, "before_cursor_execute", seen)
+    plans = _plans(any_engine, calls)
+    assert len(plans) == 2
+    for plan in plans:
+        assert "ix_outbox_pending" in plan, plan

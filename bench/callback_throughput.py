@@ -308,7 +308,33 @@ def warm_up(url: str, platform: Platform, count: int, concurrency: int) -> None:
     asyncio.run(fire(url, platform.prepare(count, "warm"), concurrency, platform.path))
 
 
+def add_outbox_history(db_url: str, rows: int) -> None:
+    """Migrate, then store `rows` messages already sent (replies and @-notices of the bench's group, half each),
+    as a bot that has served its schools for a while has: the sender's queries must not read them."""
+    from models.db import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        at = "2026-01-05T08:00:00+08:00"
+        batch = 10_000
+        with engine.begin() as connection:
+            for start in range(0, rows, batch):
+                connection.execute(text(
+                    "INSERT INTO outbox (dedupe_key, platform, channel, robot, kind, payload, state, priority, attempts,"
+                    " created_at, next_attempt_at, sent_at, give_up_at, last_error)"
+                    " VALUES (:key, 'wecom', :channel, :robot, :kind, '{}', 'sent', 0, 1, :at, :at, :at, :at, '')"
+                ), [{"key": f"history:{n}", "at": at,
+                     **({"channel": "wecom_webhook", "robot": "wecom:webhook:wecom-staff", "kind": "notice"} if n % 2
+                        else {"channel": "wecom_response_url", "robot": f"wecom:aibot:aibot:{CHAT}", "kind": "markdown"})}
+                    for n in range(start, min(rows, start + batch))])
+    finally:
+        engine.dispose()
+
+
 def measure_bot(name: str, db_url: str, platform: Platform, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    if args.outbox_history:
+        add_outbox_history(db_url, args.outbox_history)
     url, process, log_path = start_bot(tmp, platform, db_url, args)
     try:
         before = platform.replies()
@@ -404,6 +430,8 @@ def main() -> int:
     parser.add_argument("--handler-processes", type=int, default=1, help="[server] handler_processes (0: in the web process)")
     parser.add_argument("--only", choices=["bare", "sqlite", "postgres"], action="append")
     parser.add_argument("--platform", choices=["wecom", "dingtalk"], default="wecom")
+    parser.add_argument("--outbox-history", type=int, default=0, metavar="N",
+                        help="start with N messages already sent in the outbox (a bot that has run for a while)")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:

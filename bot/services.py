@@ -55,15 +55,21 @@ class Services:
     platforms: tuple[Platform, ...]
     wecom: WeComPlatform
     dingtalk: DingTalkPlatform
+    owns_db: bool = False  # the database engine was opened here (not lent by the caller)
 
     async def aclose(self) -> None:
-        """Close the network clients and write the platform calls counted in memory (the database engine stays:
-        callers may share it)."""
+        """Close the network clients, write the platform calls counted in memory, and close the pooled database
+        connections when the engine was opened here (a lent one stays as it is: its owner may go on using it)."""
         await self.wecom.ctx.meter.aclose()
         await self.dingtalk.ctx.meter.aclose()
         await self.runtime.http.aclose()
         if self.runtime.shared is not None:
             await self.runtime.shared.aclose()
+        # Disposing closes the pooled connections; the engines stay usable (a later use opens new ones).
+        if self.engine.journal is not self.engine.db:
+            self.engine.journal.dispose()  # the recorder's own connections (SQLite), opened by this Engine
+        if self.owns_db:
+            self.engine.db.dispose()
 
 
 def build_pushes(config: Config) -> Pushes:
@@ -132,6 +138,7 @@ def build_services(
     its clock).
     """
     secrets = secrets if secrets is not None else Secrets()
+    engine_lent = engine
     clock = clock or (engine.clock if engine is not None else SystemClock(config.tz))
     db = engine.db if engine is not None else make_engine(config.database.url)
     data_dir = engine.data_dir if engine is not None else Path(config.server.data_dir)
@@ -174,4 +181,5 @@ def build_services(
     return Services(
         config=config, secrets=secrets, engine=engine, sender=sender, runtime=runtime, scheduler=scheduler,
         pushes=pushes, platforms=platforms, wecom=wecom_platform, dingtalk=dingtalk_platform,
+        owns_db=engine_lent is None,
     )

@@ -70,3 +70,44 @@ def test_a_handler_process_builds_no_web_app() -> None:
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
     assert result.stdout.strip() == "False"
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc to list this process's open files")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(str(fd.readlink()))
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+    return [target for target in targets if target.startswith(str(folder))]
+
+
+def test_closing_the_services_closes_the_database_files_they_opened_but_not_a_lent_engine(config_path: Path) -> None:
+    from sqlalchemy import text
+
+    from bot.app import build_engine
+
+    config = load_config(config_path)
+    folder = Path(config.database.url.removeprefix("sqlite:///")).parent
+    built = build_services(config, Secrets(environ={}), campaign_clock())
+    built.engine.start()  # migrates and syncs: the database file and the recorder's own connection are opened
+    with built.engine.journal.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    assert _open_files_under(folder)
+    anyio.run(built.aclose)
+    assert _open_files_under(folder) == []
+    with built.engine.db.connect() as connection:  # still usable after closing: it opens a new connection
+        assert connection.execute(text("SELECT count(*) FROM person")).scalar_one() > 0
+
+    lent = build_engine(config, clock=campaign_clock())
+    services = build_services(config, Secrets(environ={}), engine=lent)
+    with lent.db.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    anyio.run(services.aclose)
+    assert not services.owns_db
+    assert lent.db.pool.checkedin() == 1  # the lender's pooled connection is left to the lender
+    lent.db.dispose()
+    built.engine.db.dispose()

@@ -99,7 +99,8 @@ class PageActions:
         if person is None:
             return ('<section class="acts"><p>你已登录，但你的账号不在机器人的通讯录里，只能查看这条隐患。'
                     "如需操作，请联系学校管理员把你加入通讯录。</p></section>")
-        buttons = page_buttons(session, person, found.hazard, hazard_ref(session, found.hazard))
+        buttons = page_buttons(session, person, found.hazard, hazard_ref(session, found.hazard),
+                               verify_by_other=self.engine.policy.verify_by_other)
         head = f'<h2>操作</h2><p class="muted">已登录：{escape(person.name)}</p>'
         if not buttons:
             return (f'<section class="acts">{head}<p>这条隐患现在没有需要你做的操作。</p></section>')

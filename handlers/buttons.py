@@ -48,12 +48,19 @@ PAGE_FIELDS: dict[str, tuple[str, str, bool]] = {
 }
 
 
-def page_buttons(session: Session, person: PersonRow, hazard: Hazard, ref: str) -> tuple[Button, ...]:
+def page_buttons(
+    session: Session, person: PersonRow, hazard: Hazard, ref: str, *, verify_by_other: bool = True
+) -> tuple[Button, ...]:
     """The buttons a signed-in viewer of a hazard's page may use in its state: the commands the cards offer,
     left out where the permission checks would refuse them outright (those checks still decide)."""
     buttons: list[Button] = []
-    # 销号 of one's own task or fix is refused when another must verify (policy.verify_by_other), unless a leader.
-    own = permissions.fixed_it(person, hazard, None) and not permissions.can_override(person)
+    # 销号 of one's own task or fix is refused when another must verify (policy.verify_by_other), unless a leader:
+    # the same rule as the command's (handlers.lifecycle), whoever reported the fix.
+    own = (
+        verify_by_other
+        and permissions.fixed_it(person, hazard, permissions.rectifier_of(session, hazard))
+        and not permissions.can_override(person)
+    )
     if hazard.status == HazardStatus.RECTIFYING.value:
         if permissions.can_rectify(session, person, hazard):
             buttons += [Button("整改", f"整改 {ref}"), Button("进展", f"进展 {ref}")]

@@ -15,7 +15,7 @@ from handlers.messages import Reply
 from handlers.numbers import find_hazard, hazard_label
 from handlers.photos import attach_pending_photos, has_pending_photos, pending_note, photo_note, store_attachments
 from models.ids import stored_id
-from models.ledger import hazard_events, record_event
+from models.ledger import record_event
 from models.queries_ledger import has_fix_photo
 from models.tables import Hazard, HazardStatus, PersonRow
 
@@ -62,10 +62,7 @@ def _name(context: Context, person_id: str | None) -> str | None:
 
 def _rectifier_id(context: Context, hazard: Hazard) -> str | None:
     """Who reported the fix now awaiting verification (None while still 整改中)."""
-    if hazard.status != RECTIFIED:
-        return None
-    rectify_events = [e for e in hazard_events(context.session, stored_id(hazard)) if e.action == "rectify"]
-    return rectify_events[-1].actor_id if rectify_events else None
+    return permissions.rectifier_of(context.session, hazard)
 
 
 def handle_rectify(command: Command, context: Context) -> list[Reply]:

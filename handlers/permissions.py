@@ -13,7 +13,8 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from handlers.context import Context
-from models.ledger import descendants, school_of
+from models.ids import stored_id
+from models.ledger import descendants, hazard_events, school_of
 from models.tables import Hazard, HazardStatus, PersonRow, UnitRow
 
 VERIFIER_ROLES = frozenset({"unit_head", "safety_officer", "leader", "admin"})
@@ -106,6 +107,14 @@ def can_close_unrectified(session: Session, person: PersonRow, hazard: Hazard) -
 def fixed_it(person: PersonRow, hazard: Hazard, rectifier_id: str | None) -> bool:
     """Whether the person reported the fix or answers for it (责任人): they may not verify it themselves."""
     return person.id in (hazard.responsible_id, rectifier_id)
+
+
+def rectifier_of(session: Session, hazard: Hazard) -> str | None:
+    """Who reported the fix now awaiting verification (None while still 整改中)."""
+    if hazard.status != HazardStatus.RECTIFIED.value:
+        return None
+    rectify_events = [e for e in hazard_events(session, stored_id(hazard)) if e.action == "rectify"]
+    return rectify_events[-1].actor_id if rectify_events else None
 
 
 def can_override(person: PersonRow) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from handlers.buttons import hazard_buttons, overdue_buttons
 from handlers.messages import Button
-from tests.school import REPORT, Chat
+from tests.school import REPORT, START, Chat, make_config, start_engine
 
 
 def _buttons(chat: Chat) -> list[tuple[str, str]]:
@@ -37,7 +39,7 @@ def test_several_overdue_items_name_their_numbers_and_stop_at_six_buttons() -> N
     assert hazard_buttons("城南小学#12")[0] == Button("整改", "整改 城南小学#12")
 
 
-def _page(chat: Chat, person_id: str) -> list[str]:
+def _page(chat: Chat, person_id: str, *, verify_by_other: bool = True) -> list[str]:
     from handlers.buttons import page_buttons
     from models.tables import Hazard, PersonRow
 
@@ -45,7 +47,7 @@ def _page(chat: Chat, person_id: str) -> list[str]:
         hazard = session.get(Hazard, 1)
         person = session.get(PersonRow, person_id)
         assert hazard is not None and person is not None
-        return [b.label for b in page_buttons(session, person, hazard, "#1")]
+        return [b.label for b in page_buttons(session, person, hazard, "#1", verify_by_other=verify_by_other)]
 
 
 def test_the_hazard_page_offers_each_person_the_buttons_their_role_and_the_state_allow(chat: Chat) -> None:
@@ -60,3 +62,23 @@ def test_the_hazard_page_offers_each_person_the_buttons_their_role_and_the_state
     assert _page(chat, "li_na")[:2] == ["验收销号", "退回"]
     assert "销号" in chat.say("li_na", "销号 #1")
     assert _page(chat, "li_na") == [] and _page(chat, "zhang_wei") == []
+
+
+def test_the_page_offers_verification_by_the_same_rule_as_the_command(chat: Chat, tmp_path: Path) -> None:
+    chat.say("zhang_wei", REPORT)
+    chat.say("zhang_wei", "整改 #1 已清理通道")  # the finder reported the fix himself: someone else verifies it
+    assert "验收销号" not in _page(chat, "zhang_wei")
+    assert "不能自己验收销号" in chat.say("zhang_wei", "销号 #1")  # what the button would have led to
+    assert "验收销号" not in _page(chat, "wang_jianguo")  # he answers for it
+    assert _page(chat, "li_na")[:2] == ["验收销号", "退回"]
+
+    # A school that lets whoever fixed it verify it: the command allows it, so the page offers it.
+    engine = start_engine(make_config(policy={"verify_by_other": False}), tmp_path / "self")
+    try:
+        own = Chat(engine, START)
+        own.say("zhang_wei", REPORT)
+        own.say("wang_jianguo", "整改 #1 已清理通道")
+        assert _page(own, "wang_jianguo", verify_by_other=False)[:2] == ["验收销号", "退回"]
+        assert "已销号" in own.say("wang_jianguo", "销号 #1")
+    finally:
+        engine.db.dispose()

@@ -60,11 +60,6 @@ def _name(context: Context, person_id: str | None) -> str | None:
     return person.name if person else None
 
 
-def _rectifier_id(context: Context, hazard: Hazard) -> str | None:
-    """Who reported the fix now awaiting verification (None while still 整改中)."""
-    return permissions.rectifier_of(context.session, hazard)
-
-
 def handle_rectify(command: Command, context: Context) -> list[Reply]:
     """整改 #N 说明: the fix is done; wait for verification."""
     hazard = _load(command, context)
@@ -149,7 +144,7 @@ def handle_close(command: Command, context: Context) -> list[Reply]:
         return [Reply(
             f"隐患 {label} 还没有报整改。请责任人整改后发「整改 {label} 说明」，再来销号。"
         )]
-    rectifier_id = _rectifier_id(context, hazard)
+    rectifier_id = permissions.rectifier_of(session, hazard)
     skipped = _skipped_checks(context, hazard, rectifier_id)
     if skipped and not permissions.can_override(person):
         return [_refuse_close(context, hazard, rectifier_id, skipped[0])]

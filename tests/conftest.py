@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import tomllib
+import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from models.clock import SystemClock
+from models.db import make_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = REPO_ROOT / "config.example.toml"
@@ -26,6 +33,37 @@ CAMPAIGN_NOW = "2026-12-07T10:00+08:00"
 def campaign_clock() -> SystemClock:
     """A running clock that starts at CAMPAIGN_NOW (timeouts and backoff still move at the wall clock's pace)."""
     return SystemClock.starting_at(datetime.fromisoformat(CAMPAIGN_NOW))
+
+
+@dataclass(frozen=True)
+class PostgresSchema:
+    """A throw-away schema on the test server: `base` is TEST_DATABASE_URL, `url` the same server using the schema."""
+
+    base: str
+    name: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}{'&' if '?' in self.base else '?'}options=-csearch_path%3D{self.name}"
+
+
+@contextmanager
+def fresh_postgres_schema(prefix: str = "t") -> Iterator[PostgresSchema]:
+    """A fresh PostgreSQL schema, dropped with all it holds afterwards; skips the test without TEST_DATABASE_URL."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
+    schema = PostgresSchema(base, f"{prefix}_{uuid.uuid4().hex[:12]}")
+    admin = make_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema.name}"'))
+    try:
+        yield schema
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema.name}" CASCADE'))
+        admin.dispose()
+
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(#.*)?$")
 

@@ -38,7 +38,7 @@ from sqlalchemy import Engine, text
 
 from models.db import make_engine
 from tests.bot.test_wecom import AES_KEY, CHAT, SECRET_ENV, TOKEN, WEBHOOK_KEY, ROBOT_WEBHOOK_KEY, wecom_toml
-from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, REPO_ROOT, with_local_storage
+from tests.conftest import CAMPAIGN_NOW, EXAMPLE_CONFIG, REPO_ROOT, fresh_postgres_schema, with_local_storage
 from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text
 
 pytestmark = pytest.mark.crash
@@ -179,20 +179,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         yield url, engine
         engine.dispose()
         return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
-    schema = f"crash_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    yield url, engine
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_postgres_schema("crash") as schema:
+        engine = make_engine(schema.url)
+        yield schema.url, engine
+        engine.dispose()
 
 
 def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]

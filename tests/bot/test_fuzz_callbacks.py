@@ -11,13 +11,11 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import os
 import re
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +23,6 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from bot.app import create_app
@@ -40,9 +37,9 @@ from models.db import make_engine
 from models.tables import InboundMessage, OutboxMessage
 from tests.bot.test_dingtalk import APP_SECRET, ENV as DT_ENV, dingtalk_toml
 from tests.bot.test_wecom import AES_KEY, CHAT, SECRET_ENV, TOKEN, wecom_toml
-from tests.conftest import EXAMPLE_CONFIG, campaign_clock, with_local_storage
+from tests.conftest import EXAMPLE_CONFIG, campaign_clock, fresh_postgres_schema, with_local_storage
 from tests.fakes.dingtalk_server import FakeDingTalk, callback_headers, robot_message
-from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text, sign
+from tests.fakes.wecom_server import FakeWeCom, callback_query, encrypt_text
 from tests.school import START, make_config
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -123,17 +120,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('fuzz-db') / 'fuzz.db'}"
         return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
-    schema = f"fuzz_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_postgres_schema("fuzz") as schema:
+        yield schema.url
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,26 +14,16 @@ from bot.maintenance import maintenance_service, run_round, say_if_autovacuum_is
 from models.db import make_engine
 from models.maintenance import autovacuum_is_off
 from models.tables import metadata
-from tests.conftest import EXAMPLE_CONFIG, with_local_storage
+from tests.conftest import EXAMPLE_CONFIG, fresh_postgres_schema, with_local_storage
 
 
 @pytest.fixture
 def postgres_schema() -> Iterator[tuple[str, Engine]]:
     """A fresh schema: the URL that uses it, and an engine on it."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    yield url, engine
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_postgres_schema() as schema:
+        engine = make_engine(schema.url)
+        yield schema.url, engine
+        engine.dispose()
 
 
 def test_check_config_says_when_the_bot_will_vacuum_its_own_tables(

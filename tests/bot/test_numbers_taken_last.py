@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from handlers.messages import Attachment, Inbound
 from models.clock import FixedClock
 from models.db import PING_AFTER_IDLE_SECONDS, make_engine
 from models.tables import AttachmentFile, Hazard
+from tests.conftest import fresh_postgres_schema
 from tests.school import START, make_config
 
 BOOM = "boom"  # the message id whose handling the database refuses (see _refuse_boom)
@@ -40,17 +40,8 @@ def message(msg_id: str, n: int, *, group: str = "staff", sender: str = "zhang_w
 @pytest.fixture
 def postgres_url() -> Iterator[tuple[str, str]]:
     """A fresh schema: (URL, schema), the connections named after the schema (to find their backends)."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests need a server; CI sets it)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield url, schema
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_postgres_schema() as schema:
+        yield schema.base, schema.name
 
 
 def _db(
